@@ -1,0 +1,43 @@
+//! Command-line interface: argument definitions here, one file per subcommand.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod check;
+
+#[derive(Debug, Parser)]
+#[command(name = "splitbrain", version, about = "Jepsen-style fault injection and linearizability checking")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check histories for linearizability (ours, Jepsen EDN, Jepsen log lines).
+    Check(check::CheckArgs),
+}
+
+/// Parses the command line, runs the subcommand, maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => crate::exit::USAGE,
+            });
+        }
+    };
+    let outcome = match cli.command {
+        Command::Check(args) => check::run(args),
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("splitbrain: error: {e:#}");
+            ExitCode::from(crate::exit::SOFTWARE)
+        }
+    }
+}

@@ -5,7 +5,30 @@
 //! * [`cli`] — one file per subcommand; the binary only calls [`cli::main`].
 //! * [`system`] — the systems under test: how to start their nodes and talk to them.
 //! * [`exit`] — exit codes.
+//! * [`campaign`] — campaign files (the one YAML loader).
+//! * [`workload`] — the operation generator (Jepsen's independent-keys shape).
+//! * [`recorder`] — the history, streamed to disk as it happens.
+//! * [`cluster`] — a deployed system: network, supervised nodes, clients.
+//! * [`run`] — one run end to end; [`summary`] and [`results`] — what it leaves behind.
 
 pub mod cli;
 pub mod exit;
 pub mod system;
+
+// Running campaigns.
+pub mod campaign;
+pub mod cluster;
+pub mod recorder;
+pub mod results;
+pub mod run;
+pub mod summary;
+pub mod workload;
+
+// The OS layer: network namespaces, topology, cgroups, node supervision, cleanup, probes.
+pub mod capability;
+pub mod cgroup;
+pub mod cleanup;
+pub mod doctor;
+pub mod netns;
+pub mod node;
+pub mod topology;

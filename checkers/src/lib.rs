@@ -8,13 +8,17 @@
 //! * [`models`] — sequential specifications: register, cas-register, kv, kv-append, mutex,
 //!   set, FIFO queue.
 //! * [`linearizability`] — the Wing–Gong/Lowe search with memoisation, per key, in parallel.
+//! * [`generate`] — synthetic, linearizable-by-construction register histories for tests
+//!   and benchmarks.
 //! * [`verdict`] — verdicts as data: valid, invalid with a counterexample, unknown with a
 //!   cause.
 
 pub mod formats;
+pub mod generate;
 pub mod history;
 pub mod linearizability;
 pub mod models;
+pub mod set_checker;
 pub mod verdict;
 
 pub use history::{Event, EventType, History, Process, Value};

@@ -4,6 +4,9 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod check;
+mod cleanup;
+mod doctor;
+mod run;
 
 #[derive(Debug, Parser)]
 #[command(name = "splitbrain", version, about = "Jepsen-style fault injection and linearizability checking")]
@@ -16,6 +19,12 @@ pub struct Cli {
 pub enum Command {
     /// Check histories for linearizability (ours, Jepsen EDN, Jepsen log lines).
     Check(check::CheckArgs),
+    /// Run a campaign: start the cluster, drive clients, inject faults, check the history.
+    Run(run::RunArgs),
+    /// Show which capabilities (privileges, kernel features, tools) this machine has.
+    Doctor(doctor::DoctorArgs),
+    /// Remove what crashed runs left behind: namespaces, cgroups and their processes.
+    Cleanup(cleanup::CleanupArgs),
 }
 
 /// Parses the command line, runs the subcommand, maps errors to exit codes.
@@ -32,6 +41,9 @@ pub fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Run(args) => run::run_command(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Cleanup(args) => cleanup::run(args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

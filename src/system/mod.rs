@@ -5,6 +5,10 @@
 //! speak the harness's small operation vocabulary ([`Request`] → [`Outcome`]); each system
 //! maps it onto its own protocol.
 
+pub mod command;
+pub mod etcd;
+pub mod in_memory;
+
 use splitbrain_checkers::Value;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};

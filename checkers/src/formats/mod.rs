@@ -1,1 +1,461 @@
 //! Readers and writers of histories.
+//!
+//! Three formats are read, each into the same [`History`]:
+//!
+//! * [`jsonl`] — splitbrain's own JSON Lines, one event per line (also written);
+//! * [`edn`] — Jepsen's EDN: one op map per line (Jepsen, Porcupine's kv files), tagged
+//!   records (`#jepsen.history.Op{…}`, Jepsen 0.3), or one vector of op maps (Knossos' data
+//!   files) (also written);
+//! * [`jepsen_log`] — the `INFO  jepsen.util - <process> <type> <f> <value>` lines of
+//!   Jepsen's logs, as in Porcupine's etcd corpus.
+//!
+//! [`read_file`] detects the format from the content unless told, applies Jepsen's
+//! *independent* tuples (`[key value]` values → keyed events) when asked or when the history
+//! unambiguously uses them, and renumbers event indexes densely in file order. Malformed
+//! input is a [`ReadError`] naming the file, the 1-based line, the field and what was
+//! expected; an unfinished last line (a recorder that crashed mid-write) is dropped with a
+//! warning instead.
+
+pub mod edn;
+pub mod jepsen_log;
+pub mod jsonl;
+
+use crate::history::{Event, EventType, History, Process, Value};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// A history file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// splitbrain's JSON Lines.
+    Jsonl,
+    /// Jepsen EDN (op maps, tagged records, or a vector of op maps).
+    Edn,
+    /// Jepsen log lines (`INFO  jepsen.util - …`).
+    JepsenLog,
+}
+
+impl Format {
+    pub const ALL: [Format; 3] = [Format::Jsonl, Format::Edn, Format::JepsenLog];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Edn => "edn",
+            Format::JepsenLog => "jepsen-log",
+        }
+    }
+
+    /// Guesses the format from the content: JSON object on the first line → jsonl; `{`, `[`,
+    /// `(`, `#` or `;` first → EDN; a `jepsen.util -` line → Jepsen log. `None` when none
+    /// applies (including an empty input).
+    pub fn detect(data: &[u8]) -> Option<Format> {
+        let start = data.iter().position(|b| !b.is_ascii_whitespace())?;
+        let rest = &data[start..];
+        match rest[0] {
+            b'{' => {
+                let line_end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                let first_line = &rest[..line_end];
+                if serde_json::from_slice::<serde::de::IgnoredAny>(first_line).is_ok() {
+                    Some(Format::Jsonl)
+                } else {
+                    Some(Format::Edn)
+                }
+            }
+            b'[' | b'(' | b'#' | b';' => Some(Format::Edn),
+            _ if memchr::memmem::find(data, jepsen_log::MARKER.as_bytes()).is_some() => {
+                Some(Format::JepsenLog)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
+                format!("unknown format `{s}`; expected one of: {}", names.join(", "))
+            })
+    }
+}
+
+/// How to treat Jepsen's independent tuples (`:value [key value]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Independent {
+    /// Split tuples only when the history unambiguously uses them (EDN and log formats):
+    /// every client invocation's value is a 2-vector, and every cas's inner value is itself
+    /// a 2-vector. Our JSONL has real keys and is never split automatically.
+    #[default]
+    Auto,
+    /// Every client invocation's value must be a `[key value]` tuple.
+    Force,
+    /// Never split.
+    Off,
+}
+
+/// How to read a history.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// `None` detects the format from the content.
+    pub format: Option<Format>,
+    pub independent: Independent,
+}
+
+/// A history as read, with what the reader noticed along the way.
+#[derive(Debug, Clone)]
+pub struct ReadOutput {
+    pub history: History,
+    /// The format that was read (detected or forced).
+    pub format: Format,
+    /// Things worth telling the user that did not stop the reading (a dropped unfinished
+    /// last line, operations that never completed, indexes out of order, …).
+    pub warnings: Vec<String>,
+    /// The 1-based line where each event starts (parallel to `history.events`), so that
+    /// later errors about an event can point into the file.
+    pub lines: Vec<usize>,
+    /// Whether independent tuples were split into keys.
+    pub independent: bool,
+}
+
+impl ReadOutput {
+    /// The 1-based file line of the event at `index`, when known.
+    pub fn line_of(&self, index: u64) -> Option<usize> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.lines.get(i).copied())
+    }
+}
+
+/// Malformed content, located: the 1-based line, the field (when one is at fault) and what
+/// was expected there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{line}: {}expected {expected}{}", field_prefix(.field), found_suffix(.found))]
+pub struct DataError {
+    pub line: usize,
+    /// The field as written in the format (`type`, `:process`, …), when one is at fault.
+    pub field: Option<String>,
+    pub expected: String,
+    /// What was there instead, when it helps.
+    pub found: Option<String>,
+}
+
+fn field_prefix(field: &Option<String>) -> String {
+    field
+        .as_ref()
+        .map_or_else(String::new, |f| format!("field {f}: "))
+}
+
+fn found_suffix(found: &Option<String>) -> String {
+    found
+        .as_ref()
+        .map_or_else(String::new, |f| format!(", found {f}"))
+}
+
+impl DataError {
+    pub fn new(line: usize, expected: impl Into<String>) -> Self {
+        DataError {
+            line,
+            field: None,
+            expected: expected.into(),
+            found: None,
+        }
+    }
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+    pub fn found(mut self, found: impl Into<String>) -> Self {
+        self.found = Some(found.into());
+        self
+    }
+}
+
+/// Why a history file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{}: cannot read: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: cannot tell the history format (expected JSON Lines, Jepsen EDN or Jepsen log lines); name it with --format", .path.display())]
+    UnknownFormat { path: PathBuf },
+    #[error("{}:{error}", .path.display())]
+    Data {
+        path: PathBuf,
+        #[source]
+        error: DataError,
+    },
+}
+
+/// Events as a reader produced them, before the common post-processing.
+#[derive(Debug, Default)]
+pub(crate) struct RawEvents {
+    pub events: Vec<Event>,
+    /// 1-based line of each event.
+    pub lines: Vec<usize>,
+    /// Index given in the file, per event, when there was one.
+    pub given_indexes: Vec<Option<u64>>,
+    pub warnings: Vec<String>,
+}
+
+impl RawEvents {
+    pub fn push(&mut self, event: Event, line: usize, given_index: Option<u64>) {
+        self.events.push(event);
+        self.lines.push(line);
+        self.given_indexes.push(given_index);
+    }
+}
+
+/// Reads a history file (one read of the whole file).
+pub fn read_file(path: &Path, opts: &ReadOptions) -> Result<ReadOutput, ReadError> {
+    let data = std::fs::read(path).map_err(|source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    read_bytes(&data, opts).map_err(|e| match e {
+        BytesError::UnknownFormat => ReadError::UnknownFormat {
+            path: path.to_owned(),
+        },
+        BytesError::Data(error) => ReadError::Data {
+            path: path.to_owned(),
+            error,
+        },
+    })
+}
+
+/// Why in-memory content could not be read (no file name to give).
+#[derive(Debug, thiserror::Error)]
+pub enum BytesError {
+    #[error("cannot tell the history format")]
+    UnknownFormat,
+    #[error(transparent)]
+    Data(#[from] DataError),
+}
+
+/// Reads a history from memory.
+pub fn read_bytes(data: &[u8], opts: &ReadOptions) -> Result<ReadOutput, BytesError> {
+    let format = match opts.format {
+        Some(f) => f,
+        None if data.iter().all(u8::is_ascii_whitespace) => {
+            // An empty file is an empty history in every format; say so rather than fail
+            // format detection.
+            return Ok(ReadOutput {
+                history: History::default(),
+                format: Format::Jsonl,
+                warnings: vec!["the history is empty".to_owned()],
+                lines: Vec::new(),
+                independent: false,
+            });
+        }
+        None => Format::detect(data).ok_or(BytesError::UnknownFormat)?,
+    };
+    let raw = match format {
+        Format::Jsonl => jsonl::read(data)?,
+        Format::Edn => edn::read(data)?,
+        Format::JepsenLog => jepsen_log::read(data)?,
+    };
+    Ok(finish(raw, format, opts.independent)?)
+}
+
+/// Post-processing common to every reader: independent tuples, dense indexes, warnings.
+fn finish(
+    mut raw: RawEvents,
+    format: Format,
+    independent: Independent,
+) -> Result<ReadOutput, DataError> {
+    let split = match independent {
+        Independent::Force => true,
+        Independent::Off => false,
+        Independent::Auto => format != Format::Jsonl && looks_independent(&raw.events),
+    };
+    if split {
+        split_independent(&mut raw.events, &raw.lines)?;
+    }
+
+    let mut out_of_order = None;
+    let mut previous: Option<u64> = None;
+    for (i, given) in raw.given_indexes.iter().enumerate() {
+        if let Some(given) = *given {
+            if out_of_order.is_none() && previous.is_some_and(|p| given <= p) {
+                out_of_order = Some(raw.lines[i]);
+            }
+            previous = Some(given);
+        }
+    }
+    if let Some(line) = out_of_order {
+        raw.warnings.push(format!(
+            "line {line}: the file's indexes are not increasing; events are kept in file order (taken as real-time order) and renumbered"
+        ));
+    }
+    for (i, event) in raw.events.iter_mut().enumerate() {
+        event.index = i as u64;
+    }
+
+    let never_completed = count_never_completed(&raw.events);
+    if never_completed > 0 {
+        raw.warnings.push(format!(
+            "{never_completed} operation(s) never completed; they are indeterminate, like info"
+        ));
+    }
+    if raw.events.is_empty() {
+        raw.warnings.push("the history is empty".to_owned());
+    }
+
+    Ok(ReadOutput {
+        history: History::new(raw.events),
+        format,
+        warnings: raw.warnings,
+        lines: raw.lines,
+        independent: split,
+    })
+}
+
+/// A 2-element list, the shape of an independent tuple.
+fn as_pair(value: &Value) -> Option<(&Value, &Value)> {
+    match value.as_list() {
+        Some([k, v]) => Some((k, v)),
+        _ => None,
+    }
+}
+
+/// True only when splitting is unambiguous: there is at least one client invocation, no
+/// event has a key already, every client invocation's value is `[k v]`, and every cas's
+/// `v` is itself `[expected new]` (a plain cas-register's cas is a 2-vector too, so a
+/// history of cas alone must show the nested shape).
+fn looks_independent(events: &[Event]) -> bool {
+    let mut invocations = 0usize;
+    for e in events {
+        if e.key.is_some() {
+            return false;
+        }
+        if e.kind != EventType::Invoke || e.process == Process::Nemesis {
+            continue;
+        }
+        invocations += 1;
+        let Some((_, inner)) = as_pair(&e.value) else {
+            return false;
+        };
+        if e.f == "cas" && as_pair(inner).is_none() {
+            return false;
+        }
+    }
+    invocations > 0
+}
+
+/// Turns `[k v]` values of client events into key `k`, value `v`. A completion whose value
+/// is not a tuple (e.g. `:timed-out`) takes the key of its invocation.
+fn split_independent(events: &mut [Event], lines: &[usize]) -> Result<(), DataError> {
+    let mut open_keys: HashMap<u64, Value> = HashMap::new();
+    for (event, &line) in events.iter_mut().zip(lines) {
+        let Process::Client(process) = event.process else {
+            continue;
+        };
+        if event.key.is_some() {
+            return Err(DataError::new(line, "no key when values are independent [key value] tuples")
+                .field("key")
+                .found(event.key.as_ref().map(ToString::to_string).unwrap_or_default()));
+        }
+        let value = std::mem::take(&mut event.value);
+        match (event.kind, value) {
+            (kind, Value::List(mut pair)) if pair.len() == 2 => {
+                let inner = pair.pop().unwrap_or_default();
+                let key = pair.pop().unwrap_or_default();
+                if kind == EventType::Invoke {
+                    open_keys.insert(process, key.clone());
+                } else if let Some(open) = open_keys.remove(&process) {
+                    if open != key {
+                        return Err(DataError::new(
+                            line,
+                            format!("the key of the invocation, {open}"),
+                        )
+                        .field("value")
+                        .found(format!("key {key}")));
+                    }
+                }
+                event.key = Some(key);
+                event.value = inner;
+            }
+            (EventType::Invoke, other) => {
+                return Err(DataError::new(line, "an independent [key value] tuple")
+                    .field("value")
+                    .found(other.to_string()));
+            }
+            (_, other) => match open_keys.remove(&process) {
+                Some(key) => {
+                    event.key = Some(key);
+                    event.value = other;
+                }
+                None => {
+                    return Err(DataError::new(
+                        line,
+                        "an independent [key value] tuple (the completion has no invocation to take its key from)",
+                    )
+                    .field("value")
+                    .found(other.to_string()));
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
+fn count_never_completed(events: &[Event]) -> usize {
+    let mut open: HashMap<u64, bool> = HashMap::new();
+    let mut abandoned = 0usize;
+    for e in events {
+        let Process::Client(p) = e.process else {
+            continue;
+        };
+        if e.kind == EventType::Invoke {
+            if open.insert(p, true) == Some(true) {
+                abandoned += 1;
+            }
+        } else {
+            open.insert(p, false);
+        }
+    }
+    abandoned + open.values().filter(|&&o| o).count()
+}
+
+/// Splits `data` into lines (without their `\n`, and without a `\r` before it), with their
+/// 1-based numbers, and reports whether the last line is unterminated.
+pub(crate) fn lines(data: &[u8]) -> impl Iterator<Item = (usize, &[u8], bool)> {
+    let mut start = 0usize;
+    let mut number = 0usize;
+    std::iter::from_fn(move || {
+        if start >= data.len() {
+            return None;
+        }
+        number += 1;
+        let (end, next, terminated) = match memchr::memchr(b'\n', &data[start..]) {
+            Some(off) => (start + off, start + off + 1, true),
+            None => (data.len(), data.len(), false),
+        };
+        let mut line = &data[start..end];
+        if let [rest @ .., b'\r'] = line {
+            line = rest;
+        }
+        start = next;
+        Some((number, line, !terminated))
+    })
+}
+
+/// The warning for a dropped unfinished last line.
+pub(crate) fn unfinished_line_warning(line: usize, why: &str) -> String {
+    format!("line {line}: unfinished last line dropped (no newline at the end and it does not parse: {why}); a recorder probably stopped mid-write")
+}

@@ -1,0 +1,331 @@
+//! One run of a campaign: deploy, drive clients (and the nemesis), recover, read, check.
+//!
+//! ```text
+//! campaign ─▶ results dir ─▶ deployment (network + nodes, ready)
+//!          ─▶ client slots on the client runtime ──▶ recorder ──▶ history.jsonl
+//!          ─▶ main phase until duration / max_ops / Ctrl-C
+//!          ─▶ heal, recovery wait, final reads ─▶ shutdown ─▶ checkers ─▶ summary
+//! ```
+//!
+//! Every exit path — normal end, error, cancellation, panic — drops the deployment, which
+//! kills the nodes and removes the network. The history is on disk line by line throughout.
+
+use crate::campaign::{Campaign, WorkloadKind};
+use crate::cluster::Deployment;
+use crate::recorder::{Entry, Recorder};
+use crate::summary::{self, RunFacts};
+use crate::system::{Client, Function, Outcome, Request};
+use crate::topology::RunId;
+use crate::workload::{Generator, PlannedOp, SlotRng};
+use anyhow::Context;
+use rand::{Rng, SeedableRng};
+use splitbrain_checkers::{EventType, History, Process, Value, Verdict};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Settings of one run beyond the campaign file.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// `results/` by default; the run goes to `<root>/<campaign>/<timestamp>-<run id>/`.
+    pub results_root: PathBuf,
+    /// Overrides the campaign's seed.
+    pub seed: Option<u64>,
+    /// Overrides the campaign's main-phase duration.
+    pub duration: Option<Duration>,
+    /// The command line, recorded with the run.
+    pub argv: Vec<String>,
+    /// Client runtime threads.
+    pub client_threads: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            results_root: PathBuf::from("results"),
+            seed: None,
+            duration: None,
+            argv: std::env::args().collect(),
+            client_threads: 2,
+        }
+    }
+}
+
+/// What a finished run produced.
+#[derive(Debug)]
+pub struct RunReport {
+    pub dir: PathBuf,
+    pub verdict: Verdict,
+    /// The table printed at the end (also in `summary.txt`).
+    pub summary: String,
+    /// Cancelled by a signal before the main phase ended.
+    pub interrupted: bool,
+    pub operations: u64,
+    /// Client operations per second during the main phase.
+    pub rate: f64,
+}
+
+/// Counters shared by the client slots.
+#[derive(Default)]
+struct Counters {
+    issued: AtomicU64,
+}
+
+struct SlotContext {
+    deployment: Arc<Deployment>,
+    generator: Generator,
+    recorder: Recorder,
+    counters: Counters,
+    seed: u64,
+    concurrency: usize,
+    timeout: Duration,
+    interval: Option<Duration>,
+    deadline: Instant,
+    max_ops: u64,
+    cancel: CancellationToken,
+}
+
+/// Runs `campaign` to the end (or until `cancel`), then checks it.
+pub fn run(
+    campaign: &Campaign,
+    opts: &RunOptions,
+    cancel: CancellationToken,
+) -> anyhow::Result<RunReport> {
+    let start = Instant::now();
+    let mut campaign = campaign.clone();
+    if let Some(d) = opts.duration {
+        campaign.workload.duration = d;
+    }
+    let seed = opts
+        .seed
+        .or(campaign.seed)
+        .unwrap_or_else(|| rand::thread_rng().gen());
+    campaign.seed = Some(seed);
+    let run_id = RunId::random();
+    let dir = crate::results::create_run_dir(&opts.results_root, &campaign.name, run_id.as_str())?;
+    crate::results::write_json(&dir.join("campaign.json"), &campaign)?;
+    let env = crate::results::Environment::capture(&campaign, seed, run_id.as_str(), &opts.argv);
+    crate::results::write_json(&dir.join("environment.json"), &env)?;
+
+    let recorder = Recorder::create(&dir.join("history.jsonl"), start)
+        .with_context(|| format!("creating {}", dir.join("history.jsonl").display()))?;
+    let deployment = Arc::new(Deployment::start(&campaign, &run_id, &dir, None)?);
+    let client_rt = deployment.client_runtime(opts.client_threads)?;
+
+    let w = &campaign.workload;
+    let main_started = Instant::now();
+    let ctx = Arc::new(SlotContext {
+        deployment: deployment.clone(),
+        generator: Generator::new(w),
+        recorder: recorder.clone(),
+        counters: Counters::default(),
+        seed,
+        concurrency: w.concurrency,
+        timeout: w.timeout,
+        interval: w
+            .rate
+            .map(|r| Duration::from_secs_f64(w.concurrency as f64 / r)),
+        deadline: main_started + w.duration,
+        max_ops: w.max_ops.unwrap_or(u64::MAX),
+        cancel: cancel.clone(),
+    });
+
+    // Main phase: every slot until the deadline, the op cap, or cancellation.
+    let slots: Vec<_> = (0..w.concurrency)
+        .map(|slot| client_rt.spawn(slot_main(ctx.clone(), slot)))
+        .collect();
+    let mut processes: Vec<u64> = Vec::with_capacity(slots.len());
+    for handle in slots {
+        processes.push(client_rt.block_on(handle).context("client slot panicked")??);
+    }
+    let main_elapsed = main_started.elapsed();
+    let main_ops = ctx.counters.issued.load(Ordering::Relaxed).min(ctx.max_ops);
+    let interrupted = cancel.is_cancelled();
+
+    // Recovery and final reads (skipped when interrupted: get out fast and clean).
+    if !interrupted && w.final_reads {
+        sleep_or_cancel(&client_rt, w.recovery, &cancel);
+        let keys = ctx.generator.keys_touched();
+        let handles: Vec<_> = (0..w.concurrency.min(keys.len()))
+            .map(|slot| {
+                let mine: Vec<i64> = keys
+                    .iter()
+                    .copied()
+                    .skip(slot)
+                    .step_by(w.concurrency)
+                    .collect();
+                client_rt.spawn(final_reads(ctx.clone(), slot, processes[slot], mine))
+            })
+            .collect();
+        for h in handles {
+            client_rt.block_on(h).context("final read panicked")??;
+        }
+    }
+    drop(client_rt);
+    drop(ctx);
+    let node_names = deployment.node_names();
+    let deployment = Arc::into_inner(deployment).context("deployment still shared")?;
+    let shutdown = deployment.shutdown();
+    let history = recorder.finish().context("writing the history")?;
+    shutdown.context("stopping the cluster")?;
+
+    let facts = RunFacts {
+        campaign: &campaign,
+        seed,
+        run_id: run_id.as_str(),
+        nodes: node_names,
+        main_elapsed,
+        interrupted,
+    };
+    let checked = summary::check_and_summarise(&history, &facts)?;
+    std::fs::write(dir.join("summary.txt"), &checked.table)?;
+    crate::results::write_json(&dir.join("results.json"), &checked.json)?;
+    crate::results::point_latest(&opts.results_root, &dir);
+    Ok(RunReport {
+        dir,
+        verdict: checked.verdict,
+        summary: checked.table,
+        interrupted,
+        operations: main_ops,
+        rate: main_ops as f64 / main_elapsed.as_secs_f64().max(1e-9),
+    })
+}
+
+fn sleep_or_cancel(rt: &tokio::runtime::Runtime, d: Duration, cancel: &CancellationToken) {
+    rt.block_on(async {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = cancel.cancelled() => {}
+        }
+    });
+}
+
+/// One client slot's main phase. Returns the slot's current process id.
+async fn slot_main(ctx: Arc<SlotContext>, slot: usize) -> anyhow::Result<u64> {
+    // Opened here, on a client-runtime thread: inside the cluster network.
+    let (node, mut client) = ctx.deployment.client(slot)?;
+    let mut process = slot as u64;
+    let mut rng = SlotRng::new(ctx.seed, slot);
+    let mut jitter = rand::rngs::StdRng::from_rng(rand::thread_rng())?;
+    let mut next_at = tokio::time::Instant::now();
+    if let Some(iv) = ctx.interval {
+        // Stagger the slots' first operations over one interval.
+        next_at += iv.mul_f64(jitter.gen::<f64>());
+    }
+    loop {
+        if ctx.cancel.is_cancelled() || Instant::now() >= ctx.deadline {
+            break;
+        }
+        if ctx.counters.issued.fetch_add(1, Ordering::Relaxed) >= ctx.max_ops {
+            break;
+        }
+        if let Some(iv) = ctx.interval {
+            tokio::select! {
+                _ = tokio::time::sleep_until(next_at) => {}
+                _ = ctx.cancel.cancelled() => break,
+            }
+            next_at += iv.mul_f64(0.5 + jitter.gen::<f64>());
+        }
+        let op = ctx.generator.next(slot, &mut rng);
+        let outcome = perform(&ctx, client.as_mut(), process, node.as_deref(), op).await;
+        if matches!(outcome, Outcome::Info(_)) {
+            // Jepsen: a process whose operation is indeterminate never invokes again.
+            process += ctx.concurrency as u64;
+        }
+    }
+    Ok(process)
+}
+
+/// Reads each of `keys` once (retrying a failed read a few times: reads have no effect).
+async fn final_reads(
+    ctx: Arc<SlotContext>,
+    slot: usize,
+    mut process: u64,
+    keys: Vec<i64>,
+) -> anyhow::Result<()> {
+    let (node, mut client) = ctx.deployment.client(slot)?;
+    let f = ctx.generator.read_function();
+    for key in keys {
+        for _attempt in 0..5 {
+            let op = PlannedOp {
+                f,
+                key,
+                value: Value::Nil,
+            };
+            match perform(&ctx, client.as_mut(), process, node.as_deref(), op).await {
+                Outcome::Ok(_) => break,
+                Outcome::Info(_) => process += ctx.concurrency as u64,
+                Outcome::Fail(_) => {}
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Performs one operation: invocation recorded before the request leaves, completion after
+/// the reply arrived. No retries: a write that timed out stays indeterminate.
+async fn perform(
+    ctx: &SlotContext,
+    client: &mut dyn Client,
+    process: u64,
+    node: Option<&str>,
+    op: PlannedOp,
+) -> Outcome {
+    let f_name = op.f.name();
+    let request = Request {
+        f: op.f,
+        key: Value::Int(op.key),
+        value: op.value,
+        timeout: ctx.timeout,
+    };
+    let entry = |kind, value, error| Entry {
+        process: Process::Client(process),
+        kind,
+        f: f_name.to_owned(),
+        key: Some(Value::Int(op.key)),
+        value,
+        node: node.map(str::to_owned),
+        error,
+    };
+    ctx.recorder
+        .record(entry(EventType::Invoke, request.value.clone(), None));
+    // The client enforces the timeout itself; this is a backstop against a client that
+    // hangs, with the same meaning (indeterminate for writes, no effect for reads).
+    let backstop = ctx.timeout * 2 + Duration::from_secs(1);
+    let outcome = match tokio::time::timeout(backstop, client.invoke(&request)).await {
+        Ok(outcome) => outcome,
+        Err(_) if matches!(op.f, Function::Read | Function::ReadSet) => {
+            Outcome::Fail("timeout".into())
+        }
+        Err(_) => Outcome::Info("timeout".into()),
+    };
+    let completion = match &outcome {
+        Outcome::Ok(v) => entry(EventType::Ok, v.clone(), None),
+        Outcome::Fail(e) => entry(
+            EventType::Fail,
+            request.value.clone(),
+            Some(Value::Str(e.clone())),
+        ),
+        Outcome::Info(e) => entry(
+            EventType::Info,
+            request.value.clone(),
+            Some(Value::Str(e.clone())),
+        ),
+    };
+    ctx.recorder.record(completion);
+    outcome
+}
+
+/// Whether this workload's history is judged by the set checker.
+pub fn is_set_workload(campaign: &Campaign) -> bool {
+    campaign.workload.kind == WorkloadKind::Set
+}
+
+/// Re-reads a stored run's history (for `check RUN_DIR`).
+pub fn load_history(dir: &Path) -> anyhow::Result<History> {
+    let out = splitbrain_checkers::formats::read_file(&dir.join("history.jsonl"), &Default::default())?;
+    Ok(out.history)
+}

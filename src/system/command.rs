@@ -1,0 +1,782 @@
+//! The `command` system: any cluster the harness can start from command templates and talk
+//! to through an external client program.
+//!
+//! A campaign describes how to start one node (a program and argument templates) and how
+//! to run a client (another program). Placeholders such as `{ip}` or `{peers}` are
+//! substituted per argument and each argument is passed to the program as one argv entry
+//! — never through a shell — so an argument with spaces or `;` arrives intact.
+//!
+//! The client program speaks JSON lines over stdin/stdout; `docs/command-system.md`
+//! specifies the protocol. One program runs per client process; it is restarted after it
+//! dies, misbehaves or overruns a request's deadline.
+
+use super::{
+    BoxFuture, Client, ClusterSpec, Function, LaunchSpec, NodeSpec, Outcome, Readiness, Request,
+    System,
+};
+use serde::{Deserialize, Serialize};
+use splitbrain_checkers::Value;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::os::unix::process::ExitStatusExt;
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::task::JoinHandle;
+use tokio::time::{timeout_at, Instant};
+
+/// The placeholders a template may use.
+pub const PLACEHOLDERS: &[&str] = &[
+    "node",
+    "id",
+    "ip",
+    "port",
+    "peer_port",
+    "peers",
+    "peer_ips",
+    "data_dir",
+    "cluster_size",
+];
+
+/// Errors in a command specification or its templates.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CommandError {
+    #[error("template {template:?}: unknown placeholder {{{name}}} (known: {known})", known = PLACEHOLDERS.join(", "))]
+    UnknownPlaceholder { template: String, name: String },
+    #[error("template {template:?}: unclosed `{{` (write `{{{{` for a literal brace)")]
+    UnclosedBrace { template: String },
+    #[error("template {template:?}: stray `}}` (write `}}}}` for a literal brace)")]
+    StrayBrace { template: String },
+    #[error("{what}: the program is empty")]
+    EmptyProgram { what: &'static str },
+    #[error("readiness command is empty")]
+    EmptyReadinessCommand,
+    #[error("node {0} is not part of the cluster")]
+    NodeNotInCluster(String),
+    #[error("cannot run version command {program:?}: {message}")]
+    Version { program: String, message: String },
+}
+
+/// How a campaign runs an arbitrary system (embedded in the campaign file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandSpec {
+    /// Short name for tables and paths; `command` when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub node: NodeCommand,
+    pub client: ClientCommand,
+    /// A command (argv, not templated) whose first line of output is the system's version.
+    #[serde(default)]
+    pub version: Option<Vec<String>>,
+}
+
+/// How to start one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeCommand {
+    pub program: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Extra environment; values are templates too.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The port clients connect to (`{port}`).
+    pub port: u16,
+    /// The port peers connect to (`{peer_port}`, and the port in `{peers}`); `port` when
+    /// absent.
+    #[serde(default)]
+    pub peer_port: Option<u16>,
+    pub readiness: ReadinessCommand,
+}
+
+/// How to tell a node is ready. Written `{ tcp_port: 7000 }` or
+/// `{ command: [program, arg, ...] }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ReadinessFields", into = "ReadinessFields")]
+pub enum ReadinessCommand {
+    /// A TCP connect to the node's address at this port succeeds.
+    TcpPort(u16),
+    /// This argv (templated, first entry the program) exits 0.
+    Command(Vec<String>),
+}
+
+/// The written form of [`ReadinessCommand`]: a map with exactly one of two keys (YAML
+/// enums would otherwise need `!tags`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadinessFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tcp_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    command: Option<Vec<String>>,
+}
+
+impl TryFrom<ReadinessFields> for ReadinessCommand {
+    type Error = String;
+    fn try_from(fields: ReadinessFields) -> Result<Self, String> {
+        match (fields.tcp_port, fields.command) {
+            (Some(port), None) => Ok(ReadinessCommand::TcpPort(port)),
+            (None, Some(argv)) => Ok(ReadinessCommand::Command(argv)),
+            _ => Err("readiness needs exactly one of `tcp_port` and `command`".to_owned()),
+        }
+    }
+}
+
+impl From<ReadinessCommand> for ReadinessFields {
+    fn from(readiness: ReadinessCommand) -> Self {
+        match readiness {
+            ReadinessCommand::TcpPort(port) => ReadinessFields {
+                tcp_port: Some(port),
+                command: None,
+            },
+            ReadinessCommand::Command(argv) => ReadinessFields {
+                tcp_port: None,
+                command: Some(argv),
+            },
+        }
+    }
+}
+
+/// How to run one client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCommand {
+    pub program: String,
+    /// Templated with the node the client is bound to.
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// How long past a request's `timeout_ms` the harness waits for the program's answer
+    /// before it gives up and restarts the program.
+    #[serde(default = "default_grace_ms")]
+    pub grace_ms: u64,
+}
+
+fn default_grace_ms() -> u64 {
+    200
+}
+
+/// Substitutes `{name}` placeholders in `template`; `{{` and `}}` are literal braces.
+pub fn substitute(
+    template: &str,
+    values: &BTreeMap<&'static str, String>,
+) -> Result<String, CommandError> {
+    let mut out = String::with_capacity(template.len());
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                out.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                out.push('}');
+            }
+            '}' => {
+                return Err(CommandError::StrayBrace {
+                    template: template.to_owned(),
+                })
+            }
+            '{' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(ch) => name.push(ch),
+                        None => {
+                            return Err(CommandError::UnclosedBrace {
+                                template: template.to_owned(),
+                            })
+                        }
+                    }
+                }
+                let value = values.get(name.as_str()).ok_or_else(|| {
+                    CommandError::UnknownPlaceholder {
+                        template: template.to_owned(),
+                        name: name.clone(),
+                    }
+                })?;
+                out.push_str(value);
+            }
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+impl CommandSpec {
+    /// Checks every template against the known placeholders, so a campaign fails at load
+    /// time rather than when the first node starts.
+    pub fn validate(&self) -> Result<(), CommandError> {
+        let dummy: BTreeMap<&'static str, String> =
+            PLACEHOLDERS.iter().map(|p| (*p, String::new())).collect();
+        if self.node.program.is_empty() {
+            return Err(CommandError::EmptyProgram { what: "node" });
+        }
+        if self.client.program.is_empty() {
+            return Err(CommandError::EmptyProgram { what: "client" });
+        }
+        let node_templates = self.node.args.iter().chain(self.node.env.values());
+        let client_templates = self.client.args.iter().chain(self.client.env.values());
+        let readiness_templates: &[String] = match &self.node.readiness {
+            ReadinessCommand::TcpPort(_) => &[],
+            ReadinessCommand::Command(argv) if argv.is_empty() => {
+                return Err(CommandError::EmptyReadinessCommand)
+            }
+            ReadinessCommand::Command(argv) => argv,
+        };
+        for template in node_templates
+            .chain(client_templates)
+            .chain(readiness_templates)
+            .chain([&self.node.program, &self.client.program])
+        {
+            substitute(template, &dummy)?;
+        }
+        Ok(())
+    }
+
+    /// The placeholder values for `node` in `cluster`.
+    pub fn values_for(
+        &self,
+        node: &NodeSpec,
+        cluster: &ClusterSpec,
+    ) -> BTreeMap<&'static str, String> {
+        let peer_port = self.node.peer_port.unwrap_or(self.node.port);
+        let peers = cluster
+            .nodes
+            .iter()
+            .map(|n| format!("{}={}:{peer_port}", n.name, n.ip))
+            .collect::<Vec<_>>()
+            .join(",");
+        let peer_ips = cluster
+            .nodes
+            .iter()
+            .map(|n| n.ip.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        BTreeMap::from([
+            ("node", node.name.clone()),
+            ("id", node.id.to_string()),
+            ("ip", node.ip.to_string()),
+            ("port", self.node.port.to_string()),
+            ("peer_port", peer_port.to_string()),
+            ("peers", peers),
+            ("peer_ips", peer_ips),
+            ("data_dir", node.data_dir.display().to_string()),
+            ("cluster_size", cluster.nodes.len().to_string()),
+        ])
+    }
+
+    fn expand_all<'a>(
+        templates: impl IntoIterator<Item = &'a String>,
+        values: &BTreeMap<&'static str, String>,
+    ) -> Result<Vec<String>, CommandError> {
+        templates
+            .into_iter()
+            .map(|t| substitute(t, values))
+            .collect()
+    }
+
+    fn expand_env(
+        env: &BTreeMap<String, String>,
+        values: &BTreeMap<&'static str, String>,
+    ) -> Result<Vec<(String, String)>, CommandError> {
+        env.iter()
+            .map(|(k, v)| Ok((k.clone(), substitute(v, values)?)))
+            .collect()
+    }
+
+    /// The client program's command line for a client bound to `node`.
+    pub fn client_launch(
+        &self,
+        node: &NodeSpec,
+        cluster: &ClusterSpec,
+    ) -> Result<LaunchSpec, CommandError> {
+        let values = self.values_for(node, cluster);
+        Ok(LaunchSpec {
+            program: PathBuf::from(substitute(&self.client.program, &values)?),
+            args: Self::expand_all(&self.client.args, &values)?,
+            env: Self::expand_env(&self.client.env, &values)?,
+        })
+    }
+}
+
+/// A system started and driven entirely by a [`CommandSpec`].
+#[derive(Debug, Clone)]
+pub struct CommandSystem {
+    spec: CommandSpec,
+}
+
+impl CommandSystem {
+    /// Validates `spec` and wraps it.
+    pub fn new(spec: CommandSpec) -> Result<Self, CommandError> {
+        spec.validate()?;
+        Ok(CommandSystem { spec })
+    }
+
+    pub fn spec(&self) -> &CommandSpec {
+        &self.spec
+    }
+
+    fn cluster_of_one(node: &NodeSpec) -> ClusterSpec {
+        ClusterSpec {
+            nodes: vec![node.clone()],
+        }
+    }
+}
+
+impl System for CommandSystem {
+    fn name(&self) -> &str {
+        self.spec.name.as_deref().unwrap_or("command")
+    }
+
+    fn version(&self) -> anyhow::Result<String> {
+        let Some(argv) = self.spec.version.as_ref().filter(|a| !a.is_empty()) else {
+            return Ok(format!("{} (version unknown)", self.spec.node.program));
+        };
+        let program = argv[0].clone();
+        let output = std::process::Command::new(&program)
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| CommandError::Version {
+                program: program.clone(),
+                message: e.to_string(),
+            })?;
+        if !output.status.success() {
+            return Err(CommandError::Version {
+                program,
+                message: format!("exited with {}", output.status),
+            }
+            .into());
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        Ok(text.lines().next().unwrap_or_default().trim().to_owned())
+    }
+
+    fn launch(&self, node: &NodeSpec, cluster: &ClusterSpec) -> anyhow::Result<LaunchSpec> {
+        if !cluster.nodes.iter().any(|n| n.name == node.name) {
+            return Err(CommandError::NodeNotInCluster(node.name.clone()).into());
+        }
+        let values = self.spec.values_for(node, cluster);
+        Ok(LaunchSpec {
+            program: PathBuf::from(substitute(&self.spec.node.program, &values)?),
+            args: CommandSpec::expand_all(&self.spec.node.args, &values)?,
+            env: CommandSpec::expand_env(&self.spec.node.env, &values)?,
+        })
+    }
+
+    fn readiness(&self, node: &NodeSpec) -> Readiness {
+        match &self.spec.node.readiness {
+            ReadinessCommand::TcpPort(port) => Readiness::TcpPort(SocketAddr::new(node.ip.into(), *port)),
+            ReadinessCommand::Command(argv) => {
+                // The trait gives no cluster here; `{peers}` and the like then name this
+                // node alone. Templates were validated up front, so expansion cannot fail.
+                let values = self.spec.values_for(node, &Self::cluster_of_one(node));
+                let expanded = CommandSpec::expand_all(argv, &values)
+                    .expect("readiness templates are validated when the system is built");
+                Readiness::Command(LaunchSpec {
+                    program: PathBuf::from(&expanded[0]),
+                    args: expanded[1..].to_vec(),
+                    env: Vec::new(),
+                })
+            }
+        }
+    }
+
+    fn client(&self, node: &NodeSpec, cluster: &ClusterSpec) -> anyhow::Result<Box<dyn Client>> {
+        let launch = self.spec.client_launch(node, cluster)?;
+        Ok(Box::new(CommandClient::new(
+            launch,
+            Duration::from_millis(self.spec.client.grace_ms),
+        )))
+    }
+}
+
+/// One line the harness sends to the client program.
+#[derive(Debug, Serialize)]
+struct WireRequest<'a> {
+    f: &'static str,
+    key: &'a Value,
+    value: &'a Value,
+    timeout_ms: u64,
+}
+
+/// One line the client program answers.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+enum WireReply {
+    Ok {
+        #[serde(default)]
+        value: Value,
+    },
+    Fail {
+        #[serde(default)]
+        error: String,
+    },
+    Info {
+        #[serde(default)]
+        error: String,
+    },
+}
+
+fn wire_name(f: Function) -> &'static str {
+    match f {
+        Function::Read => "read",
+        Function::Write => "write",
+        Function::Cas => "cas",
+        Function::Add => "add",
+        Function::ReadSet => "read_set",
+    }
+}
+
+/// How much of the program's stderr is kept for error messages.
+const STDERR_TAIL_BYTES: usize = 2048;
+
+/// A running client program.
+struct Running {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    stderr_tail: Arc<Mutex<VecDeque<u8>>>,
+    stderr_reader: JoinHandle<()>,
+}
+
+impl Running {
+    /// SIGKILLs the program's whole process group (it leads its own), so helpers it
+    /// started die with it. Only called before the program is reaped: until then its
+    /// pid, which is also the group id, cannot be reused.
+    fn kill_group(&self) {
+        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+
+    fn stderr_tail(&self) -> String {
+        let tail = self.stderr_tail.lock().expect("stderr buffer lock");
+        let bytes: Vec<u8> = tail.iter().copied().collect();
+        String::from_utf8_lossy(&bytes).trim().to_owned()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill_group();
+        self.stderr_reader.abort();
+    }
+}
+
+/// A client that forwards each request to an external program (JSON lines over
+/// stdin/stdout).
+pub struct CommandClient {
+    launch: LaunchSpec,
+    grace: Duration,
+    running: Option<Running>,
+}
+
+/// Why an exchange with the program failed, and whether the request had left.
+enum ExchangeError {
+    /// The program never received the request (it could not start, or its stdin was
+    /// closed).
+    NotDelivered(String),
+    /// The program received the request but gave no usable answer.
+    NoAnswer(String),
+}
+
+impl CommandClient {
+    pub fn new(launch: LaunchSpec, grace: Duration) -> Self {
+        CommandClient {
+            launch,
+            grace,
+            running: None,
+        }
+    }
+
+    fn start(&self) -> std::io::Result<Running> {
+        let mut command = tokio::process::Command::new(&self.launch.program);
+        command
+            .args(&self.launch.args)
+            .envs(self.launch.env.iter().cloned())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group: a Ctrl-C in the terminal goes to the controller,
+            // which decides when clients stop.
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = command.spawn()?;
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let stderr_tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL_BYTES)));
+        let tail = Arc::clone(&stderr_tail);
+        let stderr_reader = tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = stderr.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let mut tail = tail.lock().expect("stderr buffer lock");
+                tail.extend(&buf[..n]);
+                let excess = tail.len().saturating_sub(STDERR_TAIL_BYTES);
+                tail.drain(..excess);
+            }
+        });
+        Ok(Running {
+            child,
+            stdin,
+            stdout,
+            stderr_tail,
+            stderr_reader,
+        })
+    }
+
+    /// Kills the program (if any) and reaps it, returning how it ended and its last words.
+    async fn stop(&mut self) -> String {
+        let Some(mut running) = self.running.take() else {
+            return String::new();
+        };
+        // Kill first, reap second: a program that already exited is a zombie until
+        // reaped, so its group id still names its own group.
+        running.kill_group();
+        let status = match running.child.wait().await {
+            Ok(status) if status.signal() == Some(Signal::SIGKILL as i32) => "killed".to_owned(),
+            Ok(status) => format!("exited with {status}"),
+            Err(e) => format!("could not be reaped: {e}"),
+        };
+        // With the group dead its stderr reaches end of file; wait briefly for the reader
+        // to keep the last words.
+        let _ = tokio::time::timeout(Duration::from_millis(200), &mut running.stderr_reader).await;
+        let tail = running.stderr_tail();
+        if tail.is_empty() {
+            status
+        } else {
+            format!("{status}; stderr: {tail}")
+        }
+    }
+
+    async fn exchange(&mut self, request: &Request) -> Result<WireReply, ExchangeError> {
+        let deadline = Instant::now() + request.timeout + self.grace;
+        if self.running.is_none() {
+            let started = self.start().map_err(|e| {
+                ExchangeError::NotDelivered(format!(
+                    "cannot start client program {}: {e}",
+                    self.launch.program.display()
+                ))
+            })?;
+            self.running = Some(started);
+        }
+        let running = self.running.as_mut().expect("program was just started");
+        let mut line = serde_json::to_string(&WireRequest {
+            f: wire_name(request.f),
+            key: &request.key,
+            value: &request.value,
+            timeout_ms: request.timeout.as_millis().try_into().unwrap_or(u64::MAX),
+        })
+        .map_err(|e| ExchangeError::NotDelivered(format!("cannot encode request: {e}")))?;
+        line.push('\n');
+        // A write to a pipe whose reader is gone fails without delivering anything.
+        match timeout_at(deadline, running.stdin.write_all(line.as_bytes())).await {
+            Err(_) => {
+                return Err(ExchangeError::NoAnswer(
+                    "timed out writing the request".into(),
+                ))
+            }
+            Ok(Err(e)) => {
+                return Err(ExchangeError::NotDelivered(format!(
+                    "client program's stdin is closed: {e}"
+                )))
+            }
+            Ok(Ok(())) => {}
+        }
+        if let Err(e) = running.stdin.flush().await {
+            return Err(ExchangeError::NoAnswer(format!("flushing the request: {e}")));
+        }
+        let mut answer = String::new();
+        match timeout_at(deadline, running.stdout.read_line(&mut answer)).await {
+            Err(_) => Err(ExchangeError::NoAnswer(format!(
+                "client program did not answer within {} ms",
+                (request.timeout + self.grace).as_millis()
+            ))),
+            Ok(Err(e)) => Err(ExchangeError::NoAnswer(format!("reading the answer: {e}"))),
+            Ok(Ok(0)) => Err(ExchangeError::NoAnswer(
+                "client program closed its output".into(),
+            )),
+            Ok(Ok(_)) => serde_json::from_str(answer.trim_end()).map_err(|e| {
+                ExchangeError::NoAnswer(format!(
+                    "unreadable answer {:?}: {e}",
+                    answer.trim_end()
+                ))
+            }),
+        }
+    }
+
+    /// Performs one request through the program.
+    pub async fn perform(&mut self, request: &Request) -> Outcome {
+        let is_read = matches!(request.f, Function::Read | Function::ReadSet);
+        match self.exchange(request).await {
+            Ok(WireReply::Ok { value }) => {
+                // A write's answer may omit the value: what was written is the request's.
+                let value = if value.is_nil() && !is_read {
+                    request.value.clone()
+                } else {
+                    value
+                };
+                Outcome::Ok(value)
+            }
+            Ok(WireReply::Fail { error }) => Outcome::Fail(error),
+            // A read has no effect, whatever the program thinks.
+            Ok(WireReply::Info { error }) if is_read => Outcome::Fail(error),
+            Ok(WireReply::Info { error }) => Outcome::Info(error),
+            Err(error) => {
+                // Its state is unknown (it may still be working on this request): start
+                // a fresh program for the next one.
+                let ended = self.stop().await;
+                let (delivered, message) = match error {
+                    ExchangeError::NotDelivered(m) => (false, m),
+                    ExchangeError::NoAnswer(m) => (true, m),
+                };
+                let message = if ended.is_empty() {
+                    message
+                } else {
+                    format!("{message} (client program {ended})")
+                };
+                if is_read || !delivered {
+                    Outcome::Fail(message)
+                } else {
+                    Outcome::Info(message)
+                }
+            }
+        }
+    }
+}
+
+impl Client for CommandClient {
+    fn invoke<'a>(&'a mut self, request: &'a Request) -> BoxFuture<'a, Outcome> {
+        Box::pin(self.perform(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn cluster() -> ClusterSpec {
+        ClusterSpec {
+            nodes: (1..=3)
+                .map(|id| NodeSpec {
+                    name: format!("n{id}"),
+                    id,
+                    ip: Ipv4Addr::new(10, 9, 0, id as u8),
+                    data_dir: PathBuf::from(format!("/d/n{id}")),
+                })
+                .collect(),
+        }
+    }
+
+    fn spec_yaml() -> &'static str {
+        r#"
+node:
+  program: /usr/bin/kv
+  args: ["--id={id}", "--listen", "{ip}:{port}", "--peers", "{peers}", "{{literal}}"]
+  env: { DATA: "{data_dir}" }
+  port: 7000
+  peer_port: 7001
+  readiness: { tcp_port: 7000 }
+client:
+  program: python3
+  args: ["client.py", "{ip}", "{port}"]
+"#
+    }
+
+    #[test]
+    fn yaml_spec_expands_per_node() {
+        let spec: CommandSpec = serde_yaml::from_str(spec_yaml()).unwrap();
+        let system = CommandSystem::new(spec).unwrap();
+        let cluster = cluster();
+        let launch = system.launch(&cluster.nodes[1], &cluster).unwrap();
+        assert_eq!(launch.program, PathBuf::from("/usr/bin/kv"));
+        assert_eq!(
+            launch.args,
+            vec![
+                "--id=2",
+                "--listen",
+                "10.9.0.2:7000",
+                "--peers",
+                "n1=10.9.0.1:7001,n2=10.9.0.2:7001,n3=10.9.0.3:7001",
+                "{literal}",
+            ]
+        );
+        assert_eq!(launch.env, vec![("DATA".to_owned(), "/d/n2".to_owned())]);
+        assert_eq!(
+            system.readiness(&cluster.nodes[2]),
+            Readiness::TcpPort("10.9.0.3:7000".parse().unwrap())
+        );
+        let client = system.spec().client_launch(&cluster.nodes[0], &cluster).unwrap();
+        assert_eq!(client.args, vec!["client.py", "10.9.0.1", "7000"]);
+    }
+
+    #[test]
+    fn unknown_fields_and_placeholders_are_rejected() {
+        let typo = spec_yaml().replace("peer_port: 7001", "peer_prot: 7001");
+        assert!(serde_yaml::from_str::<CommandSpec>(&typo).is_err());
+        let mut spec: CommandSpec = serde_yaml::from_str(spec_yaml()).unwrap();
+        spec.client.args.push("{hostname}".to_owned());
+        assert_eq!(
+            spec.validate(),
+            Err(CommandError::UnknownPlaceholder {
+                template: "{hostname}".to_owned(),
+                name: "hostname".to_owned()
+            })
+        );
+    }
+
+    #[test]
+    fn readiness_command_is_templated() {
+        let yaml = spec_yaml().replace(
+            "readiness: { tcp_port: 7000 }",
+            "readiness: { command: [probe, \"{ip}:{port}\"] }",
+        );
+        let system = CommandSystem::new(serde_yaml::from_str(&yaml).unwrap()).unwrap();
+        let Readiness::Command(probe) = system.readiness(&cluster().nodes[0]) else {
+            panic!("expected a command readiness");
+        };
+        assert_eq!(probe.program, PathBuf::from("probe"));
+        assert_eq!(probe.args, vec!["10.9.0.1:7000"]);
+    }
+
+    #[test]
+    fn readiness_needs_exactly_one_way() {
+        let both = spec_yaml().replace(
+            "readiness: { tcp_port: 7000 }",
+            "readiness: { tcp_port: 7000, command: [probe] }",
+        );
+        let err = serde_yaml::from_str::<CommandSpec>(&both).unwrap_err();
+        assert!(err.to_string().contains("exactly one"), "{err}");
+        let typo = spec_yaml().replace("tcp_port: 7000 }", "tcp: 7000 }");
+        assert!(serde_yaml::from_str::<CommandSpec>(&typo).is_err());
+    }
+
+    #[test]
+    fn braces_must_balance() {
+        let values = BTreeMap::new();
+        assert!(matches!(
+            substitute("{open", &values),
+            Err(CommandError::UnclosedBrace { .. })
+        ));
+        assert!(matches!(
+            substitute("close}", &values),
+            Err(CommandError::StrayBrace { .. })
+        ));
+        assert_eq!(substitute("a {{b}} c", &values).unwrap(), "a {b} c");
+    }
+}

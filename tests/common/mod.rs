@@ -1,0 +1,49 @@
+//! Helpers shared by the OS-layer tests (namespaces, cgroups, nodes).
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+/// True when the test can run; otherwise prints why it is skipped.
+pub fn have_root(test: &str) -> bool {
+    match splitbrain::capability::require_root() {
+        Ok(()) => true,
+        Err(e) => {
+            println!("{test}: skipped: needs root ({e})");
+            false
+        }
+    }
+}
+
+/// The (device, inode) of a namespace file, to compare namespaces.
+pub fn ns_identity(path: &Path) -> (u64, u64) {
+    splitbrain::netns::identity(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Accepts one connection on `listener` and echoes what it reads, at most 5 s.
+pub fn echo_once(listener: TcpListener) -> std::io::Result<()> {
+    listener.set_nonblocking(false)?;
+    let (mut stream, _) = listener.accept()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut buf = [0u8; 64];
+    let n = stream.read(&mut buf)?;
+    stream.write_all(&buf[..n])
+}
+
+/// Connects to `addr`, sends `message` and returns the echo.
+pub fn ping_pong(addr: SocketAddr, message: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(message)?;
+    let mut buf = vec![0u8; message.len()];
+    stream.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+/// The one-letter state of a process from `/proc/<pid>/stat` (`S`, `R`, `T`, `Z`, ...).
+pub fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}

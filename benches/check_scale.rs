@@ -170,7 +170,8 @@ fn run_check(history: &Path, log: &Path) -> Result<ChildRun, String> {
 fn write_history(case: &Case, path: &Path) -> Result<(usize, Option<String>), String> {
     let mut history = generate(&case.workload).map_err(|e| e.to_string())?;
     let planted = if case.stale_read {
-        let stale = inject_stale_read(&mut history, case.workload.seed).map_err(|e| e.to_string())?;
+        let stale =
+            inject_stale_read(&mut history, case.workload.seed).map_err(|e| e.to_string())?;
         Some(format!(
             "stale read at event {} (key {}): returns {} instead of {}",
             stale.completion_index,
@@ -208,8 +209,12 @@ fn run() -> Result<bool, String> {
         .into_iter()
         .filter(|c| args.case.as_deref().map_or(true, |n| n == c.name))
     {
-        let history_path = args.out.join(format!("{}-seed{}.jsonl", case.name, args.seed));
-        let log_path = args.out.join(format!("{}-seed{}.check.log", case.name, args.seed));
+        let history_path = args
+            .out
+            .join(format!("{}-seed{}.jsonl", case.name, args.seed));
+        let log_path = args
+            .out
+            .join(format!("{}-seed{}.check.log", case.name, args.seed));
         let t0 = Instant::now();
         let (events, planted) = write_history(&case, &history_path)?;
         println!(

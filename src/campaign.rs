@@ -89,7 +89,7 @@ impl SystemSpec {
     pub fn name(&self) -> String {
         match self {
             SystemSpec::Etcd(_) => "etcd".into(),
-            SystemSpec::Clusterkv(c) => c.arch.clone(),
+            SystemSpec::Clusterkv(c) => c.arch.name().to_owned(),
             SystemSpec::Command(_) => "command".into(),
             SystemSpec::InMemory(_) => "in-memory".into(),
         }
@@ -115,10 +115,21 @@ pub struct EtcdSpec {
 #[serde(deny_unknown_fields)]
 pub struct ClusterKvSpec {
     /// `primary-backup`, `raft`, `dynamo` or `caspaxos`.
-    pub arch: String,
-    /// Extra `clusterkv` flags, e.g. `["--replication", "sync"]`.
+    pub arch: crate::system::clusterkv::Arch,
+    /// primary-backup: acknowledge before (`async`) or after (`sync`) the backups have it.
     #[serde(default)]
-    pub args: Vec<String>,
+    pub replication: Option<crate::system::clusterkv::Replication>,
+    /// dynamo: replicas per key, read quorum, write quorum.
+    #[serde(default)]
+    pub n: Option<usize>,
+    #[serde(default)]
+    pub r: Option<usize>,
+    #[serde(default)]
+    pub w: Option<usize>,
+    #[serde(with = "humantime_serde", default)]
+    pub heartbeat: Option<Duration>,
+    #[serde(with = "humantime_serde", default)]
+    pub election_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -136,8 +147,9 @@ pub struct WorkloadSpec {
     /// Processes sharing one key at a time (multi-key workloads: kv, set). Jepsen's
     /// independent-keys shape: every key sees real concurrency, no key's history grows
     /// beyond what a search can handle.
-    #[serde(default = "defaults::group_size")]
-    pub group_size: usize,
+    /// Default: 5, or the concurrency when that is smaller.
+    #[serde(default)]
+    pub group_size: Option<usize>,
     /// Operations per key before its group moves on to a fresh key (kv, set).
     #[serde(default = "defaults::ops_per_key")]
     pub ops_per_key: u64,
@@ -193,6 +205,11 @@ pub struct Mix {
 }
 
 impl WorkloadSpec {
+    /// Processes sharing a key: the file's, else 5 (or the concurrency when smaller).
+    pub fn effective_group_size(&self) -> usize {
+        self.group_size.unwrap_or(self.concurrency.min(5))
+    }
+
     /// The mix to use: the file's, or the kind's default.
     pub fn effective_mix(&self) -> Mix {
         self.mix.unwrap_or(match self.kind {
@@ -218,18 +235,9 @@ impl WorkloadSpec {
     }
 }
 
-/// Faults and their schedule.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct NemesisSpec {
-    /// Fault kinds the random schedule draws from (`partition`, `pause`, `kill`, `clock`,
-    /// `loss`, …). Empty: no faults.
-    #[serde(default)]
-    pub faults: Vec<String>,
-    /// Time between fault starts in the random schedule.
-    #[serde(with = "humantime_serde", default = "defaults::fault_interval")]
-    pub interval: Duration,
-}
+/// Faults and their schedule: the schema lives with the nemesis (`faults`, `interval`,
+/// `hold`, `targets`, `shapes`, `backend`, `clock`, `loss`, `timeline`).
+pub use crate::nemesis::schedule::NemesisSpec;
 
 /// How the history is checked.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -265,9 +273,6 @@ mod defaults {
     pub fn concurrency() -> usize {
         10
     }
-    pub fn group_size() -> usize {
-        5
-    }
     pub fn ops_per_key() -> u64 {
         200
     }
@@ -278,9 +283,6 @@ mod defaults {
         Duration::from_secs(1)
     }
     pub fn recovery() -> Duration {
-        Duration::from_secs(5)
-    }
-    pub fn fault_interval() -> Duration {
         Duration::from_secs(5)
     }
     pub fn check_time_limit() -> Duration {
@@ -340,31 +342,56 @@ impl Campaign {
             message,
         };
         let w = &self.workload;
-        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(invalid("name", format!("`{}`: expected letters, digits, `-`, `_` or `.` (it names a directory)", self.name)));
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(invalid(
+                "name",
+                format!(
+                    "`{}`: expected letters, digits, `-`, `_` or `.` (it names a directory)",
+                    self.name
+                ),
+            ));
         }
         if self.system.needs_cluster() && !(1..=9).contains(&self.nodes) {
             return Err(invalid("nodes", format!("{}: expected 1 to 9", self.nodes)));
         }
         if w.concurrency == 0 || w.concurrency > 1000 {
-            return Err(invalid("workload.concurrency", format!("{}: expected 1 to 1000", w.concurrency)));
-        }
-        if w.group_size == 0 || w.group_size > w.concurrency {
             return Err(invalid(
-                "workload.group_size",
-                format!("{}: expected 1 to concurrency ({})", w.group_size, w.concurrency),
+                "workload.concurrency",
+                format!("{}: expected 1 to 1000", w.concurrency),
             ));
         }
+        if let Some(g) = w.group_size {
+            if g == 0 || g > w.concurrency {
+                return Err(invalid(
+                    "workload.group_size",
+                    format!("{g}: expected 1 to concurrency ({})", w.concurrency),
+                ));
+            }
+        }
         if w.ops_per_key == 0 {
-            return Err(invalid("workload.ops_per_key", "0: expected at least 1".into()));
+            return Err(invalid(
+                "workload.ops_per_key",
+                "0: expected at least 1".into(),
+            ));
         }
         if let Some(rate) = w.rate {
             if !(rate.is_finite() && rate > 0.0) {
-                return Err(invalid("workload.rate", format!("{rate}: expected a positive number of operations per second")));
+                return Err(invalid(
+                    "workload.rate",
+                    format!("{rate}: expected a positive number of operations per second"),
+                ));
             }
         }
         if w.timeout.is_zero() {
-            return Err(invalid("workload.timeout", "0s: expected a positive duration".into()));
+            return Err(invalid(
+                "workload.timeout",
+                "0s: expected a positive duration".into(),
+            ));
         }
         let mix = w.effective_mix();
         let allowed_total = match w.kind {
@@ -383,10 +410,15 @@ impl Campaign {
                         WorkloadKind::Register => "read and write",
                         _ => "read, write and cas",
                     },
-                    serde_json::to_string(&w.kind).unwrap_or_default().trim_matches('"')
+                    serde_json::to_string(&w.kind)
+                        .unwrap_or_default()
+                        .trim_matches('"')
                 ),
             ));
         }
+        self.nemesis
+            .validate(self.nodes)
+            .map_err(|e| invalid("nemesis", e.to_string()))?;
         if let Some(model) = &self.checker.model {
             model
                 .parse::<splitbrain_checkers::models::ModelKind>()
@@ -438,9 +470,10 @@ mod tests {
 
     #[test]
     fn misspelt_field_names_line_column_and_valid_names() {
-        let err = parse_str("name: t\nsystem: {in-memory: {}}\nworkload:\n  kind: kv\n  concurency: 3\n")
-            .unwrap_err()
-            .to_string();
+        let err =
+            parse_str("name: t\nsystem: {in-memory: {}}\nworkload:\n  kind: kv\n  concurency: 3\n")
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("test.yaml"), "{err}");
         assert!(err.contains("concurency"), "{err}");
         assert!(err.contains("line 5"), "{err}");
@@ -457,9 +490,10 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_field() {
-        let err = parse_str("name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv, group_size: 20}\n")
-            .unwrap_err()
-            .to_string();
+        let err =
+            parse_str("name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv, group_size: 20}\n")
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("workload.group_size"), "{err}");
         let err = parse_str(
             "name: t\nsystem: {in-memory: {}}\nworkload: {kind: set, mix: {read: 1, cas: 1}}\n",
@@ -467,9 +501,14 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("workload.mix"), "{err}");
-        let err = parse_str("name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nchecker: {model: foo}\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("checker.model") && err.contains("cas-register"), "{err}");
+        let err = parse_str(
+            "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nchecker: {model: foo}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("checker.model") && err.contains("cas-register"),
+            "{err}"
+        );
     }
 }

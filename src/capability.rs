@@ -68,12 +68,16 @@ impl Capability {
     /// What cannot be done without it.
     pub fn disables(self) -> &'static str {
         match self {
-            Capability::Root => "every `run` (namespaces and cgroups need CAP_SYS_ADMIN, CAP_NET_ADMIN)",
+            Capability::Root => {
+                "every `run` (namespaces and cgroups need CAP_SYS_ADMIN, CAP_NET_ADMIN)"
+            }
             Capability::NetworkNamespaces => "every `run`",
             Capability::VethBridge => "every `run` (the cluster network)",
             Capability::Cgroup2 => "cgroup pause/kill (falls back to signals to the process group)",
             Capability::CgroupFreeze => "pause via freezer (falls back to SIGSTOP/SIGCONT)",
-            Capability::CgroupKill => "kill of a node's whole cgroup (falls back to SIGKILL of the group)",
+            Capability::CgroupKill => {
+                "kill of a node's whole cgroup (falls back to SIGKILL of the group)"
+            }
             Capability::Nftables => "nftables partitions, packet loss via nft",
             Capability::Iptables => "packet loss via iptables (when nft is absent)",
             Capability::Nfqueue => "delay/reorder without netem",
@@ -86,7 +90,10 @@ impl Capability {
 
     /// Needed by the default path (partitions by blackhole routes, pauses, kills).
     pub fn essential(self) -> bool {
-        matches!(self, Capability::Root | Capability::NetworkNamespaces | Capability::VethBridge)
+        matches!(
+            self,
+            Capability::Root | Capability::NetworkNamespaces | Capability::VethBridge
+        )
     }
 }
 
@@ -107,11 +114,19 @@ pub struct Probe {
 
 impl Probe {
     fn ok(capability: Capability, detail: impl Into<String>) -> Self {
-        Probe { capability, status: Status::Ok, detail: detail.into() }
+        Probe {
+            capability,
+            status: Status::Ok,
+            detail: detail.into(),
+        }
     }
 
     fn missing(capability: Capability, detail: impl Into<String>) -> Self {
-        Probe { capability, status: Status::Missing, detail: detail.into() }
+        Probe {
+            capability,
+            status: Status::Missing,
+            detail: detail.into(),
+        }
     }
 
     pub fn is_ok(&self) -> bool {
@@ -148,22 +163,30 @@ fn effective_capabilities() -> Option<u64> {
 pub fn require_root() -> Result<(), PrivilegeError> {
     let caps = effective_capabilities().unwrap_or(0);
     let has = |bit: u32| caps & (1 << bit) != 0;
-    let lacking: Vec<&str> = [(CAP_SYS_ADMIN, "CAP_SYS_ADMIN"), (CAP_NET_ADMIN, "CAP_NET_ADMIN")]
-        .into_iter()
-        .filter(|&(bit, _)| !has(bit))
-        .map(|(_, name)| name)
-        .collect();
+    let lacking: Vec<&str> = [
+        (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
+        (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
+    ]
+    .into_iter()
+    .filter(|&(bit, _)| !has(bit))
+    .map(|(_, name)| name)
+    .collect();
     if lacking.is_empty() {
         Ok(())
     } else {
-        Err(PrivilegeError { detail: format!(" (lacking {})", lacking.join(", ")) })
+        Err(PrivilegeError {
+            detail: format!(" (lacking {})", lacking.join(", ")),
+        })
     }
 }
 
 /// Probes everything, in [`Capability::ALL`] order.
 pub fn probe_all() -> Vec<Probe> {
     let scratch = ScratchNetns::create();
-    Capability::ALL.iter().map(|&c| probe_with(c, &scratch)).collect()
+    Capability::ALL
+        .iter()
+        .map(|&c| probe_with(c, &scratch))
+        .collect()
 }
 
 /// Probes one capability.
@@ -175,10 +198,17 @@ pub fn probe(capability: Capability) -> Probe {
 fn probe_with(capability: Capability, scratch: &Result<ScratchNetns, String>) -> Probe {
     use Capability as C;
     let result = match capability {
-        C::Root => require_root().map(|()| "CAP_SYS_ADMIN, CAP_NET_ADMIN".to_owned()).map_err(|e| e.to_string()),
-        C::NetworkNamespaces => scratch.as_ref().map(|s| format!("created and deleted {}", s.name)).map_err(Clone::clone),
+        C::Root => require_root()
+            .map(|()| "CAP_SYS_ADMIN, CAP_NET_ADMIN".to_owned())
+            .map_err(|e| e.to_string()),
+        C::NetworkNamespaces => scratch
+            .as_ref()
+            .map(|s| format!("created and deleted {}", s.name))
+            .map_err(Clone::clone),
         C::VethBridge => with_scratch(scratch, probe_veth_bridge),
-        C::Cgroup2 => cgroup::cgroup2_mount().map(|p| format!("mounted at {}", p.display())).map_err(|e| e.to_string()),
+        C::Cgroup2 => cgroup::cgroup2_mount()
+            .map(|p| format!("mounted at {}", p.display()))
+            .map_err(|e| e.to_string()),
         C::CgroupFreeze => probe_cgroup(true),
         C::CgroupKill => probe_cgroup(false),
         C::Nftables => program_version("nft", &["--version"]),
@@ -213,7 +243,10 @@ struct ScratchNetns {
 
 impl ScratchNetns {
     fn create() -> Result<Self, String> {
-        let name = format!("sb-probe{:06x}-x", rand::thread_rng().gen_range(0..0x100_0000u32));
+        let name = format!(
+            "sb-probe{:06x}-x",
+            rand::thread_rng().gen_range(0..0x100_0000u32)
+        );
         let mut batch = IpBatch::new(None);
         batch.line(format!("netns add {name}"));
         netns::ip_batch(&batch).map_err(|e| e.to_string())?;
@@ -224,7 +257,10 @@ impl ScratchNetns {
 impl Drop for ScratchNetns {
     fn drop(&mut self) {
         if let Err(e) = netns::delete(std::slice::from_ref(&self.name)) {
-            eprintln!("splitbrain: warning: deleting probe namespace {}: {e}", self.name);
+            eprintln!(
+                "splitbrain: warning: deleting probe namespace {}: {e}",
+                self.name
+            );
         }
     }
 }
@@ -232,15 +268,21 @@ impl Drop for ScratchNetns {
 fn probe_veth_bridge(ns: &str) -> Result<String, String> {
     let mut batch = IpBatch::new(None);
     batch.line(format!("link add br0 netns {ns} type bridge"));
-    batch.line(format!("link add v0 netns {ns} type veth peer name v1 netns {ns}"));
+    batch.line(format!(
+        "link add v0 netns {ns} type veth peer name v1 netns {ns}"
+    ));
     netns::ip_batch(&batch).map_err(|e| e.to_string())?;
     Ok("created in a throwaway namespace".into())
 }
 
 fn probe_netem(ns: &str) -> Result<String, String> {
-    netns::run(ns, "tc", &["qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"])
-        .map(|_| "netem qdisc added in a throwaway namespace".into())
-        .map_err(|e| e.to_string())
+    netns::run(
+        ns,
+        "tc",
+        &["qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
+    )
+    .map(|_| "netem qdisc added in a throwaway namespace".into())
+    .map_err(|e| e.to_string())
 }
 
 fn probe_nfqueue(ns: &str) -> Result<String, String> {
@@ -253,7 +295,17 @@ fn probe_nfqueue(ns: &str) -> Result<String, String> {
             .map(|()| "nft queue rule accepted in a throwaway namespace".into());
     }
     if program_version("iptables", &["--version"]).is_ok() {
-        let args = ["-A", "OUTPUT", "-p", "udp", "-j", "NFQUEUE", "--queue-num", "0", "--queue-bypass"];
+        let args = [
+            "-A",
+            "OUTPUT",
+            "-p",
+            "udp",
+            "-j",
+            "NFQUEUE",
+            "--queue-num",
+            "0",
+            "--queue-bypass",
+        ];
         return netns::run(ns, "iptables", &args)
             .map(|_| "iptables NFQUEUE rule accepted in a throwaway namespace".into())
             .map_err(|e| e.to_string());
@@ -283,10 +335,15 @@ fn run_with_stdin(cmd: &mut Command, input: &str) -> Result<(), String> {
 /// Freeze (or kill) on an empty throwaway cgroup under `splitbrain/`.
 fn probe_cgroup(freeze: bool) -> Result<String, String> {
     let root = cgroup::harness_root().map_err(|e| e.to_string())?;
-    let name = format!("probe{:06x}", rand::thread_rng().gen_range(0..0x100_0000u32));
+    let name = format!(
+        "probe{:06x}",
+        rand::thread_rng().gen_range(0..0x100_0000u32)
+    );
     let cg = Cgroup::create(root.join(name)).map_err(|e| e.to_string())?;
     let result = if freeze {
-        cg.freeze().and_then(|()| cg.thaw()).map(|()| "froze and thawed a throwaway cgroup".to_owned())
+        cg.freeze()
+            .and_then(|()| cg.thaw())
+            .map(|()| "froze and thawed a throwaway cgroup".to_owned())
     } else {
         cg.kill().map(|()| "killed a throwaway cgroup".to_owned())
     };
@@ -306,8 +363,17 @@ pub fn program_version(program: &str, args: &[&str]) -> Result<String, String> {
     if !output.status.success() {
         return Err(format!("{program} {}: {}", args.join(" "), output.status));
     }
-    let text = if output.stdout.is_empty() { &output.stderr } else { &output.stdout };
-    Ok(String::from_utf8_lossy(text).lines().next().unwrap_or_default().trim().to_owned())
+    let text = if output.stdout.is_empty() {
+        &output.stderr
+    } else {
+        &output.stdout
+    };
+    Ok(String::from_utf8_lossy(text)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned())
 }
 
 /// Debian's place for libfaketime.
@@ -318,7 +384,10 @@ pub fn find_libfaketime() -> Result<&'static str, String> {
     if Path::new(LIBFAKETIME_PATH).exists() {
         return Ok(LIBFAKETIME_PATH);
     }
-    let output = Command::new("ldconfig").arg("-p").output().map_err(|e| format!("ldconfig: {e}"))?;
+    let output = Command::new("ldconfig")
+        .arg("-p")
+        .output()
+        .map_err(|e| format!("ldconfig: {e}"))?;
     let listing = String::from_utf8_lossy(&output.stdout);
     let found = listing
         .lines()

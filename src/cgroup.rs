@@ -24,11 +24,18 @@ pub enum CgroupError {
     #[error("cgroup {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("cgroup {path}: {what} not reached within {timeout:?}")]
-    Timeout { path: PathBuf, what: &'static str, timeout: Duration },
+    Timeout {
+        path: PathBuf,
+        what: &'static str,
+        timeout: Duration,
+    },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CgroupError + '_ {
-    move |source| CgroupError::Io { path: path.to_owned(), source }
+    move |source| CgroupError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Where cgroup2 is mounted, from `/proc/self/mountinfo`.
@@ -46,7 +53,10 @@ pub fn find_cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
         if after.split_whitespace().next()? != "cgroup2" {
             return None;
         }
-        before.split_whitespace().nth(4).map(|p| PathBuf::from(unescape_octal(p)))
+        before
+            .split_whitespace()
+            .nth(4)
+            .map(|p| PathBuf::from(unescape_octal(p)))
     })
 }
 
@@ -55,8 +65,14 @@ fn unescape_octal(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
-            let code = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let code =
+                (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(code);
             i += 4;
         } else {
@@ -126,7 +142,11 @@ impl Cgroup {
     /// fork and exec without touching the filesystem by name.
     pub fn open_procs(&self) -> Result<OwnedFd, CgroupError> {
         let path = self.file("cgroup.procs");
-        OpenOptions::new().write(true).open(&path).map(OwnedFd::from).map_err(io_error(&path))
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map(OwnedFd::from)
+            .map_err(io_error(&path))
     }
 
     /// Pids of the processes directly in this cgroup.
@@ -176,7 +196,11 @@ impl Cgroup {
 
     /// Polls `cgroup.events` until `done` holds; the states settle within microseconds to
     /// milliseconds, so a short sleep beats the machinery of inotify.
-    pub fn wait_for(&self, what: &'static str, done: impl Fn(&Events) -> bool) -> Result<(), CgroupError> {
+    pub fn wait_for(
+        &self,
+        what: &'static str,
+        done: impl Fn(&Events) -> bool,
+    ) -> Result<(), CgroupError> {
         let deadline = Instant::now() + SETTLE_TIMEOUT;
         let mut pause = Duration::from_micros(100);
         loop {
@@ -184,7 +208,11 @@ impl Cgroup {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(CgroupError::Timeout { path: self.path.clone(), what, timeout: SETTLE_TIMEOUT });
+                return Err(CgroupError::Timeout {
+                    path: self.path.clone(),
+                    what,
+                    timeout: SETTLE_TIMEOUT,
+                });
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(10));
@@ -196,7 +224,10 @@ impl Cgroup {
         match std::fs::remove_dir(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(CgroupError::Io { path: self.path.clone(), source: e }),
+            Err(e) => Err(CgroupError::Io {
+                path: self.path.clone(),
+                source: e,
+            }),
         }
     }
 }
@@ -242,9 +273,18 @@ mod tests {
 31 30 0:27 / /sys/fs/cgroup/cpu rw,relatime shared:10 - cgroup cgroup rw,cpu
 39 30 0:35 / /sys/fs/cgroup/unified rw,relatime shared:18 - cgroup2 cgroup2 rw
 ";
-        assert_eq!(find_cgroup2_mount(text), Some(PathBuf::from("/sys/fs/cgroup/unified")));
-        assert_eq!(find_cgroup2_mount("31 30 0:27 / /x rw - cgroup cgroup rw\n"), None);
+        assert_eq!(
+            find_cgroup2_mount(text),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(
+            find_cgroup2_mount("31 30 0:27 / /x rw - cgroup cgroup rw\n"),
+            None
+        );
         let escaped = "39 30 0:35 / /mnt/with\\040space rw - cgroup2 none rw\n";
-        assert_eq!(find_cgroup2_mount(escaped), Some(PathBuf::from("/mnt/with space")));
+        assert_eq!(
+            find_cgroup2_mount(escaped),
+            Some(PathBuf::from("/mnt/with space"))
+        );
     }
 }

@@ -40,11 +40,25 @@ pub struct CleanupStep {
 /// The steps, in order: stop processes before their namespaces go, so nothing is left
 /// running in a namespace that no longer has a name.
 pub const STEPS: &[CleanupStep] = &[
-    CleanupStep { name: "node cgroups", run: remove_cgroups },
-    CleanupStep { name: "processes in run namespaces", run: kill_namespace_processes },
-    CleanupStep { name: "network namespaces", run: delete_namespaces },
-    // Resources of later fault kinds are added here, one line each, e.g.
-    // CleanupStep { name: "nftables tables", run: crate::nemesis::cleanup_nft },
+    CleanupStep {
+        name: "node cgroups",
+        run: remove_cgroups,
+    },
+    CleanupStep {
+        name: "processes in run namespaces",
+        run: kill_namespace_processes,
+    },
+    // Partition routes, nftables `splitbrain*` tables: inside run namespaces, so removed
+    // before those go (deleting the namespace would drop them too).
+    CleanupStep {
+        name: "nemesis rules",
+        run: crate::nemesis::cleanup_leftovers,
+    },
+    CleanupStep {
+        name: "network namespaces",
+        run: delete_namespaces,
+    },
+    // Resources of later fault kinds are added here, one line each.
 ];
 
 /// Removes the leftovers of run `run`, or of every run when `None`.
@@ -77,7 +91,9 @@ fn run_namespaces(run: Option<&RunId>, report: &mut CleanupReport) -> Vec<String
     match netns::list() {
         Ok(names) => names.into_iter().filter(|n| is_run_netns(n, run)).collect(),
         Err(e) => {
-            report.errors.push(format!("listing network namespaces: {e}"));
+            report
+                .errors
+                .push(format!("listing network namespaces: {e}"));
             Vec::new()
         }
     }
@@ -85,7 +101,9 @@ fn run_namespaces(run: Option<&RunId>, report: &mut CleanupReport) -> Vec<String
 
 fn remove_cgroups(run: Option<&RunId>, report: &mut CleanupReport) {
     // No cgroup2 means no cgroup of ours either.
-    let Ok(root) = cgroup::harness_root() else { return };
+    let Ok(root) = cgroup::harness_root() else {
+        return;
+    };
     let run_dirs: Vec<_> = match run {
         Some(run) => vec![root.join(run.as_str())],
         None => match std::fs::read_dir(&root) {
@@ -98,13 +116,42 @@ fn remove_cgroups(run: Option<&RunId>, report: &mut CleanupReport) {
         },
     };
     for dir in run_dirs {
+        let label = |p: &std::path::Path| p.strip_prefix(&root).unwrap_or(p).display().to_string();
+        for (cgroup_dir, pid) in processes_below(&dir) {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            report.removed.push(format!(
+                "process {pid} ({}) in cgroup {}",
+                comm.trim(),
+                label(&cgroup_dir)
+            ));
+        }
         match cgroup::remove_tree(&dir) {
             Ok(removed) => report.removed.extend(
-                removed.iter().map(|p| format!("cgroup {}", p.strip_prefix(&root).unwrap_or(p).display())),
+                removed
+                    .iter()
+                    .map(|p| format!("cgroup {}", p.strip_prefix(&root).unwrap_or(p).display())),
             ),
             Err(e) => report.errors.push(e.to_string()),
         }
     }
+}
+
+/// Every (cgroup, pid) at or below `dir`, to report what a cgroup kill takes down.
+fn processes_below(dir: &std::path::Path) -> Vec<(std::path::PathBuf, i32)> {
+    let mut found: Vec<_> = cgroup::Cgroup::at(dir)
+        .procs()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|pid| (dir.to_owned(), pid))
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.filter_map(Result::ok) {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                found.extend(processes_below(&entry.path()));
+            }
+        }
+    }
+    found
 }
 
 fn kill_namespace_processes(run: Option<&RunId>, report: &mut CleanupReport) {
@@ -113,16 +160,22 @@ fn kill_namespace_processes(run: Option<&RunId>, report: &mut CleanupReport) {
         let pids = match netns::pids(&ns) {
             Ok(pids) => pids.into_iter().filter(|&p| p != me).collect::<Vec<_>>(),
             Err(e) => {
-                report.errors.push(format!("processes of namespace {ns}: {e}"));
+                report
+                    .errors
+                    .push(format!("processes of namespace {ns}: {e}"));
                 continue;
             }
         };
         for &pid in &pids {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             match kill(Pid::from_raw(pid), Signal::SIGKILL) {
-                Ok(()) => report.removed.push(format!("process {pid} ({}) in {ns}", comm.trim())),
+                Ok(()) => report
+                    .removed
+                    .push(format!("process {pid} ({}) in {ns}", comm.trim())),
                 Err(nix::Error::ESRCH) => {}
-                Err(e) => report.errors.push(format!("killing process {pid} in {ns}: {e}")),
+                Err(e) => report
+                    .errors
+                    .push(format!("killing process {pid} in {ns}: {e}")),
             }
         }
         wait_until_gone(&ns, Duration::from_secs(2), report);
@@ -144,7 +197,9 @@ fn wait_until_gone(ns: &str, timeout: Duration, report: &mut CleanupReport) {
             return;
         }
         if Instant::now() >= deadline {
-            report.errors.push(format!("processes {alive:?} in {ns} survived SIGKILL"));
+            report
+                .errors
+                .push(format!("processes {alive:?} in {ns} survived SIGKILL"));
             return;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -154,7 +209,10 @@ fn wait_until_gone(ns: &str, timeout: Duration, report: &mut CleanupReport) {
 fn is_zombie(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
+        .and_then(|stat| {
+            stat.rsplit_once(") ")
+                .map(|(_, rest)| rest.starts_with('Z'))
+        })
         .unwrap_or(true)
 }
 
@@ -168,7 +226,9 @@ fn delete_namespaces(run: Option<&RunId>, report: &mut CleanupReport) {
     }
     for name in names {
         if netns::exists(&name) {
-            report.errors.push(format!("network namespace {name} could not be deleted"));
+            report
+                .errors
+                .push(format!("network namespace {name} could not be deleted"));
         } else {
             report.removed.push(format!("network namespace {name}"));
         }

@@ -47,7 +47,17 @@ pub fn system_for(spec: &SystemSpec) -> anyhow::Result<Arc<dyn System>> {
             etcd.client_options.serializable_reads = e.serializable_reads;
             Arc::new(etcd)
         }
-        SystemSpec::Clusterkv(_) => anyhow::bail!("XXX clusterkv adapter not wired yet"),
+        SystemSpec::Clusterkv(c) => {
+            let mut kv = crate::system::clusterkv::ClusterKv::new(c.arch);
+            let o = &mut kv.options;
+            o.replication = c.replication.unwrap_or(o.replication);
+            o.n = c.n.unwrap_or(o.n);
+            o.r = c.r.unwrap_or(o.r);
+            o.w = c.w.unwrap_or(o.w);
+            o.heartbeat = c.heartbeat.unwrap_or(o.heartbeat);
+            o.election_timeout = c.election_timeout.unwrap_or(o.election_timeout);
+            Arc::new(kv)
+        }
         SystemSpec::Command(c) => Arc::new(crate::system::command::CommandSystem::new(c.clone())?),
         SystemSpec::InMemory(_) => anyhow::bail!("the in-memory system has no nodes"),
     })
@@ -91,8 +101,15 @@ impl Deployment {
             nodes_ready_in: Duration::ZERO,
         };
         for node in &cluster.spec.nodes {
-            let launch = cluster.system.launch(node, &cluster.spec)?;
+            let mut launch = cluster.system.launch(node, &cluster.spec)?;
             let log_dir = run_dir.join("nodes").join(&node.name);
+            if campaign.nemesis.needs_clock() {
+                // libfaketime is preloaded from the first start, so clock faults can move
+                // the node's clock later by rewriting its offset file.
+                std::fs::create_dir_all(&log_dir)
+                    .with_context(|| format!("creating {}", log_dir.display()))?;
+                launch.env.extend(crate::nemesis::clock_env(&log_dir)?);
+            }
             std::fs::create_dir_all(&node.data_dir)
                 .with_context(|| format!("creating {}", node.data_dir.display()))?;
             let config = NodeConfig::for_topology(

@@ -29,5 +29,8 @@ pub fn render(probes: &[Probe]) -> String {
 
 /// Whether the default path (partitions, pauses, kills) can run.
 pub fn default_path_ready(probes: &[Probe]) -> bool {
-    probes.iter().filter(|p| p.capability.essential()).all(Probe::is_ok)
+    probes
+        .iter()
+        .filter(|p| p.capability.essential())
+        .all(Probe::is_ok)
 }

@@ -9,6 +9,7 @@
 //! * [`workload`] — the operation generator (Jepsen's independent-keys shape).
 //! * [`recorder`] — the history, streamed to disk as it happens.
 //! * [`cluster`] — a deployed system: network, supervised nodes, clients.
+//! * [`nemesis`] — faults: partitions, pauses, kills, clock skew, packet loss; schedules.
 //! * [`run`] — one run end to end; [`summary`] and [`results`] — what it leaves behind.
 
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod system;
 // Running campaigns.
 pub mod campaign;
 pub mod cluster;
+pub mod nemesis;
 pub mod recorder;
 pub mod results;
 pub mod run;

@@ -35,9 +35,17 @@ pub enum NetnsError {
     #[error("running {program}: {source}")]
     Spawn { program: String, source: io::Error },
     #[error("{what} failed ({status}): {stderr}")]
-    CommandFailed { what: String, status: std::process::ExitStatus, stderr: String },
+    CommandFailed {
+        what: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
     #[error("setting {key} in namespace {name}: {source}")]
-    Sysctl { name: String, key: String, source: io::Error },
+    Sysctl {
+        name: String,
+        key: String,
+        source: io::Error,
+    },
     #[error("building the runtime for namespace {name}: {source}")]
     Runtime { name: String, source: io::Error },
     #[error("runtime threads of namespace {name} did not enter it")]
@@ -75,7 +83,10 @@ pub fn list() -> io::Result<Vec<String>> {
 pub fn open(name: &str) -> Result<OwnedFd, NetnsError> {
     File::open(path(name))
         .map(OwnedFd::from)
-        .map_err(|source| NetnsError::Open { name: name.to_owned(), source })
+        .map_err(|source| NetnsError::Open {
+            name: name.to_owned(),
+            source,
+        })
 }
 
 /// Moves the calling thread into namespace `name`. Only on a thread you own.
@@ -86,8 +97,10 @@ pub fn enter(name: &str) -> Result<(), NetnsError> {
 
 /// Moves the calling thread into the namespace behind `fd` (`name` is for messages).
 pub fn enter_fd(name: &str, fd: &impl AsFd) -> Result<(), NetnsError> {
-    nix::sched::setns(fd.as_fd(), CloneFlags::CLONE_NEWNET)
-        .map_err(|source| NetnsError::Enter { name: name.to_owned(), source })
+    nix::sched::setns(fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|source| NetnsError::Enter {
+        name: name.to_owned(),
+        source,
+    })
 }
 
 /// Runs `work` on a new thread inside namespace `name`.
@@ -110,7 +123,10 @@ where
             drop(fd);
             work()
         })
-        .map_err(|source| NetnsError::Spawn { program: "thread".into(), source })
+        .map_err(|source| NetnsError::Spawn {
+            program: "thread".into(),
+            source,
+        })
 }
 
 /// The identity (device, inode) of a namespace file, to compare namespaces.
@@ -138,8 +154,10 @@ pub fn command(name: &str, program: impl AsRef<std::ffi::OsStr>) -> Result<Comma
 pub fn run(name: &str, program: &str, args: &[&str]) -> Result<std::process::Output, NetnsError> {
     let mut cmd = command(name, program)?;
     cmd.args(args).stdin(Stdio::null());
-    let output =
-        cmd.output().map_err(|source| NetnsError::Spawn { program: program.to_owned(), source })?;
+    let output = cmd.output().map_err(|source| NetnsError::Spawn {
+        program: program.to_owned(),
+        source,
+    })?;
     if !output.status.success() {
         return Err(NetnsError::CommandFailed {
             what: format!("{program} {} in {name}", args.join(" ")),
@@ -162,7 +180,11 @@ pub struct IpBatch {
 
 impl IpBatch {
     pub fn new(netns: Option<&str>) -> Self {
-        IpBatch { netns: netns.map(str::to_owned), lines: Vec::new(), force: false }
+        IpBatch {
+            netns: netns.map(str::to_owned),
+            lines: Vec::new(),
+            force: false,
+        }
     }
 
     /// Appends one line (an `ip` command without the leading `ip`).
@@ -196,7 +218,10 @@ pub fn ip_batches(batches: &[IpBatch]) -> Result<(), NetnsError> {
     for (batch, child) in running {
         let result = child
             .wait_with_output()
-            .map_err(|source| NetnsError::Spawn { program: "ip".into(), source })
+            .map_err(|source| NetnsError::Spawn {
+                program: "ip".into(),
+                source,
+            })
             .and_then(|output| {
                 if output.status.success() {
                     Ok(())
@@ -204,7 +229,10 @@ pub fn ip_batches(batches: &[IpBatch]) -> Result<(), NetnsError> {
                     Err(NetnsError::CommandFailed {
                         what: format!(
                             "ip -batch in {}",
-                            batch.netns.as_deref().unwrap_or("the controller's namespace")
+                            batch
+                                .netns
+                                .as_deref()
+                                .unwrap_or("the controller's namespace")
                         ),
                         status: output.status,
                         stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
@@ -219,7 +247,10 @@ pub fn ip_batches(batches: &[IpBatch]) -> Result<(), NetnsError> {
 }
 
 fn spawn_ip_batch(batch: &IpBatch) -> Result<std::process::Child, NetnsError> {
-    let spawn_error = |source| NetnsError::Spawn { program: "ip".into(), source };
+    let spawn_error = |source| NetnsError::Spawn {
+        program: "ip".into(),
+        source,
+    };
     // Entering by setns before exec rather than `ip -n`: `ip -n` also makes a private mount
     // namespace and remounts /sys, which address, link and route commands do not need and
     // which costs milliseconds per call.
@@ -230,7 +261,10 @@ fn spawn_ip_batch(batch: &IpBatch) -> Result<std::process::Child, NetnsError> {
     if batch.force {
         cmd.arg("-force");
     }
-    cmd.args(["-batch", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.args(["-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(spawn_error)?;
     let mut script = batch.lines.join("\n");
     script.push('\n');
@@ -273,7 +307,11 @@ pub fn pids(name: &str) -> io::Result<Vec<i32>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc")? {
         let Ok(entry) = entry else { continue };
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         // Processes come and go while we scan; a vanished one simply is not in the namespace.
@@ -299,7 +337,10 @@ pub fn delete(names: &[String]) -> Result<(), NetnsError> {
 ///
 /// The future given to `Runtime::block_on` runs on the *calling* thread, outside the
 /// namespace: open connections inside `runtime.spawn(...)` tasks, not in `block_on` directly.
-pub fn runtime_in(name: &str, worker_threads: usize) -> Result<tokio::runtime::Runtime, NetnsError> {
+pub fn runtime_in(
+    name: &str,
+    worker_threads: usize,
+) -> Result<tokio::runtime::Runtime, NetnsError> {
     let fd = Arc::new(open(name)?);
     let thread_fd = Arc::clone(&fd);
     let thread_ns = name.to_owned();
@@ -315,7 +356,10 @@ pub fn runtime_in(name: &str, worker_threads: usize) -> Result<tokio::runtime::R
             }
         })
         .build()
-        .map_err(|source| NetnsError::Runtime { name: name.to_owned(), source })?;
+        .map_err(|source| NetnsError::Runtime {
+            name: name.to_owned(),
+            source,
+        })?;
     // Prove it: a task reports the namespace of the thread it ran on.
     let expected = identity(&path(name)).map_err(|source| NetnsError::Open {
         name: name.to_owned(),
@@ -326,7 +370,9 @@ pub fn runtime_in(name: &str, worker_threads: usize) -> Result<tokio::runtime::R
         .ok()
         .and_then(Result::ok);
     if seen != Some(expected) {
-        return Err(NetnsError::RuntimeNotInNamespace { name: name.to_owned() });
+        return Err(NetnsError::RuntimeNotInNamespace {
+            name: name.to_owned(),
+        });
     }
     Ok(runtime)
 }

@@ -97,21 +97,46 @@ pub fn usable_cgroup_path(run: &str, node: &str) -> Option<PathBuf> {
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("node {node}: {what}: {source}")]
-    Io { node: String, what: String, source: io::Error },
+    Io {
+        node: String,
+        what: String,
+        source: io::Error,
+    },
     #[error("node {node}: {source}")]
     Netns { node: String, source: NetnsError },
     #[error("node {node}: {source}")]
     Cgroup { node: String, source: CgroupError },
     #[error("node {node}: signal {signal}: {source}")]
-    Signal { node: String, signal: Signal, source: nix::Error },
+    Signal {
+        node: String,
+        signal: Signal,
+        source: nix::Error,
+    },
     #[error("node {node} not ready after {waited:?}: {last_error}")]
-    NotReady { node: String, waited: Duration, last_error: String },
+    NotReady {
+        node: String,
+        waited: Duration,
+        last_error: String,
+    },
     #[error("node {node} exited before it was ready: {report}")]
-    DiedBeforeReady { node: String, report: Box<ExitReport> },
+    DiedBeforeReady {
+        node: String,
+        report: Box<ExitReport>,
+    },
     #[error("node {node} is not running")]
     NotRunning { node: String },
+    #[error("node {node}: not {what} within {timeout:?}")]
+    NotSettled {
+        node: String,
+        what: &'static str,
+        timeout: Duration,
+    },
     #[error("node {node}: process {pid} was not reaped within {timeout:?}")]
-    NotReaped { node: String, pid: i32, timeout: Duration },
+    NotReaped {
+        node: String,
+        pid: i32,
+        timeout: Duration,
+    },
 }
 
 /// How a node process ended.
@@ -137,7 +162,11 @@ impl std::fmt::Display for ExitReport {
             (None, Some(signal)) => format!("signal {signal}"),
             (None, None) => "unknown status".to_owned(),
         };
-        write!(f, "{} (pid {}, start #{}) ended with {how}", self.node, self.pid, self.generation)?;
+        write!(
+            f,
+            "{} (pid {}, start #{}) ended with {how}",
+            self.node, self.pid, self.generation
+        )?;
         if !self.expected {
             write!(f, " unexpectedly")?;
         }
@@ -162,7 +191,11 @@ pub struct NodeEvent {
 
 #[derive(Debug, Clone)]
 pub enum NodeEventKind {
-    Started { node: String, pid: i32, generation: u64 },
+    Started {
+        node: String,
+        pid: i32,
+        generation: u64,
+    },
     Exited(ExitReport),
 }
 
@@ -189,7 +222,9 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain data behind; keep using it.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -206,13 +241,18 @@ impl Node {
     /// Starts the node (does not wait for readiness: see [`Node::wait_ready`]).
     pub fn start(config: NodeConfig, events: Option<EventSender>) -> Result<Self, NodeError> {
         let cgroup = match &config.cgroup {
-            Some(path) => Some(
-                Cgroup::create(path)
-                    .map_err(|source| NodeError::Cgroup { node: config.name.clone(), source })?,
-            ),
+            Some(path) => Some(Cgroup::create(path).map_err(|source| NodeError::Cgroup {
+                node: config.name.clone(),
+                source,
+            })?),
             None => None,
         };
-        let node = Node { config, cgroup, shared: Arc::default(), events };
+        let node = Node {
+            config,
+            cgroup,
+            shared: Arc::default(),
+            events,
+        };
         node.spawn()?;
         Ok(node)
     }
@@ -260,24 +300,37 @@ impl Node {
 
     fn err_io(&self, what: impl Into<String>) -> impl FnOnce(io::Error) -> NodeError + '_ {
         let what = what.into();
-        move |source| NodeError::Io { node: self.config.name.clone(), what, source }
+        move |source| NodeError::Io {
+            node: self.config.name.clone(),
+            what,
+            source,
+        }
     }
 
     fn err_cgroup(&self, source: CgroupError) -> NodeError {
-        NodeError::Cgroup { node: self.config.name.clone(), source }
+        NodeError::Cgroup {
+            node: self.config.name.clone(),
+            source,
+        }
     }
 
     fn spawn(&self) -> Result<(), NodeError> {
         let cfg = &self.config;
-        std::fs::create_dir_all(&cfg.data_dir).map_err(self.err_io("creating the data directory"))?;
+        std::fs::create_dir_all(&cfg.data_dir)
+            .map_err(self.err_io("creating the data directory"))?;
         std::fs::create_dir_all(&cfg.log_dir).map_err(self.err_io("creating the log directory"))?;
         let open_log = |file: &str| {
-            OpenOptions::new().create(true).append(true).open(cfg.log_dir.join(file))
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(cfg.log_dir.join(file))
         };
         let stdout = open_log("stdout.log").map_err(self.err_io("opening stdout.log"))?;
         let stderr = open_log("stderr.log").map_err(self.err_io("opening stderr.log"))?;
-        let netns_fd = netns::open(&cfg.netns)
-            .map_err(|source| NodeError::Netns { node: cfg.name.clone(), source })?;
+        let netns_fd = netns::open(&cfg.netns).map_err(|source| NodeError::Netns {
+            node: cfg.name.clone(),
+            source,
+        })?;
         let procs_fd = match &self.cgroup {
             Some(cgroup) => Some(cgroup.open_procs().map_err(|e| self.err_cgroup(e))?),
             None => None,
@@ -309,10 +362,9 @@ impl Node {
         }
 
         let mut state = self.shared.lock();
-        let mut child = cmd.spawn().map_err(self.err_io(format!(
-            "starting {}",
-            cfg.launch.program.display()
-        )))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(self.err_io(format!("starting {}", cfg.launch.program.display())))?;
         let pid = child.id() as i32;
         state.generation += 1;
         state.pid = Some(pid);
@@ -321,7 +373,11 @@ impl Node {
         state.expecting_exit = false;
         let generation = state.generation;
         drop(state);
-        self.send(NodeEventKind::Started { node: cfg.name.clone(), pid, generation });
+        self.send(NodeEventKind::Started {
+            node: cfg.name.clone(),
+            pid,
+            generation,
+        });
 
         let shared = Arc::clone(&self.shared);
         let events = self.events.clone();
@@ -331,7 +387,15 @@ impl Node {
             .name(format!("watch-{name}"))
             .spawn(move || {
                 let status = child.wait();
-                watcher_saw_exit(&shared, events.as_ref(), &name, &log_dir, pid, generation, status);
+                watcher_saw_exit(
+                    &shared,
+                    events.as_ref(),
+                    &name,
+                    &log_dir,
+                    pid,
+                    generation,
+                    status,
+                );
             })
             .map_err(self.err_io("starting the watcher thread"))?;
         Ok(())
@@ -340,7 +404,10 @@ impl Node {
     fn send(&self, kind: NodeEventKind) {
         if let Some(events) = &self.events {
             // A dropped receiver means nobody listens any more; that is not our failure.
-            let _ = events.send(NodeEvent { at: Instant::now(), kind });
+            let _ = events.send(NodeEvent {
+                at: Instant::now(),
+                kind,
+            });
         }
     }
 
@@ -361,7 +428,9 @@ impl Node {
                             node: self.config.name.clone(),
                             report: Box::new(report),
                         },
-                        None => NodeError::NotRunning { node: self.config.name.clone() },
+                        None => NodeError::NotRunning {
+                            node: self.config.name.clone(),
+                        },
                     });
                 }
             }
@@ -394,11 +463,17 @@ impl Node {
     pub fn pause(&self) -> Result<(), NodeError> {
         let mut state = self.shared.lock();
         if !state.running {
-            return Err(NodeError::NotRunning { node: self.config.name.clone() });
+            return Err(NodeError::NotRunning {
+                node: self.config.name.clone(),
+            });
         }
         match &self.cgroup {
             Some(cgroup) => cgroup.freeze().map_err(|e| self.err_cgroup(e))?,
-            None => self.signal_group(&state, Signal::SIGSTOP)?,
+            None => {
+                self.signal_group(&state, Signal::SIGSTOP)?;
+                // Signals arrive asynchronously; report paused only once it is.
+                self.wait_process_state(&state, "stopped", |s| s == 'T')?;
+            }
         }
         state.paused = true;
         Ok(())
@@ -409,7 +484,10 @@ impl Node {
         let mut state = self.shared.lock();
         match &self.cgroup {
             Some(cgroup) => cgroup.thaw().map_err(|e| self.err_cgroup(e))?,
-            None if state.running => self.signal_group(&state, Signal::SIGCONT)?,
+            None if state.running => {
+                self.signal_group(&state, Signal::SIGCONT)?;
+                self.wait_process_state(&state, "continued", |s| s != 'T')?;
+            }
             None => {}
         }
         state.paused = false;
@@ -486,7 +564,11 @@ impl Node {
         while state.running && state.pid == Some(pid) {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(NodeError::NotReaped { node: self.config.name.clone(), pid, timeout });
+                return Err(NodeError::NotReaped {
+                    node: self.config.name.clone(),
+                    pid,
+                    timeout,
+                });
             }
             state = self
                 .shared
@@ -502,10 +584,42 @@ impl Node {
     /// Called with the state locked and `running` true, so the pid has not been reaped yet
     /// except in the instant between the watcher's wait and its lock.
     fn signal_group(&self, state: &State, signal: Signal) -> Result<(), NodeError> {
-        let pid = state.pid.ok_or_else(|| NodeError::NotRunning { node: self.config.name.clone() })?;
+        let pid = state.pid.ok_or_else(|| NodeError::NotRunning {
+            node: self.config.name.clone(),
+        })?;
         match killpg(Pid::from_raw(pid), signal) {
             Ok(()) | Err(nix::Error::ESRCH) => Ok(()),
-            Err(source) => Err(NodeError::Signal { node: self.config.name.clone(), signal, source }),
+            Err(source) => Err(NodeError::Signal {
+                node: self.config.name.clone(),
+                signal,
+                source,
+            }),
+        }
+    }
+
+    /// Polls the main process' state in `/proc` (the signal fallback's only evidence).
+    fn wait_process_state(
+        &self,
+        state: &State,
+        what: &'static str,
+        done: impl Fn(char) -> bool,
+    ) -> Result<(), NodeError> {
+        let Some(pid) = state.pid else { return Ok(()) };
+        let deadline = Instant::now() + REAP_TIMEOUT;
+        loop {
+            match process_state(pid) {
+                // Gone: the watcher reports the exit; nothing left to wait for.
+                None => return Ok(()),
+                Some(s) if done(s) => return Ok(()),
+                Some(_) if Instant::now() >= deadline => {
+                    return Err(NodeError::NotSettled {
+                        node: self.config.name.clone(),
+                        what,
+                        timeout: REAP_TIMEOUT,
+                    })
+                }
+                Some(_) => std::thread::sleep(Duration::from_micros(200)),
+            }
         }
     }
 
@@ -522,7 +636,10 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown() {
-            eprintln!("splitbrain: warning: shutting down node {}: {e}", self.config.name);
+            eprintln!(
+                "splitbrain: warning: shutting down node {}: {e}",
+                self.config.name
+            );
         }
     }
 }
@@ -571,14 +688,25 @@ fn watcher_saw_exit(
     drop(state);
     shared.changed.notify_all();
     if let Some(events) = events {
-        let _ = events.send(NodeEvent { at: Instant::now(), kind: NodeEventKind::Exited(report) });
+        let _ = events.send(NodeEvent {
+            at: Instant::now(),
+            kind: NodeEventKind::Exited(report),
+        });
     }
+}
+
+/// The one-letter state of a process (`R`, `S`, `T`, `Z`, ...), `None` once it is gone.
+fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
 }
 
 /// The last `count` lines of a file (reading at most its last 64 KiB).
 pub fn tail_lines(path: &Path, count: usize) -> Vec<String> {
     const WINDOW: u64 = 64 * 1024;
-    let Ok(mut file) = File::open(path) else { return Vec::new() };
+    let Ok(mut file) = File::open(path) else {
+        return Vec::new();
+    };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let start = len.saturating_sub(WINDOW);
     if file.seek(SeekFrom::Start(start)).is_err() {
@@ -601,8 +729,10 @@ pub fn tail_lines(path: &Path, count: usize) -> Vec<String> {
 /// One TCP connect to `addr` from a thread inside `from_netns`.
 fn tcp_probe(from_netns: &str, addr: SocketAddr, budget: Duration) -> Result<(), String> {
     let timeout = budget.min(Duration::from_secs(1));
-    let handle = netns::spawn_in(from_netns, move || TcpStream::connect_timeout(&addr, timeout))
-        .map_err(|e| e.to_string())?;
+    let handle = netns::spawn_in(from_netns, move || {
+        TcpStream::connect_timeout(&addr, timeout)
+    })
+    .map_err(|e| e.to_string())?;
     match handle.join() {
         Ok(Ok(_stream)) => Ok(()),
         Ok(Err(e)) => Err(format!("connect to {addr}: {e}")),
@@ -618,7 +748,9 @@ fn command_probe(netns_name: &str, spec: &LaunchSpec, budget: Duration) -> Resul
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let mut child = cmd.spawn().map_err(|e| format!("{}: {e}", spec.program.display()))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("{}: {e}", spec.program.display()))?;
     let deadline = Instant::now() + budget.min(Duration::from_secs(5));
     loop {
         match child.try_wait() {

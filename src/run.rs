@@ -103,6 +103,8 @@ pub fn run(
         .or(campaign.seed)
         .unwrap_or_else(|| rand::thread_rng().gen());
     campaign.seed = Some(seed);
+    // Before anything starts: a fault this machine cannot do fails here, named.
+    crate::nemesis::validate(&campaign)?;
     let run_id = RunId::random();
     let dir = crate::results::create_run_dir(&opts.results_root, &campaign.name, run_id.as_str())?;
     crate::results::write_json(&dir.join("campaign.json"), &campaign)?;
@@ -113,6 +115,13 @@ pub fn run(
         .with_context(|| format!("creating {}", dir.join("history.jsonl").display()))?;
     let deployment = Arc::new(Deployment::start(&campaign, &run_id, &dir, None)?);
     let client_rt = deployment.client_runtime(opts.client_threads)?;
+    // A node can accept connections before its cluster serves (no leader yet): wait until
+    // every node answers a read, so the main phase measures the system, not its start-up.
+    client_rt.block_on(wait_serving(
+        deployment.clone(),
+        campaign.workload.timeout,
+        &cancel,
+    ))?;
 
     let w = &campaign.workload;
     let main_started = Instant::now();
@@ -132,17 +141,33 @@ pub fn run(
         cancel: cancel.clone(),
     });
 
+    // The nemesis runs beside the clients; dropping it (error, panic) undoes every fault.
+    let nemesis =
+        crate::nemesis::start_for_run(&campaign, &deployment, &recorder, seed, main_started)?;
+
     // Main phase: every slot until the deadline, the op cap, or cancellation.
     let slots: Vec<_> = (0..w.concurrency)
         .map(|slot| client_rt.spawn(slot_main(ctx.clone(), slot)))
         .collect();
     let mut processes: Vec<u64> = Vec::with_capacity(slots.len());
     for handle in slots {
-        processes.push(client_rt.block_on(handle).context("client slot panicked")??);
+        processes.push(
+            client_rt
+                .block_on(handle)
+                .context("client slot panicked")??,
+        );
     }
     let main_elapsed = main_started.elapsed();
     let main_ops = ctx.counters.issued.load(Ordering::Relaxed).min(ctx.max_ops);
     let interrupted = cancel.is_cancelled();
+    // Heal everything and wait for it before the recovery phase.
+    if let Some(nemesis) = nemesis {
+        let report = nemesis.stop();
+        for e in &report.undo_errors {
+            eprintln!("splitbrain: warning: nemesis: {e}");
+        }
+        crate::results::write_json(&dir.join("nemesis.json"), &report)?;
+    }
 
     // Recovery and final reads (skipped when interrupted: get out fast and clean).
     if !interrupted && w.final_reads {
@@ -191,6 +216,53 @@ pub fn run(
         operations: main_ops,
         rate: main_ops as f64 / main_elapsed.as_secs_f64().max(1e-9),
     })
+}
+
+/// How long a fresh cluster may take to serve its first read on every node.
+const SERVING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Waits until a read succeeds through every node (not recorded: the run has not begun).
+async fn wait_serving(
+    deployment: Arc<Deployment>,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
+    let nodes = deployment.node_names().len().max(1);
+    let probes: Vec<_> = (0..nodes)
+        .map(|i| {
+            let deployment = deployment.clone();
+            // Spawned: clients must be opened on the client runtime's own threads.
+            tokio::spawn(async move {
+                let (node, mut client) = deployment.client(i)?;
+                let request = Request {
+                    f: Function::Read,
+                    key: Value::Str("splitbrain-ready".into()),
+                    value: Value::Nil,
+                    timeout,
+                };
+                let deadline = Instant::now() + SERVING_TIMEOUT;
+                let mut last = String::new();
+                while Instant::now() < deadline {
+                    match client.invoke(&request).await {
+                        Outcome::Ok(_) => return Ok(()),
+                        Outcome::Fail(e) | Outcome::Info(e) => last = e,
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                anyhow::bail!(
+                    "node {} did not serve a read within {SERVING_TIMEOUT:?}: {last}",
+                    node.unwrap_or_default()
+                )
+            })
+        })
+        .collect();
+    for probe in probes {
+        tokio::select! {
+            r = probe => r??,
+            _ = cancel.cancelled() => return Ok(()),
+        }
+    }
+    Ok(())
 }
 
 fn sleep_or_cancel(rt: &tokio::runtime::Runtime, d: Duration, cancel: &CancellationToken) {
@@ -326,6 +398,7 @@ pub fn is_set_workload(campaign: &Campaign) -> bool {
 
 /// Re-reads a stored run's history (for `check RUN_DIR`).
 pub fn load_history(dir: &Path) -> anyhow::Result<History> {
-    let out = splitbrain_checkers::formats::read_file(&dir.join("history.jsonl"), &Default::default())?;
+    let out =
+        splitbrain_checkers::formats::read_file(&dir.join("history.jsonl"), &Default::default())?;
     Ok(out.history)
 }

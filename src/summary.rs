@@ -77,7 +77,11 @@ pub fn op_stats(history: &History) -> OpStats {
         stats.pending += counts[3];
     }
     let all = stats.ok + stats.fail + stats.info + stats.pending;
-    stats.availability = if all == 0 { 0.0 } else { stats.ok as f64 / all as f64 };
+    stats.availability = if all == 0 {
+        0.0
+    } else {
+        stats.ok as f64 / all as f64
+    };
     latencies.sort_unstable();
     let pct = |q: f64| -> f64 {
         if latencies.is_empty() {
@@ -179,9 +183,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
         } else {
             Verdict::Valid
         },
-        detail: evidence.unwrap_or_else(|| {
-            format!("{} ok operations over {keys} keys", stats.ok)
-        }),
+        detail: evidence.unwrap_or_else(|| format!("{} ok operations over {keys} keys", stats.ok)),
         result: serde_json::Value::Null,
     });
     let verdict = outcomes
@@ -208,7 +210,10 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
 }
 
 fn describe_counterexample(c: &splitbrain_checkers::Counterexample) -> String {
-    let key = c.key.as_ref().map_or_else(String::new, |k| format!("key {k}: "));
+    let key = c
+        .key
+        .as_ref()
+        .map_or_else(String::new, |k| format!("key {k}: "));
     let op = &c.operation;
     format!(
         "{key}{} {} by process {} (event {}) fits no order after {} linearized operations; states there: {}",
@@ -221,7 +226,12 @@ fn describe_counterexample(c: &splitbrain_checkers::Counterexample) -> String {
     )
 }
 
-fn render(facts: &RunFacts, stats: &OpStats, outcomes: &[CheckerOutcome], verdict: Verdict) -> String {
+fn render(
+    facts: &RunFacts,
+    stats: &OpStats,
+    outcomes: &[CheckerOutcome],
+    verdict: Verdict,
+) -> String {
     let c = facts.campaign;
     let mut b = Builder::default();
     b.push_record(["campaign", &c.name]);
@@ -235,7 +245,11 @@ fn render(facts: &RunFacts, stats: &OpStats, outcomes: &[CheckerOutcome], verdic
         format!(
             "{:.1}s{}",
             facts.main_elapsed.as_secs_f64(),
-            if facts.interrupted { " (interrupted)" } else { "" }
+            if facts.interrupted {
+                " (interrupted)"
+            } else {
+                ""
+            }
         ),
     ]);
     for (f, [ok, fail, info, pending]) in &stats.by_function {

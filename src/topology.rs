@@ -49,6 +49,8 @@ pub enum TopologyError {
     Netns(#[from] NetnsError),
     #[error("namespaces left after teardown: {0:?}")]
     Leftover(Vec<String>),
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
 }
 
 /// A run's short id; it is part of every name the run creates (`sb-<id>-...`).
@@ -58,14 +60,19 @@ pub struct RunId(String);
 impl RunId {
     /// A fresh random id of 6 hex characters.
     pub fn random() -> Self {
-        RunId(format!("{:06x}", rand::thread_rng().gen_range(0..0x100_0000u32)))
+        RunId(format!(
+            "{:06x}",
+            rand::thread_rng().gen_range(0..0x100_0000u32)
+        ))
     }
 
     /// Validates an id given by the user. Ids are short and plain because they end up in
     /// interface-adjacent names and in cgroup paths.
     pub fn parse(id: &str) -> Result<Self, TopologyError> {
         let ok = (1..=12).contains(&id.len())
-            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if ok {
             Ok(RunId(id.to_owned()))
         } else {
@@ -137,10 +144,19 @@ impl TopologyPlan {
         let nodes = (1..=node_count)
             .map(|id| {
                 let name = node_name(id);
-                NodeNet { netns: run.node_netns(&name), ip: node_ip(id), name, id }
+                NodeNet {
+                    netns: run.node_netns(&name),
+                    ip: node_ip(id),
+                    name,
+                    id,
+                }
             })
             .collect();
-        Ok(TopologyPlan { switch_netns: run.switch_netns(), nodes, run })
+        Ok(TopologyPlan {
+            switch_netns: run.switch_netns(),
+            nodes,
+            run,
+        })
     }
 
     /// Every namespace of the plan, switch first.
@@ -158,7 +174,10 @@ impl TopologyPlan {
         for ns in self.all_netns() {
             batch.line(format!("netns add {ns}"));
         }
-        batch.line(format!("link add {BRIDGE} netns {} type bridge", self.switch_netns));
+        batch.line(format!(
+            "link add {BRIDGE} netns {} type bridge",
+            self.switch_netns
+        ));
         for node in &self.nodes {
             batch.line(format!(
                 "link add {NODE_IFACE} netns {} type veth peer name {} netns {}",
@@ -182,7 +201,10 @@ impl TopologyPlan {
         for node in &self.nodes {
             let mut b = IpBatch::new(Some(&node.netns));
             b.line("link set lo up");
-            b.line(format!("addr add {}/{PREFIX_LEN} dev {NODE_IFACE}", node.ip));
+            b.line(format!(
+                "addr add {}/{PREFIX_LEN} dev {NODE_IFACE}",
+                node.ip
+            ));
             b.line(format!("link set {NODE_IFACE} up"));
             batches.push(b);
         }
@@ -209,10 +231,18 @@ impl Topology {
             return Err(TopologyError::AlreadyExists(existing));
         }
         // From here on the guard removes partial state if a step fails.
-        let mut topology = Topology { plan, created_in: Duration::ZERO, destroyed: false };
+        let mut topology = Topology {
+            plan,
+            created_in: Duration::ZERO,
+            destroyed: false,
+        };
         netns::ip_batch(&topology.plan.create_batch())?;
         // Before any link is up, so no v6 packet is ever sent: `all` also sets `default`.
-        netns::set_sysctl(&topology.plan.all_netns(), "net.ipv6.conf.all.disable_ipv6", "1")?;
+        netns::set_sysctl(
+            &topology.plan.all_netns(),
+            "net.ipv6.conf.all.disable_ipv6",
+            "1",
+        )?;
         netns::ip_batches(&topology.plan.configure_batches())?;
         topology.created_in = started.elapsed();
         Ok(topology)
@@ -246,7 +276,10 @@ impl Topology {
 
     /// A tokio runtime for clients: all its threads live in the switch namespace. See
     /// [`netns::runtime_in`] for the one pitfall (`block_on` runs outside).
-    pub fn client_runtime(&self, worker_threads: usize) -> Result<tokio::runtime::Runtime, NetnsError> {
+    pub fn client_runtime(
+        &self,
+        worker_threads: usize,
+    ) -> Result<tokio::runtime::Runtime, NetnsError> {
         netns::runtime_in(&self.plan.switch_netns, worker_threads)
     }
 
@@ -255,9 +288,15 @@ impl Topology {
         netns::ip_batches(batches)
     }
 
-    /// Deletes every namespace of the run. Idempotent.
+    /// Deletes every namespace of the run, and the run's cgroup directory
+    /// (`<cgroup2>/splitbrain/<run>`, killing anything still in it). Idempotent.
     pub fn destroy(&mut self) -> Result<(), TopologyError> {
         self.destroyed = true;
+        let cgroups = match crate::cgroup::harness_root() {
+            Ok(root) => crate::cgroup::remove_tree(&root.join(self.plan.run.as_str())).map(drop),
+            // Without cgroup2 no node had a cgroup.
+            Err(_) => Ok(()),
+        };
         let names = self.plan.all_netns();
         let deleted = netns::delete(&names);
         let left: Vec<String> = names.into_iter().filter(|ns| netns::exists(ns)).collect();
@@ -265,6 +304,7 @@ impl Topology {
             return Err(TopologyError::Leftover(left));
         }
         deleted?;
+        cgroups?;
         Ok(())
     }
 }
@@ -273,7 +313,10 @@ impl Drop for Topology {
     fn drop(&mut self) {
         if !self.destroyed {
             if let Err(e) = self.destroy() {
-                eprintln!("splitbrain: warning: tearing down the network of run {}: {e}", self.plan.run);
+                eprintln!(
+                    "splitbrain: warning: tearing down the network of run {}: {e}",
+                    self.plan.run
+                );
             }
         }
     }
@@ -305,7 +348,11 @@ mod tests {
         let create = plan.create_batch();
         assert!(create.netns.is_none());
         // Every link is created inside a named namespace, never in the controller's.
-        assert!(create.lines.iter().filter(|l| l.starts_with("link add")).all(|l| l.contains(" netns sb-abc123-")));
+        assert!(create
+            .lines
+            .iter()
+            .filter(|l| l.starts_with("link add"))
+            .all(|l| l.contains(" netns sb-abc123-")));
         let configure = plan.configure_batches();
         assert_eq!(configure.len(), 4);
         assert!(configure.iter().all(|b| b.netns.is_some()));

@@ -57,8 +57,15 @@ impl SlotRng {
 
 impl Generator {
     pub fn new(spec: &WorkloadSpec) -> Generator {
-        let single = matches!(spec.kind, WorkloadKind::Register | WorkloadKind::CasRegister);
-        let group_size = if single { spec.concurrency } else { spec.group_size };
+        let single = matches!(
+            spec.kind,
+            WorkloadKind::Register | WorkloadKind::CasRegister
+        );
+        let group_size = if single {
+            spec.concurrency
+        } else {
+            spec.effective_group_size()
+        };
         let groups_count = spec.concurrency.div_ceil(group_size);
         let groups = (0..groups_count)
             .map(|g| {
@@ -194,7 +201,9 @@ mod tests {
 
     #[test]
     fn groups_share_a_key_and_move_on_after_the_cap() {
-        let g = Generator::new(&spec("{kind: kv, concurrency: 10, group_size: 5, ops_per_key: 20}"));
+        let g = Generator::new(&spec(
+            "{kind: kv, concurrency: 10, group_size: 5, ops_per_key: 20}",
+        ));
         let mut rngs: Vec<_> = (0..10).map(|s| SlotRng::new(7, s)).collect();
         let mut per_key: HashMap<i64, (u64, Vec<usize>)> = HashMap::new();
         for round in 0..40 {
@@ -208,7 +217,10 @@ mod tests {
         }
         for (key, (count, groups)) in &per_key {
             assert!(*count <= 20, "key {key} got {count} ops, cap is 20");
-            assert!(groups.iter().all(|g| *g == groups[0]), "key {key} shared by two groups");
+            assert!(
+                groups.iter().all(|g| *g == groups[0]),
+                "key {key} shared by two groups"
+            );
         }
         assert_eq!(per_key.len(), 400 / 20);
         assert_eq!(g.keys_touched().len(), 20);

@@ -5,16 +5,13 @@
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use splitbrain::system::etcd::{
-    measure_raw_rate, EtcdClient, EtcdClientOptions, EtcdPorts, EtcdSystem,
-    RawLoopLimits,
+    measure_raw_rate, EtcdClient, EtcdClientOptions, EtcdPorts, EtcdSystem, RawLoopLimits,
 };
-use splitbrain::system::{
-    ClusterSpec, Function, NodeSpec, Outcome, Readiness, Request, System,
-};
+use splitbrain::system::{ClusterSpec, Function, NodeSpec, Outcome, Readiness, Request, System};
 use splitbrain_checkers::Value;
 use std::net::{Ipv4Addr, TcpListener};
-use std::process::{Child, Command, Stdio};
 use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn etcd_installed() -> bool {
@@ -114,9 +111,13 @@ impl LocalCluster {
             );
             while !self.system.healthy(node, Duration::from_millis(500)).await {
                 if start.elapsed() > within {
-                    let log = std::fs::read_to_string(self.log_path(&node.name)).unwrap_or_default();
+                    let log =
+                        std::fs::read_to_string(self.log_path(&node.name)).unwrap_or_default();
                     let tail: String = log.lines().rev().take(20).collect::<Vec<_>>().join("\n");
-                    panic!("{} not healthy within {within:?}; log tail (newest first):\n{tail}", node.name);
+                    panic!(
+                        "{} not healthy within {within:?}; log tail (newest first):\n{tail}",
+                        node.name
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -167,62 +168,93 @@ async fn etcd_cluster_serves_registers_sets_and_reports_timeouts() {
     let t = 2_000;
 
     // Registers: absent reads nil; a write on one member is read on another.
-    let absent = c1.perform(&request(Function::Read, "x", Value::Nil, t)).await;
+    let absent = c1
+        .perform(&request(Function::Read, "x", Value::Nil, t))
+        .await;
     assert_eq!(absent, Outcome::Ok(Value::Nil));
-    let cas_on_absent = c1.perform(&request(Function::Cas, "x", cas(Value::Int(1), 2), t)).await;
+    let cas_on_absent = c1
+        .perform(&request(Function::Cas, "x", cas(Value::Int(1), 2), t))
+        .await;
     assert_eq!(cas_on_absent, Outcome::Fail("compare-failed".to_owned()));
-    let create = c1.perform(&request(Function::Cas, "x", cas(Value::Nil, 1), t)).await;
+    let create = c1
+        .perform(&request(Function::Cas, "x", cas(Value::Nil, 1), t))
+        .await;
     assert_eq!(create, Outcome::Ok(cas(Value::Nil, 1)));
-    let create_again = c1.perform(&request(Function::Cas, "x", cas(Value::Nil, 5), t)).await;
+    let create_again = c1
+        .perform(&request(Function::Cas, "x", cas(Value::Nil, 5), t))
+        .await;
     assert_eq!(create_again, Outcome::Fail("compare-failed".to_owned()));
     assert_eq!(
-        c1.perform(&request(Function::Write, "x", Value::Int(3), t)).await,
+        c1.perform(&request(Function::Write, "x", Value::Int(3), t))
+            .await,
         Outcome::Ok(Value::Int(3))
     );
     assert_eq!(
-        c2.perform(&request(Function::Read, "x", Value::Nil, t)).await,
+        c2.perform(&request(Function::Read, "x", Value::Nil, t))
+            .await,
         Outcome::Ok(Value::Int(3))
     );
     assert_eq!(
-        c2.perform(&request(Function::Cas, "x", cas(Value::Int(3), 4), t)).await,
+        c2.perform(&request(Function::Cas, "x", cas(Value::Int(3), 4), t))
+            .await,
         Outcome::Ok(cas(Value::Int(3), 4))
     );
     assert_eq!(
-        c1.perform(&request(Function::Cas, "x", cas(Value::Int(3), 9), t)).await,
+        c1.perform(&request(Function::Cas, "x", cas(Value::Int(3), 9), t))
+            .await,
         Outcome::Fail("compare-failed".to_owned())
     );
     assert_eq!(
-        c1.perform(&request(Function::Read, "x", Value::Nil, t)).await,
+        c1.perform(&request(Function::Read, "x", Value::Nil, t))
+            .await,
         Outcome::Ok(Value::Int(4))
     );
 
     // Serializable reads are served locally; once the write has been applied everywhere
     // they see it too.
-    let mut serial = cluster.client(3, EtcdClientOptions { serializable_reads: true });
+    let mut serial = cluster.client(
+        3,
+        EtcdClientOptions {
+            serializable_reads: true,
+        },
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let seen = serial.perform(&request(Function::Read, "x", Value::Nil, t)).await;
+        let seen = serial
+            .perform(&request(Function::Read, "x", Value::Nil, t))
+            .await;
         if seen == Outcome::Ok(Value::Int(4)) {
             break;
         }
-        assert!(Instant::now() < deadline, "serializable read stuck at {seen:?}");
+        assert!(
+            Instant::now() < deadline,
+            "serializable read stuck at {seen:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     // Sets: one key per element; duplicates collapse; other sets stay apart.
     for element in [5, 1, 3, 1] {
         assert_eq!(
-            c1.perform(&request(Function::Add, "s", Value::Int(element), t)).await,
+            c1.perform(&request(Function::Add, "s", Value::Int(element), t))
+                .await,
             Outcome::Ok(Value::Int(element))
         );
     }
-    c2.perform(&request(Function::Add, "s2", Value::Int(7), t)).await;
+    c2.perform(&request(Function::Add, "s2", Value::Int(7), t))
+        .await;
     assert_eq!(
-        c2.perform(&request(Function::ReadSet, "s", Value::Nil, t)).await,
-        Outcome::Ok(Value::List(vec![Value::Int(1), Value::Int(3), Value::Int(5)]))
+        c2.perform(&request(Function::ReadSet, "s", Value::Nil, t))
+            .await,
+        Outcome::Ok(Value::List(vec![
+            Value::Int(1),
+            Value::Int(3),
+            Value::Int(5)
+        ]))
     );
     assert_eq!(
-        c2.perform(&request(Function::ReadSet, "empty", Value::Nil, t)).await,
+        c2.perform(&request(Function::ReadSet, "empty", Value::Nil, t))
+            .await,
         Outcome::Ok(Value::List(vec![]))
     );
 
@@ -241,17 +273,28 @@ async fn etcd_cluster_serves_registers_sets_and_reports_timeouts() {
     .await;
     assert_eq!(raw.ops, 200);
     assert_eq!(raw.ok, 200);
-    eprintln!("raw loop: {:.0} ok ops/s over {:?}", raw.ok_per_sec, raw.elapsed);
+    eprintln!(
+        "raw loop: {:.0} ok ops/s over {:?}",
+        raw.ok_per_sec, raw.elapsed
+    );
 
     // Frozen cluster: the write was sent and never answered (indeterminate); the read
     // has no effect, so it fails.
     cluster.signal_all(Signal::SIGSTOP);
     let frozen = async {
         let started = Instant::now();
-        let write = c1.perform(&request(Function::Write, "x", Value::Int(10), 300)).await;
-        let cas_op = c1.perform(&request(Function::Cas, "x", cas(Value::Int(4), 11), 300)).await;
-        let read = c1.perform(&request(Function::Read, "x", Value::Nil, 300)).await;
-        let read_set = c2.perform(&request(Function::ReadSet, "s", Value::Nil, 300)).await;
+        let write = c1
+            .perform(&request(Function::Write, "x", Value::Int(10), 300))
+            .await;
+        let cas_op = c1
+            .perform(&request(Function::Cas, "x", cas(Value::Int(4), 11), 300))
+            .await;
+        let read = c1
+            .perform(&request(Function::Read, "x", Value::Nil, 300))
+            .await;
+        let read_set = c2
+            .perform(&request(Function::ReadSet, "s", Value::Nil, 300))
+            .await;
         (write, cas_op, read, read_set, started.elapsed())
     }
     .await;
@@ -260,12 +303,20 @@ async fn etcd_cluster_serves_registers_sets_and_reports_timeouts() {
     assert!(matches!(write, Outcome::Info(_)), "write: {write:?}");
     assert!(matches!(cas_op, Outcome::Info(_)), "cas: {cas_op:?}");
     assert!(matches!(read, Outcome::Fail(_)), "read: {read:?}");
-    assert!(matches!(read_set, Outcome::Fail(_)), "read_set: {read_set:?}");
-    assert!(elapsed < Duration::from_secs(3), "timeouts took {elapsed:?}");
+    assert!(
+        matches!(read_set, Outcome::Fail(_)),
+        "read_set: {read_set:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "timeouts took {elapsed:?}"
+    );
 
     // After resuming, the client reconnects and works again.
     cluster.wait_healthy(Duration::from_secs(30)).await;
-    let after = c1.perform(&request(Function::Read, "x", Value::Nil, 5_000)).await;
+    let after = c1
+        .perform(&request(Function::Read, "x", Value::Nil, 5_000))
+        .await;
     assert!(
         matches!(after, Outcome::Ok(Value::Int(4 | 10 | 11))),
         "read after resume: {after:?}"
@@ -279,8 +330,15 @@ async fn nothing_listening_is_a_definite_failure() {
         (Ipv4Addr::LOCALHOST, port).into(),
         EtcdClientOptions::default(),
     );
-    let write = client.perform(&request(Function::Write, "x", Value::Int(1), 500)).await;
-    assert!(matches!(write, Outcome::Fail(ref e) if e.contains("connect")), "{write:?}");
-    let read = client.perform(&request(Function::Read, "x", Value::Nil, 500)).await;
+    let write = client
+        .perform(&request(Function::Write, "x", Value::Int(1), 500))
+        .await;
+    assert!(
+        matches!(write, Outcome::Fail(ref e) if e.contains("connect")),
+        "{write:?}"
+    );
+    let read = client
+        .perform(&request(Function::Read, "x", Value::Nil, 500))
+        .await;
     assert!(matches!(read, Outcome::Fail(_)), "{read:?}");
 }

@@ -33,15 +33,35 @@ fn topology_up_and_down_leaves_nothing() {
     for ns in &names {
         assert!(netns::exists(ns), "{ns} should exist");
         // IPv6 is off everywhere, so a partition cannot be bypassed over v6.
-        assert_eq!(read_sysctl_in(ns, "/proc/sys/net/ipv6/conf/all/disable_ipv6"), "1");
+        assert_eq!(
+            read_sysctl_in(ns, "/proc/sys/net/ipv6/conf/all/disable_ipv6"),
+            "1"
+        );
     }
     let n2 = topology.node("n2").unwrap();
-    let addrs = netns::run(&n2.netns, "ip", &["-o", "-4", "addr", "show", "dev", "eth0"]).unwrap();
+    let addrs = netns::run(
+        &n2.netns,
+        "ip",
+        &["-o", "-4", "addr", "show", "dev", "eth0"],
+    )
+    .unwrap();
     assert!(String::from_utf8_lossy(&addrs.stdout).contains("10.73.0.12/24"));
-    assert_eq!(read_sysctl_in(&n2.netns, "/proc/sys/net/ipv6/conf/eth0/disable_ipv6"), "1");
-    let bridge = netns::run(topology.switch_netns(), "ip", &["-o", "link", "show", "master", "br0"]).unwrap();
+    assert_eq!(
+        read_sysctl_in(&n2.netns, "/proc/sys/net/ipv6/conf/eth0/disable_ipv6"),
+        "1"
+    );
+    let bridge = netns::run(
+        topology.switch_netns(),
+        "ip",
+        &["-o", "link", "show", "master", "br0"],
+    )
+    .unwrap();
     let ports = String::from_utf8_lossy(&bridge.stdout);
-    assert_eq!(ports.lines().count(), 3, "three veths on the bridge: {ports}");
+    assert_eq!(
+        ports.lines().count(),
+        3,
+        "three veths on the bridge: {ports}"
+    );
 
     topology.destroy().unwrap();
     for ns in &names {
@@ -84,14 +104,25 @@ fn nodes_reach_each_other_and_clients_reach_nodes() {
     let addr = SocketAddr::from((n1.ip, 7001));
 
     // Node to node: a listener in n1, a connector in n3.
-    let listener = netns::spawn_in(&n1.netns, move || TcpListener::bind(addr)).unwrap().join().unwrap().unwrap();
+    let listener = netns::spawn_in(&n1.netns, move || TcpListener::bind(addr))
+        .unwrap()
+        .join()
+        .unwrap()
+        .unwrap();
     let server = std::thread::spawn(move || echo_once(listener));
-    let echoed = netns::spawn_in(&n3.netns, move || ping_pong(addr, b"n3->n1")).unwrap().join().unwrap();
+    let echoed = netns::spawn_in(&n3.netns, move || ping_pong(addr, b"n3->n1"))
+        .unwrap()
+        .join()
+        .unwrap();
     assert_eq!(echoed.unwrap(), b"n3->n1");
     server.join().unwrap().unwrap();
 
     // Client runtime (switch namespace) to node, through tokio.
-    let listener = netns::spawn_in(&n1.netns, move || TcpListener::bind(addr)).unwrap().join().unwrap().unwrap();
+    let listener = netns::spawn_in(&n1.netns, move || TcpListener::bind(addr))
+        .unwrap()
+        .join()
+        .unwrap()
+        .unwrap();
     let server = std::thread::spawn(move || echo_once(listener));
     let runtime = topology.client_runtime(2).unwrap();
     let reply = runtime
@@ -123,18 +154,28 @@ fn connect_without_routing(addr: SocketAddrV4) -> io::Result<()> {
         }
         let fd = OwnedFd::from_raw_fd(raw);
         let one: libc::c_int = 1;
-        let timeout = libc::timeval { tv_sec: 2, tv_usec: 0 };
-        let set = |opt, value: *const libc::c_void, len| libc::setsockopt(raw, libc::SOL_SOCKET, opt, value, len);
+        let timeout = libc::timeval {
+            tv_sec: 2,
+            tv_usec: 0,
+        };
+        let set = |opt, value: *const libc::c_void, len| {
+            libc::setsockopt(raw, libc::SOL_SOCKET, opt, value, len)
+        };
         if set(libc::SO_DONTROUTE, (&one as *const libc::c_int).cast(), 4) != 0
-            || set(libc::SO_SNDTIMEO, (&timeout as *const libc::timeval).cast(), std::mem::size_of::<libc::timeval>() as u32)
-                != 0
+            || set(
+                libc::SO_SNDTIMEO,
+                (&timeout as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            ) != 0
         {
             return Err(io::Error::last_os_error());
         }
         let sockaddr = libc::sockaddr_in {
             sin_family: libc::AF_INET as libc::sa_family_t,
             sin_port: addr.port().to_be(),
-            sin_addr: libc::in_addr { s_addr: u32::from(*addr.ip()).to_be() },
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*addr.ip()).to_be(),
+            },
             sin_zero: [0; 8],
         };
         let result = libc::connect(
@@ -142,7 +183,11 @@ fn connect_without_routing(addr: SocketAddrV4) -> io::Result<()> {
             (&sockaddr as *const libc::sockaddr_in).cast(),
             std::mem::size_of::<libc::sockaddr_in>() as u32,
         );
-        let outcome = if result == 0 { Ok(()) } else { Err(io::Error::last_os_error()) };
+        let outcome = if result == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        };
         drop(fd);
         outcome
     }
@@ -153,7 +198,10 @@ fn the_host_namespace_cannot_reach_the_nodes() {
     if !have_root("the_host_namespace_cannot_reach_the_nodes") {
         return;
     }
-    let host_addrs = std::process::Command::new("ip").args(["-o", "-4", "addr"]).output().unwrap();
+    let host_addrs = std::process::Command::new("ip")
+        .args(["-o", "-4", "addr"])
+        .output()
+        .unwrap();
     if String::from_utf8_lossy(&host_addrs.stdout).contains(" 10.73.0.") {
         println!("skipped: this host itself uses 10.73.0.0/24");
         return;
@@ -161,20 +209,30 @@ fn the_host_namespace_cannot_reach_the_nodes() {
     let topology = Topology::create(RunId::random(), 2).unwrap();
     let n1 = topology.node("n1").unwrap().clone();
     let addr = SocketAddrV4::new(n1.ip, 7002);
-    let listener =
-        netns::spawn_in(&n1.netns, move || TcpListener::bind(addr)).unwrap().join().unwrap().unwrap();
+    let listener = netns::spawn_in(&n1.netns, move || TcpListener::bind(addr))
+        .unwrap()
+        .join()
+        .unwrap()
+        .unwrap();
     listener.set_nonblocking(true).unwrap();
 
     // Control: the same kind of connect from the switch namespace succeeds, so the check
     // below fails for the right reason.
-    let from_switch =
-        netns::spawn_in(topology.switch_netns(), move || connect_without_routing(addr)).unwrap().join().unwrap();
+    let from_switch = netns::spawn_in(topology.switch_netns(), move || {
+        connect_without_routing(addr)
+    })
+    .unwrap()
+    .join()
+    .unwrap();
     from_switch.expect("the switch namespace reaches n1 directly");
 
     let from_host = connect_without_routing(addr);
     let err = from_host.expect_err("the controller's namespace must not reach a node");
     assert!(
-        matches!(err.raw_os_error(), Some(libc::ENETUNREACH) | Some(libc::EHOSTUNREACH)),
+        matches!(
+            err.raw_os_error(),
+            Some(libc::ENETUNREACH) | Some(libc::EHOSTUNREACH)
+        ),
         "unexpected error: {err}"
     );
     // Nothing of the cluster appears in the controller's namespace.
@@ -201,9 +259,19 @@ fn cleanup_removes_a_crashed_runs_network() {
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     for ns in &names {
         assert!(!netns::exists(ns), "{ns} should be gone");
-        assert!(report.removed.iter().any(|line| line.ends_with(ns.as_str())), "{:?}", report.removed);
+        assert!(
+            report
+                .removed
+                .iter()
+                .any(|line| line.ends_with(ns.as_str())),
+            "{:?}",
+            report.removed
+        );
     }
-    assert!(report.removed.iter().any(|line| line.starts_with(&format!("process {}", stray.id()))));
+    assert!(report
+        .removed
+        .iter()
+        .any(|line| line.starts_with(&format!("process {}", stray.id()))));
     let status = stray.wait().unwrap();
     assert!(!status.success(), "the stray process was killed");
 

@@ -95,7 +95,9 @@ impl RegisterWorkload {
 pub enum GenerateError {
     #[error("invalid workload: {0}")]
     InvalidWorkload(String),
-    #[error("no read in the history has two completed writes before it on its key to go stale against")]
+    #[error(
+        "no read in the history has two completed writes before it on its key to go stale against"
+    )]
     NoStaleReadCandidate,
 }
 
@@ -299,7 +301,14 @@ impl<'w> Simulation<'w> {
             effect: None,
         });
         let process = self.slots[slot].process;
-        self.emit(process, EventType::Invoke, key, op.name(), op.argument(), None);
+        self.emit(
+            process,
+            EventType::Invoke,
+            key,
+            op.name(),
+            op.argument(),
+            None,
+        );
         true
     }
 
@@ -364,7 +373,9 @@ impl<'w> Simulation<'w> {
     }
 
     fn take_effect(&mut self, slot: usize) {
-        let in_flight = self.slots[slot].in_flight.expect("an operation is in flight");
+        let in_flight = self.slots[slot]
+            .in_flight
+            .expect("an operation is in flight");
         if in_flight.crashes {
             self.crash(slot, in_flight);
             return;
@@ -417,7 +428,9 @@ impl<'w> Simulation<'w> {
         if let Some(ghost) = ghost {
             if self.rng.gen_bool(0.5) {
                 // Late delivery, e.g. packets that arrive after a partition heals.
-                let delay = self.rng.gen_range(1..=(20 * self.workload.concurrency as u64));
+                let delay = self
+                    .rng
+                    .gen_range(1..=(20 * self.workload.concurrency as u64));
                 self.ghosts
                     .push(Reverse((self.step + delay, in_flight.key, ghost)));
             }
@@ -631,7 +644,11 @@ mod tests {
     fn invokes_the_requested_number_of_operations_per_key() {
         let history = generate(&small(1, groups())).unwrap();
         let mut per_key: HashMap<Value, usize> = HashMap::new();
-        for e in history.events.iter().filter(|e| e.kind == EventType::Invoke) {
+        for e in history
+            .events
+            .iter()
+            .filter(|e| e.kind == EventType::Invoke)
+        {
             *per_key.entry(e.key.clone().unwrap()).or_default() += 1;
         }
         assert_eq!(per_key.len(), 10);
@@ -645,7 +662,11 @@ mod tests {
         let mut crashed: HashSet<Process> = HashSet::new();
         let mut seen: HashSet<Process> = HashSet::new();
         for e in &history.events {
-            assert!(!crashed.contains(&e.process), "crashed {:?} acts again", e.process);
+            assert!(
+                !crashed.contains(&e.process),
+                "crashed {:?} acts again",
+                e.process
+            );
             match e.kind {
                 EventType::Invoke => {
                     assert!(open.insert(e.process), "{:?} invoked twice", e.process);
@@ -672,7 +693,11 @@ mod tests {
     fn written_values_are_unique_per_key_and_time_is_monotonic() {
         let history = generate(&small(3, KeyAssignment::Random { keys: 4 })).unwrap();
         let mut written: HashSet<(Value, Value)> = HashSet::new();
-        for e in history.events.iter().filter(|e| e.kind == EventType::Invoke) {
+        for e in history
+            .events
+            .iter()
+            .filter(|e| e.kind == EventType::Invoke)
+        {
             let value = match e.f.as_str() {
                 "write" => e.value.clone(),
                 "cas" => e.value.as_list().unwrap()[1].clone(),
@@ -772,12 +797,24 @@ mod tests {
 
     #[test]
     fn generated_histories_are_linearizable_and_a_stale_read_makes_them_not() {
+        // About ten crashed operations per key, pending to the end: enough to exercise
+        // indeterminate operations, few enough for a quick search in a debug build.
         for (seed, keys) in [
-            (11, groups()),
-            (12, KeyAssignment::Random { keys: 5 }),
-            (13, KeyAssignment::Random { keys: 1 }),
+            (
+                11,
+                KeyAssignment::Groups {
+                    group_size: 5,
+                    ops_per_key: 500,
+                },
+            ),
+            (12, KeyAssignment::Random { keys: 4 }),
         ] {
-            let mut history = generate(&small(seed, keys)).unwrap();
+            let workload = RegisterWorkload {
+                operations: 2_000,
+                crash_probability: 0.01,
+                ..small(seed, keys)
+            };
+            let mut history = generate(&workload).unwrap();
             assert_eq!(verdict_of(&history), crate::Verdict::Valid, "seed {seed}");
             inject_stale_read(&mut history, seed).unwrap();
             assert_eq!(verdict_of(&history), crate::Verdict::Invalid, "seed {seed}");

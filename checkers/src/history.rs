@@ -127,7 +127,10 @@ impl<'de> Deserialize<'de> for Value {
         impl<'de> serde::de::Visitor<'de> for V {
             type Value = Value;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "null, a boolean, an integer, a string, an array or an object")
+                write!(
+                    f,
+                    "null, a boolean, an integer, a string, an array or an object"
+                )
             }
             fn visit_unit<E>(self) -> Result<Value, E> {
                 Ok(Value::Nil)

@@ -71,10 +71,14 @@ pub fn check_sets(history: &History) -> SetResult {
                 let f = invoked.map_or(event.f.as_str(), |(_, _, f)| f);
                 match (f, event.kind) {
                     ("add", EventType::Ok) => {
-                        state.acknowledged.insert(invoked.map_or(&event.value, |(v, _, _)| v));
+                        state
+                            .acknowledged
+                            .insert(invoked.map_or(&event.value, |(v, _, _)| v));
                     }
                     ("add", EventType::Info) => {
-                        state.indeterminate.insert(invoked.map_or(&event.value, |(v, _, _)| v));
+                        state
+                            .indeterminate
+                            .insert(invoked.map_or(&event.value, |(v, _, _)| v));
                     }
                     ("read", EventType::Ok) => {
                         if let Some(items) = event.value.as_list() {

@@ -12,6 +12,7 @@ use splitbrain_checkers::linearizability::{check, CheckOptions};
 use splitbrain_checkers::models::{ModelKind, ModelSpec};
 use splitbrain_checkers::Verdict;
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::Duration;
 
 // ---------------------------------------------------------------------------------------
 // Reference models on values.
@@ -27,7 +28,9 @@ enum RefState {
 
 fn initial_state(kind: ModelKind) -> RefState {
     match kind {
-        ModelKind::Register | ModelKind::CasRegister | ModelKind::Kv => RefState::Register(Value::Nil),
+        ModelKind::Register | ModelKind::CasRegister | ModelKind::Kv => {
+            RefState::Register(Value::Nil)
+        }
         ModelKind::KvAppend => RefState::Str(String::new()),
         ModelKind::Set => RefState::Set(BTreeSet::new()),
         ModelKind::FifoQueue => RefState::Queue(VecDeque::new()),
@@ -122,7 +125,9 @@ fn ref_ops(history: &History, failed_cas_observes: bool) -> Vec<RefOp> {
     let mut open: HashMap<u64, RefOp> = HashMap::new();
     let mut ops = Vec::new();
     for (pos, e) in history.events.iter().enumerate() {
-        let Process::Client(p) = e.process else { continue };
+        let Process::Client(p) = e.process else {
+            continue;
+        };
         match e.kind {
             EventType::Invoke => {
                 if let Some(abandoned) = open.insert(
@@ -173,7 +178,8 @@ fn some_order_is_legal(ops: &[&RefOp], placed: &mut Vec<bool>, state: &RefState)
             continue;
         }
         // i may go next only if no unplaced op returned before i was invoked.
-        let blocked = (0..ops.len()).any(|j| !placed[j] && j != i && ops[j].ret.is_some_and(|r| r < ops[i].call));
+        let blocked = (0..ops.len())
+            .any(|j| !placed[j] && j != i && ops[j].ret.is_some_and(|r| r < ops[i].call));
         if blocked {
             continue;
         }
@@ -192,11 +198,24 @@ fn oracle(kind: ModelKind, history: &History, failed_cas_observes: bool) -> bool
     let ops = ref_ops(history, failed_cas_observes);
     let required: Vec<&RefOp> = ops.iter().filter(|o| o.ret.is_some()).collect();
     let optional: Vec<&RefOp> = ops.iter().filter(|o| o.ret.is_none()).collect();
-    assert!(optional.len() < 16, "too many indeterminate ops for the oracle");
+    assert!(
+        optional.len() < 16,
+        "too many indeterminate ops for the oracle"
+    );
     (0u32..1 << optional.len()).any(|subset| {
         let mut chosen = required.clone();
-        chosen.extend(optional.iter().enumerate().filter(|(i, _)| subset & (1 << i) != 0).map(|(_, o)| *o));
-        some_order_is_legal(&chosen, &mut vec![false; chosen.len()], &initial_state(kind))
+        chosen.extend(
+            optional
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| subset & (1 << i) != 0)
+                .map(|(_, o)| *o),
+        );
+        some_order_is_legal(
+            &chosen,
+            &mut vec![false; chosen.len()],
+            &initial_state(kind),
+        )
     })
 }
 
@@ -229,36 +248,70 @@ fn random_invocation(rng: &mut StdRng, kind: ModelKind) -> (&'static str, Value)
     let small = |rng: &mut StdRng| Value::Int(rng.gen_range(0..3));
     match kind {
         ModelKind::Register => {
-            if rng.gen_bool(0.5) { ("read", Value::Nil) } else { ("write", small(rng)) }
+            if rng.gen_bool(0.5) {
+                ("read", Value::Nil)
+            } else {
+                ("write", small(rng))
+            }
         }
         ModelKind::CasRegister | ModelKind::Kv => match rng.gen_range(0..3) {
             0 => ("read", Value::Nil),
             1 => ("write", small(rng)),
             _ => {
-                let expected = if rng.gen_bool(0.2) { Value::Nil } else { small(rng) };
+                let expected = if rng.gen_bool(0.2) {
+                    Value::Nil
+                } else {
+                    small(rng)
+                };
                 ("cas", Value::List(vec![expected, small(rng)]))
             }
         },
         ModelKind::KvAppend => match rng.gen_range(0..3) {
             0 => ("get", Value::Nil),
-            1 => ("put", Value::Str(["x", "y"][rng.gen_range(0..2)].to_owned())),
-            _ => ("append", Value::Str(["a", "b", "c"][rng.gen_range(0..3)].to_owned())),
+            1 => (
+                "put",
+                Value::Str(["x", "y"][rng.gen_range(0..2)].to_owned()),
+            ),
+            _ => (
+                "append",
+                Value::Str(["a", "b", "c"][rng.gen_range(0..3)].to_owned()),
+            ),
         },
         ModelKind::Set => {
-            if rng.gen_bool(0.4) { ("read", Value::Nil) } else { ("add", Value::Int(rng.gen_range(0..5))) }
+            if rng.gen_bool(0.4) {
+                ("read", Value::Nil)
+            } else {
+                ("add", Value::Int(rng.gen_range(0..5)))
+            }
         }
         ModelKind::FifoQueue => {
-            if rng.gen_bool(0.5) { ("dequeue", Value::Nil) } else { ("enqueue", Value::Int(rng.gen_range(0..4))) }
+            if rng.gen_bool(0.5) {
+                ("dequeue", Value::Nil)
+            } else {
+                ("enqueue", Value::Int(rng.gen_range(0..4)))
+            }
         }
         ModelKind::Mutex => {
-            if rng.gen_bool(0.5) { ("acquire", Value::Nil) } else { ("release", Value::Nil) }
+            if rng.gen_bool(0.5) {
+                ("acquire", Value::Nil)
+            } else {
+                ("release", Value::Nil)
+            }
         }
     }
 }
 
 /// What a correct system would answer: (took effect, output). `None` output = op fails.
 fn execute(state: &mut RefState, f: &str, input: &Value) -> Option<Value> {
-    let probe = RefOp { f: f.to_owned(), input: input.clone(), output: None, cas_mismatch: false, call: 0, ret: None, index: 0 };
+    let probe = RefOp {
+        f: f.to_owned(),
+        input: input.clone(),
+        output: None,
+        cas_mismatch: false,
+        call: 0,
+        ret: None,
+        index: 0,
+    };
     let output = match (&*state, f) {
         (RefState::Register(v), "read") => v.clone(),
         (RefState::Str(s), "get") => Value::Str(s.clone()),
@@ -266,17 +319,33 @@ fn execute(state: &mut RefState, f: &str, input: &Value) -> Option<Value> {
         (RefState::Queue(q), "dequeue") => q.front().cloned().unwrap_or(Value::Nil),
         _ => input.clone(),
     };
-    let next = ref_step(state, &RefOp { output: Some(output.clone()), ..probe })?;
+    let next = ref_step(
+        state,
+        &RefOp {
+            output: Some(output.clone()),
+            ..probe
+        },
+    )?;
     *state = next;
     Some(output)
 }
 
 fn random_output(rng: &mut StdRng, kind: ModelKind) -> Value {
     match kind {
-        ModelKind::KvAppend => Value::Str(["", "a", "ab", "x", "xa", "b"][rng.gen_range(0..6)].to_owned()),
-        ModelKind::Set => Value::List((0..rng.gen_range(0..3)).map(|_| Value::Int(rng.gen_range(0..5))).collect()),
+        ModelKind::KvAppend => {
+            Value::Str(["", "a", "ab", "x", "xa", "b"][rng.gen_range(0..6)].to_owned())
+        }
+        ModelKind::Set => Value::List(
+            (0..rng.gen_range(0..3))
+                .map(|_| Value::Int(rng.gen_range(0..5)))
+                .collect(),
+        ),
         _ => {
-            if rng.gen_bool(0.2) { Value::Nil } else { Value::Int(rng.gen_range(0..4)) }
+            if rng.gen_bool(0.2) {
+                Value::Nil
+            } else {
+                Value::Int(rng.gen_range(0..4))
+            }
         }
     }
 }
@@ -293,6 +362,8 @@ fn random_history(rng: &mut StdRng, kind: ModelKind, max_ops: usize) -> History 
     let mut events = Vec::new();
     let mut invoked = 0;
     let corrupt = rng.gen_range(0.0..0.25);
+    // Percent of completions that are not `ok`: fail, info or never.
+    let trouble: u32 = rng.gen_range(15..60);
     loop {
         let idle: Vec<usize> = (0..slots).filter(|&s| open[s].is_none()).collect();
         let busy: Vec<usize> = (0..slots).filter(|&s| open[s].is_some()).collect();
@@ -303,7 +374,13 @@ fn random_history(rng: &mut StdRng, kind: ModelKind, max_ops: usize) -> History 
         if can_invoke && (busy.is_empty() || rng.gen_bool(0.5)) {
             let slot = idle[rng.gen_range(0..idle.len())];
             let (f, value) = random_invocation(rng, kind);
-            events.push(event(process_of_slot[slot], EventType::Invoke, f, value.clone(), None));
+            events.push(event(
+                process_of_slot[slot],
+                EventType::Invoke,
+                f,
+                value.clone(),
+                None,
+            ));
             open[slot] = Some((f, value));
             invoked += 1;
             continue;
@@ -312,7 +389,7 @@ fn random_history(rng: &mut StdRng, kind: ModelKind, max_ops: usize) -> History 
         let (f, input) = open[slot].take().unwrap();
         let p = process_of_slot[slot];
         let roll = rng.gen_range(0..100);
-        if roll < 68 {
+        if roll >= trouble {
             match execute(&mut state, f, &input) {
                 Some(mut output) => {
                     if rng.gen_bool(corrupt) {
@@ -325,18 +402,25 @@ fn random_history(rng: &mut StdRng, kind: ModelKind, max_ops: usize) -> History 
                     events.push(event(p, EventType::Ok, f, input, None));
                 }
                 None => {
-                    let error = (f == "cas" && rng.gen_bool(0.5)).then(|| Value::Keyword("compare-failed".into()));
+                    let error = (f == "cas" && rng.gen_bool(0.5))
+                        .then(|| Value::Keyword("compare-failed".into()));
                     events.push(event(p, EventType::Fail, f, input, error));
                 }
             }
-        } else if roll < 80 {
+        } else if roll < trouble / 3 {
             events.push(event(p, EventType::Fail, f, input, None));
         } else {
             if rng.gen_bool(0.5) {
                 execute(&mut state, f, &input);
             }
-            if roll < 92 {
-                events.push(event(p, EventType::Info, f, Value::Keyword("timed-out".into()), None));
+            if roll < trouble * 2 / 3 {
+                events.push(event(
+                    p,
+                    EventType::Info,
+                    f,
+                    Value::Keyword("timed-out".into()),
+                    None,
+                ));
             }
             // The slot continues under a fresh process; a pending op never completes.
             process_of_slot[slot] = next_process;
@@ -347,14 +431,19 @@ fn random_history(rng: &mut StdRng, kind: ModelKind, max_ops: usize) -> History 
 }
 
 fn opts(failed_cas_observes: bool) -> CheckOptions {
-    CheckOptions { time_limit: None, memory_budget: None, jobs: 1, failed_cas_observes }
+    CheckOptions {
+        time_limit: None,
+        memory_budget: None,
+        jobs: 1,
+        failed_cas_observes,
+    }
 }
 
 fn differential(kind: ModelKind, seed: u64, histories: usize) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut counts = [0usize; 2];
     for n in 0..histories {
-        let max_ops = rng.gen_range(1..=7);
+        let max_ops = rng.gen_range(1..=8);
         let history = random_history(&mut rng, kind, max_ops);
         for observes in [false, true] {
             let expected = oracle(kind, &history, observes);
@@ -365,7 +454,8 @@ fn differential(kind: ModelKind, seed: u64, histories: usize) {
                 Verdict::Unknown => panic!("unknown without limits"),
             };
             assert_eq!(
-                got, expected,
+                got,
+                expected,
                 "{} history #{n} (failed cas observes: {observes}) disagrees with the oracle:\n{}",
                 kind.name(),
                 render(&history)
@@ -377,7 +467,11 @@ fn differential(kind: ModelKind, seed: u64, histories: usize) {
         }
     }
     // Both verdicts must be well represented, or the comparison proves little.
-    assert!(counts[0] >= histories / 10 && counts[1] >= histories / 10, "{} verdicts (invalid, valid) = {counts:?}", kind.name());
+    assert!(
+        counts[0] >= histories / 10 && counts[1] >= histories / 10,
+        "{} verdicts (invalid, valid) = {counts:?}",
+        kind.name()
+    );
 }
 
 /// The counterexample's prefix must be a legal sequential run that respects real time among
@@ -392,14 +486,21 @@ fn check_counterexample(
     let ops = ref_ops(history, observes);
     let by_index: HashMap<u64, &RefOp> = ops.iter().map(|o| (o.index, o)).collect();
     let blocked = by_index[&ce.operation.index];
-    assert!(blocked.ret.is_some(), "the blocking op must be one that completed");
+    assert!(
+        blocked.ret.is_some(),
+        "the blocking op must be one that completed"
+    );
     assert!(ce.prefix.iter().all(|p| p.index != ce.operation.index));
     let mut state = initial_state(kind);
     for (i, summary) in ce.prefix.iter().enumerate() {
         let op = by_index[&summary.index];
-        state = ref_step(&state, op).unwrap_or_else(|| panic!("prefix step {i} illegal: {}", render(history)));
+        state = ref_step(&state, op)
+            .unwrap_or_else(|| panic!("prefix step {i} illegal: {}", render(history)));
         for later in &ce.prefix[i + 1..] {
-            assert!(by_index[&later.index].ret.is_none_or(|r| r > op.call) , "prefix breaks real time");
+            assert!(
+                by_index[&later.index].ret.is_none_or(|r| r > op.call),
+                "prefix breaks real time"
+            );
         }
     }
     assert!(!ce.states.is_empty());
@@ -409,7 +510,20 @@ fn render(history: &History) -> String {
     history
         .events
         .iter()
-        .map(|e| format!("{} {} {} {} {}{}", e.index, e.process, e.kind.as_str(), e.f, e.value, e.error.as_ref().map(|x| format!(" error {x}")).unwrap_or_default()))
+        .map(|e| {
+            format!(
+                "{} {} {} {} {}{}",
+                e.index,
+                e.process,
+                e.kind.as_str(),
+                e.f,
+                e.value,
+                e.error
+                    .as_ref()
+                    .map(|x| format!(" error {x}"))
+                    .unwrap_or_default()
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -442,4 +556,709 @@ fn fifo_queue_agrees_with_the_oracle() {
 #[test]
 fn mutex_agrees_with_the_oracle() {
     differential(ModelKind::Mutex, 6, 400);
+}
+
+// ---------------------------------------------------------------------------------------
+// Targeted tests.
+
+/// Builds a single-key history from (process, type, f, value) rows.
+fn rows(rows: &[(u64, EventType, &str, Value)]) -> History {
+    finish(
+        rows.iter()
+            .map(|(p, t, f, v)| event(*p, *t, f, v.clone(), None))
+            .collect(),
+    )
+}
+
+fn int(i: i64) -> Value {
+    Value::Int(i)
+}
+
+fn verdict(kind: ModelKind, history: &History) -> Verdict {
+    let v = check(history, &ModelSpec::new(kind), &opts(false))
+        .unwrap()
+        .verdict;
+    assert_eq!(
+        v == Verdict::Valid,
+        oracle(kind, history, false),
+        "oracle disagrees"
+    );
+    v
+}
+
+/// Two crashed writes A (1) and B (2); reads see 2 then 1, so only B, read, A, read works.
+/// The search first explores A then B, reaching (read 2 done, {A, B}, state 2) which fails;
+/// the later configuration ({B}, state 2) has fewer indeterminate ops and must not be pruned
+/// by it (only supersets of a seen configuration may be).
+#[test]
+fn dominance_prunes_only_supersets_of_indeterminate_ops() {
+    use EventType::*;
+    let h = rows(&[
+        (0, Invoke, "write", int(1)),
+        (1, Invoke, "write", int(2)),
+        (2, Invoke, "read", Value::Nil),
+        (2, Ok, "read", int(2)),
+        (2, Invoke, "read", Value::Nil),
+        (2, Ok, "read", int(1)),
+    ]);
+    assert_eq!(verdict(ModelKind::Register, &h), Verdict::Valid);
+}
+
+#[test]
+fn a_valid_and_an_invalid_history_per_model() {
+    use EventType::*;
+    let nil = Value::Nil;
+    let s = |x: &str| Value::Str(x.to_owned());
+    let list = |xs: &[i64]| Value::List(xs.iter().map(|&x| Value::Int(x)).collect());
+    // (model, valid history, invalid history)
+    let cases: Vec<(ModelKind, History, History)> = vec![
+        (
+            ModelKind::Register,
+            rows(&[
+                (0, Invoke, "write", int(1)),
+                (1, Invoke, "read", nil.clone()),
+                (1, Ok, "read", int(1)),
+                (0, Ok, "write", int(1)),
+            ]),
+            rows(&[
+                (0, Invoke, "write", int(1)),
+                (0, Ok, "write", int(1)),
+                (1, Invoke, "read", nil.clone()),
+                (1, Ok, "read", nil.clone()),
+            ]),
+        ),
+        (
+            ModelKind::CasRegister,
+            rows(&[
+                (0, Invoke, "write", int(1)),
+                (0, Ok, "write", int(1)),
+                (1, Invoke, "cas", list(&[1, 2])),
+                (1, Ok, "cas", list(&[1, 2])),
+                (0, Invoke, "read", nil.clone()),
+                (0, Ok, "read", int(2)),
+            ]),
+            rows(&[
+                (0, Invoke, "write", int(1)),
+                (0, Ok, "write", int(1)),
+                (1, Invoke, "cas", list(&[2, 3])),
+                (1, Ok, "cas", list(&[2, 3])),
+            ]),
+        ),
+        (
+            ModelKind::KvAppend,
+            rows(&[
+                (0, Invoke, "append", s("a")),
+                (1, Invoke, "append", s("b")),
+                (0, Ok, "append", s("a")),
+                (1, Ok, "append", s("b")),
+                (2, Invoke, "get", nil.clone()),
+                (2, Ok, "get", s("ba")),
+            ]),
+            rows(&[
+                (0, Invoke, "append", s("a")),
+                (0, Ok, "append", s("a")),
+                (1, Invoke, "append", s("b")),
+                (1, Ok, "append", s("b")),
+                (2, Invoke, "get", nil.clone()),
+                (2, Ok, "get", s("ba")),
+            ]),
+        ),
+        (
+            ModelKind::Set,
+            rows(&[
+                (0, Invoke, "add", int(1)),
+                (1, Invoke, "read", nil.clone()),
+                (1, Ok, "read", list(&[1])),
+                (0, Ok, "add", int(1)),
+            ]),
+            rows(&[
+                (0, Invoke, "add", int(1)),
+                (0, Ok, "add", int(1)),
+                (1, Invoke, "read", nil.clone()),
+                (1, Ok, "read", list(&[])),
+            ]),
+        ),
+        (
+            ModelKind::FifoQueue,
+            rows(&[
+                (0, Invoke, "enqueue", int(1)),
+                (0, Ok, "enqueue", int(1)),
+                (0, Invoke, "enqueue", int(2)),
+                (1, Invoke, "dequeue", nil.clone()),
+                (1, Ok, "dequeue", int(1)),
+                (0, Ok, "enqueue", int(2)),
+            ]),
+            rows(&[
+                (0, Invoke, "enqueue", int(1)),
+                (0, Ok, "enqueue", int(1)),
+                (0, Invoke, "enqueue", int(2)),
+                (0, Ok, "enqueue", int(2)),
+                (1, Invoke, "dequeue", nil.clone()),
+                (1, Ok, "dequeue", int(2)),
+            ]),
+        ),
+        (
+            ModelKind::Mutex,
+            rows(&[
+                (0, Invoke, "acquire", nil.clone()),
+                (0, Ok, "acquire", nil.clone()),
+                (1, Invoke, "acquire", nil.clone()),
+                (0, Invoke, "release", nil.clone()),
+                (0, Ok, "release", nil.clone()),
+                (1, Ok, "acquire", nil.clone()),
+            ]),
+            rows(&[
+                (0, Invoke, "acquire", nil.clone()),
+                (0, Ok, "acquire", nil.clone()),
+                (1, Invoke, "acquire", nil.clone()),
+                (1, Ok, "acquire", nil.clone()),
+            ]),
+        ),
+    ];
+    for (kind, valid, invalid) in cases {
+        assert_eq!(verdict(kind, &valid), Verdict::Valid, "{}", kind.name());
+        assert_eq!(verdict(kind, &invalid), Verdict::Invalid, "{}", kind.name());
+    }
+}
+
+#[test]
+fn keys_are_checked_separately_and_invalid_beats_valid() {
+    use EventType::*;
+    let mut h = rows(&[
+        (0, Invoke, "write", int(1)),
+        (0, Ok, "write", int(1)),
+        (1, Invoke, "read", Value::Nil),
+        (1, Ok, "read", int(1)),
+        (2, Invoke, "read", Value::Nil),
+        (2, Ok, "read", int(1)),
+    ]);
+    // Key "a" holds the write and the first read; key "b" was never written but read 1.
+    for (e, key) in h.events.iter_mut().zip(["a", "a", "a", "a", "b", "b"]) {
+        e.key = Some(Value::Str(key.to_owned()));
+    }
+    let result = check(&h, &ModelSpec::new(ModelKind::Kv), &opts(false)).unwrap();
+    assert_eq!(result.verdict, Verdict::Invalid);
+    assert_eq!(result.operations, 3);
+    let keys: Vec<_> = result
+        .keys
+        .iter()
+        .map(|k| (k.key.clone(), k.verdict))
+        .collect();
+    // Key "b" may be reported invalid or, if "a" finished later, "a" valid; with one job the
+    // order is fixed: the larger key first, then "b".
+    assert_eq!(
+        keys,
+        vec![
+            (Some(Value::Str("a".into())), Verdict::Valid),
+            (Some(Value::Str("b".into())), Verdict::Invalid)
+        ]
+    );
+    let ce = result.keys[1].counterexample.as_ref().unwrap();
+    assert_eq!(ce.key, Some(Value::Str("b".into())));
+}
+
+#[test]
+fn failed_cas_readings() {
+    use EventType::*;
+    // The register holds 1 throughout the failed cas expecting 1: dropped by default, a
+    // contradiction when read as an observation.
+    let mut h = rows(&[
+        (0, Invoke, "write", int(1)),
+        (0, Ok, "write", int(1)),
+        (1, Invoke, "cas", Value::List(vec![int(1), int(2)])),
+        (1, Fail, "cas", Value::List(vec![int(1), int(2)])),
+    ]);
+    let spec = ModelSpec::new(ModelKind::CasRegister);
+    assert_eq!(
+        check(&h, &spec, &opts(false)).unwrap().verdict,
+        Verdict::Valid
+    );
+    assert_eq!(
+        check(&h, &spec, &opts(true)).unwrap().verdict,
+        Verdict::Invalid
+    );
+    // An error saying the compare failed makes it an observation even by default.
+    h.events[3].error = Some(Value::Keyword("compare-failed".into()));
+    assert_eq!(
+        check(&h, &spec, &opts(false)).unwrap().verdict,
+        Verdict::Invalid
+    );
+    h.events[3].error = Some(Value::Str("mismatch".into()));
+    assert_eq!(
+        check(&h, &spec, &opts(false)).unwrap().verdict,
+        Verdict::Invalid
+    );
+    h.events[3].error = Some(Value::Keyword("timeout".into()));
+    assert_eq!(
+        check(&h, &spec, &opts(false)).unwrap().verdict,
+        Verdict::Valid
+    );
+}
+
+#[test]
+fn initial_value_is_honoured() {
+    use EventType::*;
+    let h = rows(&[(0, Invoke, "read", Value::Nil), (0, Ok, "read", int(0))]);
+    let mut spec = ModelSpec::new(ModelKind::Register);
+    assert_eq!(
+        check(&h, &spec, &opts(false)).unwrap().verdict,
+        Verdict::Invalid
+    );
+    spec.initial = int(0);
+    assert_eq!(
+        check(&h, &spec, &opts(false)).unwrap().verdict,
+        Verdict::Valid
+    );
+}
+
+#[test]
+fn bad_shapes_and_orphan_completions_are_prepare_errors() {
+    use EventType::*;
+    let h = rows(&[
+        (0, Invoke, "write", int(1)),
+        (0, Ok, "write", int(1)),
+        (1, Invoke, "cas", int(3)),
+        (1, Ok, "cas", int(3)),
+    ]);
+    let err = check(&h, &ModelSpec::new(ModelKind::CasRegister), &opts(false)).unwrap_err();
+    assert_eq!(err.index, 2);
+    assert!(err.message.contains("[expected new]"), "{err}");
+    let err = check(&h, &ModelSpec::new(ModelKind::Set), &opts(false)).unwrap_err();
+    assert_eq!(err.index, 0);
+    assert!(err.message.contains("add or read"), "{err}");
+    let h = rows(&[(0, Ok, "write", int(1))]);
+    let err = check(&h, &ModelSpec::new(ModelKind::Register), &opts(false)).unwrap_err();
+    assert_eq!(err.index, 0);
+}
+
+#[test]
+fn counterexample_names_the_stuck_operation_prefix_and_states() {
+    use EventType::*;
+    let h = rows(&[
+        (0, Invoke, "write", int(1)),
+        (0, Ok, "write", int(1)),
+        (1, Invoke, "write", int(2)),
+        (1, Ok, "write", int(2)),
+        (0, Invoke, "read", Value::Nil),
+        (0, Ok, "read", int(1)),
+    ]);
+    let result = check(&h, &ModelSpec::new(ModelKind::Register), &opts(false)).unwrap();
+    assert_eq!(result.verdict, Verdict::Invalid);
+    let ce = result.keys[0].counterexample.as_ref().unwrap();
+    assert_eq!(ce.key, None);
+    assert_eq!((ce.operation.index, ce.operation.f.as_str()), (4, "read"));
+    assert_eq!(ce.operation.output, Some(int(1)));
+    assert_eq!(ce.operation.outcome, "ok");
+    let prefix: Vec<u64> = ce.prefix.iter().map(|o| o.index).collect();
+    assert_eq!(prefix, vec![0, 2]);
+    assert_eq!(ce.states, vec!["2".to_owned()]);
+}
+
+/// `n` writes all concurrent with each other, then a read of a value
+/// nobody wrote: invalid, but only after trying every subset and order of the writes.
+fn explosive_history(n: u64) -> History {
+    let mut r = Vec::new();
+    for p in 0..n {
+        r.push((p, EventType::Invoke, "write", int(p as i64)));
+    }
+    for p in 0..n {
+        r.push((p, EventType::Ok, "write", int(p as i64)));
+    }
+    r.push((n, EventType::Invoke, "read", Value::Nil));
+    r.push((n, EventType::Ok, "read", int(-1)));
+    rows(&r)
+}
+
+#[test]
+fn time_limit_gives_unknown() {
+    let h = explosive_history(22);
+    let options = CheckOptions {
+        time_limit: Some(Duration::from_millis(50)),
+        ..opts(false)
+    };
+    let started = std::time::Instant::now();
+    let result = check(&h, &ModelSpec::new(ModelKind::Register), &options).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(result.verdict, Verdict::Unknown);
+    let cause = result.keys[0].cause.as_deref().unwrap();
+    assert!(cause.contains("time limit"), "{cause}");
+    assert!(result.configurations > 0);
+}
+
+#[test]
+fn memory_budget_gives_unknown() {
+    let h = explosive_history(22);
+    let options = CheckOptions {
+        memory_budget: Some(1 << 20),
+        ..opts(false)
+    };
+    let result = check(&h, &ModelSpec::new(ModelKind::Register), &options).unwrap();
+    assert_eq!(result.verdict, Verdict::Unknown);
+    let cause = result.keys[0].cause.as_deref().unwrap();
+    assert!(cause.contains("memory budget"), "{cause}");
+    // And a small explosive history still decides within the same budget.
+    let small = explosive_history(6);
+    let result = check(&small, &ModelSpec::new(ModelKind::Register), &options).unwrap();
+    assert_eq!(result.verdict, Verdict::Invalid);
+}
+
+// ---------------------------------------------------------------------------------------
+// Self-measurement (release build, run by hand):
+// cargo test --release -p splitbrain-checkers --test differential -- --ignored --nocapture
+
+/// A keyed cas-register history from a correct simulated system: `groups` groups of
+/// `group_size` processes, each group working on one key at a time for `ops_per_key`
+/// operations, then a fresh key. `crash_rate` of the operations crash (an `info` or no
+/// completion at all) and may or may not take effect; their process is replaced.
+fn keyed_history(
+    seed: u64,
+    keys: usize,
+    ops_per_key: usize,
+    group_size: usize,
+    groups: usize,
+    crash_rate: f64,
+) -> History {
+    struct Group {
+        keys_left: Vec<i64>,
+        key: i64,
+        ops_left: usize,
+        slots: Vec<(u64, Option<(&'static str, Value)>)>,
+        state: Value,
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut next_process = 0u64;
+    let mut fresh = || {
+        next_process += 1;
+        next_process - 1
+    };
+    let mut all_keys: Vec<i64> = (0..keys as i64).collect();
+    let per_group = keys.div_ceil(groups);
+    let mut gs: Vec<Group> = (0..groups)
+        .map(|_| {
+            let take = per_group.min(all_keys.len());
+            let mut keys_left: Vec<i64> = all_keys.drain(..take).collect();
+            keys_left.reverse();
+            Group {
+                key: -1,
+                keys_left,
+                ops_left: 0,
+                slots: (0..group_size).map(|_| (fresh(), None)).collect(),
+                state: Value::Nil,
+            }
+        })
+        .collect();
+    let mut events = Vec::with_capacity(keys * ops_per_key * 2);
+    let mut next_value = 0i64;
+    let mut invoked_on_key = 0usize;
+    loop {
+        let live: Vec<usize> = (0..gs.len())
+            .filter(|&g| {
+                gs[g].ops_left > 0
+                    || !gs[g].keys_left.is_empty()
+                    || gs[g].slots.iter().any(|s| s.1.is_some())
+            })
+            .collect();
+        if live.is_empty() {
+            break;
+        }
+        let g = &mut gs[live[rng.gen_range(0..live.len())]];
+        let s = rng.gen_range(0..g.slots.len());
+        let (process, open) = g.slots[s].clone();
+        let key = Some(Value::Int(g.key));
+        match open {
+            None => {
+                if g.ops_left == 0 {
+                    if g.slots.iter().any(|s| s.1.is_some()) {
+                        continue; // finish this key's open operations first
+                    }
+                    let Some(k) = g.keys_left.pop() else { continue };
+                    g.key = k;
+                    g.ops_left = ops_per_key;
+                    g.state = Value::Nil;
+                    continue;
+                }
+                g.ops_left -= 1;
+                invoked_on_key += 1;
+                let (f, value) = match rng.gen_range(0..10) {
+                    0..=4 => ("read", Value::Nil),
+                    5..=7 => {
+                        next_value += 1;
+                        ("write", Value::Int(next_value))
+                    }
+                    _ => {
+                        next_value += 1;
+                        let expected = if rng.gen_bool(0.5) {
+                            g.state.clone()
+                        } else {
+                            Value::Int(rng.gen_range(0..next_value))
+                        };
+                        ("cas", Value::List(vec![expected, Value::Int(next_value)]))
+                    }
+                };
+                let mut e = event(process, EventType::Invoke, f, value.clone(), None);
+                e.key = key;
+                events.push(e);
+                g.slots[s].1 = Some((f, value));
+            }
+            Some((f, value)) => {
+                g.slots[s].1 = None;
+                if rng.gen_bool(crash_rate) {
+                    if rng.gen_bool(0.5) {
+                        let mut st = RefState::Register(g.state.clone());
+                        execute(&mut st, f, &value);
+                        let RefState::Register(v) = st else {
+                            unreachable!()
+                        };
+                        g.state = v;
+                    }
+                    if rng.gen_bool(0.5) {
+                        let mut e = event(
+                            process,
+                            EventType::Info,
+                            f,
+                            Value::Keyword("timed-out".into()),
+                            None,
+                        );
+                        e.key = key;
+                        events.push(e);
+                    }
+                    g.slots[s].0 = fresh();
+                    continue;
+                }
+                let mut st = RefState::Register(g.state.clone());
+                let mut e = match execute(&mut st, f, &value) {
+                    Some(out) => event(process, EventType::Ok, f, out, None),
+                    None => event(process, EventType::Fail, f, value, None),
+                };
+                let RefState::Register(v) = st else {
+                    unreachable!()
+                };
+                g.state = v;
+                e.key = key;
+                events.push(e);
+            }
+        }
+    }
+    let _ = invoked_on_key;
+    finish(events)
+}
+
+/// 20 keys, each operation on a random key, 10 processes, 1% crashed, and one stale read
+/// late in one key.
+fn random_key_history_with_stale_read(seed: u64, ops: usize) -> History {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let keys = 20;
+    let mut state = vec![Value::Nil; keys];
+    let mut history_of: Vec<Vec<Value>> = vec![Vec::new(); keys];
+    let mut slots: Vec<(u64, Option<(usize, &'static str, Value)>)> =
+        (0..10).map(|p| (p, None)).collect();
+    let mut next_process = 10u64;
+    let mut events = Vec::new();
+    let mut invoked = 0;
+    let mut next_value = 0i64;
+    let mut stale_done = false;
+    while invoked < ops || slots.iter().any(|s| s.1.is_some()) {
+        let s = rng.gen_range(0..slots.len());
+        let (process, open) = slots[s].clone();
+        match open {
+            None if invoked < ops => {
+                invoked += 1;
+                let k = rng.gen_range(0..keys);
+                let (f, value) = if rng.gen_bool(0.5) {
+                    ("read", Value::Nil)
+                } else {
+                    next_value += 1;
+                    ("write", Value::Int(next_value))
+                };
+                let mut e = event(process, EventType::Invoke, f, value.clone(), None);
+                e.key = Some(Value::Int(k as i64));
+                events.push(e);
+                slots[s].1 = Some((k, f, value));
+            }
+            None => {}
+            Some((k, f, value)) => {
+                slots[s].1 = None;
+                if rng.gen_bool(0.01) {
+                    if f == "write" && rng.gen_bool(0.5) {
+                        state[k] = value.clone();
+                        history_of[k].push(value);
+                    }
+                    slots[s].0 = next_process;
+                    next_process += 1;
+                    continue;
+                }
+                let out = if f == "write" {
+                    state[k] = value.clone();
+                    history_of[k].push(value.clone());
+                    value
+                } else if !stale_done && invoked > ops * 9 / 10 && history_of[k].len() > 10 {
+                    stale_done = true;
+                    history_of[k][history_of[k].len() - 10].clone()
+                } else {
+                    state[k].clone()
+                };
+                let mut e = event(process, EventType::Ok, f, out, None);
+                e.key = Some(Value::Int(k as i64));
+                events.push(e);
+            }
+        }
+    }
+    assert!(stale_done);
+    finish(events)
+}
+
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
+#[test]
+#[ignore = "measurement; run in release by hand"]
+fn measure_million_op_keyed_history() {
+    let history = keyed_history(7, 1000, 1000, 5, 40, 0.01);
+    println!(
+        "generated {} events, peak RSS so far {} MiB",
+        history.events.len(),
+        peak_rss_mib()
+    );
+    let started = std::time::Instant::now();
+    let result = check(
+        &history,
+        &ModelSpec::new(ModelKind::CasRegister),
+        &CheckOptions {
+            jobs: 2,
+            ..CheckOptions::default()
+        },
+    )
+    .unwrap();
+    println!(
+        "1M-op keyed: {} in {:?} ({} keys, {} configurations), peak RSS {} MiB",
+        result.verdict,
+        started.elapsed(),
+        result.keys.len(),
+        result.configurations,
+        peak_rss_mib()
+    );
+    assert_eq!(result.verdict, Verdict::Valid);
+}
+
+#[test]
+#[ignore = "measurement; run in release by hand"]
+fn measure_twenty_thousand_op_stale_read() {
+    let history = random_key_history_with_stale_read(11, 20_000);
+    let started = std::time::Instant::now();
+    let result = check(
+        &history,
+        &ModelSpec::new(ModelKind::Register),
+        &CheckOptions {
+            jobs: 2,
+            ..CheckOptions::default()
+        },
+    )
+    .unwrap();
+    println!(
+        "20k-op stale read: {} in {:?} ({} configurations)",
+        result.verdict,
+        started.elapsed(),
+        result.configurations
+    );
+    assert_eq!(result.verdict, Verdict::Invalid);
+}
+
+#[test]
+#[ignore = "measurement; run in release by hand"]
+fn measure_porcupine_etcd_corpus() {
+    use splitbrain_checkers::formats::{read_file, ReadOptions};
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/porcupine");
+    let Ok(expected) = std::fs::read_to_string(dir.join("EXPECTED.tsv")) else {
+        println!("skipped: no conformance data at {}", dir.display());
+        return;
+    };
+    let mut total = Duration::ZERO;
+    let mut slowest = (Duration::ZERO, String::new());
+    for line in expected.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let (file, model, verdict) = (cols[0], cols[1], cols[2]);
+        let history = read_file(&dir.join(file), &ReadOptions::default())
+            .unwrap()
+            .history;
+        let spec = ModelSpec::new(model.parse().unwrap());
+        let started = std::time::Instant::now();
+        let result = check(
+            &history,
+            &spec,
+            &CheckOptions {
+                jobs: 1,
+                ..CheckOptions::default()
+            },
+        )
+        .unwrap();
+        let took = started.elapsed();
+        if std::env::var_os("SHOW_FILES").is_some() {
+            println!(
+                "{file}: {} {took:?} {} configurations",
+                result.verdict, result.configurations
+            );
+        }
+        total += took;
+        if took > slowest.0 {
+            slowest = (took, file.to_owned());
+        }
+        assert_eq!(result.verdict.as_str(), verdict, "{file}");
+    }
+    println!(
+        "corpus: total {total:?}, slowest {:?} ({})",
+        slowest.0, slowest.1
+    );
+}
+
+#[test]
+#[ignore = "measurement; run in release by hand"]
+fn measure_one_file() {
+    use splitbrain_checkers::formats::{read_file, ReadOptions};
+    let Some(file) = std::env::var_os("HISTORY") else {
+        return;
+    };
+    let model: ModelKind = std::env::var("MODEL").unwrap().parse().unwrap();
+    let history = read_file(std::path::Path::new(&file), &ReadOptions::default())
+        .unwrap()
+        .history;
+    let limit = std::env::var("LIMIT")
+        .ok()
+        .map(|s| Duration::from_secs(s.parse().unwrap()));
+    let started = std::time::Instant::now();
+    let result = check(
+        &history,
+        &ModelSpec::new(model),
+        &CheckOptions {
+            jobs: 1,
+            time_limit: limit,
+            ..CheckOptions::default()
+        },
+    )
+    .unwrap();
+    println!(
+        "{}: {} in {:?}, {} configurations",
+        file.to_string_lossy(),
+        result.verdict,
+        started.elapsed(),
+        result.configurations
+    );
+    for k in &result.keys {
+        println!(
+            "  key {:?}: {} ops {} configs {:?} {:?}",
+            k.key, k.operations, k.configurations, k.verdict, k.elapsed
+        );
+    }
 }

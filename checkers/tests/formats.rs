@@ -4,8 +4,8 @@
 
 use rand::{Rng, SeedableRng};
 use splitbrain_checkers::formats::{
-    self, edn, jsonl, read_bytes, read_file, BytesError, DataError, Format, Independent,
-    ReadError, ReadOptions,
+    self, edn, jsonl, read_bytes, read_file, BytesError, DataError, Format, Independent, ReadError,
+    ReadOptions,
 };
 use splitbrain_checkers::{Event, EventType, History, Process, Value};
 use std::path::PathBuf;
@@ -151,7 +151,9 @@ fn independent_can_be_forced_or_turned_off() {
     );
     let err = forced.unwrap_err().to_string();
     assert!(
-        err.ends_with("knossos_vector.edn:1: field value: expected an independent [key value] tuple, found 3"),
+        err.ends_with(
+            "knossos_vector.edn:1: field value: expected an independent [key value] tuple, found 3"
+        ),
         "{err}"
     );
 }
@@ -243,7 +245,10 @@ fn edn_errors_name_file_line_and_field() {
     assert!(not_an_op.expected.starts_with("an op map"), "{not_an_op}");
 
     let odd_map = read_with("{:process 0 :type}\n", None).unwrap_err();
-    assert!(odd_map.to_string().contains("a value for every key"), "{odd_map}");
+    assert!(
+        odd_map.to_string().contains("a value for every key"),
+        "{odd_map}"
+    );
 }
 
 #[test]
@@ -372,12 +377,18 @@ fn unfinished_last_line_is_dropped_with_a_warning() {
     let edn_text = "{:process 0 :type :invoke :f :read :value nil}\n#jepsen.history.Op{:process 0 :type :ok :f :rea";
     let out = read_with(edn_text, None).unwrap();
     assert_eq!(out.history.events.len(), 1);
-    assert!(out.warnings.iter().any(|w| w.starts_with("line 2: unfinished")));
+    assert!(out
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("line 2: unfinished")));
 
     let log = "INFO  jepsen.util - 0\t:invoke\t:read\tnil\nINFO  jepsen.util - 0\t:ok\t:read\t[3";
     let out = read_with(log, None).unwrap();
     assert_eq!(out.history.events.len(), 1);
-    assert!(out.warnings.iter().any(|w| w.starts_with("line 2: unfinished")));
+    assert!(out
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("line 2: unfinished")));
 
     // A complete last line without a newline is kept.
     let complete = r#"{"process":0,"type":"invoke","f":"read","value":null}"#;
@@ -415,8 +426,14 @@ fn format_detection() {
         Format::detect(b"\n  {\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n"),
         Some(Format::Jsonl)
     );
-    assert_eq!(Format::detect(b"{:process 0, :type :invoke}"), Some(Format::Edn));
-    assert_eq!(Format::detect(b"{:process 0,\n :type :invoke}"), Some(Format::Edn));
+    assert_eq!(
+        Format::detect(b"{:process 0, :type :invoke}"),
+        Some(Format::Edn)
+    );
+    assert_eq!(
+        Format::detect(b"{:process 0,\n :type :invoke}"),
+        Some(Format::Edn)
+    );
     assert_eq!(Format::detect(b"[{:process 0}]"), Some(Format::Edn));
     assert_eq!(Format::detect(b"#jepsen.history.Op{}"), Some(Format::Edn));
     assert_eq!(Format::detect(b"; comment\n{}"), Some(Format::Edn));
@@ -439,7 +456,11 @@ fn format_detection() {
 }
 
 fn random_value(rng: &mut impl Rng, depth: u32, keywords: bool) -> Value {
-    let pick = if depth == 0 { rng.gen_range(0..5) } else { rng.gen_range(0..7) };
+    let pick = if depth == 0 {
+        rng.gen_range(0..5)
+    } else {
+        rng.gen_range(0..7)
+    };
     match pick {
         0 => Value::Nil,
         1 => Value::Int(rng.gen_range(-1_000_000..1_000_000)),
@@ -490,12 +511,16 @@ fn random_history(seed: u64, keywords: bool) -> History {
             },
             kind: kinds[rng.gen_range(0..4)],
             f: ["read", "write", "cas", "start-partition", "odd f"][rng.gen_range(0..5)].to_owned(),
-            key: rng.gen_bool(0.5).then(|| random_value(&mut rng, 1, keywords)),
+            key: rng
+                .gen_bool(0.5)
+                .then(|| random_value(&mut rng, 1, keywords)),
             value: random_value(&mut rng, 3, keywords),
             node: rng
                 .gen_bool(0.3)
                 .then(|| format!("n{}", rng.gen_range(1..6))),
-            error: rng.gen_bool(0.2).then(|| random_value(&mut rng, 1, keywords)),
+            error: rng
+                .gen_bool(0.2)
+                .then(|| random_value(&mut rng, 1, keywords)),
         })
         // A key of nil would read back as no key: nil keys are not written.
         .map(|mut e| {

@@ -33,7 +33,9 @@ use tokio::task::JoinSet;
 const MAX_ROUNDS: u32 = 12;
 
 /// Totally ordered, unique per proposal attempt: fields compare in declaration order.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Ballot {
     pub counter: u64,
     pub incarnation: u64,
@@ -51,8 +53,15 @@ pub struct Slot {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "rpc", rename_all = "snake_case")]
 enum Rpc {
-    Prepare { key: String, ballot: Ballot },
-    Accept { key: String, ballot: Ballot, value: Json },
+    Prepare {
+        key: String,
+        ballot: Ballot,
+    },
+    Accept {
+        key: String,
+        ballot: Ballot,
+        value: Json,
+    },
 }
 
 /// An acceptor's answer to prepare or accept: `ok`, and its slot after the request.
@@ -108,7 +117,11 @@ impl CasPaxos {
             })
             .collect();
         let wal = Wal::rewrite(&path, &records)?;
-        let highest = slots.values().map(|s| s.promised.counter).max().unwrap_or(0);
+        let highest = slots
+            .values()
+            .map(|s| s.promised.counter)
+            .max()
+            .unwrap_or(0);
         log!(
             "peer (incarnation {incarnation}) with {} keys from disk",
             slots.len()
@@ -133,7 +146,8 @@ impl CasPaxos {
     }
 
     fn saw(&self, ballot: Ballot) {
-        self.highest_counter.fetch_max(ballot.counter, Ordering::SeqCst);
+        self.highest_counter
+            .fetch_max(ballot.counter, Ordering::SeqCst);
     }
 
     /// Changes one slot under the lock, logs the change, then waits until it is durable.
@@ -208,7 +222,9 @@ impl CasPaxos {
                 source: std::io::Error::other(e.to_string()),
             });
         }
-        self.peers.call(acceptor, &rpc, self.config.rpc_timeout).await
+        self.peers
+            .call(acceptor, &rpc, self.config.rpc_timeout)
+            .await
     }
 
     /// Sends `make(acceptor)` to every member and collects replies until `enough` said ok
@@ -252,7 +268,12 @@ impl CasPaxos {
 
     /// Runs rounds until one succeeds, a round's outcome becomes uncertain, or the rounds
     /// or the time run out.
-    async fn propose(self: &Arc<Self>, key: &str, change: Change, request: &ClientRequest) -> Response {
+    async fn propose(
+        self: &Arc<Self>,
+        key: &str,
+        change: Change,
+        request: &ClientRequest,
+    ) -> Response {
         let majority = self.peers.majority();
         let deadline = tokio::time::Instant::now() + self.config.request_timeout;
         let mut last_error = String::from("no-quorum");
@@ -262,7 +283,13 @@ impl CasPaxos {
             }
             let ballot = self.next_ballot();
             let promises = self
-                .broadcast(|| Rpc::Prepare { key: key.to_string(), ballot }, majority)
+                .broadcast(
+                    || Rpc::Prepare {
+                        key: key.to_string(),
+                        ballot,
+                    },
+                    majority,
+                )
                 .await;
             let granted: Vec<&Reply> = promises.iter().flatten().filter(|r| r.ok).collect();
             if granted.len() < majority {
@@ -329,12 +356,20 @@ impl CasPaxos {
     }
 }
 
-fn describe(phase: &str, oks: usize, majority: usize, replies: &[Result<Reply, RpcError>]) -> String {
+fn describe(
+    phase: &str,
+    oks: usize,
+    majority: usize,
+    replies: &[Result<Reply, RpcError>],
+) -> String {
     let errors: Vec<String> = replies
         .iter()
         .filter_map(|r| r.as_ref().err().map(ToString::to_string))
         .collect();
-    format!("{phase}: {oks} of {majority} needed ({})", errors.join("; "))
+    format!(
+        "{phase}: {oks} of {majority} needed ({})",
+        errors.join("; ")
+    )
 }
 
 /// Reads, increments and durably stores this node's incarnation number.

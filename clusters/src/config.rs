@@ -51,7 +51,9 @@ pub enum ConfigError {
     BadPeer(String),
     #[error("--peers names n{0} twice")]
     DuplicatePeer(u64),
-    #[error("dynamo needs 1 <= r, w <= n <= cluster size (n={n}, r={r}, w={w}, cluster={cluster})")]
+    #[error(
+        "dynamo needs 1 <= r, w <= n <= cluster size (n={n}, r={r}, w={w}, cluster={cluster})"
+    )]
     BadQuorum {
         n: usize,
         r: usize,
@@ -180,7 +182,10 @@ mod tests {
         .unwrap();
         assert_eq!(config.arch, Arch::PrimaryBackup);
         assert_eq!(config.replication, Replication::Sync);
-        assert_eq!((config.replicas, config.read_quorum, config.write_quorum), (3, 1, 3));
+        assert_eq!(
+            (config.replicas, config.read_quorum, config.write_quorum),
+            (3, 1, 3)
+        );
         assert_eq!(config.heartbeat, Duration::from_millis(50));
         assert_eq!(config.election_timeout, Duration::from_secs(1));
         let ids: Vec<u64> = config.members().unwrap().iter().map(|p| p.id).collect();

@@ -110,7 +110,10 @@ impl Dynamo {
             })
             .collect();
         let wal = Wal::rewrite(&path, &compacted)?;
-        log!("peer (n={n} r={r} w={w}) with {} keys from disk", store.len());
+        log!(
+            "peer (n={n} r={r} w={w}) with {} keys from disk",
+            store.len()
+        );
         Ok(Arc::new(Dynamo {
             peers: Peers::new(config.id, members),
             config,
@@ -154,7 +157,12 @@ impl Dynamo {
             .cloned()
     }
 
-    async fn put_to(self: Arc<Self>, replica: u64, key: String, version: Versioned) -> Result<bool, RpcError> {
+    async fn put_to(
+        self: Arc<Self>,
+        replica: u64,
+        key: String,
+        version: Versioned,
+    ) -> Result<bool, RpcError> {
         if replica == self.config.id {
             return Ok(self.put_local(key, version).await.unwrap_or_else(|e| {
                 log!("cannot persist: {e}");
@@ -168,7 +176,11 @@ impl Dynamo {
         Ok(reply.stored)
     }
 
-    async fn get_from(self: Arc<Self>, replica: u64, key: String) -> Result<Option<Versioned>, RpcError> {
+    async fn get_from(
+        self: Arc<Self>,
+        replica: u64,
+        key: String,
+    ) -> Result<Option<Versioned>, RpcError> {
         if replica == self.config.id {
             return Ok(self.get_local(&key));
         }
@@ -212,7 +224,11 @@ impl Dynamo {
             // Read repair: bring replicas that answered something older up to date.
             for (replica, version) in &replies {
                 if version.as_ref().map(Versioned::stamp) < Some(newest.stamp()) {
-                    tokio::spawn(Arc::clone(self).put_to(*replica, key.to_string(), newest.clone()));
+                    tokio::spawn(Arc::clone(self).put_to(
+                        *replica,
+                        key.to_string(),
+                        newest.clone(),
+                    ));
                 }
             }
         }

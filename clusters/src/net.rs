@@ -22,8 +22,10 @@ const MAX_LINE: usize = 16 * 1024 * 1024;
 
 /// One architecture's request handlers.
 pub trait Node: Send + Sync + 'static {
-    fn handle_client(self: Arc<Self>, request: ClientRequest)
-        -> impl Future<Output = Response> + Send;
+    fn handle_client(
+        self: Arc<Self>,
+        request: ClientRequest,
+    ) -> impl Future<Output = Response> + Send;
     /// Handles a peer message (a JSON object with an `rpc` field); the reply is any JSON.
     fn handle_peer(self: Arc<Self>, message: Json) -> impl Future<Output = Json> + Send;
 }
@@ -106,7 +108,10 @@ impl RpcError {
     }
 }
 
-type Connection = (BufReader<tokio::net::tcp::OwnedReadHalf>, tokio::net::tcp::OwnedWriteHalf);
+type Connection = (
+    BufReader<tokio::net::tcp::OwnedReadHalf>,
+    tokio::net::tcp::OwnedWriteHalf,
+);
 
 /// The other members of the cluster and pooled connections to them.
 pub struct Peers {

@@ -263,7 +263,11 @@ impl PrimaryBackup {
 
     /// Ships values to one backup in order; a value the backup does not take is dropped
     /// (the backup stays behind until it next copies a primary's state).
-    async fn replicate_to(self: Arc<Self>, peer: u64, mut jobs: mpsc::UnboundedReceiver<ReplicateJob>) {
+    async fn replicate_to(
+        self: Arc<Self>,
+        peer: u64,
+        mut jobs: mpsc::UnboundedReceiver<ReplicateJob>,
+    ) {
         let mut failing = false;
         while let Some(job) = jobs.recv().await {
             let message = Rpc::Replicate {
@@ -371,7 +375,9 @@ impl PrimaryBackup {
         }
         let why = format!(
             "no heartbeat from {} for {} ms; lowest live id is n{lowest_alive}",
-            silent.map(|id| format!("n{id}")).unwrap_or_else(|| "anyone".into()),
+            silent
+                .map(|id| format!("n{id}"))
+                .unwrap_or_else(|| "anyone".into()),
             silent_for.as_millis()
         );
         if lowest_alive == self.me() {
@@ -392,7 +398,10 @@ impl PrimaryBackup {
                 self.config.rpc_timeout,
             )
             .await;
-        let Ok(SnapshotReply { data: Some(snapshot) }) = reply else {
+        let Ok(SnapshotReply {
+            data: Some(snapshot),
+        }) = reply
+        else {
             return;
         };
         {
@@ -502,4 +511,3 @@ impl Node for PrimaryBackup {
         }
     }
 }
-

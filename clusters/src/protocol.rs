@@ -244,7 +244,10 @@ mod tests {
             (r#"{"op":"status"}"#, ClientRequest::Status),
         ];
         for (line, expected) in cases {
-            assert_eq!(serde_json::from_str::<ClientRequest>(line).unwrap(), expected);
+            assert_eq!(
+                serde_json::from_str::<ClientRequest>(line).unwrap(),
+                expected
+            );
         }
     }
 
@@ -276,7 +279,8 @@ mod tests {
         let line = serde_json::to_string(&Response::ok(Json::Null)).unwrap();
         let back: Response = serde_json::from_str(&line).unwrap();
         assert_eq!(back, Response::ok(Json::Null));
-        let failure: Response = serde_json::from_str(r#"{"ok":false,"error":"x","definite":true}"#).unwrap();
+        let failure: Response =
+            serde_json::from_str(r#"{"ok":false,"error":"x","definite":true}"#).unwrap();
         assert_eq!(failure.value, None);
     }
 
@@ -305,6 +309,9 @@ mod tests {
         };
         assert_eq!(failure_for(&read, "timeout", true).definite, Some(true));
         assert_eq!(failure_for(&write, "timeout", true).definite, Some(false));
-        assert_eq!(failure_for(&write, "unreachable", false).definite, Some(true));
+        assert_eq!(
+            failure_for(&write, "unreachable", false).definite,
+            Some(true)
+        );
     }
 }

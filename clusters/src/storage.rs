@@ -117,6 +117,8 @@ mod tests {
             .unwrap();
         let records: Vec<u32> = Wal::replay(&path).unwrap();
         assert_eq!(records, vec![1, 2, 3]);
-        assert!(Wal::replay::<u32>(&dir.path().join("absent")).unwrap().is_empty());
+        assert!(Wal::replay::<u32>(&dir.path().join("absent"))
+            .unwrap()
+            .is_empty());
     }
 }

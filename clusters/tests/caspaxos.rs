@@ -33,7 +33,9 @@ fn a_cas_counter_stays_exact_under_concurrent_clients() {
                 while succeeded < 15 && attempts < 400 && Instant::now() < deadline {
                     attempts += 1;
                     let current = client.read("counter");
-                    let Some(value) = current["value"].as_i64() else { continue };
+                    let Some(value) = current["value"].as_i64() else {
+                        continue;
+                    };
                     let reply = client.cas("counter", json!(value), value + 1);
                     if reply["ok"] == json!(true) {
                         succeeded += 1;
@@ -53,7 +55,10 @@ fn a_cas_counter_stays_exact_under_concurrent_clients() {
         succeeded += s;
         indeterminate += i;
     }
-    assert!(succeeded >= 30, "too little progress: {succeeded} increments");
+    assert!(
+        succeeded >= 30,
+        "too little progress: {succeeded} increments"
+    );
     let mut client = cluster.client(2);
     let final_value = until_ok(Duration::from_secs(5), || Some(client.read("counter")))["value"]
         .as_i64()

@@ -55,7 +55,11 @@ fn the_next_id_takes_over_when_the_primary_is_killed() {
     assert_eq!(read["value"], json!(1));
     assert_eq!(client.write("k", 2)["ok"], json!(true));
     assert_eq!(cluster.client(2).read("k")["value"], json!(2));
-    assert!(cluster.log(2).contains("becoming primary"), "{}", cluster.log(2));
+    assert!(
+        cluster.log(2).contains("becoming primary"),
+        "{}",
+        cluster.log(2)
+    );
 }
 
 #[test]

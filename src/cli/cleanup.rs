@@ -5,7 +5,8 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct CleanupArgs {
-    /// Only this run's leftovers (its id, as in `sb-<id>-n1`); default: every run's.
+    /// Only this run's leftovers (its id, as in `sb-<id>-n1`). Without it, the resources of
+    /// every run are removed, including runs still in progress.
     #[arg(long = "run", value_name = "ID")]
     pub run: Option<String>,
 }
@@ -33,5 +34,9 @@ pub fn run(args: CleanupArgs) -> anyhow::Result<u8> {
     if report.removed.is_empty() && report.errors.is_empty() {
         println!("nothing to clean up");
     }
-    Ok(if report.errors.is_empty() { crate::exit::VALID } else { crate::exit::SOFTWARE })
+    Ok(if report.errors.is_empty() {
+        crate::exit::VALID
+    } else {
+        crate::exit::SOFTWARE
+    })
 }

@@ -9,7 +9,11 @@ mod doctor;
 mod run;
 
 #[derive(Debug, Parser)]
-#[command(name = "splitbrain", version, about = "Jepsen-style fault injection and linearizability checking")]
+#[command(
+    name = "splitbrain",
+    version,
+    about = "Jepsen-style fault injection and linearizability checking"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -51,7 +51,17 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
             duration: args.time_limit,
             ..RunOptions::default()
         };
-        let report = run(&campaign, &opts, cancel.clone())?;
+        let report = match run(&campaign, &opts, cancel.clone()) {
+            Ok(report) => report,
+            // A fault this machine cannot do: refused before anything started.
+            Err(e) => match e.downcast_ref::<crate::nemesis::NemesisError>() {
+                Some(refused) => {
+                    eprintln!("splitbrain: {refused}");
+                    return Ok(refused.exit_code());
+                }
+                None => return Err(e),
+            },
+        };
         print!("{}", report.summary);
         println!("results: {}", report.dir.display());
         overall = overall.combine(report.verdict);

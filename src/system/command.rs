@@ -14,18 +14,18 @@ use super::{
     BoxFuture, Client, ClusterSpec, Function, LaunchSpec, NodeSpec, Outcome, Readiness, Request,
     System,
 };
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use splitbrain_checkers::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
-use std::os::unix::process::ExitStatusExt;
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::task::JoinHandle;
 use tokio::time::{timeout_at, Instant};
@@ -198,12 +198,13 @@ pub fn substitute(
                         }
                     }
                 }
-                let value = values.get(name.as_str()).ok_or_else(|| {
-                    CommandError::UnknownPlaceholder {
-                        template: template.to_owned(),
-                        name: name.clone(),
-                    }
-                })?;
+                let value =
+                    values
+                        .get(name.as_str())
+                        .ok_or_else(|| CommandError::UnknownPlaceholder {
+                            template: template.to_owned(),
+                            name: name.clone(),
+                        })?;
                 out.push_str(value);
             }
             other => out.push(other),
@@ -376,7 +377,9 @@ impl System for CommandSystem {
 
     fn readiness(&self, node: &NodeSpec) -> Readiness {
         match &self.spec.node.readiness {
-            ReadinessCommand::TcpPort(port) => Readiness::TcpPort(SocketAddr::new(node.ip.into(), *port)),
+            ReadinessCommand::TcpPort(port) => {
+                Readiness::TcpPort(SocketAddr::new(node.ip.into(), *port))
+            }
             ReadinessCommand::Command(argv) => {
                 // The trait gives no cluster here; `{peers}` and the like then name this
                 // node alone. Templates were validated up front, so expansion cannot fail.
@@ -598,7 +601,9 @@ impl CommandClient {
             Ok(Ok(())) => {}
         }
         if let Err(e) = running.stdin.flush().await {
-            return Err(ExchangeError::NoAnswer(format!("flushing the request: {e}")));
+            return Err(ExchangeError::NoAnswer(format!(
+                "flushing the request: {e}"
+            )));
         }
         let mut answer = String::new();
         match timeout_at(deadline, running.stdout.read_line(&mut answer)).await {
@@ -611,10 +616,7 @@ impl CommandClient {
                 "client program closed its output".into(),
             )),
             Ok(Ok(_)) => serde_json::from_str(answer.trim_end()).map_err(|e| {
-                ExchangeError::NoAnswer(format!(
-                    "unreadable answer {:?}: {e}",
-                    answer.trim_end()
-                ))
+                ExchangeError::NoAnswer(format!("unreadable answer {:?}: {e}", answer.trim_end()))
             }),
         }
     }
@@ -623,15 +625,10 @@ impl CommandClient {
     pub async fn perform(&mut self, request: &Request) -> Outcome {
         let is_read = matches!(request.f, Function::Read | Function::ReadSet);
         match self.exchange(request).await {
-            Ok(WireReply::Ok { value }) => {
-                // A write's answer may omit the value: what was written is the request's.
-                let value = if value.is_nil() && !is_read {
-                    request.value.clone()
-                } else {
-                    value
-                };
-                Outcome::Ok(value)
-            }
+            Ok(WireReply::Ok { value }) if is_read => Outcome::Ok(value),
+            // What a write, cas or add did is its request's value; an echo that differs
+            // must not rewrite the history.
+            Ok(WireReply::Ok { .. }) => Outcome::Ok(request.value.clone()),
             Ok(WireReply::Fail { error }) => Outcome::Fail(error),
             // A read has no effect, whatever the program thinks.
             Ok(WireReply::Info { error }) if is_read => Outcome::Fail(error),
@@ -721,7 +718,10 @@ client:
             system.readiness(&cluster.nodes[2]),
             Readiness::TcpPort("10.9.0.3:7000".parse().unwrap())
         );
-        let client = system.spec().client_launch(&cluster.nodes[0], &cluster).unwrap();
+        let client = system
+            .spec()
+            .client_launch(&cluster.nodes[0], &cluster)
+            .unwrap();
         assert_eq!(client.args, vec!["client.py", "10.9.0.1", "7000"]);
     }
 

@@ -140,7 +140,10 @@ impl EtcdSystem {
 
     /// The ports `node` listens on.
     pub fn ports_of(&self, node: &NodeSpec) -> EtcdPorts {
-        self.node_ports.get(&node.name).copied().unwrap_or(self.ports)
+        self.node_ports
+            .get(&node.name)
+            .copied()
+            .unwrap_or(self.ports)
     }
 
     /// Where clients reach `node`.

@@ -53,7 +53,10 @@ impl InMemoryClient {
                 Outcome::Ok(request.value.clone())
             }
             Function::Cas => {
-                let Some([expected, new]) = request.value.as_list().and_then(|l| <&[Value; 2]>::try_from(l).ok())
+                let Some([expected, new]) = request
+                    .value
+                    .as_list()
+                    .and_then(|l| <&[Value; 2]>::try_from(l).ok())
                 else {
                     return Outcome::Fail("cas needs [expected new]".into());
                 };

@@ -5,6 +5,7 @@
 //! speak the harness's small operation vocabulary ([`Request`] → [`Outcome`]); each system
 //! maps it onto its own protocol.
 
+pub mod clusterkv;
 pub mod command;
 pub mod etcd;
 pub mod in_memory;

@@ -85,7 +85,11 @@ pub struct Parser<'a> {
 const MAX_DEPTH: usize = 256;
 
 fn is_delimiter(b: u8) -> bool {
-    b.is_ascii_whitespace() || matches!(b, b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';')
+    b.is_ascii_whitespace()
+        || matches!(
+            b,
+            b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';'
+        )
 }
 
 impl<'a> Parser<'a> {
@@ -240,8 +244,11 @@ impl<'a> Parser<'a> {
         if items.len() % 2 != 0 {
             let last = items.last().map_or(opened, |f| f.line);
             return Err(SyntaxError {
-                error: DataError::new(last, format!("a value for every key of the map opened on line {opened}"))
-                    .found("a key without a value"),
+                error: DataError::new(
+                    last,
+                    format!("a value for every key of the map opened on line {opened}"),
+                )
+                .found("a key without a value"),
                 at_end: false,
             });
         }
@@ -287,7 +294,9 @@ impl<'a> Parser<'a> {
     fn atom(&mut self) -> Result<FormKind, SyntaxError> {
         let token = self.token();
         if token.is_empty() {
-            let found = self.peek().map_or("nothing".to_owned(), |b| format!("{:?}", b as char));
+            let found = self
+                .peek()
+                .map_or("nothing".to_owned(), |b| format!("{:?}", b as char));
             return Err(self.error("an EDN form", found));
         }
         let bytes = token.as_bytes();
@@ -326,7 +335,9 @@ impl<'a> Parser<'a> {
         let mut out = Vec::new();
         loop {
             let Some(b) = self.bump() else {
-                return Err(self.end_error(format!("`\"` closing the string opened on line {opened}")));
+                return Err(
+                    self.end_error(format!("`\"` closing the string opened on line {opened}"))
+                );
             };
             match b {
                 b'"' => break,
@@ -403,7 +414,10 @@ impl<'a> Parser<'a> {
         match (chars.next(), chars.next()) {
             (Some(c), None) => return Ok(c),
             (Some('u'), Some(_)) if token.len() == 5 => {
-                if let Some(c) = u32::from_str_radix(&token[1..], 16).ok().and_then(char::from_u32) {
+                if let Some(c) = u32::from_str_radix(&token[1..], 16)
+                    .ok()
+                    .and_then(char::from_u32)
+                {
                     return Ok(c);
                 }
             }
@@ -414,7 +428,10 @@ impl<'a> Parser<'a> {
             "return" => Ok('\r'),
             "space" => Ok(' '),
             "tab" => Ok('\t'),
-            _ => Err(self.error("a character such as \\a, \\newline, \\space, \\tab or \\uXXXX", format!("`\\{token}`"))),
+            _ => Err(self.error(
+                "a character such as \\a, \\newline, \\space, \\tab or \\uXXXX",
+                format!("`\\{token}`"),
+            )),
         }
     }
 }
@@ -542,7 +559,13 @@ fn add_op(form: &Form, raw: &mut RawEvents) -> Result<(), DataError> {
     let process = match &process_form.kind {
         FormKind::Int(p) if *p >= 0 => Process::Client(*p as u64),
         FormKind::Keyword(k) if k == "nemesis" => Process::Nemesis,
-        _ => return Err(wrong("process", process_form, "a non-negative integer or :nemesis")),
+        _ => {
+            return Err(wrong(
+                "process",
+                process_form,
+                "a non-negative integer or :nemesis",
+            ))
+        }
     };
     let type_form = get("type").ok_or_else(|| missing("type"))?;
     let kind = match &type_form.kind {
@@ -574,7 +597,8 @@ fn add_op(form: &Form, raw: &mut RawEvents) -> Result<(), DataError> {
         match get(name) {
             None => Ok(None),
             Some(Form {
-                kind: FormKind::Nil, ..
+                kind: FormKind::Nil,
+                ..
             }) => Ok(None),
             Some(Form {
                 kind: FormKind::Int(i),
@@ -624,7 +648,9 @@ fn add_op(form: &Form, raw: &mut RawEvents) -> Result<(), DataError> {
 /// A keyword name that reads back as the same keyword.
 fn is_keyword_name(s: &str) -> bool {
     let mut bytes = s.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b"*+!-_?<>=".contains(&b))
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b"*+!-_?<>=".contains(&b))
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"*+!-_?<>=./$%&'#".contains(&b))
 }

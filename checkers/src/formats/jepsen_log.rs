@@ -1,11 +1,11 @@
 //! Jepsen log lines, as in Porcupine's etcd corpus:
 //!
 //! ```text
-//! INFO  jepsen.util - 2	:invoke	:cas	[3 0]
-//! INFO  jepsen.util - 13	:info	:cas	:timed-out
+//! INFO  jepsen.util - 2   :invoke :cas    [3 0]
+//! INFO  jepsen.util - 13  :info   :cas    :timed-out
 //! ```
 //!
-//! After the `jepsen.util - ` marker come the process (integer or `:nemesis`), the type,
+//! (tabs in the real files). After the `jepsen.util - ` marker come the process (integer or `:nemesis`), the type,
 //! the function and the value, separated by tabs or runs of spaces; the value is EDN (`nil`,
 //! integers, `[3 0]`, `:timed-out`) and may itself contain spaces. An optional second EDN
 //! form after the value is taken as the op's error. Every other line is ignored.
@@ -114,9 +114,11 @@ fn parse_value_and_error(rest: &[u8], line: usize) -> Result<(Value, Option<Valu
     let value_form = match parser.next_form().map_err(|e| located(e.error))? {
         Some(form) => form,
         None => {
-            return Err(DataError::new(line, "an EDN value such as nil, 3, [3 0] or :timed-out")
-                .field("value")
-                .found("nothing"))
+            return Err(
+                DataError::new(line, "an EDN value such as nil, 3, [3 0] or :timed-out")
+                    .field("value")
+                    .found("nothing"),
+            )
         }
     };
     let value = to_value(&value_form, Some("value")).map_err(located)?;
@@ -127,13 +129,11 @@ fn parse_value_and_error(rest: &[u8], line: usize) -> Result<(Value, Option<Valu
             v => Some(v),
         },
     };
-    if parser
-        .next_form()
-        .map_err(|e| located(e.error))?
-        .is_some()
-    {
-        return Err(DataError::new(line, "at most a value and an error after the function")
-            .found("more fields"));
+    if parser.next_form().map_err(|e| located(e.error))?.is_some() {
+        return Err(
+            DataError::new(line, "at most a value and an error after the function")
+                .found("more fields"),
+        );
     }
     Ok((value, error))
 }

@@ -15,7 +15,7 @@
 //! Reading is a typed serde pass over byte slices of one in-memory buffer; only a line that
 //! fails it is parsed again, generically, to say which field is wrong.
 
-use super::{lines, unfinished_line_warning, DataError, RawEvents};
+use super::{unfinished_line_warning, DataError, RawEvents};
 use crate::history::{Event, EventType, Process, Value};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -79,110 +79,123 @@ struct LineIn<'a> {
     error: Option<Value>,
 }
 
-/// Inputs smaller than this are parsed on the calling thread; larger ones in chunks in
-/// parallel (splitting costs more than it saves on small files).
-const PARALLEL_THRESHOLD: usize = 4 << 20;
-
-/// Reads JSON Lines. Blank lines are skipped.
-pub(crate) fn read(data: &[u8]) -> Result<RawEvents, DataError> {
-    if data.len() < PARALLEL_THRESHOLD {
-        return read_chunk(data, 1, true);
-    }
-    // Chunks end at newlines; each is parsed on its own, knowing its first line number
-    // (a fast newline count), and the results are appended in order.
-    let pieces = rayon::current_num_threads() * 4;
-    let mut bounds = Vec::with_capacity(pieces + 1);
-    bounds.push(0usize);
-    for i in 1..pieces {
-        let target = (data.len() * i / pieces).max(*bounds.last().unwrap_or(&0));
-        match memchr::memchr(b'\n', &data[target..]) {
-            Some(off) if target + off + 1 < data.len() => bounds.push(target + off + 1),
-            _ => break,
+impl LineIn<'_> {
+    fn into_event(self) -> Event {
+        Event {
+            index: 0,
+            time: self.time,
+            process: self.process.0,
+            kind: self.kind,
+            f: self.f.into_owned(),
+            key: self.key,
+            value: self.value,
+            node: self.node.map(Cow::into_owned),
+            error: self.error,
         }
     }
-    bounds.push(data.len());
-    bounds.dedup();
-    let chunks: Vec<(&[u8], bool)> = bounds
-        .windows(2)
-        .enumerate()
-        .map(|(i, w)| (&data[w[0]..w[1]], i + 2 == bounds.len()))
-        .collect();
-    let first_lines: Vec<usize> = chunks
-        .iter()
-        .scan(1usize, |next, (chunk, _)| {
-            let first = *next;
-            *next += memchr::memchr_iter(b'\n', chunk).count();
-            Some(first)
-        })
-        .collect();
-    let parsed: Vec<Result<RawEvents, DataError>> = chunks
-        .par_iter()
-        .zip(first_lines.par_iter())
-        .map(|(&(chunk, last), &first_line)| read_chunk(chunk, first_line, last))
-        .collect();
-    let mut raw = RawEvents::default();
-    let total: usize = parsed
-        .iter()
-        .map(|p| p.as_ref().map_or(0, |r| r.events.len()))
-        .sum();
-    raw.events.reserve_exact(total);
-    raw.lines.reserve_exact(total);
-    raw.given_indexes.reserve_exact(total);
-    for part in parsed {
-        let part = part?;
-        raw.events.extend(part.events);
-        raw.lines.extend(part.lines);
-        raw.given_indexes.extend(part.given_indexes);
-        raw.warnings.extend(part.warnings);
-    }
-    Ok(raw)
 }
 
-/// Parses the lines of `data`, the first of which is line `first_line` of the file. Only
-/// the chunk that ends the file may have an unfinished last line.
-fn read_chunk(data: &[u8], first_line: usize, ends_file: bool) -> Result<RawEvents, DataError> {
-    let mut raw = RawEvents::default();
-    // A rough pre-size: our events are ~80–120 bytes a line.
-    let estimate = data.len() / 96;
-    raw.events.reserve(estimate);
-    raw.lines.reserve(estimate);
-    raw.given_indexes.reserve(estimate);
-    for (number, line, unterminated) in lines(data) {
-        let number = number + first_line - 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+/// The serde path alone, for comparing the fast path against it.
+#[cfg(test)]
+pub(crate) fn read_serde_only(line: &[u8]) -> Option<Event> {
+    serde_json::from_slice::<LineIn>(line)
+        .ok()
+        .map(LineIn::into_event)
+}
+
+/// Inputs smaller than this are parsed on the calling thread; larger ones line by line in
+/// parallel (waking the thread pool costs more than it saves on small files).
+const PARALLEL_THRESHOLD: usize = 1 << 20;
+
+/// Where a non-blank line is in the input.
+struct LineSpan {
+    start: usize,
+    end: usize,
+    /// 1-based line number.
+    number: usize,
+}
+
+/// Marks "no index in the file" in `Event::index` between parsing and renumbering, so the
+/// parsed events need no side vector (a file that writes this very index loses only the
+/// order check of that one event).
+const NO_INDEX: u64 = u64::MAX;
+
+/// Parses one line by the fast path, else by serde; `None` when the line is malformed.
+fn parse_line(line: &[u8]) -> Option<Event> {
+    let (mut event, index) = match super::jsonl_fast::parse_line(line) {
+        Some(parsed) => parsed,
+        None => {
+            let l = serde_json::from_slice::<LineIn>(line).ok()?;
+            let index = l.index;
+            (l.into_event(), index)
         }
-        match serde_json::from_slice::<LineIn>(line) {
-            Ok(l) => {
-                let event = Event {
-                    index: 0,
-                    time: l.time,
-                    process: l.process.0,
-                    kind: l.kind,
-                    f: l.f.into_owned(),
-                    key: l.key,
-                    value: l.value,
-                    node: l.node.map(Cow::into_owned),
-                    error: l.error,
-                };
-                raw.push(event, number, l.index);
-            }
-            Err(e) => {
-                let error = diagnose(line, number, &e);
-                if unterminated && ends_file {
-                    raw.warnings
-                        .push(unfinished_line_warning(number, &error.to_string()));
-                    break;
-                }
-                return Err(error);
-            }
+    };
+    event.index = index.unwrap_or(NO_INDEX);
+    Some(event)
+}
+
+/// Reads JSON Lines. Blank lines are skipped.
+///
+/// Lines are located first (a fast newline scan), then parsed independently — in parallel
+/// for large inputs — straight into the final vector: a million-operation history is
+/// hundreds of megabytes of events, and copying them again would cost as much as parsing.
+pub(crate) fn read(data: &[u8]) -> Result<RawEvents, DataError> {
+    let mut spans = Vec::with_capacity(data.len() / 96);
+    let mut start = 0usize;
+    let mut number = 0usize;
+    while start < data.len() {
+        number += 1;
+        let newline = memchr::memchr(b'\n', &data[start..]).map(|off| start + off);
+        let next = newline.map_or(data.len(), |n| n + 1);
+        let mut end = newline.unwrap_or(data.len());
+        if end > start && data[end - 1] == b'\r' {
+            end -= 1;
         }
+        if !data[start..end].iter().all(u8::is_ascii_whitespace) {
+            spans.push(LineSpan { start, end, number });
+        }
+        start = next;
     }
+    let parse = |span: &LineSpan| parse_line(&data[span.start..span.end]);
+    let parsed: Vec<Option<Event>> = if data.len() < PARALLEL_THRESHOLD {
+        spans.iter().map(parse).collect()
+    } else {
+        let mut parsed = Vec::new();
+        spans.par_iter().map(parse).collect_into_vec(&mut parsed);
+        parsed
+    };
+
+    let mut raw = RawEvents::default();
+    // Malformed lines are rare: find the first, diagnose it, and forgive it only if it is
+    // the unfinished last line of the file.
+    if let Some(bad) = parsed.iter().position(Option::is_none) {
+        let span = &spans[bad];
+        let line = &data[span.start..span.end];
+        let typed_error = serde_json::from_slice::<LineIn>(line)
+            .err()
+            .map_or_else(String::new, |e| e.to_string());
+        let error = diagnose(line, span.number, &typed_error);
+        let unfinished = bad + 1 == spans.len() && span.end == data.len();
+        if !unfinished {
+            return Err(error);
+        }
+        raw.warnings
+            .push(unfinished_line_warning(span.number, &error.to_string()));
+    }
+    // Same element size (the option uses a niche of `Event`), so this reuses the buffer.
+    raw.events = parsed.into_iter().flatten().collect();
+    raw.lines = spans.iter().map(|s| s.number).collect();
+    raw.lines.truncate(raw.events.len());
+    raw.given_indexes = raw
+        .events
+        .iter()
+        .map(|e| (e.index != NO_INDEX).then_some(e.index))
+        .collect();
     Ok(raw)
 }
 
 /// Says which field of a line that failed the typed pass is wrong, and what it should be.
-fn diagnose(line: &[u8], number: usize, typed_error: &serde_json::Error) -> DataError {
+fn diagnose(line: &[u8], number: usize, typed_error: &str) -> DataError {
     let generic: serde_json::Value = match serde_json::from_slice(line) {
         Ok(v) => v,
         Err(e) => {
@@ -232,7 +245,10 @@ fn diagnose(line: &[u8], number: usize, typed_error: &serde_json::Error) -> Data
     if !object["f"].is_string() {
         return field_error("f", "a string");
     }
-    if object.get("node").is_some_and(|n| !n.is_null() && !n.is_string()) {
+    if object
+        .get("node")
+        .is_some_and(|n| !n.is_null() && !n.is_string())
+    {
         return field_error("node", "a string");
     }
     for name in ["key", "value", "error"] {
@@ -242,7 +258,7 @@ fn diagnose(line: &[u8], number: usize, typed_error: &serde_json::Error) -> Data
             }
         }
     }
-    DataError::new(number, "a valid event").found(typed_error.to_string())
+    DataError::new(number, "a valid event").found(typed_error.to_owned())
 }
 
 fn json_kind(v: &serde_json::Value) -> &'static str {

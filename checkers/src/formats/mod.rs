@@ -19,9 +19,10 @@
 pub mod edn;
 pub mod jepsen_log;
 pub mod jsonl;
+mod jsonl_fast;
 
 use crate::history::{Event, EventType, History, Process, Value};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -87,7 +88,10 @@ impl FromStr for Format {
             .find(|f| f.name() == s)
             .ok_or_else(|| {
                 let names: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
-                format!("unknown format `{s}`; expected one of: {}", names.join(", "))
+                format!(
+                    "unknown format `{s}`; expected one of: {}",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -360,15 +364,24 @@ fn looks_independent(events: &[Event]) -> bool {
 /// Turns `[k v]` values of client events into key `k`, value `v`. A completion whose value
 /// is not a tuple (e.g. `:timed-out`) takes the key of its invocation.
 fn split_independent(events: &mut [Event], lines: &[usize]) -> Result<(), DataError> {
-    let mut open_keys: HashMap<u64, Value> = HashMap::new();
+    let mut open_keys: HashMap<u64, Value> = HashMap::default();
     for (event, &line) in events.iter_mut().zip(lines) {
         let Process::Client(process) = event.process else {
             continue;
         };
         if event.key.is_some() {
-            return Err(DataError::new(line, "no key when values are independent [key value] tuples")
-                .field("key")
-                .found(event.key.as_ref().map(ToString::to_string).unwrap_or_default()));
+            return Err(DataError::new(
+                line,
+                "no key when values are independent [key value] tuples",
+            )
+            .field("key")
+            .found(
+                event
+                    .key
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            ));
         }
         let value = std::mem::take(&mut event.value);
         match (event.kind, value) {
@@ -415,7 +428,7 @@ fn split_independent(events: &mut [Event], lines: &[usize]) -> Result<(), DataEr
 }
 
 fn count_never_completed(events: &[Event]) -> usize {
-    let mut open: HashMap<u64, bool> = HashMap::new();
+    let mut open: HashMap<u64, bool> = HashMap::default();
     let mut abandoned = 0usize;
     for e in events {
         let Process::Client(p) = e.process else {

@@ -309,14 +309,19 @@ impl<'h> Run<'_, 'h> {
                     key: group.key.cloned(),
                     operation: self.summary(blocked.op),
                     prefix: blocked.prefix.iter().map(|&id| self.summary(id)).collect(),
-                    states: blocked.states.iter().map(|&s| key.model.render(s)).collect(),
+                    states: blocked
+                        .states
+                        .iter()
+                        .map(|&s| key.model.render(s))
+                        .collect(),
                 });
             }
             SearchOutcome::Stopped(StopCause::TimeLimit) => {
-                result.cause = Some(self.time_limit_cause(&format!(
-                    "after {} configurations",
-                    report.configurations
-                )));
+                result.cause =
+                    Some(self.time_limit_cause(&format!(
+                        "after {} configurations",
+                        report.configurations
+                    )));
             }
             SearchOutcome::Stopped(StopCause::MemoryBudget) => {
                 result.cause = Some(format!(
@@ -356,9 +361,7 @@ impl<'h> Run<'_, 'h> {
             output: completion
                 .filter(|c| c.kind == EventType::Ok)
                 .map(|c| c.value.clone()),
-            outcome: completion
-                .map_or("pending", |c| c.kind.as_str())
-                .to_owned(),
+            outcome: completion.map_or("pending", |c| c.kind.as_str()).to_owned(),
         }
     }
 }
@@ -391,8 +394,9 @@ fn parallel_map<T: Send, R: Send>(
                     .take()
                     .expect("each item is taken once");
                 let result = f(item);
-                *results[index].lock().expect("no panics while holding the lock") =
-                    Some(result);
+                *results[index]
+                    .lock()
+                    .expect("no panics while holding the lock") = Some(result);
             });
         }
     });
@@ -404,4 +408,80 @@ fn parallel_map<T: Send, R: Send>(
                 .expect("every item was processed")
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Event, Process};
+
+    fn history(rows: &[(u64, EventType, &str, Value)]) -> History {
+        History::new(
+            rows.iter()
+                .enumerate()
+                .map(|(i, (p, kind, f, value))| Event {
+                    index: i as u64,
+                    time: None,
+                    process: Process::Client(*p),
+                    kind: *kind,
+                    f: (*f).to_owned(),
+                    key: None,
+                    value: value.clone(),
+                    node: None,
+                    error: None,
+                })
+                .collect(),
+        )
+    }
+
+    /// Concurrent writes and reads on a register, with a crashed write whose value is read
+    /// later, so the search must branch, backtrack and take an optional operation.
+    fn busy_history(last_read: i64) -> History {
+        use EventType::*;
+        let mut rows = Vec::new();
+        for round in 0..6i64 {
+            let base = round * 10;
+            rows.push((0, Invoke, "write", Value::Int(base + 1)));
+            rows.push((1, Invoke, "write", Value::Int(base + 2)));
+            rows.push((2, Invoke, "read", Value::Nil));
+            rows.push((1, Ok, "write", Value::Int(base + 2)));
+            rows.push((2, Ok, "read", Value::Int(base + 1)));
+            rows.push((0, Ok, "write", Value::Int(base + 1)));
+        }
+        rows.push((10, Invoke, "write", Value::Int(99)));
+        rows.push((10, Info, "write", Value::Nil));
+        rows.push((3, Invoke, "read", Value::Nil));
+        rows.push((3, Ok, "read", Value::Int(last_read)));
+        history(&rows)
+    }
+
+    /// With every configuration hashing alike, each look-up meets every stored entry. A memo
+    /// that trusted the hash would prune the first configuration after the start and call a
+    /// valid history invalid; confirmation by full comparison keeps the verdicts.
+    #[test]
+    fn hash_collisions_never_prune_unseen_configurations() {
+        let spec = ModelSpec::new(ModelKind::Register);
+        let opts = CheckOptions {
+            jobs: 1,
+            ..CheckOptions::default()
+        };
+        for (last_read, expected) in [
+            (99, Verdict::Valid),
+            (52, Verdict::Valid),
+            (41, Verdict::Invalid),
+        ] {
+            let h = busy_history(last_read);
+            let normal = check_with(&h, &spec, &opts, HashMode::Zobrist).unwrap();
+            let colliding = check_with(&h, &spec, &opts, HashMode::Constant).unwrap();
+            assert_eq!(normal.verdict, expected, "read {last_read}");
+            assert_eq!(
+                colliding.verdict, expected,
+                "read {last_read} with colliding hashes"
+            );
+            assert!(
+                colliding.configurations > 2,
+                "the search went past the start"
+            );
+        }
+    }
 }

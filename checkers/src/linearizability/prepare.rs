@@ -131,10 +131,17 @@ mod tests {
         assert_eq!(p.ops[0].completion, Some(4));
         assert_eq!(p.ops[1].completion, Some(3));
         assert_eq!(p.ops[2].completion, None);
-        let keys: Vec<_> = p.keys.iter().map(|k| (k.key.cloned(), k.ops.clone())).collect();
+        let keys: Vec<_> = p
+            .keys
+            .iter()
+            .map(|k| (k.key.cloned(), k.ops.clone()))
+            .collect();
         assert_eq!(
             keys,
-            vec![(Some(Value::Int(1)), vec![1, 2]), (Some(Value::Int(2)), vec![0])]
+            vec![
+                (Some(Value::Int(1)), vec![1, 2]),
+                (Some(Value::Int(2)), vec![0])
+            ]
         );
     }
 
@@ -161,6 +168,9 @@ mod tests {
         ]);
         let err = pair(&h).unwrap_err();
         assert_eq!(err.index, 2);
-        assert!(err.message.contains("`fail` completion of process 0"), "{err}");
+        assert!(
+            err.message.contains("`fail` completion of process 0"),
+            "{err}"
+        );
     }
 }

@@ -162,7 +162,8 @@ impl Memo {
             let entry = self.entries[at as usize];
             // Equal prefixes imply equal window lengths, so the slices line up.
             if entry.state == state && entry.prefix == prefix {
-                let stored = &self.words[entry.offset..entry.offset + window.len() + optional.len()];
+                let stored =
+                    &self.words[entry.offset..entry.offset + window.len() + optional.len()];
                 let (stored_window, stored_optional) = stored.split_at(window.len());
                 if stored_window == window
                     && stored_optional
@@ -315,7 +316,9 @@ pub(crate) fn search<'h, M: Model<'h>>(
 
     let (zobrist, state_salt): (Vec<u64>, Option<u64>) = match limits.hash_mode {
         HashMode::Zobrist => (
-            (0..n_required as u64).map(|i| splitmix64(i ^ 0x5bd1_e995)).collect(),
+            (0..n_required as u64)
+                .map(|i| splitmix64(i ^ 0x5bd1_e995))
+                .collect(),
             Some(0x2545_f491_4f6c_dd1d),
         ),
         HashMode::Constant => (vec![0; n_required], None),
@@ -418,8 +421,9 @@ pub(crate) fn search<'h, M: Model<'h>>(
                         memory += bytes;
                         unflushed += bytes;
                         if unflushed >= flush_every {
-                            let total = limits.memory_in_use.fetch_add(unflushed, Ordering::Relaxed)
-                                + unflushed;
+                            let total =
+                                limits.memory_in_use.fetch_add(unflushed, Ordering::Relaxed)
+                                    + unflushed;
                             flushed += unflushed;
                             unflushed = 0;
                             if limits.memory_budget.is_some_and(|b| total > b) {
@@ -451,7 +455,8 @@ pub(crate) fn search<'h, M: Model<'h>>(
                         best_depth = Some(depth);
                         best_op = blocked;
                         snapshot.truncate(snapshot_valid);
-                        snapshot.extend(stack[snapshot_valid..].iter().map(|f| origin_of(f.chosen)));
+                        snapshot
+                            .extend(stack[snapshot_valid..].iter().map(|f| origin_of(f.chosen)));
                         snapshot_valid = stack.len();
                         best_states.clear();
                         best_states.push(state);
@@ -511,8 +516,9 @@ pub(crate) fn search<'h, M: Model<'h>>(
                         memory += bytes;
                         unflushed += bytes;
                         if unflushed >= flush_every {
-                            let total = limits.memory_in_use.fetch_add(unflushed, Ordering::Relaxed)
-                                + unflushed;
+                            let total =
+                                limits.memory_in_use.fetch_add(unflushed, Ordering::Relaxed)
+                                    + unflushed;
                             flushed += unflushed;
                             unflushed = 0;
                             if limits.memory_budget.is_some_and(|b| total > b) {

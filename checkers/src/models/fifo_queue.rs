@@ -1,7 +1,9 @@
 //! A FIFO queue: `enqueue v` appends, `dequeue` removes the head and returns it (`nil` when
 //! the queue is empty). States are interned sequences of value ids.
 
-use super::{unknown_function, Compiled, Model, Outcome, RawOp, SequenceStates, StateId, ValueInterner};
+use super::{
+    unknown_function, Compiled, Model, Outcome, RawOp, SequenceStates, StateId, ValueInterner,
+};
 use crate::history::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +102,13 @@ impl<'h> Model<'h> for FifoQueueModel<'h> {
 mod tests {
     use super::*;
 
-    fn compile(m: &mut FifoQueueModel<'static>, f: &'static str, input: Value, output: Value, outcome: Outcome) -> QueueOp {
+    fn compile(
+        m: &mut FifoQueueModel<'static>,
+        f: &'static str,
+        input: Value,
+        output: Value,
+        outcome: Outcome,
+    ) -> QueueOp {
         let raw = RawOp {
             f,
             input: Box::leak(Box::new(input)),
@@ -122,7 +130,13 @@ mod tests {
         let deq1 = compile(&mut m, "dequeue", Value::Nil, Value::Int(1), Outcome::Ok);
         let deq2 = compile(&mut m, "dequeue", Value::Nil, Value::Int(2), Outcome::Ok);
         let deq_empty = compile(&mut m, "dequeue", Value::Nil, Value::Nil, Outcome::Ok);
-        let deq_any = compile(&mut m, "dequeue", Value::Nil, Value::Nil, Outcome::Indeterminate);
+        let deq_any = compile(
+            &mut m,
+            "dequeue",
+            Value::Nil,
+            Value::Nil,
+            Outcome::Indeterminate,
+        );
         assert_eq!(m.step(s0, deq_empty), Some(s0));
         assert_eq!(m.step(s0, deq_any), None);
         let s1 = m.step(s0, enq1).unwrap();
@@ -144,6 +158,9 @@ mod tests {
             output: &Value::Nil,
             outcome: Outcome::Ok,
         };
-        assert!(m.compile(&raw).unwrap_err().contains("enqueue expects a value"));
+        assert!(m
+            .compile(&raw)
+            .unwrap_err()
+            .contains("enqueue expects a value"));
     }
 }

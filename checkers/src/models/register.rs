@@ -11,10 +11,15 @@ pub(crate) enum RegisterOp {
     /// An `ok` read that observed this value.
     Read(u32),
     Write(u32),
-    Cas { expected: u32, new: u32 },
+    Cas {
+        expected: u32,
+        new: u32,
+    },
     /// A failed cas read as an observation: legal only where the register did not hold
     /// `expected`; changes nothing.
-    CasFailed { expected: u32 },
+    CasFailed {
+        expected: u32,
+    },
 }
 
 #[derive(Debug)]
@@ -149,7 +154,12 @@ mod tests {
         let mut m = RegisterModel::new("cas-register", true);
         let s_nil = m.initial(&NIL);
         let dropped = m
-            .compile(&raw("cas", cas_1_2, &NIL, Outcome::Failed { observes: false }))
+            .compile(&raw(
+                "cas",
+                cas_1_2,
+                &NIL,
+                Outcome::Failed { observes: false },
+            ))
             .unwrap();
         assert_eq!(dropped, Compiled::Drop);
         let observed = op(
@@ -159,7 +169,11 @@ mod tests {
         let write_one = op(&mut m, raw("write", &ONE, &ONE, Outcome::Ok));
         let s1 = m.step(s_nil, write_one).unwrap();
         assert_eq!(m.step(s_nil, observed), Some(s_nil));
-        assert_eq!(m.step(s1, observed), None, "the register held the expected 1");
+        assert_eq!(
+            m.step(s1, observed),
+            None,
+            "the register held the expected 1"
+        );
     }
 
     #[test]
@@ -185,9 +199,13 @@ mod tests {
             .unwrap_err();
         assert!(err.contains("no function `cas`"), "{err}");
         let mut cas = RegisterModel::new("cas-register", true);
-        let err = cas.compile(&raw("cas", &ONE, &ONE, Outcome::Ok)).unwrap_err();
+        let err = cas
+            .compile(&raw("cas", &ONE, &ONE, Outcome::Ok))
+            .unwrap_err();
         assert!(err.contains("[expected new]"), "{err}");
-        let err = cas.compile(&raw("add", &ONE, &ONE, Outcome::Ok)).unwrap_err();
+        let err = cas
+            .compile(&raw("add", &ONE, &ONE, Outcome::Ok))
+            .unwrap_err();
         assert!(err.contains("read, write or cas"), "{err}");
     }
 }

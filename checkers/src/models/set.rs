@@ -1,7 +1,9 @@
 //! A set: `add` inserts an element, `read` observes the whole set (its value is the list of
 //! elements, in any order). States are interned sorted element-id lists.
 
-use super::{unknown_function, Compiled, Model, Outcome, RawOp, SequenceStates, StateId, ValueInterner};
+use super::{
+    unknown_function, Compiled, Model, Outcome, RawOp, SequenceStates, StateId, ValueInterner,
+};
 use crate::history::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -110,8 +110,7 @@ impl Cluster {
     pub fn wait_ready(&self, id: usize) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&self.addrs[id - 1], Duration::from_millis(200)).is_ok()
-            {
+            if TcpStream::connect_timeout(&self.addrs[id - 1], Duration::from_millis(200)).is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -258,14 +257,22 @@ pub fn exercise_all_operations(cluster: &Cluster) {
         assert_eq!(refused["ok"], json!(false), "{refused}");
         assert_eq!(refused["error"], json!("compare-failed"));
         assert_eq!(refused["definite"], json!(true));
-        assert_eq!(client.cas(&key, json!(10), 11), json!({"ok": true, "value": 11}));
+        assert_eq!(
+            client.cas(&key, json!(10), 11),
+            json!({"ok": true, "value": 11})
+        );
         assert_eq!(client.read(&key)["value"], json!(11));
     }
     // Every node sees what every other node wrote.
-    for reader in 0..size {
+    for (reader, client) in clients.iter_mut().enumerate() {
         for writer in 0..size {
-            let value = clients[reader].read(&format!("register-{writer}"));
-            assert_eq!(value["value"], json!(11), "n{} reading register-{writer}", reader + 1);
+            let value = client.read(&format!("register-{writer}"));
+            assert_eq!(
+                value["value"],
+                json!(11),
+                "n{} reading register-{writer}",
+                reader + 1
+            );
         }
     }
     // A set built through every node.
@@ -284,7 +291,10 @@ pub fn exercise_all_operations(cluster: &Cluster) {
         elements.sort();
         assert_eq!(elements, (0..size as i64).collect::<Vec<_>>());
     }
-    assert_eq!(clients[0].read_set("empty-set"), json!({"ok": true, "value": []}));
+    assert_eq!(
+        clients[0].read_set("empty-set"),
+        json!({"ok": true, "value": []})
+    );
     let status = clients[0].call(json!({"op": "status"}));
     assert_eq!(status["ok"], json!(true));
     assert_eq!(status["node"], json!("n1"));

@@ -1,0 +1,229 @@
+//! The nemesis: faults through the operating system, scheduled, verified, recorded, undone.
+//!
+//! * [`partition`] — partition shapes as pure data (who must not hear whom).
+//! * [`net`] — the one module that turns a grudge into kernel state (blackhole routes or
+//!   nftables drops) and back; also reachability probes.
+//! * [`process`] — kill / start again, pause / resume of nodes.
+//! * [`clock`] — libfaketime offsets per node; refusal of binaries it cannot skew.
+//! * [`packet`] — packet loss.
+//! * [`roles`] — who leads, per system.
+//! * [`schedule`] — the campaign's `nemesis:` section and the schedule computed from it.
+//! * [`runner`] — executes a schedule on a live cluster, records, undoes on every path.
+//!
+//! [`validate`] runs before anything starts: a campaign asking for a fault this machine
+//! cannot do is refused, naming the missing piece.
+
+pub mod clock;
+pub mod net;
+pub mod packet;
+pub mod partition;
+pub mod process;
+pub mod roles;
+pub mod runner;
+pub mod schedule;
+
+pub use net::NetBackend;
+pub use partition::{Grudge, Shape};
+pub use runner::{Nemesis, NemesisContext, NemesisReport};
+pub use schedule::{FaultKind, NemesisSpec, Schedule, TargetSpec};
+
+use crate::campaign::{Campaign, SystemSpec};
+use crate::capability::{self, Capability};
+use crate::cleanup::CleanupReport;
+use crate::system::{ClusterSpec, NodeSpec};
+use crate::topology::{self, RunId};
+
+/// Why a campaign's faults cannot run here.
+#[derive(Debug, thiserror::Error)]
+pub enum NemesisError {
+    #[error("nemesis: `{fault}` faults need {missing}, which is not available here: {detail}")]
+    Unavailable {
+        fault: &'static str,
+        missing: &'static str,
+        detail: String,
+    },
+    #[error("nemesis: {0}")]
+    Clock(#[from] clock::ClockError),
+    #[error("nemesis: {0}")]
+    Plan(#[from] schedule::PlanError),
+    #[error("nemesis: {0}")]
+    Runner(#[from] runner::RunnerError),
+}
+
+impl NemesisError {
+    /// 69 (unavailable) for what this machine lacks, 64 (usage) for a bad schedule.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            NemesisError::Plan(_) => crate::exit::USAGE,
+            _ => crate::exit::UNAVAILABLE,
+        }
+    }
+}
+
+fn need(fault: FaultKind, capability: Capability) -> Result<(), NemesisError> {
+    let probe = capability::probe(capability);
+    if probe.is_ok() {
+        Ok(())
+    } else {
+        Err(NemesisError::Unavailable {
+            fault: fault.name(),
+            missing: capability.name(),
+            detail: probe.detail,
+        })
+    }
+}
+
+/// Checks that every fault the campaign asks for can be done here, before anything starts.
+pub fn validate(campaign: &Campaign) -> Result<(), NemesisError> {
+    let spec = &campaign.nemesis;
+    if !spec.is_active() {
+        return Ok(());
+    }
+    spec.validate(campaign.nodes)?;
+    if let SystemSpec::InMemory(_) = campaign.system {
+        return Err(NemesisError::Unavailable {
+            fault: spec.kinds()[0].name(),
+            missing: "a cluster of processes",
+            detail: "the in-memory system has no processes or network to fault".into(),
+        });
+    }
+    let kinds = spec.kinds();
+    let partitions = kinds.contains(&FaultKind::Partition);
+    if partitions && spec.backend == NetBackend::Nftables {
+        need(FaultKind::Partition, Capability::Nftables)?;
+    }
+    if kinds.contains(&FaultKind::Loss) {
+        need(FaultKind::Loss, Capability::Nftables)?;
+    }
+    for kind in [FaultKind::Delay, FaultKind::Reorder, FaultKind::Duplicate] {
+        if kinds.contains(&kind) {
+            let netem = capability::probe(Capability::TcNetem);
+            return Err(NemesisError::Unavailable {
+                fault: kind.name(),
+                missing: "tc netem",
+                detail: if netem.is_ok() {
+                    "this version does not drive netem yet".into()
+                } else {
+                    format!(
+                        "{} (the kernel lacks sch_netem; the NFQUEUE fallback is not implemented)",
+                        netem.detail
+                    )
+                },
+            });
+        }
+    }
+    if spec.needs_clock() {
+        let fault = kinds
+            .iter()
+            .copied()
+            .find(|k| k.is_clock())
+            .unwrap_or(FaultKind::Clock);
+        need(fault, Capability::Libfaketime)?;
+        check_clock_binaries(campaign, fault)?;
+    }
+    Ok(())
+}
+
+/// Every node's binary must be one libfaketime can skew.
+fn check_clock_binaries(campaign: &Campaign, fault: FaultKind) -> Result<(), NemesisError> {
+    let system =
+        crate::cluster::system_for(&campaign.system).map_err(|e| NemesisError::Unavailable {
+            fault: fault.name(),
+            missing: "the system's node binary",
+            detail: format!("{e:#}"),
+        })?;
+    let cluster = ClusterSpec {
+        nodes: (1..=campaign.nodes)
+            .map(|i| NodeSpec {
+                name: topology::node_name(i),
+                id: i,
+                ip: topology::node_ip(i),
+                data_dir: std::env::temp_dir()
+                    .join("splitbrain-validate")
+                    .join(topology::node_name(i)),
+            })
+            .collect(),
+    };
+    for node in &cluster.nodes {
+        let launch = system
+            .launch(node, &cluster)
+            .map_err(|e| NemesisError::Unavailable {
+                fault: fault.name(),
+                missing: "the system's node command line",
+                detail: format!("{e:#}"),
+            })?;
+        clock::check_binary(&node.name, &launch.program)?;
+    }
+    Ok(())
+}
+
+/// Plans the campaign's schedule (from `seed`) and starts executing it against
+/// `deployment`, times counted from `origin` (the start of the main phase). `None` when
+/// the campaign has no faults.
+pub fn start_for_run(
+    campaign: &Campaign,
+    deployment: &std::sync::Arc<crate::cluster::Deployment>,
+    recorder: &crate::recorder::Recorder,
+    seed: u64,
+    origin: std::time::Instant,
+) -> Result<Option<Nemesis>, NemesisError> {
+    if !campaign.nemesis.is_active() {
+        return Ok(None);
+    }
+    let nodes = deployment.node_names();
+    let schedule = schedule::plan(&campaign.nemesis, &nodes, seed, campaign.workload.duration)?;
+    let ctx = NemesisContext {
+        deployment: deployment.clone(),
+        recorder: recorder.clone(),
+        backend: campaign.nemesis.backend,
+        roles: runner::role_query_for(&campaign.system),
+    };
+    Ok(Some(Nemesis::start(ctx, schedule, origin)?))
+}
+
+/// The environment that makes a node's clock skewable, with its offset file (created with
+/// `+0`) in `node_dir`.
+pub fn clock_env(node_dir: &std::path::Path) -> Result<Vec<(String, String)>, NemesisError> {
+    let lib = capability::find_libfaketime().map_err(|detail| NemesisError::Unavailable {
+        fault: "clock",
+        missing: "libfaketime",
+        detail,
+    })?;
+    let file = node_dir.join(clock::OFFSET_FILE);
+    clock::write_offset(&file, 0)?;
+    Ok(clock::faketime_env(std::path::Path::new(lib), &file))
+}
+
+/// Cleanup step: removes nemesis state (partition routes and rules, loss rules) from the
+/// namespaces of a crashed run that are still there, before they are deleted. Routes and
+/// tables live only inside run namespaces, so deleting those removes them too; this step
+/// makes the removal explicit and reported. Offset files live in the run's results.
+pub fn cleanup_leftovers(run: Option<&RunId>, report: &mut CleanupReport) {
+    let namespaces: Vec<String> = match crate::netns::list() {
+        Ok(names) => names
+            .into_iter()
+            .filter(|n| crate::cleanup::is_run_netns(n, run))
+            .collect(),
+        Err(_) => return,
+    };
+    if namespaces.is_empty() {
+        return;
+    }
+    if let Err(e) = net::heal_namespaces(NetBackend::Blackhole, &namespaces) {
+        report
+            .errors
+            .push(format!("removing partition routes: {e}"));
+    }
+    if capability::program_version("nft", &["--version"]).is_ok() {
+        if let Err(e) = net::heal_namespaces(NetBackend::Nftables, &namespaces) {
+            report
+                .errors
+                .push(format!("removing nftables partition tables: {e}"));
+        }
+        if let Err(e) = packet::heal_loss(&namespaces) {
+            report
+                .errors
+                .push(format!("removing nftables loss tables: {e}"));
+        }
+    }
+}

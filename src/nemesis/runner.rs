@@ -1,0 +1,964 @@
+//! Runs a [`Schedule`] against a live cluster on its own thread, records every fault start
+//! and stop in the history, and undoes every fault on every path.
+//!
+//! The undo machinery is a guard ([`ActiveFaults`]): each applied fault leaves an undo in
+//! it, a stop takes its undo out and runs it, and whatever is still inside when the guard is
+//! dropped — end of schedule, stop request, panic in the nemesis thread — is undone then.
+//! [`Nemesis`] itself stops and joins the thread when dropped, so an error or a panic in the
+//! runner also heals before the cluster goes away.
+
+use super::clock;
+use super::net::{self, AppliedCut, NetBackend, Reach};
+use super::packet;
+use super::partition::{self, Grudge, Shape};
+use super::process::{self, RESTART_READY_TIMEOUT};
+use super::roles::{self, RoleQuery};
+use super::schedule::{Action, FaultKind, Schedule, ScheduledFault, Targets};
+use crate::cluster::{Cluster, Deployment};
+use crate::node::Node;
+use crate::recorder::{Entry, Recorder};
+use crate::system::Readiness;
+use crate::topology::NodeNet;
+use serde::Serialize;
+use splitbrain_checkers::{EventType, Process, Value};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long before its scheduled time a fault resolves who leads (a role query takes
+/// milliseconds), so that the fault itself goes in on time.
+const PREPARE_AHEAD: Duration = Duration::from_millis(200);
+/// How long a reachability probe waits for an answer (blackholes answer at once).
+const PROBE_TIMEOUT: Duration = Duration::from_millis(200);
+/// How long a role query may take.
+const ROLE_TIMEOUT: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("faults need a cluster of processes; the in-memory system has none")]
+    NoCluster,
+    #[error("starting the nemesis thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Everything the nemesis needs from the run.
+pub struct NemesisContext {
+    pub deployment: Arc<Deployment>,
+    pub recorder: Recorder,
+    pub backend: NetBackend,
+    /// How to ask nodes who leads (`None`: the system cannot say; random fallback).
+    pub roles: Option<Arc<dyn RoleQuery>>,
+}
+
+impl NemesisContext {
+    fn cluster(&self) -> &Cluster {
+        match &*self.deployment {
+            Deployment::Cluster(c) => c,
+            Deployment::InMemory(_) => unreachable!("checked in Nemesis::start"),
+        }
+    }
+
+    fn node(&self, name: &str) -> Option<&Node> {
+        self.cluster().nodes.iter().find(|n| n.name() == name)
+    }
+
+    fn net(&self, name: &str) -> Option<&NodeNet> {
+        self.cluster().topology.node(name)
+    }
+
+    fn node_names(&self) -> Vec<String> {
+        self.cluster()
+            .topology
+            .nodes()
+            .iter()
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
+    fn offset_file(&self, name: &str) -> Option<PathBuf> {
+        self.node(name)
+            .map(|n| n.config().log_dir.join(clock::OFFSET_FILE))
+    }
+
+    /// Where each node answers role queries: its readiness address (the client port of
+    /// etcd and clusterkv).
+    fn role_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.cluster()
+            .spec
+            .nodes
+            .iter()
+            .filter_map(|n| match self.cluster().system.readiness(n) {
+                Readiness::TcpPort(addr) => Some((n.name.clone(), addr)),
+                Readiness::Command(_) => None,
+            })
+            .collect()
+    }
+
+    /// Every node's status (empty when the system cannot say).
+    fn statuses(&self) -> Vec<Result<roles::NodeStatus, String>> {
+        match &self.roles {
+            Some(query) => roles::statuses(
+                query,
+                self.cluster().topology.switch_netns(),
+                &self.role_addrs(),
+                ROLE_TIMEOUT,
+            ),
+            None => Vec::new(),
+        }
+    }
+
+    /// The current leader, or `fallback` with a note saying why.
+    fn leader_or(&self, fallback: &str) -> (String, String) {
+        let Some(query) = &self.roles else {
+            return (
+                fallback.to_owned(),
+                "the system cannot say who leads: random node".to_owned(),
+            );
+        };
+        match roles::leader_of(&self.statuses()) {
+            Some(leader) => (leader, format!("leader per {} status", query.system())),
+            None => (
+                fallback.to_owned(),
+                format!(
+                    "no node claims to lead per {} status: random node",
+                    query.system()
+                ),
+            ),
+        }
+    }
+
+    fn resolve(&self, targets: &Targets) -> (Vec<String>, Option<String>) {
+        match targets {
+            Targets::Nodes(nodes) => (nodes.clone(), None),
+            Targets::Primaries { fallback } => {
+                let (leader, note) = self.leader_or(fallback);
+                (vec![leader], Some(note))
+            }
+        }
+    }
+
+    /// Resolves what depends on the live cluster (the leader) just before a fault starts.
+    fn prepare(&self, action: &Action) -> Prepared {
+        match action {
+            Action::Partition {
+                grudge: Some(g), ..
+            } => Prepared {
+                grudge: Some(g.clone()),
+                ..Prepared::default()
+            },
+            Action::Partition {
+                grudge: None,
+                fallback,
+                ..
+            } => {
+                let (leader, note) = self.leader_or(fallback);
+                Prepared {
+                    grudge: Some(partition::isolate_node(&self.node_names(), &leader)),
+                    note: Some(format!("isolated {leader}: {note}")),
+                    ..Prepared::default()
+                }
+            }
+            Action::Pause(t)
+            | Action::Kill(t)
+            | Action::ClockBump { targets: t, .. }
+            | Action::ClockStrobe { targets: t, .. }
+            | Action::Loss { targets: t, .. } => {
+                let (nodes, note) = self.resolve(t);
+                Prepared {
+                    nodes,
+                    note,
+                    grudge: None,
+                }
+            }
+        }
+    }
+
+    fn record(&self, kind: EventType, f: &str, value: Value, error: Option<String>) {
+        self.recorder.record(Entry {
+            process: Process::Nemesis,
+            kind,
+            f: f.to_owned(),
+            key: None,
+            value,
+            node: None,
+            error: error.map(Value::Str),
+        });
+    }
+}
+
+/// A small builder for the `value` maps of nemesis operations.
+#[derive(Default)]
+struct Fields(Vec<(Value, Value)>);
+
+impl Fields {
+    fn str(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.0
+            .push((Value::Str(k.to_owned()), Value::Str(v.into())));
+        self
+    }
+    fn int(mut self, k: &str, v: i64) -> Self {
+        self.0.push((Value::Str(k.to_owned()), Value::Int(v)));
+        self
+    }
+    fn list(mut self, k: &str, items: &[String]) -> Self {
+        self.0.push((
+            Value::Str(k.to_owned()),
+            Value::List(items.iter().cloned().map(Value::Str).collect()),
+        ));
+        self
+    }
+    fn value(mut self, k: &str, v: Value) -> Self {
+        self.0.push((Value::Str(k.to_owned()), v));
+        self
+    }
+    fn opt(self, k: &str, v: Option<String>) -> Self {
+        match v {
+            Some(v) => self.str(k, v),
+            None => self,
+        }
+    }
+    fn done(self) -> Value {
+        Value::Map(self.0)
+    }
+}
+
+fn grudge_value(g: &Grudge) -> Value {
+    Value::Map(
+        g.0.iter()
+            .map(|(k, v)| {
+                (
+                    Value::Str(k.clone()),
+                    Value::List(v.iter().cloned().map(Value::Str).collect()),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn micros(d: Duration) -> i64 {
+    d.as_micros().min(i64::MAX as u128) as i64
+}
+
+/// A fault's targets, resolved against the live cluster.
+#[derive(Debug, Default)]
+struct Prepared {
+    nodes: Vec<String>,
+    grudge: Option<Grudge>,
+    note: Option<String>,
+}
+
+/// How one fault went, for the run's report and the timing measurements.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultTiming {
+    pub id: usize,
+    pub kind: &'static str,
+    /// From the scheduled start to the fault being in force (µs).
+    pub lateness_us: i64,
+    /// How long applying took (µs).
+    pub took_us: i64,
+    /// How long undoing took (µs), once undone.
+    pub undo_us: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// What the nemesis did over the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NemesisReport {
+    pub schedule: Schedule,
+    pub faults: Vec<FaultTiming>,
+    /// Undo failures (each also recorded in the history).
+    pub undo_errors: Vec<String>,
+}
+
+/// How to take one applied fault back.
+enum Undo {
+    Cut(AppliedCut),
+    Resume(Vec<String>),
+    Restart(Vec<String>),
+    ClockReset {
+        nodes: Vec<String>,
+        strobe: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+    },
+    Loss {
+        nodes: Vec<String>,
+        namespaces: Vec<String>,
+    },
+}
+
+struct ActiveFault {
+    id: usize,
+    kind: FaultKind,
+    undo: Undo,
+}
+
+/// The faults in force; dropping it undoes them all.
+struct ActiveFaults {
+    ctx: Arc<NemesisContext>,
+    active: Vec<ActiveFault>,
+    report: NemesisReport,
+}
+
+impl ActiveFaults {
+    fn start(&mut self, fault: &ScheduledFault, prepared: Prepared, scheduled: Instant) {
+        let kind = fault.action.kind();
+        let (f, plan) = describe_start(fault);
+        self.ctx.record(EventType::Invoke, f, plan, None);
+        let began = Instant::now();
+        let outcome = apply(&self.ctx, &fault.action, prepared);
+        let in_force = Instant::now();
+        // Evidence is gathered after the fault is in force and is not part of its timing.
+        let outcome = outcome.map(|(undo, mut fields)| {
+            fields.0.extend(evidence(&self.ctx, &undo).0);
+            (undo, fields)
+        });
+        let took = in_force - began;
+        let lateness = in_force.saturating_duration_since(scheduled);
+        let base = Fields::default()
+            .int("id", fault.id as i64)
+            .int("took_us", micros(took))
+            .int("lateness_us", micros(lateness));
+        let timing = |error: Option<String>| FaultTiming {
+            id: fault.id,
+            kind: kind.name(),
+            lateness_us: micros(lateness),
+            took_us: micros(took),
+            undo_us: None,
+            error,
+        };
+        match outcome {
+            Ok((undo, details)) => {
+                let mut fields = base;
+                fields.0.extend(details.0);
+                self.ctx.record(EventType::Info, f, fields.done(), None);
+                self.report.faults.push(timing(None));
+                self.active.push(ActiveFault {
+                    id: fault.id,
+                    kind,
+                    undo,
+                });
+            }
+            Err((undo, message)) => {
+                self.ctx
+                    .record(EventType::Info, f, base.done(), Some(message.clone()));
+                self.report.faults.push(timing(Some(message)));
+                // Whatever part did apply is still undone at the end.
+                if let Some(undo) = undo {
+                    self.active.push(ActiveFault {
+                        id: fault.id,
+                        kind,
+                        undo,
+                    });
+                }
+            }
+        }
+    }
+
+    fn stop(&mut self, id: usize) {
+        if let Some(pos) = self.active.iter().position(|a| a.id == id) {
+            let fault = self.active.remove(pos);
+            self.undo(fault);
+        }
+    }
+
+    /// Undoes everything still in force, newest first.
+    fn heal_all(&mut self) {
+        while let Some(fault) = self.active.pop() {
+            self.undo(fault);
+        }
+    }
+
+    fn undo(&mut self, fault: ActiveFault) {
+        let f = stop_name(fault.kind);
+        self.ctx.record(
+            EventType::Invoke,
+            f,
+            Fields::default().int("id", fault.id as i64).done(),
+            None,
+        );
+        let began = Instant::now();
+        let (details, error) = undo(&self.ctx, fault.undo);
+        let took = began.elapsed();
+        let mut fields = Fields::default()
+            .int("id", fault.id as i64)
+            .int("took_us", micros(took));
+        fields.0.extend(details.0);
+        if let Some(e) = &error {
+            self.report.undo_errors.push(format!(
+                "fault {} ({}): {e}",
+                fault.id,
+                fault.kind.name()
+            ));
+        }
+        self.ctx.record(EventType::Info, f, fields.done(), error);
+        if let Some(t) = self
+            .report
+            .faults
+            .iter_mut()
+            .rev()
+            .find(|t| t.id == fault.id)
+        {
+            t.undo_us = Some(micros(took));
+        }
+    }
+}
+
+impl Drop for ActiveFaults {
+    fn drop(&mut self) {
+        self.heal_all();
+    }
+}
+
+fn stop_name(kind: FaultKind) -> &'static str {
+    match kind {
+        FaultKind::Partition => "stop-partition",
+        FaultKind::Pause => "resume",
+        FaultKind::Kill => "start",
+        FaultKind::Loss => "stop-loss",
+        _ => "clock-reset",
+    }
+}
+
+fn targets_value(t: &Targets) -> Value {
+    match t {
+        Targets::Nodes(n) => Value::List(n.iter().cloned().map(Value::Str).collect()),
+        Targets::Primaries { .. } => Value::Str("primaries".to_owned()),
+    }
+}
+
+/// The history's `f` and planned `value` of a fault start.
+fn describe_start(fault: &ScheduledFault) -> (&'static str, Value) {
+    let fields = Fields::default()
+        .int("id", fault.id as i64)
+        .int("hold_ms", fault.hold.as_millis() as i64);
+    match &fault.action {
+        Action::Partition { shape, grudge, .. } => {
+            let fields = fields.str("shape", shape.name());
+            let fields = match grudge {
+                Some(g) => fields.value("grudge", grudge_value(g)),
+                None => fields,
+            };
+            ("start-partition", fields.done())
+        }
+        Action::Pause(t) => ("pause", fields.value("targets", targets_value(t)).done()),
+        Action::Kill(t) => ("kill", fields.value("targets", targets_value(t)).done()),
+        Action::ClockBump {
+            targets,
+            offsets_ms,
+        } => (
+            "clock-bump",
+            fields
+                .value("targets", targets_value(targets))
+                .value(
+                    "offsets_ms",
+                    Value::List(offsets_ms.iter().map(|o| Value::Int(*o)).collect()),
+                )
+                .done(),
+        ),
+        Action::ClockStrobe {
+            targets,
+            offset_ms,
+            period,
+        } => (
+            "clock-strobe",
+            fields
+                .value("targets", targets_value(targets))
+                .int("offset_ms", *offset_ms)
+                .int("period_ms", period.as_millis() as i64)
+                .done(),
+        ),
+        Action::Loss { targets, percent } => (
+            "start-loss",
+            fields
+                .value("targets", targets_value(targets))
+                .int("percent", *percent as i64)
+                .done(),
+        ),
+    }
+}
+
+type Applied = Result<(Undo, Fields), (Option<Undo>, String)>;
+
+fn apply(ctx: &NemesisContext, action: &Action, prepared: Prepared) -> Applied {
+    let Prepared {
+        nodes,
+        grudge,
+        note,
+    } = prepared;
+    match action {
+        Action::Partition { shape, .. } => {
+            apply_partition(ctx, *shape, grudge.unwrap_or_default(), note)
+        }
+        Action::Pause(_) => {
+            let mut done = Vec::new();
+            let mut evidence = Vec::new();
+            for name in &nodes {
+                let Some(node) = ctx.node(name) else { continue };
+                match process::pause(node) {
+                    Ok(e) => {
+                        evidence.push(format!("{}: pid {:?}, {}", e.node, e.pid, e.evidence));
+                        done.push(name.clone());
+                    }
+                    Err(e) => return Err((Some(Undo::Resume(done)), e.to_string())),
+                }
+            }
+            Ok((
+                Undo::Resume(done),
+                Fields::default()
+                    .list("nodes", &nodes)
+                    .list("evidence", &evidence)
+                    .opt("note", note),
+            ))
+        }
+        Action::Kill(_) => {
+            let mut done = Vec::new();
+            let mut evidence = Vec::new();
+            for name in &nodes {
+                let Some(node) = ctx.node(name) else { continue };
+                match process::kill(node) {
+                    Ok(e) => {
+                        evidence.push(format!("{}: pid {:?}, {}", e.node, e.pid, e.evidence));
+                        done.push(name.clone());
+                    }
+                    Err(e) => return Err((Some(Undo::Restart(done)), e.to_string())),
+                }
+            }
+            Ok((
+                Undo::Restart(done),
+                Fields::default()
+                    .list("nodes", &nodes)
+                    .list("evidence", &evidence)
+                    .opt("note", note),
+            ))
+        }
+        Action::ClockBump { offsets_ms, .. } => {
+            let mut applied = Vec::new();
+            for (i, name) in nodes.iter().enumerate() {
+                let offset = offsets_ms
+                    .get(i)
+                    .or(offsets_ms.first())
+                    .copied()
+                    .unwrap_or(0);
+                let Some(file) = ctx.offset_file(name) else {
+                    continue;
+                };
+                if let Err(e) = clock::write_offset(&file, offset) {
+                    return Err((
+                        Some(Undo::ClockReset {
+                            nodes: applied,
+                            strobe: None,
+                        }),
+                        e.to_string(),
+                    ));
+                }
+                applied.push(name.clone());
+            }
+            let offsets: Vec<String> = nodes
+                .iter()
+                .zip(offsets_ms.iter().cycle())
+                .map(|(n, o)| format!("{n}: {}", clock::offset_spec(*o)))
+                .collect();
+            let fields = Fields::default()
+                .list("nodes", &nodes)
+                .list("offsets", &offsets)
+                .opt("note", note);
+            Ok((
+                Undo::ClockReset {
+                    nodes: applied,
+                    strobe: None,
+                },
+                fields,
+            ))
+        }
+        Action::ClockStrobe {
+            offset_ms, period, ..
+        } => {
+            let files: Vec<PathBuf> = nodes.iter().filter_map(|n| ctx.offset_file(n)).collect();
+            for file in &files {
+                if let Err(e) = clock::write_offset(file, *offset_ms) {
+                    return Err((
+                        Some(Undo::ClockReset {
+                            nodes,
+                            strobe: None,
+                        }),
+                        e.to_string(),
+                    ));
+                }
+            }
+            let stop = Arc::new(AtomicBool::new(false));
+            let thread_stop = stop.clone();
+            let (offset, period) = (*offset_ms, *period);
+            let strobe = std::thread::Builder::new()
+                .name("clock-strobe".into())
+                .spawn(move || {
+                    let mut high = true;
+                    while !thread_stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(period);
+                        high = !high;
+                        for file in &files {
+                            // A failed flip leaves the previous offset; the reset at the end
+                            // reports errors.
+                            let _ = clock::write_offset(file, if high { offset } else { 0 });
+                        }
+                    }
+                });
+            let strobe = match strobe {
+                Ok(handle) => Some((stop, handle)),
+                Err(e) => {
+                    return Err((
+                        Some(Undo::ClockReset {
+                            nodes,
+                            strobe: None,
+                        }),
+                        e.to_string(),
+                    ))
+                }
+            };
+            let fields = Fields::default()
+                .list("nodes", &nodes)
+                .str(
+                    "offsets",
+                    format!(
+                        "0 / {} every {}ms",
+                        clock::offset_spec(offset),
+                        period.as_millis()
+                    ),
+                )
+                .opt("note", note);
+            Ok((Undo::ClockReset { nodes, strobe }, fields))
+        }
+        Action::Loss { percent, .. } => {
+            let namespaces: Vec<String> = nodes
+                .iter()
+                .filter_map(|n| ctx.net(n).map(|n| n.netns.clone()))
+                .collect();
+            match packet::apply_loss(&namespaces, *percent) {
+                Ok(_) => Ok((
+                    Undo::Loss {
+                        nodes: nodes.clone(),
+                        namespaces,
+                    },
+                    Fields::default()
+                        .list("nodes", &nodes)
+                        .str(
+                            "rules",
+                            format!(
+                                "nft table {} drops {percent}% in and out",
+                                packet::LOSS_TABLE
+                            ),
+                        )
+                        .opt("note", note),
+                )),
+                Err(e) => Err((None, e.to_string())),
+            }
+        }
+    }
+}
+
+/// Each node's wall clock as it reports it, minus ours (clock evidence; empty when the
+/// system does not report time).
+fn observed_clocks(ctx: &NemesisContext, nodes: &[String]) -> Vec<String> {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    ctx.statuses()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|s| nodes.contains(&s.node))
+        .filter_map(|s| {
+            s.time_ms
+                .map(|t| format!("{}: {:+}ms", s.node, t as i64 - now_ms))
+        })
+        .collect()
+}
+
+fn apply_partition(
+    ctx: &NemesisContext,
+    shape: Shape,
+    grudge: Grudge,
+    note: Option<String>,
+) -> Applied {
+    let nodes = ctx.cluster().topology.nodes();
+    let cut = net::apply(ctx.backend, nodes, &grudge).map_err(|e| (None, e.to_string()))?;
+    let rules: Vec<String> = cut
+        .changes
+        .iter()
+        .map(|(ns, lines)| format!("{ns}: {}", lines.join("; ")))
+        .collect();
+    let fields = Fields::default()
+        .str("shape", shape.name())
+        .str("backend", cut.backend.name())
+        .value("grudge", grudge_value(&grudge))
+        .list("rules", &rules)
+        .opt("note", note);
+    Ok((Undo::Cut(cut), fields))
+}
+
+/// Evidence that a fault is in force, read back after it went in.
+fn evidence(ctx: &NemesisContext, undo: &Undo) -> Fields {
+    match undo {
+        Undo::Cut(cut) => {
+            Fields::default().list("evidence", &partition_evidence(ctx, &cut.grudge, true))
+        }
+        Undo::ClockReset { nodes, .. } => {
+            Fields::default().list("observed", &observed_clocks(ctx, nodes))
+        }
+        // Process faults carry their cgroup evidence already; loss is statistical.
+        Undo::Resume(_) | Undo::Restart(_) | Undo::Loss { .. } => Fields::default(),
+    }
+}
+
+/// Probes one pair across the cut (and one pair on the same side while in force).
+fn partition_evidence(ctx: &NemesisContext, grudge: &Grudge, in_force: bool) -> Vec<String> {
+    let mut evidence = Vec::new();
+    let probe = |from: &str, to: &str| -> Option<String> {
+        let (a, b) = (ctx.net(from)?, ctx.net(to)?);
+        let reach = net::probe(a, b, PROBE_TIMEOUT)
+            .unwrap_or_else(|e| Reach::Blocked(format!("probe failed: {e}")));
+        Some(format!("{from}->{to}: {}", reach.describe()))
+    };
+    if let Some((sender, receiver)) = grudge.a_blocked_pair() {
+        evidence.extend(probe(&sender, &receiver));
+    }
+    if in_force {
+        if let Some((a, b)) = grudge.an_open_pair(&ctx.node_names()) {
+            evidence.extend(probe(&a, &b));
+        }
+    }
+    evidence
+}
+
+fn undo(ctx: &NemesisContext, undo: Undo) -> (Fields, Option<String>) {
+    match undo {
+        Undo::Cut(cut) => match net::heal(&cut) {
+            Ok(_) => (
+                Fields::default()
+                    .str("backend", cut.backend.name())
+                    .list("evidence", &partition_evidence(ctx, &cut.grudge, false)),
+                None,
+            ),
+            Err(e) => (Fields::default(), Some(e.to_string())),
+        },
+        Undo::Resume(nodes) => {
+            let mut evidence = Vec::new();
+            let mut error = None;
+            for name in &nodes {
+                let Some(node) = ctx.node(name) else { continue };
+                match process::resume(node) {
+                    Ok(e) => evidence.push(format!("{}: {}", e.node, e.evidence)),
+                    Err(e) => {
+                        error.get_or_insert(e.to_string());
+                    }
+                }
+            }
+            (
+                Fields::default()
+                    .list("nodes", &nodes)
+                    .list("evidence", &evidence),
+                error,
+            )
+        }
+        Undo::Restart(nodes) => {
+            let refs: Vec<&Node> = nodes.iter().filter_map(|n| ctx.node(n)).collect();
+            let mut evidence = Vec::new();
+            let mut error = None;
+            for result in process::start_all(&refs, RESTART_READY_TIMEOUT) {
+                match result {
+                    Ok(e) => evidence.push(format!("{}: pid {:?}, {}", e.node, e.pid, e.evidence)),
+                    Err(e) => {
+                        error.get_or_insert(e.to_string());
+                    }
+                }
+            }
+            (
+                Fields::default()
+                    .list("nodes", &nodes)
+                    .list("evidence", &evidence),
+                error,
+            )
+        }
+        Undo::ClockReset { nodes, strobe } => {
+            if let Some((stop, handle)) = strobe {
+                stop.store(true, Ordering::Relaxed);
+                let _ = handle.join();
+            }
+            let mut error = None;
+            for name in &nodes {
+                if let Some(file) = ctx.offset_file(name) {
+                    if let Err(e) = clock::write_offset(&file, 0) {
+                        error.get_or_insert(e.to_string());
+                    }
+                }
+            }
+            let fields = Fields::default()
+                .list("nodes", &nodes)
+                .str("offsets", "+0")
+                .list("observed", &observed_clocks(ctx, &nodes));
+            (fields, error)
+        }
+        Undo::Loss { nodes, namespaces } => match packet::heal_loss(&namespaces) {
+            Ok(_) => (Fields::default().list("nodes", &nodes), None),
+            Err(e) => (Fields::default().list("nodes", &nodes), Some(e.to_string())),
+        },
+    }
+}
+
+/// Shared between the runner and its thread: a stop request.
+#[derive(Default)]
+struct StopSignal {
+    stopped: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl StopSignal {
+    fn request(&self) {
+        *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.changed.notify_all();
+    }
+
+    /// Sleeps until `deadline`; false if a stop was requested first.
+    fn sleep_until(&self, deadline: Instant) -> bool {
+        let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if *stopped {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            stopped = self
+                .changed
+                .wait_timeout(stopped, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// A running nemesis. [`Nemesis::stop`] heals everything and returns the report; dropping
+/// it does the same (errors are printed).
+pub struct Nemesis {
+    signal: Arc<StopSignal>,
+    thread: Option<JoinHandle<NemesisReport>>,
+}
+
+impl Nemesis {
+    /// Starts executing `schedule`; times are relative to `origin` (the main phase start).
+    pub fn start(
+        ctx: NemesisContext,
+        schedule: Schedule,
+        origin: Instant,
+    ) -> Result<Nemesis, RunnerError> {
+        if matches!(&*ctx.deployment, Deployment::InMemory(_)) {
+            return Err(RunnerError::NoCluster);
+        }
+        let signal = Arc::new(StopSignal::default());
+        let thread_signal = signal.clone();
+        let ctx = Arc::new(ctx);
+        let thread = std::thread::Builder::new()
+            .name("nemesis".into())
+            .spawn(move || run_schedule(ctx, schedule, origin, &thread_signal))
+            .map_err(RunnerError::Thread)?;
+        Ok(Nemesis {
+            signal,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the schedule, undoes every fault in force, waits for that, returns the report.
+    pub fn stop(mut self) -> NemesisReport {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> NemesisReport {
+        self.signal.request();
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(report)) => report,
+            Some(Err(_)) => NemesisReport {
+                // The guard inside the thread healed during unwinding.
+                undo_errors: vec![
+                    "the nemesis thread panicked (its faults were undone while unwinding)".into(),
+                ],
+                ..NemesisReport::default()
+            },
+            None => NemesisReport::default(),
+        }
+    }
+}
+
+impl Drop for Nemesis {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            for e in self.finish().undo_errors {
+                eprintln!("splitbrain: warning: nemesis: {e}");
+            }
+        }
+    }
+}
+
+fn run_schedule(
+    ctx: Arc<NemesisContext>,
+    schedule: Schedule,
+    origin: Instant,
+    signal: &StopSignal,
+) -> NemesisReport {
+    enum Step<'a> {
+        Start(&'a ScheduledFault),
+        Stop(usize),
+    }
+    let mut steps: Vec<(Duration, u8, Step)> = Vec::new();
+    for fault in &schedule.faults {
+        // Stops sort before starts at the same instant: a fault ends before the next begins.
+        steps.push((fault.at, 1, Step::Start(fault)));
+        steps.push((fault.end(), 0, Step::Stop(fault.id)));
+    }
+    steps.sort_by_key(|(at, order, _)| (*at, *order));
+    let mut active = ActiveFaults {
+        ctx,
+        active: Vec::new(),
+        report: NemesisReport::default(),
+    };
+    let mut previous = Duration::ZERO;
+    for (at, _, step) in steps {
+        let due = origin + at;
+        match step {
+            Step::Start(fault) => {
+                // Resolve the leader a little ahead, but never before the previous step ran.
+                let prepare_at = origin + at.saturating_sub(PREPARE_AHEAD).max(previous);
+                if !signal.sleep_until(prepare_at) {
+                    break;
+                }
+                let prepared = active.ctx.prepare(&fault.action);
+                if !signal.sleep_until(due) {
+                    break;
+                }
+                active.start(fault, prepared, due);
+            }
+            Step::Stop(id) => {
+                if !signal.sleep_until(due) {
+                    break;
+                }
+                active.stop(id);
+            }
+        }
+        previous = at;
+    }
+    active.heal_all();
+    let mut report = std::mem::take(&mut active.report);
+    report.schedule = schedule;
+    report
+}
+
+/// The role query for a system, by its name (`etcd`, or a clusterkv architecture).
+pub fn role_query_for(system: &crate::campaign::SystemSpec) -> Option<Arc<dyn RoleQuery>> {
+    use crate::campaign::SystemSpec;
+    match system {
+        SystemSpec::Etcd(_) => Some(Arc::new(roles::EtcdRoles)),
+        SystemSpec::Clusterkv(_) => Some(Arc::new(roles::ClusterKvRoles)),
+        SystemSpec::Command(_) | SystemSpec::InMemory(_) => None,
+    }
+}

@@ -1,0 +1,374 @@
+//! The `command` system: argv templating without a shell, the JSON-lines client protocol
+//! against a real etcd node through the example client, and a client program that dies
+//! or hangs.
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use splitbrain::system::command::{CommandClient, CommandSpec, CommandSystem};
+use splitbrain::system::etcd::{EtcdClient, EtcdClientOptions, EtcdPorts, EtcdSystem};
+use splitbrain::system::{ClusterSpec, Function, NodeSpec, Outcome, Request, System};
+use splitbrain_checkers::Value;
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const EXAMPLE_CLIENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/clients/etcd_gateway_client.py"
+);
+
+fn runs(program: &str, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn node(ip: Ipv4Addr, data_dir: PathBuf) -> NodeSpec {
+    NodeSpec {
+        name: "n1".to_owned(),
+        id: 1,
+        ip,
+        data_dir,
+    }
+}
+
+fn request(f: Function, key: &str, value: Value, timeout_ms: u64) -> Request {
+    Request {
+        f,
+        key: Value::Str(key.to_owned()),
+        value,
+        timeout: Duration::from_millis(timeout_ms),
+    }
+}
+
+fn spec(yaml: &str) -> CommandSpec {
+    serde_yaml::from_str(yaml).expect("command spec")
+}
+
+#[test]
+fn templated_arguments_reach_the_program_intact_without_a_shell() {
+    let system = CommandSystem::new(spec(
+        r#"
+node:
+  program: printf
+  args: ["%s\n", "--name={node}", "hello world; echo injected", "$HOME", "{peers}", "`id`"]
+  port: 9000
+  readiness: { tcp_port: 9000 }
+client: { program: "true" }
+"#,
+    ))
+    .unwrap();
+    let n1 = node(Ipv4Addr::new(10, 1, 0, 2), PathBuf::from("/tmp/n1"));
+    let cluster = ClusterSpec {
+        nodes: vec![n1.clone()],
+    };
+    let launch = system.launch(&n1, &cluster).unwrap();
+    let output = Command::new(&launch.program)
+        .args(&launch.args)
+        .envs(launch.env)
+        .output()
+        .expect("run printf");
+    let lines: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            "--name=n1",
+            "hello world; echo injected",
+            "$HOME",
+            "n1=10.1.0.2:9000",
+            "`id`",
+        ]
+    );
+}
+
+/// A one-member etcd on loopback, killed on drop.
+struct EtcdNode {
+    system: EtcdSystem,
+    node: NodeSpec,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl EtcdNode {
+    async fn start() -> EtcdNode {
+        let dir = tempfile::tempdir().unwrap();
+        let listeners: Vec<TcpListener> = (0..2)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let ports = EtcdPorts {
+            client: listeners[0].local_addr().unwrap().port(),
+            peer: listeners[1].local_addr().unwrap().port(),
+        };
+        drop(listeners);
+        let system = EtcdSystem {
+            cluster_token: format!("command-test-{}", std::process::id()),
+            ..EtcdSystem::default()
+        }
+        .with_node_ports("n1", ports);
+        let node = node(Ipv4Addr::LOCALHOST, dir.path().join("n1"));
+        let cluster = ClusterSpec {
+            nodes: vec![node.clone()],
+        };
+        let launch = system.launch(&node, &cluster).unwrap();
+        let log = std::fs::File::create(dir.path().join("n1.log")).unwrap();
+        let child = Command::new(&launch.program)
+            .args(&launch.args)
+            .envs(launch.env)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("start etcd");
+        let etcd = EtcdNode {
+            system,
+            node,
+            child,
+            _dir: dir,
+        };
+        let start = Instant::now();
+        while !etcd
+            .system
+            .healthy(&etcd.node, Duration::from_millis(500))
+            .await
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "etcd not healthy in 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        etcd
+    }
+}
+
+impl Drop for EtcdNode {
+    fn drop(&mut self) {
+        let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_client_round_trips_against_etcd() {
+    if !runs("etcd", "--version") || !runs("python3", "--version") {
+        eprintln!("skipped: needs `etcd` (apt-get install etcd-server) and `python3`");
+        return;
+    }
+    let etcd = EtcdNode::start().await;
+    let port = etcd.system.client_addr(&etcd.node).port();
+    let system = CommandSystem::new(spec(&format!(
+        r#"
+node:
+  program: etcd
+  port: {port}
+  readiness: {{ tcp_port: {port} }}
+client:
+  program: python3
+  args: ["{EXAMPLE_CLIENT}", "{{ip}}", "{{port}}"]
+"#
+    )))
+    .unwrap();
+    let cluster = ClusterSpec {
+        nodes: vec![etcd.node.clone()],
+    };
+    let mut client = system.client(&etcd.node, &cluster).unwrap();
+    let t = 3_000;
+    let list = |items: &[i64]| Value::List(items.iter().map(|i| Value::Int(*i)).collect());
+
+    let steps: Vec<(Request, Outcome)> = vec![
+        (
+            request(Function::Read, "k", Value::Nil, t),
+            Outcome::Ok(Value::Nil),
+        ),
+        (
+            request(Function::Cas, "k", list(&[1, 2]), t),
+            Outcome::Fail("compare-failed".into()),
+        ),
+        (
+            request(
+                Function::Cas,
+                "k",
+                Value::List(vec![Value::Nil, Value::Int(1)]),
+                t,
+            ),
+            Outcome::Ok(Value::List(vec![Value::Nil, Value::Int(1)])),
+        ),
+        (
+            request(Function::Write, "k", Value::Int(7), t),
+            Outcome::Ok(Value::Int(7)),
+        ),
+        (
+            request(Function::Cas, "k", list(&[7, 8]), t),
+            Outcome::Ok(list(&[7, 8])),
+        ),
+        (
+            request(Function::Read, "k", Value::Nil, t),
+            Outcome::Ok(Value::Int(8)),
+        ),
+        (
+            request(Function::Add, "s", Value::Int(3), t),
+            Outcome::Ok(Value::Int(3)),
+        ),
+        (
+            request(Function::Add, "s", Value::Int(2), t),
+            Outcome::Ok(Value::Int(2)),
+        ),
+        (
+            request(Function::ReadSet, "s", Value::Nil, t),
+            Outcome::Ok(list(&[2, 3])),
+        ),
+    ];
+    for (req, expected) in steps {
+        let got = client.invoke(&req).await;
+        assert_eq!(got, expected, "{req:?}");
+    }
+
+    // The example client and the built-in client share the key layout.
+    let mut builtin = EtcdClient::new(
+        etcd.system.client_addr(&etcd.node),
+        EtcdClientOptions::default(),
+    );
+    assert_eq!(
+        builtin
+            .perform(&request(Function::Read, "k", Value::Nil, t))
+            .await,
+        Outcome::Ok(Value::Int(8))
+    );
+    assert_eq!(
+        builtin
+            .perform(&request(Function::ReadSet, "s", Value::Nil, t))
+            .await,
+        Outcome::Ok(list(&[2, 3]))
+    );
+
+    // A frozen member: the example client reports its own timeout, as info for a write
+    // and fail for a read, before the harness's grace runs out.
+    let group = Pid::from_raw(etcd.child.id() as i32);
+    killpg(group, Signal::SIGSTOP).unwrap();
+    let write = client
+        .invoke(&request(Function::Write, "k", Value::Int(9), 300))
+        .await;
+    let read = client
+        .invoke(&request(Function::Read, "k", Value::Nil, 300))
+        .await;
+    killpg(group, Signal::SIGCONT).unwrap();
+    assert!(
+        matches!(write, Outcome::Info(ref e) if e == "timed out"),
+        "{write:?}"
+    );
+    assert!(
+        matches!(read, Outcome::Fail(ref e) if e == "timed out"),
+        "{read:?}"
+    );
+}
+
+/// A client program that answers `ok` to everything, except that it dies on key "die"
+/// and hangs on key "hang".
+fn scripted_client() -> CommandClient {
+    let script = r#"
+while read -r line; do
+  case "$line" in
+    *'"key":"die"'*) echo "dying on purpose" >&2; exit 3 ;;
+    *'"key":"hang"'*) sleep 30 ;;
+  esac
+  echo '{"type":"ok","value":5}'
+done
+"#;
+    CommandClient::new(
+        splitbrain::system::LaunchSpec {
+            program: PathBuf::from("sh"),
+            args: vec!["-c".to_owned(), script.to_owned()],
+            env: Vec::new(),
+        },
+        Duration::from_millis(100),
+    )
+}
+
+#[tokio::test]
+async fn dead_or_hung_client_program_is_indeterminate_and_restarted() {
+    let mut client = scripted_client();
+    assert_eq!(
+        client
+            .perform(&request(Function::Read, "a", Value::Nil, 1_000))
+            .await,
+        Outcome::Ok(Value::Int(5))
+    );
+
+    let died = client
+        .perform(&request(Function::Write, "die", Value::Int(1), 1_000))
+        .await;
+    match &died {
+        Outcome::Info(e) => assert!(
+            e.contains("exited") && e.contains("dying on purpose"),
+            "{e}"
+        ),
+        other => panic!("a write whose program died must be info, got {other:?}"),
+    }
+    // Restarted for the next operation.
+    assert_eq!(
+        client
+            .perform(&request(Function::Write, "a", Value::Int(1), 1_000))
+            .await,
+        Outcome::Ok(Value::Int(1))
+    );
+    // A read that dies has no effect: fail.
+    assert!(matches!(
+        client
+            .perform(&request(Function::Read, "die", Value::Nil, 1_000))
+            .await,
+        Outcome::Fail(_)
+    ));
+
+    let started = Instant::now();
+    let hung = client
+        .perform(&request(Function::Cas, "hang", Value::Nil, 200))
+        .await;
+    assert!(
+        matches!(hung, Outcome::Info(ref e) if e.contains("did not answer")),
+        "{hung:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+    let hung_read = client
+        .perform(&request(Function::Read, "hang", Value::Nil, 200))
+        .await;
+    assert!(matches!(hung_read, Outcome::Fail(_)), "{hung_read:?}");
+    assert_eq!(
+        client
+            .perform(&request(Function::Read, "a", Value::Nil, 1_000))
+            .await,
+        Outcome::Ok(Value::Int(5))
+    );
+}
+
+#[tokio::test]
+async fn missing_client_program_fails_without_effect() {
+    let mut client = CommandClient::new(
+        splitbrain::system::LaunchSpec {
+            program: PathBuf::from("/nonexistent/splitbrain-client"),
+            args: Vec::new(),
+            env: Vec::new(),
+        },
+        Duration::from_millis(100),
+    );
+    let write = client
+        .perform(&request(Function::Write, "a", Value::Int(1), 500))
+        .await;
+    assert!(
+        matches!(write, Outcome::Fail(ref e) if e.contains("cannot start")),
+        "{write:?}"
+    );
+}

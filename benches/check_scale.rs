@@ -170,8 +170,7 @@ fn run_check(history: &Path, log: &Path) -> Result<ChildRun, String> {
 fn write_history(case: &Case, path: &Path) -> Result<(usize, Option<String>), String> {
     let mut history = generate(&case.workload).map_err(|e| e.to_string())?;
     let planted = if case.stale_read {
-        let stale =
-            inject_stale_read(&mut history, case.workload.seed).map_err(|e| e.to_string())?;
+        let stale = inject_stale_read(&mut history).map_err(|e| e.to_string())?;
         Some(format!(
             "stale read at event {} (key {}): returns {} instead of {}",
             stale.completion_index,

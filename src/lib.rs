@@ -10,7 +10,8 @@
 //! * [`recorder`] — the history, streamed to disk as it happens.
 //! * [`cluster`] — a deployed system: network, supervised nodes, clients.
 //! * [`nemesis`] — faults: partitions, pauses, kills, clock skew, packet loss; schedules.
-//! * [`run`] — one run end to end; [`summary`] and [`results`] — what it leaves behind.
+//! * [`run`] — one run end to end; [`summary`], [`results`] and [`report`] — what it leaves
+//!   behind; [`compare`] — one workload against several systems.
 
 pub mod cli;
 pub mod exit;
@@ -19,8 +20,10 @@ pub mod system;
 // Running campaigns.
 pub mod campaign;
 pub mod cluster;
+pub mod compare;
 pub mod nemesis;
 pub mod recorder;
+pub mod report;
 pub mod results;
 pub mod run;
 pub mod summary;

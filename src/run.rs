@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub argv: Vec<String>,
     /// Client runtime threads.
     pub client_threads: usize,
+    /// Progress on stderr during the main phase.
+    pub progress: crate::report::progress::ProgressStyle,
 }
 
 impl Default for RunOptions {
@@ -49,6 +51,7 @@ impl Default for RunOptions {
             duration: None,
             argv: std::env::args().collect(),
             client_threads: 2,
+            progress: crate::report::progress::ProgressStyle::Off,
         }
     }
 }
@@ -125,6 +128,11 @@ pub fn run(
 
     let w = &campaign.workload;
     let main_started = Instant::now();
+    let progress = crate::report::progress::Progress::start(
+        dir.join("history.jsonl"),
+        opts.progress,
+        w.duration,
+    );
     let ctx = Arc::new(SlotContext {
         deployment: deployment.clone(),
         generator: Generator::new(w),
@@ -158,6 +166,7 @@ pub fn run(
         );
     }
     let main_elapsed = main_started.elapsed();
+    progress.stop();
     let main_ops = ctx.counters.issued.load(Ordering::Relaxed).min(ctx.max_ops);
     let interrupted = cancel.is_cancelled();
     // Heal everything and wait for it before the recovery phase.
@@ -205,8 +214,8 @@ pub fn run(
         interrupted,
     };
     let checked = summary::check_and_summarise(&history, &facts)?;
-    std::fs::write(dir.join("summary.txt"), &checked.table)?;
-    crate::results::write_json(&dir.join("results.json"), &checked.json)?;
+    // summary.txt, results.json, history.edn, junit.xml, report.html.
+    crate::report::write_run_results(&dir, &history, &facts, &checked)?;
     crate::results::point_latest(&opts.results_root, &dir);
     Ok(RunReport {
         dir,
@@ -222,7 +231,7 @@ pub fn run(
 const SERVING_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Waits until a read succeeds through every node (not recorded: the run has not begun).
-async fn wait_serving(
+pub async fn wait_serving(
     deployment: Arc<Deployment>,
     timeout: Duration,
     cancel: &CancellationToken,

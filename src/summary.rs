@@ -5,7 +5,8 @@ use serde::Serialize;
 use splitbrain_checkers::linearizability::{self, CheckOptions};
 use splitbrain_checkers::models::ModelSpec;
 use splitbrain_checkers::set_checker;
-use splitbrain_checkers::{EventType, History, Process, Value, Verdict};
+use splitbrain_checkers::verdict::OpSummary;
+use splitbrain_checkers::{Counterexample, EventType, History, Process, Value, Verdict};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use tabled::{builder::Builder, settings::Style};
@@ -18,6 +19,106 @@ pub struct RunFacts<'a> {
     pub nodes: Vec<String>,
     pub main_elapsed: Duration,
     pub interrupted: bool,
+}
+
+/// How a client operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpOutcome {
+    Ok,
+    Fail,
+    Info,
+    /// Invoked, never completed (counts as `info` for the checkers).
+    Pending,
+}
+
+impl OpOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpOutcome::Ok => "ok",
+            OpOutcome::Fail => "fail",
+            OpOutcome::Info => "info",
+            OpOutcome::Pending => "pending",
+        }
+    }
+}
+
+/// One client operation: an invocation paired with its completion.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientOp {
+    /// Index of the invocation event (what counterexamples refer to).
+    pub index: u64,
+    pub process: u64,
+    pub f: String,
+    pub key: Option<Value>,
+    /// What was asked.
+    pub value: Value,
+    /// What an `ok` completion observed or wrote.
+    pub output: Option<Value>,
+    pub outcome: OpOutcome,
+    /// Nanoseconds since the run started.
+    pub start_ns: u64,
+    /// `None` while pending.
+    pub end_ns: Option<u64>,
+    pub error: Option<Value>,
+}
+
+impl ClientOp {
+    pub fn latency_ns(&self) -> Option<u64> {
+        self.end_ns.map(|end| end.saturating_sub(self.start_ns))
+    }
+}
+
+/// Pairs every client invocation with its process's next completion, in invocation order.
+pub fn client_ops(history: &History) -> Vec<ClientOp> {
+    let mut ops: Vec<ClientOp> = Vec::new();
+    let mut open: HashMap<u64, usize> = HashMap::new();
+    for e in &history.events {
+        let Process::Client(p) = e.process else {
+            continue;
+        };
+        if e.kind == EventType::Invoke {
+            open.insert(p, ops.len());
+            ops.push(ClientOp {
+                index: e.index,
+                process: p,
+                f: e.f.clone(),
+                key: e.key.clone(),
+                value: e.value.clone(),
+                output: None,
+                outcome: OpOutcome::Pending,
+                start_ns: e.time.unwrap_or(0),
+                end_ns: None,
+                error: None,
+            });
+            continue;
+        }
+        let Some(i) = open.remove(&p) else {
+            continue;
+        };
+        let op = &mut ops[i];
+        op.outcome = match e.kind {
+            EventType::Ok => OpOutcome::Ok,
+            EventType::Fail => OpOutcome::Fail,
+            _ => OpOutcome::Info,
+        };
+        if e.kind == EventType::Ok {
+            op.output = Some(e.value.clone());
+        }
+        op.end_ns = Some(e.time.unwrap_or(op.start_ns));
+        op.error = e.error.clone();
+    }
+    ops
+}
+
+/// The last timestamp of a history (ns), the end of every open interval.
+pub fn history_end_ns(history: &History) -> u64 {
+    history
+        .events
+        .iter()
+        .filter_map(|e| e.time)
+        .max()
+        .unwrap_or(0)
 }
 
 /// Operation counts and latencies of client operations.
@@ -37,38 +138,36 @@ pub struct OpStats {
     pub ok_per_key: BTreeMap<String, u64>,
 }
 
+impl OpStats {
+    pub fn operations(&self) -> u64 {
+        self.ok + self.fail + self.info + self.pending
+    }
+}
+
 /// Counts operations by function and outcome, and their latencies.
 pub fn op_stats(history: &History) -> OpStats {
+    stats_of(client_ops(history).iter())
+}
+
+fn stats_of<'a>(ops: impl Iterator<Item = &'a ClientOp>) -> OpStats {
     let mut stats = OpStats::default();
-    let mut open: HashMap<u64, (u64, &str, Option<&Value>)> = HashMap::new();
     let mut latencies: Vec<u64> = Vec::new();
-    for e in &history.events {
-        let Process::Client(p) = e.process else {
-            continue;
+    for op in ops {
+        let slot = match op.outcome {
+            OpOutcome::Ok => 0,
+            OpOutcome::Fail => 1,
+            OpOutcome::Info => 2,
+            OpOutcome::Pending => 3,
         };
-        if e.kind == EventType::Invoke {
-            open.insert(p, (e.time.unwrap_or(0), e.f.as_str(), e.key.as_ref()));
-            continue;
-        }
-        let Some((t0, f, key)) = open.remove(&p) else {
-            continue;
-        };
-        let slot = match e.kind {
-            EventType::Ok => 0,
-            EventType::Fail => 1,
-            _ => 2,
-        };
-        stats.by_function.entry(f.to_owned()).or_default()[slot] += 1;
-        if e.kind == EventType::Ok {
-            let key = key.map_or_else(|| "-".to_owned(), |k| k.to_string());
+        stats.by_function.entry(op.f.clone()).or_default()[slot] += 1;
+        if op.outcome == OpOutcome::Ok {
+            let key = op
+                .key
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), Value::to_string);
             *stats.ok_per_key.entry(key).or_default() += 1;
         }
-        if let Some(t1) = e.time {
-            latencies.push(t1.saturating_sub(t0));
-        }
-    }
-    for (_, f, _) in open.values() {
-        stats.by_function.entry((*f).to_owned()).or_default()[3] += 1;
+        latencies.extend(op.latency_ns());
     }
     for counts in stats.by_function.values() {
         stats.ok += counts[0];
@@ -76,7 +175,7 @@ pub fn op_stats(history: &History) -> OpStats {
         stats.info += counts[2];
         stats.pending += counts[3];
     }
-    let all = stats.ok + stats.fail + stats.info + stats.pending;
+    let all = stats.operations();
     stats.availability = if all == 0 {
         0.0
     } else {
@@ -94,26 +193,268 @@ pub fn op_stats(history: &History) -> OpStats {
     stats
 }
 
+/// A fault as the history tells it: from its start invocation to its undo's completion.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultWindow {
+    /// The nemesis' fault id (pairs a start with its stop).
+    pub id: Option<i64>,
+    /// `partition`, `pause`, `kill`, `clock-bump`, `clock-strobe`, `loss`, …
+    pub kind: String,
+    /// The start's invocation (ns since the run started).
+    pub start_ns: u64,
+    /// When the fault was in force (the start's completion).
+    pub in_force_ns: Option<u64>,
+    /// When the undo completed; `None` when the history never saw it healed.
+    pub end_ns: Option<u64>,
+    /// What was done: shape, nodes, offsets.
+    pub description: String,
+    /// What the nemesis read back to show the fault took effect, then the heal's evidence.
+    pub evidence: Vec<String>,
+    /// How long applying took (µs).
+    pub took_us: Option<i64>,
+    /// Applying or undoing failed.
+    pub error: Option<String>,
+}
+
+impl FaultWindow {
+    /// The end of the window, open windows running to `history_end`.
+    pub fn end_or(&self, history_end: u64) -> u64 {
+        self.end_ns.unwrap_or(history_end).max(self.start_ns)
+    }
+}
+
+/// The `f` of a nemesis event that undoes a fault (anything else starts one).
+pub(crate) fn is_stop(f: &str) -> bool {
+    matches!(f, "resume" | "start" | "clock-reset" | "heal") || f.starts_with("stop")
+}
+
+/// A field of a nemesis value map, whether its keys are strings (JSONL) or keywords (EDN).
+pub fn map_field<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
+    let Value::Map(pairs) = value else {
+        return None;
+    };
+    pairs.iter().find_map(|(k, v)| match k {
+        Value::Str(s) | Value::Keyword(s) if s == name => Some(v),
+        _ => None,
+    })
+}
+
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::Str(s) | Value::Keyword(s) => s.clone(),
+        Value::List(items) => items.iter().map(text_of).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+fn strings_of(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::List(items)) => items.iter().map(text_of).collect(),
+        Some(Value::Nil) | None => Vec::new(),
+        Some(other) => vec![text_of(other)],
+    }
+}
+
+/// Reads the fault windows out of the nemesis events of a history.
+pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
+    let mut windows: Vec<FaultWindow> = Vec::new();
+    // Pairing by id; a history without ids (another tool's) pairs a stop with the oldest
+    // open fault.
+    let mut open: Vec<usize> = Vec::new();
+    let find_open = |windows: &[FaultWindow], open: &[usize], id: Option<i64>| -> Option<usize> {
+        open.iter()
+            .position(|&w| id.is_none() || windows[w].id == id)
+    };
+    for e in history
+        .events
+        .iter()
+        .filter(|e| e.process == Process::Nemesis)
+    {
+        let id = map_field(&e.value, "id").and_then(Value::as_int);
+        let time = e.time.unwrap_or(0);
+        let error = e.error.as_ref().map(text_of);
+        if is_stop(&e.f) {
+            if e.kind == EventType::Invoke {
+                continue;
+            }
+            let Some(pos) = find_open(&windows, &open, id) else {
+                continue;
+            };
+            let w = &mut windows[open.remove(pos)];
+            w.end_ns = Some(time);
+            w.evidence.extend(
+                strings_of(map_field(&e.value, "evidence"))
+                    .into_iter()
+                    .chain(strings_of(map_field(&e.value, "observed")))
+                    .map(|x| format!("after heal: {x}")),
+            );
+            if error.is_some() {
+                w.error = error;
+            }
+            continue;
+        }
+        if e.kind == EventType::Invoke {
+            let kind = e.f.strip_prefix("start-").unwrap_or(&e.f).to_owned();
+            open.push(windows.len());
+            windows.push(FaultWindow {
+                id,
+                kind,
+                start_ns: time,
+                in_force_ns: None,
+                end_ns: None,
+                description: describe_fault_value(&e.value),
+                evidence: Vec::new(),
+                took_us: None,
+                error: None,
+            });
+            continue;
+        }
+        // The start's completion: in force, with what was done and the evidence.
+        let Some(pos) = open
+            .iter()
+            .rposition(|&w| windows[w].id == id && windows[w].in_force_ns.is_none())
+        else {
+            continue;
+        };
+        let w = &mut windows[open[pos]];
+        w.in_force_ns = Some(time);
+        w.took_us = map_field(&e.value, "took_us").and_then(Value::as_int);
+        let detail = describe_fault_value(&e.value);
+        if !detail.is_empty() {
+            w.description = detail;
+        }
+        w.evidence
+            .extend(strings_of(map_field(&e.value, "evidence")));
+        w.evidence.extend(
+            strings_of(map_field(&e.value, "observed"))
+                .into_iter()
+                .map(|x| format!("clock seen: {x}")),
+        );
+        w.error = error;
+    }
+    windows
+}
+
+/// The "what" of a fault, from its value map: shape, nodes, offsets, note.
+fn describe_fault_value(v: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(shape) = map_field(v, "shape") {
+        parts.push(text_of(shape));
+    }
+    let nodes = map_field(v, "nodes").or_else(|| map_field(v, "targets"));
+    if let Some(nodes) = nodes {
+        parts.push(format!("nodes {}", text_of(nodes)));
+    }
+    if let Some(offsets) = map_field(v, "offsets") {
+        parts.push(format!("offsets {}", text_of(offsets)));
+    }
+    if let Some(percent) = map_field(v, "percent") {
+        parts.push(format!("{}% loss", text_of(percent)));
+    }
+    if let Some(note) = map_field(v, "note") {
+        parts.push(text_of(note));
+    }
+    parts.join("; ")
+}
+
+/// Operations, availability and tail latency of a part of the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PhaseStats {
+    pub operations: u64,
+    pub ok: u64,
+    /// ok / operations (0 when there were none).
+    pub availability: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl PhaseStats {
+    fn of(stats: &OpStats) -> PhaseStats {
+        PhaseStats {
+            operations: stats.operations(),
+            ok: stats.ok,
+            availability: stats.availability,
+            p50_ms: stats.latency_ms[0],
+            p99_ms: stats.latency_ms[2],
+        }
+    }
+}
+
+/// What the history says beyond the checkers' verdicts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Analysis {
+    pub ops: OpStats,
+    /// Operations overlapping a fault window (from invocation to completion, a pending one
+    /// to the end of the history).
+    pub during_faults: PhaseStats,
+    /// Operations overlapping none.
+    pub healthy: PhaseStats,
+    /// Per fault kind: operations overlapping a window of that kind.
+    pub by_fault: BTreeMap<String, PhaseStats>,
+    pub faults: Vec<FaultWindow>,
+    /// The end of the history (ns).
+    pub end_ns: u64,
+}
+
+/// Counts, availability in and out of faults, and the faults themselves.
+pub fn analyse(history: &History) -> Analysis {
+    let ops = client_ops(history);
+    let faults = fault_windows(history);
+    let end = history_end_ns(history);
+    let overlaps = |op: &ClientOp, w: &FaultWindow| {
+        let op_end = op.end_ns.unwrap_or(end);
+        op.start_ns <= w.end_or(end) && op_end >= w.start_ns
+    };
+    let (faulty, healthy): (Vec<&ClientOp>, Vec<&ClientOp>) = ops
+        .iter()
+        .partition(|op| faults.iter().any(|w| overlaps(op, w)));
+    let mut by_fault = BTreeMap::new();
+    let kinds: std::collections::BTreeSet<&str> = faults.iter().map(|w| w.kind.as_str()).collect();
+    for kind in kinds {
+        let of_kind = faulty
+            .iter()
+            .copied()
+            .filter(|op| faults.iter().any(|w| w.kind == kind && overlaps(op, w)));
+        by_fault.insert(kind.to_owned(), PhaseStats::of(&stats_of(of_kind)));
+    }
+    Analysis {
+        ops: stats_of(ops.iter()),
+        during_faults: PhaseStats::of(&stats_of(faulty.into_iter())),
+        healthy: PhaseStats::of(&stats_of(healthy.into_iter())),
+        by_fault,
+        faults,
+        end_ns: end,
+    }
+}
+
 /// The outcome of one checker.
 #[derive(Debug, Serialize)]
 pub struct CheckerOutcome {
     pub checker: String,
     pub verdict: Verdict,
+    /// One line: what the checker found.
     pub detail: String,
     pub result: serde_json::Value,
+    /// The first counterexample of an `invalid` linearizability check.
+    #[serde(skip)]
+    pub counterexample: Option<Counterexample>,
 }
 
 /// What the checkers said, rendered.
 pub struct Checked {
     pub verdict: Verdict,
     pub table: String,
+    /// The results document (`results.json`).
     pub json: serde_json::Value,
+    pub outcomes: Vec<CheckerOutcome>,
+    pub analysis: Analysis,
 }
 
 /// Runs the checkers that fit the workload and builds the summary.
 pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Result<Checked> {
     let campaign = facts.campaign;
-    let stats = op_stats(history);
+    let analysis = analyse(history);
+    let stats = &analysis.ops;
     let mut outcomes = Vec::new();
     if campaign.workload.kind == WorkloadKind::Set {
         let r = set_checker::check_sets(history);
@@ -128,6 +469,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
                 r.keys.len()
             ),
             result: serde_json::to_value(&r)?,
+            counterexample: None,
         });
     } else {
         let model = ModelSpec::new(campaign.model());
@@ -137,11 +479,10 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             ..CheckOptions::default()
         };
         let r = linearizability::check(history, &model, &opts)?;
+        let counterexample = r.keys.iter().find_map(|k| k.counterexample.clone());
         let detail = match r.verdict {
-            Verdict::Invalid => r
-                .keys
-                .iter()
-                .find_map(|k| k.counterexample.as_ref())
+            Verdict::Invalid => counterexample
+                .as_ref()
                 .map(describe_counterexample)
                 .unwrap_or_else(|| "not linearizable".into()),
             Verdict::Unknown => r
@@ -160,6 +501,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             verdict: r.verdict,
             detail,
             result: serde_json::to_value(&r)?,
+            counterexample,
         });
     }
 
@@ -185,31 +527,46 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
         },
         detail: evidence.unwrap_or_else(|| format!("{} ok operations over {keys} keys", stats.ok)),
         result: serde_json::Value::Null,
+        counterexample: None,
     });
     let verdict = outcomes
         .iter()
         .fold(Verdict::Valid, |v, o| v.combine(o.verdict));
 
-    let table = render(facts, &stats, &outcomes, verdict);
+    let table = render(facts, &analysis, &outcomes, verdict);
+    let fault_kinds: std::collections::BTreeSet<&str> =
+        analysis.faults.iter().map(|w| w.kind.as_str()).collect();
     let json = serde_json::json!({
         "verdict": verdict,
         "campaign": campaign.name,
         "system": campaign.system.name(),
+        "nodes": facts.nodes,
+        "model": campaign.model().name(),
         "seed": facts.seed,
         "run_id": facts.run_id,
         "interrupted": facts.interrupted,
         "main_phase_s": facts.main_elapsed.as_secs_f64(),
         "operations": stats,
+        "availability": {
+            "overall": stats.availability,
+            "during_faults": analysis.during_faults,
+            "healthy": analysis.healthy,
+            "by_fault": analysis.by_fault,
+        },
+        "fault_kinds": fault_kinds,
+        "faults": analysis.faults,
         "checkers": outcomes,
     });
     Ok(Checked {
         verdict,
         table,
         json,
+        outcomes,
+        analysis,
     })
 }
 
-fn describe_counterexample(c: &splitbrain_checkers::Counterexample) -> String {
+fn describe_counterexample(c: &Counterexample) -> String {
     let key = c
         .key
         .as_ref()
@@ -226,13 +583,70 @@ fn describe_counterexample(c: &splitbrain_checkers::Counterexample) -> String {
     )
 }
 
+fn describe_op(op: &OpSummary) -> String {
+    let observed = match &op.output {
+        Some(out) if *out != op.value => format!(" -> {out}"),
+        _ => String::new(),
+    };
+    format!(
+        "process {} {} {}{observed} ({}, event {})",
+        op.process, op.f, op.value, op.outcome, op.index
+    )
+}
+
+/// Prefix operations spelt out before the one that breaks it.
+const PREFIX_SHOWN: usize = 8;
+
+/// A counterexample in words, over several lines: what broke, after what, and why.
+pub fn counterexample_text(c: &Counterexample) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let key = c
+        .key
+        .as_ref()
+        .map_or_else(|| "the register".to_owned(), |k| format!("key {k}"));
+    let states = if c.states.is_empty() {
+        "no state at all".to_owned()
+    } else {
+        c.states.join(" or ")
+    };
+    let _ = writeln!(
+        out,
+        "{key} is not linearizable: {} cannot be placed.",
+        describe_op(&c.operation)
+    );
+    let _ = writeln!(
+        out,
+        "The longest linearizable prefix has {} operations; after it the value can only be {states}, which this operation contradicts.",
+        c.prefix.len()
+    );
+    let skipped = c.prefix.len().saturating_sub(PREFIX_SHOWN);
+    if skipped > 0 {
+        let _ = writeln!(out, "  … {skipped} earlier operations");
+    }
+    for (i, op) in c.prefix.iter().enumerate().skip(skipped) {
+        let _ = writeln!(out, "  {}. {}", i + 1, describe_op(op));
+    }
+    let _ = writeln!(out, "  ✗ {}", describe_op(&c.operation));
+    out
+}
+
+/// Seconds since the start of the run, for tables.
+fn at(ns: u64) -> String {
+    format!("{:.1}s", ns as f64 / 1e9)
+}
+
+/// Evidence items kept per fault in the table (the full list is in results.json).
+const EVIDENCE_SHOWN: usize = 3;
+
 fn render(
     facts: &RunFacts,
-    stats: &OpStats,
+    analysis: &Analysis,
     outcomes: &[CheckerOutcome],
     verdict: Verdict,
 ) -> String {
     let c = facts.campaign;
+    let stats = &analysis.ops;
     let mut b = Builder::default();
     b.push_record(["campaign", &c.name]);
     b.push_record([
@@ -258,20 +672,100 @@ fn render(
             format!("ok {ok}, fail {fail}, info {info}, pending {pending}"),
         ]);
     }
+    let pct = |p: &PhaseStats| {
+        if p.operations == 0 {
+            "no operations".to_owned()
+        } else {
+            format!(
+                "{:.1}% ok of {} ops, p99 {:.1}ms",
+                p.availability * 100.0,
+                p.operations,
+                p.p99_ms
+            )
+        }
+    };
     b.push_record([
         "availability".to_owned(),
-        format!("{:.1}% ok", stats.availability * 100.0),
+        format!(
+            "{:.1}% ok of {} ops",
+            stats.availability * 100.0,
+            stats.operations()
+        ),
     ]);
+    if !analysis.faults.is_empty() {
+        b.push_record(["  during faults".to_owned(), pct(&analysis.during_faults)]);
+        b.push_record(["  while healthy".to_owned(), pct(&analysis.healthy)]);
+        for (kind, p) in &analysis.by_fault {
+            b.push_record([format!("  during {kind}"), pct(p)]);
+        }
+    }
     let [p50, p95, p99, max] = stats.latency_ms;
     b.push_record([
         "latency".to_owned(),
         format!("p50 {p50:.1}ms, p95 {p95:.1}ms, p99 {p99:.1}ms, max {max:.1}ms"),
     ]);
+    if analysis.faults.is_empty() {
+        b.push_record(["faults", "none injected"]);
+    } else {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for w in &analysis.faults {
+            *counts.entry(&w.kind).or_default() += 1;
+        }
+        let failed = analysis.faults.iter().filter(|w| w.error.is_some()).count();
+        b.push_record([
+            "faults".to_owned(),
+            format!(
+                "{} injected ({}){}",
+                analysis.faults.len(),
+                counts
+                    .iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if failed > 0 {
+                    format!(", {failed} with errors")
+                } else {
+                    String::new()
+                }
+            ),
+        ]);
+        for w in &analysis.faults {
+            let span = format!(
+                "{}–{}",
+                at(w.start_ns),
+                w.end_ns.map_or_else(|| "end".to_owned(), at)
+            );
+            let mut text = format!("{span} {}", w.description);
+            if let Some(took) = w.took_us {
+                text.push_str(&format!(" (applied in {:.1}ms)", took as f64 / 1e3));
+            }
+            for e in w.evidence.iter().take(EVIDENCE_SHOWN) {
+                text.push_str(&format!("\n  {e}"));
+            }
+            if w.evidence.len() > EVIDENCE_SHOWN {
+                text.push_str(&format!("\n  … {} more", w.evidence.len() - EVIDENCE_SHOWN));
+            }
+            if w.evidence.is_empty() && w.error.is_none() {
+                text.push_str("\n  no evidence recorded");
+            }
+            if let Some(e) = &w.error {
+                text.push_str(&format!("\n  error: {e}"));
+            }
+            let id = w.id.map_or_else(String::new, |i| format!(" #{i}"));
+            b.push_record([format!("  {}{id}", w.kind), text]);
+        }
+    }
     for o in outcomes {
         b.push_record([
             format!("checker {}", o.checker),
             format!("{}: {}", o.verdict, o.detail),
         ]);
+        if let Some(cex) = &o.counterexample {
+            b.push_record([
+                "counterexample".to_owned(),
+                counterexample_text(cex).trim_end().to_owned(),
+            ]);
+        }
     }
     b.push_record(["verdict".to_owned(), verdict.to_string().to_uppercase()]);
     let mut table = b.build();

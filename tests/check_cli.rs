@@ -191,3 +191,14 @@ fn edn_and_initial_value() {
         0
     );
 }
+
+#[test]
+fn time_limit_reached_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "valid.jsonl", VALID);
+    let out = splitbrain(&["check", "--time-limit", "1ns", file.to_str().unwrap()]);
+    assert_eq!(code(&out), 2, "{}{}", text(&out.stdout), text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("time limit"), "{stdout}");
+    assert!(stdout.contains("overall: unknown"), "{stdout}");
+}

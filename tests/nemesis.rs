@@ -326,7 +326,7 @@ fn runner_applies_records_and_undoes_a_timeline() {
     assert!(c.nodes.iter().all(|n| n.is_running() && !n.is_paused()));
     assert!(!c.nodes[1]
         .cgroup()
-        .map_or(false, |cg| cg.events().unwrap().frozen));
+        .is_some_and(|cg| cg.events().unwrap().frozen));
     assert_eq!(c.nodes[2].generation(), 2, "n3 was started again");
 
     let history = recorder.finish().unwrap();

@@ -15,7 +15,6 @@
 //! Everything is deterministic in the seed (ChaCha8, portable across platforms).
 
 use crate::history::{Event, EventType, History, Process, Value};
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
@@ -524,21 +523,28 @@ struct CompletedWrite {
 /// began after A had completed and completed itself before the read began. Values are
 /// unique per key, so nothing else could have written A's value again.
 ///
-/// The read is chosen at random (from `seed`) among the reads of the last quarter of the
-/// history that have such a pair of writes before them.
-pub fn inject_stale_read(history: &mut History, seed: u64) -> Result<StaleRead, GenerateError> {
+/// The read is the hardest such read in the last quarter of the history for a search that
+/// must rule out every order: the one with the most crashed operations of its key invoked
+/// before it (each may or may not have taken effect), the latest one among equals.
+pub fn inject_stale_read(history: &mut History) -> Result<StaleRead, GenerateError> {
     let events = &history.events;
+    let crashed = crashed_invocations(events);
     let mut open: HashMap<Process, usize> = HashMap::new();
     // Per key: completed ok writes and successful cas, in completion order.
     let mut writes: HashMap<Option<Value>, Vec<CompletedWrite>> = HashMap::new();
-    // (completion position, stale value) for every eligible late read.
-    let mut candidates: Vec<(usize, Value)> = Vec::new();
+    // Per key: crashed operations invoked so far.
+    let mut crashed_so_far: HashMap<Option<Value>, usize> = HashMap::new();
+    // (crashed operations before it, completion position, stale value) of the best read.
+    let mut best: Option<(usize, usize, Value)> = None;
     let late = events.len() - events.len() / 4;
 
     for (position, event) in events.iter().enumerate() {
         match event.kind {
             EventType::Invoke => {
                 open.insert(event.process, position);
+                if crashed[position] {
+                    *crashed_so_far.entry(event.key.clone()).or_default() += 1;
+                }
             }
             EventType::Ok => {
                 let Some(invoked_at) = open.remove(&event.process) else {
@@ -559,12 +565,16 @@ pub fn inject_stale_read(history: &mut History, seed: u64) -> Result<StaleRead, 
                             written,
                         });
                 } else if event.f == "read" && position >= late {
+                    let pending = crashed_so_far.get(&event.key).copied().unwrap_or(0);
+                    if best.as_ref().is_some_and(|(p, _, _)| *p > pending) {
+                        continue;
+                    }
                     if let Some(stale) = stale_value_before(
                         writes.get(&event.key).map_or(&[][..], Vec::as_slice),
                         invoked_at,
                         &event.value,
                     ) {
-                        candidates.push((position, stale));
+                        best = Some((pending, position, stale));
                     }
                 }
             }
@@ -574,11 +584,7 @@ pub fn inject_stale_read(history: &mut History, seed: u64) -> Result<StaleRead, 
         }
     }
 
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (position, stale) = candidates
-        .choose(&mut rng)
-        .cloned()
-        .ok_or(GenerateError::NoStaleReadCandidate)?;
+    let (_, position, stale) = best.ok_or(GenerateError::NoStaleReadCandidate)?;
     let event = &mut history.events[position];
     let original = std::mem::replace(&mut event.value, stale.clone());
     Ok(StaleRead {
@@ -587,6 +593,32 @@ pub fn inject_stale_read(history: &mut History, seed: u64) -> Result<StaleRead, 
         original,
         stale,
     })
+}
+
+/// Per event position: whether it is the invocation of an operation that crashed (completed
+/// with `info`, or never).
+fn crashed_invocations(events: &[Event]) -> Vec<bool> {
+    let mut crashed = vec![false; events.len()];
+    let mut open: HashMap<Process, usize> = HashMap::new();
+    for (position, event) in events.iter().enumerate() {
+        match event.kind {
+            EventType::Invoke => {
+                open.insert(event.process, position);
+            }
+            EventType::Info => {
+                if let Some(invoked_at) = open.remove(&event.process) {
+                    crashed[invoked_at] = true;
+                }
+            }
+            EventType::Ok | EventType::Fail => {
+                open.remove(&event.process);
+            }
+        }
+    }
+    for invoked_at in open.into_values() {
+        crashed[invoked_at] = true;
+    }
+    crashed
 }
 
 /// The value of write A, where B is the last write completed before the read was invoked
@@ -751,7 +783,7 @@ mod tests {
     fn stale_read_replaces_a_late_read_with_an_overwritten_value() {
         let mut history = generate(&small(5, KeyAssignment::Random { keys: 2 })).unwrap();
         let before = history.clone();
-        let stale = inject_stale_read(&mut history, 9).unwrap();
+        let stale = inject_stale_read(&mut history).unwrap();
         let position = stale.completion_index as usize;
         assert!(position >= history.events.len() * 3 / 4);
         assert_eq!(before.events[position].value, stale.original);
@@ -778,7 +810,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            inject_stale_read(&mut history, 1),
+            inject_stale_read(&mut history),
             Err(GenerateError::NoStaleReadCandidate)
         );
     }
@@ -816,7 +848,7 @@ mod tests {
             };
             let mut history = generate(&workload).unwrap();
             assert_eq!(verdict_of(&history), crate::Verdict::Valid, "seed {seed}");
-            inject_stale_read(&mut history, seed).unwrap();
+            inject_stale_read(&mut history).unwrap();
             assert_eq!(verdict_of(&history), crate::Verdict::Invalid, "seed {seed}");
         }
     }

@@ -1242,7 +1242,7 @@ fn measure_one_file() {
         &history,
         &ModelSpec::new(model),
         &CheckOptions {
-            jobs: 1,
+            jobs: std::env::var("JOBS").map_or(1, |j| j.parse().unwrap()),
             time_limit: limit,
             ..CheckOptions::default()
         },

@@ -1,6 +1,8 @@
 //! `splitbrain run`: run a campaign against a real cluster, check it, print the summary.
 
 use crate::exit;
+use crate::report::progress::ProgressStyle;
+use anyhow::Context;
 use crate::run::{run, RunOptions};
 use clap::Args;
 use splitbrain_checkers::Verdict;
@@ -24,6 +26,16 @@ pub struct RunArgs {
     /// Where runs are written.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
+    /// Also write the JUnit XML (a test case per checker, a suite per run) here, for CI.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Print only the verdict line (and no progress).
+    #[arg(long, conflicts_with = "json")]
+    pub quiet: bool,
+    /// Print the results document (results.json) on stdout instead of the summary table;
+    /// several runs (--test-count) give a JSON array.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
@@ -44,11 +56,19 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
     let cancel = CancellationToken::new();
     watch_signals(cancel.clone())?;
     let mut overall = Verdict::Valid;
+    let progress = if args.quiet {
+        ProgressStyle::Off
+    } else {
+        ProgressStyle::for_stderr()
+    };
+    let mut suites = Vec::new();
+    let mut documents = Vec::new();
     for i in 0..args.test_count {
         let opts = RunOptions {
             results_root: args.results.clone(),
             seed: args.seed.map(|s| s.wrapping_add(i as u64)),
             duration: args.time_limit,
+            progress,
             ..RunOptions::default()
         };
         let report = match run(&campaign, &opts, cancel.clone()) {
@@ -62,13 +82,50 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
                 None => return Err(e),
             },
         };
-        print!("{}", report.summary);
-        println!("results: {}", report.dir.display());
+        if args.json {
+            let path = report.dir.join("results.json");
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            documents.push(serde_json::from_str::<serde_json::Value>(&text)?);
+        } else if args.quiet {
+            println!(
+                "{} {} on {}: {}",
+                report.verdict.as_str().to_uppercase(),
+                campaign.name,
+                campaign.system.name(),
+                report.dir.display()
+            );
+        } else {
+            print!("{}", report.summary);
+            println!("results: {}", report.dir.display());
+        }
+        if args.junit.is_some() {
+            let path = report.dir.join("junit.xml");
+            let xml = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let run_report = quick_junit::Report::deserialize_from_str(&xml)
+                .with_context(|| format!("reading {}", path.display()))?;
+            suites.extend(run_report.test_suites);
+        }
         overall = overall.combine(report.verdict);
         if report.interrupted {
-            eprintln!("splitbrain: interrupted; the cluster is cleaned up and the history so far was checked");
-            return Ok(130);
+            break;
         }
+    }
+    if args.json {
+        let doc = match documents.len() {
+            1 => documents.remove(0),
+            _ => serde_json::Value::Array(documents),
+        };
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    }
+    if let Some(path) = &args.junit {
+        let xml = crate::report::junit::to_xml(&crate::report::junit::report(suites))?;
+        std::fs::write(path, xml).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if cancel.is_cancelled() {
+        eprintln!("splitbrain: interrupted; the cluster is cleaned up and the history so far was checked");
+        return Ok(130);
     }
     Ok(overall.exit_code() as u8)
 }

@@ -79,7 +79,6 @@ pub fn validate(campaign: &Campaign) -> Result<(), NemesisError> {
     if !spec.is_active() {
         return Ok(());
     }
-    spec.validate(campaign.nodes)?;
     if let SystemSpec::InMemory(_) = campaign.system {
         return Err(NemesisError::Unavailable {
             fault: spec.kinds()[0].name(),
@@ -88,13 +87,6 @@ pub fn validate(campaign: &Campaign) -> Result<(), NemesisError> {
         });
     }
     let kinds = spec.kinds();
-    let partitions = kinds.contains(&FaultKind::Partition);
-    if partitions && spec.backend == NetBackend::Nftables {
-        need(FaultKind::Partition, Capability::Nftables)?;
-    }
-    if kinds.contains(&FaultKind::Loss) {
-        need(FaultKind::Loss, Capability::Nftables)?;
-    }
     for kind in [FaultKind::Delay, FaultKind::Reorder, FaultKind::Duplicate] {
         if kinds.contains(&kind) {
             let netem = capability::probe(Capability::TcNetem);
@@ -111,6 +103,14 @@ pub fn validate(campaign: &Campaign) -> Result<(), NemesisError> {
                 },
             });
         }
+    }
+    spec.validate(campaign.nodes)?;
+    let partitions = kinds.contains(&FaultKind::Partition);
+    if partitions && spec.backend == NetBackend::Nftables {
+        need(FaultKind::Partition, Capability::Nftables)?;
+    }
+    if kinds.contains(&FaultKind::Loss) {
+        need(FaultKind::Loss, Capability::Nftables)?;
     }
     if spec.needs_clock() {
         let fault = kinds

@@ -213,25 +213,21 @@ pub fn delete_table_script(table: &str) -> Vec<String> {
 pub fn nft_parallel(jobs: &[(String, Vec<String>)]) -> Result<(), NetError> {
     let mut running: Vec<(String, io::Result<Child>)> = Vec::new();
     for (ns, lines) in jobs {
-        let child = netns::command(ns, "nft")
-            .map_err(NetError::from)
-            .and_then(|mut cmd| {
-                let spawned = cmd
-                    .args(["-f", "-"])
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .and_then(|mut child| {
-                        let mut script = lines.join("\n");
-                        script.push('\n');
-                        let mut stdin = child.stdin.take().expect("stdin was piped");
-                        // A write error means nft exited early; its status says why.
-                        let _ = stdin.write_all(script.as_bytes());
-                        Ok(child)
-                    });
-                Ok(spawned)
-            })?;
+        let mut cmd = netns::command(ns, "nft")?;
+        let child = cmd
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map(|mut child| {
+                let mut script = lines.join("\n");
+                script.push('\n');
+                let mut stdin = child.stdin.take().expect("stdin was piped");
+                // A write error means nft exited early; its status says why.
+                let _ = stdin.write_all(script.as_bytes());
+                child
+            });
         running.push((ns.clone(), child));
     }
     let mut first_error = None;

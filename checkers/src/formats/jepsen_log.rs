@@ -5,9 +5,10 @@
 //! INFO  jepsen.util - 13  :info   :cas    :timed-out
 //! ```
 //!
-//! (tabs in the real files). After the `jepsen.util - ` marker come the process (integer or `:nemesis`), the type,
-//! the function and the value, separated by tabs or runs of spaces; the value is EDN (`nil`,
-//! integers, `[3 0]`, `:timed-out`) and may itself contain spaces. An optional second EDN
+//! (usually with tabs between the fields). After the `jepsen.util - ` marker come the
+//! process (integer or `:nemesis`), the type, the function and the value, separated by
+//! tabs or runs of spaces; the value is EDN (`nil`, integers, `[3 0]`, `:timed-out`) and
+//! may itself contain spaces. An optional second EDN
 //! form after the value is taken as the op's error. Every other line is ignored.
 
 use super::edn::{to_value, Parser};

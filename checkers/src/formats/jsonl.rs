@@ -182,15 +182,19 @@ pub(crate) fn read(data: &[u8]) -> Result<RawEvents, DataError> {
         raw.warnings
             .push(unfinished_line_warning(span.number, &error.to_string()));
     }
-    // Same element size (the option uses a niche of `Event`), so this reuses the buffer.
-    raw.events = parsed.into_iter().flatten().collect();
-    raw.lines = spans.iter().map(|s| s.number).collect();
-    raw.lines.truncate(raw.events.len());
-    raw.given_indexes = raw
-        .events
+    // The only `None` left is the unfinished last line, so stopping there keeps every
+    // event. `map_while` (unlike `flatten`) collects in place: the option uses a niche of
+    // `Event`, so no second buffer of hundreds of megabytes is allocated and filled.
+    raw.events = parsed.into_iter().map_while(|event| event).collect();
+    raw.lines = spans
         .iter()
-        .map(|e| (e.index != NO_INDEX).then_some(e.index))
+        .take(raw.events.len())
+        .map(|s| s.number)
         .collect();
+    for (event, &line) in raw.events.iter().zip(&raw.lines) {
+        let given = (event.index != NO_INDEX).then_some(event.index);
+        raw.note_given_index(given, line);
+    }
     Ok(raw)
 }
 

@@ -212,16 +212,29 @@ pub(crate) struct RawEvents {
     pub events: Vec<Event>,
     /// 1-based line of each event.
     pub lines: Vec<usize>,
-    /// Index given in the file, per event, when there was one.
-    pub given_indexes: Vec<Option<u64>>,
+    /// The line of the first event whose index (as given in the file) is not greater than
+    /// the previous given index.
+    pub unordered_line: Option<usize>,
+    /// The last index given in the file so far.
+    pub last_given_index: Option<u64>,
     pub warnings: Vec<String>,
 }
 
 impl RawEvents {
     pub fn push(&mut self, event: Event, line: usize, given_index: Option<u64>) {
+        self.note_given_index(given_index, line);
         self.events.push(event);
         self.lines.push(line);
-        self.given_indexes.push(given_index);
+    }
+
+    /// Tracks whether the file's own indexes increase.
+    pub fn note_given_index(&mut self, given_index: Option<u64>, line: usize) {
+        if let Some(given) = given_index {
+            if self.unordered_line.is_none() && self.last_given_index.is_some_and(|p| given <= p) {
+                self.unordered_line = Some(line);
+            }
+            self.last_given_index = Some(given);
+        }
     }
 }
 
@@ -291,17 +304,7 @@ fn finish(
         split_independent(&mut raw.events, &raw.lines)?;
     }
 
-    let mut out_of_order = None;
-    let mut previous: Option<u64> = None;
-    for (i, given) in raw.given_indexes.iter().enumerate() {
-        if let Some(given) = *given {
-            if out_of_order.is_none() && previous.is_some_and(|p| given <= p) {
-                out_of_order = Some(raw.lines[i]);
-            }
-            previous = Some(given);
-        }
-    }
-    if let Some(line) = out_of_order {
+    if let Some(line) = raw.unordered_line {
         raw.warnings.push(format!(
             "line {line}: the file's indexes are not increasing; events are kept in file order (taken as real-time order) and renumbered"
         ));

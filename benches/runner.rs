@@ -1,0 +1,190 @@
+//! Figures of the runtime: network set-up, cluster start, and the runner's rate.
+//!
+//! `cargo bench --bench runner` (root: namespaces; etcd parts need Debian's `etcd-server`).
+//! Figures that compare two things measure both in this one process, alternating, so a
+//! noisy shared machine affects both alike:
+//!
+//! * time to create and destroy a 3- and a 5-node topology (median of 10);
+//! * time from nothing to a 3-node etcd cluster that serves a read on every node;
+//! * the runner's rate against the in-process store with the history written to disk
+//!   (target ≥ 100,000 operations per second);
+//! * against etcd: the runner's rate beside a raw client loop's rate — the same clients,
+//!   concurrency and operation mix, without generator bookkeeping or recording (target:
+//!   runner ≥ 0.9 × raw).
+
+use splitbrain::campaign::{self, Campaign};
+use splitbrain::cluster::Deployment;
+use splitbrain::run::{run, RunOptions};
+use splitbrain::system::{Outcome, Request, System};
+use splitbrain::topology::{RunId, Topology};
+use splitbrain::workload::{Generator, SlotRng};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const CONCURRENCY: usize = 10;
+const ETCD_SECONDS: u64 = 5;
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn campaign(yaml: &str) -> Campaign {
+    campaign::parse(yaml, Path::new("bench.yaml")).expect("bench campaign")
+}
+
+fn topology_figures() {
+    for nodes in [3, 5] {
+        let mut create = Vec::new();
+        let mut destroy = Vec::new();
+        for _ in 0..10 {
+            let t = Instant::now();
+            let mut topo = Topology::create(RunId::random(), nodes).expect("create topology");
+            create.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            topo.destroy().expect("destroy topology");
+            destroy.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        println!(
+            "topology {nodes} nodes: create {:.1} ms, destroy {:.1} ms (median of 10)",
+            median(create),
+            median(destroy)
+        );
+    }
+}
+
+fn in_memory_rate() {
+    let c = campaign(&format!(
+        "name: bench-mem\nsystem: {{in-memory: {{}}}}\nworkload: {{kind: kv, concurrency: {CONCURRENCY}, \
+         duration: 5s, max_ops: 2000000, recovery: 0s, final_reads: false}}\n"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let opts = RunOptions {
+            results_root: dir.path().to_owned(),
+            seed: Some(1),
+            ..RunOptions::default()
+        };
+        let report = run(&c, &opts, CancellationToken::new()).expect("in-memory run");
+        let lines = std::fs::read_to_string(report.dir.join("history.jsonl"))
+            .unwrap()
+            .lines()
+            .count() as u64;
+        assert!(lines >= report.operations * 2 - 2 * CONCURRENCY as u64);
+        rates.push(report.rate);
+    }
+    println!(
+        "runner, in-memory store, history to disk: {:.0} ops/s (median of 3; target >= 100000)",
+        median(rates)
+    );
+}
+
+fn etcd_campaign() -> Campaign {
+    campaign(&format!(
+        "name: bench-etcd\nsystem: {{etcd: {{}}}}\nnodes: 3\nworkload: {{kind: kv, concurrency: {CONCURRENCY}, \
+         duration: {ETCD_SECONDS}s, recovery: 0s, final_reads: false}}\n"
+    ))
+}
+
+/// The same clients as the runner's, driven in a bare loop: no recorder, no bookkeeping.
+fn raw_rate(c: &Campaign, dir: &Path) -> (f64, Duration) {
+    let started = Instant::now();
+    let deployment =
+        Arc::new(Deployment::start(c, &RunId::random(), dir, None).expect("start etcd"));
+    let rt = deployment.client_runtime(2).unwrap();
+    let cancel = CancellationToken::new();
+    rt.block_on(splitbrain::run::wait_serving(
+        deployment.clone(),
+        c.workload.timeout,
+        &cancel,
+    ))
+    .expect("etcd serves");
+    let ready_in = started.elapsed();
+    let generator = Arc::new(Generator::new(&c.workload));
+    let deadline = Instant::now() + Duration::from_secs(ETCD_SECONDS);
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..CONCURRENCY)
+        .map(|slot| {
+            let deployment = deployment.clone();
+            let generator = generator.clone();
+            let timeout = c.workload.timeout;
+            rt.spawn(async move {
+                let (_, mut client) = deployment.client(slot).unwrap();
+                let mut rng = SlotRng::new(1, slot);
+                let mut done = 0u64;
+                while Instant::now() < deadline {
+                    let op = generator.next(slot, &mut rng);
+                    let request = Request {
+                        f: op.f,
+                        key: splitbrain_checkers::Value::Int(op.key),
+                        value: op.value,
+                        timeout,
+                    };
+                    if !matches!(client.invoke(&request).await, Outcome::Info(_)) {
+                        done += 1;
+                    }
+                }
+                done
+            })
+        })
+        .collect();
+    let total: u64 = handles.into_iter().map(|h| rt.block_on(h).unwrap()).sum();
+    let rate = total as f64 / t0.elapsed().as_secs_f64();
+    drop(rt);
+    Arc::into_inner(deployment).unwrap().shutdown().unwrap();
+    (rate, ready_in)
+}
+
+fn etcd_figures() {
+    let c = etcd_campaign();
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = Vec::new();
+    let mut runner = Vec::new();
+    let mut ready = Vec::new();
+    for round in 0..2 {
+        let (rate, ready_in) = raw_rate(&c, &dir.path().join(format!("raw{round}")));
+        raw.push(rate);
+        ready.push(ready_in.as_secs_f64() * 1e3);
+        let opts = RunOptions {
+            results_root: dir.path().to_owned(),
+            seed: Some(round),
+            ..RunOptions::default()
+        };
+        let report = run(&c, &opts, CancellationToken::new()).expect("etcd run");
+        runner.push(report.rate);
+        println!(
+            "etcd round {round}: raw loop {:.0} ops/s, runner {:.0} ops/s ({})",
+            raw[round as usize], report.rate, report.verdict
+        );
+    }
+    println!(
+        "3-node etcd ready (network + processes + a read served on every node): {:.0} ms (median of 2)",
+        median(ready)
+    );
+    let (raw_m, runner_m) = (median(raw), median(runner));
+    println!(
+        "etcd, {CONCURRENCY} clients: runner {runner_m:.0} ops/s vs raw loop {raw_m:.0} ops/s = {:.2} (target >= 0.9)",
+        runner_m / raw_m
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing to parse.
+    in_memory_rate();
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped: topology and etcd figures need root");
+        return;
+    }
+    topology_figures();
+    if splitbrain::system::etcd::EtcdSystem::default()
+        .version()
+        .is_err()
+    {
+        println!("skipped: etcd figures need etcd (apt-get install etcd-server)");
+        return;
+    }
+    etcd_figures();
+}

@@ -1,0 +1,693 @@
+//! `report.html`: one self-contained page per run (inline CSS, SVG and a little script; no
+//! network), readable offline and in a CI artifact viewer.
+//!
+//! * the verdict, the checkers, availability in and out of faults, latency, the faults with
+//!   their evidence;
+//! * operations per client slot on a timeline, fault windows shaded;
+//! * latency of every operation over time, and throughput (ok and not ok) over time, with
+//!   the same shading;
+//! * for `invalid`: the offending key's operations drawn with the longest linearizable
+//!   prefix numbered in linearization order and the operation that breaks it marked.
+//!
+//! Large runs stay usable: the timeline and the latency plot draw an evenly spaced sample
+//! (every n-th operation) beyond a cap, and the page says so; throughput is binned from
+//! every operation.
+
+use crate::summary::{counterexample_text, Checked, ClientOp, FaultWindow, OpOutcome, RunFacts};
+use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
+use splitbrain_checkers::{Counterexample, History, Value, Verdict};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+/// Operations drawn on the timeline at most.
+pub const MAX_TIMELINE_OPS: usize = 3000;
+/// Points in the latency plot at most.
+pub const MAX_SCATTER_POINTS: usize = 5000;
+/// Operations of the offending key drawn at most (around the one that breaks it).
+pub const MAX_COUNTEREXAMPLE_OPS: usize = 200;
+
+const PLOT_LEFT: f64 = 90.0;
+const PLOT_WIDTH: f64 = 1000.0;
+const SVG_WIDTH: f64 = PLOT_LEFT + PLOT_WIDTH + 20.0;
+
+const STYLE: &str = r#"
+body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1160px; color: #222; padding: 0 1em; }
+h1 { font-size: 1.5em; margin-bottom: .2em; }
+h2 { font-size: 1.15em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: .5em 0; }
+td, th { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; }
+.verdict { display: inline-block; padding: .2em .8em; border-radius: .3em; font-weight: bold; color: #fff; }
+.verdict.valid { background: #2a8a3a; } .verdict.invalid { background: #c62828; } .verdict.unknown { background: #d08300; }
+.note { color: #555; font-style: italic; }
+pre { background: #f7f7f7; padding: .6em; overflow-x: auto; }
+svg { display: block; background: #fff; border: 1px solid #eee; }
+svg text { font: 11px system-ui, sans-serif; fill: #333; }
+rect.op.ok, circle.ok { fill: #2e9e44; } rect.op.fail, circle.fail { fill: #d32f2f; }
+rect.op.info, circle.info { fill: #f09000; } rect.op.pending, circle.pending { fill: #999; }
+rect.op:hover { stroke: #000; stroke-width: 1; }
+rect.fault-window { fill: #ff5252; fill-opacity: .12; }
+text.fault-label { fill: #b71c1c; }
+.axis line, .grid { stroke: #ccc; stroke-width: 1; }
+.legend span { display: inline-block; width: .9em; height: .9em; margin: 0 .3em 0 1em; vertical-align: -.1em; }
+rect.cex.prefix { fill: #a5d6a7; stroke: #2e7d32; } rect.cex.culprit { fill: #ef9a9a; stroke: #b71c1c; stroke-width: 3; }
+rect.cex.other { fill: #e0e0e0; stroke: #9e9e9e; }
+#op-detail { min-height: 1.4em; font-family: monospace; white-space: pre-wrap; }
+#script-errors { color: #b71c1c; }
+"#;
+
+/// Installed first, so that an error in any later script is shown on the page (and found by
+/// the browser test) instead of passing silently.
+const ERROR_HOOK: &str = r#"
+window.splitbrainErrors = [];
+window.addEventListener('error', function (e) {
+  var msg = (e.message || 'script error') + (e.lineno ? ' (line ' + e.lineno + ')' : '');
+  var box = document.getElementById('script-errors');
+  if (box) { box.textContent += msg + '\n'; box.hidden = false; } else { window.splitbrainErrors.push(msg); }
+});
+"#;
+
+/// Click an operation (or a fault) to read its details; marks the page as rendered.
+const PAGE_SCRIPT: &str = r#"
+(function () {
+  var box = document.getElementById('script-errors');
+  window.splitbrainErrors.forEach(function (m) { box.textContent += m + '\n'; box.hidden = false; });
+  var detail = document.getElementById('op-detail');
+  var clickable = document.querySelectorAll('rect.op, rect.cex, rect.fault-window');
+  clickable.forEach(function (el) {
+    el.style.cursor = 'pointer';
+    el.addEventListener('click', function () {
+      var t = el.querySelector('title');
+      detail.textContent = t ? t.textContent : '';
+    });
+  });
+  var ops = document.querySelectorAll('#timeline rect.op').length;
+  var windows = document.querySelectorAll('#timeline rect.fault-window').length;
+  document.getElementById('drawn-counts').textContent =
+    ops + ' operations and ' + windows + ' fault windows drawn on the timeline.';
+  document.body.setAttribute('data-rendered', 'yes');
+})();
+"#;
+
+/// Maps run time (ns) to x.
+#[derive(Clone, Copy)]
+struct TimeScale {
+    start: u64,
+    end: u64,
+}
+
+impl TimeScale {
+    fn x(&self, ns: u64) -> f64 {
+        let span = (self.end.saturating_sub(self.start)).max(1) as f64;
+        PLOT_LEFT + (ns.saturating_sub(self.start) as f64 / span).min(1.0) * PLOT_WIDTH
+    }
+
+    /// Ticks along the time axis at a round step, labelled in seconds.
+    fn axis(&self, out: &mut String, y: f64) {
+        let span_s = (self.end.saturating_sub(self.start)) as f64 / 1e9;
+        let steps = [
+            0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0,
+            60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+        ];
+        let step = steps
+            .iter()
+            .copied()
+            .find(|s| span_s / s <= 12.0)
+            .unwrap_or(3600.0);
+        let _ = write!(
+            out,
+            r#"<g class="axis"><line x1="{PLOT_LEFT}" y1="{y}" x2="{}" y2="{y}"/>"#,
+            PLOT_LEFT + PLOT_WIDTH
+        );
+        let first = (self.start as f64 / 1e9 / step).ceil() as i64;
+        let last = (self.end as f64 / 1e9 / step).floor() as i64;
+        for i in first..=last {
+            let s = i as f64 * step;
+            let x = self.x((s * 1e9) as u64);
+            let label = if step < 1.0 {
+                format!("{s:.3}").trim_end_matches('0').to_owned() + "s"
+            } else {
+                format!("{s:.0}s")
+            };
+            let _ = write!(
+                out,
+                r#"<line x1="{x:.1}" y1="{y}" x2="{x:.1}" y2="{}"/><text x="{x:.1}" y="{}" text-anchor="middle">{label}</text>"#,
+                y + 4.0,
+                y + 16.0
+            );
+        }
+        out.push_str("</g>");
+    }
+}
+
+/// An evenly spaced sample of at most `cap` items, and the stride used (1: all of them).
+fn sample<T>(items: &[T], cap: usize) -> (Vec<&T>, usize) {
+    if items.len() <= cap {
+        return (items.iter().collect(), 1);
+    }
+    let stride = items.len().div_ceil(cap);
+    (items.iter().step_by(stride).collect(), stride)
+}
+
+fn op_title(op: &ClientOp) -> String {
+    let key = op
+        .key
+        .as_ref()
+        .map_or_else(String::new, |k| format!(" key {k}"));
+    let result = match (&op.output, &op.error) {
+        (Some(out), _) => format!(" → {out}"),
+        (None, Some(e)) => format!(" ({})", value_text(e)),
+        _ => String::new(),
+    };
+    let latency = op.latency_ns().map_or_else(
+        || "never completed".to_owned(),
+        |l| format!("{:.1} ms", l as f64 / 1e6),
+    );
+    format!(
+        "#{} process {}{key}: {} {}{result} — {} at {:.3}s, {latency}",
+        op.index,
+        op.process,
+        op.f,
+        op.value,
+        op.outcome.as_str(),
+        op.start_ns as f64 / 1e9
+    )
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::Str(s) | Value::Keyword(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn fault_title(w: &FaultWindow) -> String {
+    let mut t = format!(
+        "{}{}: {}",
+        w.kind,
+        w.id.map_or_else(String::new, |i| format!(" #{i}")),
+        w.description
+    );
+    for e in &w.evidence {
+        t.push_str("\n");
+        t.push_str(e);
+    }
+    if let Some(e) = &w.error {
+        t.push_str("\nerror: ");
+        t.push_str(e);
+    }
+    t
+}
+
+/// Shaded fault windows over a plot area, labelled on the timeline.
+fn fault_shading(
+    out: &mut String,
+    faults: &[FaultWindow],
+    scale: TimeScale,
+    top: f64,
+    height: f64,
+    labels: bool,
+) {
+    for w in faults {
+        let x0 = scale.x(w.start_ns);
+        let x1 = scale.x(w.end_or(scale.end)).max(x0 + 1.0);
+        let _ = write!(
+            out,
+            r#"<rect class="fault-window" data-kind="{}" x="{x0:.1}" y="{top}" width="{:.1}" height="{height}"><title>{}</title></rect>"#,
+            attr(&w.kind),
+            x1 - x0,
+            text(&fault_title(w))
+        );
+        if labels {
+            let _ = write!(
+                out,
+                r#"<text class="fault-label" x="{:.1}" y="{}">{}</text>"#,
+                x0 + 2.0,
+                top - 3.0,
+                text(&w.kind)
+            );
+        }
+    }
+}
+
+fn timeline(
+    out: &mut String,
+    ops: &[ClientOp],
+    faults: &[FaultWindow],
+    scale: TimeScale,
+    slots: usize,
+) {
+    let (shown, stride) = sample(ops, MAX_TIMELINE_OPS);
+    out.push_str("<h2>Timeline</h2>");
+    let _ = write!(
+        out,
+        r#"<p class="note">Operations per client slot (a slot continues under a new process id after an indeterminate operation). Fault windows shaded red. {}</p>"#,
+        if stride > 1 {
+            format!(
+                "Sampled: every {stride}th operation is drawn ({} of {}), to keep the page usable.",
+                shown.len(),
+                ops.len()
+            )
+        } else {
+            format!("All {} operations drawn.", ops.len())
+        }
+    );
+    out.push_str(r#"<p class="legend"><span style="background:#2e9e44"></span>ok<span style="background:#d32f2f"></span>fail<span style="background:#f09000"></span>info (indeterminate)<span style="background:#999"></span>never completed<span style="background:#ff5252;opacity:.3"></span>fault</p>"#);
+    let slots = slots.max(1);
+    let lane = (560.0 / slots as f64).clamp(3.0, 16.0);
+    let top = 20.0;
+    let height = lane * slots as f64;
+    let _ = write!(
+        out,
+        r#"<svg id="timeline" width="{SVG_WIDTH}" height="{}" viewBox="0 0 {SVG_WIDTH} {}">"#,
+        top + height + 30.0,
+        top + height + 30.0
+    );
+    fault_shading(out, faults, scale, top, height, true);
+    if lane >= 8.0 {
+        for s in 0..slots {
+            let _ = write!(
+                out,
+                r#"<text x="{}" y="{:.1}" text-anchor="end">slot {s}</text>"#,
+                PLOT_LEFT - 6.0,
+                top + lane * (s as f64 + 0.75)
+            );
+        }
+    }
+    for op in shown {
+        let slot = (op.process % slots as u64) as f64;
+        let x0 = scale.x(op.start_ns);
+        let x1 = scale.x(op.end_ns.unwrap_or(scale.end));
+        let _ = write!(
+            out,
+            r#"<rect class="op {}" x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}"><title>{}</title></rect>"#,
+            op.outcome.as_str(),
+            top + slot * lane + 1.0,
+            (x1 - x0).max(1.0),
+            (lane - 2.0).max(1.0),
+            text(&op_title(op))
+        );
+    }
+    scale.axis(out, top + height + 4.0);
+    out.push_str("</svg>");
+}
+
+fn latency_plot(out: &mut String, ops: &[ClientOp], faults: &[FaultWindow], scale: TimeScale) {
+    let completed: Vec<&ClientOp> = ops.iter().filter(|o| o.end_ns.is_some()).collect();
+    let (shown, stride) = sample(&completed, MAX_SCATTER_POINTS);
+    out.push_str("<h2>Latency</h2>");
+    let _ = write!(
+        out,
+        r#"<p class="note">Latency of each completed operation (log scale) at its invocation time. {}</p>"#,
+        if stride > 1 {
+            format!(
+                "Sampled: every {stride}th operation ({} of {}).",
+                shown.len(),
+                completed.len()
+            )
+        } else {
+            format!("All {} completed operations.", completed.len())
+        }
+    );
+    let (top, height) = (10.0, 260.0);
+    let _ = write!(
+        out,
+        r#"<svg id="latency" width="{SVG_WIDTH}" height="{}">"#,
+        top + height + 30.0
+    );
+    fault_shading(out, faults, scale, top, height, false);
+    let lat_ms = |op: &ClientOp| (op.latency_ns().unwrap_or(0) as f64 / 1e6).max(0.01);
+    let lo = shown
+        .iter()
+        .map(|o| lat_ms(o))
+        .fold(f64::INFINITY, f64::min);
+    let hi = shown.iter().map(|o| lat_ms(o)).fold(0.0, f64::max);
+    let (lo, hi) = if lo.is_finite() {
+        (
+            10f64.powf(lo.log10().floor()),
+            10f64.powf(hi.log10().ceil().max(lo.log10().floor() + 1.0)),
+        )
+    } else {
+        (0.1, 1000.0)
+    };
+    let y = |ms: f64| top + height - (ms.log10() - lo.log10()) / (hi.log10() - lo.log10()) * height;
+    let mut decade = lo;
+    while decade <= hi * 1.0001 {
+        let yy = y(decade);
+        let _ = write!(
+            out,
+            r#"<line class="grid" x1="{PLOT_LEFT}" y1="{yy:.1}" x2="{}" y2="{yy:.1}"/><text x="{}" y="{:.1}" text-anchor="end">{} ms</text>"#,
+            PLOT_LEFT + PLOT_WIDTH,
+            PLOT_LEFT - 6.0,
+            yy + 4.0,
+            decade
+        );
+        decade *= 10.0;
+    }
+    for op in shown {
+        let _ = write!(
+            out,
+            r#"<circle class="{}" cx="{:.1}" cy="{:.1}" r="1.6"/>"#,
+            op.outcome.as_str(),
+            scale.x(op.start_ns),
+            y(lat_ms(op))
+        );
+    }
+    scale.axis(out, top + height + 4.0);
+    out.push_str("</svg>");
+}
+
+fn throughput_plot(out: &mut String, ops: &[ClientOp], faults: &[FaultWindow], scale: TimeScale) {
+    let span = scale.end.saturating_sub(scale.start).max(1);
+    let buckets = (span / 250_000_000).clamp(10, 200) as usize;
+    let width_ns = span as f64 / buckets as f64;
+    let mut ok = vec![0u64; buckets];
+    let mut not_ok = vec![0u64; buckets];
+    for op in ops {
+        let Some(end) = op.end_ns else { continue };
+        let b = ((end.saturating_sub(scale.start)) as f64 / width_ns) as usize;
+        let b = b.min(buckets - 1);
+        if op.outcome == OpOutcome::Ok {
+            ok[b] += 1;
+        } else {
+            not_ok[b] += 1;
+        }
+    }
+    let per_s = |n: u64| n as f64 / (width_ns / 1e9);
+    let max = ok
+        .iter()
+        .chain(&not_ok)
+        .map(|n| per_s(*n))
+        .fold(1.0, f64::max);
+    out.push_str("<h2>Throughput</h2>");
+    let _ = write!(
+        out,
+        r#"<p class="note">Completions per second in {:.0} ms bins: ok in green, fail or indeterminate in red (from every operation).</p>"#,
+        width_ns / 1e6
+    );
+    let (top, height) = (10.0, 200.0);
+    let _ = write!(
+        out,
+        r#"<svg id="throughput" width="{SVG_WIDTH}" height="{}">"#,
+        top + height + 30.0
+    );
+    fault_shading(out, faults, scale, top, height, false);
+    for i in 0..=4 {
+        let v = max * i as f64 / 4.0;
+        let yy = top + height - height * i as f64 / 4.0;
+        let _ = write!(
+            out,
+            r#"<line class="grid" x1="{PLOT_LEFT}" y1="{yy:.1}" x2="{}" y2="{yy:.1}"/><text x="{}" y="{:.1}" text-anchor="end">{v:.0}/s</text>"#,
+            PLOT_LEFT + PLOT_WIDTH,
+            PLOT_LEFT - 6.0,
+            yy + 4.0
+        );
+    }
+    for (counts, colour) in [(&ok, "#2e9e44"), (&not_ok, "#d32f2f")] {
+        let points: Vec<String> = counts
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let x = PLOT_LEFT + (i as f64 + 0.5) / buckets as f64 * PLOT_WIDTH;
+                let y = top + height - per_s(*n) / max * height;
+                format!("{x:.1},{y:.1}")
+            })
+            .collect();
+        let _ = write!(
+            out,
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="1.6" points="{}"/>"#,
+            points.join(" ")
+        );
+    }
+    scale.axis(out, top + height + 4.0);
+    out.push_str("</svg>");
+}
+
+/// The offending key: its operations per process, the prefix numbered, the culprit marked.
+fn counterexample_plot(out: &mut String, ops: &[ClientOp], cex: &Counterexample) {
+    let key_ops: Vec<&ClientOp> = ops.iter().filter(|o| o.key == cex.key).collect();
+    let order: HashMap<u64, usize> = cex
+        .prefix
+        .iter()
+        .enumerate()
+        .map(|(i, op)| (op.index, i + 1))
+        .collect();
+    let culprit = key_ops
+        .iter()
+        .position(|o| o.index == cex.operation.index)
+        .unwrap_or(0);
+    // Around the culprit: what came just before it is what the reader needs.
+    let from = culprit.saturating_sub(MAX_COUNTEREXAMPLE_OPS * 3 / 4);
+    let to = (from + MAX_COUNTEREXAMPLE_OPS).min(key_ops.len());
+    let shown = &key_ops[from..to];
+    let key = cex
+        .key
+        .as_ref()
+        .map_or_else(|| "the register".to_owned(), |k| format!("key {k}"));
+    let _ = write!(out, "<h2>Counterexample: {}</h2>", text(&key));
+    let _ = write!(
+        out,
+        r#"<p class="note">Operations on {} per process. Green, numbered: the longest linearizable prefix in linearization order. Red: the operation no order can place. Grey: other operations.{}</p>"#,
+        text(&key),
+        if shown.len() < key_ops.len() {
+            format!(
+                " Showing {} of the key's {} operations, around the one that breaks it.",
+                shown.len(),
+                key_ops.len()
+            )
+        } else {
+            String::new()
+        }
+    );
+    let Some(start) = shown.iter().map(|o| o.start_ns).min() else {
+        let _ = write!(out, "<pre>{}</pre>", text(&counterexample_text(cex)));
+        return;
+    };
+    let end = shown
+        .iter()
+        .map(|o| o.end_ns.unwrap_or(o.start_ns))
+        .max()
+        .unwrap_or(start)
+        .max(start + 1);
+    let scale = TimeScale { start, end };
+    let mut lanes: BTreeMap<u64, usize> = BTreeMap::new();
+    for o in shown {
+        let n = lanes.len();
+        lanes.entry(o.process).or_insert(n);
+    }
+    let sorted: Vec<u64> = lanes.keys().copied().collect();
+    for (i, p) in sorted.iter().enumerate() {
+        lanes.insert(*p, i);
+    }
+    let lane = 22.0;
+    let top = 10.0;
+    let height = lane * lanes.len() as f64;
+    let _ = write!(
+        out,
+        r#"<svg id="counterexample" width="{SVG_WIDTH}" height="{}">"#,
+        top + height + 30.0
+    );
+    for (p, i) in &lanes {
+        let _ = write!(
+            out,
+            r#"<text x="{}" y="{:.1}" text-anchor="end">process {p}</text>"#,
+            PLOT_LEFT - 6.0,
+            top + lane * (*i as f64 + 0.65)
+        );
+    }
+    for o in shown {
+        let class = if o.index == cex.operation.index {
+            "culprit"
+        } else if order.contains_key(&o.index) {
+            "prefix"
+        } else {
+            "other"
+        };
+        let x0 = scale.x(o.start_ns);
+        let x1 = scale.x(o.end_ns.unwrap_or(end)).max(x0 + 2.0);
+        let y0 = top + lanes[&o.process] as f64 * lane + 2.0;
+        let _ = write!(
+            out,
+            r#"<rect class="cex {class}" data-index="{}" x="{x0:.1}" y="{y0:.1}" width="{:.1}" height="{}"><title>{}{}</title></rect>"#,
+            o.index,
+            x1 - x0,
+            lane - 4.0,
+            order
+                .get(&o.index)
+                .map_or_else(String::new, |n| format!("linearized {n}: ")),
+            text(&op_title(o))
+        );
+        let label = match order.get(&o.index) {
+            Some(n) => format!("{n}. {} {}", o.f, o.output.as_ref().unwrap_or(&o.value)),
+            None if class == "culprit" => {
+                format!("✗ {} {}", o.f, o.output.as_ref().unwrap_or(&o.value))
+            }
+            None => String::new(),
+        };
+        if !label.is_empty() && x1 - x0 > 24.0 {
+            let _ = write!(
+                out,
+                r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
+                x0 + 3.0,
+                y0 + lane - 9.0,
+                text(&label)
+            );
+        }
+    }
+    scale.axis(out, top + height + 4.0);
+    out.push_str("</svg>");
+    let _ = write!(out, "<pre>{}</pre>", text(&counterexample_text(cex)));
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+/// Renders the whole page.
+pub fn render(facts: &RunFacts, history: &History, checked: &Checked) -> String {
+    let campaign = facts.campaign;
+    let analysis = &checked.analysis;
+    let ops = crate::summary::client_ops(history);
+    let scale = TimeScale {
+        start: 0,
+        end: analysis.end_ns.max(1),
+    };
+    let mut out = String::with_capacity(1 << 20);
+    let title = format!("{} on {}", campaign.name, campaign.system.name());
+    let _ = write!(
+        out,
+        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>splitbrain: {}</title><style>{STYLE}</style><script>{ERROR_HOOK}</script></head><body>"#,
+        text(&title)
+    );
+    let verdict = checked.verdict.as_str();
+    let _ = write!(
+        out,
+        r#"<h1>{}</h1><p><span id="verdict" class="verdict {verdict}">{}</span> &nbsp;seed {} · run {} · {} nodes · main phase {:.1}s{}</p>"#,
+        text(&title),
+        verdict.to_uppercase(),
+        facts.seed,
+        text(facts.run_id),
+        facts.nodes.len(),
+        facts.main_elapsed.as_secs_f64(),
+        if facts.interrupted {
+            " (interrupted)"
+        } else {
+            ""
+        }
+    );
+    out.push_str(r#"<pre id="script-errors" hidden></pre><p id="drawn-counts" class="note"></p>"#);
+
+    out.push_str(
+        "<h2>Checkers</h2><table><tr><th>checker</th><th>verdict</th><th>detail</th></tr>",
+    );
+    for o in &checked.outcomes {
+        let _ = write!(
+            out,
+            r#"<tr class="checker"><td>{}</td><td><span class="verdict {v}">{v}</span></td><td>{}</td></tr>"#,
+            text(&o.checker),
+            text(&o.detail),
+            v = o.verdict.as_str()
+        );
+    }
+    out.push_str("</table>");
+
+    let s = &analysis.ops;
+    out.push_str("<h2>Operations</h2><table><tr><th>function</th><th>ok</th><th>fail</th><th>info</th><th>pending</th></tr>");
+    for (f, [ok, fail, info, pending]) in &s.by_function {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{ok}</td><td>{fail}</td><td>{info}</td><td>{pending}</td></tr>",
+            text(f)
+        );
+    }
+    out.push_str("</table><table><tr><th></th><th>operations</th><th>availability (ok)</th><th>p50</th><th>p99</th></tr>");
+    let _ = write!(
+        out,
+        "<tr><td>overall</td><td>{}</td><td>{}</td><td>{:.1} ms</td><td>{:.1} ms</td></tr>",
+        s.operations(),
+        pct(s.availability),
+        s.latency_ms[0],
+        s.latency_ms[2]
+    );
+    let mut phases = vec![
+        ("during faults".to_owned(), &analysis.during_faults),
+        ("while healthy".to_owned(), &analysis.healthy),
+    ];
+    phases.extend(
+        analysis
+            .by_fault
+            .iter()
+            .map(|(k, p)| (format!("during {k}"), p)),
+    );
+    if !analysis.faults.is_empty() {
+        for (name, p) in phases {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1} ms</td><td>{:.1} ms</td></tr>",
+                text(&name),
+                p.operations,
+                pct(p.availability),
+                p.p50_ms,
+                p.p99_ms
+            );
+        }
+    }
+    let [p50, p95, p99, max] = s.latency_ms;
+    let _ = write!(
+        out,
+        "</table><p>Latency: p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms, max {max:.1} ms.</p>"
+    );
+
+    out.push_str("<h2>Faults</h2>");
+    if analysis.faults.is_empty() {
+        out.push_str("<p>No faults were injected.</p>");
+    } else {
+        out.push_str("<table><tr><th>fault</th><th>window</th><th>what</th><th>evidence it took effect</th></tr>");
+        for w in &analysis.faults {
+            let evidence: Vec<String> = w.evidence.iter().map(|e| text(e).into_owned()).collect();
+            let _ = write!(
+                out,
+                r#"<tr class="fault"><td>{}{}</td><td>{:.2}s – {}</td><td>{}</td><td>{}{}</td></tr>"#,
+                text(&w.kind),
+                w.id.map_or_else(String::new, |i| format!(" #{i}")),
+                w.start_ns as f64 / 1e9,
+                w.end_ns
+                    .map_or_else(|| "end".to_owned(), |e| format!("{:.2}s", e as f64 / 1e9)),
+                text(&w.description),
+                if evidence.is_empty() {
+                    "none recorded".to_owned()
+                } else {
+                    evidence.join("<br>")
+                },
+                w.error
+                    .as_ref()
+                    .map_or_else(String::new, |e| format!("<br><b>error:</b> {}", text(e)))
+            );
+        }
+        out.push_str("</table>");
+    }
+
+    if checked.verdict == Verdict::Invalid {
+        for o in &checked.outcomes {
+            if let Some(cex) = &o.counterexample {
+                counterexample_plot(&mut out, &ops, cex);
+            }
+        }
+    }
+    timeline(
+        &mut out,
+        &ops,
+        &analysis.faults,
+        scale,
+        campaign.workload.concurrency,
+    );
+    out.push_str(r#"<p id="op-detail" class="note">Click an operation or a fault to see its details here.</p>"#);
+    latency_plot(&mut out, &ops, &analysis.faults, scale);
+    throughput_plot(&mut out, &ops, &analysis.faults, scale);
+    let _ = write!(
+        out,
+        "<h2>Summary table</h2><pre>{}</pre><script>{PAGE_SCRIPT}</script></body></html>\n",
+        text(&checked.table)
+    );
+    out
+}

@@ -1,0 +1,187 @@
+//! What a run leaves for people and CI, beside its history.
+//!
+//! * [`write_run_results`] — at the end of a run: `summary.txt`, `results.json`,
+//!   `history.edn` (Jepsen's EDN, written from the recorded history), `junit.xml` and
+//!   `report.html`.
+//! * [`html`] — the self-contained HTML report of one run.
+//! * [`junit`] — JUnit XML, a test case per checker.
+//! * [`runs`] — one table over many stored runs (`splitbrain report`).
+//! * [`progress`] — the progress line while a run is going.
+//! * [`recheck_run`] — checks a stored run again with its own settings.
+
+pub mod html;
+pub mod junit;
+pub mod progress;
+pub mod runs;
+
+use crate::campaign::Campaign;
+use crate::summary::{self, Checked, RunFacts};
+use splitbrain_checkers::History;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Writing or reading a run's results failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("rendering junit.xml: {0}")]
+    Junit(#[from] quick_junit::SerializeError),
+    #[error("{}: not a run directory (no {missing})", dir.display())]
+    NotARun { dir: PathBuf, missing: &'static str },
+    #[error("{}: reading the history: {message}", dir.display())]
+    History { dir: PathBuf, message: String },
+    #[error("checking {}: {message}", dir.display())]
+    Check { dir: PathBuf, message: String },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn write_file(path: &Path, data: &[u8]) -> Result<(), ReportError> {
+    std::fs::write(path, data).map_err(io_error(path))
+}
+
+/// Writes `summary.txt`, `results.json`, `history.edn`, `junit.xml` and `report.html` into
+/// the run directory `dir`.
+pub fn write_run_results(
+    dir: &Path,
+    history: &History,
+    facts: &RunFacts,
+    checked: &Checked,
+) -> Result<(), ReportError> {
+    write_file(&dir.join("summary.txt"), checked.table.as_bytes())?;
+    let json_path = dir.join("results.json");
+    let json = serde_json::to_string_pretty(&checked.json).map_err(|source| ReportError::Json {
+        path: json_path.clone(),
+        source,
+    })?;
+    write_file(&json_path, (json + "\n").as_bytes())?;
+    write_history_edn(&dir.join("history.edn"), history)?;
+    let xml = junit::to_xml(&junit::report([junit::suite(facts, checked)]))?;
+    write_file(&dir.join("junit.xml"), xml.as_bytes())?;
+    write_file(
+        &dir.join("report.html"),
+        html::render(facts, history, checked).as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// The history as Jepsen EDN, one op map per line.
+pub fn write_history_edn(path: &Path, history: &History) -> Result<(), ReportError> {
+    let file = std::fs::File::create(path).map_err(io_error(path))?;
+    let mut out = std::io::BufWriter::new(file);
+    splitbrain_checkers::formats::edn::write_history(&mut out, &history.events)
+        .and_then(|()| out.flush())
+        .map_err(io_error(path))
+}
+
+/// What was recorded about a stored run, beside its history.
+#[derive(Debug)]
+pub struct StoredRun {
+    pub dir: PathBuf,
+    pub campaign: Campaign,
+    pub seed: u64,
+    pub run_id: String,
+    pub nodes: Vec<String>,
+    pub main_elapsed: Duration,
+    pub interrupted: bool,
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(io_error(path))?;
+    serde_json::from_str(&text).map_err(|source| ReportError::Json {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Whether `dir` holds a run (a campaign and a history).
+pub fn is_run_dir(dir: &Path) -> bool {
+    dir.join("campaign.json").is_file() && dir.join("history.jsonl").is_file()
+}
+
+/// Reads a run directory's campaign and recorded facts.
+pub fn load_run(dir: &Path) -> Result<StoredRun, ReportError> {
+    if !dir.join("history.jsonl").is_file() {
+        return Err(ReportError::NotARun {
+            dir: dir.to_owned(),
+            missing: "history.jsonl",
+        });
+    }
+    let campaign_path = dir.join("campaign.json");
+    if !campaign_path.is_file() {
+        return Err(ReportError::NotARun {
+            dir: dir.to_owned(),
+            missing: "campaign.json",
+        });
+    }
+    let campaign: Campaign =
+        serde_json::from_value(read_json(&campaign_path)?).map_err(|source| ReportError::Json {
+            path: campaign_path.clone(),
+            source,
+        })?;
+    // The environment and the results are optional: a run that died before its end has
+    // neither results nor a clean end, and is still checkable.
+    let env = read_json(&dir.join("environment.json")).unwrap_or_default();
+    let results = read_json(&dir.join("results.json")).unwrap_or_default();
+    let seed = env["seed"].as_u64().or(campaign.seed).unwrap_or_default();
+    let run_id = env["run_id"].as_str().unwrap_or_default().to_owned();
+    let nodes = match results["nodes"].as_array() {
+        Some(nodes) => nodes
+            .iter()
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect(),
+        None => (1..=campaign.nodes)
+            .map(crate::topology::node_name)
+            .collect(),
+    };
+    Ok(StoredRun {
+        dir: dir.to_owned(),
+        seed,
+        run_id,
+        nodes,
+        main_elapsed: Duration::from_secs_f64(results["main_phase_s"].as_f64().unwrap_or(0.0)),
+        interrupted: results["interrupted"].as_bool().unwrap_or(false),
+        campaign,
+    })
+}
+
+/// Checks a stored run again with its own settings (model, time limit, evidence threshold
+/// from its `campaign.json`). Nothing in the run directory is changed.
+pub fn recheck_run(dir: &Path) -> Result<(StoredRun, Checked), ReportError> {
+    let run = load_run(dir)?;
+    let read =
+        splitbrain_checkers::formats::read_file(&dir.join("history.jsonl"), &Default::default())
+            .map_err(|e| ReportError::History {
+                dir: dir.to_owned(),
+                message: e.to_string(),
+            })?;
+    let facts = RunFacts {
+        campaign: &run.campaign,
+        seed: run.seed,
+        run_id: &run.run_id,
+        nodes: run.nodes.clone(),
+        main_elapsed: run.main_elapsed,
+        interrupted: run.interrupted,
+    };
+    let checked =
+        summary::check_and_summarise(&read.history, &facts).map_err(|e| ReportError::Check {
+            dir: dir.to_owned(),
+            message: format!("{e:#}"),
+        })?;
+    Ok((run, checked))
+}

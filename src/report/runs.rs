@@ -1,0 +1,175 @@
+//! One table over many stored runs (`splitbrain report`): what ran, what it did, what the
+//! checkers said, newest first.
+
+use super::{load_run, read_json, ReportError};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use tabled::{builder::Builder, settings::Style};
+
+/// One run as the report table shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub dir: PathBuf,
+    /// RFC 3339 start time (from the environment; the directory name's stamp otherwise).
+    pub started: String,
+    pub campaign: String,
+    pub system: String,
+    /// Fault kinds injected (the campaign's when the run has no results).
+    pub faults: Vec<String>,
+    /// `None` for a run that never finished (no `results.json`).
+    pub operations: Option<u64>,
+    pub availability: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// `valid`, `invalid`, `unknown`, or `None` for a run that never finished.
+    pub verdict: Option<String>,
+}
+
+/// How deep below the root run directories are looked for (`<root>/<campaign>/<run>`).
+const MAX_DEPTH: usize = 3;
+
+fn collect(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) {
+    if super::is_run_dir(dir) {
+        found.push(dir.to_owned());
+        return;
+    }
+    if depth == 0 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        // `latest` is a symlink to a run listed anyway.
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            collect(&entry.path(), depth - 1, found);
+        }
+    }
+}
+
+/// Every run below `root` (or `root` itself when it is a run), newest first, optionally only
+/// those of one campaign.
+pub fn scan(root: &Path, campaign: Option<&str>) -> Result<Vec<RunRow>, ReportError> {
+    if !root.is_dir() {
+        return Err(ReportError::Io {
+            path: root.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+        });
+    }
+    let mut dirs = Vec::new();
+    collect(root, MAX_DEPTH, &mut dirs);
+    let mut rows = Vec::new();
+    for dir in dirs {
+        // A run directory that cannot be read (an older layout, a half-written file) is
+        // left out rather than failing the whole table.
+        let Ok(row) = row_of(&dir) else { continue };
+        if campaign.is_some_and(|c| c != row.campaign) {
+            continue;
+        }
+        rows.push(row);
+    }
+    rows.sort_by(|a, b| b.started.cmp(&a.started).then_with(|| b.dir.cmp(&a.dir)));
+    Ok(rows)
+}
+
+fn row_of(dir: &Path) -> Result<RunRow, ReportError> {
+    let run = load_run(dir)?;
+    let env = read_json(&dir.join("environment.json")).unwrap_or_default();
+    let results = read_json(&dir.join("results.json")).ok();
+    let started = env["started_at"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+    let campaign_faults: Vec<String> = run
+        .campaign
+        .nemesis
+        .kinds()
+        .iter()
+        .map(|k| k.name().to_owned())
+        .collect();
+    let (faults, operations, availability, p99_ms, verdict) = match &results {
+        Some(r) => {
+            let ops = &r["operations"];
+            let count = ["ok", "fail", "info", "pending"]
+                .iter()
+                .filter_map(|k| ops[*k].as_u64())
+                .sum::<u64>();
+            let faults = match r["fault_kinds"].as_array() {
+                Some(kinds) => kinds
+                    .iter()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .collect(),
+                None => campaign_faults,
+            };
+            (
+                faults,
+                Some(count),
+                ops["availability"].as_f64(),
+                ops["latency_ms"][2].as_f64(),
+                r["verdict"].as_str().map(str::to_owned),
+            )
+        }
+        None => (campaign_faults, None, None, None, None),
+    };
+    Ok(RunRow {
+        dir: dir.to_owned(),
+        started,
+        system: run.campaign.system.name(),
+        campaign: run.campaign.name,
+        faults,
+        operations,
+        availability,
+        p99_ms,
+        verdict,
+    })
+}
+
+/// The rows as a table.
+pub fn table(rows: &[RunRow]) -> String {
+    let mut b = Builder::default();
+    b.push_record([
+        "started",
+        "campaign",
+        "system",
+        "faults",
+        "ops",
+        "availability",
+        "p99",
+        "verdict",
+        "run",
+    ]);
+    for r in rows {
+        b.push_record([
+            r.started.clone(),
+            r.campaign.clone(),
+            r.system.clone(),
+            if r.faults.is_empty() {
+                "none".to_owned()
+            } else {
+                r.faults.join(", ")
+            },
+            r.operations
+                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            r.availability
+                .map_or_else(|| "-".to_owned(), |a| format!("{:.1}%", a * 100.0)),
+            r.p99_ms
+                .map_or_else(|| "-".to_owned(), |p| format!("{p:.1}ms")),
+            r.verdict
+                .clone()
+                .unwrap_or_else(|| "not finished".to_owned()),
+            r.dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ]);
+    }
+    let mut table = b.build();
+    table.with(Style::sharp());
+    format!("{table}\n")
+}

@@ -1,0 +1,240 @@
+//! `splitbrain run` against a real cluster in namespaces, interrupted: Ctrl-C and SIGTERM
+//! leave nothing behind and the history so far is checkable; after a SIGKILL of the
+//! controller, `splitbrain cleanup --run ID` removes what it left.
+//!
+//! Needs root and the `clusterkv` binary (built by `cargo test --workspace`); without them
+//! each test prints why it skips.
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SPLITBRAIN: &str = env!("CARGO_BIN_EXE_splitbrain");
+
+fn skip_reason() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("needs root (network namespaces, cgroups)".into());
+    }
+    let clusterkv = splitbrain::system::clusterkv::locate_binary();
+    if !clusterkv.is_file() && which("clusterkv").is_none() {
+        return Some(format!(
+            "clusterkv binary not built ({}); run `cargo test --workspace`",
+            clusterkv.display()
+        ));
+    }
+    None
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Starts a long raft run writing under `results`.
+fn start_run(results: &Path) -> Child {
+    let campaign = results.join("campaign.yaml");
+    std::fs::write(
+        &campaign,
+        "name: interrupt\nsystem: {clusterkv: {arch: raft}}\nnodes: 3\n\
+         workload: {kind: kv, concurrency: 4, rate: 200, duration: 120s, timeout: 500ms}\n",
+    )
+    .unwrap();
+    Command::new(SPLITBRAIN)
+        .arg("run")
+        .arg(&campaign)
+        .arg("--results")
+        .arg(results)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the run has recorded `lines` history lines; returns its directory.
+fn wait_for_history(results: &Path, lines: usize) -> PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let dir = std::fs::read_dir(results.join("interrupt"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .map(|e| e.path());
+        if let Some(dir) = dir {
+            let text = std::fs::read_to_string(dir.join("history.jsonl")).unwrap_or_default();
+            if text.lines().count() >= lines {
+                return dir;
+            }
+        }
+        assert!(Instant::now() < deadline, "the run recorded no history");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn run_id(dir: &Path) -> String {
+    let env: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("environment.json")).unwrap())
+            .unwrap();
+    env["run_id"].as_str().unwrap().to_owned()
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the controller did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What of run `id` still exists: namespaces, cgroups, processes started for it.
+fn leftovers(id: &str, results: &Path) -> Vec<String> {
+    let mut left = Vec::new();
+    for ns in splitbrain::netns::list().unwrap_or_default() {
+        if ns.starts_with(&format!("sb-{id}-")) {
+            left.push(format!("namespace {ns}"));
+        }
+    }
+    if let Ok(root) = splitbrain::cgroup::harness_root() {
+        if root.join(id).exists() {
+            left.push(format!("cgroup {}", root.join(id).display()));
+        }
+    }
+    // Node processes name their data directory, which lies under `results`.
+    let marker = results.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(&marker) && !cmdline.contains(SPLITBRAIN) {
+            left.push(format!(
+                "process {}: {cmdline}",
+                entry.file_name().to_string_lossy()
+            ));
+        }
+    }
+    left
+}
+
+fn assert_history_checkable(dir: &Path) {
+    let status = Command::new(SPLITBRAIN)
+        .args(["check", "--model", "kv"])
+        .arg(dir.join("history.jsonl"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        matches!(status.code(), Some(0..=2)),
+        "history not checkable: {status}"
+    );
+}
+
+fn interrupt_with(signal: Signal) {
+    if let Some(why) = skip_reason() {
+        println!("skipped: {why}");
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let mut child = start_run(results.path());
+    let dir = wait_for_history(results.path(), 40);
+    let id = run_id(&dir);
+    assert!(
+        !leftovers(&id, results.path()).is_empty(),
+        "the run is live: its namespaces exist"
+    );
+    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(60));
+    let left = leftovers(&id, results.path());
+    assert!(left.is_empty(), "left behind after {signal}: {left:?}");
+    assert_eq!(status.code(), Some(130), "exit status after {signal}");
+    assert_history_checkable(&dir);
+    assert!(
+        dir.join("summary.txt").is_file(),
+        "interrupted runs are still checked"
+    );
+}
+
+#[test]
+fn ctrl_c_cleans_up_and_keeps_a_checkable_history() {
+    interrupt_with(Signal::SIGINT);
+}
+
+#[test]
+fn sigterm_cleans_up_and_keeps_a_checkable_history() {
+    interrupt_with(Signal::SIGTERM);
+}
+
+#[test]
+fn after_sigkill_cleanup_removes_everything() {
+    if let Some(why) = skip_reason() {
+        println!("skipped: {why}");
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let mut child = start_run(results.path());
+    let dir = wait_for_history(results.path(), 40);
+    let id = run_id(&dir);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The nodes live in their own sessions and cgroups: they outlive the controller.
+    let left = leftovers(&id, results.path());
+    assert!(
+        left.iter().any(|l| l.starts_with("namespace")),
+        "expected the dead controller's cluster to be left: {left:?}"
+    );
+    let out = Command::new(SPLITBRAIN)
+        .args(["cleanup", "--run", &id])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "cleanup failed: {out:?}");
+    let left = leftovers(&id, results.path());
+    assert!(left.is_empty(), "left behind after cleanup: {left:?}");
+    // What was recorded up to the kill is a readable, checkable history.
+    assert_history_checkable(&dir);
+}
+
+#[test]
+fn a_node_that_cannot_start_fails_the_run_and_leaves_nothing() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped: needs root (network namespaces, cgroups)");
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let campaign = results.path().join("campaign.yaml");
+    std::fs::write(
+        &campaign,
+        "name: broken\nsystem:\n  command:\n    node: {program: /bin/false, port: 7000, readiness: {tcp_port: 7000}}\n    \
+         client: {program: /bin/cat, args: []}\nnodes: 3\nworkload: {kind: kv, duration: 5s}\n",
+    )
+    .unwrap();
+    let out = Command::new(SPLITBRAIN)
+        .arg("run")
+        .arg(&campaign)
+        .arg("--results")
+        .arg(results.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("n1") || stderr.contains("exit"), "{stderr}");
+    let dir = std::fs::read_dir(results.path().join("broken"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let id = run_id(&dir);
+    let left = leftovers(&id, results.path());
+    assert!(
+        left.is_empty(),
+        "left behind after a failed start: {left:?}"
+    );
+}

@@ -211,6 +211,7 @@ pub fn table(rows: &[Row]) -> String {
         "healthy",
         "p99",
         "p99 during fault",
+        "note",
     ]);
     for r in rows {
         let mut record = vec![r.system.clone(), r.fault.clone()];
@@ -232,16 +233,17 @@ pub fn table(rows: &[Row]) -> String {
                 percent(*healthy),
                 millis(Some(*p99_ms)),
                 millis(*p99_during_fault_ms),
+                String::new(),
             ]),
             Cell::Refused { reason } => {
                 record.push("refused".to_owned());
-                record.push(gist(reason, 90));
-                record.extend(std::iter::repeat_n(String::new(), 5));
+                record.extend(std::iter::repeat("-".to_owned()).take(6));
+                record.push(gist(reason, 110));
             }
             Cell::Error { reason } => {
                 record.push("error".to_owned());
-                record.push(gist(reason, 90));
-                record.extend(std::iter::repeat_n(String::new(), 5));
+                record.extend(std::iter::repeat("-".to_owned()).take(6));
+                record.push(gist(reason, 110));
             }
         }
         b.push_record(record);

@@ -585,7 +585,8 @@ fn describe_counterexample(c: &Counterexample) -> String {
 
 fn describe_op(op: &OpSummary) -> String {
     let observed = match &op.output {
-        Some(out) if *out != op.value => format!(" -> {out}"),
+        // A read's invocation value is nil: show what it saw, even when that is nil too.
+        Some(out) if *out != op.value || op.value.is_nil() => format!(" -> {out}"),
         _ => String::new(),
     };
     format!(

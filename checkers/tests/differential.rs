@@ -1199,7 +1199,7 @@ fn measure_porcupine_etcd_corpus() {
             &history,
             &spec,
             &CheckOptions {
-                jobs: 1,
+                jobs: 2,
                 ..CheckOptions::default()
             },
         )

@@ -97,3 +97,23 @@ fn two_million_lines_parse_in_well_under_a_second() {
         assert!(best_cpu < Duration::from_secs(3), "cpu {best_cpu:?}");
     }
 }
+
+#[test]
+#[ignore = "timing; run in release"]
+fn edn_reading_speed() {
+    let jsonl = million_op_history();
+    let history = read_bytes(&jsonl, &ReadOptions::default()).unwrap().history;
+    drop(jsonl);
+    let mut data = Vec::new();
+    splitbrain_checkers::formats::edn::write_history(&mut data, &history.events).unwrap();
+    let start = Instant::now();
+    let cpu_start = cpu_time();
+    let out = read_bytes(&data, &ReadOptions::default()).unwrap();
+    println!(
+        "EDN, 2,000,000 lines ({} MB): wall {:.3} s, cpu {:.2} s",
+        data.len() / 1_000_000,
+        start.elapsed().as_secs_f64(),
+        (cpu_time() - cpu_start).as_secs_f64()
+    );
+    assert_eq!(out.history, history);
+}

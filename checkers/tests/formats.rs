@@ -441,6 +441,10 @@ fn format_detection() {
         Format::detect(b"INFO  jepsen.core - x\nINFO  jepsen.util - 0\t:invoke\t:read\tnil\n"),
         Some(Format::JepsenLog)
     );
+    assert_eq!(
+        Format::detect(b"[2017-01-01 10:00] INFO  jepsen.util - 0\t:invoke\t:read\tnil\n"),
+        Some(Format::JepsenLog)
+    );
     assert_eq!(Format::detect(b"hello world\n"), None);
     assert_eq!(Format::detect(b""), None);
     assert_eq!("jepsen-log".parse::<Format>(), Ok(Format::JepsenLog));

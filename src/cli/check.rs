@@ -23,7 +23,8 @@ use tabled::settings::Style;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// History files to check: our JSON Lines, Jepsen EDN, or Jepsen log lines.
+    /// History files to check: our JSON Lines, Jepsen EDN, or Jepsen log lines. A run
+    /// directory (results/<campaign>/<run>) is checked again with the run's own settings.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// The model to check against: register, cas-register, kv, kv-append, mutex, set,
@@ -123,6 +124,11 @@ struct Report {
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
+    if let [dir] = args.files.as_slice() {
+        if dir.is_dir() {
+            return recheck_run_dir(dir, args.json);
+        }
+    }
     let spec = ModelSpec {
         kind: args.model,
         initial: args.initial_value.clone().unwrap_or_default(),
@@ -413,4 +419,22 @@ fn print_overall(report: &Report) {
         count(Verdict::Unknown),
         errors
     );
+}
+
+/// `check RUN_DIR`: the stored history checked again with the model, time limit and
+/// evidence threshold of the run's `campaign.json`; the run directory is left unchanged.
+fn recheck_run_dir(dir: &Path, json: bool) -> anyhow::Result<u8> {
+    let (_, checked) = match crate::report::recheck_run(dir) {
+        Ok(done) => done,
+        Err(e) => {
+            eprintln!("splitbrain: {e}");
+            return Ok(exit::DATA_ERR);
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&checked.json)?);
+    } else {
+        print!("{}", checked.table);
+    }
+    Ok(checked.verdict.exit_code() as u8)
 }

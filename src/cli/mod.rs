@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 mod check;
 mod cleanup;
+mod compare;
 mod doctor;
+mod report;
 mod run;
 
 #[derive(Debug, Parser)]
@@ -29,6 +31,11 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Remove what crashed runs left behind: namespaces, cgroups and their processes.
     Cleanup(cleanup::CleanupArgs),
+    /// One table over stored runs: campaign, system, faults, operations, availability, p99,
+    /// verdict; newest first.
+    Report(report::ReportArgs),
+    /// Run one workload and fault schedule against several systems and compare them.
+    Compare(compare::CompareArgs),
 }
 
 /// Parses the command line, runs the subcommand, maps errors to exit codes.
@@ -48,6 +55,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run_command(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Cleanup(args) => cleanup::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Compare(args) => compare::run(args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

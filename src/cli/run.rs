@@ -2,8 +2,8 @@
 
 use crate::exit;
 use crate::report::progress::ProgressStyle;
-use anyhow::Context;
 use crate::run::{run, RunOptions};
+use anyhow::Context;
 use clap::Args;
 use splitbrain_checkers::Verdict;
 use std::path::PathBuf;
@@ -124,14 +124,16 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
         std::fs::write(path, xml).with_context(|| format!("writing {}", path.display()))?;
     }
     if cancel.is_cancelled() {
-        eprintln!("splitbrain: interrupted; the cluster is cleaned up and the history so far was checked");
+        eprintln!(
+            "splitbrain: interrupted; the cluster is cleaned up and the history so far was checked"
+        );
         return Ok(130);
     }
     Ok(overall.exit_code() as u8)
 }
 
 /// Ctrl-C and SIGTERM cancel the run; the run then heals, stops and cleans up.
-fn watch_signals(cancel: CancellationToken) -> anyhow::Result<()> {
+pub(super) fn watch_signals(cancel: CancellationToken) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

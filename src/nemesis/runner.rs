@@ -509,6 +509,8 @@ fn apply(ctx: &NemesisContext, action: &Action, prepared: Prepared) -> Applied {
                 Fields::default()
                     .list("nodes", &nodes)
                     .list("evidence", &evidence)
+                    // Node::pause returns only once cgroup.events says frozen.
+                    .value("effective", Value::Bool(!evidence.is_empty()))
                     .opt("note", note),
             ))
         }
@@ -530,6 +532,8 @@ fn apply(ctx: &NemesisContext, action: &Action, prepared: Prepared) -> Applied {
                 Fields::default()
                     .list("nodes", &nodes)
                     .list("evidence", &evidence)
+                    // Node::kill returns only once the process is reaped.
+                    .value("effective", Value::Bool(!evidence.is_empty()))
                     .opt("note", note),
             ))
         }
@@ -701,7 +705,13 @@ fn apply_partition(
 fn evidence(ctx: &NemesisContext, undo: &Undo) -> Fields {
     match undo {
         Undo::Cut(cut) => {
-            Fields::default().list("evidence", &partition_evidence(ctx, &cut.grudge, true))
+            let evidence = partition_evidence(ctx, &cut.grudge, true);
+            // In force: the pair across the cut is blocked, the pair on one side is not.
+            let effective = evidence.first().is_some_and(|e| e.contains(": blocked"))
+                && evidence.iter().skip(1).all(|e| e.ends_with(": reachable"));
+            Fields::default()
+                .list("evidence", &evidence)
+                .value("effective", Value::Bool(effective))
         }
         Undo::ClockReset { nodes, .. } => {
             Fields::default().list("observed", &observed_clocks(ctx, nodes))

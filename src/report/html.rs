@@ -25,6 +25,8 @@ pub const MAX_TIMELINE_OPS: usize = 3000;
 pub const MAX_SCATTER_POINTS: usize = 5000;
 /// Operations of the offending key drawn at most (around the one that breaks it).
 pub const MAX_COUNTEREXAMPLE_OPS: usize = 200;
+/// Prefix operations drawn before the one that breaks it.
+const PREFIX_DRAWN: usize = 12;
 
 const PLOT_LEFT: f64 = 90.0;
 const PLOT_WIDTH: f64 = 1000.0;
@@ -125,7 +127,11 @@ impl TimeScale {
             let s = i as f64 * step;
             let x = self.x((s * 1e9) as u64);
             let label = if step < 1.0 {
-                format!("{s:.3}").trim_end_matches('0').to_owned() + "s"
+                format!("{s:.3}")
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_owned()
+                    + "s"
             } else {
                 format!("{s:.0}s")
             };
@@ -189,7 +195,7 @@ fn fault_title(w: &FaultWindow) -> String {
         w.description
     );
     for e in &w.evidence {
-        t.push_str("\n");
+        t.push('\n');
         t.push_str(e);
     }
     if let Some(e) = &w.error {
@@ -244,7 +250,7 @@ fn timeline(
         r#"<p class="note">Operations per client slot (a slot continues under a new process id after an indeterminate operation). Fault windows shaded red. {}</p>"#,
         if stride > 1 {
             format!(
-                "Sampled: every {stride}th operation is drawn ({} of {}), to keep the page usable.",
+                "Sampled: 1 in {stride} operations is drawn ({} of {}), to keep the page usable.",
                 shown.len(),
                 ops.len()
             )
@@ -301,7 +307,7 @@ fn latency_plot(out: &mut String, ops: &[ClientOp], faults: &[FaultWindow], scal
         r#"<p class="note">Latency of each completed operation (log scale) at its invocation time. {}</p>"#,
         if stride > 1 {
             format!(
-                "Sampled: every {stride}th operation ({} of {}).",
+                "Sampled: 1 in {stride} operations is drawn ({} of {}).",
                 shown.len(),
                 completed.len()
             )
@@ -432,14 +438,34 @@ fn counterexample_plot(out: &mut String, ops: &[ClientOp], cex: &Counterexample)
         .enumerate()
         .map(|(i, op)| (op.index, i + 1))
         .collect();
-    let culprit = key_ops
+    // Focus on the end of the story: the last few prefix operations, the culprit, and
+    // whatever ran concurrently with them.
+    let culprit = key_ops.iter().find(|o| o.index == cex.operation.index);
+    let mut tail: Vec<&ClientOp> = key_ops
         .iter()
-        .position(|o| o.index == cex.operation.index)
-        .unwrap_or(0);
-    // Around the culprit: what came just before it is what the reader needs.
-    let from = culprit.saturating_sub(MAX_COUNTEREXAMPLE_OPS * 3 / 4);
-    let to = (from + MAX_COUNTEREXAMPLE_OPS).min(key_ops.len());
-    let shown = &key_ops[from..to];
+        .copied()
+        .filter(|o| {
+            order
+                .get(&o.index)
+                .is_some_and(|n| n + PREFIX_DRAWN > cex.prefix.len())
+        })
+        .collect();
+    tail.extend(culprit);
+    let window_start = tail.iter().map(|o| o.start_ns).min();
+    let window_end = tail.iter().map(|o| o.end_ns.unwrap_or(o.start_ns)).max();
+    let shown: Vec<&ClientOp> = match (window_start, window_end) {
+        (Some(from), Some(to)) => key_ops
+            .iter()
+            .copied()
+            .filter(|o| o.start_ns <= to && o.end_ns.map_or(true, |e| e >= from))
+            .take(MAX_COUNTEREXAMPLE_OPS)
+            .collect(),
+        _ => key_ops
+            .iter()
+            .copied()
+            .take(MAX_COUNTEREXAMPLE_OPS)
+            .collect(),
+    };
     let key = cex
         .key
         .as_ref()
@@ -451,27 +477,27 @@ fn counterexample_plot(out: &mut String, ops: &[ClientOp], cex: &Counterexample)
         text(&key),
         if shown.len() < key_ops.len() {
             format!(
-                " Showing {} of the key's {} operations, around the one that breaks it.",
+                " Showing {} of the key's {} operations: the last {} of the prefix, the one that breaks it, and what ran concurrently.",
                 shown.len(),
-                key_ops.len()
+                key_ops.len(),
+                PREFIX_DRAWN.min(cex.prefix.len())
             )
         } else {
             String::new()
         }
     );
-    let Some(start) = shown.iter().map(|o| o.start_ns).min() else {
+    let (Some(start), Some(end)) = (window_start, window_end) else {
         let _ = write!(out, "<pre>{}</pre>", text(&counterexample_text(cex)));
         return;
     };
-    let end = shown
-        .iter()
-        .map(|o| o.end_ns.unwrap_or(o.start_ns))
-        .max()
-        .unwrap_or(start)
-        .max(start + 1);
-    let scale = TimeScale { start, end };
+    let pad = (end.saturating_sub(start) / 30).max(1);
+    let end = end + pad;
+    let scale = TimeScale {
+        start: start.saturating_sub(pad),
+        end,
+    };
     let mut lanes: BTreeMap<u64, usize> = BTreeMap::new();
-    for o in shown {
+    for o in &shown {
         let n = lanes.len();
         lanes.entry(o.process).or_insert(n);
     }
@@ -479,8 +505,8 @@ fn counterexample_plot(out: &mut String, ops: &[ClientOp], cex: &Counterexample)
     for (i, p) in sorted.iter().enumerate() {
         lanes.insert(*p, i);
     }
-    let lane = 22.0;
-    let top = 10.0;
+    let lane = 26.0;
+    let top = 14.0;
     let height = lane * lanes.len() as f64;
     let _ = write!(
         out,
@@ -495,7 +521,7 @@ fn counterexample_plot(out: &mut String, ops: &[ClientOp], cex: &Counterexample)
             top + lane * (*i as f64 + 0.65)
         );
     }
-    for o in shown {
+    for o in &shown {
         let class = if o.index == cex.operation.index {
             "culprit"
         } else if order.contains_key(&o.index) {
@@ -524,13 +550,22 @@ fn counterexample_plot(out: &mut String, ops: &[ClientOp], cex: &Counterexample)
             }
             None => String::new(),
         };
-        if !label.is_empty() && x1 - x0 > 24.0 {
+        // The whole label inside a wide enough bar; otherwise just the number (or ✗) above.
+        if !label.is_empty() && x1 - x0 > 7.0 * label.chars().count() as f64 {
             let _ = write!(
                 out,
                 r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
                 x0 + 3.0,
                 y0 + lane - 9.0,
                 text(&label)
+            );
+        } else if let Some(short) = label.split(' ').next().filter(|s| !s.is_empty()) {
+            let _ = write!(
+                out,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                (x0 + x1) / 2.0,
+                y0 - 1.0,
+                text(short.trim_end_matches('.'))
             );
         }
     }
@@ -684,9 +719,9 @@ pub fn render(facts: &RunFacts, history: &History, checked: &Checked) -> String 
     out.push_str(r#"<p id="op-detail" class="note">Click an operation or a fault to see its details here.</p>"#);
     latency_plot(&mut out, &ops, &analysis.faults, scale);
     throughput_plot(&mut out, &ops, &analysis.faults, scale);
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<h2>Summary table</h2><pre>{}</pre><script>{PAGE_SCRIPT}</script></body></html>\n",
+        "<h2>Summary table</h2><pre>{}</pre><script>{PAGE_SCRIPT}</script></body></html>",
         text(&checked.table)
     );
     out

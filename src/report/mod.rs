@@ -114,6 +114,20 @@ pub fn is_run_dir(dir: &Path) -> bool {
     dir.join("campaign.json").is_file() && dir.join("history.jsonl").is_file()
 }
 
+impl StoredRun {
+    /// The facts the summary and the reports need.
+    pub fn facts(&self) -> RunFacts<'_> {
+        RunFacts {
+            campaign: &self.campaign,
+            seed: self.seed,
+            run_id: &self.run_id,
+            nodes: self.nodes.clone(),
+            main_elapsed: self.main_elapsed,
+            interrupted: self.interrupted,
+        }
+    }
+}
+
 /// Reads a run directory's campaign and recorded facts.
 pub fn load_run(dir: &Path) -> Result<StoredRun, ReportError> {
     if !dir.join("history.jsonl").is_file() {
@@ -170,14 +184,7 @@ pub fn recheck_run(dir: &Path) -> Result<(StoredRun, Checked), ReportError> {
                 dir: dir.to_owned(),
                 message: e.to_string(),
             })?;
-    let facts = RunFacts {
-        campaign: &run.campaign,
-        seed: run.seed,
-        run_id: &run.run_id,
-        nodes: run.nodes.clone(),
-        main_elapsed: run.main_elapsed,
-        interrupted: run.interrupted,
-    };
+    let facts = run.facts();
     let checked =
         summary::check_and_summarise(&read.history, &facts).map_err(|e| ReportError::Check {
             dir: dir.to_owned(),

@@ -193,7 +193,7 @@ pub(crate) fn read(data: &[u8]) -> Result<RawEvents, DataError> {
         .collect();
     for (event, &line) in raw.events.iter().zip(&raw.lines) {
         let given = (event.index != NO_INDEX).then_some(event.index);
-        raw.note_given_index(given, line);
+        raw.order.note(given, line);
     }
     Ok(raw)
 }

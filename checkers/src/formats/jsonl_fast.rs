@@ -32,23 +32,23 @@ pub(crate) fn parse_line(line: &[u8]) -> Option<(Event, Option<u64>)> {
     }
     loop {
         c.ws();
-        let name = c.plain_str()?;
+        let name = c.plain_bytes()?;
         c.ws();
         c.eat(b':')?;
         c.ws();
         let bit = match name {
-            "index" => {
+            b"index" => {
                 index = c.opt_u64()?;
                 1
             }
-            "time" => {
+            b"time" => {
                 time = c.opt_u64()?;
                 2
             }
-            "process" => {
+            b"process" => {
                 process = Some(if c.peek() == Some(b'"') {
-                    match c.plain_str()? {
-                        "nemesis" => Process::Nemesis,
+                    match c.plain_bytes()? {
+                        b"nemesis" => Process::Nemesis,
                         _ => return None,
                     }
                 } else {
@@ -56,29 +56,29 @@ pub(crate) fn parse_line(line: &[u8]) -> Option<(Event, Option<u64>)> {
                 });
                 4
             }
-            "type" => {
-                kind = Some(match c.plain_str()? {
-                    "invoke" => EventType::Invoke,
-                    "ok" => EventType::Ok,
-                    "fail" => EventType::Fail,
-                    "info" => EventType::Info,
+            b"type" => {
+                kind = Some(match c.plain_bytes()? {
+                    b"invoke" => EventType::Invoke,
+                    b"ok" => EventType::Ok,
+                    b"fail" => EventType::Fail,
+                    b"info" => EventType::Info,
                     _ => return None,
                 });
                 8
             }
-            "f" => {
+            b"f" => {
                 f = Some(c.plain_str()?.to_owned());
                 16
             }
-            "key" => {
+            b"key" => {
                 key = Some(c.value(0)?);
                 32
             }
-            "value" => {
+            b"value" => {
                 value = Some(c.value(0)?);
                 64
             }
-            "node" => {
+            b"node" => {
                 node = if c.null() {
                     None
                 } else {
@@ -86,7 +86,7 @@ pub(crate) fn parse_line(line: &[u8]) -> Option<(Event, Option<u64>)> {
                 };
                 128
             }
-            "error" => {
+            b"error" => {
                 error = Some(c.value(0)?);
                 256
             }
@@ -159,8 +159,9 @@ impl<'a> Cursor<'a> {
         self.literal(b"null")
     }
 
-    /// A string without escapes or control characters.
-    fn plain_str(&mut self) -> Option<&'a str> {
+    /// The bytes of a string without escapes or control characters; field names and
+    /// enumerated values are compared as bytes, without a UTF-8 check.
+    fn plain_bytes(&mut self) -> Option<&'a [u8]> {
         self.eat(b'"')?;
         let rest = &self.b[self.i..];
         let len = memchr::memchr2(b'"', b'\\', rest)?;
@@ -172,7 +173,13 @@ impl<'a> Cursor<'a> {
             return None;
         }
         self.i += len + 1;
-        std::str::from_utf8(bytes).ok()
+        Some(bytes)
+    }
+
+    /// A string without escapes or control characters, as text.
+    fn plain_str(&mut self) -> Option<&'a str> {
+        self.plain_bytes()
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
     }
 
     /// An integer as JSON writes it (no leading zeros), not followed by a fraction or an

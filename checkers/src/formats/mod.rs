@@ -49,12 +49,13 @@ impl Format {
         }
     }
 
-    /// Guesses the format from the content: JSON object on the first line → jsonl; `{`, `[`,
-    /// `(`, `#` or `;` first → EDN; a `jepsen.util -` line → Jepsen log. `None` when none
-    /// applies (including an empty input).
+    /// Guesses the format from the content: a JSON object on the first line → jsonl; `{`
+    /// otherwise → EDN; a `jepsen.util - ` line in the first megabyte → Jepsen log; `[`,
+    /// `(`, `#` or `;` first → EDN. `None` when none applies (including an empty input).
     pub fn detect(data: &[u8]) -> Option<Format> {
         let start = data.iter().position(|b| !b.is_ascii_whitespace())?;
         let rest = &data[start..];
+        let head = &data[..data.len().min(DETECTION_WINDOW)];
         match rest[0] {
             b'{' => {
                 let line_end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
@@ -65,14 +66,19 @@ impl Format {
                     Some(Format::Edn)
                 }
             }
-            b'[' | b'(' | b'#' | b';' => Some(Format::Edn),
-            _ if memchr::memmem::find(data, jepsen_log::MARKER.as_bytes()).is_some() => {
+            // Log lines may start with anything (a timestamp in brackets, say), so the
+            // marker is looked for before the EDN openers.
+            _ if memchr::memmem::find(head, jepsen_log::MARKER.as_bytes()).is_some() => {
                 Some(Format::JepsenLog)
             }
+            b'[' | b'(' | b'#' | b';' => Some(Format::Edn),
             _ => None,
         }
     }
 }
+
+/// How far into the content format detection looks for a Jepsen log marker.
+const DETECTION_WINDOW: usize = 1 << 20;
 
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -212,28 +218,34 @@ pub(crate) struct RawEvents {
     pub events: Vec<Event>,
     /// 1-based line of each event.
     pub lines: Vec<usize>,
-    /// The line of the first event whose index (as given in the file) is not greater than
-    /// the previous given index.
-    pub unordered_line: Option<usize>,
-    /// The last index given in the file so far.
-    pub last_given_index: Option<u64>,
+    /// Whether the file's own indexes increase.
+    pub order: IndexOrder,
     pub warnings: Vec<String>,
 }
 
 impl RawEvents {
     pub fn push(&mut self, event: Event, line: usize, given_index: Option<u64>) {
-        self.note_given_index(given_index, line);
+        self.order.note(given_index, line);
         self.events.push(event);
         self.lines.push(line);
     }
+}
 
-    /// Tracks whether the file's own indexes increase.
-    pub fn note_given_index(&mut self, given_index: Option<u64>, line: usize) {
+/// Tracks whether the indexes a file gives increase.
+#[derive(Debug, Default)]
+pub(crate) struct IndexOrder {
+    /// The line of the first event whose given index is not above the previous one.
+    pub unordered_line: Option<usize>,
+    last: Option<u64>,
+}
+
+impl IndexOrder {
+    pub fn note(&mut self, given_index: Option<u64>, line: usize) {
         if let Some(given) = given_index {
-            if self.unordered_line.is_none() && self.last_given_index.is_some_and(|p| given <= p) {
+            if self.unordered_line.is_none() && self.last.is_some_and(|p| given <= p) {
                 self.unordered_line = Some(line);
             }
-            self.last_given_index = Some(given);
+            self.last = Some(given);
         }
     }
 }
@@ -304,7 +316,7 @@ fn finish(
         split_independent(&mut raw.events, &raw.lines)?;
     }
 
-    if let Some(line) = raw.unordered_line {
+    if let Some(line) = raw.order.unordered_line {
         raw.warnings.push(format!(
             "line {line}: the file's indexes are not increasing; events are kept in file order (taken as real-time order) and renumbered"
         ));

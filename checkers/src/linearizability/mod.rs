@@ -45,15 +45,15 @@
 mod prepare;
 mod search;
 
-use crate::history::{EventType, History, Value};
+use crate::history::{EventType, History};
 use crate::models::{
-    Compiled, FifoQueueModel, KvAppendModel, Model, ModelKind, ModelSpec, MutexModel, Outcome,
-    RawOp, RegisterModel, SetModel, StateId,
+    FifoQueueModel, KvAppendModel, Model, ModelKind, ModelSpec, MutexModel, RegisterModel, SetModel,
 };
 use crate::verdict::{CheckResult, Counterexample, KeyResult, OpSummary, Verdict};
-use prepare::{KeyGroup, Paired};
-use search::{HashMode, KeyOps, Limits, SearchOp, SearchOutcome, StopCause};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use prepare::PairedOp;
+use search::{HashMode, Limits, Search, SearchOutcome, StopCause};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -106,17 +106,15 @@ fn check_with(
     hash_mode: HashMode,
 ) -> Result<CheckResult, PrepareError> {
     let start = Instant::now();
-    let paired = prepare::pair(history)?;
     let name = spec.kind.name();
     let run = Run {
         history,
         spec,
         opts,
-        paired: &paired,
         start,
         hash_mode,
     };
-    let keys = match spec.kind {
+    let (keys, operations) = match spec.kind {
         ModelKind::Register => run.keys(|| RegisterModel::new(name, false))?,
         ModelKind::CasRegister | ModelKind::Kv => run.keys(|| RegisterModel::new(name, true))?,
         ModelKind::KvAppend => run.keys(KvAppendModel::new)?,
@@ -129,63 +127,49 @@ fn check_with(
             .iter()
             .fold(Verdict::Valid, |v, k| v.combine(k.verdict)),
         model: name.to_owned(),
-        operations: paired.ops.len(),
+        operations,
         configurations: keys.iter().map(|k| k.configurations).sum(),
         keys,
         elapsed: start.elapsed(),
     })
 }
 
-/// One key, compiled for its model.
-struct PreparedKey<'h, M: Model<'h>> {
-    model: M,
-    initial: StateId,
-    ops: KeyOps<M::Op>,
-}
+/// Steps of a key's first turn; each further turn doubles it.
+const FIRST_SLICE: u64 = 1 << 16;
 
-static NIL: Value = Value::Nil;
+/// One key waiting for (more) search.
+struct Task<'h, M: Model<'h>> {
+    /// Position of the key in key order.
+    index: usize,
+    key: Option<&'h crate::history::Value>,
+    operations: usize,
+    search: Search<'h, M>,
+    slice: u64,
+    elapsed: Duration,
+}
 
 struct Run<'a, 'h> {
     history: &'h History,
     spec: &'h ModelSpec,
     opts: &'a CheckOptions,
-    paired: &'a Paired<'h>,
     start: Instant,
     hash_mode: HashMode,
 }
 
 impl<'h> Run<'_, 'h> {
-    /// Compiles every key (all errors are found before any search starts), then searches
-    /// them. Results come back sorted by key.
+    /// Prepares every key (all errors are found before any search starts), then searches
+    /// them. Returns the key results sorted by key, and the number of client operations.
     fn keys<M: Model<'h>>(
         &self,
-        make: impl Fn() -> M + Sync,
-    ) -> Result<Vec<KeyResult>, PrepareError> {
-        let groups = &self.paired.keys;
-        let jobs = self.opts.jobs.max(1);
-        // Largest keys first, so that one big key does not start last.
-        let mut schedule: Vec<usize> = (0..groups.len()).collect();
-        schedule.sort_by_key(|&k| std::cmp::Reverse(groups[k].ops.len()));
-
-        let compiled = parallel_map(groups.iter().collect(), &schedule, jobs, |group| {
-            self.compile_key(group, make())
-        });
-        let mut prepared = Vec::with_capacity(compiled.len());
-        let mut first_error: Option<PrepareError> = None;
-        for result in compiled {
-            match result {
-                Ok(p) => prepared.push(p),
-                Err(e) => {
-                    if first_error.as_ref().is_none_or(|f| e.index < f.index) {
-                        first_error = Some(e);
-                    }
-                }
-            }
-        }
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-
+        make: impl Fn() -> M,
+    ) -> Result<(Vec<KeyResult>, usize), PrepareError> {
+        let prepared = prepare::prepare(
+            self.history,
+            &self.spec.initial,
+            self.opts.failed_cas_observes,
+            make,
+        )?;
+        let ops = &prepared.ops;
         let cancel = AtomicBool::new(false);
         let memory_in_use = AtomicU64::new(0);
         let limits = Limits {
@@ -195,141 +179,132 @@ impl<'h> Run<'_, 'h> {
             cancel: &cancel,
             hash_mode: self.hash_mode,
         };
-        let work: Vec<_> = groups.iter().zip(prepared).collect();
-        Ok(parallel_map(work, &schedule, jobs, |(group, key)| {
-            self.search_key(group, key, &limits)
-        }))
-    }
-
-    fn compile_key<M: Model<'h>>(
-        &self,
-        group: &KeyGroup<'h>,
-        mut model: M,
-    ) -> Result<PreparedKey<'h, M>, PrepareError> {
-        let events = &self.history.events;
-        let initial = model.initial(&self.spec.initial);
-        let mut ops = KeyOps {
-            required: Vec::new(),
-            optional: Vec::new(),
-        };
-        for &id in &group.ops {
-            let paired = self.paired.ops[id as usize];
-            let invocation = &events[paired.invoke];
-            let completion = paired.completion.map(|c| &events[c]);
-            let (outcome, output) = match completion {
-                None => (Outcome::Indeterminate, &NIL),
-                Some(c) => match c.kind {
-                    EventType::Ok => (Outcome::Ok, &c.value),
-                    EventType::Fail => (
-                        Outcome::Failed {
-                            observes: self.opts.failed_cas_observes
-                                || prepare::error_says_compare_failed(c),
-                        },
-                        &NIL,
-                    ),
-                    EventType::Info | EventType::Invoke => (Outcome::Indeterminate, &NIL),
-                },
+        let mut tasks: Vec<Task<'h, M>> = prepared
+            .keys
+            .into_iter()
+            .enumerate()
+            .map(|(index, key)| Task {
+                index,
+                key: key.key,
+                operations: key.ops.required.len() + key.ops.optional.len(),
+                search: Search::new(
+                    key.model,
+                    key.initial,
+                    key.ops,
+                    self.hash_mode,
+                    self.opts.memory_budget,
+                ),
+                slice: FIRST_SLICE,
+                elapsed: Duration::ZERO,
+            })
+            .collect();
+        let count = tasks.len();
+        // Largest keys first, so that one big key does not start last.
+        tasks.sort_by_key(|t| std::cmp::Reverse(t.operations));
+        let queue = Mutex::new(VecDeque::from(tasks));
+        let results: Vec<Mutex<Option<KeyResult>>> = (0..count).map(|_| Mutex::new(None)).collect();
+        // Each worker takes the next key, searches it for one slice and, when the key is
+        // not decided, puts it back at the end of the queue with a doubled slice. Keys thus
+        // take turns: a hard key cannot delay the verdict of one that is quickly invalid,
+        // and the total work is at most about twice that of running each key to the end.
+        let worker = || loop {
+            let Some(mut task) = queue.lock().expect("no panic holds the queue").pop_front()
+            else {
+                break;
             };
-            // The invocation says what was asked; an `ok` completion may carry it instead.
-            let input = match completion {
-                Some(c) if outcome == Outcome::Ok && invocation.value.is_nil() => &c.value,
-                _ => &invocation.value,
+            let outcome = if limits.cancel.load(Ordering::Relaxed) {
+                Some(SearchOutcome::Stopped(StopCause::Cancelled))
+            } else {
+                let slice_start = Instant::now();
+                let outcome = task.search.run(&limits, task.slice);
+                task.elapsed += slice_start.elapsed();
+                outcome
             };
-            let raw = RawOp {
-                f: &invocation.f,
-                input,
-                output,
-                outcome,
-            };
-            let compiled = model.compile(&raw).map_err(|message| PrepareError {
-                index: invocation.index,
-                message,
-            })?;
-            let Compiled::Op(op) = compiled else {
-                continue;
-            };
-            let call = paired.invoke as u64;
-            match (outcome, paired.completion) {
-                (Outcome::Ok | Outcome::Failed { .. }, Some(ret)) => ops.required.push(SearchOp {
-                    call,
-                    ret: ret as u64,
-                    op,
-                    origin: id,
-                }),
-                _ => ops.optional.push(SearchOp {
-                    call,
-                    ret: u64::MAX,
-                    op,
-                    origin: id,
-                }),
+            match outcome {
+                None => {
+                    task.slice = task.slice.saturating_mul(2);
+                    queue.lock().expect("no panic holds the queue").push_back(task);
+                }
+                Some(outcome) => {
+                    let index = task.index;
+                    let result = self.key_result(ops, task, outcome, &limits);
+                    *results[index].lock().expect("no panic holds a result") = Some(result);
+                }
             }
+        };
+        let threads = self.opts.jobs.max(1).min(count);
+        if threads <= 1 {
+            worker();
+        } else {
+            std::thread::scope(|scope| {
+                for _ in 0..threads {
+                    scope.spawn(worker);
+                }
+            });
         }
-        Ok(PreparedKey {
-            model,
-            initial,
-            ops,
-        })
+        let results = results
+            .into_iter()
+            .map(|r| {
+                r.into_inner()
+                    .expect("no panic holds a result")
+                    .expect("every key gets a result")
+            })
+            .collect();
+        Ok((results, ops.len()))
     }
 
-    fn search_key<M: Model<'h>>(
+    fn key_result<M: Model<'h>>(
         &self,
-        group: &KeyGroup<'h>,
-        mut key: PreparedKey<'h, M>,
+        ops: &[PairedOp],
+        task: Task<'h, M>,
+        outcome: SearchOutcome,
         limits: &Limits<'_>,
     ) -> KeyResult {
-        let started = Instant::now();
+        let configurations = task.search.configurations();
         let mut result = KeyResult {
-            key: group.key.cloned(),
+            key: task.key.cloned(),
             verdict: Verdict::Unknown,
-            operations: key.ops.required.len() + key.ops.optional.len(),
-            configurations: 0,
-            elapsed: Duration::ZERO,
+            operations: task.operations,
+            configurations,
+            elapsed: task.elapsed,
             counterexample: None,
             cause: None,
         };
-        if limits.cancel.load(Ordering::Relaxed) {
-            result.cause = Some(
-                "not checked: another key was already found invalid, which decides the verdict"
-                    .to_owned(),
-            );
-            return result;
-        }
-        if limits.deadline.is_some_and(|d| started >= d) {
-            result.cause = Some(self.time_limit_cause("before this key was checked"));
-            return result;
-        }
-        let report = search::search(&mut key.model, key.initial, &key.ops, limits);
-        result.configurations = report.configurations;
-        match report.outcome {
+        let never_started = configurations <= 1 && task.elapsed.is_zero();
+        match outcome {
             SearchOutcome::Valid => result.verdict = Verdict::Valid,
             SearchOutcome::Invalid(blocked) => {
                 limits.cancel.store(true, Ordering::Relaxed);
                 result.verdict = Verdict::Invalid;
+                let model = task.search.model();
                 result.counterexample = Some(Counterexample {
-                    key: group.key.cloned(),
-                    operation: self.summary(blocked.op),
-                    prefix: blocked.prefix.iter().map(|&id| self.summary(id)).collect(),
-                    states: blocked
-                        .states
+                    key: task.key.cloned(),
+                    operation: self.summary(ops, blocked.op),
+                    prefix: blocked
+                        .prefix
                         .iter()
-                        .map(|&s| key.model.render(s))
+                        .map(|&id| self.summary(ops, id))
                         .collect(),
+                    states: blocked.states.iter().map(|&s| model.render(s)).collect(),
                 });
             }
             SearchOutcome::Stopped(StopCause::TimeLimit) => {
-                result.cause =
-                    Some(self.time_limit_cause(&format!(
-                        "after {} configurations",
-                        report.configurations
-                    )));
+                result.cause = Some(self.time_limit_cause(&format!(
+                    "after {configurations} configurations"
+                )));
             }
             SearchOutcome::Stopped(StopCause::MemoryBudget) => {
                 result.cause = Some(format!(
-                    "memory budget of {} bytes exhausted after {} configurations (this key's memo: about {} bytes)",
+                    "memory budget of {} bytes exhausted after {configurations} configurations (this key's memo: about {} bytes)",
                     limits.memory_budget.unwrap_or_default(),
-                    report.configurations,
-                    report.memory
+                    task.search.memory()
                 ));
+            }
+            SearchOutcome::Stopped(StopCause::Cancelled) if never_started => {
+                result.cause = Some(
+                    "not checked: another key was already found invalid, which decides the verdict"
+                        .to_owned(),
+                );
             }
             SearchOutcome::Stopped(StopCause::Cancelled) => {
                 result.cause = Some(
@@ -338,7 +313,6 @@ impl<'h> Run<'_, 'h> {
                 );
             }
         }
-        result.elapsed = started.elapsed();
         result
     }
 
@@ -349,8 +323,8 @@ impl<'h> Run<'_, 'h> {
         )
     }
 
-    fn summary(&self, id: u32) -> OpSummary {
-        let paired = self.paired.ops[id as usize];
+    fn summary(&self, ops: &[PairedOp], id: u32) -> OpSummary {
+        let paired = ops[id as usize];
         let invocation = &self.history.events[paired.invoke];
         let completion = paired.completion.map(|c| &self.history.events[c]);
         OpSummary {
@@ -366,54 +340,10 @@ impl<'h> Run<'_, 'h> {
     }
 }
 
-/// Applies `f` to every item on up to `jobs` threads, taking items in `schedule` order;
-/// results come back in item order.
-fn parallel_map<T: Send, R: Send>(
-    items: Vec<T>,
-    schedule: &[usize],
-    jobs: usize,
-    f: impl Fn(T) -> R + Sync,
-) -> Vec<R> {
-    let threads = jobs.min(items.len());
-    if threads <= 1 {
-        return items.into_iter().map(f).collect();
-    }
-    let slots: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
-    let results: Vec<Mutex<Option<R>>> = slots.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&index) = schedule.get(k) else {
-                    break;
-                };
-                let item = slots[index]
-                    .lock()
-                    .expect("no panics while holding the lock")
-                    .take()
-                    .expect("each item is taken once");
-                let result = f(item);
-                *results[index]
-                    .lock()
-                    .expect("no panics while holding the lock") = Some(result);
-            });
-        }
-    });
-    results
-        .into_iter()
-        .map(|r| {
-            r.into_inner()
-                .expect("no panics while holding the lock")
-                .expect("every item was processed")
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{Event, Process};
+    use crate::history::{Event, Process, Value};
 
     fn history(rows: &[(u64, EventType, &str, Value)]) -> History {
         History::new(

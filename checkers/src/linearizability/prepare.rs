@@ -1,7 +1,10 @@
-//! Pairing invocations with completions, and grouping operations by key.
+//! One pass over the history: pairing invocations with completions, grouping operations by
+//! key, and compiling each operation for its key's model.
 
+use super::search::{KeyOps, SearchOp};
 use super::PrepareError;
 use crate::history::{Event, EventType, History, Process, Value};
+use crate::models::{Compiled, Model, Outcome, RawOp, StateId};
 use rustc_hash::FxHashMap;
 
 /// One client operation: its invocation and, when it completed, its completion (positions in
@@ -11,32 +14,50 @@ pub(crate) struct PairedOp {
     pub invoke: usize,
     /// `None`: never completed, or abandoned by a process that invoked again.
     pub completion: Option<usize>,
+    /// Index of its key in [`Prepared::keys`] before sorting.
+    key: u32,
 }
 
-/// The operations of one key, in invocation order.
-#[derive(Debug)]
-pub(crate) struct KeyGroup<'h> {
+/// One key, compiled for its model.
+pub(crate) struct PreparedKey<'h, M: Model<'h>> {
     pub key: Option<&'h Value>,
-    pub ops: Vec<u32>,
+    pub model: M,
+    pub initial: StateId,
+    pub ops: KeyOps<M::Op>,
 }
 
-#[derive(Debug)]
-pub(crate) struct Paired<'h> {
+pub(crate) struct Prepared<'h, M: Model<'h>> {
+    /// Every client operation, in invocation order; search ops refer to these by index.
     pub ops: Vec<PairedOp>,
     /// Sorted by key (`None` first).
-    pub keys: Vec<KeyGroup<'h>>,
+    pub keys: Vec<PreparedKey<'h, M>>,
 }
 
-/// Pairs every client invocation with the next completion of the same process.
+static NIL: Value = Value::Nil;
+
+/// Pairs every client invocation with the next completion of the same process and compiles
+/// the operation once its outcome is known.
 ///
 /// * An invocation while the process's previous operation is still open leaves that one
 ///   indeterminate (some recorders reuse a process after a timeout).
 /// * A completion with no open invocation is an error naming the event.
 /// * Nemesis events are ignored.
-pub(crate) fn pair(history: &History) -> Result<Paired<'_>, PrepareError> {
+///
+/// The history is read in order, once, so a large history streams through the cache.
+pub(crate) fn prepare<'h, M: Model<'h>>(
+    history: &'h History,
+    initial: &'h Value,
+    failed_cas_observes: bool,
+    make: impl Fn() -> M,
+) -> Result<Prepared<'h, M>, PrepareError> {
     let events = &history.events;
     let mut ops: Vec<PairedOp> = Vec::with_capacity(events.len() / 2 + 1);
     let mut open: FxHashMap<u64, u32> = FxHashMap::default();
+    let mut key_ids: FxHashMap<Option<&'h Value>, u32> = FxHashMap::default();
+    let mut keys: Vec<PreparedKey<'h, M>> = Vec::new();
+    let compile = |keys: &mut Vec<PreparedKey<'h, M>>, ops: &[PairedOp], id: u32| {
+        compile_op(events, &ops[id as usize], id, keys, failed_cas_observes)
+    };
     for (pos, event) in events.iter().enumerate() {
         let Process::Client(process) = event.process else {
             continue;
@@ -46,12 +67,29 @@ pub(crate) fn pair(history: &History) -> Result<Paired<'_>, PrepareError> {
                 index: event.index,
                 message: "more than 2^32 operations in one history".to_owned(),
             })?;
+            let key_ref = event.key.as_ref();
+            let key = *key_ids.entry(key_ref).or_insert_with(|| {
+                let mut model = make();
+                let initial = model.initial(initial);
+                keys.push(PreparedKey {
+                    key: key_ref,
+                    model,
+                    initial,
+                    ops: KeyOps {
+                        required: Vec::new(),
+                        optional: Vec::new(),
+                    },
+                });
+                (keys.len() - 1) as u32
+            });
             ops.push(PairedOp {
                 invoke: pos,
                 completion: None,
+                key,
             });
-            // A previous open operation of this process simply stays without completion.
-            open.insert(process, id);
+            if let Some(abandoned) = open.insert(process, id) {
+                compile(&mut keys, &ops, abandoned)?;
+            }
         } else {
             let Some(id) = open.remove(&process) else {
                 return Err(PrepareError {
@@ -63,22 +101,80 @@ pub(crate) fn pair(history: &History) -> Result<Paired<'_>, PrepareError> {
                 });
             };
             ops[id as usize].completion = Some(pos);
+            compile(&mut keys, &ops, id)?;
         }
     }
-
-    let mut by_key: FxHashMap<Option<&Value>, Vec<u32>> = FxHashMap::default();
-    for (id, op) in ops.iter().enumerate() {
-        by_key
-            .entry(events[op.invoke].key.as_ref())
-            .or_default()
-            .push(id as u32);
+    let mut never_completed: Vec<u32> = open.into_values().collect();
+    never_completed.sort_unstable();
+    for id in never_completed {
+        compile(&mut keys, &ops, id)?;
     }
-    let mut keys: Vec<KeyGroup<'_>> = by_key
-        .into_iter()
-        .map(|(key, ops)| KeyGroup { key, ops })
-        .collect();
+    // Operations were compiled as they completed; the search wants call order.
+    for key in &mut keys {
+        key.ops.required.sort_unstable_by_key(|o| o.call);
+        key.ops.optional.sort_unstable_by_key(|o| o.call);
+    }
     keys.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-    Ok(Paired { ops, keys })
+    Ok(Prepared { ops, keys })
+}
+
+fn compile_op<'h, M: Model<'h>>(
+    events: &'h [Event],
+    paired: &PairedOp,
+    id: u32,
+    keys: &mut [PreparedKey<'h, M>],
+    failed_cas_observes: bool,
+) -> Result<(), PrepareError> {
+    let invocation = &events[paired.invoke];
+    let completion = paired.completion.map(|c| &events[c]);
+    let (outcome, output) = match completion {
+        None => (Outcome::Indeterminate, &NIL),
+        Some(c) => match c.kind {
+            EventType::Ok => (Outcome::Ok, &c.value),
+            EventType::Fail => (
+                Outcome::Failed {
+                    observes: failed_cas_observes || error_says_compare_failed(c),
+                },
+                &NIL,
+            ),
+            EventType::Info | EventType::Invoke => (Outcome::Indeterminate, &NIL),
+        },
+    };
+    // The invocation says what was asked; an `ok` completion may carry it instead.
+    let input = match completion {
+        Some(c) if outcome == Outcome::Ok && invocation.value.is_nil() => &c.value,
+        _ => &invocation.value,
+    };
+    let raw = RawOp {
+        f: &invocation.f,
+        input,
+        output,
+        outcome,
+    };
+    let key = &mut keys[paired.key as usize];
+    let compiled = key.model.compile(&raw).map_err(|message| PrepareError {
+        index: invocation.index,
+        message,
+    })?;
+    let Compiled::Op(op) = compiled else {
+        return Ok(());
+    };
+    let call = paired.invoke as u64;
+    match (outcome, paired.completion) {
+        (Outcome::Ok | Outcome::Failed { .. }, Some(ret)) => key.ops.required.push(SearchOp {
+            call,
+            ret: ret as u64,
+            op,
+            origin: id,
+        }),
+        _ => key.ops.optional.push(SearchOp {
+            call,
+            ret: u64::MAX,
+            op,
+            origin: id,
+        }),
+    }
+    Ok(())
 }
 
 /// Whether a failed operation's error says the compare of a cas failed, so that the failure
@@ -93,6 +189,7 @@ pub(crate) fn error_says_compare_failed(completion: &Event) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::RegisterModel;
 
     fn ev(process: Process, kind: EventType, key: Option<i64>) -> Event {
         Event {
@@ -115,6 +212,29 @@ mod tests {
         History::new(events)
     }
 
+    fn run(h: &History) -> Result<Prepared<'_, RegisterModel<'_>>, PrepareError> {
+        prepare(h, &NIL, false, || RegisterModel::new("register", false))
+    }
+
+    /// (origin, call, ret) of each key's required and optional ops.
+    type Shape = (Vec<(u32, u64, u64)>, Vec<(u32, u64)>);
+
+    fn shape<'h>(p: &Prepared<'h, RegisterModel<'h>>) -> Vec<(Option<Value>, Shape)> {
+        p.keys
+            .iter()
+            .map(|k| {
+                let required = k
+                    .ops
+                    .required
+                    .iter()
+                    .map(|o| (o.origin, o.call, o.ret))
+                    .collect();
+                let optional = k.ops.optional.iter().map(|o| (o.origin, o.call)).collect();
+                (k.key.cloned(), (required, optional))
+            })
+            .collect()
+    }
+
     #[test]
     fn pairs_per_process_and_groups_by_key() {
         use EventType::*;
@@ -125,22 +245,19 @@ mod tests {
             ev(Process::Client(1), Ok, Some(1)),
             ev(Process::Client(0), Info, Some(2)),
             ev(Process::Client(2), Invoke, Some(1)),
+            ev(Process::Client(3), Invoke, Some(1)),
+            ev(Process::Client(3), Fail, Some(1)),
         ]);
-        let p = pair(&h).unwrap();
-        assert_eq!(p.ops.len(), 3);
+        let p = run(&h).unwrap();
+        assert_eq!(p.ops.len(), 4);
         assert_eq!(p.ops[0].completion, Some(4));
-        assert_eq!(p.ops[1].completion, Some(3));
         assert_eq!(p.ops[2].completion, None);
-        let keys: Vec<_> = p
-            .keys
-            .iter()
-            .map(|k| (k.key.cloned(), k.ops.clone()))
-            .collect();
         assert_eq!(
-            keys,
+            shape(&p),
             vec![
-                (Some(Value::Int(1)), vec![1, 2]),
-                (Some(Value::Int(2)), vec![0])
+                // The failed write is dropped; the pending one is optional.
+                (Some(Value::Int(1)), (vec![(1, 1, 3)], vec![(2, 5)])),
+                (Some(Value::Int(2)), (vec![], vec![(0, 0)])),
             ]
         );
     }
@@ -153,9 +270,10 @@ mod tests {
             ev(Process::Client(0), Invoke, None),
             ev(Process::Client(0), Ok, None),
         ]);
-        let p = pair(&h).unwrap();
+        let p = run(&h).unwrap();
         assert_eq!(p.ops[0].completion, None);
         assert_eq!(p.ops[1].completion, Some(2));
+        assert_eq!(shape(&p), vec![(None, (vec![(1, 1, 2)], vec![(0, 0)]))]);
     }
 
     #[test]
@@ -166,7 +284,7 @@ mod tests {
             ev(Process::Client(0), Ok, None),
             ev(Process::Client(0), Fail, None),
         ]);
-        let err = pair(&h).unwrap_err();
+        let err = run(&h).err().unwrap();
         assert_eq!(err.index, 2);
         assert!(
             err.message.contains("`fail` completion of process 0"),

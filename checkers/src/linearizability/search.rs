@@ -43,6 +43,7 @@
 use crate::models::{Model, StateId};
 use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::marker::PhantomData;
 use std::time::Instant;
 
 /// One operation as the search sees it.
@@ -107,21 +108,13 @@ pub(crate) struct Blocked {
 
 const MAX_STATES: usize = 16;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum SearchOutcome {
     Valid,
     Invalid(Blocked),
     Stopped(StopCause),
 }
 
-#[derive(Debug)]
-pub(crate) struct SearchReport {
-    pub outcome: SearchOutcome,
-    /// Configurations entered (memo entries).
-    pub configurations: u64,
-    /// Estimated peak bytes of the memo.
-    pub memory: u64,
-}
 
 const NONE: u32 = u32::MAX;
 /// Steps between two looks at the clock and the cancel flag.
@@ -274,280 +267,375 @@ impl Links {
     }
 }
 
-/// Searches for a linearization of `ops` from `initial`.
-pub(crate) fn search<'h, M: Model<'h>>(
-    model: &mut M,
-    initial: StateId,
-    ops: &KeyOps<M::Op>,
-    limits: &Limits<'_>,
-) -> SearchReport {
-    let required = &ops.required;
-    let optional = &ops.optional;
-    let n_required = required.len();
-    if n_required == 0 {
-        return SearchReport {
-            outcome: SearchOutcome::Valid,
-            configurations: 0,
-            memory: 0,
-        };
-    }
-
-    // Main list: entry 2i is the call of required op i, 2i+1 its return.
-    let mut entries: Vec<(u64, u32)> = Vec::with_capacity(2 * n_required);
-    for (i, op) in required.iter().enumerate() {
-        entries.push((op.call, 2 * i as u32));
-        entries.push((op.ret, 2 * i as u32 + 1));
-    }
-    entries.sort_unstable();
-    let mut main = Links::new(entries.iter().map(|&(_, e)| e), 2 * n_required);
-    drop(entries);
-    let head = (2 * n_required) as u32;
-    let mut side = Links::new(0..optional.len() as u32, optional.len());
-    let side_head = optional.len() as u32;
-
-    // window_end[p]: required ops invoked before op p returns (see the module docs).
-    let window_words: Vec<u32> = required
-        .iter()
-        .map(|op| {
-            let end = required.partition_point(|o| o.call < op.ret);
-            end.div_ceil(64) as u32
-        })
-        .collect();
-
-    let (zobrist, state_salt): (Vec<u64>, Option<u64>) = match limits.hash_mode {
-        HashMode::Zobrist => (
-            (0..n_required as u64)
-                .map(|i| splitmix64(i ^ 0x5bd1_e995))
-                .collect(),
-            Some(0x2545_f491_4f6c_dd1d),
-        ),
-        HashMode::Constant => (vec![0; n_required], None),
-    };
-    let state_hash = |s: StateId| state_salt.map_or(0, |salt| splitmix64(u64::from(s) ^ salt));
-
-    let mut required_bits = vec![0u64; n_required.div_ceil(64)];
-    let mut optional_bits = vec![0u64; optional.len().div_ceil(64)];
-    let mut prefix = 0usize;
-    let mut linearized_required = 0usize;
-    let mut hash_required = 0u64;
-    let mut state = initial;
-    let mut memo = Memo {
-        heads: FxHashMap::default(),
-        entries: Vec::new(),
-        words: Vec::new(),
-    };
-    let mut stack: Vec<Frame> = Vec::new();
-
+/// A search over one key, resumable: [`Search::run`] works for a bounded number of steps,
+/// so that many keys can share few threads in turns (a hard key cannot hold back a key that
+/// is quickly found invalid).
+pub(crate) struct Search<'h, M: Model<'h>> {
+    model: M,
+    ops: KeyOps<M::Op>,
+    /// Main list: entry 2i is the call of required op i, 2i+1 its return.
+    main: Links,
+    head: u32,
+    side: Links,
+    side_head: u32,
+    /// Per required op p: the number of words of the window when p is the prefix (see the
+    /// module docs).
+    window_words: Vec<u32>,
+    zobrist: Vec<u64>,
+    state_salt: Option<u64>,
+    required_bits: Vec<u64>,
+    optional_bits: Vec<u64>,
+    prefix: usize,
+    linearized_required: usize,
+    hash_required: u64,
+    state: StateId,
+    memo: Memo,
+    stack: Vec<Frame>,
+    cursor: Cursor,
+    steps: u64,
+    configurations: u64,
     // Memory accounting: flushed to the shared counter in chunks.
-    let flush_every = limits
-        .memory_budget
-        .map_or(u64::MAX, |b| (b / 16).clamp(1, 1 << 18));
-    let mut memory = 0u64;
-    let mut unflushed = 0u64;
-    let mut flushed = 0u64;
-
+    flush_every: u64,
+    memory: u64,
+    unflushed: u64,
+    flushed: u64,
     // The deepest blocking point so far (see `Blocked`), with a copy of the stack kept in
     // step lazily: `snapshot[..snapshot_valid]` always equals the current stack's origins.
-    let mut best_depth: Option<usize> = None;
-    let mut best_op = 0u32;
-    let mut best_states: Vec<StateId> = Vec::new();
-    let mut snapshot: Vec<u32> = Vec::new();
-    let mut snapshot_valid = 0usize;
-    let origin_of = |c: Chosen| match c {
-        Chosen::Required(i) => required[i as usize].origin,
-        Chosen::Optional { at, .. } => optional[at as usize].origin,
-    };
+    best_depth: Option<usize>,
+    best_op: u32,
+    best_states: Vec<StateId>,
+    snapshot: Vec<u32>,
+    snapshot_valid: usize,
+    finished: Option<SearchOutcome>,
+    _history: PhantomData<&'h ()>,
+}
 
-    let window =
-        |prefix: usize| -> std::ops::Range<usize> { prefix / 64..window_words[prefix] as usize };
+impl<'h, M: Model<'h>> Search<'h, M> {
+    pub fn new(
+        model: M,
+        initial: StateId,
+        ops: KeyOps<M::Op>,
+        hash_mode: HashMode,
+        memory_budget: Option<u64>,
+    ) -> Self {
+        let required = &ops.required;
+        let n_required = required.len();
+        let mut entries: Vec<(u64, u32)> = Vec::with_capacity(2 * n_required);
+        for (i, op) in required.iter().enumerate() {
+            entries.push((op.call, 2 * i as u32));
+            entries.push((op.ret, 2 * i as u32 + 1));
+        }
+        entries.sort_unstable();
+        let main = Links::new(entries.iter().map(|&(_, e)| e), 2 * n_required);
+        let head = (2 * n_required) as u32;
+        let side = Links::new(0..ops.optional.len() as u32, ops.optional.len());
+        let side_head = ops.optional.len() as u32;
+        let window_words = required
+            .iter()
+            .map(|op| {
+                let end = required.partition_point(|o| o.call < op.ret);
+                end.div_ceil(64) as u32
+            })
+            .collect();
+        let (zobrist, state_salt) = match hash_mode {
+            HashMode::Zobrist => (
+                (0..n_required as u64)
+                    .map(|i| splitmix64(i ^ 0x5bd1_e995))
+                    .collect(),
+                Some(0x2545_f491_4f6c_dd1d),
+            ),
+            HashMode::Constant => (vec![0; n_required], None),
+        };
+        let mut search = Search {
+            model,
+            main,
+            head,
+            side,
+            side_head,
+            window_words,
+            zobrist,
+            state_salt,
+            required_bits: vec![0; n_required.div_ceil(64)],
+            optional_bits: vec![0; ops.optional.len().div_ceil(64)],
+            prefix: 0,
+            linearized_required: 0,
+            hash_required: 0,
+            state: initial,
+            memo: Memo {
+                heads: FxHashMap::default(),
+                entries: Vec::new(),
+                words: Vec::new(),
+            },
+            stack: Vec::new(),
+            cursor: Cursor::Main(head),
+            steps: 0,
+            configurations: 0,
+            flush_every: memory_budget.map_or(u64::MAX, |b| (b / 16).clamp(1, 1 << 18)),
+            memory: 0,
+            unflushed: 0,
+            flushed: 0,
+            best_depth: None,
+            best_op: 0,
+            best_states: Vec::new(),
+            snapshot: Vec::new(),
+            snapshot_valid: 0,
+            finished: None,
+            ops,
+            _history: PhantomData,
+        };
+        if n_required == 0 {
+            search.finished = Some(SearchOutcome::Valid);
+        } else {
+            search.cursor = Cursor::Main(search.main.next[head as usize]);
+            let words = search.window(0);
+            search.memo.insert_unless_dominated(
+                search.state_hash(initial),
+                initial,
+                0,
+                &search.required_bits[words],
+                &search.optional_bits,
+            );
+            search.configurations = 1;
+        }
+        search
+    }
 
-    memo.insert_unless_dominated(
-        state_hash(state),
-        state,
-        0,
-        &required_bits[window(0)],
-        &optional_bits,
-    );
-    let mut configurations = 1u64;
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+    /// Configurations entered (memo entries).
+    pub fn configurations(&self) -> u64 {
+        self.configurations
+    }
+    /// Estimated peak bytes of the memo.
+    pub fn memory(&self) -> u64 {
+        self.memory
+    }
 
-    let mut steps = 0u64;
-    let mut cursor = Cursor::Main(main.next[head as usize]);
-    let outcome = loop {
-        steps += 1;
-        if steps % CHECK_EVERY == 0 {
-            if limits.cancel.load(Ordering::Relaxed) {
-                break SearchOutcome::Stopped(StopCause::Cancelled);
-            }
-            if limits.deadline.is_some_and(|d| Instant::now() >= d) {
-                break SearchOutcome::Stopped(StopCause::TimeLimit);
+    fn window(&self, prefix: usize) -> std::ops::Range<usize> {
+        prefix / 64..self.window_words[prefix] as usize
+    }
+
+    fn state_hash(&self, s: StateId) -> u64 {
+        self.state_salt
+            .map_or(0, |salt| splitmix64(u64::from(s) ^ salt))
+    }
+
+    fn origin_of(&self, c: Chosen) -> u32 {
+        match c {
+            Chosen::Required(i) => self.ops.required[i as usize].origin,
+            Chosen::Optional { at, .. } => self.ops.optional[at as usize].origin,
+        }
+    }
+
+    /// Records the current configuration with `next_state` unless it is dominated; on
+    /// success accounts for its memory. `Err` when the memory budget is exhausted.
+    fn enter(&mut self, next_state: StateId, limits: &Limits<'_>) -> Result<bool, StopCause> {
+        let words = self.window(self.prefix);
+        let added = words.len() + self.optional_bits.len();
+        if !self.memo.insert_unless_dominated(
+            self.hash_required ^ self.state_hash(next_state),
+            next_state,
+            self.prefix as u32,
+            &self.required_bits[words],
+            &self.optional_bits,
+        ) {
+            return Ok(false);
+        }
+        self.configurations += 1;
+        let bytes = Memo::ENTRY_BYTES + 8 * added as u64;
+        self.memory += bytes;
+        self.unflushed += bytes;
+        if self.unflushed >= self.flush_every {
+            let total = limits
+                .memory_in_use
+                .fetch_add(self.unflushed, Ordering::Relaxed)
+                + self.unflushed;
+            self.flushed += self.unflushed;
+            self.unflushed = 0;
+            if limits.memory_budget.is_some_and(|b| total > b) {
+                return Err(StopCause::MemoryBudget);
             }
         }
-        match cursor {
-            Cursor::Main(e) => {
-                debug_assert_ne!(e, head, "an unlinearized op's return is always listed");
-                let i = (e / 2) as usize;
-                if e % 2 == 1 {
-                    // Op i's return: nothing after it may go before it. Try the optional
-                    // operations invoked before that point, then give up here.
-                    cursor = Cursor::Optional {
-                        at: side.next[side_head as usize],
-                        limit: required[i].ret,
-                        blocked: i as u32,
-                    };
-                    continue;
+        Ok(true)
+    }
+
+    /// Works for at most about `max_steps` steps. `None` when the search is not done yet;
+    /// otherwise its outcome (and the memo is released).
+    pub fn run(&mut self, limits: &Limits<'_>, max_steps: u64) -> Option<SearchOutcome> {
+        if let Some(done) = &self.finished {
+            return Some(done.clone());
+        }
+        let n_required = self.ops.required.len();
+        let stop_at = self.steps.saturating_add(max_steps);
+        let outcome = loop {
+            self.steps += 1;
+            if self.steps % CHECK_EVERY == 0 {
+                if limits.cancel.load(Ordering::Relaxed) {
+                    break SearchOutcome::Stopped(StopCause::Cancelled);
                 }
-                if let Some(next_state) = model.step(state, required[i].op) {
-                    required_bits[i / 64] |= 1 << (i % 64);
-                    hash_required ^= zobrist[i];
-                    linearized_required += 1;
-                    let old_prefix = prefix;
-                    if i == prefix {
-                        prefix = next_clear(&required_bits, i + 1, n_required);
-                    }
-                    if prefix == n_required {
-                        break SearchOutcome::Valid;
-                    }
-                    let words = window(prefix);
-                    let added = words.len() + optional_bits.len();
-                    if memo.insert_unless_dominated(
-                        hash_required ^ state_hash(next_state),
-                        next_state,
-                        prefix as u32,
-                        &required_bits[words],
-                        &optional_bits,
-                    ) {
-                        configurations += 1;
-                        let bytes = Memo::ENTRY_BYTES + 8 * added as u64;
-                        memory += bytes;
-                        unflushed += bytes;
-                        if unflushed >= flush_every {
-                            let total =
-                                limits.memory_in_use.fetch_add(unflushed, Ordering::Relaxed)
-                                    + unflushed;
-                            flushed += unflushed;
-                            unflushed = 0;
-                            if limits.memory_budget.is_some_and(|b| total > b) {
-                                break SearchOutcome::Stopped(StopCause::MemoryBudget);
-                            }
-                        }
-                        stack.push(Frame {
-                            chosen: Chosen::Required(i as u32),
-                            previous_state: state,
-                        });
-                        main.lift(2 * i as u32);
-                        main.lift(2 * i as u32 + 1);
-                        state = next_state;
-                        cursor = Cursor::Main(main.next[head as usize]);
-                        continue;
-                    }
-                    required_bits[i / 64] &= !(1 << (i % 64));
-                    hash_required ^= zobrist[i];
-                    linearized_required -= 1;
-                    prefix = old_prefix;
+                if limits.deadline.is_some_and(|d| Instant::now() >= d) {
+                    break SearchOutcome::Stopped(StopCause::TimeLimit);
                 }
-                cursor = Cursor::Main(main.next[e as usize]);
+                if self.steps >= stop_at {
+                    return None;
+                }
             }
-            Cursor::Optional { at, limit, blocked } => {
-                if at == side_head || optional[at as usize].call > limit {
-                    // Stuck: `blocked` cannot be linearized from here.
-                    let depth = linearized_required;
-                    if best_depth.is_none_or(|d| depth > d) {
-                        best_depth = Some(depth);
-                        best_op = blocked;
-                        snapshot.truncate(snapshot_valid);
-                        snapshot
-                            .extend(stack[snapshot_valid..].iter().map(|f| origin_of(f.chosen)));
-                        snapshot_valid = stack.len();
-                        best_states.clear();
-                        best_states.push(state);
-                    } else if best_depth == Some(depth)
-                        && best_op == blocked
-                        && best_states.len() < MAX_STATES
-                        && !best_states.contains(&state)
-                    {
-                        best_states.push(state);
-                    }
-                    let Some(frame) = stack.pop() else {
-                        break SearchOutcome::Invalid(Blocked {
-                            op: required[best_op as usize].origin,
-                            prefix: snapshot,
-                            states: best_states,
-                        });
-                    };
-                    snapshot_valid = snapshot_valid.min(stack.len());
-                    state = frame.previous_state;
-                    match frame.chosen {
-                        Chosen::Required(i) => {
-                            main.restore(2 * i + 1);
-                            main.restore(2 * i);
-                            let i = i as usize;
-                            required_bits[i / 64] &= !(1 << (i % 64));
-                            hash_required ^= zobrist[i];
-                            linearized_required -= 1;
-                            prefix = prefix.min(i);
-                            cursor = Cursor::Main(main.next[2 * i]);
-                        }
-                        Chosen::Optional { at, limit, blocked } => {
-                            side.restore(at);
-                            optional_bits[at as usize / 64] &= !(1 << (at % 64));
-                            cursor = Cursor::Optional {
-                                at: side.next[at as usize],
-                                limit,
-                                blocked,
-                            };
-                        }
-                    }
-                    continue;
-                }
-                let j = at as usize;
-                if let Some(next_state) = model.step(state, optional[j].op) {
-                    optional_bits[j / 64] |= 1 << (j % 64);
-                    let words = window(prefix);
-                    let added = words.len() + optional_bits.len();
-                    if memo.insert_unless_dominated(
-                        hash_required ^ state_hash(next_state),
-                        next_state,
-                        prefix as u32,
-                        &required_bits[words],
-                        &optional_bits,
-                    ) {
-                        configurations += 1;
-                        let bytes = Memo::ENTRY_BYTES + 8 * added as u64;
-                        memory += bytes;
-                        unflushed += bytes;
-                        if unflushed >= flush_every {
-                            let total =
-                                limits.memory_in_use.fetch_add(unflushed, Ordering::Relaxed)
-                                    + unflushed;
-                            flushed += unflushed;
-                            unflushed = 0;
-                            if limits.memory_budget.is_some_and(|b| total > b) {
-                                break SearchOutcome::Stopped(StopCause::MemoryBudget);
-                            }
-                        }
-                        stack.push(Frame {
-                            chosen: Chosen::Optional { at, limit, blocked },
-                            previous_state: state,
-                        });
-                        side.lift(at);
-                        state = next_state;
-                        cursor = Cursor::Main(main.next[head as usize]);
+            match self.cursor {
+                Cursor::Main(e) => {
+                    debug_assert_ne!(e, self.head, "an unlinearized op's return is listed");
+                    let i = (e / 2) as usize;
+                    if e % 2 == 1 {
+                        // Op i's return: nothing after it may go before it. Try the optional
+                        // operations invoked before that point, then give up here.
+                        self.cursor = Cursor::Optional {
+                            at: self.side.next[self.side_head as usize],
+                            limit: self.ops.required[i].ret,
+                            blocked: i as u32,
+                        };
                         continue;
                     }
-                    optional_bits[j / 64] &= !(1 << (j % 64));
+                    if let Some(next_state) = self.model.step(self.state, self.ops.required[i].op)
+                    {
+                        self.required_bits[i / 64] |= 1 << (i % 64);
+                        self.hash_required ^= self.zobrist[i];
+                        self.linearized_required += 1;
+                        let old_prefix = self.prefix;
+                        if i == self.prefix {
+                            self.prefix = next_clear(&self.required_bits, i + 1, n_required);
+                        }
+                        if self.prefix == n_required {
+                            break SearchOutcome::Valid;
+                        }
+                        match self.enter(next_state, limits) {
+                            Err(cause) => break SearchOutcome::Stopped(cause),
+                            Ok(true) => {
+                                self.stack.push(Frame {
+                                    chosen: Chosen::Required(i as u32),
+                                    previous_state: self.state,
+                                });
+                                self.main.lift(2 * i as u32);
+                                self.main.lift(2 * i as u32 + 1);
+                                self.state = next_state;
+                                self.cursor = Cursor::Main(self.main.next[self.head as usize]);
+                                continue;
+                            }
+                            Ok(false) => {
+                                self.required_bits[i / 64] &= !(1 << (i % 64));
+                                self.hash_required ^= self.zobrist[i];
+                                self.linearized_required -= 1;
+                                self.prefix = old_prefix;
+                            }
+                        }
+                    }
+                    self.cursor = Cursor::Main(self.main.next[e as usize]);
                 }
-                cursor = Cursor::Optional {
-                    at: side.next[j],
+                Cursor::Optional { at, limit, blocked } => {
+                    if at == self.side_head || self.ops.optional[at as usize].call > limit {
+                        // Stuck: `blocked` cannot be linearized from here.
+                        self.record_block(blocked);
+                        if !self.backtrack() {
+                            break SearchOutcome::Invalid(Blocked {
+                                op: self.ops.required[self.best_op as usize].origin,
+                                prefix: std::mem::take(&mut self.snapshot),
+                                states: std::mem::take(&mut self.best_states),
+                            });
+                        }
+                        continue;
+                    }
+                    let j = at as usize;
+                    if let Some(next_state) = self.model.step(self.state, self.ops.optional[j].op)
+                    {
+                        self.optional_bits[j / 64] |= 1 << (j % 64);
+                        match self.enter(next_state, limits) {
+                            Err(cause) => break SearchOutcome::Stopped(cause),
+                            Ok(true) => {
+                                self.stack.push(Frame {
+                                    chosen: Chosen::Optional { at, limit, blocked },
+                                    previous_state: self.state,
+                                });
+                                self.side.lift(at);
+                                self.state = next_state;
+                                self.cursor = Cursor::Main(self.main.next[self.head as usize]);
+                                continue;
+                            }
+                            Ok(false) => self.optional_bits[j / 64] &= !(1 << (j % 64)),
+                        }
+                    }
+                    self.cursor = Cursor::Optional {
+                        at: self.side.next[j],
+                        limit,
+                        blocked,
+                    };
+                }
+            }
+        };
+        limits
+            .memory_in_use
+            .fetch_sub(self.flushed, Ordering::Relaxed);
+        self.flushed = 0;
+        self.memo = Memo {
+            heads: FxHashMap::default(),
+            entries: Vec::new(),
+            words: Vec::new(),
+        };
+        self.stack = Vec::new();
+        self.finished = Some(outcome.clone());
+        Some(outcome)
+    }
+
+    /// Notes a blocking point: a deeper one replaces the record, an equally deep one on the
+    /// same operation adds its state.
+    fn record_block(&mut self, blocked: u32) {
+        let depth = self.linearized_required;
+        if self.best_depth.is_none_or(|d| depth > d) {
+            self.best_depth = Some(depth);
+            self.best_op = blocked;
+            self.snapshot.truncate(self.snapshot_valid);
+            for k in self.snapshot_valid..self.stack.len() {
+                let origin = self.origin_of(self.stack[k].chosen);
+                self.snapshot.push(origin);
+            }
+            self.snapshot_valid = self.stack.len();
+            self.best_states.clear();
+            self.best_states.push(self.state);
+        } else if self.best_depth == Some(depth)
+            && self.best_op == blocked
+            && self.best_states.len() < MAX_STATES
+            && !self.best_states.contains(&self.state)
+        {
+            self.best_states.push(self.state);
+        }
+    }
+
+    /// Undoes the last step and moves the cursor past it; false when there is none.
+    fn backtrack(&mut self) -> bool {
+        let Some(frame) = self.stack.pop() else {
+            return false;
+        };
+        self.snapshot_valid = self.snapshot_valid.min(self.stack.len());
+        self.state = frame.previous_state;
+        match frame.chosen {
+            Chosen::Required(i) => {
+                self.main.restore(2 * i + 1);
+                self.main.restore(2 * i);
+                let i = i as usize;
+                self.required_bits[i / 64] &= !(1 << (i % 64));
+                self.hash_required ^= self.zobrist[i];
+                self.linearized_required -= 1;
+                self.prefix = self.prefix.min(i);
+                self.cursor = Cursor::Main(self.main.next[2 * i]);
+            }
+            Chosen::Optional { at, limit, blocked } => {
+                self.side.restore(at);
+                self.optional_bits[at as usize / 64] &= !(1 << (at % 64));
+                self.cursor = Cursor::Optional {
+                    at: self.side.next[at as usize],
                     limit,
                     blocked,
                 };
             }
         }
-    };
-    limits.memory_in_use.fetch_sub(flushed, Ordering::Relaxed);
-    SearchReport {
-        outcome,
-        configurations,
-        memory,
+        true
     }
 }

@@ -89,7 +89,6 @@ pub(crate) use register::RegisterModel;
 pub(crate) use set::SetModel;
 
 use rustc_hash::FxHashMap;
-use std::collections::HashMap;
 
 /// A model state during the search. Small models use the value itself (a register holds an
 /// interned value id, a mutex 0 or 1); models whose states are collections intern each state
@@ -151,7 +150,7 @@ pub(crate) trait Model<'h>: Send {
 /// Interns values borrowed from the history into dense ids.
 #[derive(Debug, Default)]
 pub(crate) struct ValueInterner<'h> {
-    ids: HashMap<&'h Value, u32>,
+    ids: FxHashMap<&'h Value, u32>,
     values: Vec<&'h Value>,
 }
 

@@ -1,0 +1,93 @@
+//! `splitbrain compare CAMPAIGN.yaml --systems raft,caspaxos,etcd`: the same workload and
+//! fault schedule against several systems, as one table of measurements.
+
+use crate::compare::{self, Cell, CompareOptions};
+use crate::exit;
+use crate::report::progress::ProgressStyle;
+use crate::run::RunOptions;
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Campaign file (YAML): its workload and faults are used; its system is replaced.
+    pub campaign: PathBuf,
+    /// Systems to compare: etcd and the clusterkv architectures raft, caspaxos,
+    /// primary-backup, dynamo.
+    #[arg(long, default_value = "raft,caspaxos,primary-backup,dynamo,etcd")]
+    pub systems: String,
+    /// Length of each run's main phase, overriding the campaign's (e.g. 20s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub time_limit: Option<Duration>,
+    /// Seed shared by every run (the same fault schedule for each system).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where runs are written.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    /// Print the rows as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
+    let campaign = match crate::campaign::load(&args.campaign) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("splitbrain: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let systems = match compare::parse_systems(&args.systems) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("splitbrain: --systems: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    if systems.iter().any(|s| s.needs_cluster()) && !nix::unistd::geteuid().is_root() {
+        eprintln!(
+            "splitbrain: compare needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to create network \
+             namespaces and cgroups for the clusters; try again with sudo"
+        );
+        return Ok(exit::NO_PERM);
+    }
+    let cancel = CancellationToken::new();
+    super::run::watch_signals(cancel.clone())?;
+    let opts = CompareOptions {
+        systems,
+        run: RunOptions {
+            results_root: args.results.clone(),
+            seed: args.seed,
+            duration: args.time_limit,
+            progress: ProgressStyle::for_stderr(),
+            ..RunOptions::default()
+        },
+    };
+    let rows = compare::compare(&campaign, &opts, &cancel, |row| {
+        let what = match &row.cell {
+            Cell::Ran { verdict, dir, .. } => format!("{verdict} ({})", dir.display()),
+            Cell::Refused { reason } => format!("refused: {reason}"),
+            Cell::Error { reason } => format!("error: {reason}"),
+        };
+        eprintln!("splitbrain: {} under {}: {what}", row.system, row.fault);
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", compare::table(&rows));
+    }
+    if cancel.is_cancelled() {
+        return Ok(130);
+    }
+    // Measurements, not a test: an invalid system is a finding, not a failure of the
+    // command. The exit code says whether every cell could be measured (or was refused).
+    let failed = rows.iter().any(|r| matches!(r.cell, Cell::Error { .. }));
+    Ok(if failed {
+        exit::UNAVAILABLE
+    } else {
+        exit::VALID
+    })
+}

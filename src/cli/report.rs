@@ -1,0 +1,74 @@
+//! `splitbrain report [DIR]`: one table over the runs stored under DIR, newest first.
+
+use crate::exit;
+use crate::report::runs;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A results directory (or one run directory).
+    #[arg(default_value = "results")]
+    pub dir: PathBuf,
+    /// Only the runs of this campaign.
+    #[arg(long)]
+    pub campaign: Option<String>,
+    /// At most this many runs (the newest).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Print the rows as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Check each listed run again with its own settings and write its summary.txt,
+    /// results.json, history.edn, junit.xml and report.html anew (e.g. after an upgrade).
+    #[arg(long)]
+    pub rewrite: bool,
+}
+
+pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
+    let mut rows = match runs::scan(&args.dir, args.campaign.as_deref()) {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("splitbrain: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    if let Some(limit) = args.limit {
+        rows.truncate(limit);
+    }
+    if args.rewrite {
+        for row in &rows {
+            match rewrite(&row.dir) {
+                Ok(()) => eprintln!("splitbrain: rewrote {}", row.dir.display()),
+                Err(e) => eprintln!("splitbrain: {e}"),
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if rows.is_empty() {
+        println!(
+            "no runs under {}{}",
+            args.dir.display(),
+            args.campaign
+                .as_deref()
+                .map_or_else(String::new, |c| format!(" for campaign {c}"))
+        );
+    } else {
+        print!("{}", runs::table(&rows));
+    }
+    Ok(exit::VALID)
+}
+
+fn rewrite(dir: &std::path::Path) -> Result<(), crate::report::ReportError> {
+    let (run, checked) = crate::report::recheck_run(dir)?;
+    let history =
+        splitbrain_checkers::formats::read_file(&dir.join("history.jsonl"), &Default::default())
+            .map_err(|e| crate::report::ReportError::History {
+                dir: dir.to_owned(),
+                message: e.to_string(),
+            })?
+            .history;
+    let facts = run.facts();
+    crate::report::write_run_results(dir, &history, &facts, &checked)
+}

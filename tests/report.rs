@@ -1,0 +1,679 @@
+//! What a run leaves for people and CI: the summary (availability in and out of faults,
+//! faults with evidence, counterexample in words), results.json, history.edn (read back by
+//! an independent EDN parser), junit.xml, report.html; `check RUN_DIR`, `report`, and the
+//! `run` flags `--quiet`, `--json`, `--junit`. No privileges needed: in-memory runs and
+//! synthetic histories.
+
+use splitbrain::campaign::{self, Campaign};
+use splitbrain::report;
+use splitbrain::run::{run, RunOptions};
+use splitbrain::summary::{self, RunFacts};
+use splitbrain_checkers::{Event, EventType, History, Process, Value, Verdict};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+fn campaign(yaml: &str) -> Campaign {
+    campaign::parse(yaml, Path::new("test.yaml")).unwrap()
+}
+
+const MEM_KV: &str = "name: mem-report\nsystem: {in-memory: {}}\nworkload: {kind: kv, concurrency: 4, \
+     group_size: 2, ops_per_key: 40, duration: 2s, max_ops: 400, recovery: 0s}\nchecker: {min_ok_per_key: 5}\n";
+
+fn in_memory_run(root: &Path, name: &str, seed: u64) -> PathBuf {
+    let c = campaign(&MEM_KV.replace("mem-report", name));
+    let opts = RunOptions {
+        results_root: root.to_owned(),
+        seed: Some(seed),
+        ..RunOptions::default()
+    };
+    let report = run(&c, &opts, CancellationToken::new()).unwrap();
+    assert_eq!(report.verdict, Verdict::Valid, "{}", report.summary);
+    report.dir
+}
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_splitbrain"))
+}
+
+const MS: u64 = 1_000_000;
+
+/// A history builder: client and nemesis events with times in milliseconds.
+#[derive(Default)]
+struct Builder {
+    events: Vec<Event>,
+}
+
+impl Builder {
+    fn push(
+        &mut self,
+        ms: u64,
+        process: Process,
+        kind: EventType,
+        f: &str,
+        key: Option<i64>,
+        value: Value,
+    ) -> &mut Self {
+        self.events.push(Event {
+            index: self.events.len() as u64,
+            time: Some(ms * MS),
+            process,
+            kind,
+            f: f.to_owned(),
+            key: key.map(Value::Int),
+            value,
+            node: Some("n1".into()),
+            error: None,
+        });
+        self
+    }
+    /// One whole client operation on key 1.
+    fn op(
+        &mut self,
+        from: u64,
+        to: u64,
+        p: u64,
+        f: &str,
+        kind: EventType,
+        value: Value,
+    ) -> &mut Self {
+        let invoke_value = if f == "read" {
+            Value::Nil
+        } else {
+            value.clone()
+        };
+        self.push(
+            from,
+            Process::Client(p),
+            EventType::Invoke,
+            f,
+            Some(1),
+            invoke_value,
+        );
+        self.push(to, Process::Client(p), kind, f, Some(1), value)
+    }
+    fn nemesis(
+        &mut self,
+        ms: u64,
+        kind: EventType,
+        f: &str,
+        fields: Vec<(&str, Value)>,
+    ) -> &mut Self {
+        let map = Value::Map(
+            fields
+                .into_iter()
+                .map(|(k, v)| (Value::Str(k.to_owned()), v))
+                .collect(),
+        );
+        self.push(ms, Process::Nemesis, kind, f, None, map)
+    }
+    fn history(&self) -> History {
+        History::new(self.events.clone())
+    }
+}
+
+fn strs(items: &[&str]) -> Value {
+    Value::List(items.iter().map(|s| Value::Str((*s).to_owned())).collect())
+}
+
+/// Ops before, during and after a partition of n1 (1 s to 2 s): two of the three ops during
+/// the partition fail, all others succeed. `invalid` adds a stale read at the end.
+fn faulted_history(invalid: bool) -> History {
+    let mut b = Builder::default();
+    b.op(0, 100, 0, "write", EventType::Ok, Value::Int(1))
+        .op(200, 300, 1, "read", EventType::Ok, Value::Int(1))
+        .nemesis(
+            1000,
+            EventType::Invoke,
+            "start-partition",
+            vec![
+                ("id", Value::Int(1)),
+                ("shape", Value::Str("isolate-one".into())),
+            ],
+        )
+        .nemesis(
+            1010,
+            EventType::Info,
+            "start-partition",
+            vec![
+                ("id", Value::Int(1)),
+                ("took_us", Value::Int(9000)),
+                ("shape", Value::Str("isolate-one".into())),
+                (
+                    "evidence",
+                    strs(&[
+                        "n2->n1: blocked (Invalid argument (os error 22))",
+                        "n2->n3: reachable",
+                    ]),
+                ),
+            ],
+        )
+        .op(1100, 1200, 0, "write", EventType::Fail, Value::Int(2))
+        .op(1300, 1400, 1, "read", EventType::Fail, Value::Nil)
+        .op(1500, 1600, 2, "write", EventType::Ok, Value::Int(3))
+        .nemesis(
+            2000,
+            EventType::Invoke,
+            "stop-partition",
+            vec![("id", Value::Int(1))],
+        )
+        .nemesis(
+            2020,
+            EventType::Info,
+            "stop-partition",
+            vec![
+                ("id", Value::Int(1)),
+                ("evidence", strs(&["n2->n1: reachable"])),
+            ],
+        )
+        .op(2100, 2200, 0, "read", EventType::Ok, Value::Int(3));
+    if invalid {
+        // 1 was overwritten by 3 long before: a stale read no order explains.
+        b.op(2300, 2400, 1, "read", EventType::Ok, Value::Int(1));
+    } else {
+        b.op(2300, 2400, 1, "read", EventType::Ok, Value::Int(3));
+    }
+    b.history()
+}
+
+const REGISTER: &str = "name: synthetic\nsystem: {in-memory: {}}\nworkload: {kind: cas-register, concurrency: 3}\nchecker: {min_ok_per_key: 1}\n";
+
+fn facts(c: &Campaign) -> RunFacts<'_> {
+    RunFacts {
+        campaign: c,
+        seed: 7,
+        run_id: "abc123",
+        nodes: vec!["n1".into(), "n2".into(), "n3".into()],
+        main_elapsed: Duration::from_millis(2500),
+        interrupted: false,
+    }
+}
+
+/// Writes a synthetic run directory (as a run leaves it) and returns it.
+fn synthetic_run(root: &Path, history: &History) -> PathBuf {
+    let c = campaign(REGISTER);
+    let dir = root.join("synthetic").join("20250101T000000Z-abc123");
+    std::fs::create_dir_all(&dir).unwrap();
+    splitbrain::results::write_json(&dir.join("campaign.json"), &c).unwrap();
+    let mut jsonl = Vec::new();
+    splitbrain_checkers::formats::jsonl::write_history(&mut jsonl, &history.events).unwrap();
+    std::fs::write(dir.join("history.jsonl"), jsonl).unwrap();
+    let f = facts(&c);
+    let checked = summary::check_and_summarise(history, &f).unwrap();
+    report::write_run_results(&dir, history, &f, &checked).unwrap();
+    dir
+}
+
+#[test]
+fn availability_is_split_by_fault_windows_and_faults_carry_their_evidence() {
+    let history = faulted_history(false);
+    let a = summary::analyse(&history);
+    assert_eq!(a.faults.len(), 1);
+    let w = &a.faults[0];
+    assert_eq!(w.kind, "partition");
+    assert_eq!(w.id, Some(1));
+    assert_eq!(
+        (w.start_ns, w.in_force_ns, w.end_ns),
+        (1000 * MS, Some(1010 * MS), Some(2020 * MS))
+    );
+    assert!(w.description.contains("isolate-one"), "{}", w.description);
+    assert!(
+        w.evidence.iter().any(|e| e.contains("n2->n1: blocked")),
+        "{:?}",
+        w.evidence
+    );
+    assert!(
+        w.evidence
+            .iter()
+            .any(|e| e == "after heal: n2->n1: reachable"),
+        "{:?}",
+        w.evidence
+    );
+    assert_eq!(a.ops.operations(), 7);
+    assert_eq!((a.during_faults.operations, a.during_faults.ok), (3, 1));
+    assert_eq!((a.healthy.operations, a.healthy.ok), (4, 4));
+    assert!((a.during_faults.availability - 1.0 / 3.0).abs() < 1e-9);
+    assert_eq!(a.healthy.availability, 1.0);
+    assert_eq!(a.by_fault["partition"].operations, 3);
+    // Latencies are all 100 ms.
+    assert!(
+        (a.ops.latency_ms[2] - 100.0).abs() < 1e-6,
+        "{:?}",
+        a.ops.latency_ms
+    );
+
+    let c = campaign(REGISTER);
+    let checked = summary::check_and_summarise(&history, &facts(&c)).unwrap();
+    assert_eq!(checked.verdict, Verdict::Valid, "{}", checked.table);
+    let t = &checked.table;
+    for needle in [
+        "during faults",
+        "33.3% ok of 3 ops",
+        "while healthy",
+        "100.0% ok of 4 ops",
+        "1 injected (partition 1)",
+        "isolate-one",
+        "n2->n1: blocked",
+        "p99 100.0ms",
+        "VALID",
+    ] {
+        assert!(t.contains(needle), "summary lacks {needle:?}:\n{t}");
+    }
+    assert_eq!(checked.json["availability"]["healthy"]["operations"], 4);
+    assert_eq!(
+        checked.json["fault_kinds"],
+        serde_json::json!(["partition"])
+    );
+}
+
+#[test]
+fn an_invalid_run_explains_itself_in_the_summary_junit_and_html() {
+    let root = tempfile::tempdir().unwrap();
+    let history = faulted_history(true);
+    let dir = synthetic_run(root.path(), &history);
+
+    let summary = std::fs::read_to_string(dir.join("summary.txt")).unwrap();
+    assert!(summary.contains("INVALID"), "{summary}");
+    assert!(summary.contains("counterexample"), "{summary}");
+    assert!(summary.contains("is not linearizable"), "{summary}");
+    assert!(summary.contains("✗ process 1 read"), "{summary}");
+
+    let xml = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    let junit = quick_junit::Report::deserialize_from_str(&xml).unwrap();
+    assert_eq!(junit.test_suites.len(), 1);
+    let cases = &junit.test_suites[0].test_cases;
+    assert_eq!(cases.len(), 2, "a case per checker: {xml}");
+    let lin = cases
+        .iter()
+        .find(|c| c.name.as_str().starts_with("linearizable"))
+        .unwrap();
+    match &lin.status {
+        quick_junit::TestCaseStatus::NonSuccess {
+            kind: quick_junit::NonSuccessKind::Failure,
+            description: Some(text),
+            ..
+        } => assert!(text.as_str().contains("is not linearizable"), "{text:?}"),
+        other => panic!("expected a failure with the counterexample, got {other:?}"),
+    }
+
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains(r#"class="verdict invalid""#));
+    assert!(html.contains(r#"id="counterexample""#));
+    assert!(html.contains(r#"class="cex culprit""#));
+    assert!(html.contains(r#"class="cex prefix""#));
+    assert!(html.contains(r#"class="fault-window" data-kind="partition""#));
+    // Self-contained: nothing fetched from anywhere.
+    for remote in ["http://", "https://", "src=\"", "<link"] {
+        assert!(!html.contains(remote), "report.html refers to {remote}");
+    }
+
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["verdict"], "invalid");
+
+    // `check RUN_DIR` agrees, with the run's own settings: exit 1.
+    let out = binary().arg("check").arg(&dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("INVALID"), "{stdout}");
+}
+
+#[test]
+fn unknown_is_a_junit_error_not_a_pass() {
+    // Too little evidence: min_ok_per_key 50 with a handful of ok operations.
+    let c = campaign(&REGISTER.replace("min_ok_per_key: 1", "min_ok_per_key: 50"));
+    let history = faulted_history(false);
+    let f = facts(&c);
+    let checked = summary::check_and_summarise(&history, &f).unwrap();
+    assert_eq!(checked.verdict, Verdict::Unknown);
+    let xml = report::junit::to_xml(&report::junit::report([report::junit::suite(&f, &checked)]))
+        .unwrap();
+    assert!(xml.contains("<error"), "{xml}");
+    assert!(!xml.contains("<failure"), "{xml}");
+}
+
+#[test]
+fn in_memory_run_writes_every_result_and_history_edn_reads_back() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = in_memory_run(root.path(), "mem-report", 3);
+    for file in [
+        "summary.txt",
+        "results.json",
+        "history.edn",
+        "junit.xml",
+        "report.html",
+    ] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    let latest = std::fs::canonicalize(root.path().join("latest")).unwrap();
+    assert_eq!(latest, std::fs::canonicalize(&dir).unwrap());
+
+    // The EDN is the same history as the JSONL, through our reader...
+    let read = |name: &str| {
+        splitbrain_checkers::formats::read_file(&dir.join(name), &Default::default())
+            .unwrap()
+            .history
+    };
+    let (jsonl, edn) = (read("history.jsonl"), read("history.edn"));
+    assert!(jsonl.events.len() > 400);
+    assert_eq!(jsonl, edn);
+
+    // ...and `check` accepts the run directory and the EDN file alike.
+    let out = binary().arg("check").arg(&dir).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = binary()
+        .args(["check", "--model", "kv"])
+        .arg(dir.join("history.edn"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let xml = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    let junit = quick_junit::Report::deserialize_from_str(&xml).unwrap();
+    let cases = &junit.test_suites[0].test_cases;
+    assert!(cases
+        .iter()
+        .all(|c| matches!(c.status, quick_junit::TestCaseStatus::Success { .. })));
+}
+
+/// Reads history.edn with Python's `edn_format` (an EDN parser that is not ours) and
+/// compares every event with the JSONL.
+#[test]
+fn history_edn_reads_back_with_an_independent_edn_parser() {
+    let probe = Command::new("python3")
+        .args(["-c", "import edn_format"])
+        .output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: needs python3 with edn_format (pip install edn_format)");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    // Nemesis events carry nested maps and lists: include some.
+    let history = faulted_history(false);
+    let dir = synthetic_run(root.path(), &history);
+    let run_dir = in_memory_run(root.path(), "mem-edn", 5);
+    for dir in [dir, run_dir] {
+        let script = r#"
+import edn_format, json, sys
+from edn_format import Keyword
+def plain(v):
+    if isinstance(v, Keyword): return v.name
+    if isinstance(v, (list, tuple, edn_format.immutable_list.ImmutableList)): return [plain(x) for x in v]
+    if isinstance(v, (dict, edn_format.immutable_dict.ImmutableDict)): return {plain(k): plain(x) for k, x in v.items()}
+    return v
+out = []
+for line in open(sys.argv[1]):
+    if line.strip():
+        out.append(plain(edn_format.loads(line)))
+json.dump(out, sys.stdout)
+"#;
+        let out = Command::new("python3")
+            .args(["-c", script])
+            .arg(dir.join("history.edn"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let parsed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let history = splitbrain::run::load_history(&dir).unwrap();
+        assert_eq!(parsed.len(), history.events.len());
+        for (p, e) in parsed.iter().zip(&history.events) {
+            assert_eq!(p["index"], e.index);
+            assert_eq!(p["time"], serde_json::json!(e.time));
+            assert_eq!(p["type"], e.kind.as_str());
+            assert_eq!(p["f"], e.f.as_str());
+            match e.process {
+                Process::Client(n) => assert_eq!(p["process"], n),
+                Process::Nemesis => assert_eq!(p["process"], "nemesis"),
+            }
+            // Our JSON rendering of the value equals the EDN parser's (keywords as names).
+            assert_eq!(
+                p["value"],
+                serde_json::to_value(&e.value).unwrap(),
+                "event {}",
+                e.index
+            );
+            assert_eq!(
+                p.get("key").cloned().unwrap_or_default(),
+                serde_json::to_value(&e.key).unwrap()
+            );
+        }
+    }
+}
+
+#[test]
+fn report_lists_runs_newest_first_filters_and_prints_json() {
+    let root = tempfile::tempdir().unwrap();
+    let first = in_memory_run(root.path(), "mem-a", 1);
+    // Run directories are stamped to the second.
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = in_memory_run(root.path(), "mem-b", 2);
+    let out = binary().arg("report").arg(root.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (a, b) = (text.find("mem-a").unwrap(), text.find("mem-b").unwrap());
+    assert!(b < a, "newest first:\n{text}");
+    for column in [
+        "campaign",
+        "system",
+        "faults",
+        "ops",
+        "availability",
+        "p99",
+        "verdict",
+        "in-memory",
+        "valid",
+    ] {
+        assert!(text.contains(column), "{column}:\n{text}");
+    }
+    // `latest` is not listed twice.
+    assert_eq!(text.matches("mem-b").count(), 1, "{text}");
+
+    let out = binary()
+        .args(["report", "--json", "--campaign", "mem-a"])
+        .arg(root.path())
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["campaign"], "mem-a");
+    assert_eq!(rows[0]["verdict"], "valid");
+    assert_eq!(PathBuf::from(rows[0]["dir"].as_str().unwrap()), first);
+    assert!(rows[0]["operations"].as_u64().unwrap() >= 400);
+    let _ = second;
+}
+
+fn write_campaign(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, MEM_KV.replace("mem-report", name)).unwrap();
+    path
+}
+
+#[test]
+fn run_quiet_prints_only_the_verdict_line_and_writes_junit() {
+    let root = tempfile::tempdir().unwrap();
+    let file = write_campaign(root.path(), "mem-quiet");
+    let junit = root.path().join("ci.xml");
+    let out = binary()
+        .arg("run")
+        .arg(&file)
+        .args(["--quiet", "--seed", "4", "--test-count", "2", "--results"])
+        .arg(root.path().join("results"))
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "one verdict line per run: {stdout}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("VALID mem-quiet on in-memory")),
+        "{stdout}"
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "quiet: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report =
+        quick_junit::Report::deserialize_from_str(&std::fs::read_to_string(&junit).unwrap())
+            .unwrap();
+    assert_eq!(report.test_suites.len(), 2, "a suite per run");
+    assert_eq!(report.tests, 4);
+    assert_eq!(report.failures + report.errors, 0);
+}
+
+#[test]
+fn run_json_prints_the_results_document_and_progress_goes_to_stderr() {
+    let root = tempfile::tempdir().unwrap();
+    let file = write_campaign(root.path(), "mem-json");
+    let out = binary()
+        .arg("run")
+        .arg(&file)
+        .args(["--json", "--seed", "4", "--results"])
+        .arg(root.path().join("results"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["verdict"], "valid");
+    assert_eq!(doc["campaign"], "mem-json");
+    assert!(doc["operations"]["ok"].as_u64().unwrap() > 0);
+    assert!(doc["checkers"].as_array().unwrap().len() >= 2);
+}
+
+#[test]
+fn progress_counts_operations_and_active_faults_from_history_lines() {
+    let mut counts = report::progress::Counts::default();
+    let history = faulted_history(false);
+    let mut jsonl = Vec::new();
+    // Up to the middle of the partition.
+    let upto: Vec<Event> = history
+        .events
+        .iter()
+        .filter(|e| e.time.unwrap() <= 1500 * MS)
+        .cloned()
+        .collect();
+    splitbrain_checkers::formats::jsonl::write_history(&mut jsonl, &upto).unwrap();
+    for line in String::from_utf8(jsonl).unwrap().lines() {
+        counts.observe(line);
+    }
+    assert_eq!(counts.invoked, 5);
+    assert_eq!((counts.ok, counts.not_ok), (2, 2));
+    assert_eq!((counts.faults_active, counts.faults_started), (1, 1));
+    let line = counts.line(Duration::from_secs(3), Duration::from_secs(10));
+    assert_eq!(line, "ops 5, 50.0% ok, faults active 1 (1 so far), 3s/10s");
+}
+
+#[test]
+fn html_report_of_a_large_run_is_sampled_and_says_so() {
+    // 100,000 operations over 100 s with a fault window: the page stays small.
+    let mut b = Builder::default();
+    b.nemesis(
+        40_000,
+        EventType::Invoke,
+        "kill",
+        vec![("id", Value::Int(1))],
+    )
+    .nemesis(
+        40_010,
+        EventType::Info,
+        "kill",
+        vec![
+            ("id", Value::Int(1)),
+            ("nodes", strs(&["n2"])),
+            (
+                "evidence",
+                strs(&["n2: pid Some(42), cgroup.kill: no task left"]),
+            ),
+        ],
+    )
+    .nemesis(
+        50_000,
+        EventType::Invoke,
+        "start",
+        vec![("id", Value::Int(1))],
+    )
+    .nemesis(
+        50_500,
+        EventType::Info,
+        "start",
+        vec![("id", Value::Int(1))],
+    );
+    let mut events = b.events;
+    for i in 0..100_000u64 {
+        let t = i * MS;
+        let p = i % 10;
+        for (kind, dt) in [(EventType::Invoke, 0), (EventType::Ok, MS / 2)] {
+            events.push(Event {
+                index: 0,
+                time: Some(t + dt),
+                process: Process::Client(p),
+                kind,
+                f: "write".into(),
+                key: Some(Value::Int((i / 100) as i64)),
+                value: Value::Int(i as i64),
+                node: None,
+                error: None,
+            });
+        }
+    }
+    events.sort_by_key(|e| e.time);
+    for (i, e) in events.iter_mut().enumerate() {
+        e.index = i as u64;
+    }
+    let history = History::new(events);
+    let c = campaign("name: big\nsystem: {in-memory: {}}\nworkload: {kind: kv, concurrency: 10}\n");
+    let f = facts(&c);
+    let analysis = summary::analyse(&history);
+    assert_eq!(analysis.faults.len(), 1);
+    assert_eq!(analysis.during_faults.operations, 10_501);
+    let checked = summary::Checked {
+        verdict: Verdict::Valid,
+        table: String::new(),
+        json: serde_json::Value::Null,
+        outcomes: Vec::new(),
+        analysis,
+    };
+    let html = report::html::render(&f, &history, &checked);
+    let drawn = html.matches(r#"<rect class="op "#).count();
+    assert!(drawn <= report::html::MAX_TIMELINE_OPS, "{drawn} ops drawn");
+    assert!(
+        drawn >= report::html::MAX_TIMELINE_OPS / 2,
+        "{drawn} ops drawn"
+    );
+    assert!(
+        html.contains("Sampled: 1 in 34 operations is drawn (2942 of 100000)"),
+        "sampling is said"
+    );
+    eprintln!("report.html of 100,000 operations: {} bytes", html.len());
+    assert!(html.len() < 2 << 20, "{} bytes", html.len());
+}

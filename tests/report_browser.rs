@@ -1,0 +1,217 @@
+//! report.html in a real headless browser (Debian's `chromium`): the page renders offline,
+//! its script runs without errors, and the rendered DOM holds the verdict, the operations on
+//! the timeline, the fault windows and the counterexample. Skipped, with the reason printed,
+//! when chromium is not installed.
+
+use splitbrain::campaign;
+use splitbrain::report;
+use splitbrain::summary::{self, RunFacts};
+use splitbrain_checkers::{Event, EventType, History, Process, Value, Verdict};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            let out = Command::new("which").arg(name).output().ok()?;
+            out.status
+                .success()
+                .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        })
+}
+
+/// How long the browser may take before the test gives up on it.
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Loads `page` headless and returns (rendered DOM, browser log).
+fn render(browser: &Path, page: &Path) -> (String, String) {
+    let profile = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let (dom_path, log_path) = (out_dir.path().join("dom"), out_dir.path().join("log"));
+    let mut child = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("file://{}", page.display()))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&dom_path).unwrap())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if started.elapsed() > BROWSER_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within {BROWSER_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (
+        std::fs::read_to_string(dom_path).unwrap(),
+        std::fs::read_to_string(log_path).unwrap(),
+    )
+}
+
+const MS: u64 = 1_000_000;
+
+fn event(index: usize, ms: u64, process: Process, kind: EventType, f: &str, value: Value) -> Event {
+    Event {
+        index: index as u64,
+        time: Some(ms * MS),
+        process,
+        kind,
+        f: f.to_owned(),
+        key: (process != Process::Nemesis).then_some(Value::Int(1)),
+        value,
+        node: None,
+        error: None,
+    }
+}
+
+/// Writes, reads and a partition; a stale read at the end makes it invalid.
+fn invalid_history() -> History {
+    let mut events = Vec::new();
+    let op =
+        |events: &mut Vec<Event>, from: u64, to: u64, p: u64, f: &str, kind: EventType, v: i64| {
+            let invoke = if f == "read" {
+                Value::Nil
+            } else {
+                Value::Int(v)
+            };
+            let n = events.len();
+            events.push(event(
+                n,
+                from,
+                Process::Client(p),
+                EventType::Invoke,
+                f,
+                invoke,
+            ));
+            events.push(event(n + 1, to, Process::Client(p), kind, f, Value::Int(v)));
+        };
+    let nemesis = |events: &mut Vec<Event>, ms: u64, kind: EventType, f: &str, evidence: &str| {
+        let n = events.len();
+        let value = Value::Map(vec![
+            (Value::Str("id".into()), Value::Int(1)),
+            (Value::Str("shape".into()), Value::Str("halves".into())),
+            (
+                Value::Str("evidence".into()),
+                Value::List(vec![Value::Str(evidence.into())]),
+            ),
+        ]);
+        events.push(event(n, ms, Process::Nemesis, kind, f, value));
+    };
+    for i in 0..20u64 {
+        op(
+            &mut events,
+            i * 100,
+            i * 100 + 60,
+            i % 3,
+            "write",
+            EventType::Ok,
+            i as i64,
+        );
+        if i == 8 {
+            nemesis(&mut events, 850, EventType::Invoke, "start-partition", "");
+            nemesis(
+                &mut events,
+                860,
+                EventType::Info,
+                "start-partition",
+                "n1->n2: blocked",
+            );
+        }
+        if i == 14 {
+            nemesis(&mut events, 1450, EventType::Invoke, "stop-partition", "");
+            nemesis(
+                &mut events,
+                1460,
+                EventType::Info,
+                "stop-partition",
+                "n1->n2: reachable",
+            );
+        }
+    }
+    op(&mut events, 2100, 2150, 1, "read", EventType::Ok, 19);
+    op(&mut events, 2200, 2250, 2, "read", EventType::Ok, 3);
+    History::new(events)
+}
+
+#[test]
+fn report_html_renders_offline_without_script_errors() {
+    let Some(browser) = chromium() else {
+        eprintln!("skipped: chromium is not installed (apt-get install chromium)");
+        return;
+    };
+    let c = campaign::parse(
+        "name: browser\nsystem: {in-memory: {}}\nworkload: {kind: cas-register, concurrency: 3}\nchecker: {min_ok_per_key: 1}\n",
+        Path::new("browser.yaml"),
+    )
+    .unwrap();
+    let facts = RunFacts {
+        campaign: &c,
+        seed: 11,
+        run_id: "b0b0b0",
+        nodes: vec!["n1".into(), "n2".into(), "n3".into()],
+        main_elapsed: Duration::from_secs(2),
+        interrupted: false,
+    };
+    let history = invalid_history();
+    let checked = summary::check_and_summarise(&history, &facts).unwrap();
+    assert_eq!(checked.verdict, Verdict::Invalid, "{}", checked.table);
+    let dir = tempfile::tempdir().unwrap();
+    report::write_run_results(dir.path(), &history, &facts, &checked).unwrap();
+
+    let (dom, log) = render(&browser, &dir.path().join("report.html"));
+    assert!(
+        dom.contains(r#"data-rendered="yes""#),
+        "the page script did not finish; browser log:\n{log}"
+    );
+    let errors = dom
+        .split(r#"id="script-errors""#)
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .unwrap_or_default();
+    assert!(
+        errors
+            .trim_start_matches(" hidden=\"\"")
+            .trim_start_matches('>')
+            .is_empty(),
+        "script errors on the page: {errors}"
+    );
+    for bad in ["Uncaught", "ERROR:CONSOLE", "net::ERR_"] {
+        assert!(!log.contains(bad), "browser log has {bad}:\n{log}");
+    }
+    assert!(dom.contains(r#"class="verdict invalid""#));
+    assert!(dom.contains("INVALID"));
+    // The script counted what the browser actually laid out.
+    assert!(
+        dom.contains("22 operations and 1 fault windows drawn on the timeline."),
+        "{}",
+        dom.split("drawn-counts")
+            .nth(1)
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect::<String>()
+    );
+    assert!(dom.contains(r#"class="fault-window" data-kind="partition""#));
+    assert!(dom.contains(r#"class="cex culprit""#));
+    assert!(dom.contains("n1-&gt;n2: blocked"));
+}

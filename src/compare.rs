@@ -237,12 +237,12 @@ pub fn table(rows: &[Row]) -> String {
             ]),
             Cell::Refused { reason } => {
                 record.push("refused".to_owned());
-                record.extend(std::iter::repeat("-".to_owned()).take(6));
+                record.extend(vec!["-".to_owned(); 6]);
                 record.push(gist(reason, 110));
             }
             Cell::Error { reason } => {
                 record.push("error".to_owned());
-                record.extend(std::iter::repeat("-".to_owned()).take(6));
+                record.extend(vec!["-".to_owned(); 6]);
                 record.push(gist(reason, 110));
             }
         }

@@ -8,6 +8,7 @@ mod common;
 use common::have_root;
 use splitbrain::cluster::{Cluster, Deployment};
 use splitbrain::nemesis::net::{self, NetBackend, Reach};
+use splitbrain::nemesis::netlink::RouteWorkers;
 use splitbrain::nemesis::partition::{self, Grudge, Shape};
 use splitbrain::nemesis::schedule::{self, NemesisSpec};
 use splitbrain::nemesis::{clock, packet, roles, Nemesis, NemesisContext};
@@ -63,8 +64,10 @@ fn node_names(t: &Topology) -> Vec<String> {
     t.nodes().iter().map(|n| n.name.clone()).collect()
 }
 
-fn cut_and_heal(backend: NetBackend) {
+fn cut_and_heal(backend: NetBackend, netlink: bool) {
     let topology = Topology::create(RunId::random(), 3).unwrap();
+    let namespaces: Vec<String> = topology.nodes().iter().map(|n| n.netns.clone()).collect();
+    let routes = netlink.then(|| RouteWorkers::start(&namespaces).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     for n in topology.nodes() {
         listen_in(n, stop.clone());
@@ -77,7 +80,7 @@ fn cut_and_heal(backend: NetBackend) {
 
     // n1 alone against n2 and n3.
     let grudge = partition::isolate_node(&node_names(&topology), "n1");
-    let cut = net::apply(backend, topology.nodes(), &grudge).unwrap();
+    let cut = net::apply(backend, topology.nodes(), &grudge, routes.as_ref()).unwrap();
     assert!(!connects(n2, n1), "n2 -> n1 is cut");
     assert!(!connects(n1, n3), "n1 -> n3 is cut");
     assert!(
@@ -91,13 +94,13 @@ fn cut_and_heal(backend: NetBackend) {
         Reach::Reachable
     );
 
-    net::heal(&cut).unwrap();
+    net::heal(&cut, routes.as_ref()).unwrap();
     assert!(
         connects(n2, n1) && connects(n1, n2) && connects(n1, n3),
         "all work after heal"
     );
     // Healing twice is harmless.
-    net::heal(&cut).unwrap();
+    net::heal(&cut, routes.as_ref()).unwrap();
     stop.store(true, Ordering::Relaxed);
 }
 
@@ -106,7 +109,15 @@ fn blackhole_partition_cuts_and_heals() {
     if !have_root("blackhole_partition_cuts_and_heals") {
         return;
     }
-    cut_and_heal(NetBackend::Blackhole);
+    cut_and_heal(NetBackend::Blackhole, false);
+}
+
+#[test]
+fn blackhole_partition_through_netlink_cuts_and_heals() {
+    if !have_root("blackhole_partition_through_netlink_cuts_and_heals") {
+        return;
+    }
+    cut_and_heal(NetBackend::Blackhole, true);
 }
 
 fn have_nft(test: &str) -> bool {
@@ -124,7 +135,7 @@ fn nftables_partition_cuts_and_heals() {
     {
         return;
     }
-    cut_and_heal(NetBackend::Nftables);
+    cut_and_heal(NetBackend::Nftables, false);
 }
 
 #[test]
@@ -286,6 +297,7 @@ fn runner_applies_records_and_undoes_a_timeline() {
         recorder: recorder.clone(),
         backend: NetBackend::Blackhole,
         roles: None,
+        routes: None,
     };
     let nemesis = Nemesis::start(ctx, plan, Instant::now()).unwrap();
     let c = cluster(&deployment);
@@ -395,6 +407,7 @@ fn dropping_the_nemesis_mid_fault_undoes_everything() {
         recorder: recorder.clone(),
         backend: NetBackend::Blackhole,
         roles: None,
+        routes: None,
     };
     let nemesis = Nemesis::start(ctx, plan, Instant::now()).unwrap();
     let c = cluster(&deployment);
@@ -529,72 +542,6 @@ fn a_clusterkv_node_reports_the_skewed_clock_and_keeps_serving() {
     assert!(node.is_running() && node.unexpected_deaths() == 0);
 }
 
-/// The timing target: a partition in force within 20 ms of its scheduled time on a 5-node
-/// cluster. Prints the distribution; run with
-/// `cargo test -p splitbrain --test nemesis -- --ignored --nocapture partition_timing`.
-#[test]
-#[ignore]
-fn partition_timing_distribution() {
-    if !have_root("partition_timing_distribution") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let deployment = sleep_cluster(5, dir.path());
-    let recorder = Recorder::create(&dir.path().join("history.jsonl"), Instant::now()).unwrap();
-    let spec = NemesisSpec {
-        faults: vec![schedule::FaultKind::Partition],
-        interval: Duration::from_millis(60),
-        hold: Some(Duration::from_millis(60)),
-        shapes: vec![
-            Shape::Halves,
-            Shape::RandomHalves,
-            Shape::IsolateOne,
-            Shape::MajoritiesRing,
-            Shape::Bridge,
-            Shape::MinorityThird,
-        ],
-        ..NemesisSpec::default()
-    };
-    let runs = 100;
-    let plan = schedule::plan(
-        &spec,
-        &deployment.node_names(),
-        5,
-        Duration::from_millis(120 * runs + 60),
-    )
-    .unwrap();
-    let ctx = NemesisContext {
-        deployment: deployment.clone(),
-        recorder: recorder.clone(),
-        backend: NetBackend::Blackhole,
-        roles: None,
-    };
-    let nemesis = Nemesis::start(ctx, plan, Instant::now()).unwrap();
-    std::thread::sleep(Duration::from_millis(120 * runs + 200));
-    let report = nemesis.stop();
-    recorder.finish().unwrap();
-    let mut lateness: Vec<i64> = report.faults.iter().map(|f| f.lateness_us).collect();
-    let mut undo: Vec<i64> = report.faults.iter().filter_map(|f| f.undo_us).collect();
-    assert!(
-        lateness.len() >= runs as usize - 1,
-        "{} partitions",
-        lateness.len()
-    );
-    lateness.sort_unstable();
-    undo.sort_unstable();
-    let pct = |v: &[i64], p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0;
-    println!(
-        "partition in force after its scheduled time, {} partitions on 5 nodes: p50 {:.2}ms, p99 {:.2}ms, max {:.2}ms; heal p50 {:.2}ms, p99 {:.2}ms",
-        lateness.len(),
-        pct(&lateness, 0.5),
-        pct(&lateness, 0.99),
-        pct(&lateness, 1.0),
-        pct(&undo, 0.5),
-        pct(&undo, 0.99)
-    );
-    assert!(pct(&lateness, 0.5) < 20.0, "median within 20 ms");
-}
-
 #[test]
 fn grudges_of_every_shape_apply_on_five_nodes() {
     if !have_root("grudges_of_every_shape_apply_on_five_nodes") {
@@ -602,13 +549,15 @@ fn grudges_of_every_shape_apply_on_five_nodes() {
     }
     let topology = Topology::create(RunId::random(), 5).unwrap();
     let names = node_names(&topology);
+    let namespaces: Vec<String> = topology.nodes().iter().map(|n| n.netns.clone()).collect();
+    let routes = Some(RouteWorkers::start(&namespaces).unwrap());
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(11);
     for shape in Shape::ALL
         .into_iter()
         .filter(|s| *s != Shape::IsolateLeader)
     {
         let grudge: Grudge = partition::grudge(shape, &names, &mut rng).unwrap();
-        let cut = net::apply(NetBackend::Blackhole, topology.nodes(), &grudge).unwrap();
+        let cut = net::apply(NetBackend::Blackhole, topology.nodes(), &grudge, routes.as_ref()).unwrap();
         let (s, r) = grudge.a_blocked_pair().unwrap();
         let from = topology.node(&s).unwrap();
         let to = topology.node(&r).unwrap();
@@ -618,7 +567,7 @@ fn grudges_of_every_shape_apply_on_five_nodes() {
                 .is_blocked(),
             "{shape:?}"
         );
-        net::heal(&cut).unwrap();
+        net::heal(&cut, routes.as_ref()).unwrap();
         assert_eq!(
             net::probe(from, to, Duration::from_millis(200)).unwrap(),
             Reach::Reachable,

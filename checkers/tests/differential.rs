@@ -953,7 +953,6 @@ fn keyed_history(
         .collect();
     let mut events = Vec::with_capacity(keys * ops_per_key * 2);
     let mut next_value = 0i64;
-    let mut invoked_on_key = 0usize;
     loop {
         let live: Vec<usize> = (0..gs.len())
             .filter(|&g| {
@@ -982,7 +981,6 @@ fn keyed_history(
                     continue;
                 }
                 g.ops_left -= 1;
-                invoked_on_key += 1;
                 let (f, value) = match rng.gen_range(0..10) {
                     0..=4 => ("read", Value::Nil),
                     5..=7 => {
@@ -1043,7 +1041,6 @@ fn keyed_history(
             }
         }
     }
-    let _ = invoked_on_key;
     finish(events)
 }
 
@@ -1054,8 +1051,9 @@ fn random_key_history_with_stale_read(seed: u64, ops: usize) -> History {
     let keys = 20;
     let mut state = vec![Value::Nil; keys];
     let mut history_of: Vec<Vec<Value>> = vec![Vec::new(); keys];
-    let mut slots: Vec<(u64, Option<(usize, &'static str, Value)>)> =
-        (0..10).map(|p| (p, None)).collect();
+    // Per client slot: its process and its open operation (key, f, value).
+    type Slot = (u64, Option<(usize, &'static str, Value)>);
+    let mut slots: Vec<Slot> = (0..10).map(|p| (p, None)).collect();
     let mut next_process = 10u64;
     let mut events = Vec::new();
     let mut invoked = 0;
@@ -1261,4 +1259,47 @@ fn measure_one_file() {
             k.key, k.operations, k.configurations, k.verdict, k.elapsed
         );
     }
+}
+
+/// On one thread, a key whose search would take very long is scheduled first (it is the
+/// largest); keys take turns, so a small invalid key behind it still decides the verdict
+/// quickly, and the hard key is reported as stopped for that reason.
+#[test]
+fn keys_take_turns_so_a_hard_key_cannot_hide_an_invalid_one() {
+    let mut h = explosive_history(26);
+    for e in &mut h.events {
+        e.key = Some(Value::Str("hard".into()));
+    }
+    let mut events = h.events;
+    for (kind, value) in [(EventType::Invoke, Value::Nil), (EventType::Ok, int(7))] {
+        let mut e = event(100, kind, "read", value, None);
+        e.key = Some(Value::Str("small".into()));
+        events.push(e);
+    }
+    let h = finish(events);
+    let started = std::time::Instant::now();
+    let result = check(&h, &ModelSpec::new(ModelKind::Register), &opts(false)).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(result.verdict, Verdict::Invalid);
+    let hard = &result.keys[0];
+    assert_eq!(hard.key, Some(Value::Str("hard".into())));
+    assert_eq!(hard.verdict, Verdict::Unknown);
+    assert!(
+        hard.cause
+            .as_deref()
+            .unwrap()
+            .contains("another key was found invalid"),
+        "{:?}",
+        hard.cause
+    );
+    let small = &result.keys[1];
+    assert_eq!(small.verdict, Verdict::Invalid);
+    assert_eq!(
+        small.counterexample.as_ref().unwrap().operation.output,
+        Some(int(7))
+    );
 }

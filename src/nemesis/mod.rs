@@ -15,6 +15,7 @@
 
 pub mod clock;
 pub mod net;
+pub mod netlink;
 pub mod packet;
 pub mod partition;
 pub mod process;
@@ -30,6 +31,7 @@ pub use schedule::{FaultKind, NemesisSpec, Schedule, TargetSpec};
 use crate::campaign::{Campaign, SystemSpec};
 use crate::capability::{self, Capability};
 use crate::cleanup::CleanupReport;
+use crate::cluster::Deployment;
 use crate::system::{ClusterSpec, NodeSpec};
 use crate::topology::{self, RunId};
 
@@ -177,8 +179,34 @@ pub fn start_for_run(
         recorder: recorder.clone(),
         backend: campaign.nemesis.backend,
         roles: runner::role_query_for(&campaign.system),
+        routes: route_workers(campaign, deployment),
     };
     Ok(Some(Nemesis::start(ctx, schedule, origin)?))
+}
+
+/// Netlink threads for blackhole partitions; without them (a kernel or sandbox that refuses
+/// them) partitions fall back to `ip -batch`, slower but equivalent.
+fn route_workers(campaign: &Campaign, deployment: &Deployment) -> Option<netlink::RouteWorkers> {
+    let Deployment::Cluster(cluster) = deployment else {
+        return None;
+    };
+    let partitions = campaign.nemesis.backend == NetBackend::Blackhole;
+    if !partitions {
+        return None;
+    }
+    let namespaces: Vec<String> = cluster
+        .topology
+        .nodes()
+        .iter()
+        .map(|n| n.netns.clone())
+        .collect();
+    match netlink::RouteWorkers::start(&namespaces) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            eprintln!("splitbrain: warning: netlink route threads unavailable ({e}); partitions use ip -batch");
+            None
+        }
+    }
 }
 
 /// The environment that makes a node's clock skewable, with its offset file (created with

@@ -12,6 +12,7 @@
 //! refusal. IPv6 is disabled in every namespace by the topology, so v4 rules suffice.
 //! Changes go as one job per namespace, all namespaces in parallel.
 
+use super::netlink::{Change, RouteWorkers};
 use super::partition::Grudge;
 use crate::netns::{self, IpBatch, NetnsError};
 use crate::topology::NodeNet;
@@ -50,6 +51,8 @@ pub enum NetError {
     UnknownNode(String),
     #[error(transparent)]
     Netns(#[from] NetnsError),
+    #[error("netlink: {0}")]
+    Netlink(String),
     #[error("nft in {netns}: {message}")]
     Nft { netns: String, message: String },
 }
@@ -61,6 +64,8 @@ pub struct AppliedCut {
     pub grudge: Grudge,
     /// Per namespace, the lines applied there (ip batch lines or the nft script).
     pub changes: Vec<(String, Vec<String>)>,
+    /// Blackhole routes per sender namespace (to remove exactly these on heal).
+    pub routes: Option<Vec<(String, Vec<std::net::Ipv4Addr>)>>,
     pub took: Duration,
 }
 
@@ -123,11 +128,32 @@ pub fn plan_changes(
     Ok(changes)
 }
 
-/// Puts `grudge` into the kernel, one job per namespace, in parallel.
+/// Per sender namespace, the peers it must not send to (the blackhole routes of `grudge`).
+fn blackhole_routes(
+    nodes: &[NodeNet],
+    grudge: &Grudge,
+) -> Result<Vec<(String, Vec<std::net::Ipv4Addr>)>, NetError> {
+    grudge
+        .by_sender()
+        .into_iter()
+        .map(|(sender, receivers)| {
+            let sender = find(nodes, &sender)?;
+            let ips = receivers
+                .iter()
+                .map(|r| find(nodes, r).map(|r| r.ip))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((sender.netns.clone(), ips))
+        })
+        .collect()
+}
+
+/// Puts `grudge` into the kernel, one job per namespace, in parallel. Blackhole routes go
+/// through `routes` (netlink threads) when given, else through `ip -batch`.
 pub fn apply(
     backend: NetBackend,
     nodes: &[NodeNet],
     grudge: &Grudge,
+    routes: Option<&RouteWorkers>,
 ) -> Result<AppliedCut, NetError> {
     let started = Instant::now();
     let changes = plan_changes(backend, nodes, grudge)?;
@@ -135,17 +161,24 @@ pub fn apply(
         backend,
         grudge: grudge.clone(),
         changes,
+        routes: match backend {
+            NetBackend::Blackhole => Some(blackhole_routes(nodes, grudge)?),
+            NetBackend::Nftables => None,
+        },
         took: Duration::ZERO,
     };
-    let result = match backend {
-        NetBackend::Blackhole => {
+    let result = match (backend, routes) {
+        (NetBackend::Blackhole, Some(routes)) => routes
+            .apply(Change::Add, &blackhole_routes(nodes, grudge)?)
+            .map_err(NetError::Netlink),
+        (NetBackend::Blackhole, None) => {
             netns::ip_batches(&ip_jobs(&cut.changes, false)).map_err(NetError::from)
         }
-        NetBackend::Nftables => nft_parallel(&cut.changes),
+        (NetBackend::Nftables, _) => nft_parallel(&cut.changes),
     };
     if let Err(e) = result {
         // Some namespaces may have their part already: take it out again.
-        let _ = heal(&cut);
+        let _ = heal(&cut, None);
         return Err(e);
     }
     Ok(AppliedCut {
@@ -169,8 +202,16 @@ fn ip_jobs(changes: &[(String, Vec<String>)], force: bool) -> Vec<IpBatch> {
 }
 
 /// Removes what `cut` put in. Returns how long it took. Idempotent.
-pub fn heal(cut: &AppliedCut) -> Result<Duration, NetError> {
+pub fn heal(cut: &AppliedCut, routes: Option<&RouteWorkers>) -> Result<Duration, NetError> {
     let started = Instant::now();
+    if let (NetBackend::Blackhole, Some(routes)) = (cut.backend, routes) {
+        if let Some(jobs) = cut.routes.as_ref() {
+            routes
+                .apply(Change::Delete, jobs)
+                .map_err(NetError::Netlink)?;
+            return Ok(started.elapsed());
+        }
+    }
     let namespaces: Vec<String> = cut.namespaces().map(str::to_owned).collect();
     heal_namespaces(cut.backend, &namespaces)?;
     Ok(started.elapsed())

@@ -15,6 +15,7 @@ use super::process::{self, RESTART_READY_TIMEOUT};
 use super::roles::{self, RoleQuery};
 use super::schedule::{Action, FaultKind, Schedule, ScheduledFault, Targets};
 use crate::cluster::{Cluster, Deployment};
+use crate::nemesis::netlink::RouteWorkers;
 use crate::node::Node;
 use crate::recorder::{Entry, Recorder};
 use crate::system::Readiness;
@@ -51,6 +52,8 @@ pub struct NemesisContext {
     pub backend: NetBackend,
     /// How to ask nodes who leads (`None`: the system cannot say; random fallback).
     pub roles: Option<Arc<dyn RoleQuery>>,
+    /// Netlink threads in the node namespaces for blackhole routes (`None`: `ip -batch`).
+    pub routes: Option<RouteWorkers>,
 }
 
 impl NemesisContext {
@@ -280,6 +283,9 @@ enum Undo {
     Restart(Vec<String>),
     ClockReset {
         nodes: Vec<String>,
+        /// The offset each node should show while the fault is in force (a strobe's
+        /// non-zero one), for the evidence.
+        offsets_ms: Vec<i64>,
         strobe: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     },
     Loss {
@@ -552,6 +558,7 @@ fn apply(ctx: &NemesisContext, action: &Action, prepared: Prepared) -> Applied {
                     return Err((
                         Some(Undo::ClockReset {
                             nodes: applied,
+                            offsets_ms: Vec::new(),
                             strobe: None,
                         }),
                         e.to_string(),
@@ -568,9 +575,17 @@ fn apply(ctx: &NemesisContext, action: &Action, prepared: Prepared) -> Applied {
                 .list("nodes", &nodes)
                 .list("offsets", &offsets)
                 .opt("note", note);
+            let planned = applied
+                .iter()
+                .map(|a| {
+                    let i = nodes.iter().position(|n| n == a).unwrap_or(0);
+                    offsets_ms.get(i).or(offsets_ms.first()).copied().unwrap_or(0)
+                })
+                .collect();
             Ok((
                 Undo::ClockReset {
                     nodes: applied,
+                    offsets_ms: planned,
                     strobe: None,
                 },
                 fields,
@@ -585,6 +600,7 @@ fn apply(ctx: &NemesisContext, action: &Action, prepared: Prepared) -> Applied {
                     return Err((
                         Some(Undo::ClockReset {
                             nodes,
+                            offsets_ms: Vec::new(),
                             strobe: None,
                         }),
                         e.to_string(),
@@ -614,6 +630,7 @@ fn apply(ctx: &NemesisContext, action: &Action, prepared: Prepared) -> Applied {
                     return Err((
                         Some(Undo::ClockReset {
                             nodes,
+                            offsets_ms: Vec::new(),
                             strobe: None,
                         }),
                         e.to_string(),
@@ -631,7 +648,15 @@ fn apply(ctx: &NemesisContext, action: &Action, prepared: Prepared) -> Applied {
                     ),
                 )
                 .opt("note", note);
-            Ok((Undo::ClockReset { nodes, strobe }, fields))
+            let offsets_ms = vec![offset; nodes.len()];
+            Ok((
+                Undo::ClockReset {
+                    nodes,
+                    offsets_ms,
+                    strobe,
+                },
+                fields,
+            ))
         }
         Action::Loss { percent, .. } => {
             let namespaces: Vec<String> = nodes
@@ -664,6 +689,18 @@ fn apply(ctx: &NemesisContext, action: &Action, prepared: Prepared) -> Applied {
 /// Each node's wall clock as it reports it, minus ours (clock evidence; empty when the
 /// system does not report time).
 fn observed_clocks(ctx: &NemesisContext, nodes: &[String]) -> Vec<String> {
+    observed_skews(ctx, nodes)
+        .into_iter()
+        .map(|(node, skew)| format!("{node}: {skew:+}ms"))
+        .collect()
+}
+
+/// How far a node's reported clock may be from the offset set for it and still count as
+/// showing it (the status round trip and scheduling take some milliseconds).
+const CLOCK_TOLERANCE_MS: i64 = 1_000;
+
+/// Each node's wall clock as it reports it, minus ours, in milliseconds.
+fn observed_skews(ctx: &NemesisContext, nodes: &[String]) -> Vec<(String, i64)> {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -672,10 +709,7 @@ fn observed_clocks(ctx: &NemesisContext, nodes: &[String]) -> Vec<String> {
         .into_iter()
         .filter_map(Result::ok)
         .filter(|s| nodes.contains(&s.node))
-        .filter_map(|s| {
-            s.time_ms
-                .map(|t| format!("{}: {:+}ms", s.node, t as i64 - now_ms))
-        })
+        .filter_map(|s| s.time_ms.map(|t| (s.node, t as i64 - now_ms)))
         .collect()
 }
 
@@ -686,7 +720,8 @@ fn apply_partition(
     note: Option<String>,
 ) -> Applied {
     let nodes = ctx.cluster().topology.nodes();
-    let cut = net::apply(ctx.backend, nodes, &grudge).map_err(|e| (None, e.to_string()))?;
+    let cut = net::apply(ctx.backend, nodes, &grudge, ctx.routes.as_ref())
+        .map_err(|e| (None, e.to_string()))?;
     let rules: Vec<String> = cut
         .changes
         .iter()
@@ -713,8 +748,38 @@ fn evidence(ctx: &NemesisContext, undo: &Undo) -> Fields {
                 .list("evidence", &evidence)
                 .value("effective", Value::Bool(effective))
         }
-        Undo::ClockReset { nodes, .. } => {
-            Fields::default().list("observed", &observed_clocks(ctx, nodes))
+        Undo::ClockReset {
+            nodes,
+            offsets_ms,
+            strobe,
+        } => {
+            // A strobe flips between 0 and its offset: look a few times to catch it high.
+            let samples = if strobe.is_some() { 4 } else { 1 };
+            let mut observed = Vec::new();
+            let mut shown: Vec<&String> = Vec::new();
+            for sample in 0..samples {
+                if sample > 0 {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                for (node, skew) in observed_skews(ctx, nodes) {
+                    let planned = nodes
+                        .iter()
+                        .position(|n| *n == node)
+                        .and_then(|i| offsets_ms.get(i))
+                        .copied()
+                        .unwrap_or(0);
+                    if (skew - planned).abs() <= CLOCK_TOLERANCE_MS {
+                        if let Some(n) = nodes.iter().find(|n| **n == node) {
+                            shown.push(n);
+                        }
+                    }
+                    observed.push(format!("{node}: {skew:+}ms"));
+                }
+            }
+            let effective = nodes.iter().all(|n| shown.contains(&n));
+            Fields::default()
+                .list("observed", &observed)
+                .value("effective", Value::Bool(effective))
         }
         // Process faults carry their cgroup evidence already; loss is statistical.
         Undo::Resume(_) | Undo::Restart(_) | Undo::Loss { .. } => Fields::default(),
@@ -743,7 +808,7 @@ fn partition_evidence(ctx: &NemesisContext, grudge: &Grudge, in_force: bool) -> 
 
 fn undo(ctx: &NemesisContext, undo: Undo) -> (Fields, Option<String>) {
     match undo {
-        Undo::Cut(cut) => match net::heal(&cut) {
+        Undo::Cut(cut) => match net::heal(&cut, ctx.routes.as_ref()) {
             Ok(_) => (
                 Fields::default()
                     .str("backend", cut.backend.name())
@@ -790,7 +855,7 @@ fn undo(ctx: &NemesisContext, undo: Undo) -> (Fields, Option<String>) {
                 error,
             )
         }
-        Undo::ClockReset { nodes, strobe } => {
+        Undo::ClockReset { nodes, strobe, .. } => {
             if let Some((stop, handle)) = strobe {
                 stop.store(true, Ordering::Relaxed);
                 let _ = handle.join();

@@ -457,7 +457,7 @@ fn counterexample_plot(out: &mut String, ops: &[ClientOp], cex: &Counterexample)
         (Some(from), Some(to)) => key_ops
             .iter()
             .copied()
-            .filter(|o| o.start_ns <= to && o.end_ns.map_or(true, |e| e >= from))
+            .filter(|o| o.start_ns <= to && !matches!(o.end_ns, Some(e) if e < from))
             .take(MAX_COUNTEREXAMPLE_OPS)
             .collect(),
         _ => key_ops

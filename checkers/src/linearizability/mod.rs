@@ -30,7 +30,9 @@
 //!
 //! Operations are partitioned by key (P-compositionality: a history is linearizable if and
 //! only if each key's sub-history is) and keys are checked in parallel on
-//! [`CheckOptions::jobs`] threads, largest first. Verdicts combine as invalid beats unknown
+//! [`CheckOptions::jobs`] threads, largest first. Keys take turns in slices of search steps
+//! that double on each turn, so one hard key cannot delay the verdict of a key that is
+//! quickly found invalid, even on one thread. Verdicts combine as invalid beats unknown
 //! beats valid; once one key is invalid the verdict is decided, so keys still running stop
 //! and keys not yet started are skipped, each reported as `unknown` with that cause.
 //!
@@ -134,8 +136,11 @@ fn check_with(
     })
 }
 
-/// Steps of a key's first turn; each further turn doubles it.
-const FIRST_SLICE: u64 = 1 << 16;
+/// Steps of a key's first turn; each further turn doubles it. Small, so that the calling
+/// thread soon gets to decide whether to start helpers (see [`HELPERS_AFTER`]).
+const FIRST_SLICE: u64 = 1 << 12;
+/// How long the calling thread checks alone before it starts helper threads.
+const HELPERS_AFTER: Duration = Duration::from_micros(500);
 
 /// One key waiting for (more) search.
 struct Task<'h, M: Model<'h>> {
@@ -177,7 +182,6 @@ impl<'h> Run<'_, 'h> {
             memory_budget: self.opts.memory_budget,
             memory_in_use: &memory_in_use,
             cancel: &cancel,
-            hash_mode: self.hash_mode,
         };
         let mut tasks: Vec<Task<'h, M>> = prepared
             .keys
@@ -203,14 +207,13 @@ impl<'h> Run<'_, 'h> {
         tasks.sort_by_key(|t| std::cmp::Reverse(t.operations));
         let queue = Mutex::new(VecDeque::from(tasks));
         let results: Vec<Mutex<Option<KeyResult>>> = (0..count).map(|_| Mutex::new(None)).collect();
-        // Each worker takes the next key, searches it for one slice and, when the key is
-        // not decided, puts it back at the end of the queue with a doubled slice. Keys thus
-        // take turns: a hard key cannot delay the verdict of one that is quickly invalid,
-        // and the total work is at most about twice that of running each key to the end.
-        let worker = || loop {
-            let Some(mut task) = queue.lock().expect("no panic holds the queue").pop_front()
-            else {
-                break;
+        // A turn takes the next key, searches it for one slice and, when the key is not
+        // decided, puts it back at the end of the queue with a doubled slice. Keys thus take
+        // turns: a hard key cannot delay the verdict of one that is quickly invalid, and the
+        // total work is at most about twice that of running each key to the end.
+        let take_turn = || {
+            let Some(mut task) = queue.lock().expect("no panic holds the queue").pop_front() else {
+                return false;
             };
             let outcome = if limits.cancel.load(Ordering::Relaxed) {
                 Some(SearchOutcome::Stopped(StopCause::Cancelled))
@@ -223,7 +226,10 @@ impl<'h> Run<'_, 'h> {
             match outcome {
                 None => {
                     task.slice = task.slice.saturating_mul(2);
-                    queue.lock().expect("no panic holds the queue").push_back(task);
+                    queue
+                        .lock()
+                        .expect("no panic holds the queue")
+                        .push_back(task);
                 }
                 Some(outcome) => {
                     let index = task.index;
@@ -231,17 +237,30 @@ impl<'h> Run<'_, 'h> {
                     *results[index].lock().expect("no panic holds a result") = Some(result);
                 }
             }
+            true
         };
         let threads = self.opts.jobs.max(1).min(count);
-        if threads <= 1 {
-            worker();
-        } else {
-            std::thread::scope(|scope| {
-                for _ in 0..threads {
-                    scope.spawn(worker);
+        // Most histories are decided in well under a millisecond, where starting threads
+        // would cost more than it saves. So the calling thread works alone at first and
+        // starts helpers only once the check has lasted a while and work is still queued.
+        let helpers_from = Instant::now() + HELPERS_AFTER;
+        std::thread::scope(|scope| {
+            let mut helpers_started = threads <= 1;
+            loop {
+                if !helpers_started
+                    && Instant::now() >= helpers_from
+                    && !queue.lock().expect("no panic holds the queue").is_empty()
+                {
+                    for _ in 1..threads {
+                        scope.spawn(|| while take_turn() {});
+                    }
+                    helpers_started = true;
                 }
-            });
-        }
+                if !take_turn() {
+                    break;
+                }
+            }
+        });
         let results = results
             .into_iter()
             .map(|r| {
@@ -289,9 +308,8 @@ impl<'h> Run<'_, 'h> {
                 });
             }
             SearchOutcome::Stopped(StopCause::TimeLimit) => {
-                result.cause = Some(self.time_limit_cause(&format!(
-                    "after {configurations} configurations"
-                )));
+                result.cause =
+                    Some(self.time_limit_cause(&format!("after {configurations} configurations")));
             }
             SearchOutcome::Stopped(StopCause::MemoryBudget) => {
                 result.cause = Some(format!(

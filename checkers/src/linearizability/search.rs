@@ -42,8 +42,8 @@
 
 use crate::models::{Model, StateId};
 use rustc_hash::FxHashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 /// One operation as the search sees it.
@@ -85,7 +85,6 @@ pub(crate) struct Limits<'a> {
     pub memory_in_use: &'a AtomicU64,
     /// Set when the check's verdict is already decided (another key is invalid).
     pub cancel: &'a AtomicBool,
-    pub hash_mode: HashMode,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +113,6 @@ pub(crate) enum SearchOutcome {
     Invalid(Blocked),
     Stopped(StopCause),
 }
-
 
 const NONE: u32 = u32::MAX;
 /// Steps between two looks at the clock and the cancel flag.
@@ -495,8 +493,7 @@ impl<'h, M: Model<'h>> Search<'h, M> {
                         };
                         continue;
                     }
-                    if let Some(next_state) = self.model.step(self.state, self.ops.required[i].op)
-                    {
+                    if let Some(next_state) = self.model.step(self.state, self.ops.required[i].op) {
                         self.required_bits[i / 64] |= 1 << (i % 64);
                         self.hash_required ^= self.zobrist[i];
                         self.linearized_required += 1;
@@ -544,8 +541,7 @@ impl<'h, M: Model<'h>> Search<'h, M> {
                         continue;
                     }
                     let j = at as usize;
-                    if let Some(next_state) = self.model.step(self.state, self.ops.optional[j].op)
-                    {
+                    if let Some(next_state) = self.model.step(self.state, self.ops.optional[j].op) {
                         self.optional_bits[j / 64] |= 1 << (j % 64);
                         match self.enter(next_state, limits) {
                             Err(cause) => break SearchOutcome::Stopped(cause),

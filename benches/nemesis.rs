@@ -1,0 +1,111 @@
+//! How soon a scheduled partition is in force, on a 5-node cluster network.
+//!
+//! `cargo bench --bench nemesis` (root). The nemesis runs a random schedule of 100
+//! partitions of every shape (60 ms apart) twice per backend path, alternating: blackhole
+//! routes through the netlink threads (what runs use) and through one `ip -batch` per
+//! namespace (the fallback). It prints, per path, the distribution of the time from a
+//! partition's scheduled start to the moment its routes are in (target: within 20 ms), and
+//! of the time to heal.
+
+use splitbrain::cluster::{Cluster, Deployment};
+use splitbrain::nemesis::netlink::RouteWorkers;
+use splitbrain::nemesis::schedule::{self, FaultKind, NemesisSpec};
+use splitbrain::nemesis::{NetBackend, Nemesis, NemesisContext, Shape};
+use splitbrain::recorder::Recorder;
+use splitbrain::system::etcd::EtcdSystem;
+use splitbrain::system::ClusterSpec;
+use splitbrain::topology::{RunId, Topology};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PARTITIONS: u64 = 100;
+
+/// A cluster network with no processes: partitions only need the namespaces.
+fn network(nodes: usize) -> Arc<Deployment> {
+    Arc::new(Deployment::Cluster(Cluster {
+        // Never started: the nemesis only cuts the network here.
+        system: Arc::new(EtcdSystem::default()),
+        spec: ClusterSpec { nodes: Vec::new() },
+        nodes: Vec::new(),
+        topology: Topology::create(RunId::random(), nodes).expect("create topology"),
+        network_ready_in: Duration::ZERO,
+        nodes_ready_in: Duration::ZERO,
+    }))
+}
+
+fn percentiles(mut v: Vec<i64>) -> String {
+    v.sort_unstable();
+    let pct = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0;
+    format!(
+        "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    )
+}
+
+fn run(netlink: bool, seed: u64) -> (Vec<i64>, Vec<i64>) {
+    let deployment = network(5);
+    let Deployment::Cluster(cluster) = &*deployment else {
+        unreachable!()
+    };
+    let names: Vec<String> = cluster.topology.nodes().iter().map(|n| n.name.clone()).collect();
+    let namespaces: Vec<String> = cluster
+        .topology
+        .nodes()
+        .iter()
+        .map(|n| n.netns.clone())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::create(&dir.path().join("history.jsonl"), Instant::now()).unwrap();
+    let spec = NemesisSpec {
+        faults: vec![FaultKind::Partition],
+        interval: Duration::from_millis(60),
+        hold: Some(Duration::from_millis(60)),
+        shapes: Shape::ALL
+            .into_iter()
+            .filter(|s| *s != Shape::IsolateLeader)
+            .collect(),
+        ..NemesisSpec::default()
+    };
+    let length = Duration::from_millis(120 * PARTITIONS + 60);
+    let plan = schedule::plan(&spec, &names, seed, length).unwrap();
+    let ctx = NemesisContext {
+        deployment: deployment.clone(),
+        recorder: recorder.clone(),
+        backend: NetBackend::Blackhole,
+        roles: None,
+        routes: netlink.then(|| RouteWorkers::start(&namespaces).expect("netlink threads")),
+    };
+    let nemesis = Nemesis::start(ctx, plan, Instant::now()).unwrap();
+    std::thread::sleep(length + Duration::from_millis(200));
+    let report = nemesis.stop();
+    recorder.finish().unwrap();
+    let lateness = report.faults.iter().map(|f| f.lateness_us).collect();
+    let heal = report.faults.iter().filter_map(|f| f.undo_us).collect();
+    (lateness, heal)
+}
+
+fn main() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped: needs root (network namespaces)");
+        return;
+    }
+    let mut results = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
+    for round in 0..2 {
+        for (i, netlink) in [true, false].into_iter().enumerate() {
+            let (late, heal) = run(netlink, round + 1);
+            results[i].0.extend(late);
+            results[i].1.extend(heal);
+        }
+    }
+    for (i, name) in ["netlink threads", "ip -batch per namespace"].iter().enumerate() {
+        let (late, heal) = results[i].clone();
+        println!(
+            "{name}: {} partitions on 5 nodes in force after their scheduled time: {}; heal: {}",
+            late.len(),
+            percentiles(late),
+            percentiles(heal)
+        );
+    }
+}

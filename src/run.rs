@@ -116,7 +116,8 @@ pub fn run(
 
     let recorder = Recorder::create(&dir.join("history.jsonl"), start)
         .with_context(|| format!("creating {}", dir.join("history.jsonl").display()))?;
-    let deployment = Arc::new(Deployment::start(&campaign, &run_id, &dir, None)?);
+    let (node_events, crashes) = watch_node_events();
+    let deployment = Arc::new(Deployment::start(&campaign, &run_id, &dir, Some(node_events))?);
     let client_rt = deployment.client_runtime(opts.client_threads)?;
     // A node can accept connections before its cluster serves (no leader yet): wait until
     // every node answers a read, so the main phase measures the system, not its start-up.
@@ -212,6 +213,7 @@ pub fn run(
         nodes: node_names,
         main_elapsed,
         interrupted,
+        node_deaths: crashes.join().unwrap_or_default(),
     };
     let checked = summary::check_and_summarise(&history, &facts)?;
     // summary.txt, results.json, history.edn, junit.xml, report.html.
@@ -272,6 +274,29 @@ pub async fn wait_serving(
         }
     }
     Ok(())
+}
+
+/// Reports a node that exits without the harness asking (a crash) as it happens, with the
+/// tail of its log, and collects those reports for the summary. The thread ends when the
+/// deployment, which holds the senders, is gone.
+fn watch_node_events() -> (
+    crate::node::EventSender,
+    std::thread::JoinHandle<Vec<String>>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<crate::node::NodeEvent>();
+    let handle = std::thread::spawn(move || {
+        let mut crashes = Vec::new();
+        while let Some(event) = rx.blocking_recv() {
+            if let crate::node::NodeEventKind::Exited(report) = event.kind {
+                if !report.expected {
+                    eprintln!("splitbrain: {report}");
+                    crashes.push(report.to_string());
+                }
+            }
+        }
+        crashes
+    });
+    (tx, handle)
 }
 
 fn sleep_or_cancel(rt: &tokio::runtime::Runtime, d: Duration, cancel: &CancellationToken) {

@@ -19,6 +19,8 @@ pub struct RunFacts<'a> {
     pub nodes: Vec<String>,
     pub main_elapsed: Duration,
     pub interrupted: bool,
+    /// Nodes that exited without the harness asking (crashes), each with its log tail.
+    pub node_deaths: Vec<String>,
 }
 
 /// How a client operation ended.
@@ -545,6 +547,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
         "seed": facts.seed,
         "run_id": facts.run_id,
         "interrupted": facts.interrupted,
+        "node_deaths": facts.node_deaths,
         "main_phase_s": facts.main_elapsed.as_secs_f64(),
         "operations": stats,
         "availability": {
@@ -667,6 +670,12 @@ fn render(
             }
         ),
     ]);
+    if !facts.node_deaths.is_empty() {
+        b.push_record([
+            format!("node crashes: {}", facts.node_deaths.len()),
+            facts.node_deaths.join("\n"),
+        ]);
+    }
     for (f, [ok, fail, info, pending]) in &stats.by_function {
         b.push_record([
             format!("ops {f}"),

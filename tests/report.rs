@@ -187,6 +187,7 @@ fn facts(c: &Campaign) -> RunFacts<'_> {
         nodes: vec!["n1".into(), "n2".into(), "n3".into()],
         main_elapsed: Duration::from_millis(2500),
         interrupted: false,
+        node_deaths: Vec::new(),
     }
 }
 

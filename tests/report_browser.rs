@@ -171,6 +171,7 @@ fn report_html_renders_offline_without_script_errors() {
         nodes: vec!["n1".into(), "n2".into(), "n3".into()],
         main_elapsed: Duration::from_secs(2),
         interrupted: false,
+        node_deaths: Vec::new(),
     };
     let history = invalid_history();
     let checked = summary::check_and_summarise(&history, &facts).unwrap();

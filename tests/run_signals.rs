@@ -238,3 +238,44 @@ fn a_node_that_cannot_start_fails_the_run_and_leaves_nothing() {
         "left behind after a failed start: {left:?}"
     );
 }
+
+#[test]
+fn a_node_that_dies_by_itself_is_reported_with_its_log() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("skipped: needs root (network namespaces, cgroups)");
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    // A client that answers every request with ok (reads see nil).
+    let client = results.path().join("client.sh");
+    std::fs::write(
+        &client,
+        "while read -r line; do echo '{\"type\":\"ok\",\"value\":null}'; done\n",
+    )
+    .unwrap();
+    let campaign = results.path().join("campaign.yaml");
+    std::fs::write(
+        &campaign,
+        format!(
+            "name: crash\nsystem:\n  command:\n    node:\n      program: /bin/sh\n      \
+             args: ['-c', 'sleep 2; echo about to fail >&2; exit 3']\n      port: 7000\n      \
+             readiness: {{command: ['true']}}\n    client: {{program: /bin/sh, args: ['{}']}}\n\
+             nodes: 1\nworkload: {{kind: register, concurrency: 1, rate: 20, duration: 4s, \
+             recovery: 0s, final_reads: false}}\n",
+            client.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(SPLITBRAIN)
+        .arg("run")
+        .arg(&campaign)
+        .arg("--results")
+        .arg(results.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("exit code 3 unexpectedly"), "{stderr}");
+    assert!(stdout.contains("node crashes: 1"), "{stdout}");
+    assert!(stdout.contains("about to fail"), "the log tail is shown: {stdout}");
+}

@@ -17,14 +17,24 @@ pub struct ProcessEvidence {
     pub pid: Option<i32>,
     /// How it was checked, e.g. `cgroup.events frozen 1`, `not running`, `ready in 120ms`.
     pub evidence: String,
+    /// Whether the check shows the action in effect (frozen, gone, thawed, ready).
+    pub in_effect: bool,
     pub took: Duration,
 }
 
-fn frozen_state(node: &Node) -> String {
+/// What the kernel says of the node's freezer, and whether it is frozen (without a cgroup,
+/// what [`Node::is_paused`] verified through `/proc`).
+fn frozen_state(node: &Node) -> (String, bool) {
     match node.cgroup().map(|c| c.events()) {
-        Some(Ok(events)) => format!("cgroup.events frozen {}", u8::from(events.frozen)),
-        Some(Err(e)) => format!("cgroup.events unreadable: {e}"),
-        None => "SIGSTOP/SIGCONT sent to the process group (no cgroup)".to_owned(),
+        Some(Ok(events)) => (
+            format!("cgroup.events frozen {}", u8::from(events.frozen)),
+            events.frozen,
+        ),
+        Some(Err(e)) => (format!("cgroup.events unreadable: {e}"), false),
+        None => (
+            "SIGSTOP/SIGCONT sent to the process group (no cgroup)".to_owned(),
+            node.is_paused(),
+        ),
     }
 }
 
@@ -33,10 +43,12 @@ pub fn pause(node: &Node) -> Result<ProcessEvidence, NodeError> {
     let started = Instant::now();
     node.pause()?;
     let took = started.elapsed();
+    let (evidence, frozen) = frozen_state(node);
     Ok(ProcessEvidence {
         node: node.name().to_owned(),
         pid: node.pid(),
-        evidence: frozen_state(node),
+        evidence,
+        in_effect: frozen,
         took,
     })
 }
@@ -46,10 +58,12 @@ pub fn resume(node: &Node) -> Result<ProcessEvidence, NodeError> {
     let started = Instant::now();
     node.resume()?;
     let took = started.elapsed();
+    let (evidence, frozen) = frozen_state(node);
     Ok(ProcessEvidence {
         node: node.name().to_owned(),
         pid: node.pid(),
-        evidence: frozen_state(node),
+        evidence,
+        in_effect: !frozen,
         took,
     })
 }
@@ -69,6 +83,7 @@ pub fn kill(node: &Node) -> Result<ProcessEvidence, NodeError> {
         node: node.name().to_owned(),
         pid,
         evidence,
+        in_effect: !node.is_running(),
         took,
     })
 }
@@ -91,14 +106,18 @@ pub fn start_all(
             let remaining = deadline
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(100));
-            let evidence = match node.wait_ready(remaining) {
-                Ok(_) => format!("running (start #{}), ready", node.generation()),
-                Err(e) => format!("running (start #{}), not ready: {e}", node.generation()),
+            let (evidence, ready) = match node.wait_ready(remaining) {
+                Ok(_) => (format!("running (start #{}), ready", node.generation()), true),
+                Err(e) => (
+                    format!("running (start #{}), not ready: {e}", node.generation()),
+                    false,
+                ),
             };
             Ok(ProcessEvidence {
                 node: node.name().to_owned(),
                 pid: node.pid(),
                 evidence,
+                in_effect: ready,
                 took: started.elapsed(),
             })
         })

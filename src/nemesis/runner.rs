@@ -497,52 +497,8 @@ fn apply(ctx: &NemesisContext, action: &Action, prepared: Prepared) -> Applied {
         Action::Partition { shape, .. } => {
             apply_partition(ctx, *shape, grudge.unwrap_or_default(), note)
         }
-        Action::Pause(_) => {
-            let mut done = Vec::new();
-            let mut evidence = Vec::new();
-            for name in &nodes {
-                let Some(node) = ctx.node(name) else { continue };
-                match process::pause(node) {
-                    Ok(e) => {
-                        evidence.push(format!("{}: pid {:?}, {}", e.node, e.pid, e.evidence));
-                        done.push(name.clone());
-                    }
-                    Err(e) => return Err((Some(Undo::Resume(done)), e.to_string())),
-                }
-            }
-            Ok((
-                Undo::Resume(done),
-                Fields::default()
-                    .list("nodes", &nodes)
-                    .list("evidence", &evidence)
-                    // Node::pause returns only once cgroup.events says frozen.
-                    .value("effective", Value::Bool(!evidence.is_empty()))
-                    .opt("note", note),
-            ))
-        }
-        Action::Kill(_) => {
-            let mut done = Vec::new();
-            let mut evidence = Vec::new();
-            for name in &nodes {
-                let Some(node) = ctx.node(name) else { continue };
-                match process::kill(node) {
-                    Ok(e) => {
-                        evidence.push(format!("{}: pid {:?}, {}", e.node, e.pid, e.evidence));
-                        done.push(name.clone());
-                    }
-                    Err(e) => return Err((Some(Undo::Restart(done)), e.to_string())),
-                }
-            }
-            Ok((
-                Undo::Restart(done),
-                Fields::default()
-                    .list("nodes", &nodes)
-                    .list("evidence", &evidence)
-                    // Node::kill returns only once the process is reaped.
-                    .value("effective", Value::Bool(!evidence.is_empty()))
-                    .opt("note", note),
-            ))
-        }
+        Action::Pause(_) => apply_to_processes(ctx, nodes, note, process::pause, Undo::Resume),
+        Action::Kill(_) => apply_to_processes(ctx, nodes, note, process::kill, Undo::Restart),
         Action::ClockBump { offsets_ms, .. } => {
             let mut applied = Vec::new();
             for (i, name) in nodes.iter().enumerate() {
@@ -711,6 +667,39 @@ fn observed_skews(ctx: &NemesisContext, nodes: &[String]) -> Vec<(String, i64)> 
         .filter(|s| nodes.contains(&s.node))
         .filter_map(|s| s.time_ms.map(|t| (s.node, t as i64 - now_ms)))
         .collect()
+}
+
+/// Pauses or kills `nodes` one by one; on a failure, what was done so far is undone.
+fn apply_to_processes(
+    ctx: &NemesisContext,
+    nodes: Vec<String>,
+    note: Option<String>,
+    act: fn(&Node) -> Result<process::ProcessEvidence, crate::node::NodeError>,
+    undo: fn(Vec<String>) -> Undo,
+) -> Applied {
+    let mut done = Vec::new();
+    let mut evidence = Vec::new();
+    let mut in_effect = true;
+    for name in &nodes {
+        let Some(node) = ctx.node(name) else { continue };
+        match act(node) {
+            Ok(e) => {
+                evidence.push(format!("{}: pid {:?}, {}", e.node, e.pid, e.evidence));
+                in_effect &= e.in_effect;
+                done.push(name.clone());
+            }
+            Err(e) => return Err((Some(undo(done)), e.to_string())),
+        }
+    }
+    let effective = in_effect && !done.is_empty();
+    Ok((
+        undo(done),
+        Fields::default()
+            .list("nodes", &nodes)
+            .list("evidence", &evidence)
+            .value("effective", Value::Bool(effective))
+            .opt("note", note),
+    ))
 }
 
 fn apply_partition(

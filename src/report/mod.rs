@@ -99,6 +99,7 @@ pub struct StoredRun {
     pub nodes: Vec<String>,
     pub main_elapsed: Duration,
     pub interrupted: bool,
+    pub node_deaths: Vec<String>,
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value, ReportError> {
@@ -124,6 +125,7 @@ impl StoredRun {
             nodes: self.nodes.clone(),
             main_elapsed: self.main_elapsed,
             interrupted: self.interrupted,
+            node_deaths: self.node_deaths.clone(),
         }
     }
 }
@@ -170,6 +172,10 @@ pub fn load_run(dir: &Path) -> Result<StoredRun, ReportError> {
         nodes,
         main_elapsed: Duration::from_secs_f64(results["main_phase_s"].as_f64().unwrap_or(0.0)),
         interrupted: results["interrupted"].as_bool().unwrap_or(false),
+        node_deaths: results["node_deaths"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default(),
         campaign,
     })
 }

@@ -12,8 +12,9 @@
 //! (optional string), `error` (optional, any JSON). Unknown fields are rejected. See
 //! `docs/history-format.md` for the semantics.
 //!
-//! Reading is a typed serde pass over byte slices of one in-memory buffer; only a line that
-//! fails it is parsed again, generically, to say which field is wrong.
+//! Reading is a typed pass over byte slices of an in-memory buffer (a large file streams
+//! through one chunk at a time); only a line that fails it is parsed again, generically, to
+//! say which field is wrong.
 
 use super::{unfinished_line_warning, DataError, RawEvents};
 use crate::history::{Event, EventType, Process, Value};
@@ -21,7 +22,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Every field of a JSONL event, in the order the writer emits them.
 pub const FIELDS: [&str; 9] = [
@@ -107,11 +109,14 @@ pub(crate) fn read_serde_only(line: &[u8]) -> Option<Event> {
 /// parallel (waking the thread pool costs more than it saves on small files).
 const PARALLEL_THRESHOLD: usize = 1 << 20;
 
-/// Where a non-blank line is in the input.
+/// Bytes read and parsed at a time when streaming a file.
+const STREAM_CHUNK: usize = 8 << 20;
+
+/// Where a non-blank line is in a chunk.
 struct LineSpan {
     start: usize,
     end: usize,
-    /// 1-based line number.
+    /// 1-based line number in the whole input.
     number: usize,
 }
 
@@ -134,68 +139,169 @@ fn parse_line(line: &[u8]) -> Option<Event> {
     Some(event)
 }
 
-/// Reads JSON Lines. Blank lines are skipped.
-///
-/// Lines are located first (a fast newline scan), then parsed independently — in parallel
-/// for large inputs — straight into the final vector: a million-operation history is
-/// hundreds of megabytes of events, and copying them again would cost as much as parsing.
-pub(crate) fn read(data: &[u8]) -> Result<RawEvents, DataError> {
-    let mut spans = Vec::with_capacity(data.len() / 96);
-    let mut start = 0usize;
-    let mut number = 0usize;
-    while start < data.len() {
-        number += 1;
-        let newline = memchr::memchr(b'\n', &data[start..]).map(|off| start + off);
-        let next = newline.map_or(data.len(), |n| n + 1);
-        let mut end = newline.unwrap_or(data.len());
-        if end > start && data[end - 1] == b'\r' {
-            end -= 1;
-        }
-        if !data[start..end].iter().all(u8::is_ascii_whitespace) {
-            spans.push(LineSpan { start, end, number });
-        }
-        start = next;
+/// Stands in for a malformed line in the output until the line is diagnosed; it allocates
+/// nothing and never outlives [`Events::push_chunk`].
+fn placeholder() -> Event {
+    Event {
+        index: NO_INDEX,
+        time: None,
+        process: Process::Nemesis,
+        kind: EventType::Info,
+        f: String::new(),
+        key: None,
+        value: Value::Nil,
+        node: None,
+        error: None,
     }
-    let parse = |span: &LineSpan| parse_line(&data[span.start..span.end]);
-    let parsed: Vec<Option<Event>> = if data.len() < PARALLEL_THRESHOLD {
-        spans.iter().map(parse).collect()
-    } else {
-        let mut parsed = Vec::new();
-        spans.par_iter().map(parse).collect_into_vec(&mut parsed);
-        parsed
-    };
+}
 
-    let mut raw = RawEvents::default();
-    // Malformed lines are rare: find the first, diagnose it, and forgive it only if it is
-    // the unfinished last line of the file.
-    if let Some(bad) = parsed.iter().position(Option::is_none) {
-        let span = &spans[bad];
-        let line = &data[span.start..span.end];
-        let typed_error = serde_json::from_slice::<LineIn>(line)
-            .err()
-            .map_or_else(String::new, |e| e.to_string());
-        let error = diagnose(line, span.number, &typed_error);
-        let unfinished = bad + 1 == spans.len() && span.end == data.len();
-        if !unfinished {
-            return Err(error);
+/// Events parsed from consecutive chunks of whole lines.
+///
+/// Each chunk's lines are located first (a fast newline scan), then parsed independently —
+/// in parallel for large chunks — straight into the final vector: a million-operation
+/// history is hundreds of megabytes of events, and copying them again would cost as much as
+/// parsing.
+#[derive(Default)]
+struct Events {
+    raw: RawEvents,
+    /// Lines in the chunks before the current one.
+    lines_before: usize,
+    spans: Vec<LineSpan>,
+}
+
+impl Events {
+    /// Parses `chunk`: whole lines, of which the last may lack its newline only when
+    /// `at_end` (the end of the input).
+    fn push_chunk(&mut self, chunk: &[u8], at_end: bool) -> Result<(), DataError> {
+        self.spans.clear();
+        let mut start = 0usize;
+        let mut number = self.lines_before;
+        while start < chunk.len() {
+            number += 1;
+            let newline = memchr::memchr(b'\n', &chunk[start..]).map(|off| start + off);
+            let next = newline.map_or(chunk.len(), |n| n + 1);
+            let mut end = newline.unwrap_or(chunk.len());
+            if end > start && chunk[end - 1] == b'\r' {
+                end -= 1;
+            }
+            if !chunk[start..end].iter().all(u8::is_ascii_whitespace) {
+                self.spans.push(LineSpan { start, end, number });
+            }
+            start = next;
         }
-        raw.warnings
-            .push(unfinished_line_warning(span.number, &error.to_string()));
+        self.lines_before = number;
+
+        // Malformed lines are rare: parsing notes the first one and goes on; it is then
+        // diagnosed, and forgiven only if it is the unfinished last line of the input.
+        let first_bad = AtomicUsize::new(usize::MAX);
+        let parse = |(i, span): (usize, &LineSpan)| {
+            parse_line(&chunk[span.start..span.end]).unwrap_or_else(|| {
+                first_bad.fetch_min(i, Ordering::Relaxed);
+                placeholder()
+            })
+        };
+        let before = self.raw.events.len();
+        if chunk.len() < PARALLEL_THRESHOLD {
+            self.raw
+                .events
+                .extend(self.spans.iter().enumerate().map(parse));
+        } else {
+            self.raw
+                .events
+                .par_extend(self.spans.par_iter().enumerate().map(parse));
+        }
+        let first_bad = first_bad.into_inner();
+        if first_bad != usize::MAX {
+            let span = &self.spans[first_bad];
+            let line = &chunk[span.start..span.end];
+            let typed_error = serde_json::from_slice::<LineIn>(line)
+                .err()
+                .map_or_else(String::new, |e| e.to_string());
+            let error = diagnose(line, span.number, &typed_error);
+            let unfinished =
+                at_end && first_bad + 1 == self.spans.len() && span.end == chunk.len();
+            if !unfinished {
+                return Err(error);
+            }
+            self.raw
+                .warnings
+                .push(unfinished_line_warning(span.number, &error.to_string()));
+            self.raw.events.truncate(before + first_bad);
+        }
+        let parsed = self.raw.events.len() - before;
+        for (event, span) in self.raw.events[before..].iter().zip(&self.spans[..parsed]) {
+            let given = (event.index != NO_INDEX).then_some(event.index);
+            self.raw.order.note(given, span.number);
+            self.raw.lines.push(span.number);
+        }
+        Ok(())
     }
-    // The only `None` left is the unfinished last line, so stopping there keeps every
-    // event. `map_while` (unlike `flatten`) collects in place: the option uses a niche of
-    // `Event`, so no second buffer of hundreds of megabytes is allocated and filled.
-    raw.events = parsed.into_iter().map_while(|event| event).collect();
-    raw.lines = spans
-        .iter()
-        .take(raw.events.len())
-        .map(|s| s.number)
-        .collect();
-    for (event, &line) in raw.events.iter().zip(&raw.lines) {
-        let given = (event.index != NO_INDEX).then_some(event.index);
-        raw.order.note(given, line);
+}
+
+pub fn tmp_rss() -> String { std::fs::read_to_string("/proc/self/status").unwrap().lines().filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM")).collect::<Vec<_>>().join(" ") }
+pub static TMP_T: std::sync::LazyLock<std::time::Instant> = std::sync::LazyLock::new(std::time::Instant::now);
+/// Reads JSON Lines from memory. Blank lines are skipped.
+pub(crate) fn read(data: &[u8]) -> Result<RawEvents, DataError> {
+    let mut events = Events::default();
+    events.push_chunk(data, true)?;
+    Ok(events.raw)
+}
+
+/// Why a streamed read stopped.
+#[derive(Debug)]
+pub(crate) enum StreamError {
+    Io(io::Error),
+    Data(DataError),
+}
+
+/// Reads JSON Lines from `head` (the start of the input, already read) followed by the
+/// rest of `input`, a chunk at a time, so that the whole file is never held in memory:
+/// for a large history that saves its size in memory and the time the kernel takes to
+/// provide it. `size_hint` (the input's size, when known) sizes the event vector.
+pub(crate) fn read_stream(
+    head: Vec<u8>,
+    input: &mut impl io::Read,
+    size_hint: u64,
+) -> Result<RawEvents, StreamError> {
+    read_stream_in_chunks(head, input, size_hint, STREAM_CHUNK)
+}
+
+fn read_stream_in_chunks(
+    head: Vec<u8>,
+    input: &mut impl io::Read,
+    size_hint: u64,
+    chunk_bytes: usize,
+) -> Result<RawEvents, StreamError> {
+    let mut events = Events::default();
+    // About 100 bytes per line in recorded histories; an estimate too high reserves only
+    // address space, one too low costs a reallocation.
+    let expected_lines = usize::try_from(size_hint / 64).unwrap_or(0);
+    events.raw.events.reserve(expected_lines);
+    events.raw.lines.reserve(expected_lines);
+    let mut buffer = head;
+    let mut chunk = chunk_bytes.max(buffer.len());
+    loop {
+        let wanted = chunk.saturating_sub(buffer.len()) as u64;
+        let got = input
+            .by_ref()
+            .take(wanted)
+            .read_to_end(&mut buffer)
+            .map_err(StreamError::Io)?;
+        if (got as u64) < wanted {
+            events.push_chunk(&buffer, true).map_err(StreamError::Data)?;
+            return Ok(events.raw);
+        }
+        match memchr::memrchr(b'\n', &buffer) {
+            Some(last) => {
+                events
+                    .push_chunk(&buffer[..=last], false)
+                    .map_err(StreamError::Data)?;
+                buffer.drain(..=last);
+            }
+            // A line longer than the chunk: read more of it.
+            None => chunk *= 2,
+        }
     }
-    Ok(raw)
 }
 
 /// Says which field of a line that failed the typed pass is wrong, and what it should be.
@@ -330,4 +436,74 @@ pub fn write_history(w: &mut impl Write, events: &[Event]) -> io::Result<()> {
         write_event(w, event)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(lines: usize) -> Vec<u8> {
+        let mut data = Vec::new();
+        for i in 0..lines {
+            let f = ["read", "write", "cas"][i % 3];
+            let value = match f {
+                "read" => "null".to_owned(),
+                "write" => i.to_string(),
+                // A value long enough to span several small chunks.
+                _ => format!("[\"{}\", {i}]", "x".repeat(i % 200)),
+            };
+            let kind = if i % 2 == 0 { "invoke" } else { "ok" };
+            data.extend_from_slice(
+                format!(r#"{{"index":{i},"process":{},"type":"{kind}","f":"{f}","value":{value}}}"#, i % 7)
+                    .as_bytes(),
+            );
+            data.extend_from_slice(if i % 5 == 0 { b"\r\n" } else { b"\n" });
+            if i % 11 == 0 {
+                data.extend_from_slice(b"  \n");
+            }
+        }
+        data
+    }
+
+    fn streamed(data: &[u8], head: usize, chunk: usize) -> Result<RawEvents, StreamError> {
+        let mut rest = &data[head..];
+        read_stream_in_chunks(data[..head].to_vec(), &mut rest, data.len() as u64, chunk)
+    }
+
+    fn same(a: &RawEvents, b: &RawEvents) {
+        assert_eq!(a.events, b.events);
+        assert_eq!(a.lines, b.lines);
+        assert_eq!(a.warnings, b.warnings);
+        assert_eq!(a.order.unordered_line, b.order.unordered_line);
+    }
+
+    #[test]
+    fn streaming_in_any_chunks_reads_what_reading_whole_reads() {
+        let data = sample(500);
+        let whole = read(&data).unwrap();
+        assert_eq!(whole.events.len(), 500);
+        for (head, chunk) in [(0, 1), (0, 64), (100, 7), (3000, 1000), (data.len(), 5)] {
+            same(&streamed(&data, head, chunk).unwrap(), &whole);
+        }
+    }
+
+    #[test]
+    fn streaming_forgives_only_an_unfinished_last_line() {
+        let mut data = sample(50);
+        data.extend_from_slice(br#"{"process":1,"type":"ok","f":"re"#);
+        let whole = read(&data).unwrap();
+        assert_eq!(whole.events.len(), 50);
+        assert_eq!(whole.warnings.len(), 1, "{:?}", whole.warnings);
+        same(&streamed(&data, 0, 100).unwrap(), &whole);
+
+        let mut broken = sample(50);
+        broken.extend_from_slice(b"{\"process\":1}\n");
+        broken.extend_from_slice(&sample(50));
+        let expected = read(&broken).unwrap_err();
+        assert_eq!(expected.line, 50 + 5 + 1, "line of the bad event");
+        match streamed(&broken, 0, 100) {
+            Err(StreamError::Data(e)) => assert_eq!(e, expected),
+            other => panic!("{:?}", other.map(|r| r.events.len())),
+        }
+    }
 }

@@ -24,6 +24,7 @@ mod jsonl_fast;
 use crate::history::{Event, EventType, History, Process, Value};
 use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -250,13 +251,21 @@ impl IndexOrder {
     }
 }
 
-/// Reads a history file (one read of the whole file).
+/// JSON Lines files at least this large are streamed (see [`jsonl`]); smaller ones, and
+/// the other formats, are read whole.
+const STREAM_THRESHOLD: u64 = 16 << 20;
+/// How much of a streamed file is read before its format is detected: enough for
+/// [`Format::detect`] to see what it would see in the whole file.
+const HEAD_BYTES: u64 = 2 * DETECTION_WINDOW as u64;
+
+/// Reads a history file.
 pub fn read_file(path: &Path, opts: &ReadOptions) -> Result<ReadOutput, ReadError> {
-    let data = std::fs::read(path).map_err(|source| ReadError::Io {
+    eprintln!("TMP start {:?} {}", jsonl::TMP_T.elapsed(), jsonl::tmp_rss());
+    let io_error = |source| ReadError::Io {
         path: path.to_owned(),
         source,
-    })?;
-    read_bytes(&data, opts).map_err(|e| match e {
+    };
+    let bytes_error = |e| match e {
         BytesError::UnknownFormat => ReadError::UnknownFormat {
             path: path.to_owned(),
         },
@@ -264,7 +273,31 @@ pub fn read_file(path: &Path, opts: &ReadOptions) -> Result<ReadOutput, ReadErro
             path: path.to_owned(),
             error,
         },
-    })
+    };
+    let mut file = std::fs::File::open(path).map_err(io_error)?;
+    let size = file.metadata().map_err(io_error)?.len();
+    let mut head = Vec::new();
+    if size >= STREAM_THRESHOLD && matches!(opts.format, None | Some(Format::Jsonl)) {
+        (&mut file)
+            .take(HEAD_BYTES)
+            .read_to_end(&mut head)
+            .map_err(io_error)?;
+        // Detection needs the whole first line; a head without one is read whole instead.
+        let streamable = memchr::memchr(b'\n', &head).is_some()
+            && !head.iter().all(u8::is_ascii_whitespace)
+            && opts.format.or_else(|| Format::detect(&head)) == Some(Format::Jsonl);
+        if streamable {
+            let raw = jsonl::read_stream(head, &mut file, size).map_err(|e| match e {
+                jsonl::StreamError::Io(source) => io_error(source),
+                jsonl::StreamError::Data(error) => bytes_error(BytesError::Data(error)),
+            })?;
+            eprintln!("TMP streamed {:?} {}", jsonl::TMP_T.elapsed(), jsonl::tmp_rss());
+            return finish(raw, Format::Jsonl, opts.independent)
+                .map_err(|error| bytes_error(BytesError::Data(error)));
+        }
+    }
+    file.read_to_end(&mut head).map_err(io_error)?;
+    read_bytes(&head, opts).map_err(bytes_error)
 }
 
 /// Why in-memory content could not be read (no file name to give).
@@ -325,6 +358,7 @@ fn finish(
         event.index = i as u64;
     }
 
+    eprintln!("TMP finish renumbered {:?} {}", jsonl::TMP_T.elapsed(), jsonl::tmp_rss());
     let never_completed = count_never_completed(&raw.events);
     if never_completed > 0 {
         raw.warnings.push(format!(
@@ -335,6 +369,7 @@ fn finish(
         raw.warnings.push("the history is empty".to_owned());
     }
 
+    eprintln!("TMP finish done {:?} {}", jsonl::TMP_T.elapsed(), jsonl::tmp_rss());
     Ok(ReadOutput {
         history: History::new(raw.events),
         format,

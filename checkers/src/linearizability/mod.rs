@@ -148,7 +148,10 @@ struct Task<'h, M: Model<'h>> {
     index: usize,
     key: Option<&'h crate::history::Value>,
     operations: usize,
-    search: Search<'h, M>,
+    /// The key until its first turn builds its search from it, so that building searches
+    /// (linear in each key's operations) is shared among the threads too.
+    prepared: Option<prepare::PreparedKey<'h, M>>,
+    search: Option<Search<'h, M>>,
     slice: u64,
     elapsed: Duration,
 }
@@ -172,8 +175,10 @@ impl<'h> Run<'_, 'h> {
             self.history,
             &self.spec.initial,
             self.opts.failed_cas_observes,
+            self.opts.jobs,
             make,
         )?;
+        eprintln!("TMP prepared {:?} {}", crate::formats::jsonl::TMP_T.elapsed(), crate::formats::jsonl::tmp_rss());
         let ops = &prepared.ops;
         let cancel = AtomicBool::new(false);
         let memory_in_use = AtomicU64::new(0);
@@ -191,17 +196,13 @@ impl<'h> Run<'_, 'h> {
                 index,
                 key: key.key,
                 operations: key.ops.required.len() + key.ops.optional.len(),
-                search: Search::new(
-                    key.model,
-                    key.initial,
-                    key.ops,
-                    self.hash_mode,
-                    self.opts.memory_budget,
-                ),
+                prepared: Some(key),
+                search: None,
                 slice: FIRST_SLICE,
                 elapsed: Duration::ZERO,
             })
             .collect();
+        eprintln!("TMP tasks {:?} {}", crate::formats::jsonl::TMP_T.elapsed(), crate::formats::jsonl::tmp_rss());
         let count = tasks.len();
         // Largest keys first, so that one big key does not start last.
         tasks.sort_by_key(|t| std::cmp::Reverse(t.operations));
@@ -219,7 +220,17 @@ impl<'h> Run<'_, 'h> {
                 Some(SearchOutcome::Stopped(StopCause::Cancelled))
             } else {
                 let slice_start = Instant::now();
-                let outcome = task.search.run(&limits, task.slice);
+                let search = task.search.get_or_insert_with(|| {
+                    let key = task.prepared.take().expect("a key is prepared until searched");
+                    Search::new(
+                        key.model,
+                        key.initial,
+                        key.ops,
+                        self.hash_mode,
+                        self.opts.memory_budget,
+                    )
+                });
+                let outcome = search.run(&limits, task.slice);
                 task.elapsed += slice_start.elapsed();
                 outcome
             };
@@ -261,6 +272,7 @@ impl<'h> Run<'_, 'h> {
                 }
             }
         });
+        eprintln!("TMP searched {:?} {}", crate::formats::jsonl::TMP_T.elapsed(), crate::formats::jsonl::tmp_rss());
         let results = results
             .into_iter()
             .map(|r| {
@@ -279,7 +291,8 @@ impl<'h> Run<'_, 'h> {
         outcome: SearchOutcome,
         limits: &Limits<'_>,
     ) -> KeyResult {
-        let configurations = task.search.configurations();
+        let search = task.search.as_ref();
+        let configurations = search.map_or(0, Search::configurations);
         let mut result = KeyResult {
             key: task.key.cloned(),
             verdict: Verdict::Unknown,
@@ -295,7 +308,7 @@ impl<'h> Run<'_, 'h> {
             SearchOutcome::Invalid(blocked) => {
                 limits.cancel.store(true, Ordering::Relaxed);
                 result.verdict = Verdict::Invalid;
-                let model = task.search.model();
+                let model = search.expect("an invalid key was searched").model();
                 result.counterexample = Some(Counterexample {
                     key: task.key.cloned(),
                     operation: self.summary(ops, blocked.op),
@@ -315,7 +328,7 @@ impl<'h> Run<'_, 'h> {
                 result.cause = Some(format!(
                     "memory budget of {} bytes exhausted after {configurations} configurations (this key's memo: about {} bytes)",
                     limits.memory_budget.unwrap_or_default(),
-                    task.search.memory()
+                    search.map_or(0, Search::memory)
                 ));
             }
             SearchOutcome::Stopped(StopCause::Cancelled) if never_started => {

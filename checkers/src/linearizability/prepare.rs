@@ -48,6 +48,7 @@ pub(crate) fn prepare<'h, M: Model<'h>>(
     history: &'h History,
     initial: &'h Value,
     failed_cas_observes: bool,
+    jobs: usize,
     make: impl Fn() -> M,
 ) -> Result<Prepared<'h, M>, PrepareError> {
     let events = &history.events;
@@ -55,8 +56,13 @@ pub(crate) fn prepare<'h, M: Model<'h>>(
     let mut open: FxHashMap<u64, u32> = FxHashMap::default();
     let mut key_ids: FxHashMap<Option<&'h Value>, u32> = FxHashMap::default();
     let mut keys: Vec<PreparedKey<'h, M>> = Vec::new();
-    let compile = |keys: &mut Vec<PreparedKey<'h, M>>, ops: &[PairedOp], id: u32| {
-        compile_op(events, &ops[id as usize], id, keys, failed_cas_observes)
+    // Per key, the operations to compile, each with its place in the order in which
+    // outcomes became known (which decides which of several errors is reported).
+    let mut to_compile: Vec<Vec<(u32, u32)>> = Vec::new();
+    let mut queued = 0u32;
+    let mut compile = |to_compile: &mut Vec<Vec<(u32, u32)>>, ops: &[PairedOp], id: u32| {
+        to_compile[ops[id as usize].key as usize].push((queued, id));
+        queued += 1;
     };
     for (pos, event) in events.iter().enumerate() {
         let Process::Client(process) = event.process else {
@@ -80,6 +86,7 @@ pub(crate) fn prepare<'h, M: Model<'h>>(
                         optional: Vec::new(),
                     },
                 });
+                to_compile.push(Vec::new());
                 (keys.len() - 1) as u32
             });
             ops.push(PairedOp {
@@ -88,7 +95,7 @@ pub(crate) fn prepare<'h, M: Model<'h>>(
                 key,
             });
             if let Some(abandoned) = open.insert(process, id) {
-                compile(&mut keys, &ops, abandoned)?;
+                compile(&mut to_compile, &ops, abandoned);
             }
         } else {
             let Some(id) = open.remove(&process) else {
@@ -101,28 +108,83 @@ pub(crate) fn prepare<'h, M: Model<'h>>(
                 });
             };
             ops[id as usize].completion = Some(pos);
-            compile(&mut keys, &ops, id)?;
+            compile(&mut to_compile, &ops, id);
         }
     }
     let mut never_completed: Vec<u32> = open.into_values().collect();
     never_completed.sort_unstable();
     for id in never_completed {
-        compile(&mut keys, &ops, id)?;
+        compile(&mut to_compile, &ops, id);
     }
-    // Operations were compiled as they completed; the search wants call order.
-    for key in &mut keys {
-        key.ops.required.sort_unstable_by_key(|o| o.call);
-        key.ops.optional.sort_unstable_by_key(|o| o.call);
-    }
+    compile_keys(events, &ops, &mut keys, to_compile, failed_cas_observes, jobs)?;
     keys.sort_unstable_by(|a, b| a.key.cmp(&b.key));
     Ok(Prepared { ops, keys })
+}
+
+/// Histories with fewer operations than this are compiled on the calling thread.
+const PARALLEL_COMPILE: usize = 1 << 16;
+
+/// Compiles every key's operations (in parallel on `jobs` threads for large histories) and
+/// sorts them by call, as the search wants them. Keys are independent, so the result is
+/// the same in any order; of several errors, the one a sequential pass in history order
+/// would have met first is reported.
+fn compile_keys<'h, M: Model<'h>>(
+    events: &'h [Event],
+    ops: &[PairedOp],
+    keys: &mut [PreparedKey<'h, M>],
+    to_compile: Vec<Vec<(u32, u32)>>,
+    failed_cas_observes: bool,
+    jobs: usize,
+) -> Result<(), PrepareError> {
+    // A key's first error, with its op's place in the sequential order.
+    let compile_key = |key: &mut PreparedKey<'h, M>, queue: &[(u32, u32)]| {
+        // Most operations of a recorded history completed `ok`.
+        key.ops.required.reserve(queue.len());
+        for &(place, id) in queue {
+            compile_op(events, &ops[id as usize], id, key, failed_cas_observes)
+                .map_err(|e| (place, e))?;
+        }
+        key.ops.required.sort_unstable_by_key(|o| o.call);
+        key.ops.optional.sort_unstable_by_key(|o| o.call);
+        Ok::<(), (u32, PrepareError)>(())
+    };
+    let threads = jobs.clamp(1, keys.len().max(1));
+    let mut work: Vec<(&mut PreparedKey<'h, M>, Vec<(u32, u32)>)> =
+        keys.iter_mut().zip(to_compile).collect();
+    let first_error = if threads == 1 || ops.len() < PARALLEL_COMPILE {
+        work.iter_mut()
+            .filter_map(|(key, queue)| compile_key(key, queue).err())
+            .min_by_key(|(place, _)| *place)
+    } else {
+        let per_thread = work.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = work
+                .chunks_mut(per_thread)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter_mut()
+                            .filter_map(|(key, queue)| compile_key(key, queue).err())
+                            .min_by_key(|(place, _)| *place)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().expect("compiling does not panic"))
+                .min_by_key(|(place, _)| *place)
+        })
+    };
+    match first_error {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
 }
 
 fn compile_op<'h, M: Model<'h>>(
     events: &'h [Event],
     paired: &PairedOp,
     id: u32,
-    keys: &mut [PreparedKey<'h, M>],
+    key: &mut PreparedKey<'h, M>,
     failed_cas_observes: bool,
 ) -> Result<(), PrepareError> {
     let invocation = &events[paired.invoke];
@@ -151,7 +213,6 @@ fn compile_op<'h, M: Model<'h>>(
         output,
         outcome,
     };
-    let key = &mut keys[paired.key as usize];
     let compiled = key.model.compile(&raw).map_err(|message| PrepareError {
         index: invocation.index,
         message,
@@ -213,7 +274,7 @@ mod tests {
     }
 
     fn run(h: &History) -> Result<Prepared<'_, RegisterModel<'_>>, PrepareError> {
-        prepare(h, &NIL, false, || RegisterModel::new("register", false))
+        prepare(h, &NIL, false, 1, || RegisterModel::new("register", false))
     }
 
     /// (origin, call, ret) of each key's required and optional ops.
@@ -260,6 +321,39 @@ mod tests {
                 (Some(Value::Int(2)), (vec![], vec![(0, 0)])),
             ]
         );
+    }
+
+    /// Keys are compiled separately (in parallel when the history is large); of several bad
+    /// operations the one whose outcome comes first in the history is reported, as a
+    /// single pass in history order would report it, whatever the number of threads.
+    #[test]
+    fn the_earliest_error_is_reported_whatever_the_threads() {
+        use EventType::*;
+        for ops_per_key in [10, PARALLEL_COMPILE / 2 + 10] {
+            let mut events = Vec::new();
+            for i in 0..ops_per_key {
+                for key in [1, 2] {
+                    for kind in [Invoke, Ok] {
+                        let mut e = ev(Process::Client(key as u64), kind, Some(key));
+                        // Key 2 (sorted last) goes wrong first; key 1 later.
+                        if (key == 2 && i == 3) || (key == 1 && i == ops_per_key - 2) {
+                            e.f = "cas".into();
+                        }
+                        events.push(e);
+                    }
+                }
+            }
+            let h = history(events);
+            for jobs in [1, 2] {
+                let err = prepare(&h, &NIL, false, jobs, || {
+                    RegisterModel::new("register", false)
+                })
+                .err()
+                .unwrap();
+                assert_eq!(err.index, 3 * 4 + 2, "{ops_per_key} ops per key, {jobs} jobs");
+                assert!(err.message.contains("no function `cas`"), "{err}");
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use splitbrain::cluster::{Cluster, Deployment};
 use splitbrain::nemesis::netlink::RouteWorkers;
 use splitbrain::nemesis::schedule::{self, FaultKind, NemesisSpec};
-use splitbrain::nemesis::{NetBackend, Nemesis, NemesisContext, Shape};
+use splitbrain::nemesis::{Nemesis, NemesisContext, NetBackend, Shape};
 use splitbrain::recorder::Recorder;
 use splitbrain::system::etcd::EtcdSystem;
 use splitbrain::system::ClusterSpec;
@@ -49,7 +49,12 @@ fn run(netlink: bool, seed: u64) -> (Vec<i64>, Vec<i64>) {
     let Deployment::Cluster(cluster) = &*deployment else {
         unreachable!()
     };
-    let names: Vec<String> = cluster.topology.nodes().iter().map(|n| n.name.clone()).collect();
+    let names: Vec<String> = cluster
+        .topology
+        .nodes()
+        .iter()
+        .map(|n| n.name.clone())
+        .collect();
     let namespaces: Vec<String> = cluster
         .topology
         .nodes()
@@ -99,7 +104,10 @@ fn main() {
             results[i].1.extend(heal);
         }
     }
-    for (i, name) in ["netlink threads", "ip -batch per namespace"].iter().enumerate() {
+    for (i, name) in ["netlink threads", "ip -batch per namespace"]
+        .iter()
+        .enumerate()
+    {
         let (late, heal) = results[i].clone();
         println!(
             "{name}: {} partitions on 5 nodes in force after their scheduled time: {}; heal: {}",

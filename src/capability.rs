@@ -24,6 +24,7 @@ pub enum Capability {
     Nftables,
     Iptables,
     Nfqueue,
+    NftDup,
     Libfaketime,
     TcNetem,
     TimeNamespaces,
@@ -31,7 +32,7 @@ pub enum Capability {
 }
 
 impl Capability {
-    pub const ALL: [Capability; 13] = [
+    pub const ALL: [Capability; 14] = [
         Capability::Root,
         Capability::NetworkNamespaces,
         Capability::VethBridge,
@@ -41,6 +42,7 @@ impl Capability {
         Capability::Nftables,
         Capability::Iptables,
         Capability::Nfqueue,
+        Capability::NftDup,
         Capability::Libfaketime,
         Capability::TcNetem,
         Capability::TimeNamespaces,
@@ -58,6 +60,7 @@ impl Capability {
             Capability::Nftables => "nft",
             Capability::Iptables => "iptables",
             Capability::Nfqueue => "NFQUEUE target",
+            Capability::NftDup => "nft dup",
             Capability::Libfaketime => "libfaketime",
             Capability::TcNetem => "tc netem",
             Capability::TimeNamespaces => "time namespaces",
@@ -80,7 +83,8 @@ impl Capability {
             }
             Capability::Nftables => "nftables partitions, packet loss via nft",
             Capability::Iptables => "packet loss via iptables (when nft is absent)",
-            Capability::Nfqueue => "delay/reorder without netem",
+            Capability::Nfqueue => "delay/reorder without netem (NFQUEUE + holder thread)",
+            Capability::NftDup => "duplicate without netem",
             Capability::Libfaketime => "clock faults",
             Capability::TcNetem => "delay/reorder/duplicate via netem (NFQUEUE is the fallback)",
             Capability::TimeNamespaces => "per-node monotonic/boottime offsets",
@@ -214,6 +218,7 @@ fn probe_with(capability: Capability, scratch: &Result<ScratchNetns, String>) ->
         C::Nftables => program_version("nft", &["--version"]),
         C::Iptables => program_version("iptables", &["--version"]),
         C::Nfqueue => with_scratch(scratch, probe_nfqueue),
+        C::NftDup => with_scratch(scratch, probe_nft_dup),
         C::Libfaketime => find_libfaketime().map(|p| p.to_owned()),
         C::TcNetem => with_scratch(scratch, probe_netem),
         C::TimeNamespaces => probe_time_namespace(),
@@ -285,17 +290,40 @@ fn probe_netem(ns: &str) -> Result<String, String> {
     .map_err(|e| e.to_string())
 }
 
-fn probe_nfqueue(ns: &str) -> Result<String, String> {
+/// Which tool puts an NFQUEUE rule into a namespace here: nft's own `queue` statement needs
+/// the kernel's `nft_queue`; iptables' NFQUEUE target works through xtables (or nft_compat)
+/// on kernels without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueTool {
+    Nft,
+    Iptables,
+}
+
+/// Probes, in a throwaway namespace, which tool can queue packets here.
+pub fn queue_tool() -> Result<QueueTool, String> {
+    let scratch = ScratchNetns::create()?;
+    queue_tool_in(&scratch.name)
+}
+
+fn queue_tool_in(ns: &str) -> Result<QueueTool, String> {
+    let mut failures = Vec::new();
     if program_version("nft", &["--version"]).is_ok() {
         let script = "add table inet sbprobe\n\
                       add chain inet sbprobe out { type filter hook output priority 0; }\n\
                       add rule inet sbprobe out meta l4proto udp queue num 0 bypass\n";
         let mut cmd = netns::command(ns, "nft").map_err(|e| e.to_string())?;
-        return run_with_stdin(cmd.args(["-f", "-"]), script)
-            .map(|()| "nft queue rule accepted in a throwaway namespace".into());
+        match run_with_stdin(cmd.args(["-f", "-"]), script) {
+            Ok(()) => return Ok(QueueTool::Nft),
+            Err(e) => failures.push(format!("nft queue: {e}")),
+        }
+    } else {
+        failures.push("nft: not installed".into());
     }
     if program_version("iptables", &["--version"]).is_ok() {
         let args = [
+            "-w",
+            "-t",
+            "mangle",
             "-A",
             "OUTPUT",
             "-p",
@@ -306,11 +334,33 @@ fn probe_nfqueue(ns: &str) -> Result<String, String> {
             "0",
             "--queue-bypass",
         ];
-        return netns::run(ns, "iptables", &args)
-            .map(|_| "iptables NFQUEUE rule accepted in a throwaway namespace".into())
-            .map_err(|e| e.to_string());
+        match netns::run(ns, "iptables", &args) {
+            Ok(_) => return Ok(QueueTool::Iptables),
+            Err(e) => failures.push(format!("iptables NFQUEUE: {e}")),
+        }
+    } else {
+        failures.push("iptables: not installed (apt-get install iptables)".into());
     }
-    Err("cannot probe without nft or iptables (install nftables)".into())
+    Err(failures.join("; "))
+}
+
+fn probe_nfqueue(ns: &str) -> Result<String, String> {
+    queue_tool_in(ns).map(|tool| match tool {
+        QueueTool::Nft => "nft queue rule accepted in a throwaway namespace".into(),
+        QueueTool::Iptables => {
+            "iptables NFQUEUE rule accepted in a throwaway namespace".into()
+        }
+    })
+}
+
+fn probe_nft_dup(ns: &str) -> Result<String, String> {
+    program_version("nft", &["--version"])?;
+    let script = "add table ip sbprobe\n\
+                  add chain ip sbprobe out { type filter hook output priority 0; }\n\
+                  add rule ip sbprobe out ip daddr 127.0.0.2 dup to ip daddr\n";
+    let mut cmd = netns::command(ns, "nft").map_err(|e| e.to_string())?;
+    run_with_stdin(cmd.args(["-f", "-"]), script)
+        .map(|()| "nft dup rule accepted in a throwaway namespace".into())
 }
 
 fn run_with_stdin(cmd: &mut Command, input: &str) -> Result<(), String> {

@@ -117,7 +117,12 @@ pub fn run(
     let recorder = Recorder::create(&dir.join("history.jsonl"), start)
         .with_context(|| format!("creating {}", dir.join("history.jsonl").display()))?;
     let (node_events, crashes) = watch_node_events();
-    let deployment = Arc::new(Deployment::start(&campaign, &run_id, &dir, Some(node_events))?);
+    let deployment = Arc::new(Deployment::start(
+        &campaign,
+        &run_id,
+        &dir,
+        Some(node_events),
+    )?);
     let client_rt = deployment.client_runtime(opts.client_threads)?;
     // A node can accept connections before its cluster serves (no leader yet): wait until
     // every node answers a read, so the main phase measures the system, not its start-up.

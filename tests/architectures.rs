@@ -45,8 +45,17 @@ fn serves_without_faults(arch: &str, concurrency: usize) {
             ..RunOptions::default()
         };
         let report = run(&c, &opts, CancellationToken::new()).unwrap();
-        assert_eq!(report.verdict, Verdict::Valid, "{arch}, {nodes} nodes:\n{}", report.summary);
-        assert!(report.operations > 100, "{arch}, {nodes} nodes: {} ops", report.operations);
+        assert_eq!(
+            report.verdict,
+            Verdict::Valid,
+            "{arch}, {nodes} nodes:\n{}",
+            report.summary
+        );
+        assert!(
+            report.operations > 100,
+            "{arch}, {nodes} nodes: {} ops",
+            report.operations
+        );
         assert!(
             report.summary.contains(&format!("({nodes} nodes)")),
             "{}",

@@ -557,7 +557,13 @@ fn grudges_of_every_shape_apply_on_five_nodes() {
         .filter(|s| *s != Shape::IsolateLeader)
     {
         let grudge: Grudge = partition::grudge(shape, &names, &mut rng).unwrap();
-        let cut = net::apply(NetBackend::Blackhole, topology.nodes(), &grudge, routes.as_ref()).unwrap();
+        let cut = net::apply(
+            NetBackend::Blackhole,
+            topology.nodes(),
+            &grudge,
+            routes.as_ref(),
+        )
+        .unwrap();
         let (s, r) = grudge.a_blocked_pair().unwrap();
         let from = topology.node(&s).unwrap();
         let to = topology.node(&r).unwrap();

@@ -277,5 +277,8 @@ fn a_node_that_dies_by_itself_is_reported_with_its_log() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("exit code 3 unexpectedly"), "{stderr}");
     assert!(stdout.contains("node crashes: 1"), "{stdout}");
-    assert!(stdout.contains("about to fail"), "the log tail is shown: {stdout}");
+    assert!(
+        stdout.contains("about to fail"),
+        "the log tail is shown: {stdout}"
+    );
 }

@@ -183,7 +183,7 @@ fn run() -> Result<ExitCode, String> {
     let mut mismatches = Vec::new();
     for file in files
         .iter()
-        .filter(|f| args.filter.as_ref().map_or(true, |t| f.name.contains(t)))
+        .filter(|f| args.filter.as_ref().is_none_or(|t| f.name.contains(t)))
     {
         let read = formats::read_file(&args.corpus.join(&file.name), &ReadOptions::default())
             .map_err(|e| e.to_string())?;
@@ -210,7 +210,7 @@ fn run() -> Result<ExitCode, String> {
             other_total_ms += other;
             let ratio = ms / other;
             line += &format!(" {other:>12.3} {ratio:>8.2}");
-            if worst.as_ref().map_or(true, |(w, _)| ratio > *w) {
+            if worst.as_ref().is_none_or(|(w, _)| ratio > *w) {
                 worst = Some((ratio, file.name.clone()));
             }
         }

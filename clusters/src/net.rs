@@ -166,19 +166,13 @@ impl Peers {
         })?;
         line.push(b'\n');
         let deadline = tokio::time::Instant::now() + timeout;
-        let pooled = self.take_idle(peer);
-        let was_pooled = pooled.is_some();
-        let result = match pooled {
-            Some(conn) => self.exchange(peer, conn, &line, deadline).await,
-            None => Err(None),
-        };
-        let (reply, conn) = match result {
-            Ok(done) => done,
-            // A pooled connection that the peer closed (it restarted) gives EOF or a reset
-            // at once; the old process is gone, so the message reached nobody: retry on a
-            // fresh connection. Any other failure is reported.
-            Err(Some(e)) if !(was_pooled && is_stale(&e)) => return Err(e),
-            Err(_) => {
+        // A pooled connection is used only if the peer has not closed it (it restarted,
+        // say): that is checked before anything is written. Once the request is written,
+        // a failure is never retried here — the peer may have acted on the request before
+        // it died, and a second copy could apply a write twice.
+        let conn = match self.take_live_idle(peer) {
+            Some(conn) => conn,
+            None => {
                 let stream = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
                     .await
                     .map_err(|_| RpcError::Connect {
@@ -188,11 +182,13 @@ impl Peers {
                     .map_err(|source| RpcError::Connect { peer, source })?;
                 let _ = stream.set_nodelay(true);
                 let (read, write) = stream.into_split();
-                self.exchange(peer, (BufReader::new(read), write), &line, deadline)
-                    .await
-                    .map_err(|e| e.unwrap_or(RpcError::Timeout { peer }))?
+                (BufReader::new(read), write)
             }
         };
+        let (reply, conn) = self
+            .exchange(peer, conn, &line, deadline)
+            .await
+            .map_err(|e| e.unwrap_or(RpcError::Timeout { peer }))?;
         self.idle
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -205,12 +201,26 @@ impl Peers {
         })
     }
 
-    fn take_idle(&self, peer: u64) -> Option<Connection> {
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(&peer)
-            .and_then(Vec::pop)
+    /// A pooled connection to `peer` that is still open: one whose peer closed it (EOF or
+    /// reset waiting) or that holds unexpected bytes is dropped, and the next one tried.
+    fn take_live_idle(&self, peer: u64) -> Option<Connection> {
+        loop {
+            let conn = self
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&peer)
+                .and_then(Vec::pop)?;
+            let mut probe = [0u8; 1];
+            let idle_and_open = conn.0.buffer().is_empty()
+                && matches!(
+                    conn.0.get_ref().try_read(&mut probe),
+                    Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock
+                );
+            if idle_and_open {
+                return Some(conn);
+            }
+        }
     }
 
     async fn exchange(
@@ -246,8 +256,3 @@ impl Peers {
     }
 }
 
-fn is_stale(error: &RpcError) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(error, RpcError::Io { source, .. }
-        if matches!(source.kind(), UnexpectedEof | ConnectionReset | BrokenPipe))
-}

@@ -5,7 +5,7 @@
 //!   nftables drops) and back; also reachability probes.
 //! * [`process`] — kill / start again, pause / resume of nodes.
 //! * [`clock`] — libfaketime offsets per node; refusal of binaries it cannot skew.
-//! * [`packet`] — packet loss.
+//! * [`packet`] — packet loss, delay, reorder, duplication; [`nfqueue`] — the packet holder.
 //! * [`roles`] — who leads, per system.
 //! * [`schedule`] — the campaign's `nemesis:` section and the schedule computed from it.
 //! * [`runner`] — executes a schedule on a live cluster, records, undoes on every path.
@@ -16,6 +16,7 @@
 pub mod clock;
 pub mod net;
 pub mod netlink;
+pub mod nfqueue;
 pub mod packet;
 pub mod partition;
 pub mod process;
@@ -75,6 +76,40 @@ fn need(fault: FaultKind, capability: Capability) -> Result<(), NemesisError> {
     }
 }
 
+/// Delay, reorder and duplication need netem, or else the netfilter pieces of their
+/// fallback: an NFQUEUE rule (nft's `queue` or iptables' NFQUEUE target) for delay and
+/// reorder, nft `dup` for duplication.
+fn need_shaping(kind: FaultKind) -> Result<(), NemesisError> {
+    let netem = capability::probe(Capability::TcNetem);
+    if netem.is_ok() {
+        return Ok(());
+    }
+    let (fallback, missing) = match kind {
+        FaultKind::Duplicate => (
+            Capability::NftDup,
+            "tc netem or nft `dup` (install nftables)",
+        ),
+        _ => (
+            Capability::Nfqueue,
+            "tc netem or an NFQUEUE rule (nft with nft_queue, or iptables: apt-get install iptables)",
+        ),
+    };
+    let probe = capability::probe(fallback);
+    if probe.is_ok() {
+        return Ok(());
+    }
+    Err(NemesisError::Unavailable {
+        fault: kind.name(),
+        missing,
+        detail: format!(
+            "netem: {}; {}: {}",
+            netem.detail,
+            fallback.name(),
+            probe.detail
+        ),
+    })
+}
+
 /// Checks that every fault the campaign asks for can be done here, before anything starts.
 pub fn validate(campaign: &Campaign) -> Result<(), NemesisError> {
     let spec = &campaign.nemesis;
@@ -91,19 +126,7 @@ pub fn validate(campaign: &Campaign) -> Result<(), NemesisError> {
     let kinds = spec.kinds();
     for kind in [FaultKind::Delay, FaultKind::Reorder, FaultKind::Duplicate] {
         if kinds.contains(&kind) {
-            let netem = capability::probe(Capability::TcNetem);
-            return Err(NemesisError::Unavailable {
-                fault: kind.name(),
-                missing: "tc netem",
-                detail: if netem.is_ok() {
-                    "this version does not drive netem yet".into()
-                } else {
-                    format!(
-                        "{} (the kernel lacks sch_netem; the NFQUEUE fallback is not implemented)",
-                        netem.detail
-                    )
-                },
-            });
+            need_shaping(kind)?;
         }
     }
     spec.validate(campaign.nodes)?;
@@ -222,7 +245,8 @@ pub fn clock_env(node_dir: &std::path::Path) -> Result<Vec<(String, String)>, Ne
     Ok(clock::faketime_env(std::path::Path::new(lib), &file))
 }
 
-/// Cleanup step: removes nemesis state (partition routes and rules, loss rules) from the
+/// Cleanup step: removes nemesis state (partition routes and rules, loss, delay, reorder and
+/// duplication rules, netem qdiscs) from the
 /// namespaces of a crashed run that are still there, before they are deleted. Routes and
 /// tables live only inside run namespaces, so deleting those removes them too; this step
 /// makes the removal explicit and reported. Offset files live in the run's results.
@@ -253,5 +277,10 @@ pub fn cleanup_leftovers(run: Option<&RunId>, report: &mut CleanupReport) {
                 .errors
                 .push(format!("removing nftables loss tables: {e}"));
         }
+    }
+    if let Err(e) = packet::heal_shaping_namespaces(&namespaces) {
+        report
+            .errors
+            .push(format!("removing delay/reorder/duplicate rules: {e}"));
     }
 }

@@ -107,7 +107,10 @@ pub fn start_all(
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(100));
             let (evidence, ready) = match node.wait_ready(remaining) {
-                Ok(_) => (format!("running (start #{}), ready", node.generation()), true),
+                Ok(_) => (
+                    format!("running (start #{}), ready", node.generation()),
+                    true,
+                ),
                 Err(e) => (
                     format!("running (start #{}), not ready: {e}", node.generation()),
                     false,

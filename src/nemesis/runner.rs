@@ -168,7 +168,10 @@ impl NemesisContext {
             | Action::Kill(t)
             | Action::ClockBump { targets: t, .. }
             | Action::ClockStrobe { targets: t, .. }
-            | Action::Loss { targets: t, .. } => {
+            | Action::Loss { targets: t, .. }
+            | Action::Delay { targets: t, .. }
+            | Action::Reorder { targets: t, .. }
+            | Action::Duplicate { targets: t, .. } => {
                 let (nodes, note) = self.resolve(t);
                 Prepared {
                     nodes,
@@ -291,6 +294,12 @@ enum Undo {
     Loss {
         nodes: Vec<String>,
         namespaces: Vec<String>,
+    },
+    /// Delay, reorder or duplication; dropping it takes the rules out and releases every
+    /// held packet.
+    Shaping {
+        nodes: Vec<String>,
+        applied: packet::AppliedShaping,
     },
 }
 
@@ -423,6 +432,9 @@ fn stop_name(kind: FaultKind) -> &'static str {
         FaultKind::Pause => "resume",
         FaultKind::Kill => "start",
         FaultKind::Loss => "stop-loss",
+        FaultKind::Delay => "stop-delay",
+        FaultKind::Reorder => "stop-reorder",
+        FaultKind::Duplicate => "stop-duplicate",
         _ => "clock-reset",
     }
 }
@@ -482,6 +494,32 @@ fn describe_start(fault: &ScheduledFault) -> (&'static str, Value) {
                 .int("percent", *percent as i64)
                 .done(),
         ),
+        Action::Delay {
+            targets,
+            mean,
+            jitter,
+        } => (
+            "start-delay",
+            fields
+                .value("targets", targets_value(targets))
+                .int("mean_us", micros(*mean))
+                .int("jitter_us", micros(*jitter))
+                .done(),
+        ),
+        Action::Reorder { targets, max_delay } => (
+            "start-reorder",
+            fields
+                .value("targets", targets_value(targets))
+                .int("max_delay_us", micros(*max_delay))
+                .done(),
+        ),
+        Action::Duplicate { targets, percent } => (
+            "start-duplicate",
+            fields
+                .value("targets", targets_value(targets))
+                .int("percent", *percent as i64)
+                .done(),
+        ),
     }
 }
 
@@ -535,7 +573,11 @@ fn apply(ctx: &NemesisContext, action: &Action, prepared: Prepared) -> Applied {
                 .iter()
                 .map(|a| {
                     let i = nodes.iter().position(|n| n == a).unwrap_or(0);
-                    offsets_ms.get(i).or(offsets_ms.first()).copied().unwrap_or(0)
+                    offsets_ms
+                        .get(i)
+                        .or(offsets_ms.first())
+                        .copied()
+                        .unwrap_or(0)
                 })
                 .collect();
             Ok((
@@ -637,6 +679,155 @@ fn apply(ctx: &NemesisContext, action: &Action, prepared: Prepared) -> Applied {
                         .opt("note", note),
                 )),
                 Err(e) => Err((None, e.to_string())),
+            }
+        }
+        Action::Delay { mean, jitter, .. } => apply_shaping(
+            ctx,
+            packet::Shaping::Delay {
+                mean: *mean,
+                jitter: *jitter,
+            },
+            nodes,
+            note,
+        ),
+        Action::Reorder { max_delay, .. } => apply_shaping(
+            ctx,
+            packet::Shaping::Reorder {
+                max_delay: *max_delay,
+            },
+            nodes,
+            note,
+        ),
+        Action::Duplicate { percent, .. } => apply_shaping(
+            ctx,
+            packet::Shaping::Duplicate { percent: *percent },
+            nodes,
+            note,
+        ),
+    }
+}
+
+/// Delay, reorder or duplication on `nodes`' traffic to their peers, with the backend this
+/// machine offers (netem, else netfilter).
+fn apply_shaping(
+    ctx: &NemesisContext,
+    shaping: packet::Shaping,
+    nodes: Vec<String>,
+    note: Option<String>,
+) -> Applied {
+    let all = ctx.cluster().topology.nodes();
+    let targets: Vec<packet::ShapingTarget> = nodes
+        .iter()
+        .filter_map(|n| ctx.net(n))
+        .map(|target| packet::ShapingTarget {
+            netns: target.netns.clone(),
+            peers: all
+                .iter()
+                .filter(|p| p.name != target.name)
+                .map(|p| p.ip)
+                .collect(),
+        })
+        .collect();
+    let backend = packet::shaping_backend();
+    // The holders' random streams differ per run and fault; reproducing packet timing
+    // exactly is not possible anyway (the kernel decides when packets arrive).
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    match packet::apply_shaping(shaping, targets, backend, seed) {
+        Ok(applied) => {
+            let rules: Vec<String> = applied
+                .changes
+                .iter()
+                .map(|(ns, lines)| format!("{ns}: {}", lines.join("; ")))
+                .collect();
+            let fields = Fields::default()
+                .list("nodes", &nodes)
+                .str("backend", backend.name())
+                .str(shaping.name(), shaping.describe())
+                .list("rules", &rules)
+                .list("queues", &applied.queues())
+                .opt("note", note);
+            Ok((Undo::Shaping { nodes, applied }, fields))
+        }
+        Err(e) => Err((None, e.to_string())),
+    }
+}
+
+/// How many connect round trips a delay or reorder's evidence measures.
+const SHAPING_PROBES: usize = 5;
+/// How many datagrams a duplication's evidence sends (at 1% nearly half of the bursts see a
+/// copy; at the default 10% all but 1 in 200).
+const DUP_PROBE_DATAGRAMS: usize = 50;
+
+/// Connect round trips from the first target to a peer: a held SYN shows in them.
+fn shaping_rtts(ctx: &NemesisContext, nodes: &[String], limit: Duration) -> Option<Vec<Duration>> {
+    let from = nodes.first().and_then(|n| ctx.net(n))?;
+    let to = ctx
+        .cluster()
+        .topology
+        .nodes()
+        .iter()
+        .find(|p| p.name != from.name)?;
+    packet::connect_rtts(&from.netns, to.ip, SHAPING_PROBES, limit).ok()
+}
+
+fn rtt_list(rtts: &[Duration]) -> Vec<String> {
+    rtts.iter()
+        .map(|d| format!("{:.1}ms", d.as_secs_f64() * 1000.0))
+        .collect()
+}
+
+/// Evidence that delay, reorder or duplication is in force.
+fn shaping_evidence(ctx: &NemesisContext, nodes: &[String], applied: &packet::AppliedShaping) -> Fields {
+    let limit = Duration::from_secs(3);
+    match applied.shaping {
+        packet::Shaping::Delay { mean, .. } => {
+            let rtts = shaping_rtts(ctx, nodes, limit).unwrap_or_default();
+            let mut sorted = rtts.clone();
+            sorted.sort();
+            // The median connect waits for its held SYN: at least about half the mean.
+            let effective = sorted.get(sorted.len() / 2).is_some_and(|m| *m >= mean / 2);
+            Fields::default()
+                .list("rtt", &rtt_list(&rtts))
+                .value("effective", Value::Bool(effective))
+        }
+        packet::Shaping::Reorder { max_delay } => {
+            let rtts = shaping_rtts(ctx, nodes, limit).unwrap_or_default();
+            // Holds are uniform in 0..max: five all below a quarter happen 1 time in 1000.
+            let effective = rtts.iter().any(|r| *r >= max_delay / 4);
+            Fields::default()
+                .list("rtt", &rtt_list(&rtts))
+                .value("effective", Value::Bool(effective))
+        }
+        packet::Shaping::Duplicate { .. } => {
+            let Some(target) = applied.targets.first() else {
+                return Fields::default().value("effective", Value::Bool(false));
+            };
+            match applied.backend {
+                packet::ShapingBackend::Netfilter => {
+                    let copied = target.peers.first().and_then(|peer| {
+                        packet::send_udp_burst(&target.netns, *peer, DUP_PROBE_DATAGRAMS).ok()?;
+                        packet::table_packets(&target.netns, packet::DUP_TABLE).ok()
+                    });
+                    Fields::default()
+                        .int("duplicated_packets", copied.unwrap_or(0) as i64)
+                        .value("effective", Value::Bool(copied.is_some_and(|c| c > 0)))
+                }
+                // netem counts no duplicates; the qdisc being there is what can be shown.
+                packet::ShapingBackend::Netem => {
+                    let shown = crate::netns::run(
+                        &target.netns,
+                        "tc",
+                        &["qdisc", "show", "dev", crate::topology::NODE_IFACE],
+                    )
+                    .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+                    .unwrap_or_default();
+                    Fields::default()
+                        .str("qdisc", shown.clone())
+                        .value("effective", Value::Bool(shown.contains("duplicate")))
+                }
             }
         }
     }
@@ -770,6 +961,7 @@ fn evidence(ctx: &NemesisContext, undo: &Undo) -> Fields {
                 .list("observed", &observed)
                 .value("effective", Value::Bool(effective))
         }
+        Undo::Shaping { nodes, applied } => shaping_evidence(ctx, nodes, applied),
         // Process faults carry their cgroup evidence already; loss is statistical.
         Undo::Resume(_) | Undo::Restart(_) | Undo::Loss { .. } => Fields::default(),
     }
@@ -867,6 +1059,34 @@ fn undo(ctx: &NemesisContext, undo: Undo) -> (Fields, Option<String>) {
             Ok(_) => (Fields::default().list("nodes", &nodes), None),
             Err(e) => (Fields::default().list("nodes", &nodes), Some(e.to_string())),
         },
+        Undo::Shaping { nodes, applied } => {
+            let fields = Fields::default().list("nodes", &nodes);
+            match packet::heal_shaping(applied) {
+                Ok(healed) => {
+                    let held: Vec<String> = healed
+                        .holders
+                        .iter()
+                        .map(|(ns, s)| {
+                            format!(
+                                "{ns}: {} held, {} released, {} overtaken, mean hold {:.1}ms, {} verdict errors",
+                                s.received,
+                                s.released,
+                                s.overtaken,
+                                s.mean_hold().as_secs_f64() * 1000.0,
+                                s.verdict_errors
+                            )
+                        })
+                        .collect();
+                    // Back to normal: the round trip after undo, next to the one in force.
+                    let after = shaping_rtts(ctx, &nodes, Duration::from_secs(3)).unwrap_or_default();
+                    (
+                        fields.list("holders", &held).list("rtt_after", &rtt_list(&after)),
+                        None,
+                    )
+                }
+                Err(e) => (fields, Some(e.to_string())),
+            }
+        }
     }
 }
 

@@ -33,11 +33,12 @@ pub enum FaultKind {
     ClockStrobe,
     /// Drop a percentage of packets at nodes.
     Loss,
-    /// Delay packets (needs netem).
+    /// Delay packets a node sends to its peers (netem, or NFQUEUE and a holder thread).
     Delay,
-    /// Reorder packets (needs netem).
+    /// Hold each packet a node sends to its peers for a random time, so later ones overtake
+    /// earlier ones (netem, or NFQUEUE and a holder thread).
     Reorder,
-    /// Duplicate packets (needs netem).
+    /// Duplicate a percentage of the packets a node sends to its peers (netem, or nft `dup`).
     Duplicate,
 }
 
@@ -204,6 +205,58 @@ impl Default for LossSpec {
     }
 }
 
+/// Settings of packet delay: each packet held `mean ± jitter` (uniform), order kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelaySpec {
+    #[serde(with = "humantime_serde", default = "defaults::delay_mean")]
+    pub mean: Duration,
+    #[serde(with = "humantime_serde", default = "defaults::delay_jitter")]
+    pub jitter: Duration,
+}
+
+impl Default for DelaySpec {
+    fn default() -> Self {
+        DelaySpec {
+            mean: defaults::delay_mean(),
+            jitter: defaults::delay_jitter(),
+        }
+    }
+}
+
+/// Settings of packet reordering: each packet held a uniform random time up to `max_delay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReorderSpec {
+    #[serde(with = "humantime_serde", default = "defaults::reorder_max_delay")]
+    pub max_delay: Duration,
+}
+
+impl Default for ReorderSpec {
+    fn default() -> Self {
+        ReorderSpec {
+            max_delay: defaults::reorder_max_delay(),
+        }
+    }
+}
+
+/// Settings of packet duplication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DuplicateSpec {
+    /// Percentage of a target node's packets to its peers sent twice (1 to 100).
+    #[serde(default = "defaults::duplicate_percent")]
+    pub percent: u8,
+}
+
+impl Default for DuplicateSpec {
+    fn default() -> Self {
+        DuplicateSpec {
+            percent: defaults::duplicate_percent(),
+        }
+    }
+}
+
 /// One entry of a scripted timeline.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -224,9 +277,26 @@ pub struct TimelineItem {
     /// Clock bump offset, or a strobe's offset (default: drawn up to `clock.max_offset`).
     #[serde(default)]
     pub offset: Option<SignedDuration>,
-    /// Loss percentage (default `loss.percent`).
+    /// Loss or duplication percentage (default `loss.percent` / `duplicate.percent`).
     #[serde(default)]
     pub percent: Option<u8>,
+    /// A delay's mean (default `delay.mean`).
+    #[serde(with = "humantime_serde::option", default)]
+    pub delay: Option<Duration>,
+    /// A delay's jitter (default `delay.jitter`).
+    #[serde(with = "humantime_serde::option", default)]
+    pub jitter: Option<Duration>,
+    /// A reorder's longest hold (default `reorder.max_delay`).
+    #[serde(with = "humantime_serde::option", default)]
+    pub max_delay: Option<Duration>,
+}
+
+/// A timeline item's overrides of the packet fault settings.
+#[derive(Debug, Clone, Copy, Default)]
+struct PacketOverrides {
+    delay: Option<Duration>,
+    jitter: Option<Duration>,
+    max_delay: Option<Duration>,
 }
 
 pub(crate) mod defaults {
@@ -239,6 +309,18 @@ pub(crate) mod defaults {
     }
     pub fn loss_percent() -> u8 {
         20
+    }
+    pub fn delay_mean() -> Duration {
+        Duration::from_millis(50)
+    }
+    pub fn delay_jitter() -> Duration {
+        Duration::from_millis(10)
+    }
+    pub fn reorder_max_delay() -> Duration {
+        Duration::from_millis(30)
+    }
+    pub fn duplicate_percent() -> u8 {
+        10
     }
     pub fn targets() -> Vec<TargetSpec> {
         vec![TargetSpec::One, TargetSpec::Minority, TargetSpec::Primaries]
@@ -275,6 +357,12 @@ pub struct NemesisSpec {
     pub clock: ClockSpec,
     #[serde(default)]
     pub loss: LossSpec,
+    #[serde(default)]
+    pub delay: DelaySpec,
+    #[serde(default)]
+    pub reorder: ReorderSpec,
+    #[serde(default)]
+    pub duplicate: DuplicateSpec,
     /// A scripted schedule instead of the random one.
     #[serde(default)]
     pub timeline: Vec<TimelineItem>,
@@ -295,6 +383,9 @@ impl Default for NemesisSpec {
             backend: NetBackend::default(),
             clock: ClockSpec::default(),
             loss: LossSpec::default(),
+            delay: DelaySpec::default(),
+            reorder: ReorderSpec::default(),
+            duplicate: DuplicateSpec::default(),
             timeline: Vec::new(),
         }
     }
@@ -325,16 +416,6 @@ impl NemesisSpec {
 
     /// Checks the spec against the cluster size (a trial plan with a fixed seed).
     pub fn validate(&self, node_count: usize) -> Result<(), PlanError> {
-        // Whether the machine can do these is for capability validation to say (exit 69,
-        // naming what is missing), not a mistake in the campaign.
-        if self.kinds().iter().any(|k| {
-            matches!(
-                k,
-                FaultKind::Delay | FaultKind::Reorder | FaultKind::Duplicate
-            )
-        }) {
-            return Ok(());
-        }
         let nodes: Vec<String> = (1..=node_count).map(crate::topology::node_name).collect();
         plan(self, &nodes, 0, Duration::from_secs(3600)).map(|_| ())
     }
@@ -377,6 +458,19 @@ pub enum Action {
         targets: Targets,
         percent: u8,
     },
+    Delay {
+        targets: Targets,
+        mean: Duration,
+        jitter: Duration,
+    },
+    Reorder {
+        targets: Targets,
+        max_delay: Duration,
+    },
+    Duplicate {
+        targets: Targets,
+        percent: u8,
+    },
 }
 
 impl Action {
@@ -388,6 +482,9 @@ impl Action {
             Action::ClockBump { .. } => FaultKind::ClockBump,
             Action::ClockStrobe { .. } => FaultKind::ClockStrobe,
             Action::Loss { .. } => FaultKind::Loss,
+            Action::Delay { .. } => FaultKind::Delay,
+            Action::Reorder { .. } => FaultKind::Reorder,
+            Action::Duplicate { .. } => FaultKind::Duplicate,
         }
     }
 }
@@ -426,6 +523,13 @@ pub enum PlanError {
     BothModes,
     #[error("interval and hold must be positive")]
     ZeroDuration,
+    #[error("{first} at {first_at:?} and {second} at {second_at:?} overlap: delay, reorder and duplicate faults take turns (one netem qdisc per node)")]
+    PacketOverlap {
+        first: &'static str,
+        first_at: Duration,
+        second: &'static str,
+        second_at: Duration,
+    },
 }
 
 /// Salt, so the nemesis' random stream differs from the workload's under the same seed.
@@ -446,6 +550,7 @@ pub fn plan(
     if !spec.timeline.is_empty() {
         let mut items: Vec<&TimelineItem> = spec.timeline.iter().collect();
         items.sort_by_key(|t| t.at);
+        check_packet_overlap(&items)?;
         for item in items {
             if item.hold.is_zero() {
                 return Err(PlanError::ZeroDuration);
@@ -459,6 +564,11 @@ pub fn plan(
                 &target,
                 item.offset,
                 item.percent,
+                PacketOverrides {
+                    delay: item.delay,
+                    jitter: item.jitter,
+                    max_delay: item.max_delay,
+                },
                 nodes,
                 &mut rng,
             )?;
@@ -507,7 +617,17 @@ pub fn plan(
             .choose(&mut rng)
             .expect("targets is not empty")
             .clone();
-        let action = action_for(spec, kind, shape, &target, None, None, nodes, &mut rng)?;
+        let action = action_for(
+            spec,
+            kind,
+            shape,
+            &target,
+            None,
+            None,
+            PacketOverrides::default(),
+            nodes,
+            &mut rng,
+        )?;
         faults.push(ScheduledFault {
             id: faults.len() + 1,
             at,
@@ -527,6 +647,7 @@ fn action_for(
     target: &TargetSpec,
     offset: Option<SignedDuration>,
     percent: Option<u8>,
+    packet: PacketOverrides,
     nodes: &[String],
     rng: &mut impl Rng,
 ) -> Result<Action, PlanError> {
@@ -617,17 +738,82 @@ fn action_for(
                 percent,
             }
         }
-        FaultKind::Delay | FaultKind::Reorder | FaultKind::Duplicate => {
-            // Refused earlier by capability validation with the missing piece named; a
-            // plan for them would have nothing to run.
-            return Err(PlanError::Fault {
-                kind: kind.name(),
-                message: "not supported by this build: needs tc netem (or an NFQUEUE holder)"
-                    .into(),
-            });
+        FaultKind::Delay => {
+            let mean = packet.delay.unwrap_or(spec.delay.mean);
+            let jitter = packet.jitter.unwrap_or(spec.delay.jitter);
+            if mean.is_zero() || mean > MAX_PACKET_HOLD || jitter > mean {
+                return Err(PlanError::Fault {
+                    kind: "delay",
+                    message: format!(
+                        "mean {mean:?} ± jitter {jitter:?}: expected a mean above 0 and up to {MAX_PACKET_HOLD:?}, jitter at most the mean"
+                    ),
+                });
+            }
+            Action::Delay {
+                targets: resolve_targets(target, nodes, fallback, rng)?,
+                mean,
+                jitter,
+            }
+        }
+        FaultKind::Reorder => {
+            let max_delay = packet.max_delay.unwrap_or(spec.reorder.max_delay);
+            if max_delay < Duration::from_millis(1) || max_delay > MAX_PACKET_HOLD {
+                return Err(PlanError::Fault {
+                    kind: "reorder",
+                    message: format!(
+                        "max_delay {max_delay:?}: expected 1ms to {MAX_PACKET_HOLD:?}"
+                    ),
+                });
+            }
+            Action::Reorder {
+                targets: resolve_targets(target, nodes, fallback, rng)?,
+                max_delay,
+            }
+        }
+        FaultKind::Duplicate => {
+            let percent = percent.unwrap_or(spec.duplicate.percent);
+            if !(1..=100).contains(&percent) {
+                return Err(PlanError::Fault {
+                    kind: "duplicate",
+                    message: format!("percent {percent}: expected 1 to 100"),
+                });
+            }
+            Action::Duplicate {
+                targets: resolve_targets(target, nodes, fallback, rng)?,
+                percent,
+            }
         }
         FaultKind::Clock => unreachable!("resolved to bump or strobe above"),
     })
+}
+
+/// The longest hold a delay or reorder may ask for: beyond it TCP's retransmission timers
+/// fire and the fault turns into loss, which is what `loss` is for.
+const MAX_PACKET_HOLD: Duration = Duration::from_secs(2);
+
+fn is_packet_shaping(kind: FaultKind) -> bool {
+    matches!(
+        kind,
+        FaultKind::Delay | FaultKind::Reorder | FaultKind::Duplicate
+    )
+}
+
+/// Delay, reorder and duplicate items of a timeline (sorted by start) must not overlap:
+/// with netem they share a node's one root qdisc.
+fn check_packet_overlap(items: &[&TimelineItem]) -> Result<(), PlanError> {
+    let shaping: Vec<&&TimelineItem> = items.iter().filter(|i| is_packet_shaping(i.fault)).collect();
+    for pair in shaping.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if a.at + a.hold > b.at {
+            return Err(PlanError::PacketOverlap {
+                first: a.fault.name(),
+                first_at: a.at,
+                second: b.fault.name(),
+                second_at: b.at,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn resolve_targets(
@@ -799,6 +985,83 @@ timeline:
                 percent: 50
             }
         );
+    }
+
+    #[test]
+    fn packet_faults_take_their_settings_from_the_spec_or_the_timeline() {
+        let yaml = "
+delay: {mean: 40ms, jitter: 5ms}
+reorder: {max_delay: 25ms}
+duplicate: {percent: 7}
+timeline:
+  - {at: 1s, fault: delay, target: all, for: 1s}
+  - {at: 3s, fault: delay, target: n1, delay: 100ms, jitter: 0ms, for: 1s}
+  - {at: 5s, fault: reorder, target: n2, for: 1s}
+  - {at: 7s, fault: duplicate, target: n3, percent: 30, for: 1s}
+";
+        let spec: NemesisSpec = serde_yaml::from_str(yaml).unwrap();
+        let s = plan(&spec, &nodes(3), 0, Duration::from_secs(60)).unwrap();
+        assert_eq!(
+            s.faults[0].action,
+            Action::Delay {
+                targets: Targets::Nodes(nodes(3)),
+                mean: Duration::from_millis(40),
+                jitter: Duration::from_millis(5)
+            }
+        );
+        assert_eq!(
+            s.faults[1].action,
+            Action::Delay {
+                targets: Targets::Nodes(vec!["n1".into()]),
+                mean: Duration::from_millis(100),
+                jitter: Duration::ZERO
+            }
+        );
+        assert_eq!(
+            s.faults[2].action,
+            Action::Reorder {
+                targets: Targets::Nodes(vec!["n2".into()]),
+                max_delay: Duration::from_millis(25)
+            }
+        );
+        assert_eq!(
+            s.faults[3].action,
+            Action::Duplicate {
+                targets: Targets::Nodes(vec!["n3".into()]),
+                percent: 30
+            }
+        );
+        assert_eq!(s.faults[3].action.kind(), FaultKind::Duplicate);
+        // The random schedule draws them too, with the spec's settings.
+        let spec: NemesisSpec = serde_yaml::from_str("faults: [delay, reorder, duplicate]").unwrap();
+        let s = plan(&spec, &nodes(3), 1, Duration::from_secs(60)).unwrap();
+        let kinds: std::collections::BTreeSet<&str> =
+            s.faults.iter().map(|f| f.action.kind().name()).collect();
+        assert_eq!(kinds.len(), 3, "{kinds:?}");
+    }
+
+    #[test]
+    fn bad_packet_settings_and_overlaps_are_refused() {
+        let refused = |yaml: &str| {
+            let spec: NemesisSpec = serde_yaml::from_str(yaml).unwrap();
+            spec.validate(3).unwrap_err().to_string()
+        };
+        assert!(refused("timeline: [{at: 1s, fault: delay, delay: 10ms, jitter: 20ms, for: 1s}]")
+            .contains("jitter"));
+        assert!(refused("timeline: [{at: 1s, fault: delay, delay: 0ms, for: 1s}]").contains("delay"));
+        assert!(refused("timeline: [{at: 1s, fault: reorder, max_delay: 10s, for: 1s}]")
+            .contains("max_delay"));
+        assert!(refused("timeline: [{at: 1s, fault: duplicate, percent: 0, for: 1s}]")
+            .contains("percent"));
+        let overlap = refused(
+            "timeline: [{at: 1s, fault: delay, for: 5s}, {at: 3s, fault: duplicate, for: 1s}]",
+        );
+        assert!(overlap.contains("overlap"), "{overlap}");
+        let spec: NemesisSpec = serde_yaml::from_str(
+            "timeline: [{at: 1s, fault: delay, for: 2s}, {at: 3s, fault: reorder, for: 1s}, {at: 2s, fault: pause, for: 5s}]",
+        )
+        .unwrap();
+        assert!(spec.validate(3).is_ok());
     }
 
     #[test]

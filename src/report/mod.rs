@@ -174,7 +174,11 @@ pub fn load_run(dir: &Path) -> Result<StoredRun, ReportError> {
         interrupted: results["interrupted"].as_bool().unwrap_or(false),
         node_deaths: results["node_deaths"]
             .as_array()
-            .map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default(),
         campaign,
     })

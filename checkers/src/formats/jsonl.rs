@@ -218,8 +218,7 @@ impl Events {
                 .err()
                 .map_or_else(String::new, |e| e.to_string());
             let error = diagnose(line, span.number, &typed_error);
-            let unfinished =
-                at_end && first_bad + 1 == self.spans.len() && span.end == chunk.len();
+            let unfinished = at_end && first_bad + 1 == self.spans.len() && span.end == chunk.len();
             if !unfinished {
                 return Err(error);
             }
@@ -238,8 +237,6 @@ impl Events {
     }
 }
 
-pub fn tmp_rss() -> String { std::fs::read_to_string("/proc/self/status").unwrap().lines().filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM")).collect::<Vec<_>>().join(" ") }
-pub static TMP_T: std::sync::LazyLock<std::time::Instant> = std::sync::LazyLock::new(std::time::Instant::now);
 /// Reads JSON Lines from memory. Blank lines are skipped.
 pub(crate) fn read(data: &[u8]) -> Result<RawEvents, DataError> {
     let mut events = Events::default();
@@ -288,7 +285,9 @@ fn read_stream_in_chunks(
             .read_to_end(&mut buffer)
             .map_err(StreamError::Io)?;
         if (got as u64) < wanted {
-            events.push_chunk(&buffer, true).map_err(StreamError::Data)?;
+            events
+                .push_chunk(&buffer, true)
+                .map_err(StreamError::Data)?;
             return Ok(events.raw);
         }
         match memchr::memrchr(b'\n', &buffer) {
@@ -454,8 +453,11 @@ mod tests {
             };
             let kind = if i % 2 == 0 { "invoke" } else { "ok" };
             data.extend_from_slice(
-                format!(r#"{{"index":{i},"process":{},"type":"{kind}","f":"{f}","value":{value}}}"#, i % 7)
-                    .as_bytes(),
+                format!(
+                    r#"{{"index":{i},"process":{},"type":"{kind}","f":"{f}","value":{value}}}"#,
+                    i % 7
+                )
+                .as_bytes(),
             );
             data.extend_from_slice(if i % 5 == 0 { b"\r\n" } else { b"\n" });
             if i % 11 == 0 {

@@ -260,7 +260,6 @@ const HEAD_BYTES: u64 = 2 * DETECTION_WINDOW as u64;
 
 /// Reads a history file.
 pub fn read_file(path: &Path, opts: &ReadOptions) -> Result<ReadOutput, ReadError> {
-    eprintln!("TMP start {:?} {}", jsonl::TMP_T.elapsed(), jsonl::tmp_rss());
     let io_error = |source| ReadError::Io {
         path: path.to_owned(),
         source,
@@ -291,7 +290,6 @@ pub fn read_file(path: &Path, opts: &ReadOptions) -> Result<ReadOutput, ReadErro
                 jsonl::StreamError::Io(source) => io_error(source),
                 jsonl::StreamError::Data(error) => bytes_error(BytesError::Data(error)),
             })?;
-            eprintln!("TMP streamed {:?} {}", jsonl::TMP_T.elapsed(), jsonl::tmp_rss());
             return finish(raw, Format::Jsonl, opts.independent)
                 .map_err(|error| bytes_error(BytesError::Data(error)));
         }
@@ -358,7 +356,6 @@ fn finish(
         event.index = i as u64;
     }
 
-    eprintln!("TMP finish renumbered {:?} {}", jsonl::TMP_T.elapsed(), jsonl::tmp_rss());
     let never_completed = count_never_completed(&raw.events);
     if never_completed > 0 {
         raw.warnings.push(format!(
@@ -369,7 +366,6 @@ fn finish(
         raw.warnings.push("the history is empty".to_owned());
     }
 
-    eprintln!("TMP finish done {:?} {}", jsonl::TMP_T.elapsed(), jsonl::tmp_rss());
     Ok(ReadOutput {
         history: History::new(raw.events),
         format,
@@ -521,4 +517,48 @@ pub(crate) fn lines(data: &[u8]) -> impl Iterator<Item = (usize, &[u8], bool)> {
 /// The warning for a dropped unfinished last line.
 pub(crate) fn unfinished_line_warning(line: usize, why: &str) -> String {
     format!("line {line}: unfinished last line dropped (no newline at the end and it does not parse: {why}); a recorder probably stopped mid-write")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A JSON Lines file large enough to be streamed reads exactly as the same bytes read
+    /// whole, including an unfinished last line.
+    #[test]
+    fn a_streamed_file_reads_like_the_same_bytes_in_memory() {
+        let node = "n".repeat(1000);
+        let mut data = Vec::new();
+        let mut op = 0u64;
+        while (data.len() as u64) < STREAM_THRESHOLD + HEAD_BYTES {
+            for kind in ["invoke", "ok"] {
+                data.extend_from_slice(
+                    format!(
+                        r#"{{"process":{},"type":"{kind}","f":"write","key":{},"value":{op},"node":"{node}"}}"#,
+                        op % 5,
+                        op % 3
+                    )
+                    .as_bytes(),
+                );
+                data.push(b'\n');
+            }
+            op += 1;
+        }
+        data.extend_from_slice(br#"{"process":1,"type":"invo"#);
+        let path = std::env::temp_dir().join(format!(
+            "splitbrain-streamed-read-{}.jsonl",
+            std::process::id()
+        ));
+        std::fs::write(&path, &data).unwrap();
+        let from_file = read_file(&path, &ReadOptions::default());
+        std::fs::remove_file(&path).unwrap();
+        let from_file = from_file.unwrap();
+        let in_memory = read_bytes(&data, &ReadOptions::default()).unwrap();
+        assert_eq!(from_file.format, Format::Jsonl);
+        assert_eq!(from_file.history.events.len(), 2 * op as usize);
+        assert_eq!(from_file.history, in_memory.history);
+        assert_eq!(from_file.lines, in_memory.lines);
+        assert_eq!(from_file.warnings, in_memory.warnings);
+        assert!(from_file.warnings[0].contains("unfinished last line"));
+    }
 }

@@ -178,7 +178,6 @@ impl<'h> Run<'_, 'h> {
             self.opts.jobs,
             make,
         )?;
-        eprintln!("TMP prepared {:?} {}", crate::formats::jsonl::TMP_T.elapsed(), crate::formats::jsonl::tmp_rss());
         let ops = &prepared.ops;
         let cancel = AtomicBool::new(false);
         let memory_in_use = AtomicU64::new(0);
@@ -202,7 +201,6 @@ impl<'h> Run<'_, 'h> {
                 elapsed: Duration::ZERO,
             })
             .collect();
-        eprintln!("TMP tasks {:?} {}", crate::formats::jsonl::TMP_T.elapsed(), crate::formats::jsonl::tmp_rss());
         let count = tasks.len();
         // Largest keys first, so that one big key does not start last.
         tasks.sort_by_key(|t| std::cmp::Reverse(t.operations));
@@ -221,7 +219,10 @@ impl<'h> Run<'_, 'h> {
             } else {
                 let slice_start = Instant::now();
                 let search = task.search.get_or_insert_with(|| {
-                    let key = task.prepared.take().expect("a key is prepared until searched");
+                    let key = task
+                        .prepared
+                        .take()
+                        .expect("a key is prepared until searched");
                     Search::new(
                         key.model,
                         key.initial,
@@ -272,7 +273,6 @@ impl<'h> Run<'_, 'h> {
                 }
             }
         });
-        eprintln!("TMP searched {:?} {}", crate::formats::jsonl::TMP_T.elapsed(), crate::formats::jsonl::tmp_rss());
         let results = results
             .into_iter()
             .map(|r| {

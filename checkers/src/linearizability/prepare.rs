@@ -116,7 +116,14 @@ pub(crate) fn prepare<'h, M: Model<'h>>(
     for id in never_completed {
         compile(&mut to_compile, &ops, id);
     }
-    compile_keys(events, &ops, &mut keys, to_compile, failed_cas_observes, jobs)?;
+    compile_keys(
+        events,
+        &ops,
+        &mut keys,
+        to_compile,
+        failed_cas_observes,
+        jobs,
+    )?;
     keys.sort_unstable_by(|a, b| a.key.cmp(&b.key));
     Ok(Prepared { ops, keys })
 }
@@ -149,8 +156,7 @@ fn compile_keys<'h, M: Model<'h>>(
         Ok::<(), (u32, PrepareError)>(())
     };
     let threads = jobs.clamp(1, keys.len().max(1));
-    let mut work: Vec<(&mut PreparedKey<'h, M>, Vec<(u32, u32)>)> =
-        keys.iter_mut().zip(to_compile).collect();
+    let mut work: Vec<_> = keys.iter_mut().zip(to_compile).collect();
     let first_error = if threads == 1 || ops.len() < PARALLEL_COMPILE {
         work.iter_mut()
             .filter_map(|(key, queue)| compile_key(key, queue).err())
@@ -350,7 +356,11 @@ mod tests {
                 })
                 .err()
                 .unwrap();
-                assert_eq!(err.index, 3 * 4 + 2, "{ops_per_key} ops per key, {jobs} jobs");
+                assert_eq!(
+                    err.index,
+                    3 * 4 + 2,
+                    "{ops_per_key} ops per key, {jobs} jobs"
+                );
                 assert!(err.message.contains("no function `cas`"), "{err}");
             }
         }

@@ -206,8 +206,10 @@ impl<'h> KvAppendModel<'h> {
         if node.len != t.text.len() as u64 || node.hash != t.hash {
             return false;
         }
-        let equal =
-            same_bytes_from_end(self.pieces_from_end(state), std::iter::once(self.piece(text)));
+        let equal = same_bytes_from_end(
+            self.pieces_from_end(state),
+            std::iter::once(self.piece(text)),
+        );
         if equal {
             self.nodes[state as usize].equal_text = text;
         }

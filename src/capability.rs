@@ -347,9 +347,7 @@ fn queue_tool_in(ns: &str) -> Result<QueueTool, String> {
 fn probe_nfqueue(ns: &str) -> Result<String, String> {
     queue_tool_in(ns).map(|tool| match tool {
         QueueTool::Nft => "nft queue rule accepted in a throwaway namespace".into(),
-        QueueTool::Iptables => {
-            "iptables NFQUEUE rule accepted in a throwaway namespace".into()
-        }
+        QueueTool::Iptables => "iptables NFQUEUE rule accepted in a throwaway namespace".into(),
     })
 }
 

@@ -141,7 +141,10 @@ fn delay_raises_the_connect_round_trip_and_undo_restores_it() {
     let (ns, stats) = &healed.holders[0];
     assert_eq!(ns, &n1.netns);
     assert!(stats.received >= 5, "{stats:?}");
-    assert_eq!(stats.released, stats.received, "nothing left held: {stats:?}");
+    assert_eq!(
+        stats.released, stats.received,
+        "nothing left held: {stats:?}"
+    );
     assert_eq!(stats.overtaken, 0, "delay keeps the order: {stats:?}");
     let mean = stats.mean_hold();
     assert!(
@@ -184,7 +187,10 @@ fn reorder_keeps_a_stream_intact_even_when_undone_mid_stream() {
     let stats = &healed.holders[0].1;
     assert!(stats.received > 10, "{stats:?}");
     assert_eq!(stats.released, stats.received, "{stats:?}");
-    assert!(stats.overtaken > 0, "later packets overtook earlier ones: {stats:?}");
+    assert!(
+        stats.overtaken > 0,
+        "later packets overtook earlier ones: {stats:?}"
+    );
     assert!(!tables(n1).contains(REORDER_TABLE));
 }
 
@@ -201,7 +207,10 @@ fn duplication_counts_copies_and_the_stream_stays_intact() {
     let sender = send_from(n1, n2, data.clone(), Duration::ZERO);
     sender.join().unwrap();
     let received = receiver.join().unwrap();
-    assert!(received == data, "the stream arrives intact despite duplicates");
+    assert!(
+        received == data,
+        "the stream arrives intact despite duplicates"
+    );
     let copies = packet::table_packets(&n1.netns, DUP_TABLE).unwrap();
     println!("duplicate 50%: {copies} packets copied");
     assert!(copies > 0);

@@ -80,10 +80,12 @@ fn need(fault: FaultKind, capability: Capability) -> Result<(), NemesisError> {
 /// fallback: an NFQUEUE rule (nft's `queue` or iptables' NFQUEUE target) for delay and
 /// reorder, nft `dup` for duplication.
 fn need_shaping(kind: FaultKind) -> Result<(), NemesisError> {
-    let netem = capability::probe(Capability::TcNetem);
-    if netem.is_ok() {
+    // Also settles (once per process) which backend the faults will use, so that the
+    // probes are not paid when the first fault goes in.
+    if packet::shaping_backend() == packet::ShapingBackend::Netem {
         return Ok(());
     }
+    let netem = capability::probe(Capability::TcNetem);
     let (fallback, missing) = match kind {
         FaultKind::Duplicate => (
             Capability::NftDup,
@@ -95,7 +97,7 @@ fn need_shaping(kind: FaultKind) -> Result<(), NemesisError> {
         ),
     };
     let probe = capability::probe(fallback);
-    if probe.is_ok() {
+    if probe.is_ok() && (kind == FaultKind::Duplicate || packet::queue_tool().is_ok()) {
         return Ok(());
     }
     Err(NemesisError::Unavailable {

@@ -88,11 +88,7 @@ pub struct HolderStats {
 impl HolderStats {
     /// Mean time a released packet was held.
     pub fn mean_hold(&self) -> Duration {
-        if self.released == 0 {
-            Duration::ZERO
-        } else {
-            Duration::from_micros(self.held_us / self.released)
-        }
+        Duration::from_micros(self.held_us.checked_div(self.released).unwrap_or(0))
     }
 }
 
@@ -271,7 +267,12 @@ fn hold_loop(
                 Ok(msg) => {
                     got_any = true;
                     let now = Instant::now();
-                    let mut due = now + if stopping { Duration::ZERO } else { policy.draw(&mut rng) };
+                    let mut due = now
+                        + if stopping {
+                            Duration::ZERO
+                        } else {
+                            policy.draw(&mut rng)
+                        };
                     if policy.keeps_order() {
                         due = due.max(latest_release);
                     }

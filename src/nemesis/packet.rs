@@ -137,7 +137,9 @@ impl Shaping {
 
     fn hold_policy(&self) -> Option<(u16, HoldPolicy)> {
         match *self {
-            Shaping::Delay { mean, jitter } => Some((DELAY_QUEUE, HoldPolicy::Delay { mean, jitter })),
+            Shaping::Delay { mean, jitter } => {
+                Some((DELAY_QUEUE, HoldPolicy::Delay { mean, jitter }))
+            }
             Shaping::Reorder { max_delay } => {
                 Some((REORDER_QUEUE, HoldPolicy::Reorder { max_delay }))
             }
@@ -433,7 +435,10 @@ impl Drop for AppliedShaping {
     fn drop(&mut self) {
         if !self.healed {
             if let Err(e) = self.remove_rules() {
-                eprintln!("splitbrain: warning: removing {} rules: {e}", self.shaping.name());
+                eprintln!(
+                    "splitbrain: warning: removing {} rules: {e}",
+                    self.shaping.name()
+                );
             }
         }
         // The holders drop after this body: rules first, then the release of held packets.
@@ -696,7 +701,10 @@ mod tests {
     #[test]
     fn dup_rules_copy_a_percentage_to_the_packet_destination() {
         let script = dup_script(25, &peers()).join("\n");
-        assert!(script.starts_with("add table ip splitbrain_dup"), "{script}");
+        assert!(
+            script.starts_with("add table ip splitbrain_dup"),
+            "{script}"
+        );
         assert!(
             script.contains("numgen random mod 100 <= 24 counter dup to ip daddr"),
             "{script}"

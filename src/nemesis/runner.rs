@@ -299,7 +299,7 @@ enum Undo {
     /// held packet.
     Shaping {
         nodes: Vec<String>,
-        applied: packet::AppliedShaping,
+        applied: Box<packet::AppliedShaping>,
     },
 }
 
@@ -749,7 +749,13 @@ fn apply_shaping(
                 .list("rules", &rules)
                 .list("queues", &applied.queues())
                 .opt("note", note);
-            Ok((Undo::Shaping { nodes, applied }, fields))
+            Ok((
+                Undo::Shaping {
+                    nodes,
+                    applied: Box::new(applied),
+                },
+                fields,
+            ))
         }
         Err(e) => Err((None, e.to_string())),
     }
@@ -761,44 +767,70 @@ const SHAPING_PROBES: usize = 5;
 /// copy; at the default 10% all but 1 in 200).
 const DUP_PROBE_DATAGRAMS: usize = 50;
 
-/// Connect round trips from the first target to a peer: a held SYN shows in them.
-fn shaping_rtts(ctx: &NemesisContext, nodes: &[String], limit: Duration) -> Option<Vec<Duration>> {
-    let from = nodes.first().and_then(|n| ctx.net(n))?;
-    let to = ctx
-        .cluster()
-        .topology
-        .nodes()
-        .iter()
-        .find(|p| p.name != from.name)?;
-    packet::connect_rtts(&from.netns, to.ip, SHAPING_PROBES, limit).ok()
-}
-
-fn rtt_list(rtts: &[Duration]) -> Vec<String> {
-    rtts.iter()
-        .map(|d| format!("{:.1}ms", d.as_secs_f64() * 1000.0))
-        .collect()
+/// Connect round trips from the first target to a peer (a held SYN shows in them), with a
+/// line saying where they were measured.
+fn shaping_rtts(
+    ctx: &NemesisContext,
+    nodes: &[String],
+    limit: Duration,
+) -> (Vec<Duration>, String) {
+    let pair = nodes.first().and_then(|n| ctx.net(n)).and_then(|from| {
+        let to = ctx
+            .cluster()
+            .topology
+            .nodes()
+            .iter()
+            .find(|p| p.name != from.name)?;
+        Some((from, to))
+    });
+    let Some((from, to)) = pair else {
+        return (Vec::new(), "no pair of nodes to measure".into());
+    };
+    match packet::connect_rtts(&from.netns, to.ip, SHAPING_PROBES, limit) {
+        Ok(rtts) => {
+            let shown: Vec<String> = rtts
+                .iter()
+                .map(|d| format!("{:.1}ms", d.as_secs_f64() * 1000.0))
+                .collect();
+            let line = format!(
+                "connect round trip {}->{}: {}",
+                from.name,
+                to.name,
+                shown.join(" ")
+            );
+            (rtts, line)
+        }
+        Err(e) => (
+            Vec::new(),
+            format!("connect round trip {}->{}: {e}", from.name, to.name),
+        ),
+    }
 }
 
 /// Evidence that delay, reorder or duplication is in force.
-fn shaping_evidence(ctx: &NemesisContext, nodes: &[String], applied: &packet::AppliedShaping) -> Fields {
+fn shaping_evidence(
+    ctx: &NemesisContext,
+    nodes: &[String],
+    applied: &packet::AppliedShaping,
+) -> Fields {
     let limit = Duration::from_secs(3);
     match applied.shaping {
         packet::Shaping::Delay { mean, .. } => {
-            let rtts = shaping_rtts(ctx, nodes, limit).unwrap_or_default();
+            let (rtts, line) = shaping_rtts(ctx, nodes, limit);
             let mut sorted = rtts.clone();
             sorted.sort();
             // The median connect waits for its held SYN: at least about half the mean.
             let effective = sorted.get(sorted.len() / 2).is_some_and(|m| *m >= mean / 2);
             Fields::default()
-                .list("rtt", &rtt_list(&rtts))
+                .list("evidence", &[line])
                 .value("effective", Value::Bool(effective))
         }
         packet::Shaping::Reorder { max_delay } => {
-            let rtts = shaping_rtts(ctx, nodes, limit).unwrap_or_default();
+            let (rtts, line) = shaping_rtts(ctx, nodes, limit);
             // Holds are uniform in 0..max: five all below a quarter happen 1 time in 1000.
             let effective = rtts.iter().any(|r| *r >= max_delay / 4);
             Fields::default()
-                .list("rtt", &rtt_list(&rtts))
+                .list("evidence", &[line])
                 .value("effective", Value::Bool(effective))
         }
         packet::Shaping::Duplicate { .. } => {
@@ -811,8 +843,16 @@ fn shaping_evidence(ctx: &NemesisContext, nodes: &[String], applied: &packet::Ap
                         packet::send_udp_burst(&target.netns, *peer, DUP_PROBE_DATAGRAMS).ok()?;
                         packet::table_packets(&target.netns, packet::DUP_TABLE).ok()
                     });
+                    let line = match copied {
+                        Some(c) => format!(
+                            "{}: {c} packets duplicated (nft counter, after {DUP_PROBE_DATAGRAMS} probe datagrams)",
+                            target.netns
+                        ),
+                        None => format!("{}: could not read the dup counter", target.netns),
+                    };
                     Fields::default()
                         .int("duplicated_packets", copied.unwrap_or(0) as i64)
+                        .list("evidence", &[line])
                         .value("effective", Value::Bool(copied.is_some_and(|c| c > 0)))
                 }
                 // netem counts no duplicates; the qdisc being there is what can be shown.
@@ -825,7 +865,7 @@ fn shaping_evidence(ctx: &NemesisContext, nodes: &[String], applied: &packet::Ap
                     .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
                     .unwrap_or_default();
                     Fields::default()
-                        .str("qdisc", shown.clone())
+                        .list("evidence", &[format!("{}: {shown}", target.netns)])
                         .value("effective", Value::Bool(shown.contains("duplicate")))
                 }
             }
@@ -1061,9 +1101,9 @@ fn undo(ctx: &NemesisContext, undo: Undo) -> (Fields, Option<String>) {
         },
         Undo::Shaping { nodes, applied } => {
             let fields = Fields::default().list("nodes", &nodes);
-            match packet::heal_shaping(applied) {
+            match packet::heal_shaping(*applied) {
                 Ok(healed) => {
-                    let held: Vec<String> = healed
+                    let mut evidence: Vec<String> = healed
                         .holders
                         .iter()
                         .map(|(ns, s)| {
@@ -1078,11 +1118,9 @@ fn undo(ctx: &NemesisContext, undo: Undo) -> (Fields, Option<String>) {
                         })
                         .collect();
                     // Back to normal: the round trip after undo, next to the one in force.
-                    let after = shaping_rtts(ctx, &nodes, Duration::from_secs(3)).unwrap_or_default();
-                    (
-                        fields.list("holders", &held).list("rtt_after", &rtt_list(&after)),
-                        None,
-                    )
+                    let (_, after) = shaping_rtts(ctx, &nodes, Duration::from_secs(3));
+                    evidence.push(after);
+                    (fields.list("evidence", &evidence), None)
                 }
                 Err(e) => (fields, Some(e.to_string())),
             }

@@ -801,7 +801,10 @@ fn is_packet_shaping(kind: FaultKind) -> bool {
 /// Delay, reorder and duplicate items of a timeline (sorted by start) must not overlap:
 /// with netem they share a node's one root qdisc.
 fn check_packet_overlap(items: &[&TimelineItem]) -> Result<(), PlanError> {
-    let shaping: Vec<&&TimelineItem> = items.iter().filter(|i| is_packet_shaping(i.fault)).collect();
+    let shaping: Vec<&&TimelineItem> = items
+        .iter()
+        .filter(|i| is_packet_shaping(i.fault))
+        .collect();
     for pair in shaping.windows(2) {
         let (a, b) = (pair[0], pair[1]);
         if a.at + a.hold > b.at {
@@ -1033,7 +1036,8 @@ timeline:
         );
         assert_eq!(s.faults[3].action.kind(), FaultKind::Duplicate);
         // The random schedule draws them too, with the spec's settings.
-        let spec: NemesisSpec = serde_yaml::from_str("faults: [delay, reorder, duplicate]").unwrap();
+        let spec: NemesisSpec =
+            serde_yaml::from_str("faults: [delay, reorder, duplicate]").unwrap();
         let s = plan(&spec, &nodes(3), 1, Duration::from_secs(60)).unwrap();
         let kinds: std::collections::BTreeSet<&str> =
             s.faults.iter().map(|f| f.action.kind().name()).collect();
@@ -1046,13 +1050,21 @@ timeline:
             let spec: NemesisSpec = serde_yaml::from_str(yaml).unwrap();
             spec.validate(3).unwrap_err().to_string()
         };
-        assert!(refused("timeline: [{at: 1s, fault: delay, delay: 10ms, jitter: 20ms, for: 1s}]")
-            .contains("jitter"));
-        assert!(refused("timeline: [{at: 1s, fault: delay, delay: 0ms, for: 1s}]").contains("delay"));
-        assert!(refused("timeline: [{at: 1s, fault: reorder, max_delay: 10s, for: 1s}]")
-            .contains("max_delay"));
-        assert!(refused("timeline: [{at: 1s, fault: duplicate, percent: 0, for: 1s}]")
-            .contains("percent"));
+        assert!(
+            refused("timeline: [{at: 1s, fault: delay, delay: 10ms, jitter: 20ms, for: 1s}]")
+                .contains("jitter")
+        );
+        assert!(
+            refused("timeline: [{at: 1s, fault: delay, delay: 0ms, for: 1s}]").contains("delay")
+        );
+        assert!(
+            refused("timeline: [{at: 1s, fault: reorder, max_delay: 10s, for: 1s}]")
+                .contains("max_delay")
+        );
+        assert!(
+            refused("timeline: [{at: 1s, fault: duplicate, percent: 0, for: 1s}]")
+                .contains("percent")
+        );
         let overlap = refused(
             "timeline: [{at: 1s, fault: delay, for: 5s}, {at: 3s, fault: duplicate, for: 1s}]",
         );

@@ -39,8 +39,11 @@ struct Inner {
 pub struct Recorder {
     inner: Arc<Mutex<Inner>>,
     start: Instant,
-    writer: Arc<Mutex<Option<JoinHandle<std::io::Result<Vec<Event>>>>>>,
+    writer: Arc<Mutex<Option<WriterThread>>>,
 }
+
+/// The writer thread; it hands back every event it wrote.
+type WriterThread = JoinHandle<std::io::Result<Vec<Event>>>;
 
 /// Flush the buffer once it holds this much, even while events keep coming.
 const FLUSH_BYTES: usize = 256 * 1024;

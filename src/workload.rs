@@ -206,13 +206,12 @@ mod tests {
         ));
         let mut rngs: Vec<_> = (0..10).map(|s| SlotRng::new(7, s)).collect();
         let mut per_key: HashMap<i64, (u64, Vec<usize>)> = HashMap::new();
-        for round in 0..40 {
-            for slot in 0..10 {
-                let op = g.next(slot, &mut rngs[slot]);
+        for _round in 0..40 {
+            for (slot, rng) in rngs.iter_mut().enumerate() {
+                let op = g.next(slot, rng);
                 let e = per_key.entry(op.key).or_default();
                 e.0 += 1;
                 e.1.push(slot / 5);
-                let _ = round;
             }
         }
         for (key, (count, groups)) in &per_key {

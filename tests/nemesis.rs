@@ -310,7 +310,7 @@ fn runner_applies_records_and_undoes_a_timeline() {
     assert!(
         c.nodes[1]
             .cgroup()
-            .map_or(true, |cg| cg.events().unwrap().frozen),
+            .is_none_or(|cg| cg.events().unwrap().frozen),
         "n2 is frozen"
     );
     assert!(!c.nodes[2].is_running(), "n3 is killed");

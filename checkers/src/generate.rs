@@ -321,7 +321,7 @@ impl<'w> Simulation<'w> {
                 let group = slot / group_size;
                 let exhausted = self.group_keys[group]
                     .as_ref()
-                    .map_or(true, |g| g.budget == 0);
+                    .is_none_or(|g| g.budget == 0);
                 if exhausted {
                     let total_keys = self.workload.operations.div_ceil(ops_per_key) as i64;
                     if self.next_key >= total_keys {

@@ -133,7 +133,7 @@ impl Dynamo {
             let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
             let newer = store
                 .get(&key)
-                .map_or(true, |old| version.stamp() > old.stamp());
+                .is_none_or(|old| version.stamp() > old.stamp());
             if newer {
                 self.wal.append(&Record {
                     key: key.clone(),

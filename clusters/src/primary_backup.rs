@@ -471,7 +471,7 @@ impl Node for PrimaryBackup {
                     }
                 } else if membership.primary == Some(from)
                     || membership.last_heartbeat.elapsed() >= self.config.election_timeout
-                    || membership.primary.map_or(true, |p| from < p)
+                    || membership.primary.is_none_or(|p| from < p)
                 {
                     self.follow(&mut membership, from, "heartbeat");
                 }

@@ -30,7 +30,8 @@
 //!
 //! Operations are partitioned by key (P-compositionality: a history is linearizable if and
 //! only if each key's sub-history is) and keys are checked in parallel on
-//! [`CheckOptions::jobs`] threads, largest first. Keys take turns in slices of search steps
+//! [`CheckOptions::jobs`] threads, largest first (the calling thread alone while the check
+//! is young, so that small histories pay for no thread). Keys take turns in slices of search steps
 //! that double on each turn, so one hard key cannot delay the verdict of a key that is
 //! quickly found invalid, even on one thread. Verdicts combine as invalid beats unknown
 //! beats valid; once one key is invalid the verdict is decided, so keys still running stop

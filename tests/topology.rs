@@ -278,28 +278,3 @@ fn cleanup_removes_a_crashed_runs_network() {
     // Idempotent: nothing left the second time.
     assert!(cleanup::cleanup_run(&run).is_clean());
 }
-
-#[test]
-#[ignore = "timing figure: cargo test -p splitbrain --test topology -- --ignored --nocapture"]
-fn topology_create_and_destroy_timing() {
-    if !have_root("topology_create_and_destroy_timing") {
-        return;
-    }
-    for nodes in [3, 5] {
-        let rounds = 10;
-        let (mut create, mut destroy) = (Duration::ZERO, Duration::ZERO);
-        for _ in 0..rounds {
-            let started = Instant::now();
-            let mut topology = Topology::create(RunId::random(), nodes).unwrap();
-            create += started.elapsed();
-            let started = Instant::now();
-            topology.destroy().unwrap();
-            destroy += started.elapsed();
-        }
-        println!(
-            "{nodes} nodes: create {:.1} ms, destroy {:.1} ms (mean of {rounds})",
-            create.as_secs_f64() * 1000.0 / rounds as f64,
-            destroy.as_secs_f64() * 1000.0 / rounds as f64
-        );
-    }
-}

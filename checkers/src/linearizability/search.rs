@@ -468,7 +468,9 @@ impl<'h, M: Model<'h>> Search<'h, M> {
         let stop_at = self.steps.saturating_add(max_steps);
         let outcome = loop {
             self.steps += 1;
-            if self.steps % CHECK_EVERY == 0 {
+            // Also on the first step: a key whose search starts after the deadline (or
+            // after another key decided the verdict) is not searched at all.
+            if self.steps % CHECK_EVERY == 0 || self.steps == 1 {
                 if limits.cancel.load(Ordering::Relaxed) {
                     break SearchOutcome::Stopped(StopCause::Cancelled);
                 }

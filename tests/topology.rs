@@ -11,7 +11,6 @@ use std::io;
 use std::net::{SocketAddr, SocketAddrV4, TcpListener};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 fn read_sysctl_in(ns: &str, key_path: &'static str) -> String {
     netns::spawn_in(ns, move || std::fs::read_to_string(key_path).unwrap())

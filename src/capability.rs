@@ -82,12 +82,12 @@ impl Capability {
                 "kill of a node's whole cgroup (falls back to SIGKILL of the group)"
             }
             Capability::Nftables => "nftables partitions, packet loss via nft",
-            Capability::Iptables => "packet loss via iptables (when nft is absent)",
+            Capability::Iptables => "delay and reorder on kernels whose nftables cannot queue (the NFQUEUE rule goes through iptables)",
             Capability::Nfqueue => "delay/reorder without netem (NFQUEUE + holder thread)",
             Capability::NftDup => "duplicate without netem",
             Capability::Libfaketime => "clock faults",
             Capability::TcNetem => "delay/reorder/duplicate via netem (NFQUEUE is the fallback)",
-            Capability::TimeNamespaces => "per-node monotonic/boottime offsets",
+            Capability::TimeNamespaces => "nothing yet (a future monotonic-clock fault would use them)",
             Capability::Etcd => "the etcd system",
         }
     }

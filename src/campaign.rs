@@ -380,10 +380,15 @@ impl Campaign {
             ));
         }
         if let Some(rate) = w.rate {
-            if !(rate.is_finite() && rate > 0.0) {
+            // Each client waits concurrency / rate between operations: at least one
+            // operation per client per hour keeps that interval representable.
+            let floor = w.concurrency as f64 / 3600.0;
+            if !(rate.is_finite() && rate >= floor) {
                 return Err(invalid(
                     "workload.rate",
-                    format!("{rate}: expected a positive number of operations per second"),
+                    format!(
+                        "{rate}: expected at least {floor} operations per second (one per client per hour)"
+                    ),
                 ));
             }
         }
@@ -399,6 +404,16 @@ impl Campaign {
             WorkloadKind::Register => mix.read + mix.write,
             WorkloadKind::CasRegister | WorkloadKind::Kv => mix.read + mix.write + mix.cas,
         };
+        const MAX_WEIGHT: u32 = 1_000_000;
+        if [mix.read, mix.write, mix.cas, mix.add]
+            .iter()
+            .any(|w| *w > MAX_WEIGHT)
+        {
+            return Err(invalid(
+                "workload.mix",
+                format!("expected weights of at most {MAX_WEIGHT}"),
+            ));
+        }
         let total = mix.read + mix.write + mix.cas + mix.add;
         if total == 0 || allowed_total != total {
             return Err(invalid(
@@ -420,9 +435,37 @@ impl Campaign {
             .validate(self.nodes)
             .map_err(|e| invalid("nemesis", e.to_string()))?;
         if let Some(model) = &self.checker.model {
-            model
-                .parse::<splitbrain_checkers::models::ModelKind>()
+            use splitbrain_checkers::models::ModelKind;
+            let kind = model
+                .parse::<ModelKind>()
                 .map_err(|e| invalid("checker.model", e))?;
+            // The history's functions must be the model's: registers read, write and cas;
+            // sets add and read.
+            let fits = match w.kind {
+                WorkloadKind::Set => kind == ModelKind::Set,
+                WorkloadKind::Register | WorkloadKind::CasRegister | WorkloadKind::Kv => {
+                    matches!(
+                        kind,
+                        ModelKind::Register | ModelKind::CasRegister | ModelKind::Kv
+                    )
+                }
+            };
+            if !fits {
+                return Err(invalid(
+                    "checker.model",
+                    format!(
+                        "`{model}` does not fit a {} workload (expected {})",
+                        serde_json::to_string(&w.kind)
+                            .unwrap_or_default()
+                            .trim_matches('"'),
+                        if w.kind == WorkloadKind::Set {
+                            "set"
+                        } else {
+                            "register, cas-register or kv"
+                        }
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -478,6 +521,24 @@ mod tests {
         assert!(err.contains("concurency"), "{err}");
         assert!(err.contains("line 5"), "{err}");
         assert!(err.contains("concurrency"), "names the valid fields: {err}");
+    }
+
+    #[test]
+    fn a_model_that_does_not_fit_the_workload_or_a_vanishing_rate_is_rejected() {
+        let err = parse_str(
+            "name: t\nsystem: {in-memory: {}}\nworkload: {kind: set}\nchecker: {model: cas-register}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("checker.model") && err.contains("set"),
+            "{err}"
+        );
+        let err =
+            parse_str("name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv, rate: 1e-300}\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("workload.rate"), "{err}");
     }
 
     #[test]

@@ -162,13 +162,12 @@ fn stats_of<'a>(ops: impl Iterator<Item = &'a ClientOp>) -> OpStats {
             OpOutcome::Pending => 3,
         };
         stats.by_function.entry(op.f.clone()).or_default()[slot] += 1;
-        if op.outcome == OpOutcome::Ok {
-            let key = op
-                .key
-                .as_ref()
-                .map_or_else(|| "-".to_owned(), Value::to_string);
-            *stats.ok_per_key.entry(key).or_default() += 1;
-        }
+        // Every key an operation touched is listed, also those that never saw an ok.
+        let key = op
+            .key
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), Value::to_string);
+        *stats.ok_per_key.entry(key).or_default() += u64::from(op.outcome == OpOutcome::Ok);
         latencies.extend(op.latency_ns());
     }
     for counts in stats.by_function.values() {
@@ -511,8 +510,15 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
     let min_ok = campaign.checker.min_ok_per_key as u64;
     let keys = stats.ok_per_key.len();
     let thin = stats.ok_per_key.values().filter(|n| **n < min_ok).count();
+    // Indeterminate operations constrain nothing: a run that is mostly `info` says little.
+    let determinate = stats.ok + stats.fail;
     let evidence = if stats.ok == 0 {
         Some("no operation succeeded".to_owned())
+    } else if stats.info + stats.pending > determinate {
+        Some(format!(
+            "most operations are indeterminate ({} info or pending against {determinate} ok or fail)",
+            stats.info + stats.pending
+        ))
     } else if thin * 2 > keys {
         Some(format!(
             "{thin} of {keys} keys saw fewer than {min_ok} ok operations"

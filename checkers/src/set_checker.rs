@@ -1,10 +1,11 @@
 //! Jepsen's set checker: cheap, and it catches lost writes without a search.
 //!
 //! Clients `add` unique elements to a set (one set per key) and `read` the whole set. The
-//! last successful read of each key is the *final read* (the harness performs one after
-//! healing every fault). Against it:
+//! successful read invoked last on each key is the *final read* (the harness performs one
+//! after healing every fault). Against it:
 //!
-//! * **lost** — acknowledged adds (`ok`) missing from the final read;
+//! * **lost** — adds acknowledged (`ok`) before the final read was invoked, missing from it
+//!   (an add acknowledged later may be ordered after the read: it is not judged);
 //! * **unexpected** — elements in the final read that nobody ever tried to add;
 //! * **duplicated** — elements that appear more than once in the final read;
 //! * **recovered** — indeterminate adds (`info` or never completed) that did take effect
@@ -43,9 +44,11 @@ pub struct SetResult {
 #[derive(Default)]
 struct KeyState<'a> {
     attempted: HashSet<&'a Value>,
-    acknowledged: HashSet<&'a Value>,
+    /// Acknowledged adds with the index of their `ok`.
+    acknowledged: Vec<(&'a Value, u64)>,
     indeterminate: HashSet<&'a Value>,
-    final_read: Option<&'a [Value]>,
+    /// The successful read invoked last: its invocation index and what it saw.
+    final_read: Option<(u64, &'a [Value])>,
 }
 
 /// Checks every set (key) in `history`. Adds are `f = "add"` with the element as value;
@@ -53,7 +56,7 @@ struct KeyState<'a> {
 pub fn check_sets(history: &History) -> SetResult {
     let mut keys: BTreeMap<Option<&Value>, KeyState> = BTreeMap::new();
     // Invocation value per open process: a completion may omit the element.
-    let mut open: HashMap<u64, (&Value, Option<&Value>, &str)> = HashMap::new();
+    let mut open: HashMap<u64, (&Value, Option<&Value>, &str, u64)> = HashMap::new();
     for event in &history.events {
         let Process::Client(p) = event.process else {
             continue;
@@ -64,25 +67,31 @@ pub fn check_sets(history: &History) -> SetResult {
                 if event.f == "add" {
                     state.attempted.insert(&event.value);
                 }
-                open.insert(p, (&event.value, event.key.as_ref(), event.f.as_str()));
+                open.insert(
+                    p,
+                    (
+                        &event.value,
+                        event.key.as_ref(),
+                        event.f.as_str(),
+                        event.index,
+                    ),
+                );
             }
             EventType::Ok | EventType::Fail | EventType::Info => {
                 let invoked = open.remove(&p);
-                let f = invoked.map_or(event.f.as_str(), |(_, _, f)| f);
+                let f = invoked.map_or(event.f.as_str(), |(_, _, f, _)| f);
+                let value = invoked.map_or(&event.value, |(v, _, _, _)| v);
                 match (f, event.kind) {
-                    ("add", EventType::Ok) => {
-                        state
-                            .acknowledged
-                            .insert(invoked.map_or(&event.value, |(v, _, _)| v));
-                    }
+                    ("add", EventType::Ok) => state.acknowledged.push((value, event.index)),
                     ("add", EventType::Info) => {
-                        state
-                            .indeterminate
-                            .insert(invoked.map_or(&event.value, |(v, _, _)| v));
+                        state.indeterminate.insert(value);
                     }
                     ("read", EventType::Ok) => {
+                        let invoked_at = invoked.map_or(event.index, |(_, _, _, i)| i);
                         if let Some(items) = event.value.as_list() {
-                            state.final_read = Some(items);
+                            if state.final_read.is_none_or(|(at, _)| invoked_at > at) {
+                                state.final_read = Some((invoked_at, items));
+                            }
                         }
                     }
                     _ => {}
@@ -91,7 +100,7 @@ pub fn check_sets(history: &History) -> SetResult {
         }
     }
     // Adds still open at the end are indeterminate too.
-    for (value, key, f) in open.into_values() {
+    for (value, key, f, _) in open.into_values() {
         if f == "add" {
             keys.entry(key).or_default().indeterminate.insert(value);
         }
@@ -113,7 +122,7 @@ pub fn check_sets(history: &History) -> SetResult {
             duplicated: Vec::new(),
             recovered: 0,
         };
-        if let Some(read) = state.final_read {
+        if let Some((read_invoked, read)) = state.final_read {
             let mut seen: HashSet<&Value> = HashSet::with_capacity(read.len());
             let mut duplicated = HashSet::new();
             for v in read {
@@ -122,7 +131,13 @@ pub fn check_sets(history: &History) -> SetResult {
                 }
             }
             result.final_size = Some(seen.len());
-            result.lost = sorted(state.acknowledged.iter().filter(|v| !seen.contains(*v)));
+            let lost: Vec<&Value> = state
+                .acknowledged
+                .iter()
+                .filter(|(v, acked_at)| *acked_at < read_invoked && !seen.contains(*v))
+                .map(|(v, _)| *v)
+                .collect();
+            result.lost = sorted(lost.iter());
             result.unexpected = sorted(seen.iter().filter(|v| !state.attempted.contains(*v)));
             result.duplicated = sorted(duplicated.iter());
             result.recovered = state
@@ -173,6 +188,13 @@ mod tests {
             error: None,
         }
     }
+    /// A history whose events are numbered in order, as readers leave them.
+    fn numbered(mut events: Vec<Event>) -> History {
+        for (i, e) in events.iter_mut().enumerate() {
+            e.index = i as u64;
+        }
+        History::new(events)
+    }
     fn list(items: &[i64]) -> Value {
         Value::List(items.iter().map(|i| Value::Int(*i)).collect())
     }
@@ -180,7 +202,7 @@ mod tests {
 
     #[test]
     fn all_acknowledged_present_is_valid() {
-        let h = History::new(vec![
+        let h = numbered(vec![
             ev(0, Invoke, "add", Value::Int(1)),
             ev(0, Ok, "add", Value::Int(1)),
             ev(1, Invoke, "add", Value::Int(2)),
@@ -196,7 +218,7 @@ mod tests {
 
     #[test]
     fn lost_unexpected_and_duplicated_are_reported() {
-        let h = History::new(vec![
+        let h = numbered(vec![
             ev(0, Invoke, "add", Value::Int(1)),
             ev(0, Ok, "add", Value::Int(1)),
             ev(0, Invoke, "add", Value::Int(2)),
@@ -213,7 +235,7 @@ mod tests {
 
     #[test]
     fn no_successful_read_is_unknown() {
-        let h = History::new(vec![
+        let h = numbered(vec![
             ev(0, Invoke, "add", Value::Int(1)),
             ev(0, Ok, "add", Value::Int(1)),
             ev(0, Invoke, "read", Value::Nil),
@@ -223,8 +245,36 @@ mod tests {
     }
 
     #[test]
+    fn adds_acknowledged_after_the_final_read_began_are_not_lost() {
+        // The read is concurrent with the add: it may be ordered before it.
+        let h = numbered(vec![
+            ev(0, Invoke, "read", Value::Nil),
+            ev(1, Invoke, "add", Value::Int(1)),
+            ev(1, Ok, "add", Value::Int(1)),
+            ev(0, Ok, "read", list(&[])),
+        ]);
+        assert_eq!(check_sets(&h).verdict, Verdict::Valid);
+    }
+
+    #[test]
+    fn the_read_invoked_last_is_the_final_one() {
+        // An older read that completes last does not hide the newer one's view.
+        let h = numbered(vec![
+            ev(0, Invoke, "add", Value::Int(1)),
+            ev(0, Ok, "add", Value::Int(1)),
+            ev(1, Invoke, "read", Value::Nil),
+            ev(2, Invoke, "read", Value::Nil),
+            ev(2, Ok, "read", list(&[])),
+            ev(1, Ok, "read", list(&[1])),
+        ]);
+        let r = check_sets(&h);
+        assert_eq!(r.verdict, Verdict::Invalid);
+        assert_eq!(r.keys[0].lost, vec![Value::Int(1)]);
+    }
+
+    #[test]
     fn the_last_read_is_the_final_one() {
-        let h = History::new(vec![
+        let h = numbered(vec![
             ev(0, Invoke, "read", Value::Nil),
             ev(0, Ok, "read", list(&[])),
             ev(0, Invoke, "add", Value::Int(1)),

@@ -74,13 +74,17 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
         let report = match run(&campaign, &opts, cancel.clone()) {
             Ok(report) => report,
             // A fault this machine cannot do: refused before anything started.
-            Err(e) => match e.downcast_ref::<crate::nemesis::NemesisError>() {
-                Some(refused) => {
+            Err(e) => {
+                if let Some(refused) = e.downcast_ref::<crate::nemesis::NemesisError>() {
                     eprintln!("splitbrain: {refused}");
                     return Ok(refused.exit_code());
                 }
-                None => return Err(e),
-            },
+                if let Some(missing) = e.downcast_ref::<crate::run::Unavailable>() {
+                    eprintln!("splitbrain: the system under test is not available: {missing}");
+                    return Ok(exit::UNAVAILABLE);
+                }
+                return Err(e);
+            }
         };
         if args.json {
             let path = report.dir.join("results.json");
@@ -127,7 +131,12 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
         eprintln!(
             "splitbrain: interrupted; the cluster is cleaned up and the history so far was checked"
         );
-        return Ok(130);
+        // A violation found in the partial history is still a violation.
+        return Ok(if overall == Verdict::Invalid {
+            exit::INVALID
+        } else {
+            130
+        });
     }
     Ok(overall.exit_code() as u8)
 }

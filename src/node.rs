@@ -332,7 +332,12 @@ impl Node {
             source,
         })?;
         let procs_fd = match &self.cgroup {
-            Some(cgroup) => Some(cgroup.open_procs().map_err(|e| self.err_cgroup(e))?),
+            Some(cgroup) => {
+                // A node killed while paused left its cgroup frozen: a new process joining
+                // it would start frozen.
+                let _ = cgroup.thaw();
+                Some(cgroup.open_procs().map_err(|e| self.err_cgroup(e))?)
+            }
             None => None,
         };
 
@@ -467,14 +472,22 @@ impl Node {
                 node: self.config.name.clone(),
             });
         }
-        match &self.cgroup {
-            Some(cgroup) => cgroup.freeze().map_err(|e| self.err_cgroup(e))?,
-            None => {
-                self.signal_group(&state, Signal::SIGSTOP)?;
+        let paused = match &self.cgroup {
+            Some(cgroup) => cgroup.freeze().map_err(|e| {
+                // Never leave a half-done freeze behind: the caller will not resume a
+                // node whose pause failed.
+                let _ = cgroup.thaw();
+                self.err_cgroup(e)
+            }),
+            None => self.signal_group(&state, Signal::SIGSTOP).and_then(|()| {
                 // Signals arrive asynchronously; report paused only once it is.
-                self.wait_process_state(&state, "stopped", |s| s == 'T')?;
-            }
-        }
+                self.wait_process_state(&state, "stopped", |s| s == 'T')
+                    .inspect_err(|_| {
+                        let _ = self.signal_group(&state, Signal::SIGCONT);
+                    })
+            }),
+        };
+        paused?;
         state.paused = true;
         Ok(())
     }

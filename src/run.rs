@@ -189,6 +189,9 @@ pub fn run(
         for e in &report.undo_errors {
             eprintln!("splitbrain: warning: nemesis: {e}");
         }
+        if !report.undo_errors.is_empty() {
+            heal_everything(&deployment, &run_id);
+        }
         crate::results::write_json(&dir.join("nemesis.json"), &report)?;
     }
 
@@ -247,6 +250,24 @@ pub fn run(
         operations: main_ops,
         rate: main_ops as f64 / main_elapsed.as_secs_f64().max(1e-9),
     })
+}
+
+/// The blanket heal after an undo failed: every partition route and table of the run's
+/// namespaces removed, every node thawed, so recovery and final reads see a healthy
+/// cluster.
+fn heal_everything(deployment: &Deployment, run_id: &RunId) {
+    let mut report = crate::cleanup::CleanupReport::default();
+    crate::nemesis::cleanup_leftovers(Some(run_id), &mut report);
+    if let Deployment::Cluster(cluster) = deployment {
+        for node in cluster.nodes.iter().filter(|n| n.is_paused()) {
+            if let Err(e) = node.resume() {
+                report.errors.push(format!("resuming {}: {e}", node.name()));
+            }
+        }
+    }
+    for e in &report.errors {
+        eprintln!("splitbrain: warning: healing the cluster: {e}");
+    }
 }
 
 /// Something the run needs is not on this machine (exit 69).

@@ -163,10 +163,12 @@ impl CasPaxos {
             let ok = decide(slot);
             let changed = *slot != before;
             if changed {
-                self.wal.append(&Record {
+                if let Err(e) = self.wal.append(&Record {
                     key,
                     slot: slot.clone(),
-                })?;
+                }) {
+                    durability_lost(&e);
+                }
             }
             (
                 Reply {
@@ -177,7 +179,9 @@ impl CasPaxos {
             )
         };
         if changed {
-            self.wal.sync().await?;
+            if let Err(e) = self.wal.sync().await {
+                durability_lost(&e);
+            }
         }
         Ok(reply)
     }
@@ -372,10 +376,24 @@ fn describe(
     )
 }
 
+/// An acceptor whose promise or accepted value could not be made durable must not go on:
+/// its memory already holds the change, and answering from it would promise what a restart
+/// forgets. Stop the process, as databases do on a failed fsync.
+fn durability_lost(error: &dyn std::fmt::Display) -> ! {
+    eprintln!("caspaxos: cannot persist acceptor state ({error}); stopping");
+    std::process::abort();
+}
+
 /// Reads, increments and durably stores this node's incarnation number.
 fn bump_incarnation(path: &std::path::Path) -> Result<u64, StorageError> {
     let previous = match std::fs::read_to_string(path) {
-        Ok(text) => text.trim().parse::<u64>().unwrap_or(0),
+        // A corrupt number must not restart the count: ballots could repeat.
+        Ok(text) => text.trim().parse::<u64>().map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: not an incarnation number: {e}", path.display()),
+            )
+        })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
         Err(e) => return Err(e.into()),
     };

@@ -121,7 +121,13 @@ impl Store {
     fn open(dir: &std::path::Path) -> Result<Store, WalError> {
         let vote_path = dir.join("raft-vote.json");
         let vote = match std::fs::read_to_string(&vote_path) {
-            Ok(text) => serde_json::from_str(&text).ok(),
+            // A vote that cannot be read must not be forgotten: the node could vote twice.
+            Ok(text) => Some(serde_json::from_str(&text).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: unreadable vote: {e}", vote_path.display()),
+                )
+            })?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
         };

@@ -530,6 +530,12 @@ pub enum PlanError {
         second: &'static str,
         second_at: Duration,
     },
+    #[error("two {kind} faults at {first_at:?} and {second_at:?} overlap: faults of one kind take turns (they share their kernel state: routes, tables, cgroup files)")]
+    SameKindOverlap {
+        kind: &'static str,
+        first_at: Duration,
+        second_at: Duration,
+    },
 }
 
 /// Salt, so the nemesis' random stream differs from the workload's under the same seed.
@@ -551,6 +557,7 @@ pub fn plan(
         let mut items: Vec<&TimelineItem> = spec.timeline.iter().collect();
         items.sort_by_key(|t| t.at);
         check_packet_overlap(&items)?;
+        check_same_kind_overlap(&items)?;
         for item in items {
             if item.hold.is_zero() {
                 return Err(PlanError::ZeroDuration);
@@ -798,6 +805,23 @@ fn is_packet_shaping(kind: FaultKind) -> bool {
     )
 }
 
+/// Items of one fault kind (sorted by start) must not overlap: undoing one would undo the
+/// other's state too (a partition's routes flush, the loss table, a cgroup's freezer).
+fn check_same_kind_overlap(items: &[&TimelineItem]) -> Result<(), PlanError> {
+    for (i, a) in items.iter().enumerate() {
+        for b in &items[i + 1..] {
+            if a.fault == b.fault && a.at + a.hold > b.at {
+                return Err(PlanError::SameKindOverlap {
+                    kind: a.fault.name(),
+                    first_at: a.at,
+                    second_at: b.at,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Delay, reorder and duplicate items of a timeline (sorted by start) must not overlap:
 /// with netem they share a node's one root qdisc.
 fn check_packet_overlap(items: &[&TimelineItem]) -> Result<(), PlanError> {
@@ -1042,6 +1066,27 @@ timeline:
         let kinds: std::collections::BTreeSet<&str> =
             s.faults.iter().map(|f| f.action.kind().name()).collect();
         assert_eq!(kinds.len(), 3, "{kinds:?}");
+    }
+
+    #[test]
+    fn overlapping_faults_of_one_kind_are_refused() {
+        let spec: NemesisSpec = serde_yaml::from_str(
+            "timeline: [{at: 1s, fault: partition, shape: halves, for: 5s}, {at: 3s, fault: partition, shape: isolate-one, for: 1s}]",
+        )
+        .unwrap();
+        let err = plan(&spec, &nodes(3), 1, Duration::from_secs(60))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("overlap") && err.contains("partition"),
+            "{err}"
+        );
+        // Different kinds may overlap; one kind may follow another.
+        let spec: NemesisSpec = serde_yaml::from_str(
+            "timeline: [{at: 1s, fault: partition, shape: halves, for: 2s}, {at: 2s, fault: pause, target: n1, for: 2s}, {at: 3s, fault: partition, shape: halves, for: 1s}]",
+        )
+        .unwrap();
+        plan(&spec, &nodes(3), 1, Duration::from_secs(60)).unwrap();
     }
 
     #[test]

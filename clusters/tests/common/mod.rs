@@ -13,15 +13,27 @@ use std::time::{Duration, Instant};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_clusterkv");
 
-/// Ports that were free a moment ago (bound, then released).
+/// Ports for a test cluster: below the kernel's ephemeral range (32768 and up), so no
+/// outgoing connection and no `bind(0)` elsewhere can take them between this check and the
+/// node's own bind; handed out once per process by a counter, so parallel tests of one
+/// binary never share a port; the base moves with the process id, so test binaries run
+/// one after another do not reuse each other's ports while old sockets linger.
 pub fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const LOW: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = (std::process::id() % 24) as u16 * 500;
+    let mut ports = Vec::with_capacity(count);
+    while ports.len() < count {
+        let offset = (base + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let port = LOW + offset;
+        // Still check: another program may be using it.
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(port);
+        }
+    }
+    ports
 }
 
 pub struct Cluster {

@@ -376,3 +376,41 @@ pub fn runtime_in(
     }
     Ok(runtime)
 }
+
+/// Runs `program args` once per job, inside the job's namespace, with the job's lines as
+/// standard input — all jobs at once. Returns the failures (namespace, what the program
+/// said), after every program has finished. For scripted tools such as `nft -f -` and
+/// `iptables-restore`, where one process per namespace applies a whole batch.
+pub fn feed_parallel(
+    program: &str,
+    args: &[&str],
+    jobs: &[(String, Vec<String>)],
+) -> Result<Vec<(String, String)>, NetnsError> {
+    let mut running = Vec::with_capacity(jobs.len());
+    for (ns, lines) in jobs {
+        let child = command(ns, program)?
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map(|mut child| {
+                let mut script = lines.join("\n");
+                script.push('\n');
+                let mut stdin = child.stdin.take().expect("stdin was piped");
+                // A write error means the program exited early; its status says why.
+                let _ = stdin.write_all(script.as_bytes());
+                child
+            });
+        running.push((ns.clone(), child));
+    }
+    let mut failures = Vec::new();
+    for (ns, child) in running {
+        match child.and_then(std::process::Child::wait_with_output) {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => failures.push((ns, String::from_utf8_lossy(&out.stderr).trim().to_owned())),
+            Err(e) => failures.push((ns, format!("cannot run {program}: {e}"))),
+        }
+    }
+    Ok(failures)
+}

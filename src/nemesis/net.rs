@@ -17,9 +17,8 @@ use super::partition::Grudge;
 use crate::netns::{self, IpBatch, NetnsError};
 use crate::topology::NodeNet;
 use serde::{Deserialize, Serialize};
-use std::io::{self, Write};
+use std::io;
 use std::net::{SocketAddr, SocketAddrV4, TcpStream};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// The nftables table every partition rule lives in (one per node namespace).
@@ -252,38 +251,11 @@ pub fn delete_table_script(table: &str) -> Vec<String> {
 /// Runs one `nft -f -` per namespace, in parallel; the first failure is returned after all
 /// finished.
 pub fn nft_parallel(jobs: &[(String, Vec<String>)]) -> Result<(), NetError> {
-    let mut running: Vec<(String, io::Result<Child>)> = Vec::new();
-    for (ns, lines) in jobs {
-        let mut cmd = netns::command(ns, "nft")?;
-        let child = cmd
-            .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map(|mut child| {
-                let mut script = lines.join("\n");
-                script.push('\n');
-                let mut stdin = child.stdin.take().expect("stdin was piped");
-                // A write error means nft exited early; its status says why.
-                let _ = stdin.write_all(script.as_bytes());
-                child
-            });
-        running.push((ns.clone(), child));
+    let failures = netns::feed_parallel("nft", &["-f", "-"], jobs)?;
+    match failures.into_iter().next() {
+        Some((netns, message)) => Err(NetError::Nft { netns, message }),
+        None => Ok(()),
     }
-    let mut first_error = None;
-    for (ns, child) in running {
-        let outcome = child.and_then(Child::wait_with_output);
-        let error = match outcome {
-            Ok(out) if out.status.success() => None,
-            Ok(out) => Some(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
-            Err(e) => Some(format!("cannot run nft: {e}")),
-        };
-        if let Some(message) = error {
-            first_error.get_or_insert(NetError::Nft { netns: ns, message });
-        }
-    }
-    first_error.map_or(Ok(()), Err)
 }
 
 /// What a TCP probe saw.

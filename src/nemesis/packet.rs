@@ -260,36 +260,11 @@ pub fn iptables_queue_script(chain: &str, queue: u16, peers: &[Ipv4Addr]) -> Vec
 /// Runs one `iptables-restore --noflush` per namespace, in parallel; every job runs, the
 /// first failure is returned.
 fn iptables_parallel(jobs: &[(String, Vec<String>)]) -> Result<(), PacketError> {
-    use std::io::Write;
-    let mut running = Vec::new();
-    for (ns, lines) in jobs {
-        let mut cmd = netns::command(ns, "iptables-restore")?;
-        let child = cmd
-            .args(["-w", "--noflush"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map(|mut child| {
-                let mut script = lines.join("\n");
-                script.push('\n');
-                let mut stdin = child.stdin.take().expect("stdin was piped");
-                // A write error means the program exited early; its status says why.
-                let _ = stdin.write_all(script.as_bytes());
-                child
-            });
-        running.push((ns.clone(), child));
+    let failures = netns::feed_parallel("iptables-restore", &["-w", "--noflush"], jobs)?;
+    match failures.into_iter().next() {
+        Some((netns, message)) => Err(PacketError::Iptables { netns, message }),
+        None => Ok(()),
     }
-    let mut first_error = None;
-    for (ns, child) in running {
-        let message = match child.and_then(std::process::Child::wait_with_output) {
-            Ok(out) if out.status.success() => continue,
-            Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-            Err(e) => format!("cannot run iptables-restore: {e}"),
-        };
-        first_error.get_or_insert(PacketError::Iptables { netns: ns, message });
-    }
-    first_error.map_or(Ok(()), Err)
 }
 
 /// Removes chain `chain` and its jump from table `mangle` in `namespaces`, where present.

@@ -282,3 +282,30 @@ fn a_node_that_dies_by_itself_is_reported_with_its_log() {
         "the log tail is shown: {stdout}"
     );
 }
+
+#[test]
+fn a_panic_while_the_cluster_runs_leaves_nothing_behind() {
+    if let Some(why) = skip_reason() {
+        println!("skipped: {why}");
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let campaign = splitbrain::campaign::parse(
+        "name: panic\nsystem: {clusterkv: {arch: raft}}\nnodes: 3\nworkload: {kind: kv}\n",
+        Path::new("panic.yaml"),
+    )
+    .unwrap();
+    let run = splitbrain::topology::RunId::random();
+    let id = run.as_str().to_owned();
+    let dir = results.path().to_owned();
+    // What a run holds while its clients work; a panic unwinds through it.
+    let outcome = std::panic::catch_unwind(move || {
+        let deployment =
+            splitbrain::cluster::Deployment::start(&campaign, &run, &dir, None).unwrap();
+        assert!(!deployment.node_names().is_empty());
+        panic!("a bug in the controller");
+    });
+    assert!(outcome.is_err());
+    let left = leftovers(&id, results.path());
+    assert!(left.is_empty(), "left behind after a panic: {left:?}");
+}

@@ -40,30 +40,30 @@ fn frozen_state(node: &Node) -> (String, bool) {
 
 /// Freezes `node`; the evidence is `cgroup.events` after the freeze.
 pub fn pause(node: &Node) -> Result<ProcessEvidence, NodeError> {
-    let started = Instant::now();
-    node.pause()?;
-    let took = started.elapsed();
-    let (evidence, frozen) = frozen_state(node);
-    Ok(ProcessEvidence {
-        node: node.name().to_owned(),
-        pid: node.pid(),
-        evidence,
-        in_effect: frozen,
-        took,
-    })
+    freezer(node, Node::pause, true)
 }
 
 /// Thaws `node` (a node that died meanwhile is fine: nothing is left paused).
 pub fn resume(node: &Node) -> Result<ProcessEvidence, NodeError> {
+    freezer(node, Node::resume, false)
+}
+
+/// Pauses or resumes `node`, then reads the freezer back: in effect when it says
+/// `frozen` as wanted.
+fn freezer(
+    node: &Node,
+    act: fn(&Node) -> Result<(), NodeError>,
+    want_frozen: bool,
+) -> Result<ProcessEvidence, NodeError> {
     let started = Instant::now();
-    node.resume()?;
+    act(node)?;
     let took = started.elapsed();
     let (evidence, frozen) = frozen_state(node);
     Ok(ProcessEvidence {
         node: node.name().to_owned(),
         pid: node.pid(),
         evidence,
-        in_effect: !frozen,
+        in_effect: frozen == want_frozen,
         took,
     })
 }

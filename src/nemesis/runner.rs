@@ -900,6 +900,29 @@ fn observed_skews(ctx: &NemesisContext, nodes: &[String]) -> Vec<(String, i64)> 
         .collect()
 }
 
+/// The record of undoing a process fault: every node's evidence, the first error.
+fn process_undo(
+    nodes: &[String],
+    results: Vec<Result<process::ProcessEvidence, crate::node::NodeError>>,
+) -> (Fields, Option<String>) {
+    let mut evidence = Vec::new();
+    let mut error = None;
+    for result in results {
+        match result {
+            Ok(e) => evidence.push(format!("{}: pid {:?}, {}", e.node, e.pid, e.evidence)),
+            Err(e) => {
+                error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    (
+        Fields::default()
+            .list("nodes", nodes)
+            .list("evidence", &evidence),
+        error,
+    )
+}
+
 /// Pauses or kills `nodes` one by one; on a failure, what was done so far is undone.
 fn apply_to_processes(
     ctx: &NemesisContext,
@@ -1039,42 +1062,16 @@ fn undo(ctx: &NemesisContext, undo: Undo) -> (Fields, Option<String>) {
             Err(e) => (Fields::default(), Some(e.to_string())),
         },
         Undo::Resume(nodes) => {
-            let mut evidence = Vec::new();
-            let mut error = None;
-            for name in &nodes {
-                let Some(node) = ctx.node(name) else { continue };
-                match process::resume(node) {
-                    Ok(e) => evidence.push(format!("{}: {}", e.node, e.evidence)),
-                    Err(e) => {
-                        error.get_or_insert(e.to_string());
-                    }
-                }
-            }
-            (
-                Fields::default()
-                    .list("nodes", &nodes)
-                    .list("evidence", &evidence),
-                error,
-            )
+            let results = nodes
+                .iter()
+                .filter_map(|n| ctx.node(n))
+                .map(process::resume)
+                .collect();
+            process_undo(&nodes, results)
         }
         Undo::Restart(nodes) => {
             let refs: Vec<&Node> = nodes.iter().filter_map(|n| ctx.node(n)).collect();
-            let mut evidence = Vec::new();
-            let mut error = None;
-            for result in process::start_all(&refs, RESTART_READY_TIMEOUT) {
-                match result {
-                    Ok(e) => evidence.push(format!("{}: pid {:?}, {}", e.node, e.pid, e.evidence)),
-                    Err(e) => {
-                        error.get_or_insert(e.to_string());
-                    }
-                }
-            }
-            (
-                Fields::default()
-                    .list("nodes", &nodes)
-                    .list("evidence", &evidence),
-                error,
-            )
+            process_undo(&nodes, process::start_all(&refs, RESTART_READY_TIMEOUT))
         }
         Undo::ClockReset { nodes, strobe, .. } => {
             if let Some((stop, handle)) = strobe {

@@ -105,18 +105,14 @@ impl CasPaxos {
         let members = config.members()?;
         let incarnation = bump_incarnation(&config.data_dir.join("caspaxos-incarnation"))?;
         let path = config.data_dir.join("caspaxos.jsonl");
-        let mut slots = HashMap::new();
-        for Record { key, slot } in Wal::replay::<Record>(&path)? {
-            slots.insert(key, slot);
-        }
-        let records: Vec<Record> = slots
-            .iter()
-            .map(|(key, slot)| Record {
+        let (slots, wal) = Wal::open_latest_per_key(
+            &path,
+            |r: Record| (r.key, r.slot),
+            |key, slot| Record {
                 key: key.clone(),
                 slot: slot.clone(),
-            })
-            .collect();
-        let wal = Wal::rewrite(&path, &records)?;
+            },
+        )?;
         let highest = slots
             .values()
             .map(|s| s.promised.counter)

@@ -98,18 +98,14 @@ impl Dynamo {
             .into());
         }
         let path = config.data_dir.join("dynamo.jsonl");
-        let mut store = HashMap::new();
-        for Record { key, version } in Wal::replay::<Record>(&path)? {
-            store.insert(key, version);
-        }
-        let compacted: Vec<Record> = store
-            .iter()
-            .map(|(key, version)| Record {
+        let (store, wal) = Wal::open_latest_per_key(
+            &path,
+            |r: Record| (r.key, r.version),
+            |key, version| Record {
                 key: key.clone(),
                 version: version.clone(),
-            })
-            .collect();
-        let wal = Wal::rewrite(&path, &compacted)?;
+            },
+        )?;
         log!(
             "peer (n={n} r={r} w={w}) with {} keys from disk",
             store.len()

@@ -75,6 +75,24 @@ impl Wal {
         })
     }
 
+    /// Opens a log of per-key records where the last record of a key wins: replays it into
+    /// a map and rewrites it with one record per key (so the log does not grow across
+    /// restarts). `split` and `join` convert between a record and its key and value.
+    pub fn open_latest_per_key<R, V>(
+        path: &Path,
+        split: fn(R) -> (String, V),
+        join: fn(&String, &V) -> R,
+    ) -> Result<(std::collections::HashMap<String, V>, Wal), StorageError>
+    where
+        R: Serialize + DeserializeOwned,
+    {
+        let latest: std::collections::HashMap<String, V> =
+            Wal::replay::<R>(path)?.into_iter().map(split).collect();
+        let compacted: Vec<R> = latest.iter().map(|(k, v)| join(k, v)).collect();
+        let wal = Wal::rewrite(path, &compacted)?;
+        Ok((latest, wal))
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

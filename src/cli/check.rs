@@ -45,7 +45,7 @@ pub struct CheckArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: Option<u32>,
     /// Give up with `unknown` after this long per file, e.g. `30s`, `2m` (default: no limit).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = super::duration::parse_duration)]
     pub time_limit: Option<Duration>,
     /// Give up with `unknown` when the search's memo exceeds this, e.g. `4GiB`, `512MiB`
     /// (default: half the RAM, at most 8 GiB).

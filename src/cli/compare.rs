@@ -19,7 +19,7 @@ pub struct CompareArgs {
     #[arg(long, default_value = "raft,caspaxos,primary-backup,dynamo,etcd")]
     pub systems: String,
     /// Length of each run's main phase, overriding the campaign's (e.g. 20s).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = super::duration::parse_duration)]
     pub time_limit: Option<Duration>,
     /// Seed shared by every run (the same fault schedule for each system).
     #[arg(long)]

@@ -7,6 +7,7 @@ mod check;
 mod cleanup;
 mod compare;
 mod doctor;
+mod duration;
 mod report;
 mod run;
 
@@ -64,5 +65,44 @@ pub fn main() -> ExitCode {
             eprintln!("splitbrain: error: {e:#}");
             ExitCode::from(crate::exit::SOFTWARE)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cli, Command};
+    use clap::Parser;
+    use std::time::Duration;
+
+    fn time_limit_of(argv: &[&str]) -> Option<Duration> {
+        match Cli::try_parse_from(argv).expect("parses").command {
+            Command::Run(args) => args.time_limit,
+            Command::Check(args) => args.time_limit,
+            Command::Compare(args) => args.time_limit,
+            other => panic!("unexpected subcommand {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_time_limit_takes_bare_seconds_and_units() {
+        let twenty = Some(Duration::from_secs(20));
+        for subcommand in [
+            &["splitbrain", "run", "c.yaml"][..],
+            &["splitbrain", "check", "h.jsonl"][..],
+            &["splitbrain", "compare", "c.yaml"][..],
+        ] {
+            for limit in ["20", "20s"] {
+                let argv = [subcommand, &["--time-limit", limit][..]].concat();
+                assert_eq!(time_limit_of(&argv), twenty, "{argv:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_time_limit_without_a_number_is_a_usage_error() {
+        let error = Cli::try_parse_from(["splitbrain", "run", "c.yaml", "--time-limit", "soon"])
+            .expect_err("rejected");
+        assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(error.to_string().contains("expected seconds"), "{error}");
     }
 }

@@ -14,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 pub struct RunArgs {
     /// Campaign file (YAML), e.g. workloads/quickstart.yaml.
     pub campaign: PathBuf,
-    /// Length of the main phase, overriding the campaign's `workload.duration` (e.g. 10s).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    /// Length of the main phase, overriding the campaign's `workload.duration`: seconds
+    /// (`20`) or with units (`20s`, `1m30s`).
+    #[arg(long, value_parser = super::duration::parse_duration)]
     pub time_limit: Option<Duration>,
     /// Seed for every random choice, overriding the campaign's.
     #[arg(long)]

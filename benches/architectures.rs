@@ -105,9 +105,17 @@ fn median(mut xs: Vec<f64>) -> Option<f64> {
     (!xs.is_empty()).then(|| xs[xs.len() / 2])
 }
 
+#[allow(dead_code)]
+#[path = "../tests/common/skip.rs"]
+mod skip;
+
 fn main() {
     if !nix::unistd::geteuid().is_root() {
-        println!("skipped: needs root (network namespaces, cgroups)");
+        skip::skip(
+            "architectures",
+            skip::Need::Root,
+            "needs root (network namespaces, cgroups)",
+        );
         return;
     }
     let seeds: u64 = std::env::var("SPLITBRAIN_SEEDS")

@@ -91,9 +91,17 @@ fn run(netlink: bool, seed: u64) -> (Vec<i64>, Vec<i64>) {
     (lateness, heal)
 }
 
+#[allow(dead_code)]
+#[path = "../tests/common/skip.rs"]
+mod skip;
+
 fn main() {
     if !nix::unistd::geteuid().is_root() {
-        println!("skipped: needs root (network namespaces)");
+        skip::skip(
+            "nemesis",
+            skip::Need::Root,
+            "needs root (network namespaces)",
+        );
         return;
     }
     let mut results = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];

@@ -175,6 +175,10 @@ fn etcd_figures() {
     );
 }
 
+#[allow(dead_code)]
+#[path = "../tests/common/skip.rs"]
+mod skip;
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing to parse. The in-memory runs write about a
     // gigabyte of history: they go last, so their writeback does not slow the others.
@@ -186,10 +190,18 @@ fn main() {
         {
             etcd_figures();
         } else {
-            println!("skipped: etcd figures need etcd (apt-get install etcd-server)");
+            skip::skip(
+                "runner: etcd figures",
+                skip::Need::Etcd,
+                "needs etcd (apt-get install etcd-server)",
+            );
         }
     } else {
-        println!("skipped: topology and etcd figures need root");
+        skip::skip(
+            "runner: topology and etcd figures",
+            skip::Need::Root,
+            "needs root",
+        );
     }
     in_memory_rate();
 }

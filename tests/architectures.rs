@@ -3,29 +3,38 @@
 //!
 //! Needs root and the `clusterkv` binary (built by `cargo test --workspace`).
 
+mod common;
+
+use common::{skip, Need};
 use splitbrain::campaign;
 use splitbrain::run::{run, RunOptions};
 use splitbrain_checkers::Verdict;
 use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
-fn skip_reason() -> Option<String> {
+fn skip_reason() -> Option<(Need, String)> {
     if !nix::unistd::geteuid().is_root() {
-        return Some("needs root (network namespaces, cgroups)".into());
+        return Some((
+            Need::Root,
+            "needs root (network namespaces, cgroups)".into(),
+        ));
     }
     let binary = splitbrain::system::clusterkv::locate_binary();
     if !binary.is_file() {
-        return Some(format!(
-            "clusterkv not built at {}; run `cargo test --workspace`",
-            binary.display()
+        return Some((
+            Need::Clusterkv,
+            format!(
+                "clusterkv not built at {}; run `cargo test --workspace`",
+                binary.display()
+            ),
         ));
     }
     None
 }
 
-fn serves_without_faults(arch: &str, concurrency: usize) {
-    if let Some(why) = skip_reason() {
-        println!("skipped: {why}");
+fn serves_without_faults(test: &str, arch: &str, concurrency: usize) {
+    if let Some((need, why)) = skip_reason() {
+        skip(test, need, why);
         return;
     }
     let results = tempfile::tempdir().unwrap();
@@ -66,22 +75,26 @@ fn serves_without_faults(arch: &str, concurrency: usize) {
 
 #[test]
 fn raft_serves_on_three_and_five_nodes() {
-    serves_without_faults("raft", 5);
+    serves_without_faults("raft_serves_on_three_and_five_nodes", "raft", 5);
 }
 
 #[test]
 fn caspaxos_serves_on_three_and_five_nodes() {
-    serves_without_faults("caspaxos", 5);
+    serves_without_faults("caspaxos_serves_on_three_and_five_nodes", "caspaxos", 5);
 }
 
 #[test]
 fn primary_backup_serves_on_three_and_five_nodes() {
-    serves_without_faults("primary-backup", 5);
+    serves_without_faults(
+        "primary_backup_serves_on_three_and_five_nodes",
+        "primary-backup",
+        5,
+    );
 }
 
 /// One client: dynamo's last-write-wins and non-atomic cas are not linearizable under
 /// concurrency even without faults, but a single client reads its own writes.
 #[test]
 fn dynamo_serves_on_three_and_five_nodes() {
-    serves_without_faults("dynamo", 1);
+    serves_without_faults("dynamo_serves_on_three_and_five_nodes", "dynamo", 1);
 }

@@ -2,6 +2,9 @@
 //! against a real etcd node through the example client, and a client program that dies
 //! or hangs.
 
+mod common;
+
+use common::{skip, Need};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use splitbrain::system::command::{CommandClient, CommandSpec, CommandSystem};
@@ -160,8 +163,21 @@ impl Drop for EtcdNode {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_client_round_trips_against_etcd() {
-    if !runs("etcd", "--version") || !runs("python3", "--version") {
-        eprintln!("skipped: needs `etcd` (apt-get install etcd-server) and `python3`");
+    let test = "example_client_round_trips_against_etcd";
+    if !runs("etcd", "--version") {
+        skip(
+            test,
+            Need::Etcd,
+            "needs `etcd` (apt-get install etcd-server)",
+        );
+        return;
+    }
+    if !runs("python3", "--version") {
+        skip(
+            test,
+            Need::Python3,
+            "needs `python3` (apt-get install python3)",
+        );
         return;
     }
     let etcd = EtcdNode::start().await;

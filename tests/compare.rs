@@ -3,6 +3,8 @@
 //! Runs here use the in-process store (no privileges); the etcd clock-skew refusal is a
 //! validation only, no cluster is started.
 
+mod common;
+
 use splitbrain::campaign::{self, Campaign, SystemSpec};
 use splitbrain::compare::{self, Cell, CompareOptions};
 use splitbrain::run::RunOptions;
@@ -121,7 +123,11 @@ fn clock_skew_on_etcd_is_refused_naming_the_go_binary() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !etcd_present {
-        eprintln!("skipped: etcd is not installed (apt-get install etcd-server)");
+        common::skip(
+            "clock_skew_on_etcd_is_refused_naming_the_go_binary",
+            common::Need::Etcd,
+            "etcd is not installed (apt-get install etcd-server)",
+        );
         return;
     }
     let c = campaign(

@@ -5,6 +5,8 @@
 //! The corpus lives beside the repository (`../shared/conformance/porcupine`, or wherever
 //! `SPLITBRAIN_CONFORMANCE` points). A fresh clone without it skips with a printed reason.
 
+mod common;
+
 use splitbrain_checkers::formats::{read_file, ReadOptions};
 use splitbrain_checkers::linearizability::{check, CheckOptions};
 use splitbrain_checkers::models::{ModelKind, ModelSpec};
@@ -51,7 +53,14 @@ fn rows(tsv: &str) -> Vec<Row> {
 fn porcupine_corpus_verdicts() {
     let dir = corpus_dir();
     let Ok(tsv) = std::fs::read_to_string(dir.join("EXPECTED.tsv")) else {
-        println!("skipped: conformance corpus not found at {}", dir.display());
+        common::skip(
+            "porcupine_corpus_verdicts",
+            common::Need::Conformance,
+            format!(
+                "Porcupine's corpus not found at {} (see docs/conformance.md)",
+                dir.display()
+            ),
+        );
         return;
     };
     let rows = rows(&tsv);

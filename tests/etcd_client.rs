@@ -2,6 +2,8 @@
 //!
 //! Skipped (with a message) when no `etcd` binary is installed.
 
+mod common;
+
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use splitbrain::system::etcd::{
@@ -155,7 +157,11 @@ fn cas(expected: Value, new: i64) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_cluster_serves_registers_sets_and_reports_timeouts() {
     if !etcd_installed() {
-        eprintln!("skipped: no `etcd` binary (apt-get install etcd-server)");
+        common::skip(
+            "etcd_cluster_serves_registers_sets_and_reports_timeouts",
+            common::Need::Etcd,
+            "no `etcd` binary (apt-get install etcd-server)",
+        );
         return;
     }
     let cluster = LocalCluster::start(3);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::have_root;
+use common::{have_nft, have_root};
 use splitbrain::cluster::{Cluster, Deployment};
 use splitbrain::nemesis::net::{self, NetBackend, Reach};
 use splitbrain::nemesis::netlink::RouteWorkers;
@@ -118,14 +118,6 @@ fn blackhole_partition_through_netlink_cuts_and_heals() {
         return;
     }
     cut_and_heal(NetBackend::Blackhole, true);
-}
-
-fn have_nft(test: &str) -> bool {
-    let ok = splitbrain::capability::program_version("nft", &["--version"]).is_ok();
-    if !ok {
-        println!("{test}: skipped: nft is not installed");
-    }
-    ok
 }
 
 #[test]
@@ -444,11 +436,19 @@ fn a_clusterkv_node_reports_the_skewed_clock_and_keeps_serving() {
         return;
     }
     let Some(binary) = clusterkv_binary() else {
-        println!("{test}: skipped: clusterkv is not built (cargo build -p splitbrain-clusters)");
+        common::skip(
+            test,
+            common::Need::Clusterkv,
+            "clusterkv is not built (cargo build -p splitbrain-clusters)",
+        );
         return;
     };
     let Ok(lib) = splitbrain::capability::find_libfaketime() else {
-        println!("{test}: skipped: libfaketime is not installed");
+        common::skip(
+            test,
+            common::Need::Libfaketime,
+            "libfaketime is not installed",
+        );
         return;
     };
     clock::check_binary("n1", &binary).expect("clusterkv is skewable");

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::have_root;
+use common::{have_nft, have_root};
 use splitbrain::nemesis::packet::{
     self, AppliedShaping, Shaping, ShapingBackend, ShapingTarget, DELAY_TABLE, DUP_TABLE,
     REORDER_TABLE,
@@ -19,14 +19,6 @@ use std::time::{Duration, Instant};
 
 const STREAM_PORT: u16 = 7100;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
-fn have_nft(test: &str) -> bool {
-    let ok = splitbrain::capability::program_version("nft", &["--version"]).is_ok();
-    if !ok {
-        println!("{test}: skipped: nft is not installed");
-    }
-    ok
-}
 
 fn runnable(test: &str) -> bool {
     have_root(test) && have_nft(test)

@@ -4,6 +4,8 @@
 //! `run` flags `--quiet`, `--json`, `--junit`. No privileges needed: in-memory runs and
 //! synthetic histories.
 
+mod common;
+
 use splitbrain::campaign::{self, Campaign};
 use splitbrain::report;
 use splitbrain::run::{run, RunOptions};
@@ -401,7 +403,11 @@ fn history_edn_reads_back_with_an_independent_edn_parser() {
         .args(["-c", "import edn_format"])
         .output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: needs python3 with edn_format (pip install edn_format)");
+        common::skip(
+            "history_edn_reads_back_with_an_independent_edn_parser",
+            common::Need::EdnFormat,
+            "needs python3 with edn_format (pip install edn_format)",
+        );
         return;
     }
     let root = tempfile::tempdir().unwrap();

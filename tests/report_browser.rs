@@ -3,6 +3,8 @@
 //! the timeline, the fault windows and the counterexample. Skipped, with the reason printed,
 //! when chromium is not installed.
 
+mod common;
+
 use splitbrain::campaign;
 use splitbrain::report;
 use splitbrain::summary::{self, RunFacts};
@@ -156,7 +158,11 @@ fn invalid_history() -> History {
 #[test]
 fn report_html_renders_offline_without_script_errors() {
     let Some(browser) = chromium() else {
-        eprintln!("skipped: chromium is not installed (apt-get install chromium)");
+        common::skip(
+            "report_html_renders_offline_without_script_errors",
+            common::Need::Chromium,
+            "chromium is not installed (apt-get install chromium)",
+        );
         return;
     };
     let c = campaign::parse(

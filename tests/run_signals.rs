@@ -5,6 +5,9 @@
 //! Needs root and the `clusterkv` binary (built by `cargo test --workspace`); without them
 //! each test prints why it skips.
 
+mod common;
+
+use common::{skip, Need};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
@@ -13,15 +16,21 @@ use std::time::{Duration, Instant};
 
 const SPLITBRAIN: &str = env!("CARGO_BIN_EXE_splitbrain");
 
-fn skip_reason() -> Option<String> {
+fn skip_reason() -> Option<(Need, String)> {
     if !nix::unistd::geteuid().is_root() {
-        return Some("needs root (network namespaces, cgroups)".into());
+        return Some((
+            Need::Root,
+            "needs root (network namespaces, cgroups)".into(),
+        ));
     }
     let clusterkv = splitbrain::system::clusterkv::locate_binary();
     if !clusterkv.is_file() && which("clusterkv").is_none() {
-        return Some(format!(
-            "clusterkv binary not built ({}); run `cargo test --workspace`",
-            clusterkv.display()
+        return Some((
+            Need::Clusterkv,
+            format!(
+                "clusterkv binary not built ({}); run `cargo test --workspace`",
+                clusterkv.display()
+            ),
         ));
     }
     None
@@ -137,9 +146,9 @@ fn assert_history_checkable(dir: &Path) {
     );
 }
 
-fn interrupt_with(signal: Signal) {
-    if let Some(why) = skip_reason() {
-        println!("skipped: {why}");
+fn interrupt_with(test: &str, signal: Signal) {
+    if let Some((need, why)) = skip_reason() {
+        skip(test, need, why);
         return;
     }
     let results = tempfile::tempdir().unwrap();
@@ -164,18 +173,24 @@ fn interrupt_with(signal: Signal) {
 
 #[test]
 fn ctrl_c_cleans_up_and_keeps_a_checkable_history() {
-    interrupt_with(Signal::SIGINT);
+    interrupt_with(
+        "ctrl_c_cleans_up_and_keeps_a_checkable_history",
+        Signal::SIGINT,
+    );
 }
 
 #[test]
 fn sigterm_cleans_up_and_keeps_a_checkable_history() {
-    interrupt_with(Signal::SIGTERM);
+    interrupt_with(
+        "sigterm_cleans_up_and_keeps_a_checkable_history",
+        Signal::SIGTERM,
+    );
 }
 
 #[test]
 fn after_sigkill_cleanup_removes_everything() {
-    if let Some(why) = skip_reason() {
-        println!("skipped: {why}");
+    if let Some((need, why)) = skip_reason() {
+        skip("after_sigkill_cleanup_removes_everything", need, why);
         return;
     }
     let results = tempfile::tempdir().unwrap();
@@ -204,7 +219,11 @@ fn after_sigkill_cleanup_removes_everything() {
 #[test]
 fn a_node_that_cannot_start_fails_the_run_and_leaves_nothing() {
     if !nix::unistd::geteuid().is_root() {
-        println!("skipped: needs root (network namespaces, cgroups)");
+        skip(
+            "a_node_that_cannot_start_fails_the_run_and_leaves_nothing",
+            Need::Root,
+            "needs root (network namespaces, cgroups)",
+        );
         return;
     }
     let results = tempfile::tempdir().unwrap();
@@ -242,7 +261,11 @@ fn a_node_that_cannot_start_fails_the_run_and_leaves_nothing() {
 #[test]
 fn a_node_that_dies_by_itself_is_reported_with_its_log() {
     if !nix::unistd::geteuid().is_root() {
-        println!("skipped: needs root (network namespaces, cgroups)");
+        skip(
+            "a_node_that_dies_by_itself_is_reported_with_its_log",
+            Need::Root,
+            "needs root (network namespaces, cgroups)",
+        );
         return;
     }
     let results = tempfile::tempdir().unwrap();
@@ -285,8 +308,12 @@ fn a_node_that_dies_by_itself_is_reported_with_its_log() {
 
 #[test]
 fn a_panic_while_the_cluster_runs_leaves_nothing_behind() {
-    if let Some(why) = skip_reason() {
-        println!("skipped: {why}");
+    if let Some((need, why)) = skip_reason() {
+        skip(
+            "a_panic_while_the_cluster_runs_leaves_nothing_behind",
+            need,
+            why,
+        );
         return;
     }
     let results = tempfile::tempdir().unwrap();

@@ -202,7 +202,11 @@ fn the_host_namespace_cannot_reach_the_nodes() {
         .output()
         .unwrap();
     if String::from_utf8_lossy(&host_addrs.stdout).contains(" 10.73.0.") {
-        println!("skipped: this host itself uses 10.73.0.0/24");
+        common::skip(
+            "the_host_namespace_cannot_reach_the_nodes",
+            common::Need::FreeSubnet,
+            "this host itself uses 10.73.0.0/24",
+        );
         return;
     }
     let topology = Topology::create(RunId::random(), 2).unwrap();

@@ -145,12 +145,20 @@ fn main() -> ExitCode {
     }
 }
 
+#[allow(dead_code)]
+#[path = "../../tests/common/skip.rs"]
+mod skip;
+
 fn run() -> Result<ExitCode, String> {
     let args = parse_args()?;
     if !args.corpus.join("EXPECTED.tsv").is_file() {
-        println!(
-            "corpus bench skipped: Porcupine's corpus is not at {} (pass --corpus DIR)",
-            args.corpus.display()
+        skip::skip(
+            "corpus",
+            skip::Need::Conformance,
+            format!(
+                "Porcupine's corpus is not at {} (pass --corpus DIR; see docs/conformance.md)",
+                args.corpus.display()
+            ),
         );
         return Ok(ExitCode::SUCCESS);
     }

@@ -13,7 +13,11 @@ const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 #[test]
 fn nodes_run_and_report_a_skewed_clock_under_libfaketime() {
     if !Path::new(LIBFAKETIME).exists() {
-        eprintln!("skipped: {LIBFAKETIME} is not installed (apt-get install libfaketime)");
+        common::skip::skip(
+            "nodes_run_and_report_a_skewed_clock_under_libfaketime",
+            common::skip::Need::Libfaketime,
+            format!("{LIBFAKETIME} is not installed (apt-get install libfaketime)"),
+        );
         return;
     }
     let env = [

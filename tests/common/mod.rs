@@ -1,17 +1,31 @@
 //! Helpers shared by the OS-layer tests (namespaces, cgroups, nodes).
 #![allow(dead_code)]
 
+pub mod skip;
+pub use skip::{skip, Need};
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-/// True when the test can run; otherwise prints why it is skipped.
+/// True when the test can run as root; otherwise skips it (see [`skip`]).
 pub fn have_root(test: &str) -> bool {
     match splitbrain::capability::require_root() {
         Ok(()) => true,
         Err(e) => {
-            println!("{test}: skipped: needs root ({e})");
+            skip(test, Need::Root, format!("needs root ({e})"));
+            false
+        }
+    }
+}
+
+/// True when `nft` runs; otherwise skips the test.
+pub fn have_nft(test: &str) -> bool {
+    match splitbrain::capability::program_version("nft", &["--version"]) {
+        Ok(_) => true,
+        Err(e) => {
+            skip(test, Need::Nftables, format!("nft is not installed ({e})"));
             false
         }
     }

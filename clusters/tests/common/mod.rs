@@ -4,6 +4,10 @@
 
 #![allow(dead_code)]
 
+/// The workspace's one skip helper.
+#[path = "../../../tests/common/skip.rs"]
+pub mod skip;
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

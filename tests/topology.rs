@@ -102,13 +102,17 @@ fn nodes_reach_each_other_and_clients_reach_nodes() {
     let n3 = topology.node("n3").unwrap().clone();
     let addr = SocketAddr::from((n1.ip, 7001));
 
-    // Node to node: a listener in n1, a connector in n3.
+    // One listener in n1 for both checks: binding port 7001 a second time right after the
+    // first echo can fail with AddrInUse while the first connection is still closing.
     let listener = netns::spawn_in(&n1.netns, move || TcpListener::bind(addr))
         .unwrap()
         .join()
         .unwrap()
         .unwrap();
-    let server = std::thread::spawn(move || echo_once(listener));
+
+    // Node to node: a connector in n3.
+    let first = listener.try_clone().unwrap();
+    let server = std::thread::spawn(move || echo_once(first));
     let echoed = netns::spawn_in(&n3.netns, move || ping_pong(addr, b"n3->n1"))
         .unwrap()
         .join()
@@ -117,11 +121,6 @@ fn nodes_reach_each_other_and_clients_reach_nodes() {
     server.join().unwrap().unwrap();
 
     // Client runtime (switch namespace) to node, through tokio.
-    let listener = netns::spawn_in(&n1.netns, move || TcpListener::bind(addr))
-        .unwrap()
-        .join()
-        .unwrap()
-        .unwrap();
     let server = std::thread::spawn(move || echo_once(listener));
     let runtime = topology.client_runtime(2).unwrap();
     let reply = runtime

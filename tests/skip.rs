@@ -91,14 +91,7 @@ fn the_requirement_is_all_or_a_list_of_known_names() {
 }
 
 #[test]
-fn skip_as_panics_only_for_what_is_required() {
-    // Not required: prints the line (visible in this test's output) and returns.
-    skip_as(
-        "example",
-        Need::Root,
-        "not a real skip",
-        &Required::Only(vec![Need::Etcd]),
-    );
+fn skip_as_panics_when_what_is_missing_is_required() {
     let panic = std::panic::catch_unwind(|| {
         skip_as("t", Need::Root, "r", &Required::Only(vec![Need::Root]));
     })

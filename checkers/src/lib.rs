@@ -10,6 +10,8 @@
 //! * [`linearizability`] — the Wing–Gong/Lowe search with memoisation, per key, in parallel.
 //! * [`generate`] — synthetic, linearizable-by-construction register histories for tests
 //!   and benchmarks.
+//! * [`txn`] — transactional consistency, Elle-style: list-append and rw-register histories,
+//!   dependency graphs, cycle anomalies (G0 … G2-item), consistency models.
 //! * [`verdict`] — verdicts as data: valid, invalid with a counterexample, unknown with a
 //!   cause.
 
@@ -19,6 +21,7 @@ pub mod history;
 pub mod linearizability;
 pub mod models;
 pub mod set_checker;
+pub mod txn;
 pub mod verdict;
 
 pub use history::{Event, EventType, History, Process, Value};

@@ -1,0 +1,423 @@
+//! list-append: version orders from reads, non-cycle anomalies, and ww/wr/rw dependencies.
+//!
+//! Every appended value is unique per key, so a committed read of a key is a prefix of the
+//! key's version order; the longest read of each key *is* the known version order, provided
+//! every other read is a prefix of it (otherwise `incompatible-order`, and the key gives no
+//! dependencies). Elements appended but never read have no known position and give none.
+//!
+//! A transaction's *external* read of a key is its first read of that key, taken before it
+//! appends to the key itself; only external reads give wr and rw edges (Elle's rule).
+
+use super::anomaly::AnomalyKind;
+use super::explain::{Anomaly, EdgeReason, TxnSummary};
+use super::graph::{EdgeBuffer, Rels};
+use super::transactions::{MicroOp, Outcome, TxnDataError, TxnHistory, TxnId};
+use super::Collector;
+use rustc_hash::FxHashMap as HashMap;
+
+/// Who appended one element.
+#[derive(Debug, Clone, Copy)]
+struct Writer {
+    txn: TxnId,
+    /// Whether this was the transaction's last append to the key.
+    last: bool,
+}
+
+/// What inference learned, kept to explain edges afterwards.
+#[derive(Debug, Default)]
+pub struct ListAppendIndex {
+    writers: HashMap<(i64, i64), Writer>,
+    /// The version order of each key whose reads are compatible: a range of elements.
+    orders: HashMap<i64, (u32, u32)>,
+}
+
+/// The external read of each key by a committed transaction.
+fn external_reads(mops: &[MicroOp]) -> impl Iterator<Item = (usize, i64, (u32, u32))> + '_ {
+    mops.iter().enumerate().filter_map(move |(i, m)| match *m {
+        MicroOp::ReadList {
+            key,
+            elements: Some(r),
+        } => {
+            let earlier = &mops[..i];
+            let first = !earlier.iter().any(|e| e.key() == key);
+            first.then_some((i, key, r))
+        }
+        _ => None,
+    })
+}
+
+fn ok_txns(h: &TxnHistory) -> impl Iterator<Item = TxnId> + '_ {
+    (0..h.txns.len() as TxnId).filter(|&t| h.txns[t as usize].outcome == Outcome::Committed)
+}
+
+pub fn infer(
+    h: &TxnHistory,
+    found: &mut Collector,
+    edges: &mut EdgeBuffer,
+) -> Result<ListAppendIndex, TxnDataError> {
+    let mut index = ListAppendIndex::default();
+    index.writers.reserve(h.mops.len());
+    // Writers of every element, and whether each was its transaction's last to its key.
+    for (t, txn) in h.txns.iter().enumerate() {
+        let mops = h.mops_of(t as TxnId);
+        for (i, m) in mops.iter().enumerate() {
+            if let MicroOp::Append { key, value } = *m {
+                let last = !mops[i + 1..]
+                    .iter()
+                    .any(|n| matches!(n, MicroOp::Append { key: k, .. } if *k == key));
+                let w = Writer {
+                    txn: t as TxnId,
+                    last,
+                };
+                if index.writers.insert((key, value), w).is_some() {
+                    return Err(TxnDataError {
+                        index: txn.invoke_index,
+                        field: Some("value".to_owned()),
+                        expected: format!(
+                            "each value appended to a key once (list-append); {value} is appended to key {key} twice"
+                        ),
+                        found: None,
+                    });
+                }
+            }
+        }
+    }
+
+    // Duplicates, internal consistency, and the longest read of each key.
+    let mut longest: HashMap<i64, (u32, u32)> = HashMap::default();
+    let mut duplicated: rustc_hash::FxHashSet<(u32, u32)> = Default::default();
+    for t in ok_txns(h) {
+        let mops = h.mops_of(t);
+        check_internal(h, t, mops, found);
+        for m in mops {
+            let MicroOp::ReadList {
+                key,
+                elements: Some(r),
+            } = *m
+            else {
+                continue;
+            };
+            let list = h.list(r);
+            if let Some(dup) = first_duplicate(list) {
+                duplicated.insert(r);
+                found.add(AnomalyKind::DuplicateElements, || Anomaly {
+                    kind: AnomalyKind::DuplicateElements,
+                    key: Some(key),
+                    txns: vec![TxnSummary::of(h, t)],
+                    cycle: Vec::new(),
+                    explanation: format!("T{t} read key {key} holding {dup} more than once"),
+                });
+                continue;
+            }
+            let e = longest.entry(key).or_insert(r);
+            if r.1 - r.0 > e.1 - e.0 {
+                *e = r;
+            }
+        }
+    }
+
+    // Every read must be a prefix of the longest.
+    let mut incompatible: HashMap<i64, ()> = HashMap::default();
+    for t in ok_txns(h) {
+        for m in h.mops_of(t) {
+            let MicroOp::ReadList {
+                key,
+                elements: Some(r),
+            } = *m
+            else {
+                continue;
+            };
+            if duplicated.contains(&r) {
+                continue;
+            }
+            let long = longest[&key];
+            let (a, b) = (h.list(r), h.list(long));
+            if !b.starts_with(a) {
+                if incompatible.insert(key, ()).is_none() {
+                    found.add(AnomalyKind::IncompatibleOrder, || Anomaly {
+                        kind: AnomalyKind::IncompatibleOrder,
+                        key: Some(key),
+                        txns: vec![TxnSummary::of(h, t)],
+                        cycle: Vec::new(),
+                        explanation: format!(
+                            "T{t} read key {key} as {a:?}, which is not a prefix of {b:?}, read by another transaction"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    for (key, r) in longest {
+        if !incompatible.contains_key(&key) {
+            index.orders.insert(key, r);
+        }
+    }
+
+    // Garbage, aborted and dirty elements in each version order, and ww edges.
+    let mut first_aborted: HashMap<i64, (usize, TxnId)> = HashMap::default();
+    let mut keys: Vec<i64> = index.orders.keys().copied().collect();
+    keys.sort_unstable();
+    for &key in &keys {
+        let order = h.list(index.orders[&key]);
+        let mut previous: Option<TxnId> = None;
+        let mut aborted_seen: Option<TxnId> = None;
+        for (pos, &e) in order.iter().enumerate() {
+            let Some(w) = index.writers.get(&(key, e)) else {
+                found.add(AnomalyKind::GarbageRead, || Anomaly {
+                    kind: AnomalyKind::GarbageRead,
+                    key: Some(key),
+                    txns: Vec::new(),
+                    cycle: Vec::new(),
+                    explanation: format!("key {key} was read holding {e}, which no transaction appended"),
+                });
+                previous = None;
+                continue;
+            };
+            let outcome = h.txns[w.txn as usize].outcome;
+            if outcome == Outcome::Aborted {
+                first_aborted.entry(key).or_insert((pos, w.txn));
+                aborted_seen.get_or_insert(w.txn);
+                previous = None;
+                continue;
+            }
+            if let Some(a) = aborted_seen.take() {
+                found.add(AnomalyKind::DirtyUpdate, || Anomaly {
+                    kind: AnomalyKind::DirtyUpdate,
+                    key: Some(key),
+                    txns: vec![TxnSummary::of(h, a), TxnSummary::of(h, w.txn)],
+                    cycle: Vec::new(),
+                    explanation: format!(
+                        "at key {key}, T{} appended {e} after the value of failed T{a}",
+                        w.txn
+                    ),
+                });
+            }
+            if let Some(p) = previous {
+                edges.add(p, w.txn, Rels::WW);
+            }
+            previous = Some(w.txn);
+        }
+    }
+
+    // Per committed read: aborted reads, intermediate reads, wr and rw edges, lost updates.
+    let mut read_then_appended: HashMap<(i64, u32), TxnId> = HashMap::default();
+    for t in ok_txns(h) {
+        let mops = h.mops_of(t);
+        for (i, key, r) in external_reads(mops) {
+            let list = h.list(r);
+            let len = list.len();
+            if let Some(&(pos, aborted)) = first_aborted.get(&key) {
+                if len > pos {
+                    found.add(AnomalyKind::G1a, || Anomaly {
+                        kind: AnomalyKind::G1a,
+                        key: Some(key),
+                        txns: vec![TxnSummary::of(h, t), TxnSummary::of(h, aborted)],
+                        cycle: Vec::new(),
+                        explanation: format!(
+                            "T{t} read {} at key {key}, appended by T{aborted}, which failed",
+                            h.list(index.orders[&key])[pos]
+                        ),
+                    });
+                }
+            }
+            if let Some(&last) = list.last() {
+                if let Some(w) = index.writers.get(&(key, last)) {
+                    if w.txn != t {
+                        match h.txns[w.txn as usize].outcome {
+                            Outcome::Aborted => {
+                                if !first_aborted.contains_key(&key) {
+                                    // An aborted element in a key without a usable order.
+                                    found.add(AnomalyKind::G1a, || Anomaly {
+                                        kind: AnomalyKind::G1a,
+                                        key: Some(key),
+                                        txns: vec![
+                                            TxnSummary::of(h, t),
+                                            TxnSummary::of(h, w.txn),
+                                        ],
+                                        cycle: Vec::new(),
+                                        explanation: format!(
+                                            "T{t} read {last} at key {key}, appended by T{}, which failed",
+                                            w.txn
+                                        ),
+                                    });
+                                }
+                            }
+                            _ => {
+                                if !w.last {
+                                    found.add(AnomalyKind::G1b, || Anomaly {
+                                        kind: AnomalyKind::G1b,
+                                        key: Some(key),
+                                        txns: vec![
+                                            TxnSummary::of(h, t),
+                                            TxnSummary::of(h, w.txn),
+                                        ],
+                                        cycle: Vec::new(),
+                                        explanation: format!(
+                                            "T{t} read key {key} ending in {last}, which T{} appended but then appended again to the same key",
+                                            w.txn
+                                        ),
+                                    });
+                                }
+                                edges.add(w.txn, t, Rels::WR);
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(&order_range) = index.orders.get(&key) {
+                let order = h.list(order_range);
+                if let Some(next) = order.get(len) {
+                    if let Some(w) = index.writers.get(&(key, *next)) {
+                        if h.txns[w.txn as usize].outcome != Outcome::Aborted {
+                            edges.add(t, w.txn, Rels::RW);
+                        }
+                    }
+                }
+                let appends_later = mops[i + 1..]
+                    .iter()
+                    .any(|m| matches!(m, MicroOp::Append { key: k, .. } if *k == key));
+                if appends_later {
+                    if let Some(&other) = read_then_appended.get(&(key, len as u32)) {
+                        found.add(AnomalyKind::LostUpdate, || Anomaly {
+                            kind: AnomalyKind::LostUpdate,
+                            key: Some(key),
+                            txns: vec![TxnSummary::of(h, other), TxnSummary::of(h, t)],
+                            cycle: Vec::new(),
+                            explanation: format!(
+                                "T{other} and T{t} both read key {key} at the same version ({len} elements) and both appended to it"
+                            ),
+                        });
+                    } else {
+                        read_then_appended.insert((key, len as u32), t);
+                    }
+                }
+            }
+        }
+    }
+    Ok(index)
+}
+
+fn first_duplicate(list: &[i64]) -> Option<i64> {
+    if list.len() <= 32 {
+        for i in 1..list.len() {
+            if list[..i].contains(&list[i]) {
+                return Some(list[i]);
+            }
+        }
+        None
+    } else {
+        let mut seen = rustc_hash::FxHashSet::default();
+        list.iter().copied().find(|e| !seen.insert(*e))
+    }
+}
+
+/// A committed transaction's reads must agree with what it read and appended before:
+/// after a read, the key holds that read plus the transaction's later appends; after
+/// appends alone, the key ends with them.
+fn check_internal(h: &TxnHistory, t: TxnId, mops: &[MicroOp], found: &mut Collector) {
+    for (i, m) in mops.iter().enumerate() {
+        let MicroOp::ReadList {
+            key,
+            elements: Some(r),
+        } = *m
+        else {
+            continue;
+        };
+        // What earlier micro-ops of this transaction say the key holds.
+        let mut known: Option<Vec<i64>> = None;
+        let mut suffix: Vec<i64> = Vec::new();
+        for e in &mops[..i] {
+            match *e {
+                MicroOp::ReadList {
+                    key: k,
+                    elements: Some(er),
+                } if k == key => {
+                    known = Some(h.list(er).to_vec());
+                    suffix.clear();
+                }
+                MicroOp::Append { key: k, value } if k == key => match known.as_mut() {
+                    Some(list) => list.push(value),
+                    None => suffix.push(value),
+                },
+                _ => {}
+            }
+        }
+        let list = h.list(r);
+        let ok = match &known {
+            Some(expected) => list == expected.as_slice(),
+            None => list.ends_with(&suffix),
+        };
+        if !ok {
+            let expected = match &known {
+                Some(e) => format!("{e:?}"),
+                None => format!("a list ending in {suffix:?}"),
+            };
+            found.add(AnomalyKind::Internal, || Anomaly {
+                kind: AnomalyKind::Internal,
+                key: Some(key),
+                txns: vec![TxnSummary::of(h, t)],
+                cycle: Vec::new(),
+                explanation: format!(
+                    "T{t} read key {key} as {list:?}, but its own earlier operations say {expected}"
+                ),
+            });
+            return;
+        }
+    }
+}
+
+impl ListAppendIndex {
+    /// Why `from → to` has the dependency relations in `rels`.
+    pub fn reasons(&self, h: &TxnHistory, from: TxnId, to: TxnId, rels: Rels) -> Vec<EdgeReason> {
+        let mut out = Vec::new();
+        let writer = |key: i64, e: i64| self.writers.get(&(key, e)).map(|w| w.txn);
+        if rels.intersects(Rels::WW) {
+            'ww: for m in h.mops_of(to) {
+                if let MicroOp::Append { key, value } = *m {
+                    if let Some(&r) = self.orders.get(&key) {
+                        let order = h.list(r);
+                        if let Some(p) = order.iter().position(|&e| e == value) {
+                            if p > 0 && writer(key, order[p - 1]) == Some(from) {
+                                out.push(EdgeReason::Ww {
+                                    key,
+                                    previous: Some(order[p - 1]),
+                                    value,
+                                });
+                                break 'ww;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if rels.intersects(Rels::WR) {
+            for (_, key, r) in external_reads(h.mops_of(to)) {
+                if let Some(&last) = h.list(r).last() {
+                    if writer(key, last) == Some(from) {
+                        out.push(EdgeReason::Wr { key, value: last });
+                        break;
+                    }
+                }
+            }
+        }
+        if rels.intersects(Rels::RW) {
+            for (_, key, r) in external_reads(h.mops_of(from)) {
+                let Some(&or) = self.orders.get(&key) else {
+                    continue;
+                };
+                let list = h.list(r);
+                if let Some(&next) = h.list(or).get(list.len()) {
+                    if writer(key, next) == Some(to) {
+                        out.push(EdgeReason::Rw {
+                            key,
+                            read: list.last().copied(),
+                            value: next,
+                        });
+                        break;
+                    }
+                }
+            }
+        }
+        out
+    }
+}

@@ -138,22 +138,27 @@ impl Serialize for AnomalyKind {
     }
 }
 
-/// Names a cycle by its edges, taking each edge in its least severe reading: an edge that
-/// is ww or wr is never counted as rw; an edge that is only process or real-time order
-/// makes the cycle a `-process` (all such edges are process order) or `-realtime` variant.
+/// Names a cycle by the relations its edges were taken as: an edge taken as ww or wr is a
+/// plain dependency; one taken only as process or real-time order makes the cycle a
+/// `-process` (all such edges are process order) or `-realtime` variant.
 pub fn classify(cycle: &Cycle) -> AnomalyKind {
     use AnomalyKind::*;
-    let n = cycle.rels.len();
+    let n = cycle.taken.len();
     let dep = Rels::WW.union(Rels::WR);
     let is_rw = |r: Rels| !r.intersects(dep) && r.intersects(Rels::RW);
     let is_order = |r: Rels| !r.intersects(dep.union(Rels::RW));
-    let rw_count = cycle.rels.iter().filter(|r| is_rw(**r)).count();
-    let adjacent_rw = (0..n).any(|i| is_rw(cycle.rels[i]) && is_rw(cycle.rels[(i + 1) % n]));
+    let rw_count = cycle.taken.iter().filter(|r| is_rw(**r)).count();
+    let adjacent_rw = (0..n).any(|i| is_rw(cycle.taken[i]) && is_rw(cycle.taken[(i + 1) % n]));
     let needs_wr = cycle
-        .rels
+        .taken
         .iter()
         .any(|r| r.intersects(Rels::WR) && !r.intersects(Rels::WW));
-    let order: Vec<Rels> = cycle.rels.iter().copied().filter(|r| is_order(*r)).collect();
+    let order: Vec<Rels> = cycle
+        .taken
+        .iter()
+        .copied()
+        .filter(|r| is_order(*r))
+        .collect();
     let variant = if order.is_empty() {
         0
     } else if order.iter().all(|r| r.intersects(Rels::PROCESS)) {
@@ -179,6 +184,7 @@ mod tests {
         Cycle {
             nodes: (0..rels.len() as u32).collect(),
             rels: rels.to_vec(),
+            taken: rels.to_vec(),
         }
     }
 

@@ -80,7 +80,9 @@ impl std::str::FromStr for ConsistencyModel {
 }
 
 /// Anomaly → anomalies it implies (Elle's `implied-anomalies`, the part that concerns the
-/// anomalies reported here).
+/// anomalies reported here). Every cycle found here is over item (not predicate)
+/// dependencies, so G-single and G-nonadjacent are Elle's `G-single-item` and
+/// `G-nonadjacent-item`, which also imply G2-item.
 const IMPLIES: &[(&str, &[&str])] = &[
     ("G0", &["G1c", "G0-process"]),
     ("G0-process", &["G1c-process", "G0-realtime"]),
@@ -92,18 +94,31 @@ const IMPLIES: &[(&str, &[&str])] = &[
     ("G1c-realtime", &["G1-realtime"]),
     ("G1", &["G1-process"]),
     ("G1-process", &["G1-realtime"]),
-    ("G-single", &["G-nonadjacent", "G-single-process"]),
+    (
+        "G-single",
+        &["G-nonadjacent", "G-single-process", "G2-item"],
+    ),
     (
         "G-single-process",
-        &["G-nonadjacent-process", "G-single-realtime"],
+        &[
+            "G-nonadjacent-process",
+            "G-single-realtime",
+            "G2-item-process",
+        ],
     ),
-    ("G-single-realtime", &["G-nonadjacent-realtime"]),
-    ("G-nonadjacent", &["G2", "G-nonadjacent-process"]),
+    (
+        "G-single-realtime",
+        &["G-nonadjacent-realtime", "G2-item-realtime"],
+    ),
+    ("G-nonadjacent", &["G2", "G-nonadjacent-process", "G2-item"]),
     (
         "G-nonadjacent-process",
-        &["G2-process", "G-nonadjacent-realtime"],
+        &["G2-process", "G-nonadjacent-realtime", "G2-item-process"],
     ),
-    ("G-nonadjacent-realtime", &["G2-realtime"]),
+    (
+        "G-nonadjacent-realtime",
+        &["G2-realtime", "G2-item-realtime"],
+    ),
     ("G2", &["G2-process"]),
     ("G2-item", &["G2", "G2-item-process"]),
     ("G2-item-process", &["G2-process", "G2-item-realtime"]),
@@ -138,10 +153,7 @@ const DIRECT: &[(&str, &[&str])] = &[
         &["internal", "G1", "G-single", "G-nonadjacent"],
     ),
     ("serializable", &["internal", "G1", "G2"]),
-    (
-        "strong-session-serializable",
-        &["G1-process", "G2-process"],
-    ),
+    ("strong-session-serializable", &["G1-process", "G2-process"]),
     (
         "strong-snapshot-isolation",
         &["internal", "G1-realtime", "G-nonadjacent-realtime"],
@@ -157,7 +169,10 @@ const WEAKER: &[(&str, &[&str])] = &[
     ("read-committed", &["read-uncommitted"]),
     ("cursor-stability", &["read-committed"]),
     ("monotonic-atomic-view", &["read-committed"]),
-    ("repeatable-read", &["cursor-stability", "monotonic-atomic-view"]),
+    (
+        "repeatable-read",
+        &["cursor-stability", "monotonic-atomic-view"],
+    ),
     ("read-atomic", &["monotonic-atomic-view"]),
     ("update-atomic", &["read-atomic"]),
     ("consistent-view", &["cursor-stability"]),
@@ -238,10 +253,12 @@ mod tests {
         assert!(ReadCommitted.forbids(G0));
         assert!(!ReadCommitted.forbids(GSingle));
         assert!(!ReadCommitted.forbids(G1cProcess));
-        // repeatable-read: G2-item and lost update, not G-single.
+        // repeatable-read: G2-item (our G-single is Elle's G-single-item, a G2-item) and
+        // lost update; no process or realtime variant.
         assert!(RepeatableRead.forbids(G2Item));
         assert!(RepeatableRead.forbids(LostUpdate));
-        assert!(!RepeatableRead.forbids(GSingle));
+        assert!(RepeatableRead.forbids(GSingle));
+        assert!(!RepeatableRead.forbids(GSingleProcess));
         assert!(!RepeatableRead.forbids(Internal));
         // snapshot isolation: G-single, G-nonadjacent, not G2-item.
         assert!(SnapshotIsolation.forbids(GSingle));

@@ -264,11 +264,13 @@ pub enum RwRule {
     Multiple,
 }
 
-/// A cycle: nodes in order, and the relations of each edge `nodes[i] → nodes[i+1 mod n]`.
+/// A cycle: nodes in order, the relations of each edge `nodes[i] → nodes[i+1 mod n]`, and
+/// the relations the search took each edge as (rw alone, or its plain relations).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cycle {
     pub nodes: Vec<TxnId>,
     pub rels: Vec<Rels>,
+    pub taken: Vec<Rels>,
 }
 
 /// Search state flags per node: rw count (0, 1, 2+) in bits 0–1, last edge rw in bit 2,
@@ -306,7 +308,7 @@ pub fn find_cycle(
         touched.push(start_state);
         queue.push(start_state);
         let mut head = 0;
-        let mut found: Option<u32> = None;
+        let mut found: Option<(u32, bool)> = None;
         'bfs: while head < queue.len() {
             let s = queue[head];
             head += 1;
@@ -348,7 +350,11 @@ pub fn find_cycle(
                             req |= 1 << i;
                         }
                     }
-                    let new_count = if as_rw { (rw_count + 1).min(2) } else { rw_count };
+                    let new_count = if as_rw {
+                        (rw_count + 1).min(2)
+                    } else {
+                        rw_count
+                    };
                     if spec.rw == RwRule::Single && new_count > 1 {
                         continue;
                     }
@@ -365,8 +371,7 @@ pub fn find_cycle(
                             RwRule::Multiple => new_count == 2,
                         };
                         if count_ok && req == all_required {
-                            found = Some(s);
-                            // Remember the closing edge's kind through the flags we return.
+                            found = Some((s, as_rw));
                             break 'bfs;
                         }
                         continue;
@@ -380,38 +385,53 @@ pub fn find_cycle(
                 }
             }
         }
-        if let Some(last) = found {
-            let mut walk = vec![start];
+        if let Some((last, closing_rw)) = found {
+            // The walk's edges, each with the relations it was taken as.
+            let taken_into = |state: u32, from: TxnId, to: TxnId| {
+                if state as usize % STATES & 4 != 0 {
+                    Rels::RW
+                } else {
+                    Rels(graph.rels(from, to).0 & spec.plain.0)
+                }
+            };
+            let mut rev: Vec<(TxnId, Rels)> = Vec::new();
+            let close = if closing_rw {
+                Rels::RW
+            } else {
+                Rels(graph.rels(component[last as usize / STATES], start).0 & spec.plain.0)
+            };
             let mut s = last;
-            let mut rev = Vec::new();
+            let mut leaving = close;
             while s != start_state {
-                rev.push(component[s as usize / STATES]);
-                s = parent[s as usize];
+                let node = component[s as usize / STATES];
+                rev.push((node, leaving));
+                let p = parent[s as usize];
+                leaving = taken_into(s, component[p as usize / STATES], node);
+                s = p;
             }
+            let mut walk = vec![(start, leaving)];
             walk.extend(rev.into_iter().rev());
-            let nodes = simple_cycle(&walk);
+            let simple = simple_cycle(&walk);
+            let nodes: Vec<TxnId> = simple.iter().map(|&(n, _)| n).collect();
+            let taken = simple.iter().map(|&(_, r)| r).collect();
             let rels = (0..nodes.len())
                 .map(|i| graph.rels(nodes[i], nodes[(i + 1) % nodes.len()]))
                 .collect();
-            return Ok(Some(Cycle { nodes, rels }));
+            return Ok(Some(Cycle { nodes, rels, taken }));
         }
     }
     Ok(None)
 }
 
-/// Cuts repeated nodes out of a closed walk starting at `walk[0]`, keeping the first edge.
-fn simple_cycle(walk: &[TxnId]) -> Vec<TxnId> {
-    let mut out: Vec<TxnId> = Vec::with_capacity(walk.len());
-    for &n in walk {
-        if let Some(p) = out.iter().position(|&m| m == n) {
-            if p == 0 && out.len() > 1 {
-                // Back at the start: the rest of the walk is a loop through it.
-                break;
-            }
-            out.truncate(p + 1);
-        } else {
-            out.push(n);
+/// Cuts repeated nodes out of a closed walk starting at `walk[0]`; each entry is a node and
+/// the edge leaving it, so every edge kept is an edge of the walk.
+fn simple_cycle(walk: &[(TxnId, Rels)]) -> Vec<(TxnId, Rels)> {
+    let mut out: Vec<(TxnId, Rels)> = Vec::with_capacity(walk.len());
+    for &(n, r) in walk {
+        if let Some(p) = out.iter().position(|&(m, _)| m == n) {
+            out.truncate(p);
         }
+        out.push((n, r));
     }
     out
 }

@@ -1,9 +1,11 @@
 //! list-append: version orders from reads, non-cycle anomalies, and ww/wr/rw dependencies.
 //!
 //! Every appended value is unique per key, so a committed read of a key is a prefix of the
-//! key's version order; the longest read of each key *is* the known version order, provided
-//! every other read is a prefix of it (otherwise `incompatible-order`, and the key gives no
-//! dependencies). Elements appended but never read have no known position and give none.
+//! key's version order; the longest read of each key (duplicates dropped) is taken as the
+//! known version order, and every other read must be a prefix of it (otherwise
+//! `incompatible-order`; like Elle, the longest read still orders the key). Reads of a
+//! transaction that contradicts itself (`internal`) do not order anything. Elements
+//! appended but never read have no known position and give no edges.
 //!
 //! A transaction's *external* read of a key is its first read of that key, taken before it
 //! appends to the key itself; only external reads give wr and rw edges (Elle's rule).
@@ -21,14 +23,19 @@ struct Writer {
     txn: TxnId,
     /// Whether this was the transaction's last append to the key.
     last: bool,
+    /// Position in the key's version order, `u32::MAX` when unknown.
+    pos: u32,
 }
 
 /// What inference learned, kept to explain edges afterwards.
 #[derive(Debug, Default)]
 pub struct ListAppendIndex {
     writers: HashMap<(i64, i64), Writer>,
-    /// The version order of each key whose reads are compatible: a range of elements.
-    orders: HashMap<i64, (u32, u32)>,
+    /// The version order of each key read: its longest read, duplicates dropped.
+    orders: HashMap<i64, Vec<i64>>,
+    /// Elements of each ordered key that no read contains, with their (not failed) writer:
+    /// they were appended after every version read.
+    unobserved: HashMap<i64, Vec<(i64, TxnId)>>,
 }
 
 /// The external read of each key by a committed transaction.
@@ -68,6 +75,7 @@ pub fn infer(
                 let w = Writer {
                     txn: t as TxnId,
                     last,
+                    pos: u32::MAX,
                 };
                 if index.writers.insert((key, value), w).is_some() {
                     return Err(TxnDataError {
@@ -84,11 +92,13 @@ pub fn infer(
     }
 
     // Duplicates, internal consistency, and the longest read of each key.
-    let mut longest: HashMap<i64, (u32, u32)> = HashMap::default();
+    let mut longest: HashMap<i64, ((u32, u32), usize)> = HashMap::default();
     let mut duplicated: rustc_hash::FxHashSet<(u32, u32)> = Default::default();
     for t in ok_txns(h) {
         let mops = h.mops_of(t);
-        check_internal(h, t, mops, found);
+        if !check_internal(h, t, mops, found) {
+            continue;
+        }
         for m in mops {
             let MicroOp::ReadList {
                 key,
@@ -98,8 +108,10 @@ pub fn infer(
                 continue;
             };
             let list = h.list(r);
+            let mut length = list.len();
             if let Some(dup) = first_duplicate(list) {
                 duplicated.insert(r);
+                length = dedup(list).len();
                 found.add(AnomalyKind::DuplicateElements, || Anomaly {
                     kind: AnomalyKind::DuplicateElements,
                     key: Some(key),
@@ -107,15 +119,17 @@ pub fn infer(
                     cycle: Vec::new(),
                     explanation: format!("T{t} read key {key} holding {dup} more than once"),
                 });
-                continue;
             }
-            let e = longest.entry(key).or_insert(r);
-            if r.1 - r.0 > e.1 - e.0 {
-                *e = r;
+            let e = longest.entry(key).or_insert((r, length));
+            if length > e.1 {
+                *e = (r, length);
             }
         }
     }
 
+    for (key, (r, _)) in longest {
+        index.orders.insert(key, dedup(h.list(r)));
+    }
     // Every read must be a prefix of the longest.
     let mut incompatible: HashMap<i64, ()> = HashMap::default();
     for t in ok_txns(h) {
@@ -127,29 +141,26 @@ pub fn infer(
             else {
                 continue;
             };
-            if duplicated.contains(&r) {
+            let Some(order) = index.orders.get(&key) else {
                 continue;
+            };
+            let a = h.list(r);
+            let compatible = if duplicated.contains(&r) {
+                order.starts_with(&dedup(a))
+            } else {
+                order.starts_with(a)
+            };
+            if !compatible && incompatible.insert(key, ()).is_none() {
+                found.add(AnomalyKind::IncompatibleOrder, || Anomaly {
+                    kind: AnomalyKind::IncompatibleOrder,
+                    key: Some(key),
+                    txns: vec![TxnSummary::of(h, t)],
+                    cycle: Vec::new(),
+                    explanation: format!(
+                        "T{t} read key {key} as {a:?}, which is not a prefix of {order:?}, read by another transaction"
+                    ),
+                });
             }
-            let long = longest[&key];
-            let (a, b) = (h.list(r), h.list(long));
-            if !b.starts_with(a) {
-                if incompatible.insert(key, ()).is_none() {
-                    found.add(AnomalyKind::IncompatibleOrder, || Anomaly {
-                        kind: AnomalyKind::IncompatibleOrder,
-                        key: Some(key),
-                        txns: vec![TxnSummary::of(h, t)],
-                        cycle: Vec::new(),
-                        explanation: format!(
-                            "T{t} read key {key} as {a:?}, which is not a prefix of {b:?}, read by another transaction"
-                        ),
-                    });
-                }
-            }
-        }
-    }
-    for (key, r) in longest {
-        if !incompatible.contains_key(&key) {
-            index.orders.insert(key, r);
         }
     }
 
@@ -158,21 +169,25 @@ pub fn infer(
     let mut keys: Vec<i64> = index.orders.keys().copied().collect();
     keys.sort_unstable();
     for &key in &keys {
-        let order = h.list(index.orders[&key]);
+        let order = &index.orders[&key];
         let mut previous: Option<TxnId> = None;
         let mut aborted_seen: Option<TxnId> = None;
         for (pos, &e) in order.iter().enumerate() {
-            let Some(w) = index.writers.get(&(key, e)) else {
+            let Some(w) = index.writers.get_mut(&(key, e)) else {
                 found.add(AnomalyKind::GarbageRead, || Anomaly {
                     kind: AnomalyKind::GarbageRead,
                     key: Some(key),
                     txns: Vec::new(),
                     cycle: Vec::new(),
-                    explanation: format!("key {key} was read holding {e}, which no transaction appended"),
+                    explanation: format!(
+                        "key {key} was read holding {e}, which no transaction appended"
+                    ),
                 });
                 previous = None;
                 continue;
             };
+            w.pos = pos as u32;
+            let w = *w;
             let outcome = h.txns[w.txn as usize].outcome;
             if outcome == Outcome::Aborted {
                 first_aborted.entry(key).or_insert((pos, w.txn));
@@ -199,6 +214,33 @@ pub fn infer(
         }
     }
 
+    // Elements nobody read come after the whole known order: ww from the writer of its
+    // last element.
+    for (&(key, value), w) in &index.writers {
+        if w.pos == u32::MAX
+            && h.txns[w.txn as usize].outcome != Outcome::Aborted
+            && index.orders.contains_key(&key)
+        {
+            index
+                .unobserved
+                .entry(key)
+                .or_default()
+                .push((value, w.txn));
+        }
+    }
+    for (key, list) in index.unobserved.iter_mut() {
+        list.sort_unstable();
+        let last_writer = index.orders[key]
+            .last()
+            .and_then(|e| index.writers.get(&(*key, *e)))
+            .filter(|w| h.txns[w.txn as usize].outcome != Outcome::Aborted);
+        if let Some(lw) = last_writer {
+            for &(_, t) in list.iter() {
+                edges.add(lw.txn, t, Rels::WW);
+            }
+        }
+    }
+
     // Per committed read: aborted reads, intermediate reads, wr and rw edges, lost updates.
     let mut read_then_appended: HashMap<(i64, u32), TxnId> = HashMap::default();
     for t in ok_txns(h) {
@@ -215,7 +257,7 @@ pub fn infer(
                         cycle: Vec::new(),
                         explanation: format!(
                             "T{t} read {} at key {key}, appended by T{aborted}, which failed",
-                            h.list(index.orders[&key])[pos]
+                            index.orders[&key][pos]
                         ),
                     });
                 }
@@ -264,19 +306,32 @@ pub fn infer(
                     }
                 }
             }
-            if let Some(&order_range) = index.orders.get(&key) {
-                let order = h.list(order_range);
-                if let Some(next) = order.get(len) {
+            if let Some(order) = index.orders.get(&key) {
+                // The version after the last element read (the first, after an empty read).
+                let next_pos = match list.last() {
+                    None => Some(0),
+                    Some(last) => index
+                        .writers
+                        .get(&(key, *last))
+                        .filter(|w| w.pos != u32::MAX)
+                        .map(|w| w.pos as usize + 1),
+                };
+                if let Some(next) = next_pos.and_then(|p| order.get(p)) {
                     if let Some(w) = index.writers.get(&(key, *next)) {
                         if h.txns[w.txn as usize].outcome != Outcome::Aborted {
                             edges.add(t, w.txn, Rels::RW);
                         }
                     }
+                } else if next_pos == Some(order.len()) {
+                    // Saw the whole known order: every unread element came later.
+                    for &(_, w) in index.unobserved.get(&key).map_or(&[][..], |v| v) {
+                        edges.add(t, w, Rels::RW);
+                    }
                 }
                 let appends_later = mops[i + 1..]
                     .iter()
                     .any(|m| matches!(m, MicroOp::Append { key: k, .. } if *k == key));
-                if appends_later {
+                if appends_later && !incompatible.contains_key(&key) {
                     if let Some(&other) = read_then_appended.get(&(key, len as u32)) {
                         found.add(AnomalyKind::LostUpdate, || Anomaly {
                             kind: AnomalyKind::LostUpdate,
@@ -297,6 +352,12 @@ pub fn infer(
     Ok(index)
 }
 
+/// The list without repeated elements (first occurrences kept).
+fn dedup(list: &[i64]) -> Vec<i64> {
+    let mut seen = rustc_hash::FxHashSet::default();
+    list.iter().copied().filter(|e| seen.insert(*e)).collect()
+}
+
 fn first_duplicate(list: &[i64]) -> Option<i64> {
     if list.len() <= 32 {
         for i in 1..list.len() {
@@ -313,8 +374,8 @@ fn first_duplicate(list: &[i64]) -> Option<i64> {
 
 /// A committed transaction's reads must agree with what it read and appended before:
 /// after a read, the key holds that read plus the transaction's later appends; after
-/// appends alone, the key ends with them.
-fn check_internal(h: &TxnHistory, t: TxnId, mops: &[MicroOp], found: &mut Collector) {
+/// appends alone, the key ends with them. Returns whether the transaction is consistent.
+fn check_internal(h: &TxnHistory, t: TxnId, mops: &[MicroOp], found: &mut Collector) -> bool {
     for (i, m) in mops.iter().enumerate() {
         let MicroOp::ReadList {
             key,
@@ -361,9 +422,10 @@ fn check_internal(h: &TxnHistory, t: TxnId, mops: &[MicroOp], found: &mut Collec
                     "T{t} read key {key} as {list:?}, but its own earlier operations say {expected}"
                 ),
             });
-            return;
+            return false;
         }
     }
+    true
 }
 
 impl ListAppendIndex {
@@ -374,13 +436,18 @@ impl ListAppendIndex {
         if rels.intersects(Rels::WW) {
             'ww: for m in h.mops_of(to) {
                 if let MicroOp::Append { key, value } = *m {
-                    if let Some(&r) = self.orders.get(&key) {
-                        let order = h.list(r);
-                        if let Some(p) = order.iter().position(|&e| e == value) {
-                            if p > 0 && writer(key, order[p - 1]) == Some(from) {
+                    if let Some(order) = self.orders.get(&key) {
+                        let previous = match order.iter().position(|&e| e == value) {
+                            Some(p) if p > 0 => Some(order[p - 1]),
+                            Some(_) => None,
+                            // Never read: after the last element read.
+                            None => order.last().copied(),
+                        };
+                        if let Some(previous) = previous {
+                            if writer(key, previous) == Some(from) {
                                 out.push(EdgeReason::Ww {
                                     key,
-                                    previous: Some(order[p - 1]),
+                                    previous: Some(previous),
                                     value,
                                 });
                                 break 'ww;
@@ -402,19 +469,32 @@ impl ListAppendIndex {
         }
         if rels.intersects(Rels::RW) {
             for (_, key, r) in external_reads(h.mops_of(from)) {
-                let Some(&or) = self.orders.get(&key) else {
+                let Some(order) = self.orders.get(&key) else {
                     continue;
                 };
                 let list = h.list(r);
-                if let Some(&next) = h.list(or).get(list.len()) {
-                    if writer(key, next) == Some(to) {
-                        out.push(EdgeReason::Rw {
-                            key,
-                            read: list.last().copied(),
-                            value: next,
-                        });
-                        break;
+                let next_pos = match list.last() {
+                    None => Some(0),
+                    Some(last) => order.iter().position(|e| e == last).map(|p| p + 1),
+                };
+                let next = match next_pos {
+                    Some(p) if p < order.len() => {
+                        Some(order[p]).filter(|&e| writer(key, e) == Some(to))
                     }
+                    Some(_) => self
+                        .unobserved
+                        .get(&key)
+                        .and_then(|u| u.iter().find(|&&(_, w)| w == to))
+                        .map(|&(e, _)| e),
+                    None => None,
+                };
+                if let Some(next) = next {
+                    out.push(EdgeReason::Rw {
+                        key,
+                        read: list.last().copied(),
+                        value: next,
+                    });
+                    break;
                 }
             }
         }

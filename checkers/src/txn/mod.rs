@@ -375,9 +375,8 @@ impl TxnCheckResult {
                 let _ = writeln!(s, "forbidden by {}: {}", self.consistency, names.join(", "));
             }
         }
-        let names = |ms: &[ConsistencyModel]| {
-            ms.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
-        };
+        let names =
+            |ms: &[ConsistencyModel]| ms.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ");
         if !self.not.is_empty() {
             let _ = writeln!(s, "ruled out: {}", names(&self.not));
         }

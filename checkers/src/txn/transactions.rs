@@ -70,7 +70,10 @@ pub enum MicroOp {
         elements: Option<(u32, u32)>,
     },
     /// `[:r key v]` of a register: `Some(None)` read nil (the initial state), `None` unknown.
-    ReadRegister { key: i64, value: Option<Option<i64>> },
+    ReadRegister {
+        key: i64,
+        value: Option<Option<i64>>,
+    },
 }
 
 impl MicroOp {
@@ -224,7 +227,9 @@ pub fn from_history(history: &History, workload: Workload) -> Result<TxnHistory,
                     return Err(TxnDataError {
                         index: event.index,
                         field: Some("type".to_owned()),
-                        expected: format!("an invocation by process {process} before its completion"),
+                        expected: format!(
+                            "an invocation by process {process} before its completion"
+                        ),
                         found: Some(kind.as_str().to_owned()),
                     });
                 };
@@ -284,7 +289,12 @@ fn parse_mops(
         }
         let f = name_of(&parts[0]).ok_or_else(bad)?;
         let key = parts[1].as_int().ok_or_else(|| {
-            TxnDataError::new(event, "value", "an integer key in each micro-operation", Some(mop))
+            TxnDataError::new(
+                event,
+                "value",
+                "an integer key in each micro-operation",
+                Some(mop),
+            )
         })?;
         let int_value = || {
             parts[2].as_int().ok_or_else(|| {

@@ -9,6 +9,7 @@
 //! * [`anomaly`] — Elle's anomaly names and how a cycle is named.
 //! * [`consistency`] — models and the anomalies they forbid.
 //! * [`explain`] — anomalies as data and text.
+//! * [`generate`] — strict-serializable-by-construction histories and anomalous patterns.
 //!
 //! The search follows Elle: Tarjan's components of the whole graph first, then inside each
 //! component with more than one transaction a breadth-first search per anomaly shape (G0,
@@ -18,6 +19,7 @@
 pub mod anomaly;
 pub mod consistency;
 pub mod explain;
+pub mod generate;
 pub mod graph;
 pub mod list_append;
 pub mod order;

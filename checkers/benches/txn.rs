@@ -44,6 +44,21 @@ fn current_rss_kib() -> Option<u64> {
         .ok()
 }
 
+/// CPU time (user + system) of this process so far, in seconds (clock ticks of 1/100 s).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which ends with ')'): utime is the 12th, stime 13th.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
@@ -57,12 +72,14 @@ fn measure(
     let opts = TxnCheckOptions::new(Workload::ListAppend, ConsistencyModel::StrictSerializable);
     reset_peak();
     let before = current_rss_kib().unwrap_or(0);
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let result = txn::check(history, &opts).expect("a generated history reads");
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds() - cpu_before;
     let peak = peak_rss_kib().unwrap_or(0);
     println!(
-        "{name}: {} transactions, {} edges, verdict {}, check {:.3} s ({:.0} txn/s), memory during check +{} MiB (peak {} MiB)",
+        "{name}: {} transactions, {} edges, verdict {}, check {:.3} s wall, {cpu:.2} s CPU ({:.0} txn/s wall), memory during check +{} MiB (peak {} MiB)",
         result.transactions,
         result.edges,
         result.verdict,
@@ -129,12 +146,10 @@ fn main() -> ExitCode {
         Some(AnomalyKind::GSingle),
     );
     if let Some(dir) = write {
-        for (name, h) in [("txn-g-single.jsonl", &invalid)] {
-            let path = dir.join(name);
-            let mut w = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
-            jsonl::write_history(&mut w, &h.events).expect("write");
-            println!("wrote {}", path.display());
-        }
+        let path = dir.join("txn-g-single.jsonl");
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
+        jsonl::write_history(&mut w, &invalid.events).expect("write");
+        println!("wrote {}", path.display());
         let valid = generate::list_append(&gen);
         let path = dir.join("txn-valid.jsonl");
         let mut w = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));

@@ -388,7 +388,7 @@ pub fn find_cycle(
         if let Some((last, closing_rw)) = found {
             // The walk's edges, each with the relations it was taken as.
             let taken_into = |state: u32, from: TxnId, to: TxnId| {
-                if state as usize % STATES & 4 != 0 {
+                if (state as usize % STATES) & 4 != 0 {
                     Rels::RW
                 } else {
                     Rels(graph.rels(from, to).0 & spec.plain.0)

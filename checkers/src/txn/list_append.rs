@@ -32,10 +32,17 @@ struct Writer {
 pub struct ListAppendIndex {
     writers: HashMap<(i64, i64), Writer>,
     /// The version order of each key read: its longest read, duplicates dropped.
-    orders: HashMap<i64, Vec<i64>>,
+    orders: HashMap<i64, KeyOrder>,
     /// Elements of each ordered key that no read contains, with their (not failed) writer:
     /// they were appended after every version read.
     unobserved: HashMap<i64, Vec<(i64, TxnId)>>,
+}
+
+/// One key's known version order and who wrote each element (`None`: nobody).
+#[derive(Debug, Default)]
+struct KeyOrder {
+    elements: Vec<i64>,
+    writers: Vec<Option<Writer>>,
 }
 
 /// The external read of each key by a committed transaction.
@@ -128,7 +135,13 @@ pub fn infer(
     }
 
     for (key, (r, _)) in longest {
-        index.orders.insert(key, dedup(h.list(r)));
+        index.orders.insert(
+            key,
+            KeyOrder {
+                elements: dedup(h.list(r)),
+                writers: Vec::new(),
+            },
+        );
     }
     // Every read must be a prefix of the longest.
     let mut incompatible: HashMap<i64, ()> = HashMap::default();
@@ -141,7 +154,7 @@ pub fn infer(
             else {
                 continue;
             };
-            let Some(order) = index.orders.get(&key) else {
+            let Some(order) = index.orders.get(&key).map(|o| &o.elements) else {
                 continue;
             };
             let a = h.list(r);
@@ -169,11 +182,13 @@ pub fn infer(
     let mut keys: Vec<i64> = index.orders.keys().copied().collect();
     keys.sort_unstable();
     for &key in &keys {
-        let order = &index.orders[&key];
+        let order = std::mem::take(&mut index.orders.get_mut(&key).unwrap().elements);
+        let mut order_writers: Vec<Option<Writer>> = Vec::with_capacity(order.len());
         let mut previous: Option<TxnId> = None;
         let mut aborted_seen: Option<TxnId> = None;
         for (pos, &e) in order.iter().enumerate() {
             let Some(w) = index.writers.get_mut(&(key, e)) else {
+                order_writers.push(None);
                 found.add(AnomalyKind::GarbageRead, || Anomaly {
                     kind: AnomalyKind::GarbageRead,
                     key: Some(key),
@@ -188,6 +203,7 @@ pub fn infer(
             };
             w.pos = pos as u32;
             let w = *w;
+            order_writers.push(Some(w));
             let outcome = h.txns[w.txn as usize].outcome;
             if outcome == Outcome::Aborted {
                 first_aborted.entry(key).or_insert((pos, w.txn));
@@ -212,6 +228,9 @@ pub fn infer(
             }
             previous = Some(w.txn);
         }
+        let o = index.orders.get_mut(&key).unwrap();
+        o.elements = order;
+        o.writers = order_writers;
     }
 
     // Elements nobody read come after the whole known order: ww from the writer of its
@@ -231,6 +250,7 @@ pub fn infer(
     for (key, list) in index.unobserved.iter_mut() {
         list.sort_unstable();
         let last_writer = index.orders[key]
+            .elements
             .last()
             .and_then(|e| index.writers.get(&(*key, *e)))
             .filter(|w| h.txns[w.txn as usize].outcome != Outcome::Aborted);
@@ -257,13 +277,22 @@ pub fn infer(
                         cycle: Vec::new(),
                         explanation: format!(
                             "T{t} read {} at key {key}, appended by T{aborted}, which failed",
-                            index.orders[&key][pos]
+                            index.orders[&key].elements[pos]
                         ),
                     });
                 }
             }
+            let key_order = index.orders.get(&key);
+            // A read that is a prefix of the order: its elements' writers are known by
+            // position, without looking each up.
+            let prefix =
+                key_order.filter(|_| !incompatible.contains_key(&key) && !duplicated.contains(&r));
             if let Some(&last) = list.last() {
-                if let Some(w) = index.writers.get(&(key, last)) {
+                let last_writer = match prefix {
+                    Some(o) => o.writers[len - 1],
+                    None => index.writers.get(&(key, last)).copied(),
+                };
+                if let Some(w) = last_writer {
                     if w.txn != t {
                         match h.txns[w.txn as usize].outcome {
                             Outcome::Aborted => {
@@ -306,18 +335,20 @@ pub fn infer(
                     }
                 }
             }
-            if let Some(order) = index.orders.get(&key) {
+            if let Some(key_order) = key_order {
+                let order = &key_order.elements;
                 // The version after the last element read (the first, after an empty read).
-                let next_pos = match list.last() {
-                    None => Some(0),
-                    Some(last) => index
+                let next_pos = match (list.last(), prefix) {
+                    (None, _) => Some(0),
+                    (Some(_), Some(_)) => Some(len),
+                    (Some(last), None) => index
                         .writers
                         .get(&(key, *last))
                         .filter(|w| w.pos != u32::MAX)
                         .map(|w| w.pos as usize + 1),
                 };
-                if let Some(next) = next_pos.and_then(|p| order.get(p)) {
-                    if let Some(w) = index.writers.get(&(key, *next)) {
+                if let Some(p) = next_pos.filter(|&p| p < order.len()) {
+                    if let Some(w) = key_order.writers[p] {
                         if h.txns[w.txn as usize].outcome != Outcome::Aborted {
                             edges.add(t, w.txn, Rels::RW);
                         }
@@ -436,7 +467,7 @@ impl ListAppendIndex {
         if rels.intersects(Rels::WW) {
             'ww: for m in h.mops_of(to) {
                 if let MicroOp::Append { key, value } = *m {
-                    if let Some(order) = self.orders.get(&key) {
+                    if let Some(order) = self.orders.get(&key).map(|o| &o.elements) {
                         let previous = match order.iter().position(|&e| e == value) {
                             Some(p) if p > 0 => Some(order[p - 1]),
                             Some(_) => None,
@@ -469,7 +500,7 @@ impl ListAppendIndex {
         }
         if rels.intersects(Rels::RW) {
             for (_, key, r) in external_reads(h.mops_of(from)) {
-                let Some(order) = self.orders.get(&key) else {
+                let Some(order) = self.orders.get(&key).map(|o| &o.elements) else {
                     continue;
                 };
                 let list = h.list(r);

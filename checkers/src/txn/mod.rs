@@ -86,6 +86,10 @@ pub struct TxnCheckResult {
     /// by any anomaly found; when the verdict is unknown, only "not ruled out so far").
     pub not: Vec<ConsistencyModel>,
     pub compatible: Vec<ConsistencyModel>,
+    /// Models not decided because the check did not look for what they forbid: process
+    /// and real-time order are only inferred when the requested model forbids their
+    /// anomalies (strict-serializable).
+    pub unchecked: Vec<ConsistencyModel>,
     /// Why the verdict is `unknown`.
     pub cause: Option<String>,
     #[serde(serialize_with = "ser_secs")]
@@ -164,8 +168,13 @@ fn check_txns_from(
             WorkloadIndex::RwRegister(rw_register::infer(h, &mut found, &mut edges)?)
         }
     };
-    order::process_edges(h, &mut edges);
-    order::realtime_edges(h, &mut edges);
+    // Process and real-time order matter only to models that forbid their variants.
+    let with_order = opts.consistency.forbids(AnomalyKind::G0Process)
+        || opts.consistency.forbids(AnomalyKind::G0Realtime);
+    if with_order {
+        order::process_edges(h, &mut edges);
+        order::realtime_edges(h, &mut edges);
+    }
     let mut cause: Option<String> = None;
     let n = h.txns.len();
     let needed = edges.len() as u64 * BYTES_PER_EDGE + n as u64 * 24;
@@ -189,7 +198,7 @@ fn check_txns_from(
         let mut local = LocalIndex::new(n);
         'components: for component in &sccs {
             let mut seen_here: Vec<AnomalyKind> = Vec::new();
-            for spec in cycle_specs() {
+            for spec in cycle_specs(with_order) {
                 if past_deadline() {
                     cause = Some("time limit reached during the cycle search".to_owned());
                     break 'components;
@@ -226,9 +235,16 @@ fn check_txns_from(
         .into_iter()
         .filter(|m| kinds.iter().any(|k| m.forbids(*k)))
         .collect();
+    let decidable = |m: &ConsistencyModel| {
+        with_order || !(m.forbids(AnomalyKind::G0Process) || m.forbids(AnomalyKind::G0Realtime))
+    };
     let compatible = ConsistencyModel::ALL
         .into_iter()
-        .filter(|m| !not.contains(m))
+        .filter(|m| !not.contains(m) && decidable(m))
+        .collect();
+    let unchecked = ConsistencyModel::ALL
+        .into_iter()
+        .filter(|m| !not.contains(m) && !decidable(m))
         .collect();
     let verdict = if !forbidden.is_empty() {
         Verdict::Invalid
@@ -254,14 +270,15 @@ fn check_txns_from(
         anomalies,
         not,
         compatible,
+        unchecked,
         cause,
         elapsed: started.elapsed(),
     })
 }
 
-/// The cycle shapes searched, most severe first, each plain then with process then with
-/// real-time edges.
-fn cycle_specs() -> Vec<CycleSpec> {
+/// The cycle shapes searched, most severe first: plain, then (when order edges were
+/// inferred) with process and with real-time edges.
+fn cycle_specs(with_order: bool) -> Vec<CycleSpec> {
     let dep = Rels::WW.union(Rels::WR);
     let base = [
         (Rels::WW, RwRule::None, Rels::NONE),
@@ -271,7 +288,12 @@ fn cycle_specs() -> Vec<CycleSpec> {
         (dep, RwRule::Multiple, Rels::NONE),
     ];
     let mut specs = Vec::new();
-    for variant in [Rels::NONE, Rels::PROCESS, Rels::REALTIME] {
+    let variants: &[Rels] = if with_order {
+        &[Rels::NONE, Rels::PROCESS, Rels::REALTIME]
+    } else {
+        &[Rels::NONE]
+    };
+    for &variant in variants {
         for (plain, rw, required) in base {
             specs.push(CycleSpec {
                 plain: plain.union(variant),
@@ -381,6 +403,13 @@ impl TxnCheckResult {
             |ms: &[ConsistencyModel]| ms.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ");
         if !self.not.is_empty() {
             let _ = writeln!(s, "ruled out: {}", names(&self.not));
+        }
+        if !self.unchecked.is_empty() {
+            let _ = writeln!(
+                s,
+                "not checked (needs --consistency strict-serializable): {}",
+                names(&self.unchecked)
+            );
         }
         let _ = writeln!(
             s,

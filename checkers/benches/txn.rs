@@ -6,7 +6,8 @@
 //!
 //! Two histories of `--txns` transactions (default 1,000,000; up to 4 micro-operations
 //! each, `--keys` keys in use (default 10,000), 1% indeterminate): one valid by
-//! construction, and the same with a single G-single hidden in the middle. For each, the
+//! construction, and the same with a single G-single hidden in the middle. For each, under
+//! serializable and strict-serializable (which adds process and real-time order), the
 //! time of `txn::check` (pairing, inference, graph, search) and the peak resident memory
 //! during it (the process's high-water mark is reset before the check) are printed. With
 //! `--write DIR` both histories are also written as JSON Lines (`txn-valid.jsonl`,
@@ -66,10 +67,11 @@ fn reset_peak() {
 fn measure(
     name: &str,
     history: &History,
+    model: ConsistencyModel,
     expect: Verdict,
     expect_kind: Option<AnomalyKind>,
 ) -> bool {
-    let opts = TxnCheckOptions::new(Workload::ListAppend, ConsistencyModel::StrictSerializable);
+    let opts = TxnCheckOptions::new(Workload::ListAppend, model);
     reset_peak();
     let before = current_rss_kib().unwrap_or(0);
     let cpu_before = cpu_seconds();
@@ -79,7 +81,7 @@ fn measure(
     let cpu = cpu_seconds() - cpu_before;
     let peak = peak_rss_kib().unwrap_or(0);
     println!(
-        "{name}: {} transactions, {} edges, verdict {}, check {:.3} s wall, {cpu:.2} s CPU ({:.0} txn/s wall), memory during check +{} MiB (peak {} MiB)",
+        "{name} ({model}): {} transactions, {} edges, verdict {}, check {:.3} s wall, {cpu:.2} s CPU ({:.0} txn/s wall), memory during check +{} MiB (peak {} MiB)",
         result.transactions,
         result.edges,
         result.verdict,
@@ -135,16 +137,23 @@ fn main() -> ExitCode {
         valid.events.len(),
         started.elapsed().as_secs_f64()
     );
-    let mut ok = measure("valid", &valid, Verdict::Valid, None);
+    let mut ok = true;
+    for model in [
+        ConsistencyModel::Serializable,
+        ConsistencyModel::StrictSerializable,
+    ] {
+        ok &= measure("valid", &valid, model, Verdict::Valid, None);
+    }
     let mut invalid = valid;
     let middle = invalid.events.len() / 2;
     generate::inject(&mut invalid, AnomalyKind::GSingle, middle, 1 << 40, 1 << 40);
-    ok &= measure(
-        "g-single",
-        &invalid,
-        Verdict::Invalid,
-        Some(AnomalyKind::GSingle),
-    );
+    for model in [
+        ConsistencyModel::Serializable,
+        ConsistencyModel::StrictSerializable,
+    ] {
+        let kind = Some(AnomalyKind::GSingle);
+        ok &= measure("g-single", &invalid, model, Verdict::Invalid, kind);
+    }
     if let Some(dir) = write {
         let path = dir.join("txn-g-single.jsonl");
         let mut w = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));

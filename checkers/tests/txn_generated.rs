@@ -277,3 +277,134 @@ fn oracle_agrees_on_tiny_histories() {
     );
     assert!(compared > cases / 2, "compared only {compared}");
 }
+
+/// A tiny rw-register history: a serial execution whose reads are sometimes stale.
+/// Micro-ops: (is_write, key, value; None = nil).
+type RegTxn = Vec<(bool, i64, Option<i64>)>;
+
+fn tiny_register_history(rng: &mut ChaCha8Rng) -> Vec<RegTxn> {
+    let n = rng.gen_range(2..=5);
+    let keys = rng.gen_range(1..=2);
+    let mut versions: Vec<Vec<Option<i64>>> = vec![vec![None]; keys];
+    let mut next = 1;
+    let mut txns = Vec::new();
+    for _ in 0..n {
+        let mut txn = Vec::new();
+        for _ in 0..rng.gen_range(1..=3) {
+            let k = rng.gen_range(0..keys);
+            if rng.gen_bool(0.5) {
+                versions[k].push(Some(next));
+                txn.push((true, k as i64, Some(next)));
+                next += 1;
+            } else {
+                let vs = &versions[k];
+                let pick = if rng.gen_bool(0.3) {
+                    rng.gen_range(0..vs.len())
+                } else {
+                    vs.len() - 1
+                };
+                txn.push((false, k as i64, vs[pick]));
+            }
+        }
+        txns.push(txn);
+    }
+    for i in (1..txns.len()).rev() {
+        let j = rng.gen_range(0..=i);
+        txns.swap(i, j);
+    }
+    txns
+}
+
+fn register_serializable(txns: &[RegTxn]) -> bool {
+    fn go(txns: &[RegTxn], used: &mut Vec<bool>, state: &mut Vec<Option<i64>>) -> bool {
+        if used.iter().all(|u| *u) {
+            return true;
+        }
+        for i in 0..txns.len() {
+            if used[i] {
+                continue;
+            }
+            let saved = state.clone();
+            let mut ok = true;
+            for &(write, k, v) in &txns[i] {
+                if write {
+                    state[k as usize] = v;
+                } else if state[k as usize] != v {
+                    ok = false;
+                    break;
+                }
+            }
+            if ok {
+                used[i] = true;
+                if go(txns, used, state) {
+                    return true;
+                }
+                used[i] = false;
+            }
+            *state = saved;
+        }
+        false
+    }
+    go(txns, &mut vec![false; txns.len()], &mut vec![None; 2])
+}
+
+#[test]
+fn register_checker_is_sound_against_the_oracle() {
+    let cases: usize = std::env::var("SPLITBRAIN_TXN_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3000);
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let (mut invalid, mut not_serializable) = (0, 0);
+    for case in 0..cases {
+        let txns = tiny_register_history(&mut rng);
+        let show = |v: Option<i64>| v.map_or_else(|| "nil".to_owned(), |v| v.to_string());
+        let mops = |t: &RegTxn, observed: bool| {
+            let parts: Vec<String> = t
+                .iter()
+                .map(|&(w, k, v)| {
+                    if w {
+                        format!("[:w {k} {}]", show(v))
+                    } else if observed {
+                        format!("[:r {k} {}]", show(v))
+                    } else {
+                        format!("[:r {k} nil]")
+                    }
+                })
+                .collect();
+            format!("[{}]", parts.join(" "))
+        };
+        let mut edn = String::new();
+        for (p, t) in txns.iter().enumerate() {
+            edn += &format!(
+                "{{:process {p}, :type :invoke, :f :txn, :value {}}}\n",
+                mops(t, false)
+            );
+        }
+        for (p, t) in txns.iter().enumerate() {
+            edn += &format!(
+                "{{:process {p}, :type :ok, :f :txn, :value {}}}\n",
+                mops(t, true)
+            );
+        }
+        let r = check_edn(&edn, Workload::RwRegister, ConsistencyModel::Serializable);
+        let oracle = register_serializable(&txns);
+        if !oracle {
+            not_serializable += 1;
+        }
+        if r.verdict == Verdict::Invalid {
+            invalid += 1;
+            assert!(
+                !oracle,
+                "case {case}: checker invalid, oracle serializable\n{edn}\n{}",
+                r.text()
+            );
+        }
+    }
+    // Its inference is sound, not complete, for registers; on these tiny histories it
+    // still finds almost everything the oracle rejects (729 of 735 with the default seed).
+    assert!(
+        invalid * 10 >= not_serializable * 9,
+        "invalid {invalid} of {not_serializable}"
+    );
+}

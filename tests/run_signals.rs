@@ -309,3 +309,60 @@ fn a_panic_while_the_cluster_runs_leaves_nothing_behind() {
     let left = leftovers(&id, results.path());
     assert!(left.is_empty(), "left behind after a panic: {left:?}");
 }
+
+#[test]
+fn ctrl_c_during_the_final_check_is_recorded_as_an_interruption() {
+    // The in-memory system needs no privileges; 200,000 operations on one register take
+    // the checker seconds, long enough to be interrupted in the middle.
+    let results = tempfile::tempdir().unwrap();
+    let campaign = results.path().join("campaign.yaml");
+    std::fs::write(
+        &campaign,
+        "name: slowcheck\nsystem: {in-memory: {}}\n\
+         workload: {kind: register, concurrency: 20, duration: 20s, max_ops: 200000, recovery: 0s}\n",
+    )
+    .unwrap();
+    let stderr_path = results.path().join("stderr.txt");
+    let mut child = Command::new(SPLITBRAIN)
+        .arg("run")
+        .arg(&campaign)
+        .arg("--results")
+        .arg(results.path())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        if stderr.contains("checking the history") {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended before its check was interrupted ({status}): {stderr}");
+        }
+        assert!(Instant::now() < deadline, "the run never reached its check");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(120));
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let dir = std::fs::read_dir(results.path().join("slowcheck"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(
+        doc["interrupted"], true,
+        "results.json tells how the run ended"
+    );
+    assert_eq!(
+        doc["verdict"], "unknown",
+        "an abandoned search decides nothing"
+    );
+}

@@ -270,6 +270,7 @@ pub fn run(
     let facts = facts_for(interrupted);
     // summary.txt, results.json, history.edn, junit.xml, report.html.
     crate::report::write_run_results(&dir, &history, &facts, &checked)?;
+    crate::results::set_report_modes(&dir)?;
     crate::results::point_latest(&opts.results_root, &dir);
     Ok(RunReport {
         dir,

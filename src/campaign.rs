@@ -590,10 +590,14 @@ pub mod limits {
         count
     }
 
-    /// Line and column (1-based) of the first `key:` in `text` whose value is too large to
-    /// be a default, for errors found after parsing: the first occurrence of the key with
-    /// a value that does not parse as a duration within [`MAX_DURATION`].
-    pub fn locate_key(text: &str, key: &str) -> Option<(usize, usize)> {
+    /// Line and column (1-based) of the first `key:` in `text` whose value `is_culprit`
+    /// accepts, for errors found after parsing (when serde_yaml's position is no longer at
+    /// hand): the key is found again in the text, in block or flow style.
+    pub fn locate_key(
+        text: &str,
+        key: &str,
+        is_culprit: impl Fn(&str) -> bool,
+    ) -> Option<(usize, usize)> {
         for (line_no, line) in text.lines().enumerate() {
             let mut from = 0;
             while let Some(found) = line[from..].find(key) {
@@ -614,7 +618,7 @@ pub mod limits {
                     .trim()
                     .trim_matches(|c| c == '"' || c == '\'')
                     .trim_start_matches(['+', '-']);
-                if parse_duration(value).is_err() {
+                if is_culprit(value) {
                     return Some((line_no + 1, at + 1));
                 }
             }
@@ -671,11 +675,14 @@ pub enum CampaignError {
     Parse { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     TooLarge { path: PathBuf, message: String },
-    #[error("{path}: {field}: {message}")]
+    /// A value that does not fit with another one; `place` is ` at line L column C` when
+    /// the field is found in the text.
+    #[error("{path}: {field}: {message}{place}")]
     Invalid {
         path: PathBuf,
         field: &'static str,
         message: String,
+        place: String,
     },
 }
 
@@ -769,7 +776,7 @@ impl Campaign {
         }
         for (field, key, d) in durations {
             if let Err(message) = limits::check_duration(d) {
-                let place = limits::locate_key(text, key)
+                let place = limits::locate_key(text, key, |v| limits::parse_duration(v).is_err())
                     .map(|(line, column)| format!(" at line {line} column {column}"))
                     .unwrap_or_default();
                 return Err(CampaignError::Parse {
@@ -789,6 +796,12 @@ impl Campaign {
             path: path.to_owned(),
             field,
             message,
+            place: field
+                .rsplit('.')
+                .next()
+                .and_then(|key| limits::locate_key(text, key, |_| true))
+                .map(|(line, column)| format!(" at line {line} column {column}"))
+                .unwrap_or_default(),
         };
         let w = &self.workload;
         if let Some(g) = w.group_size {
@@ -977,6 +990,7 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("workload.group_size"), "{err}");
+        assert!(err.contains("at line 3 column 22"), "{err}");
         let err = parse_str(
             "name: t\nsystem: {in-memory: {}}\nworkload: {kind: set, mix: {read: 1, cas: 1}}\n",
         )

@@ -3,7 +3,9 @@
 //! YAML is parsed in exactly one place, [`load`]; everything else works on the typed
 //! [`Campaign`]. Unknown or misspelt fields are rejected with their line and column and the
 //! list of valid names (serde's `deny_unknown_fields`), durations are written like `30s` or
-//! `500ms`.
+//! `500ms`. Every duration and count is range-checked while parsing ([`limits`]), and the
+//! file's size and its YAML aliases are bounded before parsing, so a campaign that loads
+//! cannot overflow or exhaust anything once the cluster is up.
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

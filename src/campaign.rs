@@ -748,6 +748,22 @@ pub fn parse(text: &str, path: &Path) -> Result<Campaign, CampaignError> {
     Ok(campaign)
 }
 
+/// The size of timeline item `index`'s clock offset as written in `text` (sign dropped);
+/// [`Duration::MAX`] when it is not a duration humantime can hold.
+fn written_offset(text: &str, index: usize) -> Duration {
+    let value: serde_yaml::Value = serde_yaml::from_str(text).unwrap_or_default();
+    let written = value
+        .get("nemesis")
+        .and_then(|n| n.get("timeline"))
+        .and_then(|t| t.get(index))
+        .and_then(|item| item.get("offset"))
+        .and_then(|o| o.as_str())
+        .unwrap_or_default()
+        .trim();
+    let magnitude = written.trim_start_matches(['+', '-']).trim();
+    humantime::parse_duration(magnitude).unwrap_or(Duration::MAX)
+}
+
 impl Campaign {
     /// The nemesis' durations, against [`limits::MAX_DURATION`]: they are parsed by the
     /// nemesis' own schema, so their place in the file is found again by key.
@@ -768,10 +784,11 @@ impl Campaign {
                 |key: &'static str, d: Duration| (format!("nemesis.timeline[{i}].{key}"), key, d);
             durations.push(at("at", item.at));
             durations.push(at("for", item.hold));
-            durations.extend(
-                item.offset
-                    .map(|o| at("offset", Duration::from_millis(o.millis.unsigned_abs()))),
-            );
+            if item.offset.is_some() {
+                // The nemesis keeps an offset in signed milliseconds, where an enormous one
+                // wraps around: check it as written.
+                durations.push(at("offset", written_offset(text, i)));
+            }
             durations.extend(item.delay.map(|d| at("delay", d)));
             durations.extend(item.jitter.map(|d| at("jitter", d)));
             durations.extend(item.max_delay.map(|d| at("max_delay", d)));
@@ -1052,6 +1069,12 @@ mod tests {
         );
         assert!(err.contains("nemesis.timeline[1].for"), "{err}");
         assert!(err.contains("line 7"), "{err}");
+        // A clock offset so large that signed milliseconds would wrap around.
+        let err = error_of(
+            "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nnemesis:\n  timeline:\n    - {at: 1s, fault: clock-bump, for: 1s, offset: -500000000000y}\n",
+        );
+        assert!(err.contains("nemesis.timeline[0].offset"), "{err}");
+        assert!(err.contains("line 6"), "{err}");
     }
 
     #[test]

@@ -456,8 +456,9 @@ pub fn cleanup(run: Option<&RunId>) -> CleanupReport {
     report
 }
 
-/// Removes everything of one run. Safe to call from a panic or signal-handling path (it
-/// takes no lock the run could hold).
+/// Removes everything of one run (the calling process may be its controller). Safe to call
+/// from a panic path: the only lock it takes is the record lock, which is never held
+/// across anything that could panic or block.
 pub fn cleanup_run(run: &RunId) -> CleanupReport {
     cleanup(Some(run))
 }

@@ -457,8 +457,8 @@ pub fn cleanup(run: Option<&RunId>) -> CleanupReport {
 }
 
 /// Removes everything of one run (the calling process may be its controller). Safe to call
-/// from a panic path: the only lock it takes is the record lock, which is never held
-/// across anything that could panic or block.
+/// from a panic path: the only lock it takes is the record lock, held for a few file
+/// operations at a time (and usable again after a panic).
 pub fn cleanup_run(run: &RunId) -> CleanupReport {
     cleanup(Some(run))
 }

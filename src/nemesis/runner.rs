@@ -909,7 +909,7 @@ fn process_undo(
     let mut error = None;
     for result in results {
         match result {
-            Ok(e) => evidence.push(format!("{}: pid {:?}, {}", e.node, e.pid, e.evidence)),
+            Ok(e) => evidence.push(e.to_string()),
             Err(e) => {
                 error.get_or_insert(e.to_string());
             }
@@ -938,7 +938,7 @@ fn apply_to_processes(
         let Some(node) = ctx.node(name) else { continue };
         match act(node) {
             Ok(e) => {
-                evidence.push(format!("{}: pid {:?}, {}", e.node, e.pid, e.evidence));
+                evidence.push(e.to_string());
                 in_effect &= e.in_effect;
                 done.push(name.clone());
             }

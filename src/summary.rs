@@ -215,12 +215,60 @@ pub struct FaultWindow {
     pub took_us: Option<i64>,
     /// Applying or undoing failed.
     pub error: Option<String>,
+    /// What the evidence read back says: in effect, not in effect (also when applying
+    /// failed), or `None` when the fault records no verdict on itself (loss is statistical;
+    /// another tool's history).
+    pub effective: Option<bool>,
 }
 
 impl FaultWindow {
     /// The end of the window, open windows running to `history_end`.
     pub fn end_or(&self, history_end: u64) -> u64 {
         self.end_ns.unwrap_or(history_end).max(self.start_ns)
+    }
+}
+
+/// How many faults the evidence shows in effect.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FaultEffect {
+    pub faults: usize,
+    /// Evidence says it took effect.
+    pub in_effect: usize,
+    /// Evidence says it did not take effect (or applying it failed).
+    pub not_in_effect: usize,
+    /// No verdict recorded (e.g. packet loss, which is statistical).
+    pub unverified: usize,
+    /// Whether a fault not in effect makes the run `unknown` (the campaign's
+    /// `nemesis.require_effect`).
+    pub required: bool,
+}
+
+impl FaultEffect {
+    /// Counts `faults`; `required` is the campaign's `nemesis.require_effect`.
+    pub fn of(faults: &[FaultWindow], required: bool) -> FaultEffect {
+        let mut effect = FaultEffect {
+            faults: faults.len(),
+            required,
+            ..FaultEffect::default()
+        };
+        for w in faults {
+            if w.effective == Some(false) {
+                effect.not_in_effect += 1;
+            } else if w.effective == Some(true) {
+                effect.in_effect += 1;
+            } else {
+                effect.unverified += 1;
+            }
+        }
+        effect
+    }
+
+    /// `2 of 4 faults did not take effect`.
+    pub fn reason(&self) -> String {
+        format!(
+            "{} of {} faults did not take effect",
+            self.not_in_effect, self.faults
+        )
     }
 }
 
@@ -307,6 +355,7 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
                 evidence: Vec::new(),
                 took_us: None,
                 error: None,
+                effective: None,
             });
             continue;
         }
@@ -320,6 +369,12 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
         let w = &mut windows[open[pos]];
         w.in_force_ns = Some(time);
         w.took_us = map_field(&e.value, "took_us").and_then(Value::as_int);
+        // Applying failed: whatever part went in, the fault as planned did not.
+        w.effective = match map_field(&e.value, "effective") {
+            _ if error.is_some() => Some(false),
+            Some(Value::Bool(b)) => Some(*b),
+            _ => None,
+        };
         let detail = describe_fault_value(&e.value);
         if !detail.is_empty() {
             w.description = detail;
@@ -537,6 +592,58 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
         result: serde_json::Value::Null,
         counterexample: None,
     });
+    // A fault that did not bite was not tested: the run says so instead of passing.
+    let fault_effect = FaultEffect::of(&analysis.faults, campaign.nemesis.require_effect);
+    if fault_effect.faults > 0 {
+        let not_in_effect: Vec<String> = analysis
+            .faults
+            .iter()
+            .filter(|w| w.effective == Some(false))
+            .map(|w| {
+                format!(
+                    "{}{}",
+                    w.kind,
+                    w.id.map_or_else(String::new, |i| format!(" #{i}"))
+                )
+            })
+            .collect();
+        let (verdict, detail) = if fault_effect.not_in_effect == 0 {
+            (
+                Verdict::Valid,
+                format!(
+                    "{} of {} faults shown in effect{}",
+                    fault_effect.in_effect,
+                    fault_effect.faults,
+                    if fault_effect.unverified > 0 {
+                        format!(", {} not verifiable", fault_effect.unverified)
+                    } else {
+                        String::new()
+                    }
+                ),
+            )
+        } else if fault_effect.required {
+            (
+                Verdict::Unknown,
+                format!("{}: {}", fault_effect.reason(), not_in_effect.join(", ")),
+            )
+        } else {
+            (
+                Verdict::Valid,
+                format!(
+                    "{}: {} (not counted: nemesis.require_effect is false)",
+                    fault_effect.reason(),
+                    not_in_effect.join(", ")
+                ),
+            )
+        };
+        outcomes.push(CheckerOutcome {
+            checker: "fault effect".into(),
+            verdict,
+            detail,
+            result: serde_json::to_value(&fault_effect)?,
+            counterexample: None,
+        });
+    }
     let verdict = outcomes
         .iter()
         .fold(Verdict::Valid, |v, o| v.combine(o.verdict));
@@ -563,6 +670,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             "by_fault": analysis.by_fault,
         },
         "fault_kinds": fault_kinds,
+        "fault_effect": fault_effect,
         "faults": analysis.faults,
         "checkers": outcomes,
     });
@@ -728,6 +836,11 @@ fn render(
             *counts.entry(&w.kind).or_default() += 1;
         }
         let failed = analysis.faults.iter().filter(|w| w.error.is_some()).count();
+        let not_in_effect = analysis
+            .faults
+            .iter()
+            .filter(|w| w.effective == Some(false))
+            .count();
         b.push_record([
             "faults".to_owned(),
             format!(
@@ -742,8 +855,15 @@ fn render(
                     format!(", {failed} with errors")
                 } else {
                     String::new()
-                }
-            ),
+                },
+            ) + &if not_in_effect > 0 {
+                format!(
+                    ", {not_in_effect} of {} did not take effect",
+                    analysis.faults.len()
+                )
+            } else {
+                String::new()
+            },
         ]);
         for w in &analysis.faults {
             let span = format!(
@@ -768,7 +888,12 @@ fn render(
                 text.push_str(&format!("\n  error: {e}"));
             }
             let id = w.id.map_or_else(String::new, |i| format!(" #{i}"));
-            b.push_record([format!("  {}{id}", w.kind), text]);
+            let label = if w.effective == Some(false) {
+                format!("  {}{id}\n  ✗ NOT IN EFFECT", w.kind)
+            } else {
+                format!("  {}{id}", w.kind)
+            };
+            b.push_record([label, text]);
         }
     }
     for o in outcomes {

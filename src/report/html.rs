@@ -54,6 +54,7 @@ text.fault-label { fill: #b71c1c; }
 .legend span { display: inline-block; width: .9em; height: .9em; margin: 0 .3em 0 1em; vertical-align: -.1em; }
 rect.cex.prefix { fill: #a5d6a7; stroke: #2e7d32; } rect.cex.culprit { fill: #ef9a9a; stroke: #b71c1c; stroke-width: 3; }
 rect.cex.other { fill: #e0e0e0; stroke: #9e9e9e; }
+tr.fault.not-in-effect td, p.not-in-effect { background: #fde2e2; color: #b00020; font-weight: bold; }
 #op-detail { min-height: 1.4em; font-family: monospace; white-space: pre-wrap; }
 #script-errors { color: #b71c1c; }
 "#;
@@ -677,12 +678,34 @@ pub fn render(facts: &RunFacts, history: &History, checked: &Checked) -> String 
     if analysis.faults.is_empty() {
         out.push_str("<p>No faults were injected.</p>");
     } else {
-        out.push_str("<table><tr><th>fault</th><th>window</th><th>what</th><th>evidence it took effect</th></tr>");
-        for w in &analysis.faults {
-            let evidence: Vec<String> = w.evidence.iter().map(|e| text(e).into_owned()).collect();
+        let not_in_effect = analysis
+            .faults
+            .iter()
+            .filter(|w| w.effective == Some(false))
+            .count();
+        if not_in_effect > 0 {
             let _ = write!(
                 out,
-                r#"<tr class="fault"><td>{}{}</td><td>{:.2}s – {}</td><td>{}</td><td>{}{}</td></tr>"#,
+                r#"<p id="faults-not-in-effect" class="not-in-effect">{not_in_effect} of {} faults did not take effect{}.</p>"#,
+                analysis.faults.len(),
+                if campaign.nemesis.require_effect {
+                    ": the run cannot say the system withstood them (verdict at best unknown)"
+                } else {
+                    " (not counted: nemesis.require_effect is false)"
+                }
+            );
+        }
+        out.push_str("<table><tr><th>fault</th><th>window</th><th>what</th><th>in effect</th><th>evidence it took effect</th></tr>");
+        for w in &analysis.faults {
+            let evidence: Vec<String> = w.evidence.iter().map(|e| text(e).into_owned()).collect();
+            let (class, effect) = match w.effective {
+                Some(true) => ("fault in-effect", "yes"),
+                Some(false) => ("fault not-in-effect", "NO"),
+                None => ("fault unverified", "not verifiable"),
+            };
+            let _ = write!(
+                out,
+                r#"<tr class="{class}"><td>{}{}</td><td>{:.2}s – {}</td><td>{}</td><td>{effect}</td><td>{}{}</td></tr>"#,
                 text(&w.kind),
                 w.id.map_or_else(String::new, |i| format!(" #{i}")),
                 w.start_ns as f64 / 1e9,

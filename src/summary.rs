@@ -534,13 +534,24 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             memory_budget: Some(default_memory_budget()),
             ..CheckOptions::default()
         };
-        let r = linearizability::check(history, &model, &opts)?;
+        let r = check_every_key(history, &model, &opts)?;
         let counterexample = r.keys.iter().find_map(|k| k.counterexample.clone());
+        let invalid_keys = r
+            .keys
+            .iter()
+            .filter(|k| k.verdict == Verdict::Invalid)
+            .count();
         let detail = match r.verdict {
-            Verdict::Invalid => counterexample
-                .as_ref()
-                .map(describe_counterexample)
-                .unwrap_or_else(|| "not linearizable".into()),
+            Verdict::Invalid => {
+                let first = counterexample
+                    .as_ref()
+                    .map(describe_counterexample)
+                    .unwrap_or_else(|| "not linearizable".into());
+                format!(
+                    "{invalid_keys} of {} keys invalid (every key checked); the first: {first}",
+                    r.keys.len()
+                )
+            }
             Verdict::Unknown => r
                 .keys
                 .iter()
@@ -671,6 +682,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
         },
         "fault_kinds": fault_kinds,
         "fault_effect": fault_effect,
+        "invalid_keys": invalid_keys_of(&outcomes),
         "faults": analysis.faults,
         "checkers": outcomes,
     });
@@ -681,6 +693,17 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
         outcomes,
         analysis,
     })
+}
+
+/// The keys every linearizability check found invalid (all of them, not only the first).
+fn invalid_keys_of(outcomes: &[CheckerOutcome]) -> Vec<serde_json::Value> {
+    outcomes
+        .iter()
+        .filter_map(|o| o.result.get("keys")?.as_array())
+        .flatten()
+        .filter(|k| k["verdict"] == "invalid")
+        .map(|k| k["key"].clone())
+        .collect()
 }
 
 fn describe_counterexample(c: &Counterexample) -> String {
@@ -912,6 +935,72 @@ fn render(
     let mut table = b.build();
     table.with(Style::sharp());
     format!("{table}\n")
+}
+
+/// Checks every key of `history`, also when one is found invalid early: the search stops
+/// all keys at the first invalid one, so the keys it left undecided are checked again among
+/// themselves (each round decides at least the key that stopped it) within what is left of
+/// the time limit. Every anomaly of a run is reported, as Jepsen does.
+///
+/// The one place that couples runs to how the checker stops: with a checker that checks
+/// every key itself (a `first_failure: false` option), the first round leaves nothing
+/// undecided and this is a single call.
+pub fn check_every_key(
+    history: &History,
+    model: &ModelSpec,
+    opts: &CheckOptions,
+) -> Result<splitbrain_checkers::verdict::CheckResult, linearizability::PrepareError> {
+    let started = std::time::Instant::now();
+    let mut result = linearizability::check(history, model, opts)?;
+    loop {
+        if result.verdict != Verdict::Invalid {
+            return Ok(result);
+        }
+        // Undecided keys, other than those that ran into the time limit or memory budget
+        // on their own (the limits stay limits).
+        let undecided: Vec<Option<Value>> = result
+            .keys
+            .iter()
+            .filter(|k| k.verdict == Verdict::Unknown && k.counterexample.is_none())
+            .map(|k| k.key.clone())
+            .collect();
+        let remaining = opts
+            .time_limit
+            .map(|limit| limit.saturating_sub(started.elapsed()));
+        if undecided.is_empty() || remaining.is_some_and(|r| r.is_zero()) {
+            return Ok(result);
+        }
+        let wanted: std::collections::HashSet<Option<&Value>> =
+            undecided.iter().map(Option::as_ref).collect();
+        let subset = History::new(
+            history
+                .events
+                .iter()
+                .filter(|e| e.process == Process::Nemesis || wanted.contains(&e.key.as_ref()))
+                .cloned()
+                .collect(),
+        );
+        let round_opts = CheckOptions {
+            time_limit: remaining,
+            ..opts.clone()
+        };
+        let round = linearizability::check(&subset, model, &round_opts)?;
+        let progress = round.keys.iter().any(|k| k.verdict != Verdict::Unknown);
+        result.configurations += round.configurations;
+        result.elapsed = started.elapsed();
+        for k in round.keys {
+            if let Some(slot) = result.keys.iter_mut().find(|r| r.key == k.key) {
+                *slot = k;
+            }
+        }
+        result.verdict = result
+            .keys
+            .iter()
+            .fold(Verdict::Valid, |v, k| v.combine(k.verdict));
+        if !progress {
+            return Ok(result);
+        }
+    }
 }
 
 /// Half of the machine's memory, at most 8 GiB: the search gives up (unknown) before the

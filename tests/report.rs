@@ -841,3 +841,61 @@ fn a_fault_that_did_not_take_effect_makes_the_run_unknown_and_is_shown() {
     assert_eq!(rows[0]["faults_injected"], 3);
     assert_eq!(rows[0]["faults_not_in_effect"], 1);
 }
+
+/// Keys 1 to 4 on a register each: a write of 1, then a write of 2, then a read; keys 2 and
+/// 4 read the overwritten 1 (stale, invalid), keys 1 and 3 read 2.
+fn history_with_two_invalid_keys() -> History {
+    let mut b = Builder::default();
+    let mut t = 0;
+    for key in 1..=4i64 {
+        let read = if key % 2 == 0 { 1 } else { 2 };
+        for (f, kind, value) in [
+            ("write", EventType::Ok, Value::Int(1)),
+            ("write", EventType::Ok, Value::Int(2)),
+            ("read", EventType::Ok, Value::Int(read)),
+        ] {
+            let invoke = if f == "read" {
+                Value::Nil
+            } else {
+                value.clone()
+            };
+            let p = Process::Client(key as u64);
+            b.push(t, p, EventType::Invoke, f, Some(key), invoke);
+            b.push(t + 5, p, kind, f, Some(key), value);
+            t += 10;
+        }
+    }
+    b.history()
+}
+
+#[test]
+fn every_key_is_checked_and_every_invalid_key_reported() {
+    let history = history_with_two_invalid_keys();
+    let c = campaign(REGISTER);
+    let checked = summary::check_and_summarise(&history, &facts(&c)).unwrap();
+    assert_eq!(checked.verdict, Verdict::Invalid, "{}", checked.table);
+    let t = &checked.table;
+    assert!(t.contains("2 of 4 keys invalid"), "{t}");
+    assert!(
+        t.contains("key 2 is not linearizable"),
+        "first counterexample:\n{t}"
+    );
+    assert_eq!(
+        checked.json["invalid_keys"],
+        serde_json::json!([2, 4]),
+        "{}",
+        checked.json
+    );
+    let keys = checked.json["checkers"][0]["result"]["keys"]
+        .as_array()
+        .unwrap();
+    let verdicts: Vec<&str> = keys
+        .iter()
+        .map(|k| k["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["valid", "invalid", "valid", "invalid"]);
+    for k in keys.iter().filter(|k| k["verdict"] == "invalid") {
+        assert!(k["counterexample"].is_object(), "{k}");
+    }
+    assert!(!checked.json.to_string().contains("not checked"));
+}

@@ -219,6 +219,10 @@ pub struct FaultWindow {
     /// failed), or `None` when the fault records no verdict on itself (loss is statistical;
     /// another tool's history).
     pub effective: Option<bool>,
+    /// Every node's role just before the fault and once healed (`n1: leader (term 3)`),
+    /// when the system can say.
+    pub roles_before: Vec<String>,
+    pub roles_after: Vec<String>,
 }
 
 impl FaultWindow {
@@ -331,6 +335,10 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
             };
             let w = &mut windows[open.remove(pos)];
             w.end_ns = Some(time);
+            w.roles_after = strings_of(map_field(&e.value, "roles_after"));
+            if let Some(line) = leader_change(&w.roles_before, &w.roles_after) {
+                w.evidence.insert(0, line);
+            }
             w.evidence.extend(
                 strings_of(map_field(&e.value, "evidence"))
                     .into_iter()
@@ -356,6 +364,8 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
                 took_us: None,
                 error: None,
                 effective: None,
+                roles_before: Vec::new(),
+                roles_after: Vec::new(),
             });
             continue;
         }
@@ -368,6 +378,7 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
         };
         let w = &mut windows[open[pos]];
         w.in_force_ns = Some(time);
+        w.roles_before = strings_of(map_field(&e.value, "roles_before"));
         w.took_us = map_field(&e.value, "took_us").and_then(Value::as_int);
         // Applying failed: whatever part went in, the fault as planned did not.
         w.effective = match map_field(&e.value, "effective") {
@@ -389,6 +400,78 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
         w.error = error;
     }
     windows
+}
+
+/// A node's role in a role line (`n1: leader (term 3)` → (`n1`, `leader`, 3)).
+pub fn parse_role(line: &str) -> Option<(&str, &str, Option<u64>)> {
+    let (node, rest) = line.split_once(": ")?;
+    let role = rest.split_whitespace().next()?;
+    let term = rest
+        .split_once("(term ")
+        .and_then(|(_, t)| t.trim_end_matches(')').parse().ok());
+    Some((node, role, term))
+}
+
+/// The leader among role lines (the highest term among those claiming to lead).
+pub fn leader_of(roles: &[String]) -> Option<(String, Option<u64>)> {
+    roles
+        .iter()
+        .filter_map(|l| parse_role(l))
+        .filter(|(_, role, _)| *role == "leader")
+        .max_by_key(|(_, _, term)| *term)
+        .map(|(node, _, term)| (node.to_owned(), term))
+}
+
+/// `leader: n1 (term 2) before, n2 (term 3) after heal: changed`, when roles were recorded.
+fn leader_change(before: &[String], after: &[String]) -> Option<String> {
+    if before.is_empty() && after.is_empty() {
+        return None;
+    }
+    let show = |l: &Option<(String, Option<u64>)>| match l {
+        Some((node, Some(term))) => format!("{node} (term {term})"),
+        Some((node, None)) => node.clone(),
+        None => "none".to_owned(),
+    };
+    let (b, a) = (leader_of(before), leader_of(after));
+    let verdict = match (&b, &a) {
+        (Some((x, _)), Some((y, _))) if x == y => "unchanged",
+        (Some(_), Some(_)) => "changed",
+        _ => "not known on both sides",
+    };
+    Some(format!(
+        "leader: {} before, {} after heal: {verdict}",
+        show(&b),
+        show(&a)
+    ))
+}
+
+/// How many faults saw the leader change (before the fault → after its heal).
+pub fn leader_changes(faults: &[FaultWindow]) -> Option<usize> {
+    let known: Vec<&FaultWindow> = faults
+        .iter()
+        .filter(|w| !w.roles_before.is_empty() && !w.roles_after.is_empty())
+        .collect();
+    if known.is_empty() {
+        return None;
+    }
+    Some(
+        known
+            .iter()
+            .filter(|w| {
+                matches!(
+                    (leader_of(&w.roles_before), leader_of(&w.roles_after)),
+                    (Some((a, _)), Some((b, _))) if a != b
+                )
+            })
+            .count(),
+    )
+}
+
+fn leader_changes_text(faults: &[FaultWindow]) -> String {
+    match leader_changes(faults) {
+        Some(n) => format!(", the leader changed across {n}"),
+        None => String::new(),
+    }
 }
 
 /// The "what" of a fault, from its value map: shape, nodes, offsets, note.
@@ -682,6 +765,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
         },
         "fault_kinds": fault_kinds,
         "fault_effect": fault_effect,
+        "leader_changes": leader_changes(&analysis.faults),
         "invalid_keys": invalid_keys_of(&outcomes),
         "faults": analysis.faults,
         "checkers": outcomes,
@@ -778,7 +862,7 @@ fn at(ns: u64) -> String {
 }
 
 /// Evidence items kept per fault in the table (the full list is in results.json).
-const EVIDENCE_SHOWN: usize = 3;
+const EVIDENCE_SHOWN: usize = 4;
 
 fn render(
     facts: &RunFacts,
@@ -879,14 +963,15 @@ fn render(
                 } else {
                     String::new()
                 },
-            ) + &if not_in_effect > 0 {
-                format!(
-                    ", {not_in_effect} of {} did not take effect",
-                    analysis.faults.len()
-                )
-            } else {
-                String::new()
-            },
+            ) + &leader_changes_text(&analysis.faults)
+                + &if not_in_effect > 0 {
+                    format!(
+                        ", {not_in_effect} of {} did not take effect",
+                        analysis.faults.len()
+                    )
+                } else {
+                    String::new()
+                },
         ]);
         for w in &analysis.faults {
             let span = format!(

@@ -661,3 +661,57 @@ fn a_clock_bump_bites_when_the_results_directory_is_relative() {
     );
     assert!(report.dir.is_absolute(), "{}", report.dir.display());
 }
+
+#[test]
+fn isolating_the_leader_records_the_leader_change() {
+    let test = "isolating_the_leader_records_the_leader_change";
+    if !have_root(test) {
+        return;
+    }
+    if clusterkv_binary().is_none() {
+        println!("{test}: skipped: clusterkv is not built (cargo build -p splitbrain-clusters)");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let campaign = splitbrain::campaign::parse(
+        "name: leader-change\n\
+         system: {clusterkv: {arch: raft}}\n\
+         nodes: 3\n\
+         workload: {kind: kv, concurrency: 3, rate: 60, duration: 5s, recovery: 1s}\n\
+         nemesis:\n  timeline:\n  - {at: 1s, fault: partition, shape: isolate-leader, for: 3s}\n\
+         checker: {min_ok_per_key: 1}\n",
+        Path::new("leader-change.yaml"),
+    )
+    .unwrap();
+    let opts = splitbrain::run::RunOptions {
+        results_root: root.path().to_owned(),
+        seed: Some(2),
+        ..Default::default()
+    };
+    let report =
+        splitbrain::run::run(&campaign, &opts, tokio_util::sync::CancellationToken::new()).unwrap();
+    let starts = completed_faults(&report.dir, "start-partition");
+    let stops = completed_faults(&report.dir, "stop-partition");
+    let roles = |v: &Value, k: &str| match field(v, k) {
+        Some(Value::List(items)) => items.len(),
+        _ => 0,
+    };
+    assert_eq!(roles(&starts[0], "roles_before"), 3, "{starts:?}");
+    assert_eq!(roles(&stops[0], "roles_after"), 3, "{stops:?}");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.dir.join("results.json")).unwrap())
+            .unwrap();
+    let evidence = results["faults"][0]["evidence"][0]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        evidence.starts_with("leader: n") && evidence.ends_with("after heal: changed"),
+        "{evidence}"
+    );
+    assert_eq!(results["leader_changes"], 1, "{}", report.summary);
+    assert!(
+        report.summary.contains("the leader changed across 1"),
+        "{}",
+        report.summary
+    );
+}

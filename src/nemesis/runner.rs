@@ -113,6 +113,24 @@ impl NemesisContext {
         }
     }
 
+    /// Every node's role as one line each (`n1: leader (term 3)`, `n2: follower (term 3)`,
+    /// `n3: no answer (…)`); empty when the system cannot say. Evidence of leader changes.
+    fn role_lines(&self) -> Vec<String> {
+        self.statuses()
+            .into_iter()
+            .zip(self.role_addrs())
+            .map(|(status, (node, _))| match status {
+                Ok(s) => format!(
+                    "{}: {} (term {})",
+                    s.node,
+                    if s.is_leader { "leader" } else { "follower" },
+                    s.term
+                ),
+                Err(e) => format!("{node}: no answer ({e})"),
+            })
+            .collect()
+    }
+
     /// The current leader, or `fallback` with a note saying why.
     fn leader_or(&self, fallback: &str) -> (String, String) {
         let Some(query) = &self.roles else {
@@ -143,8 +161,16 @@ impl NemesisContext {
         }
     }
 
-    /// Resolves what depends on the live cluster (the leader) just before a fault starts.
+    /// Resolves what depends on the live cluster (the leader) just before a fault starts,
+    /// and notes every node's role then.
     fn prepare(&self, action: &Action) -> Prepared {
+        Prepared {
+            roles: self.role_lines(),
+            ..self.targets(action)
+        }
+    }
+
+    fn targets(&self, action: &Action) -> Prepared {
         match action {
             Action::Partition {
                 grudge: Some(g), ..
@@ -176,7 +202,7 @@ impl NemesisContext {
                 Prepared {
                     nodes,
                     note,
-                    grudge: None,
+                    ..Prepared::default()
                 }
             }
         }
@@ -254,6 +280,8 @@ struct Prepared {
     nodes: Vec<String>,
     grudge: Option<Grudge>,
     note: Option<String>,
+    /// Every node's role just before the fault (empty when the system cannot say).
+    roles: Vec<String>,
 }
 
 /// How one fault went, for the run's report and the timing measurements.
@@ -317,10 +345,11 @@ struct ActiveFaults {
 }
 
 impl ActiveFaults {
-    fn start(&mut self, fault: &ScheduledFault, prepared: Prepared, scheduled: Instant) {
+    fn start(&mut self, fault: &ScheduledFault, mut prepared: Prepared, scheduled: Instant) {
         let kind = fault.action.kind();
         let (f, plan) = describe_start(fault);
         self.ctx.record(EventType::Invoke, f, plan, None);
+        let roles_before = std::mem::take(&mut prepared.roles);
         let began = Instant::now();
         let outcome = apply(&self.ctx, &fault.action, prepared);
         let in_force = Instant::now();
@@ -347,6 +376,9 @@ impl ActiveFaults {
             Ok((undo, details)) => {
                 let mut fields = base;
                 fields.0.extend(details.0);
+                if !roles_before.is_empty() {
+                    fields = fields.list("roles_before", &roles_before);
+                }
                 self.ctx.record(EventType::Info, f, fields.done(), None);
                 self.report.faults.push(timing(None));
                 self.active.push(ActiveFault {
@@ -400,6 +432,11 @@ impl ActiveFaults {
             .int("id", fault.id as i64)
             .int("took_us", micros(took));
         fields.0.extend(details.0);
+        // Who leads once healed, next to who led before: leader changes, as evidence.
+        let roles_after = self.ctx.role_lines();
+        if !roles_after.is_empty() {
+            fields = fields.list("roles_after", &roles_after);
+        }
         if let Some(e) = &error {
             self.report.undo_errors.push(format!(
                 "fault {} ({}): {e}",
@@ -530,6 +567,7 @@ fn apply(ctx: &NemesisContext, action: &Action, prepared: Prepared) -> Applied {
         nodes,
         grudge,
         note,
+        ..
     } = prepared;
     match action {
         Action::Partition { shape, .. } => {

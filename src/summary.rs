@@ -63,6 +63,8 @@ pub struct ClientOp {
     /// `None` while pending.
     pub end_ns: Option<u64>,
     pub error: Option<Value>,
+    /// The node the client sent it to, when recorded.
+    pub node: Option<String>,
 }
 
 impl ClientOp {
@@ -92,6 +94,7 @@ pub fn client_ops(history: &History) -> Vec<ClientOp> {
                 start_ns: e.time.unwrap_or(0),
                 end_ns: None,
                 error: None,
+                node: e.node.clone(),
             });
             continue;
         }

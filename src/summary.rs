@@ -1091,6 +1091,24 @@ pub fn check_every_key(
     }
 }
 
+/// The summary for a terminal: the lines that say a fault did not take effect in red
+/// (unless `NO_COLOR` is set). Files and pipes get the plain table.
+pub fn for_terminal(table: &str) -> String {
+    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+        return table.to_owned();
+    }
+    table
+        .lines()
+        .map(|line| {
+            if line.contains("NOT IN EFFECT") || line.contains("did not take effect") {
+                format!("\x1b[31m{line}\x1b[0m\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect()
+}
+
 /// Half of the machine's memory, at most 8 GiB: the search gives up (unknown) before the
 /// machine does.
 pub fn default_memory_budget() -> u64 {

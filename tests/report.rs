@@ -899,3 +899,21 @@ fn every_key_is_checked_and_every_invalid_key_reported() {
     }
     assert!(!checked.json.to_string().contains("not checked"));
 }
+
+#[test]
+fn on_a_terminal_the_faults_that_did_not_take_effect_are_red() {
+    let history = history_with_a_fault_that_did_not_bite(false);
+    let c = campaign(REGISTER);
+    let checked = summary::check_and_summarise(&history, &facts(&c)).unwrap();
+    let coloured = summary::for_terminal(&checked.table);
+    let red: Vec<&str> = coloured
+        .lines()
+        .filter(|l| l.starts_with("\x1b[31m"))
+        .collect();
+    assert!(
+        red.iter().any(|l| l.contains("NOT IN EFFECT")),
+        "{coloured}"
+    );
+    assert!(red.iter().all(|l| l.ends_with("\x1b[0m")));
+    assert!(!checked.table.contains('\x1b'), "summary.txt stays plain");
+}

@@ -439,7 +439,9 @@ fn leader_change(before: &[String], after: &[String]) -> Option<String> {
     let verdict = match (&b, &a) {
         (Some((x, _)), Some((y, _))) if x == y => "unchanged",
         (Some(_), Some(_)) => "changed",
-        _ => "not known on both sides",
+        (Some(_), None) => "no node led right after the heal",
+        (None, Some(_)) => "no node led right before the fault",
+        (None, None) => "no node led either time",
     };
     Some(format!(
         "leader: {} before, {} after heal: {verdict}",

@@ -917,3 +917,67 @@ fn on_a_terminal_the_faults_that_did_not_take_effect_are_red() {
     assert!(red.iter().all(|l| l.ends_with("\x1b[0m")));
     assert!(!checked.table.contains('\x1b'), "summary.txt stays plain");
 }
+
+/// A partition whose records carry the roles before it and after its heal.
+fn history_with_roles(after: &[&str]) -> History {
+    let mut b = Builder::default();
+    b.op(0, 100, 0, "write", EventType::Ok, Value::Int(1))
+        .nemesis(
+            200,
+            EventType::Invoke,
+            "start-partition",
+            vec![("id", Value::Int(1))],
+        )
+        .nemesis(
+            210,
+            EventType::Info,
+            "start-partition",
+            vec![
+                ("id", Value::Int(1)),
+                (
+                    "roles_before",
+                    strs(&["n1: leader (term 1)", "n2: follower (term 1)"]),
+                ),
+            ],
+        )
+        .nemesis(
+            900,
+            EventType::Invoke,
+            "stop-partition",
+            vec![("id", Value::Int(1))],
+        )
+        .nemesis(
+            910,
+            EventType::Info,
+            "stop-partition",
+            vec![("id", Value::Int(1)), ("roles_after", strs(after))],
+        )
+        .op(1000, 1100, 1, "read", EventType::Ok, Value::Int(1));
+    b.history()
+}
+
+#[test]
+fn leader_changes_are_read_from_the_roles_before_and_after_each_fault() {
+    let changed = summary::analyse(&history_with_roles(&[
+        "n1: follower (term 2)",
+        "n2: leader (term 2)",
+    ]));
+    assert_eq!(
+        changed.faults[0].evidence[0],
+        "leader: n1 (term 1) before, n2 (term 2) after heal: changed"
+    );
+    assert_eq!(summary::leader_changes(&changed.faults), Some(1));
+    let electing = summary::analyse(&history_with_roles(&[
+        "n1: follower (term 2)",
+        "n2: no answer (timed out)",
+    ]));
+    assert_eq!(
+        electing.faults[0].evidence[0],
+        "leader: n1 (term 1) before, none after heal: no node led right after the heal"
+    );
+    assert_eq!(summary::leader_changes(&electing.faults), Some(0));
+    // Without role records (a system that cannot say) nothing is claimed.
+    let none = summary::analyse(&faulted_history(false));
+    assert_eq!(summary::leader_changes(&none.faults), None);
+    assert!(!none.faults[0].evidence[0].starts_with("leader:"));
+}

@@ -116,8 +116,12 @@ impl NemesisContext {
     /// Every node's role as one line each (`n1: leader (term 3)`, `n2: follower (term 3)`,
     /// `n3: no answer (…)`); empty when the system cannot say. Evidence of leader changes.
     fn role_lines(&self) -> Vec<String> {
-        self.statuses()
-            .into_iter()
+        self.role_lines_of(&self.statuses())
+    }
+
+    fn role_lines_of(&self, statuses: &[Result<roles::NodeStatus, String>]) -> Vec<String> {
+        statuses
+            .iter()
             .zip(self.role_addrs())
             .map(|(status, (node, _))| match status {
                 Ok(s) => format!(
@@ -131,15 +135,19 @@ impl NemesisContext {
             .collect()
     }
 
-    /// The current leader, or `fallback` with a note saying why.
-    fn leader_or(&self, fallback: &str) -> (String, String) {
+    /// The leader among `statuses`, or `fallback` with a note saying why.
+    fn leader_or(
+        &self,
+        statuses: &[Result<roles::NodeStatus, String>],
+        fallback: &str,
+    ) -> (String, String) {
         let Some(query) = &self.roles else {
             return (
                 fallback.to_owned(),
                 "the system cannot say who leads: random node".to_owned(),
             );
         };
-        match roles::leader_of(&self.statuses()) {
+        match roles::leader_of(statuses) {
             Some(leader) => (leader, format!("leader per {} status", query.system())),
             None => (
                 fallback.to_owned(),
@@ -151,11 +159,15 @@ impl NemesisContext {
         }
     }
 
-    fn resolve(&self, targets: &Targets) -> (Vec<String>, Option<String>) {
+    fn resolve(
+        &self,
+        statuses: &[Result<roles::NodeStatus, String>],
+        targets: &Targets,
+    ) -> (Vec<String>, Option<String>) {
         match targets {
             Targets::Nodes(nodes) => (nodes.clone(), None),
             Targets::Primaries { fallback } => {
-                let (leader, note) = self.leader_or(fallback);
+                let (leader, note) = self.leader_or(statuses, fallback);
                 (vec![leader], Some(note))
             }
         }
@@ -164,13 +176,15 @@ impl NemesisContext {
     /// Resolves what depends on the live cluster (the leader) just before a fault starts,
     /// and notes every node's role then.
     fn prepare(&self, action: &Action) -> Prepared {
+        // One query serves both: who leads (for leader-targeted faults) and the roles.
+        let statuses = self.statuses();
         Prepared {
-            roles: self.role_lines(),
-            ..self.targets(action)
+            roles: self.role_lines_of(&statuses),
+            ..self.targets(&statuses, action)
         }
     }
 
-    fn targets(&self, action: &Action) -> Prepared {
+    fn targets(&self, statuses: &[Result<roles::NodeStatus, String>], action: &Action) -> Prepared {
         match action {
             Action::Partition {
                 grudge: Some(g), ..
@@ -183,7 +197,7 @@ impl NemesisContext {
                 fallback,
                 ..
             } => {
-                let (leader, note) = self.leader_or(fallback);
+                let (leader, note) = self.leader_or(statuses, fallback);
                 Prepared {
                     grudge: Some(partition::isolate_node(&self.node_names(), &leader)),
                     note: Some(format!("isolated {leader}: {note}")),
@@ -198,7 +212,7 @@ impl NemesisContext {
             | Action::Delay { targets: t, .. }
             | Action::Reorder { targets: t, .. }
             | Action::Duplicate { targets: t, .. } => {
-                let (nodes, note) = self.resolve(t);
+                let (nodes, note) = self.resolve(statuses, t);
                 Prepared {
                     nodes,
                     note,

@@ -115,7 +115,11 @@ pub fn run(
             .map_err(|e| Unavailable(format!("{}: {e:#}", campaign.system.name())))?;
     }
     let run_id = RunId::random();
-    let dir = crate::results::create_run_dir(&opts.results_root, &campaign.name, run_id.as_str())?;
+    // Absolute, whatever `--results` is: the directory's paths are handed to nodes (data
+    // directories, libfaketime's offset file), and nodes run in their own directories.
+    let results_root = std::path::absolute(&opts.results_root)
+        .with_context(|| format!("resolving {}", opts.results_root.display()))?;
+    let dir = crate::results::create_run_dir(&results_root, &campaign.name, run_id.as_str())?;
     crate::results::write_json(&dir.join("campaign.json"), &campaign)?;
     let env = crate::results::Environment::capture(&campaign, seed, run_id.as_str(), &opts.argv);
     crate::results::write_json(&dir.join("environment.json"), &env)?;
@@ -271,7 +275,7 @@ pub fn run(
     // summary.txt, results.json, history.edn, junit.xml, report.html.
     crate::report::write_run_results(&dir, &history, &facts, &checked)?;
     crate::results::set_report_modes(&dir)?;
-    crate::results::point_latest(&opts.results_root, &dir);
+    crate::results::point_latest(&results_root, &dir);
     Ok(RunReport {
         dir,
         verdict: checked.verdict,

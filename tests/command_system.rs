@@ -428,8 +428,7 @@ fn an_unknown_placeholder_is_a_campaign_error_at_load_with_line_and_column() {
 
 #[test]
 fn a_missing_command_program_is_unavailable_like_a_missing_etcd() {
-    if !nix::unistd::geteuid().is_root() {
-        println!("skipped: needs root (run checks root before the system)");
+    if !common::have_root("a_missing_command_program_is_unavailable_like_a_missing_etcd") {
         return;
     }
     let (code, stderr, started) = run_campaign(

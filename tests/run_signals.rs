@@ -452,8 +452,7 @@ impl Drop for HandMadeNamespace {
 
 #[test]
 fn look_alike_namespaces_and_their_processes_survive_cleanup() {
-    if !nix::unistd::geteuid().is_root() {
-        println!("skipped: needs root (network namespaces)");
+    if !common::have_root("look_alike_namespaces_and_their_processes_survive_cleanup") {
         return;
     }
     let state = tempfile::tempdir().unwrap();
@@ -499,8 +498,12 @@ fn look_alike_namespaces_and_their_processes_survive_cleanup() {
 
 #[test]
 fn cleanup_leaves_a_live_run_alone_and_removes_it_once_its_controller_is_killed() {
-    if let Some(why) = skip_reason() {
-        println!("skipped: {why}");
+    if let Some((need, why)) = skip_reason() {
+        skip(
+            "cleanup_leaves_a_live_run_alone_and_removes_it_once_its_controller_is_killed",
+            need,
+            why,
+        );
         return;
     }
     let results = tempfile::tempdir().unwrap();
@@ -546,8 +549,7 @@ fn cleanup_leaves_a_live_run_alone_and_removes_it_once_its_controller_is_killed(
 
 #[test]
 fn a_run_that_ends_cleanly_removes_its_record() {
-    if !nix::unistd::geteuid().is_root() {
-        println!("skipped: needs root (network namespaces, cgroups)");
+    if !common::have_root("a_run_that_ends_cleanly_removes_its_record") {
         return;
     }
     let run = splitbrain::topology::RunId::random();

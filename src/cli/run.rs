@@ -102,7 +102,11 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
                 report.dir.display()
             );
         } else {
-            print!("{}", report.summary);
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                print!("{}", crate::summary::for_terminal(&report.summary));
+            } else {
+                print!("{}", report.summary);
+            }
             println!("results: {}", report.dir.display());
         }
         if args.junit.is_some() {

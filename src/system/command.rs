@@ -411,7 +411,7 @@ impl CommandSpec {
     ) -> Result<LaunchSpec, CommandError> {
         let values = self.values_for(node, cluster);
         Ok(LaunchSpec {
-            program: PathBuf::from(substitute(&self.client.program, &values)?),
+            program: program_path(substitute(&self.client.program, &values)?),
             args: Self::expand_all(&self.client.args, &values)?,
             env: Self::expand_env(&self.client.env, &values)?,
         })
@@ -502,7 +502,7 @@ impl System for CommandSystem {
         }
         let values = self.spec.values_for(node, cluster);
         Ok(LaunchSpec {
-            program: PathBuf::from(substitute(&self.spec.node.program, &values)?),
+            program: program_path(substitute(&self.spec.node.program, &values)?),
             args: CommandSpec::expand_all(&self.spec.node.args, &values)?,
             env: CommandSpec::expand_env(&self.spec.node.env, &values)?,
         })
@@ -520,7 +520,7 @@ impl System for CommandSystem {
                 let expanded = CommandSpec::expand_all(argv, &values)
                     .expect("readiness templates are validated when the system is built");
                 Readiness::Command(LaunchSpec {
-                    program: PathBuf::from(&expanded[0]),
+                    program: program_path(expanded[0].clone()),
                     args: expanded[1..].to_vec(),
                     env: Vec::new(),
                 })
@@ -534,6 +534,18 @@ impl System for CommandSystem {
             launch,
             Duration::from_millis(self.spec.client.grace_ms),
         )))
+    }
+}
+
+/// A program as given in the campaign: a relative path with a `/` (`./bin/mykv`) is made
+/// absolute against the controller's directory, since nodes run in their own data
+/// directories; a bare name (`mykv`) is still looked up on `PATH`.
+fn program_path(program: String) -> PathBuf {
+    let path = PathBuf::from(program);
+    if path.is_relative() && path.components().count() > 1 {
+        std::path::absolute(&path).unwrap_or(path)
+    } else {
+        path
     }
 }
 
@@ -967,5 +979,17 @@ client:
             .replace("program: python3", "program: sh");
         let spec: CommandSpec = serde_yaml::from_str(&yaml).unwrap();
         spec.find_programs().unwrap();
+    }
+
+    #[test]
+    fn a_relative_program_path_is_made_absolute_a_bare_name_is_left_to_path() {
+        let relative = program_path("./bin/mykv".to_owned());
+        assert!(relative.is_absolute(), "{}", relative.display());
+        assert!(relative.ends_with("bin/mykv"), "{}", relative.display());
+        assert_eq!(program_path("mykv".to_owned()), PathBuf::from("mykv"));
+        assert_eq!(
+            program_path("/usr/bin/mykv".to_owned()),
+            PathBuf::from("/usr/bin/mykv")
+        );
     }
 }

@@ -56,8 +56,8 @@ impl Format {
         }
     }
 
-    /// Guesses the format from the content: a JSON object on the first line → jsonl; `{`
-    /// otherwise → EDN; a `jepsen.util - ` line in the first megabyte → Jepsen log; `[`,
+    /// Guesses the format from the content: a JSON object on the first line, or `{`
+    /// followed by a string → jsonl; `{` otherwise → EDN; a `jepsen.util - ` line in the first megabyte → Jepsen log; `[`,
     /// `(`, `#` or `;` first → EDN. `None` when none applies (including an empty input).
     pub fn detect(data: &[u8]) -> Option<Format> {
         let start = data.iter().position(|b| !b.is_ascii_whitespace())?;
@@ -67,7 +67,14 @@ impl Format {
             b'{' => {
                 let line_end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
                 let first_line = &rest[..line_end];
-                if serde_json::from_slice::<serde::de::IgnoredAny>(first_line).is_ok() {
+                // Op maps in EDN have keyword keys; a string key after `{` is JSON (perhaps
+                // broken, which the JSON reader then explains).
+                let string_key = rest[1..]
+                    .iter()
+                    .find(|b| !b.is_ascii_whitespace())
+                    .is_some_and(|&b| b == b'"');
+                if string_key || serde_json::from_slice::<serde::de::IgnoredAny>(first_line).is_ok()
+                {
                     Some(Format::Jsonl)
                 } else {
                     Some(Format::Edn)

@@ -400,15 +400,19 @@ fn an_unparsable_last_line_is_bad_data() {
 {{"index":1,"time":9,"process":0,"type":"ok","f":"read","value":3]"#
         ),
         // A prefix of valid JSON, but not in our recorder's form (no index and time).
-        format!(
-            r#"{{"process":0,"type":"invoke","f":"read","value":null}}
-{{"process":0,"type":"ok","f":"re"#
-        ),
+        concat!(
+            r#"{"process":0,"type":"invoke","f":"read","value":null}"#,
+            "\n",
+            r#"{"process":0,"type":"ok","f":"re"#
+        )
+        .to_owned(),
         // A prefix, in a file whose indexes are not the recorder's 0, 1, 2, …
-        format!(
-            r#"{{"index":4,"time":5,"process":0,"type":"invoke","f":"read","value":null}}
-{{"index":5,"time":9,"process":0,"type":"ok","f":"re"#
-        ),
+        concat!(
+            r#"{"index":4,"time":5,"process":0,"type":"invoke","f":"read","value":null}"#,
+            "\n",
+            r#"{"index":5,"time":9,"process":0,"type":"ok","f":"re"#
+        )
+        .to_owned(),
         // A prefix whose beginning is not the recorder's next line.
         format!(
             r#"{first}

@@ -15,6 +15,9 @@ use super::edn::{to_value, Parser};
 use super::{lines, DataError, RawEvents};
 use crate::history::{Event, EventType, Process, Value};
 
+/// Characters that cannot be part of a keyword's name.
+const KEYWORD_DELIMITERS: &[char] = &['(', ')', '[', ']', '{', '}', '"', ';', ',', '\\'];
+
 /// What marks an op line.
 pub const MARKER: &str = "jepsen.util - ";
 
@@ -83,7 +86,8 @@ fn parse_op(fields: &[u8], line: usize) -> Result<Event, DataError> {
     };
     let (f, rest) = token(rest);
     let f = match f.strip_prefix(b":").map(std::str::from_utf8) {
-        Some(Ok(name)) if !name.is_empty() => name.to_owned(),
+        // A keyword's name has no EDN delimiter in it.
+        Some(Ok(name)) if !name.is_empty() && !name.contains(KEYWORD_DELIMITERS) => name.to_owned(),
         _ => {
             return Err(DataError::new(line, "a keyword such as :read")
                 .field("f")

@@ -270,8 +270,10 @@ impl Events {
 /// (see the module documentation); `before` are the events of every line before it, with
 /// their given indexes.
 fn is_recorder_truncation(line: &[u8], before: &[Event]) -> bool {
+    // Parsed into values, so that what is there must be right, numbers in range included,
+    // up to where the line ends.
     let cut_json = matches!(
-        serde_json::from_slice::<serde::de::IgnoredAny>(line),
+        serde_json::from_slice::<serde_json::Value>(line),
         Err(e) if e.classify() == serde_json::error::Category::Eof
     );
     if !cut_json {

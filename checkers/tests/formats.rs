@@ -456,6 +456,28 @@ fn an_unparsable_last_line_is_bad_data() {
     assert!(!out.warnings.iter().any(|w| w.contains("unfinished")));
 }
 
+/// A backslash ends a token and starts a character, as in Clojure: so a quote after it is
+/// a character, not the start of a string (found by the fuzz test).
+#[test]
+fn a_backslash_ends_a_token() {
+    assert_eq!(
+        formats::edn::parse_value("[ab\\c]").unwrap(),
+        list(vec![Value::Str("ab".into()), Value::Str("c".into())])
+    );
+    let text = "{:process 0 :type :invoke :f :write :z :value x\\\" :k \"}\n";
+    assert!(read_with(text, Some(Format::Edn)).is_err(), "{text}");
+}
+
+/// A log op's function is a keyword: one holding an EDN delimiter is bad data (found by the
+/// fuzz test).
+#[test]
+fn a_log_function_with_a_delimiter_is_bad_data() {
+    let log = "INFO  jepsen.util - 0\t:invoke\t:read\tnil\nINFO  jepsen.util - 0\t:ok\t:[read\t3\n";
+    let err = read_with(log, None).unwrap_err();
+    assert_eq!(err.line, 2, "{err}");
+    assert_eq!(err.field.as_deref(), Some("f"), "{err}");
+}
+
 /// Nesting beyond the limit is bad data, never a stack overflow: collections, tagged
 /// elements and chains of `#_` discards, in EDN files, log values and single values.
 #[test]

@@ -87,11 +87,12 @@ pub struct Parser<'a> {
 /// together) is rejected instead of overflowing the stack.
 pub const MAX_DEPTH: usize = 64;
 
+/// Ends a token. A backslash does too: it starts a character, as in Clojure's reader.
 fn is_delimiter(b: u8) -> bool {
     b.is_ascii_whitespace()
         || matches!(
             b,
-            b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';'
+            b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';' | b'\\'
         )
 }
 

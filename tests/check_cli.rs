@@ -220,6 +220,20 @@ fn empty_history_exits_2_no_operations() {
             text(&out.stdout)
         );
     }
+    // Operations, but none completed ok: nothing was observed.
+    let unobserved = concat!(
+        r#"{"process":0,"type":"invoke","f":"write","value":1}"#,
+        "\n",
+        r#"{"process":0,"type":"info","f":"write","value":1}"#,
+        "\n",
+    );
+    let out = check_content("unobserved.jsonl", unobserved.as_bytes(), &[]);
+    assert_eq!(code(&out), 2, "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("unobserved.jsonl: unknown: no operation completed ok"),
+        "{}",
+        text(&out.stdout)
+    );
     let out = check_content("empty.jsonl", b"", &["--json"]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["verdict"], "unknown");

@@ -617,12 +617,14 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
         });
     } else {
         let model = ModelSpec::new(campaign.model());
+        // Every key is checked (the library's default), so every anomaly is reported.
         let opts = CheckOptions {
             time_limit: Some(campaign.checker.time_limit),
             memory_budget: Some(default_memory_budget()),
+            first_failure: false,
             ..CheckOptions::default()
         };
-        let r = check_every_key(history, &model, &opts)?;
+        let r = linearizability::check(history, &model, &opts)?;
         let counterexample = r.keys.iter().find_map(|k| k.counterexample.clone());
         let invalid_keys = r
             .keys
@@ -641,9 +643,9 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
                 )
             }
             Verdict::Unknown => r
-                .keys
-                .iter()
-                .find_map(|k| k.cause.clone())
+                .cause
+                .clone()
+                .or_else(|| r.keys.iter().find_map(|k| k.cause.clone()))
                 .unwrap_or_default(),
             Verdict::Valid => format!(
                 "{} keys, {} configurations explored",
@@ -1025,72 +1027,6 @@ fn render(
     let mut table = b.build();
     table.with(Style::sharp());
     format!("{table}\n")
-}
-
-/// Checks every key of `history`, also when one is found invalid early: the search stops
-/// all keys at the first invalid one, so the keys it left undecided are checked again among
-/// themselves (each round decides at least the key that stopped it) within what is left of
-/// the time limit. Every anomaly of a run is reported, as Jepsen does.
-///
-/// The one place that couples runs to how the checker stops: with a checker that checks
-/// every key itself (a `first_failure: false` option), the first round leaves nothing
-/// undecided and this is a single call.
-pub fn check_every_key(
-    history: &History,
-    model: &ModelSpec,
-    opts: &CheckOptions,
-) -> Result<splitbrain_checkers::verdict::CheckResult, linearizability::PrepareError> {
-    let started = std::time::Instant::now();
-    let mut result = linearizability::check(history, model, opts)?;
-    loop {
-        if result.verdict != Verdict::Invalid {
-            return Ok(result);
-        }
-        // Undecided keys, other than those that ran into the time limit or memory budget
-        // on their own (the limits stay limits).
-        let undecided: Vec<Option<Value>> = result
-            .keys
-            .iter()
-            .filter(|k| k.verdict == Verdict::Unknown && k.counterexample.is_none())
-            .map(|k| k.key.clone())
-            .collect();
-        let remaining = opts
-            .time_limit
-            .map(|limit| limit.saturating_sub(started.elapsed()));
-        if undecided.is_empty() || remaining.is_some_and(|r| r.is_zero()) {
-            return Ok(result);
-        }
-        let wanted: std::collections::HashSet<Option<&Value>> =
-            undecided.iter().map(Option::as_ref).collect();
-        let subset = History::new(
-            history
-                .events
-                .iter()
-                .filter(|e| e.process == Process::Nemesis || wanted.contains(&e.key.as_ref()))
-                .cloned()
-                .collect(),
-        );
-        let round_opts = CheckOptions {
-            time_limit: remaining,
-            ..opts.clone()
-        };
-        let round = linearizability::check(&subset, model, &round_opts)?;
-        let progress = round.keys.iter().any(|k| k.verdict != Verdict::Unknown);
-        result.configurations += round.configurations;
-        result.elapsed = started.elapsed();
-        for k in round.keys {
-            if let Some(slot) = result.keys.iter_mut().find(|r| r.key == k.key) {
-                *slot = k;
-            }
-        }
-        result.verdict = result
-            .keys
-            .iter()
-            .fold(Verdict::Valid, |v, k| v.combine(k.verdict));
-        if !progress {
-            return Ok(result);
-        }
-    }
 }
 
 /// The summary for a terminal: the lines that say a fault did not take effect in red

@@ -3,7 +3,9 @@
 //! YAML is parsed in exactly one place, [`load`]; everything else works on the typed
 //! [`Campaign`]. Unknown or misspelt fields are rejected with their line and column and the
 //! list of valid names (serde's `deny_unknown_fields`), durations are written like `30s` or
-//! `500ms`.
+//! `500ms`. Every duration and count is range-checked while parsing ([`limits`]), and the
+//! file's size and its YAML aliases are bounded before parsing, so a campaign that loads
+//! cannot overflow or exhaust anything once the cluster is up.
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -14,12 +16,16 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct Campaign {
     /// Used for the results directory (`results/<name>/<timestamp>/`).
+    #[serde(deserialize_with = "limits::path_name")]
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
     pub system: SystemSpec,
     /// Cluster size.
-    #[serde(default = "defaults::nodes")]
+    #[serde(
+        default = "defaults::nodes",
+        deserialize_with = "limits::usize_in::<_, 1, { limits::MAX_NODES as u64 }>"
+    )]
     pub nodes: usize,
     pub workload: WorkloadSpec,
     #[serde(default)]
@@ -120,15 +126,32 @@ pub struct ClusterKvSpec {
     #[serde(default)]
     pub replication: Option<crate::system::clusterkv::Replication>,
     /// dynamo: replicas per key, read quorum, write quorum.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::option_usize_in::<_, 1, { limits::MAX_NODES as u64 }>"
+    )]
     pub n: Option<usize>,
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::option_usize_in::<_, 1, { limits::MAX_NODES as u64 }>"
+    )]
     pub r: Option<usize>,
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::option_usize_in::<_, 1, { limits::MAX_NODES as u64 }>"
+    )]
     pub w: Option<usize>,
-    #[serde(with = "humantime_serde", default)]
+    #[serde(
+        serialize_with = "humantime_serde::serialize",
+        deserialize_with = "limits::option_duration",
+        default
+    )]
     pub heartbeat: Option<Duration>,
-    #[serde(with = "humantime_serde", default)]
+    #[serde(
+        serialize_with = "humantime_serde::serialize",
+        deserialize_with = "limits::option_duration",
+        default
+    )]
     pub election_timeout: Option<Duration>,
 }
 
@@ -142,35 +165,59 @@ pub struct InMemorySpec {}
 pub struct WorkloadSpec {
     pub kind: WorkloadKind,
     /// Client processes running at once.
-    #[serde(default = "defaults::concurrency")]
+    #[serde(
+        default = "defaults::concurrency",
+        deserialize_with = "limits::usize_in::<_, 1, { limits::MAX_CONCURRENCY as u64 }>"
+    )]
     pub concurrency: usize,
     /// Processes sharing one key at a time (multi-key workloads: kv, set). Jepsen's
     /// independent-keys shape: every key sees real concurrency, no key's history grows
     /// beyond what a search can handle.
     /// Default: 5, or the concurrency when that is smaller.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::option_usize_in::<_, 1, { limits::MAX_CONCURRENCY as u64 }>"
+    )]
     pub group_size: Option<usize>,
     /// Operations per key before its group moves on to a fresh key (kv, set).
-    #[serde(default = "defaults::ops_per_key")]
+    #[serde(
+        default = "defaults::ops_per_key",
+        deserialize_with = "limits::u64_in::<_, 1, { limits::MAX_OPS }>"
+    )]
     pub ops_per_key: u64,
     /// Target rate over all clients, operations per second (unlimited when absent).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "limits::option_rate")]
     pub rate: Option<f64>,
     /// Relative weights of the functions; defaults depend on the kind.
     #[serde(default)]
     pub mix: Option<Mix>,
     /// Length of the main phase.
-    #[serde(with = "humantime_serde", default = "defaults::duration")]
+    #[serde(
+        serialize_with = "humantime_serde::serialize",
+        deserialize_with = "limits::duration",
+        default = "defaults::duration"
+    )]
     pub duration: Duration,
     /// Cap on the operations of the main phase.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "limits::option_u64_in::<_, 1, { limits::MAX_OPS }>"
+    )]
     pub max_ops: Option<u64>,
     /// Per-operation timeout; a write that times out is indeterminate (`info`).
-    #[serde(with = "humantime_serde", default = "defaults::op_timeout")]
+    #[serde(
+        serialize_with = "humantime_serde::serialize",
+        deserialize_with = "limits::duration",
+        default = "defaults::op_timeout"
+    )]
     pub timeout: Duration,
     /// After the main phase every fault is healed; then the harness waits this long before
     /// the final reads.
-    #[serde(with = "humantime_serde", default = "defaults::recovery")]
+    #[serde(
+        serialize_with = "humantime_serde::serialize",
+        deserialize_with = "limits::duration",
+        default = "defaults::recovery"
+    )]
     pub recovery: Duration,
     /// Read every key once more after recovery (a set's final read is what lost adds are
     /// judged by).
@@ -247,11 +294,18 @@ pub struct CheckerSpec {
     #[serde(default)]
     pub model: Option<String>,
     /// Give up with `unknown` after this long.
-    #[serde(with = "humantime_serde", default = "defaults::check_time_limit")]
+    #[serde(
+        serialize_with = "humantime_serde::serialize",
+        deserialize_with = "limits::duration",
+        default = "defaults::check_time_limit"
+    )]
     pub time_limit: Duration,
     /// A key with fewer `ok` operations than this makes the verdict `unknown` instead of a
     /// plain `valid`: too little evidence.
-    #[serde(default = "defaults::min_ok_per_key")]
+    #[serde(
+        default = "defaults::min_ok_per_key",
+        deserialize_with = "limits::usize_in::<_, 0, { limits::MAX_OPS }>"
+    )]
     pub min_ok_per_key: usize,
 }
 
@@ -262,6 +316,320 @@ impl Default for CheckerSpec {
             time_limit: defaults::check_time_limit(),
             min_ok_per_key: defaults::min_ok_per_key(),
         }
+    }
+}
+
+/// What a campaign may ask for: every duration and count is range-checked while the file is
+/// parsed, so a value out of range is reported with its line and column (exit 64) before
+/// anything starts — never as an overflow once the cluster is up.
+pub mod limits {
+    use serde::de::{Deserialize, Deserializer, Error, Visitor};
+    use std::fmt;
+    use std::time::Duration;
+
+    /// Longest duration anywhere in a campaign: a week.
+    pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+    /// Largest cluster.
+    pub const MAX_NODES: usize = 9;
+    /// Most client processes.
+    pub const MAX_CONCURRENCY: usize = 1000;
+    /// Largest operation count (`ops_per_key`, `max_ops`, `min_ok_per_key`).
+    pub const MAX_OPS: u64 = 1_000_000_000_000;
+    /// Highest target rate, operations per second.
+    pub const MAX_RATE: f64 = 10_000_000.0;
+    /// Longest name that becomes a path component.
+    pub const MAX_NAME_LEN: usize = 100;
+    /// Largest campaign file.
+    pub const MAX_FILE_BYTES: usize = 256 * 1024;
+    /// Most YAML aliases (`*name`) in a campaign file: each one repeats what it names.
+    pub const MAX_ALIASES: usize = 64;
+
+    /// A value checked inside the parser's visitor, so that serde_yaml reports the place of
+    /// the offending scalar itself (an error raised after deserializing would carry the place
+    /// of the enclosing map, or none).
+    struct Checked<T>(T);
+
+    /// Checks a string scalar.
+    struct StrCheck<T> {
+        expecting: &'static str,
+        check: fn(&str) -> Result<T, String>,
+    }
+
+    impl<'de, T> Visitor<'de> for StrCheck<T> {
+        type Value = Checked<T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: Error>(self, v: &str) -> Result<Self::Value, E> {
+            (self.check)(v).map(Checked).map_err(E::custom)
+        }
+    }
+
+    /// Checks an unsigned integer scalar against a range.
+    struct RangeCheck {
+        min: u64,
+        max: u64,
+    }
+
+    impl<'de> Visitor<'de> for RangeCheck {
+        type Value = Checked<u64>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "an integer from {} to {}", self.min, self.max)
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<Self::Value, E> {
+            if (self.min..=self.max).contains(&v) {
+                Ok(Checked(v))
+            } else {
+                Err(E::custom(format!(
+                    "{v}: expected {} to {}",
+                    self.min, self.max
+                )))
+            }
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<Self::Value, E> {
+            match u64::try_from(v) {
+                Ok(v) => self.visit_u64(v),
+                Err(_) => Err(E::custom(format!(
+                    "{v}: expected {} to {}",
+                    self.min, self.max
+                ))),
+            }
+        }
+    }
+
+    /// Checks a rate scalar.
+    struct RateCheck;
+
+    impl<'de> Visitor<'de> for RateCheck {
+        type Value = Checked<f64>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a number of operations per second")
+        }
+        fn visit_f64<E: Error>(self, r: f64) -> Result<Self::Value, E> {
+            if r.is_finite() && r > 0.0 && r <= MAX_RATE {
+                Ok(Checked(r))
+            } else {
+                Err(E::custom(format!(
+                    "{r}: expected a positive rate of at most {MAX_RATE} operations per second"
+                )))
+            }
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<Self::Value, E> {
+            self.visit_f64(v as f64)
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<Self::Value, E> {
+            self.visit_f64(v as f64)
+        }
+    }
+
+    fn check_duration_text(text: &str) -> Result<Duration, String> {
+        parse_duration(text)
+    }
+
+    fn check_path_name(name: &str) -> Result<String, String> {
+        if is_path_name(name) {
+            Ok(name.to_owned())
+        } else {
+            Err(format!(
+                "`{}`: expected 1 to {MAX_NAME_LEN} letters, digits, `-`, `_` or `.`, and not \
+                 `.` or `..` (it names a directory)",
+                name.escape_default()
+            ))
+        }
+    }
+
+    macro_rules! checked_newtype {
+        ($name:ident, $value:ty, |$d:ident| $body:expr) => {
+            struct $name($value);
+            impl<'de> Deserialize<'de> for $name {
+                fn deserialize<D: Deserializer<'de>>($d: D) -> Result<Self, D::Error> {
+                    $body.map(|Checked(v)| $name(v))
+                }
+            }
+        };
+    }
+
+    checked_newtype!(CheckedDuration, Duration, |d| d.deserialize_str(StrCheck {
+        expecting: "a duration such as `30s` or `500ms`",
+        check: check_duration_text,
+    }));
+    checked_newtype!(CheckedName, String, |d| d.deserialize_str(StrCheck {
+        expecting: "a name",
+        check: check_path_name,
+    }));
+    checked_newtype!(CheckedRate, f64, |d| d.deserialize_f64(RateCheck));
+
+    /// An integer within `MIN..=MAX`.
+    struct CheckedCount<const MIN: u64, const MAX: u64>(u64);
+    impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for CheckedCount<MIN, MAX> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_u64(RangeCheck { min: MIN, max: MAX })
+                .map(|Checked(v)| CheckedCount(v))
+        }
+    }
+
+    /// A duration written like `30s`, at most [`MAX_DURATION`].
+    pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        CheckedDuration::deserialize(d).map(|v| v.0)
+    }
+
+    /// An optional [`duration`].
+    pub fn option_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<CheckedDuration>::deserialize(d)?.map(|v| v.0))
+    }
+
+    /// Parses a duration and checks it against [`MAX_DURATION`].
+    pub fn parse_duration(text: &str) -> Result<Duration, String> {
+        let d = humantime::parse_duration(text).map_err(|e| format!("`{text}`: {e}"))?;
+        check_duration(d).map_err(|e| format!("`{text}`: {e}"))
+    }
+
+    /// `d` if it is at most [`MAX_DURATION`].
+    pub fn check_duration(d: Duration) -> Result<Duration, String> {
+        if d > MAX_DURATION {
+            return Err(format!(
+                "expected at most {} ({}s)",
+                humantime::format_duration(MAX_DURATION),
+                MAX_DURATION.as_secs()
+            ));
+        }
+        Ok(d)
+    }
+
+    pub fn u64_in<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(
+        d: D,
+    ) -> Result<u64, D::Error> {
+        CheckedCount::<MIN, MAX>::deserialize(d).map(|v| v.0)
+    }
+
+    pub fn option_u64_in<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(
+        d: D,
+    ) -> Result<Option<u64>, D::Error> {
+        Ok(Option::<CheckedCount<MIN, MAX>>::deserialize(d)?.map(|v| v.0))
+    }
+
+    pub fn usize_in<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(
+        d: D,
+    ) -> Result<usize, D::Error> {
+        u64_in::<D, MIN, MAX>(d).map(|v| v as usize)
+    }
+
+    pub fn option_usize_in<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(
+        d: D,
+    ) -> Result<Option<usize>, D::Error> {
+        Ok(option_u64_in::<D, MIN, MAX>(d)?.map(|v| v as usize))
+    }
+
+    /// A rate in operations per second: positive, finite, at most [`MAX_RATE`].
+    pub fn option_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        Ok(Option::<CheckedRate>::deserialize(d)?.map(|v| v.0))
+    }
+
+    /// Whether `name` may become one path component: `[A-Za-z0-9_.-]+`, not `.` or `..`,
+    /// at most [`MAX_NAME_LEN`] characters.
+    pub fn is_path_name(name: &str) -> bool {
+        !name.is_empty()
+            && name.len() <= MAX_NAME_LEN
+            && name != "."
+            && name != ".."
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    }
+
+    /// A name that becomes a directory (see [`is_path_name`]).
+    pub fn path_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        CheckedName::deserialize(d).map(|v| v.0)
+    }
+
+    /// An optional [`path_name`].
+    pub fn option_path_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(Option::<CheckedName>::deserialize(d)?.map(|v| v.0))
+    }
+
+    /// How many YAML aliases (`*name`) `text` holds, counted without parsing (so an alias
+    /// bomb is refused before it expands). Quoted scalars and comments are skipped; a `*`
+    /// inside a plain scalar is not an alias (`a*b`), one that starts a node is.
+    pub fn count_aliases(text: &str) -> usize {
+        let bytes = text.as_bytes();
+        let mut count = 0;
+        let mut i = 0;
+        // The byte before the current one outside quotes (what a node may follow).
+        let mut prev = b'\n';
+        while i < bytes.len() {
+            let b = bytes[i];
+            match b {
+                b'#' if prev.is_ascii_whitespace() => {
+                    while i < bytes.len() && bytes[i] != b'\n' {
+                        i += 1;
+                    }
+                    continue;
+                }
+                b'\'' | b'"' if is_node_start(prev) => {
+                    // A quoted scalar: skip to its end (`''` and `\"` are escapes).
+                    i += 1;
+                    while i < bytes.len() {
+                        if b == b'"' && bytes[i] == b'\\' {
+                            i += 2;
+                            continue;
+                        }
+                        if bytes[i] == b {
+                            if b == b'\'' && bytes.get(i + 1) == Some(&b'\'') {
+                                i += 2;
+                                continue;
+                            }
+                            break;
+                        }
+                        i += 1;
+                    }
+                }
+                b'*' if is_node_start(prev) => count += 1,
+                _ => {}
+            }
+            prev = b;
+            i += 1;
+        }
+        count
+    }
+
+    /// Line and column (1-based) of the first `key:` in `text` whose value `is_culprit`
+    /// accepts, for errors found after parsing (when serde_yaml's position is no longer at
+    /// hand): the key is found again in the text, in block or flow style.
+    pub fn locate_key(
+        text: &str,
+        key: &str,
+        is_culprit: impl Fn(&str) -> bool,
+    ) -> Option<(usize, usize)> {
+        for (line_no, line) in text.lines().enumerate() {
+            let mut from = 0;
+            while let Some(found) = line[from..].find(key) {
+                let at = from + found;
+                from = at + key.len();
+                let before_ok = line[..at]
+                    .chars()
+                    .next_back()
+                    .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
+                let rest = line[from..].trim_start();
+                if !before_ok || !rest.starts_with(':') {
+                    continue;
+                }
+                let value = rest[1..]
+                    .split([',', '}', '#'])
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .trim_matches(|c| c == '"' || c == '\'')
+                    .trim_start_matches(['+', '-']);
+                if is_culprit(value) {
+                    return Some((line_no + 1, at + 1));
+                }
+            }
+        }
+        None
+    }
+
+    fn is_node_start(prev: u8) -> bool {
+        prev.is_ascii_whitespace() || b":-[{,?".contains(&prev)
     }
 }
 
@@ -307,77 +675,161 @@ pub enum CampaignError {
     /// serde_yaml's message carries the line, column and the valid field names.
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("{path}: {field}: {message}")]
+    #[error("{path}: {message}")]
+    TooLarge { path: PathBuf, message: String },
+    /// A value that does not fit with another one; `place` is ` at line L column C` when
+    /// the field is found in the text.
+    #[error("{path}: {field}: {message}{place}")]
     Invalid {
         path: PathBuf,
         field: &'static str,
         message: String,
+        place: String,
     },
 }
 
 /// Reads, parses and validates a campaign file: the only YAML parser in the project.
 pub fn load(path: &Path) -> Result<Campaign, CampaignError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CampaignError::Read {
+    use std::io::Read;
+    let read_error = |source| CampaignError::Read {
         path: path.to_owned(),
         source,
+    };
+    // Read one byte past the limit, never more: a huge file or an endless pipe is refused
+    // without being read whole.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(read_error)?
+        .take(limits::MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() > limits::MAX_FILE_BYTES {
+        return Err(too_large(path));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 (at byte {})", e.utf8_error().valid_up_to()),
+        ))
     })?;
     parse(&text, path)
 }
 
+fn too_large(path: &Path) -> CampaignError {
+    CampaignError::TooLarge {
+        path: path.to_owned(),
+        message: format!(
+            "larger than {} bytes (a campaign is a few hundred)",
+            limits::MAX_FILE_BYTES
+        ),
+    }
+}
+
 /// Parses campaign text; `path` only names the source in errors.
 pub fn parse(text: &str, path: &Path) -> Result<Campaign, CampaignError> {
+    if text.len() > limits::MAX_FILE_BYTES {
+        return Err(too_large(path));
+    }
+    let aliases = limits::count_aliases(text);
+    if aliases > limits::MAX_ALIASES {
+        return Err(CampaignError::TooLarge {
+            path: path.to_owned(),
+            message: format!(
+                "{aliases} YAML aliases (`*name`): at most {} are allowed",
+                limits::MAX_ALIASES
+            ),
+        });
+    }
     let campaign: Campaign = serde_yaml::from_str(text).map_err(|e| CampaignError::Parse {
         path: path.to_owned(),
         message: e.to_string(),
     })?;
-    campaign.validate(path)?;
+    campaign.validate(path, text)?;
     Ok(campaign)
 }
 
+/// The size of timeline item `index`'s clock offset as written in `text` (sign dropped);
+/// [`Duration::MAX`] when it is not a duration humantime can hold.
+fn written_offset(text: &str, index: usize) -> Duration {
+    let value: serde_yaml::Value = serde_yaml::from_str(text).unwrap_or_default();
+    let written = value
+        .get("nemesis")
+        .and_then(|n| n.get("timeline"))
+        .and_then(|t| t.get(index))
+        .and_then(|item| item.get("offset"))
+        .and_then(|o| o.as_str())
+        .unwrap_or_default()
+        .trim();
+    let magnitude = written.trim_start_matches(['+', '-']).trim();
+    humantime::parse_duration(magnitude).unwrap_or(Duration::MAX)
+}
+
 impl Campaign {
-    fn validate(&self, path: &Path) -> Result<(), CampaignError> {
+    /// The nemesis' durations, against [`limits::MAX_DURATION`]: they are parsed by the
+    /// nemesis' own schema, so their place in the file is found again by key.
+    fn check_nemesis_durations(&self, path: &Path, text: &str) -> Result<(), CampaignError> {
+        let n = &self.nemesis;
+        let top = |key: &'static str, d: Duration| (format!("nemesis.{key}"), key, d);
+        let mut durations = vec![
+            top("interval", n.interval),
+            top("max_offset", n.clock.max_offset),
+            top("strobe_period", n.clock.strobe_period),
+            top("mean", n.delay.mean),
+            top("jitter", n.delay.jitter),
+            top("max_delay", n.reorder.max_delay),
+        ];
+        durations.extend(n.hold.map(|d| top("hold", d)));
+        for (i, item) in n.timeline.iter().enumerate() {
+            let at =
+                |key: &'static str, d: Duration| (format!("nemesis.timeline[{i}].{key}"), key, d);
+            durations.push(at("at", item.at));
+            durations.push(at("for", item.hold));
+            if item.offset.is_some() {
+                // The nemesis keeps an offset in signed milliseconds, where an enormous one
+                // wraps around: check it as written.
+                durations.push(at("offset", written_offset(text, i)));
+            }
+            durations.extend(item.delay.map(|d| at("delay", d)));
+            durations.extend(item.jitter.map(|d| at("jitter", d)));
+            durations.extend(item.max_delay.map(|d| at("max_delay", d)));
+        }
+        for (field, key, d) in durations {
+            if let Err(message) = limits::check_duration(d) {
+                let place = limits::locate_key(text, key, |v| limits::parse_duration(v).is_err())
+                    .map(|(line, column)| format!(" at line {line} column {column}"))
+                    .unwrap_or_default();
+                return Err(CampaignError::Parse {
+                    path: path.to_owned(),
+                    message: format!(
+                        "{field}: {} {message}{place}",
+                        humantime::format_duration(d)
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn validate(&self, path: &Path, text: &str) -> Result<(), CampaignError> {
         let invalid = |field: &'static str, message: String| CampaignError::Invalid {
             path: path.to_owned(),
             field,
             message,
+            place: field
+                .rsplit('.')
+                .next()
+                .and_then(|key| limits::locate_key(text, key, |_| true))
+                .map(|(line, column)| format!(" at line {line} column {column}"))
+                .unwrap_or_default(),
         };
         let w = &self.workload;
-        if self.name.is_empty()
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(invalid(
-                "name",
-                format!(
-                    "`{}`: expected letters, digits, `-`, `_` or `.` (it names a directory)",
-                    self.name
-                ),
-            ));
-        }
-        if self.system.needs_cluster() && !(1..=9).contains(&self.nodes) {
-            return Err(invalid("nodes", format!("{}: expected 1 to 9", self.nodes)));
-        }
-        if w.concurrency == 0 || w.concurrency > 1000 {
-            return Err(invalid(
-                "workload.concurrency",
-                format!("{}: expected 1 to 1000", w.concurrency),
-            ));
-        }
         if let Some(g) = w.group_size {
-            if g == 0 || g > w.concurrency {
+            if g > w.concurrency {
                 return Err(invalid(
                     "workload.group_size",
                     format!("{g}: expected 1 to concurrency ({})", w.concurrency),
                 ));
             }
-        }
-        if w.ops_per_key == 0 {
-            return Err(invalid(
-                "workload.ops_per_key",
-                "0: expected at least 1".into(),
-            ));
         }
         if let Some(rate) = w.rate {
             // Each client waits concurrency / rate between operations: at least one
@@ -431,6 +883,7 @@ impl Campaign {
                 ),
             ));
         }
+        self.check_nemesis_durations(path, text)?;
         self.nemesis
             .validate(self.nodes)
             .map_err(|e| invalid("nemesis", e.to_string()))?;
@@ -556,6 +1009,7 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("workload.group_size"), "{err}");
+        assert!(err.contains("at line 3 column 22"), "{err}");
         let err = parse_str(
             "name: t\nsystem: {in-memory: {}}\nworkload: {kind: set, mix: {read: 1, cas: 1}}\n",
         )
@@ -571,5 +1025,135 @@ mod tests {
             err.contains("checker.model") && err.contains("cas-register"),
             "{err}"
         );
+    }
+
+    fn error_of(s: &str) -> String {
+        parse_str(s).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn an_enormous_duration_is_refused_at_load_with_line_and_column() {
+        let err = error_of(
+            "name: t\nsystem: {in-memory: {}}\nworkload:\n  kind: kv\n  duration: 500000000000y\n",
+        );
+        assert!(err.contains("500000000000y"), "{err}");
+        assert!(err.contains("line 5 column 13"), "{err}");
+        for field in ["timeout", "recovery"] {
+            let err = error_of(&format!(
+                "name: t\nsystem: {{in-memory: {{}}}}\nworkload: {{kind: kv, {field}: 8days}}\n"
+            ));
+            assert!(err.contains("at most") && err.contains("line 3"), "{err}");
+        }
+        let err = error_of(
+            "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nchecker:\n  time_limit: 100000d\n",
+        );
+        assert!(err.contains("line 5"), "{err}");
+        let err = error_of(
+            "name: t\nsystem: {clusterkv: {arch: raft, heartbeat: 30000d}}\nworkload: {kind: kv}\n",
+        );
+        assert!(err.contains("line 2"), "{err}");
+        // A week is the longest; exactly a week is fine.
+        parse_str("name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv, duration: 7days}\n")
+            .unwrap();
+    }
+
+    #[test]
+    fn nemesis_durations_are_bounded_too() {
+        let err = error_of(
+            "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nnemesis:\n  faults: [partition]\n  interval: 500000000000y\n",
+        );
+        assert!(err.contains("nemesis.interval"), "{err}");
+        assert!(err.contains("line 6 column 3"), "{err}");
+        let err = error_of(
+            "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nnemesis:\n  timeline:\n    - {at: 1s, fault: partition, for: 1s}\n    - {at: 2s, fault: partition, for: 900000h}\n",
+        );
+        assert!(err.contains("nemesis.timeline[1].for"), "{err}");
+        assert!(err.contains("line 7"), "{err}");
+        // A clock offset so large that signed milliseconds would wrap around.
+        let err = error_of(
+            "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nnemesis:\n  timeline:\n    - {at: 1s, fault: clock-bump, for: 1s, offset: -500000000000y}\n",
+        );
+        assert!(err.contains("nemesis.timeline[0].offset"), "{err}");
+        assert!(err.contains("line 6"), "{err}");
+    }
+
+    #[test]
+    fn counts_are_bounded_with_line_and_column() {
+        for (field, value) in [
+            ("concurrency", "0"),
+            ("concurrency", "100000"),
+            ("ops_per_key", "0"),
+            ("ops_per_key", "99999999999999999"),
+            ("max_ops", "0"),
+            ("group_size", "0"),
+            ("rate", "1e300"),
+            ("rate", "-5"),
+        ] {
+            let err = error_of(&format!(
+                "name: t\nsystem: {{in-memory: {{}}}}\nworkload:\n  kind: kv\n  {field}: {value}\n"
+            ));
+            assert!(err.contains("line 5"), "{field}: {value}: {err}");
+        }
+        let err = error_of("name: t\nsystem: {in-memory: {}}\nnodes: 1000\nworkload: {kind: kv}\n");
+        assert!(err.contains("line 3") && err.contains("1 to 9"), "{err}");
+        let err =
+            error_of("name: t\nsystem: {clusterkv: {arch: dynamo, n: 0}}\nworkload: {kind: kv}\n");
+        assert!(err.contains("line 2"), "{err}");
+        let err = error_of(
+            "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nchecker: {min_ok_per_key: 99999999999999999}\n",
+        );
+        assert!(err.contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn names_that_become_paths_stay_inside_the_results_directory() {
+        for name in ["..", ".", "a/b", "'../x'", "''", "\"a\\nb\""] {
+            let err = error_of(&format!(
+                "name: {name}\nsystem: {{in-memory: {{}}}}\nworkload: {{kind: kv}}\n"
+            ));
+            assert!(err.contains("line 1"), "{name}: {err}");
+            assert!(err.contains("names a directory"), "{name}: {err}");
+        }
+        parse_str("name: a.b_c-1\nsystem: {in-memory: {}}\nworkload: {kind: kv}\n").unwrap();
+        let too_long = "x".repeat(limits::MAX_NAME_LEN + 1);
+        assert!(parse_str(&format!(
+            "name: {too_long}\nsystem: {{in-memory: {{}}}}\nworkload: {{kind: kv}}\n"
+        ))
+        .is_err());
+    }
+
+    #[test]
+    fn alias_bombs_and_huge_files_are_refused_before_parsing() {
+        // 300 aliases of a large string: refused by count, before anything expands.
+        let big = "x".repeat(100 * 1024);
+        let aliases = vec!["*big"; 300].join(", ");
+        let text = format!(
+            "name: t\ndescription: &big {big}\nsystem: {{in-memory: {{}}}}\nworkload: {{kind: kv}}\nx: [{aliases}]\n"
+        );
+        let err = error_of(&text);
+        assert!(err.contains("300 YAML aliases"), "{err}");
+        let aliases = vec!["*a"; 3000].join(", ");
+        let err = error_of(&format!("a: &a [1]\nb: [{aliases}]\n"));
+        assert!(err.contains("3000 YAML aliases"), "{err}");
+        // A file larger than the limit is refused whole.
+        let text = format!(
+            "name: t\ndescription: {}\nsystem: {{in-memory: {{}}}}\nworkload: {{kind: kv}}\n",
+            "y".repeat(limits::MAX_FILE_BYTES)
+        );
+        assert!(error_of(&text).contains("larger than"));
+        // Stars that are not aliases do not count.
+        assert_eq!(
+            limits::count_aliases("a: 'x *y'\nb: \"*z\"\nc: a*b # *c\nd: *e\ne: [*f, *g]\n"),
+            3
+        );
+    }
+
+    #[test]
+    fn a_campaign_file_over_the_limit_is_not_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.yaml");
+        std::fs::write(&path, vec![b'#'; limits::MAX_FILE_BYTES * 4]).unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains("larger than"), "{err}");
     }
 }

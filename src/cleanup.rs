@@ -1,20 +1,366 @@
-//! Removal of everything a run created, found by *name* — never by saved pids, which the
-//! kernel reuses.
+//! Removal of what a run made — only what a run of ours *recorded* making, and only once
+//! that run's controller is gone.
 //!
-//! A run's resources all carry its id: namespaces `sb-<id>-*`, cgroups
-//! `<cgroup2>/splitbrain/<id>/*`. [`cleanup`] walks the [`STEPS`] in order; each step finds
-//! its kind of leftover by name and removes it. A new kind of resource (nftables tables
-//! named `splitbrain_*`, libfaketime offset files, ...) is one more line in [`STEPS`].
+//! Ownership is proven, not guessed from a name: every run keeps a record under
+//! [`state_dir`] (`/run/splitbrain/<run id>/`): `controller` names the process that runs it
+//! (pid and start time, so a reused pid does not count), and `resources` lists, one per
+//! line, each namespace and cgroup the run makes — written *before* the thing is made, so
+//! a crash at any moment leaves nothing unrecorded. A run that ends cleanly removes its
+//! record. [`cleanup`] reads the records, leaves alone every run whose controller still
+//! lives, and for the others walks the [`STEPS`] over what the record names, then removes
+//! the record. A namespace called `sb-…` that no record names is never touched, whatever
+//! its name looks like.
 //!
 //! Everything here is idempotent and best effort: a failing step is reported and the next
 //! one still runs.
 
 use crate::cgroup;
 use crate::netns;
-use crate::topology::{RunId, NAME_PREFIX};
+use crate::topology::RunId;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Where run records live, unless [`STATE_DIR_ENV`] names another directory.
+pub const STATE_DIR: &str = "/run/splitbrain";
+/// Environment variable naming another directory for run records (tests, several
+/// independent harness installations on one machine).
+pub const STATE_DIR_ENV: &str = "SPLITBRAIN_STATE_DIR";
+/// The record's file naming the run's controller process.
+const CONTROLLER_FILE: &str = "controller";
+/// The record's list of resources, one per line.
+const RESOURCES_FILE: &str = "resources";
+
+/// The directory holding one record per run.
+pub fn state_dir() -> PathBuf {
+    std::env::var_os(STATE_DIR_ENV)
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(STATE_DIR))
+}
+
+/// A process identified so that a reused pid is not mistaken for it: its pid and its start
+/// time (clock ticks after boot, field 22 of `/proc/<pid>/stat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessIdentity {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+impl ProcessIdentity {
+    /// The identity of the live process `pid`, if there is one (a zombie is not live).
+    pub fn of(pid: i32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name may hold spaces and parentheses: the fields follow the last `)`.
+        let (_, rest) = stat.rsplit_once(") ")?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // `rest` starts at field 3 (state); the start time is field 22.
+        if fields.first() == Some(&"Z") {
+            return None;
+        }
+        let start_time = fields.get(22 - 3)?.parse().ok()?;
+        Some(ProcessIdentity { pid, start_time })
+    }
+
+    /// This process.
+    pub fn current() -> Self {
+        let pid = std::process::id() as i32;
+        Self::of(pid).unwrap_or(ProcessIdentity { pid, start_time: 0 })
+    }
+
+    /// Whether the very process this identity names still runs.
+    pub fn is_alive(&self) -> bool {
+        Self::of(self.pid) == Some(*self)
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let mut words = text.split_whitespace();
+        let pid = words.next()?.parse().ok()?;
+        let start_time = words.next()?.parse().ok()?;
+        words
+            .next()
+            .is_none()
+            .then_some(ProcessIdentity { pid, start_time })
+    }
+}
+
+/// One thing a run makes, as its record names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    /// A named network namespace (`/run/netns/<name>`).
+    Netns(String),
+    /// A cgroup, as a path below the harness' cgroup root whose first component is the
+    /// run id (`<run>` or `<run>/<node>`).
+    Cgroup(String),
+}
+
+impl Resource {
+    fn to_line(&self) -> String {
+        match self {
+            Resource::Netns(name) => format!("netns {name}"),
+            Resource::Cgroup(path) => format!("cgroup {path}"),
+        }
+    }
+
+    /// Parses one record line; every name is validated, so nothing a record says can reach
+    /// a command line or a path outside what a run may own.
+    fn parse(line: &str, run: &RunId) -> Result<Self, String> {
+        match line.split_once(' ') {
+            Some(("netns", name)) if netns::is_valid_name(name) => {
+                Ok(Resource::Netns(name.to_owned()))
+            }
+            Some(("cgroup", path)) => {
+                let mut parts = path.split('/');
+                let first_is_run = parts.next() == Some(run.as_str());
+                if first_is_run && parts.all(netns::is_valid_name) {
+                    Ok(Resource::Cgroup(path.to_owned()))
+                } else {
+                    Err(format!("cgroup {path:?} is not below the run's own cgroup"))
+                }
+            }
+            _ => Err(format!("unreadable line {line:?}")),
+        }
+    }
+
+    /// Whether it still exists.
+    fn exists(&self) -> bool {
+        match self {
+            Resource::Netns(name) => netns::exists(name),
+            Resource::Cgroup(path) => cgroup::harness_root()
+                .is_ok_and(|root| cgroup::Cgroup::at(root.join(path)).exists()),
+        }
+    }
+}
+
+/// What a run recorded: its controller and everything it made.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub run: RunId,
+    /// `None` when the run died before naming its controller (it then made nothing).
+    pub controller: Option<ProcessIdentity>,
+    pub resources: Vec<Resource>,
+    /// Lines of the record that could not be used (reported, never acted on).
+    pub unreadable: Vec<String>,
+}
+
+impl RunRecord {
+    fn dir_of(run: &RunId) -> PathBuf {
+        state_dir().join(run.as_str())
+    }
+
+    /// The record of `run`, if there is one.
+    pub fn load(run: &RunId) -> io::Result<Option<RunRecord>> {
+        Self::load_in(&state_dir(), run)
+    }
+
+    fn load_in(root: &Path, run: &RunId) -> io::Result<Option<RunRecord>> {
+        let dir = root.join(run.as_str());
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let controller = match std::fs::read_to_string(dir.join(CONTROLLER_FILE)) {
+            Ok(text) => ProcessIdentity::parse(&text),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let text = match std::fs::read_to_string(dir.join(RESOURCES_FILE)) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
+        let mut record = RunRecord {
+            run: run.clone(),
+            controller,
+            resources: Vec::new(),
+            unreadable: Vec::new(),
+        };
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            match Resource::parse(line, run) {
+                Ok(r) if !record.resources.contains(&r) => record.resources.push(r),
+                Ok(_) => {}
+                Err(e) => record.unreadable.push(e),
+            }
+        }
+        Ok(Some(record))
+    }
+
+    /// Every record (directories not named like a run id are not ours and are skipped).
+    pub fn list() -> io::Result<Vec<RunRecord>> {
+        let entries = match std::fs::read_dir(state_dir()) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut records = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let Some(run) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| RunId::parse(n).ok())
+            else {
+                continue;
+            };
+            if let Some(record) = Self::load(&run)? {
+                records.push(record);
+            }
+        }
+        records.sort_by(|a, b| a.run.as_str().cmp(b.run.as_str()));
+        Ok(records)
+    }
+
+    /// Whether the run's controller is gone (or is this very process, cleaning up after
+    /// itself): only then may its resources be removed.
+    pub fn may_be_removed(&self) -> bool {
+        match self.controller {
+            None => true,
+            Some(c) => c == ProcessIdentity::current() || !c.is_alive(),
+        }
+    }
+
+    /// The namespaces the run made.
+    pub fn namespaces(&self) -> Vec<String> {
+        self.resources
+            .iter()
+            .filter_map(|r| match r {
+                Resource::Netns(name) => Some(name.clone()),
+                Resource::Cgroup(_) => None,
+            })
+            .collect()
+    }
+
+    /// The cgroups the run made, outermost first.
+    fn cgroups(&self) -> Vec<String> {
+        let mut paths: Vec<String> = self
+            .resources
+            .iter()
+            .filter_map(|r| match r {
+                Resource::Cgroup(path) => Some(path.clone()),
+                Resource::Netns(_) => None,
+            })
+            .collect();
+        paths.sort_by_key(|p| p.matches('/').count());
+        paths
+    }
+
+    fn names_netns(&self, name: &str) -> bool {
+        self.resources
+            .iter()
+            .any(|r| matches!(r, Resource::Netns(n) if n == name))
+    }
+}
+
+/// Serialises record writes within this process (one run's topology and nodes may record
+/// from several threads).
+static RECORD_LOCK: Mutex<()> = Mutex::new(());
+
+/// Records that `run` is about to make `resources`: call it *before* making them. The first
+/// call of a run creates its record with this process as the controller; a record of the
+/// same run id held by another process is an error (nothing may be made then).
+pub fn record(run: &RunId, resources: &[Resource]) -> io::Result<()> {
+    record_in(&state_dir(), run, resources)
+}
+
+fn record_in(root: &Path, run: &RunId, resources: &[Resource]) -> io::Result<()> {
+    let _lock = RECORD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(root)?;
+    let dir = root.join(run.as_str());
+    let me = ProcessIdentity::current();
+    match std::fs::DirBuilder::new().mode(0o755).create(&dir) {
+        Ok(()) => {
+            // The controller is named before any resource line can exist.
+            write_file(
+                &dir.join(CONTROLLER_FILE),
+                format!("{} {}\n", me.pid, me.start_time).as_bytes(),
+            )?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(dir.join(CONTROLLER_FILE)).unwrap_or_default();
+            if ProcessIdentity::parse(&text) != Some(me) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!(
+                        "{} belongs to another controller ({}): a leftover of a crashed run? \
+                         try `splitbrain cleanup --run {run}`",
+                        dir.display(),
+                        text.trim()
+                    ),
+                ));
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    let mut lines = String::new();
+    for resource in resources {
+        lines.push_str(&resource.to_line());
+        lines.push('\n');
+    }
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .open(dir.join(RESOURCES_FILE))?;
+    file.write_all(lines.as_bytes())?;
+    file.sync_data()
+}
+
+/// Records a cgroup before it is made, if it lies below a run's cgroup
+/// (`<cgroup2>/splitbrain/<run>/...`): the run's own directory and this one. Cgroups
+/// elsewhere belong to no run and are not recorded.
+pub fn record_cgroup(path: &Path) -> io::Result<()> {
+    let Ok(root) = cgroup::harness_root() else {
+        return Ok(());
+    };
+    let Ok(relative) = path.strip_prefix(&root) else {
+        return Ok(());
+    };
+    let Some(relative) = relative.to_str() else {
+        return Ok(());
+    };
+    let Some(run) = relative
+        .split('/')
+        .next()
+        .and_then(|first| RunId::parse(first).ok())
+    else {
+        return Ok(());
+    };
+    let mut resources = vec![Resource::Cgroup(run.as_str().to_owned())];
+    if relative != run.as_str() {
+        resources.push(Resource::Cgroup(relative.to_owned()));
+    }
+    record(&run, &resources)
+}
+
+/// Removes the record of `run` once nothing it names exists any more (after a clean end).
+/// Returns whether the record is gone.
+pub fn forget_if_done(run: &RunId) -> bool {
+    let _lock = RECORD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    match RunRecord::load(run) {
+        Ok(None) => true,
+        Ok(Some(record)) if record.resources.iter().all(|r| !r.exists()) => {
+            std::fs::remove_dir_all(RunRecord::dir_of(run)).is_ok()
+        }
+        _ => false,
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_data()
+}
 
 /// What one cleanup did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -23,6 +369,8 @@ pub struct CleanupReport {
     pub removed: Vec<String>,
     /// One line per thing that could not be removed.
     pub errors: Vec<String>,
+    /// One line per run left alone because its controller still runs.
+    pub left_alone: Vec<String>,
 }
 
 impl CleanupReport {
@@ -31,10 +379,10 @@ impl CleanupReport {
     }
 }
 
-/// One kind of leftover: how to find and remove it. `run` narrows it to one run.
+/// One kind of leftover: how to remove what a record names of it.
 pub struct CleanupStep {
     pub name: &'static str,
-    pub run: fn(run: Option<&RunId>, report: &mut CleanupReport),
+    pub run: fn(record: &RunRecord, report: &mut CleanupReport),
 }
 
 /// The steps, in order: stop processes before their namespaces go, so nothing is left
@@ -48,75 +396,102 @@ pub const STEPS: &[CleanupStep] = &[
         name: "processes in run namespaces",
         run: kill_namespace_processes,
     },
-    // Partition routes, nftables `splitbrain*` tables: inside run namespaces, so removed
-    // before those go (deleting the namespace would drop them too).
+    // Partition routes, nftables `splitbrain*` tables: inside the recorded namespaces, so
+    // removed before those go (deleting the namespace would drop them too).
     CleanupStep {
         name: "nemesis rules",
-        run: crate::nemesis::cleanup_leftovers,
+        run: |record, report| crate::nemesis::cleanup_leftovers(Some(&record.run), report),
     },
     CleanupStep {
         name: "network namespaces",
         run: delete_namespaces,
     },
-    // Resources of later fault kinds are added here, one line each.
+    // Resources of later fault kinds are added here, one line each (and recorded by the
+    // code that makes them, before it makes them).
 ];
 
-/// Removes the leftovers of run `run`, or of every run when `None`.
+/// Removes what run `run` (or every run, when `None`) recorded, for each run whose
+/// controller is gone; runs still in progress are left alone and listed as such.
 pub fn cleanup(run: Option<&RunId>) -> CleanupReport {
     let mut report = CleanupReport::default();
-    for step in STEPS {
-        (step.run)(run, &mut report);
+    let records = match run {
+        Some(run) => RunRecord::load(run).map(|r| r.into_iter().collect()),
+        None => RunRecord::list(),
+    };
+    let records: Vec<RunRecord> = match records {
+        Ok(records) => records,
+        Err(e) => {
+            report.errors.push(format!(
+                "reading the run records in {}: {e}",
+                state_dir().display()
+            ));
+            return report;
+        }
+    };
+    for record in records {
+        if !record.may_be_removed() {
+            let c = record.controller.expect("a live controller");
+            report.left_alone.push(format!(
+                "run {}: its controller (pid {}) is still running",
+                record.run, c.pid
+            ));
+            continue;
+        }
+        for line in &record.unreadable {
+            report
+                .errors
+                .push(format!("record of run {}: {line} (ignored)", record.run));
+        }
+        for step in STEPS {
+            (step.run)(&record, &mut report);
+        }
+        if !forget_if_done(&record.run) {
+            report.errors.push(format!(
+                "run {}: kept its record in {}: some of what it names still exists",
+                record.run,
+                RunRecord::dir_of(&record.run).display()
+            ));
+        }
     }
     report
 }
 
-/// Removes everything of one run. Safe to call from a panic or signal-handling path (it
-/// takes no lock the run could hold).
+/// Removes everything of one run (the calling process may be its controller). Safe to call
+/// from a panic path: the only lock it takes is the record lock, held for a few file
+/// operations at a time (and usable again after a panic).
 pub fn cleanup_run(run: &RunId) -> CleanupReport {
     cleanup(Some(run))
 }
 
-/// Whether namespace `name` belongs to `run` (or to any run: `sb-<id>-<node>`).
+/// Whether namespace `name` belongs to `run` (or to any run, when `None`): whether a run
+/// record names it. A name alone proves nothing.
 pub fn is_run_netns(name: &str, run: Option<&RunId>) -> bool {
     match run {
-        Some(run) => name.starts_with(&run.netns_prefix()),
-        None => name
-            .strip_prefix(NAME_PREFIX)
-            .and_then(|rest| rest.split_once('-'))
-            .is_some_and(|(id, node)| RunId::parse(id).is_ok() && !node.is_empty()),
+        Some(run) => RunRecord::load(run)
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.names_netns(name)),
+        None => RunRecord::list()
+            .unwrap_or_default()
+            .iter()
+            .any(|r| r.names_netns(name)),
     }
 }
 
-fn run_namespaces(run: Option<&RunId>, report: &mut CleanupReport) -> Vec<String> {
-    match netns::list() {
-        Ok(names) => names.into_iter().filter(|n| is_run_netns(n, run)).collect(),
-        Err(e) => {
-            report
-                .errors
-                .push(format!("listing network namespaces: {e}"));
-            Vec::new()
-        }
-    }
-}
-
-fn remove_cgroups(run: Option<&RunId>, report: &mut CleanupReport) {
+fn remove_cgroups(record: &RunRecord, report: &mut CleanupReport) {
     // No cgroup2 means no cgroup of ours either.
     let Ok(root) = cgroup::harness_root() else {
         return;
     };
-    let run_dirs: Vec<_> = match run {
-        Some(run) => vec![root.join(run.as_str())],
-        None => match std::fs::read_dir(&root) {
-            Ok(entries) => entries
-                .filter_map(Result::ok)
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.path())
-                .collect(),
-            Err(_) => Vec::new(),
-        },
-    };
-    for dir in run_dirs {
-        let label = |p: &std::path::Path| p.strip_prefix(&root).unwrap_or(p).display().to_string();
+    let mut done: Vec<PathBuf> = Vec::new();
+    for relative in record.cgroups() {
+        let dir = root.join(&relative);
+        // Below a tree already removed.
+        if done.iter().any(|d| dir.starts_with(d)) {
+            continue;
+        }
+        done.push(dir.clone());
+        let label = |p: &Path| p.strip_prefix(&root).unwrap_or(p).display().to_string();
         for (cgroup_dir, pid) in processes_below(&dir) {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             report.removed.push(format!(
@@ -126,18 +501,16 @@ fn remove_cgroups(run: Option<&RunId>, report: &mut CleanupReport) {
             ));
         }
         match cgroup::remove_tree(&dir) {
-            Ok(removed) => report.removed.extend(
-                removed
-                    .iter()
-                    .map(|p| format!("cgroup {}", p.strip_prefix(&root).unwrap_or(p).display())),
-            ),
+            Ok(removed) => report
+                .removed
+                .extend(removed.iter().map(|p| format!("cgroup {}", label(p)))),
             Err(e) => report.errors.push(e.to_string()),
         }
     }
 }
 
 /// Every (cgroup, pid) at or below `dir`, to report what a cgroup kill takes down.
-fn processes_below(dir: &std::path::Path) -> Vec<(std::path::PathBuf, i32)> {
+fn processes_below(dir: &Path) -> Vec<(PathBuf, i32)> {
     let mut found: Vec<_> = cgroup::Cgroup::at(dir)
         .procs()
         .unwrap_or_default()
@@ -154,9 +527,17 @@ fn processes_below(dir: &std::path::Path) -> Vec<(std::path::PathBuf, i32)> {
     found
 }
 
-fn kill_namespace_processes(run: Option<&RunId>, report: &mut CleanupReport) {
+fn existing_namespaces(record: &RunRecord) -> Vec<String> {
+    record
+        .namespaces()
+        .into_iter()
+        .filter(|ns| netns::exists(ns))
+        .collect()
+}
+
+fn kill_namespace_processes(record: &RunRecord, report: &mut CleanupReport) {
     let me = std::process::id() as i32;
-    for ns in run_namespaces(run, report) {
+    for ns in existing_namespaces(record) {
         let pids = match netns::pids(&ns) {
             Ok(pids) => pids.into_iter().filter(|&p| p != me).collect::<Vec<_>>(),
             Err(e) => {
@@ -216,8 +597,8 @@ fn is_zombie(pid: i32) -> bool {
         .unwrap_or(true)
 }
 
-fn delete_namespaces(run: Option<&RunId>, report: &mut CleanupReport) {
-    let names = run_namespaces(run, report);
+fn delete_namespaces(record: &RunRecord, report: &mut CleanupReport) {
+    let names = existing_namespaces(record);
     if names.is_empty() {
         return;
     }
@@ -275,16 +656,124 @@ mod tests {
     use super::*;
 
     #[test]
-    fn namespace_names_are_matched_by_run() {
+    fn records_name_their_controller_and_what_was_made() {
+        let root = tempfile::tempdir().unwrap();
         let run = RunId::parse("abc123").unwrap();
-        assert!(is_run_netns("sb-abc123-n1", Some(&run)));
-        assert!(is_run_netns("sb-abc123-sw", Some(&run)));
-        assert!(!is_run_netns("sb-abc1234-n1", Some(&run)));
-        assert!(!is_run_netns("sb-other-n1", Some(&run)));
-        assert!(is_run_netns("sb-other-n1", None));
-        assert!(!is_run_netns("sb-", None));
-        assert!(!is_run_netns("sb-abc-", None));
-        assert!(!is_run_netns("docker-ns", None));
-        assert!(!is_run_netns("sb-Upper-n1", None));
+        assert!(RunRecord::load_in(root.path(), &run).unwrap().is_none());
+        record_in(
+            root.path(),
+            &run,
+            &[
+                Resource::Netns("sb-abc123-sw".into()),
+                Resource::Netns("sb-abc123-n1".into()),
+            ],
+        )
+        .unwrap();
+        record_in(root.path(), &run, &[Resource::Cgroup("abc123/n1".into())]).unwrap();
+        let record = RunRecord::load_in(root.path(), &run).unwrap().unwrap();
+        assert_eq!(record.controller, Some(ProcessIdentity::current()));
+        assert_eq!(record.namespaces(), vec!["sb-abc123-sw", "sb-abc123-n1"]);
+        assert_eq!(record.cgroups(), vec!["abc123/n1"]);
+        assert!(record.names_netns("sb-abc123-n1"));
+        // A look-alike is not named, whatever it looks like.
+        assert!(!record.names_netns("sb-abc123-n2"));
+        assert!(!record.names_netns("sb-abc123-vpn"));
+        // This process controls it: it may clean up after itself.
+        assert!(record.may_be_removed());
+        let mode = |p: &Path| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+        };
+        assert_eq!(mode(&root.path().join("abc123")), 0o755);
+        assert_eq!(
+            mode(&root.path().join("abc123").join(RESOURCES_FILE)),
+            0o644
+        );
+    }
+
+    #[test]
+    fn a_record_of_another_live_controller_is_refused_and_left_alone() {
+        let root = tempfile::tempdir().unwrap();
+        let run = RunId::parse("def456").unwrap();
+        let dir = root.path().join("def456");
+        std::fs::create_dir_all(&dir).unwrap();
+        // pid 1 runs, and is not us.
+        let init = ProcessIdentity::of(1).unwrap();
+        std::fs::write(
+            dir.join(CONTROLLER_FILE),
+            format!("{} {}\n", init.pid, init.start_time),
+        )
+        .unwrap();
+        let err =
+            record_in(root.path(), &run, &[Resource::Netns("sb-def456-n1".into())]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        let record = RunRecord::load_in(root.path(), &run).unwrap().unwrap();
+        assert!(record.resources.is_empty(), "nothing was recorded");
+        assert!(!record.may_be_removed(), "its controller lives");
+    }
+
+    #[test]
+    fn a_reused_pid_is_not_the_controller() {
+        let me = ProcessIdentity::current();
+        assert!(me.is_alive());
+        let earlier = ProcessIdentity {
+            pid: me.pid,
+            start_time: me.start_time.wrapping_sub(1),
+        };
+        assert!(
+            !earlier.is_alive(),
+            "same pid, other start time: another process"
+        );
+        let record = RunRecord {
+            run: RunId::parse("abc").unwrap(),
+            controller: Some(earlier),
+            resources: Vec::new(),
+            unreadable: Vec::new(),
+        };
+        assert!(record.may_be_removed());
+        // A process that exited (reaped) is gone.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        let identity = ProcessIdentity::of(pid);
+        child.wait().unwrap();
+        if let Some(identity) = identity {
+            assert!(!identity.is_alive());
+        }
+    }
+
+    #[test]
+    fn record_lines_are_validated_before_anything_uses_them() {
+        let run = RunId::parse("abc123").unwrap();
+        assert_eq!(
+            Resource::parse("netns sb-abc123-n1", &run),
+            Ok(Resource::Netns("sb-abc123-n1".into()))
+        );
+        for bad in [
+            "netns sb-x\nnetns add evil",
+            "netns ../../etc",
+            "netns ..",
+            "netns a b",
+            "netns ",
+            "cgroup other/n1",
+            "cgroup abc123/../../x",
+            "cgroup abc123/a b",
+            "process 12",
+        ] {
+            assert!(Resource::parse(bad, &run).is_err(), "{bad:?}");
+        }
+        // An embedded newline in a file cannot forge a line either: it is two lines, and
+        // the second is refused or names nothing of another run.
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("abc123");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(RESOURCES_FILE),
+            "netns sb-abc123-n1\ncgroup zzz/evil\nnetns x;rm\n",
+        )
+        .unwrap();
+        let record = RunRecord::load_in(root.path(), &run).unwrap().unwrap();
+        assert_eq!(record.namespaces(), vec!["sb-abc123-n1"]);
+        assert_eq!(record.unreadable.len(), 2, "{:?}", record.unreadable);
+        assert_eq!(record.controller, None);
     }
 }

@@ -83,6 +83,9 @@ pub enum Cell {
         healthy: Option<f64>,
         p99_ms: f64,
         p99_during_fault_ms: Option<f64>,
+        /// Faults injected, and how many of them did not take effect per their evidence.
+        faults: u64,
+        faults_not_in_effect: u64,
         dir: PathBuf,
     },
     /// The nemesis' validation refused the fault for this system before anything started.
@@ -176,6 +179,10 @@ fn cell_of(report: &crate::run::RunReport) -> Cell {
         p99_during_fault_ms: (during_ops > 0)
             .then(|| during["p99_ms"].as_f64())
             .flatten(),
+        faults: results["fault_effect"]["faults"].as_u64().unwrap_or(0),
+        faults_not_in_effect: results["fault_effect"]["not_in_effect"]
+            .as_u64()
+            .unwrap_or(0),
         dir: report.dir.clone(),
     }
 }
@@ -186,6 +193,15 @@ fn percent(x: Option<f64>) -> String {
 
 fn millis(x: Option<f64>) -> String {
     x.map_or_else(|| "-".to_owned(), |m| format!("{m:.1}ms"))
+}
+
+/// `2 of 4` faults that did not take effect, `0 of 4`, or `-` without faults.
+pub fn not_in_effect(faults: u64, not_in_effect: u64) -> String {
+    if faults == 0 {
+        "-".to_owned()
+    } else {
+        format!("{not_in_effect} of {faults}")
+    }
 }
 
 /// Shortens a refusal to its gist for the table (the full text is in the JSON).
@@ -211,6 +227,7 @@ pub fn table(rows: &[Row]) -> String {
         "healthy",
         "p99",
         "p99 during fault",
+        "not in effect",
         "note",
     ]);
     for r in rows {
@@ -224,6 +241,8 @@ pub fn table(rows: &[Row]) -> String {
                 healthy,
                 p99_ms,
                 p99_during_fault_ms,
+                faults,
+                faults_not_in_effect,
                 ..
             } => record.extend([
                 verdict.to_string(),
@@ -233,16 +252,17 @@ pub fn table(rows: &[Row]) -> String {
                 percent(*healthy),
                 millis(Some(*p99_ms)),
                 millis(*p99_during_fault_ms),
+                not_in_effect(*faults, *faults_not_in_effect),
                 String::new(),
             ]),
             Cell::Refused { reason } => {
                 record.push("refused".to_owned());
-                record.extend(vec!["-".to_owned(); 6]);
+                record.extend(vec!["-".to_owned(); 7]);
                 record.push(gist(reason, 110));
             }
             Cell::Error { reason } => {
                 record.push("error".to_owned());
-                record.extend(vec!["-".to_owned(); 6]);
+                record.extend(vec!["-".to_owned(); 7]);
                 record.push(gist(reason, 110));
             }
         }

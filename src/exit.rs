@@ -11,6 +11,8 @@ pub const UNKNOWN: u8 = 2;
 pub const USAGE: u8 = 64;
 /// Bad input data (malformed history).
 pub const DATA_ERR: u8 = 65;
+/// An input file does not exist or cannot be read (EX_NOINPUT).
+pub const NO_INPUT: u8 = 66;
 /// Something the run needs is not available (a binary, a kernel feature).
 pub const UNAVAILABLE: u8 = 69;
 /// Internal error.

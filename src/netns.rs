@@ -50,6 +50,22 @@ pub enum NetnsError {
     Runtime { name: String, source: io::Error },
     #[error("runtime threads of namespace {name} did not enter it")]
     RuntimeNotInNamespace { name: String },
+    #[error("{0:?} is not a namespace name of ours: expected 1 to 64 of [A-Za-z0-9_.-], not `.` or `..`")]
+    InvalidName(String),
+    #[error("`ip -batch` line {0:?} holds a line break: refused")]
+    InvalidBatchLine(String),
+}
+
+/// Whether `name` is a plain namespace (or path component) name: 1 to 64 of
+/// `[A-Za-z0-9_.-]`, not `.` or `..`. Names that go into an `ip -batch` script or a path are
+/// checked with it, so a name cannot carry a second command or leave its directory.
+pub fn is_valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
 /// The file that names namespace `name`.
@@ -265,6 +281,10 @@ fn spawn_ip_batch(batch: &IpBatch) -> Result<std::process::Child, NetnsError> {
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    // One line is one command: a line break inside a line would smuggle in another.
+    if let Some(bad) = batch.lines.iter().find(|l| l.contains(['\n', '\r'])) {
+        return Err(NetnsError::InvalidBatchLine(bad.clone()));
+    }
     let mut child = cmd.spawn().map_err(spawn_error)?;
     let mut script = batch.lines.join("\n");
     script.push('\n');
@@ -322,8 +342,12 @@ pub fn pids(name: &str) -> io::Result<Vec<i32>> {
     Ok(found)
 }
 
-/// Deletes named namespaces (one `ip` process). Missing ones are not an error.
+/// Deletes named namespaces (one `ip` process). Missing ones are not an error; a name that
+/// is not [`is_valid_name`] is, and nothing is deleted then.
 pub fn delete(names: &[String]) -> Result<(), NetnsError> {
+    if let Some(bad) = names.iter().find(|name| !is_valid_name(name)) {
+        return Err(NetnsError::InvalidName(bad.clone()));
+    }
     let mut batch = IpBatch::new(None);
     batch.force = true;
     for name in names.iter().filter(|name| exists(name)) {
@@ -413,4 +437,32 @@ pub fn feed_parallel(
         }
     }
     Ok(failures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_could_carry_a_command_or_a_path_are_refused() {
+        assert!(is_valid_name("sb-abc123-n1"));
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "sb-x\nnetns add evil",
+            "a b",
+            &"x".repeat(65),
+        ] {
+            assert!(!is_valid_name(bad), "{bad:?}");
+        }
+        // Refused before any `ip` runs: nothing is created or deleted.
+        let err = delete(&["sb-x\nnetns add sb-x-injected".to_owned()]).unwrap_err();
+        assert!(matches!(err, NetnsError::InvalidName(_)), "{err}");
+        let mut batch = IpBatch::new(None);
+        batch.line("netns del a\nnetns add b");
+        let err = ip_batch(&batch).unwrap_err();
+        assert!(matches!(err, NetnsError::InvalidBatchLine(_)), "{err}");
+    }
 }

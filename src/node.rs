@@ -241,10 +241,18 @@ impl Node {
     /// Starts the node (does not wait for readiness: see [`Node::wait_ready`]).
     pub fn start(config: NodeConfig, events: Option<EventSender>) -> Result<Self, NodeError> {
         let cgroup = match &config.cgroup {
-            Some(path) => Some(Cgroup::create(path).map_err(|source| NodeError::Cgroup {
-                node: config.name.clone(),
-                source,
-            })?),
+            Some(path) => {
+                // Recorded before it is made, so `cleanup` may remove it after a crash.
+                crate::cleanup::record_cgroup(path).map_err(|source| NodeError::Io {
+                    node: config.name.clone(),
+                    what: format!("recording cgroup {}", path.display()),
+                    source,
+                })?;
+                Some(Cgroup::create(path).map_err(|source| NodeError::Cgroup {
+                    node: config.name.clone(),
+                    source,
+                })?)
+            }
             None => None,
         };
         let node = Node {

@@ -51,7 +51,8 @@ const FLUSH_BYTES: usize = 256 * 1024;
 impl Recorder {
     /// Creates `path` and starts the writer thread. `start` is the run's time origin.
     pub fn create(path: &Path, start: Instant) -> std::io::Result<Recorder> {
-        let file = File::create(path)?;
+        // A result file: 0644 whatever the umask.
+        let file = crate::results::create_file(path)?;
         Ok(Self::with_writer(file, start))
     }
 

@@ -3,7 +3,71 @@
 
 use anyhow::Context;
 use serde::Serialize;
+use std::fs::Permissions;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+/// Mode of every result file: readable by all, whatever the umask.
+pub const FILE_MODE: u32 = 0o644;
+/// Mode of every result directory.
+pub const DIR_MODE: u32 = 0o755;
+
+/// The files the report writes into a run directory at the end of a run.
+pub const REPORT_FILES: &[&str] = &[
+    "summary.txt",
+    "results.json",
+    "history.edn",
+    "junit.xml",
+    "report.html",
+];
+
+/// Sets `path`'s mode to `mode` exactly (`chmod` is not subject to the umask).
+pub fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    std::fs::set_permissions(path, Permissions::from_mode(mode))
+}
+
+/// Creates `path` and any missing parents; each directory created gets [`DIR_MODE`],
+/// existing ones are left as they are.
+pub fn create_dirs(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dirs(parent)?;
+    }
+    match std::fs::create_dir(path) {
+        Ok(()) => set_mode(path, DIR_MODE),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates (or truncates) a result file with [`FILE_MODE`].
+pub fn create_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let file = std::fs::File::create(path)?;
+    file.set_permissions(Permissions::from_mode(FILE_MODE))?;
+    Ok(file)
+}
+
+/// Writes a whole result file with [`FILE_MODE`].
+pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    create_file(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Gives the report's files in run directory `dir` [`FILE_MODE`] (they are written by the
+/// report, which opens them with the process' umask).
+pub fn set_report_modes(dir: &Path) -> anyhow::Result<()> {
+    for name in REPORT_FILES {
+        let path = dir.join(name);
+        if path.exists() {
+            set_mode(&path, FILE_MODE).with_context(|| format!("chmod {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
 
 /// Creates a fresh run directory and returns it.
 pub fn create_run_dir(root: &Path, campaign: &str, run_id: &str) -> anyhow::Result<PathBuf> {
@@ -14,7 +78,7 @@ pub fn create_run_dir(root: &Path, campaign: &str, run_id: &str) -> anyhow::Resu
         .filter(|c| *c != '-' && *c != ':')
         .collect();
     let dir = root.join(campaign).join(format!("{stamp}-{run_id}"));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    create_dirs(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }
 
@@ -31,7 +95,7 @@ pub fn point_latest(root: &Path, dir: &Path) {
 
 pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+    write_file(path, (text + "\n").as_bytes())
 }
 
 /// What is recorded with each run so it can be understood and repeated later.

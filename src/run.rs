@@ -63,7 +63,7 @@ pub struct RunReport {
     pub verdict: Verdict,
     /// The table printed at the end (also in `summary.txt`).
     pub summary: String,
-    /// Cancelled by a signal before the main phase ended.
+    /// Cancelled by a signal before the verdict was reached (what `results.json` says).
     pub interrupted: bool,
     pub operations: u64,
     /// Client operations per second during the main phase.
@@ -115,7 +115,11 @@ pub fn run(
             .map_err(|e| Unavailable(format!("{}: {e:#}", campaign.system.name())))?;
     }
     let run_id = RunId::random();
-    let dir = crate::results::create_run_dir(&opts.results_root, &campaign.name, run_id.as_str())?;
+    // Absolute, whatever `--results` is: the directory's paths are handed to nodes (data
+    // directories, libfaketime's offset file), and nodes run in their own directories.
+    let results_root = std::path::absolute(&opts.results_root)
+        .with_context(|| format!("resolving {}", opts.results_root.display()))?;
+    let dir = crate::results::create_run_dir(&results_root, &campaign.name, run_id.as_str())?;
     crate::results::write_json(&dir.join("campaign.json"), &campaign)?;
     let env = crate::results::Environment::capture(&campaign, seed, run_id.as_str(), &opts.argv);
     crate::results::write_json(&dir.join("environment.json"), &env)?;
@@ -227,21 +231,51 @@ pub fn run(
         }
         None => eprintln!("splitbrain: warning: the cluster was still in use at shutdown"),
     }
-    let history = recorder.finish().context("writing the history")?;
+    let history = Arc::new(recorder.finish().context("writing the history")?);
+    let node_deaths = crashes.join().unwrap_or_default();
 
-    let facts = RunFacts {
+    // A signal at any point up to the verdict interrupts the run, and the results say so:
+    // one during recovery or shutdown is seen here, one during the check ends the check.
+    if opts.progress != crate::report::progress::ProgressStyle::Off {
+        eprintln!(
+            "splitbrain: checking the history ({} events)",
+            history.events.len()
+        );
+    }
+    let facts_for = |interrupted| RunFacts {
         campaign: &campaign,
         seed,
         run_id: run_id.as_str(),
-        nodes: node_names,
+        nodes: node_names.clone(),
         main_elapsed,
         interrupted,
-        node_deaths: crashes.join().unwrap_or_default(),
+        node_deaths: node_deaths.clone(),
     };
-    let checked = summary::check_and_summarise(&history, &facts)?;
+    let interrupted_before_check = cancel.is_cancelled();
+    let (checked, interrupted) = match check_unless_cancelled(
+        &campaign,
+        facts_for(interrupted_before_check),
+        &history,
+        &cancel,
+    ) {
+        Some(checked) => (checked?, interrupted_before_check),
+        None => {
+            // Interrupted during the check: the search is abandoned and the verdict is
+            // whatever a check with no time left can say (`unknown` where it had to search).
+            let mut hurried = campaign.clone();
+            hurried.checker.time_limit = Duration::ZERO;
+            let facts = RunFacts {
+                campaign: &hurried,
+                ..facts_for(true)
+            };
+            (summary::check_and_summarise(&history, &facts)?, true)
+        }
+    };
+    let facts = facts_for(interrupted);
     // summary.txt, results.json, history.edn, junit.xml, report.html.
     crate::report::write_run_results(&dir, &history, &facts, &checked)?;
-    crate::results::point_latest(&opts.results_root, &dir);
+    crate::results::set_report_modes(&dir)?;
+    crate::results::point_latest(&results_root, &dir);
     Ok(RunReport {
         dir,
         verdict: checked.verdict,
@@ -267,6 +301,59 @@ fn heal_everything(deployment: &Deployment, run_id: &RunId) {
     }
     for e in &report.errors {
         eprintln!("splitbrain: warning: healing the cluster: {e}");
+    }
+}
+
+/// Runs the checkers on a thread of their own and waits for them, or for `cancel`: `None`
+/// when cancelled first (the search is left to end by its time limit, unobserved).
+fn check_unless_cancelled(
+    campaign: &Campaign,
+    facts: RunFacts<'_>,
+    history: &Arc<History>,
+    cancel: &CancellationToken,
+) -> Option<anyhow::Result<summary::Checked>> {
+    if facts.interrupted {
+        // Already interrupted before the check: the check is of the history so far.
+        return Some(summary::check_and_summarise(history, &facts));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let campaign = campaign.clone();
+    let history = Arc::clone(history);
+    let (seed, run_id, nodes, main_elapsed, node_deaths) = (
+        facts.seed,
+        facts.run_id.to_owned(),
+        facts.nodes,
+        facts.main_elapsed,
+        facts.node_deaths,
+    );
+    let spawned = std::thread::Builder::new()
+        .name("check".into())
+        .spawn(move || {
+            let facts = RunFacts {
+                campaign: &campaign,
+                seed,
+                run_id: &run_id,
+                nodes,
+                main_elapsed,
+                interrupted: false,
+                node_deaths,
+            };
+            let _ = tx.send(summary::check_and_summarise(&history, &facts));
+        });
+    if let Err(e) = spawned {
+        return Some(Err(e.into()));
+    }
+    loop {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(checked) => return Some(checked),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if cancel.is_cancelled() => {
+                return None
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Some(Err(anyhow::anyhow!("the checker panicked")))
+            }
+        }
     }
 }
 

@@ -63,6 +63,8 @@ pub struct ClientOp {
     /// `None` while pending.
     pub end_ns: Option<u64>,
     pub error: Option<Value>,
+    /// The node the client sent it to, when recorded.
+    pub node: Option<String>,
 }
 
 impl ClientOp {
@@ -92,6 +94,7 @@ pub fn client_ops(history: &History) -> Vec<ClientOp> {
                 start_ns: e.time.unwrap_or(0),
                 end_ns: None,
                 error: None,
+                node: e.node.clone(),
             });
             continue;
         }
@@ -215,12 +218,64 @@ pub struct FaultWindow {
     pub took_us: Option<i64>,
     /// Applying or undoing failed.
     pub error: Option<String>,
+    /// What the evidence read back says: in effect, not in effect (also when applying
+    /// failed), or `None` when the fault records no verdict on itself (loss is statistical;
+    /// another tool's history).
+    pub effective: Option<bool>,
+    /// Every node's role just before the fault and once healed (`n1: leader (term 3)`),
+    /// when the system can say.
+    pub roles_before: Vec<String>,
+    pub roles_after: Vec<String>,
 }
 
 impl FaultWindow {
     /// The end of the window, open windows running to `history_end`.
     pub fn end_or(&self, history_end: u64) -> u64 {
         self.end_ns.unwrap_or(history_end).max(self.start_ns)
+    }
+}
+
+/// How many faults the evidence shows in effect.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FaultEffect {
+    pub faults: usize,
+    /// Evidence says it took effect.
+    pub in_effect: usize,
+    /// Evidence says it did not take effect (or applying it failed).
+    pub not_in_effect: usize,
+    /// No verdict recorded (e.g. packet loss, which is statistical).
+    pub unverified: usize,
+    /// Whether a fault not in effect makes the run `unknown` (the campaign's
+    /// `nemesis.require_effect`).
+    pub required: bool,
+}
+
+impl FaultEffect {
+    /// Counts `faults`; `required` is the campaign's `nemesis.require_effect`.
+    pub fn of(faults: &[FaultWindow], required: bool) -> FaultEffect {
+        let mut effect = FaultEffect {
+            faults: faults.len(),
+            required,
+            ..FaultEffect::default()
+        };
+        for w in faults {
+            if w.effective == Some(false) {
+                effect.not_in_effect += 1;
+            } else if w.effective == Some(true) {
+                effect.in_effect += 1;
+            } else {
+                effect.unverified += 1;
+            }
+        }
+        effect
+    }
+
+    /// `2 of 4 faults did not take effect`.
+    pub fn reason(&self) -> String {
+        format!(
+            "{} of {} faults did not take effect",
+            self.not_in_effect, self.faults
+        )
     }
 }
 
@@ -283,6 +338,10 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
             };
             let w = &mut windows[open.remove(pos)];
             w.end_ns = Some(time);
+            w.roles_after = strings_of(map_field(&e.value, "roles_after"));
+            if let Some(line) = leader_change(&w.roles_before, &w.roles_after) {
+                w.evidence.insert(0, line);
+            }
             w.evidence.extend(
                 strings_of(map_field(&e.value, "evidence"))
                     .into_iter()
@@ -307,6 +366,9 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
                 evidence: Vec::new(),
                 took_us: None,
                 error: None,
+                effective: None,
+                roles_before: Vec::new(),
+                roles_after: Vec::new(),
             });
             continue;
         }
@@ -319,7 +381,14 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
         };
         let w = &mut windows[open[pos]];
         w.in_force_ns = Some(time);
+        w.roles_before = strings_of(map_field(&e.value, "roles_before"));
         w.took_us = map_field(&e.value, "took_us").and_then(Value::as_int);
+        // Applying failed: whatever part went in, the fault as planned did not.
+        w.effective = match map_field(&e.value, "effective") {
+            _ if error.is_some() => Some(false),
+            Some(Value::Bool(b)) => Some(*b),
+            _ => None,
+        };
         let detail = describe_fault_value(&e.value);
         if !detail.is_empty() {
             w.description = detail;
@@ -334,6 +403,80 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
         w.error = error;
     }
     windows
+}
+
+/// A node's role in a role line (`n1: leader (term 3)` → (`n1`, `leader`, 3)).
+pub fn parse_role(line: &str) -> Option<(&str, &str, Option<u64>)> {
+    let (node, rest) = line.split_once(": ")?;
+    let role = rest.split_whitespace().next()?;
+    let term = rest
+        .split_once("(term ")
+        .and_then(|(_, t)| t.trim_end_matches(')').parse().ok());
+    Some((node, role, term))
+}
+
+/// The leader among role lines (the highest term among those claiming to lead).
+pub fn leader_of(roles: &[String]) -> Option<(String, Option<u64>)> {
+    roles
+        .iter()
+        .filter_map(|l| parse_role(l))
+        .filter(|(_, role, _)| *role == "leader")
+        .max_by_key(|(_, _, term)| *term)
+        .map(|(node, _, term)| (node.to_owned(), term))
+}
+
+/// `leader: n1 (term 2) before, n2 (term 3) after heal: changed`, when roles were recorded.
+fn leader_change(before: &[String], after: &[String]) -> Option<String> {
+    if before.is_empty() && after.is_empty() {
+        return None;
+    }
+    let show = |l: &Option<(String, Option<u64>)>| match l {
+        Some((node, Some(term))) => format!("{node} (term {term})"),
+        Some((node, None)) => node.clone(),
+        None => "none".to_owned(),
+    };
+    let (b, a) = (leader_of(before), leader_of(after));
+    let verdict = match (&b, &a) {
+        (Some((x, _)), Some((y, _))) if x == y => "unchanged",
+        (Some(_), Some(_)) => "changed",
+        (Some(_), None) => "no node led right after the heal",
+        (None, Some(_)) => "no node led right before the fault",
+        (None, None) => "no node led either time",
+    };
+    Some(format!(
+        "leader: {} before, {} after heal: {verdict}",
+        show(&b),
+        show(&a)
+    ))
+}
+
+/// How many faults saw the leader change (before the fault → after its heal).
+pub fn leader_changes(faults: &[FaultWindow]) -> Option<usize> {
+    let known: Vec<&FaultWindow> = faults
+        .iter()
+        .filter(|w| !w.roles_before.is_empty() && !w.roles_after.is_empty())
+        .collect();
+    if known.is_empty() {
+        return None;
+    }
+    Some(
+        known
+            .iter()
+            .filter(|w| {
+                matches!(
+                    (leader_of(&w.roles_before), leader_of(&w.roles_after)),
+                    (Some((a, _)), Some((b, _))) if a != b
+                )
+            })
+            .count(),
+    )
+}
+
+fn leader_changes_text(faults: &[FaultWindow]) -> String {
+    match leader_changes(faults) {
+        Some(n) => format!(", the leader changed across {n}"),
+        None => String::new(),
+    }
 }
 
 /// The "what" of a fault, from its value map: shape, nodes, offsets, note.
@@ -474,22 +617,35 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
         });
     } else {
         let model = ModelSpec::new(campaign.model());
+        // Every key is checked (the library's default), so every anomaly is reported.
         let opts = CheckOptions {
             time_limit: Some(campaign.checker.time_limit),
             memory_budget: Some(default_memory_budget()),
+            first_failure: false,
             ..CheckOptions::default()
         };
         let r = linearizability::check(history, &model, &opts)?;
         let counterexample = r.keys.iter().find_map(|k| k.counterexample.clone());
+        let invalid_keys = r
+            .keys
+            .iter()
+            .filter(|k| k.verdict == Verdict::Invalid)
+            .count();
         let detail = match r.verdict {
-            Verdict::Invalid => counterexample
-                .as_ref()
-                .map(describe_counterexample)
-                .unwrap_or_else(|| "not linearizable".into()),
+            Verdict::Invalid => {
+                let first = counterexample
+                    .as_ref()
+                    .map(describe_counterexample)
+                    .unwrap_or_else(|| "not linearizable".into());
+                format!(
+                    "{invalid_keys} of {} keys invalid (every key checked); the first: {first}",
+                    r.keys.len()
+                )
+            }
             Verdict::Unknown => r
-                .keys
-                .iter()
-                .find_map(|k| k.cause.clone())
+                .cause
+                .clone()
+                .or_else(|| r.keys.iter().find_map(|k| k.cause.clone()))
                 .unwrap_or_default(),
             Verdict::Valid => format!(
                 "{} keys, {} configurations explored",
@@ -537,6 +693,58 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
         result: serde_json::Value::Null,
         counterexample: None,
     });
+    // A fault that did not bite was not tested: the run says so instead of passing.
+    let fault_effect = FaultEffect::of(&analysis.faults, campaign.nemesis.require_effect);
+    if fault_effect.faults > 0 {
+        let not_in_effect: Vec<String> = analysis
+            .faults
+            .iter()
+            .filter(|w| w.effective == Some(false))
+            .map(|w| {
+                format!(
+                    "{}{}",
+                    w.kind,
+                    w.id.map_or_else(String::new, |i| format!(" #{i}"))
+                )
+            })
+            .collect();
+        let (verdict, detail) = if fault_effect.not_in_effect == 0 {
+            (
+                Verdict::Valid,
+                format!(
+                    "{} of {} faults shown in effect{}",
+                    fault_effect.in_effect,
+                    fault_effect.faults,
+                    if fault_effect.unverified > 0 {
+                        format!(", {} not verifiable", fault_effect.unverified)
+                    } else {
+                        String::new()
+                    }
+                ),
+            )
+        } else if fault_effect.required {
+            (
+                Verdict::Unknown,
+                format!("{}: {}", fault_effect.reason(), not_in_effect.join(", ")),
+            )
+        } else {
+            (
+                Verdict::Valid,
+                format!(
+                    "{}: {} (not counted: nemesis.require_effect is false)",
+                    fault_effect.reason(),
+                    not_in_effect.join(", ")
+                ),
+            )
+        };
+        outcomes.push(CheckerOutcome {
+            checker: "fault effect".into(),
+            verdict,
+            detail,
+            result: serde_json::to_value(&fault_effect)?,
+            counterexample: None,
+        });
+    }
     let verdict = outcomes
         .iter()
         .fold(Verdict::Valid, |v, o| v.combine(o.verdict));
@@ -563,6 +771,9 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             "by_fault": analysis.by_fault,
         },
         "fault_kinds": fault_kinds,
+        "fault_effect": fault_effect,
+        "leader_changes": leader_changes(&analysis.faults),
+        "invalid_keys": invalid_keys_of(&outcomes),
         "faults": analysis.faults,
         "checkers": outcomes,
     });
@@ -573,6 +784,17 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
         outcomes,
         analysis,
     })
+}
+
+/// The keys every linearizability check found invalid (all of them, not only the first).
+fn invalid_keys_of(outcomes: &[CheckerOutcome]) -> Vec<serde_json::Value> {
+    outcomes
+        .iter()
+        .filter_map(|o| o.result.get("keys")?.as_array())
+        .flatten()
+        .filter(|k| k["verdict"] == "invalid")
+        .map(|k| k["key"].clone())
+        .collect()
 }
 
 fn describe_counterexample(c: &Counterexample) -> String {
@@ -647,7 +869,7 @@ fn at(ns: u64) -> String {
 }
 
 /// Evidence items kept per fault in the table (the full list is in results.json).
-const EVIDENCE_SHOWN: usize = 3;
+const EVIDENCE_SHOWN: usize = 4;
 
 fn render(
     facts: &RunFacts,
@@ -728,6 +950,11 @@ fn render(
             *counts.entry(&w.kind).or_default() += 1;
         }
         let failed = analysis.faults.iter().filter(|w| w.error.is_some()).count();
+        let not_in_effect = analysis
+            .faults
+            .iter()
+            .filter(|w| w.effective == Some(false))
+            .count();
         b.push_record([
             "faults".to_owned(),
             format!(
@@ -742,8 +969,16 @@ fn render(
                     format!(", {failed} with errors")
                 } else {
                     String::new()
-                }
-            ),
+                },
+            ) + &leader_changes_text(&analysis.faults)
+                + &if not_in_effect > 0 {
+                    format!(
+                        ", {not_in_effect} of {} did not take effect",
+                        analysis.faults.len()
+                    )
+                } else {
+                    String::new()
+                },
         ]);
         for w in &analysis.faults {
             let span = format!(
@@ -768,7 +1003,12 @@ fn render(
                 text.push_str(&format!("\n  error: {e}"));
             }
             let id = w.id.map_or_else(String::new, |i| format!(" #{i}"));
-            b.push_record([format!("  {}{id}", w.kind), text]);
+            let label = if w.effective == Some(false) {
+                format!("  {}{id}\n  ✗ NOT IN EFFECT", w.kind)
+            } else {
+                format!("  {}{id}", w.kind)
+            };
+            b.push_record([label, text]);
         }
     }
     for o in outcomes {
@@ -787,6 +1027,24 @@ fn render(
     let mut table = b.build();
     table.with(Style::sharp());
     format!("{table}\n")
+}
+
+/// The summary for a terminal: the lines that say a fault did not take effect in red
+/// (unless `NO_COLOR` is set). Files and pipes get the plain table.
+pub fn for_terminal(table: &str) -> String {
+    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+        return table.to_owned();
+    }
+    table
+        .lines()
+        .map(|line| {
+            if line.contains("NOT IN EFFECT") || line.contains("did not take effect") {
+                format!("\x1b[31m{line}\x1b[0m\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect()
 }
 
 /// Half of the machine's memory, at most 8 GiB: the search gives up (unknown) before the

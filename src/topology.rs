@@ -51,6 +51,12 @@ pub enum TopologyError {
     Leftover(Vec<String>),
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::CgroupError),
+    #[error("recording what run {run} makes (in {dir}): {source}")]
+    Record {
+        run: String,
+        dir: String,
+        source: std::io::Error,
+    },
 }
 
 /// A run's short id; it is part of every name the run creates (`sb-<id>-...`).
@@ -230,6 +236,17 @@ impl Topology {
         if let Some(existing) = plan.all_netns().into_iter().find(|ns| netns::exists(ns)) {
             return Err(TopologyError::AlreadyExists(existing));
         }
+        // Before anything is made: the run's record names what `cleanup` may remove.
+        let resources: Vec<_> = plan
+            .all_netns()
+            .into_iter()
+            .map(crate::cleanup::Resource::Netns)
+            .collect();
+        crate::cleanup::record(&plan.run, &resources).map_err(|source| TopologyError::Record {
+            run: plan.run.to_string(),
+            dir: crate::cleanup::state_dir().display().to_string(),
+            source,
+        })?;
         // From here on the guard removes partial state if a step fails.
         let mut topology = Topology {
             plan,
@@ -289,7 +306,8 @@ impl Topology {
     }
 
     /// Deletes every namespace of the run, and the run's cgroup directory
-    /// (`<cgroup2>/splitbrain/<run>`, killing anything still in it). Idempotent.
+    /// (`<cgroup2>/splitbrain/<run>`, killing anything still in it), then the run's record
+    /// once nothing it names is left. Idempotent.
     pub fn destroy(&mut self) -> Result<(), TopologyError> {
         self.destroyed = true;
         let cgroups = match crate::cgroup::harness_root() {
@@ -305,6 +323,7 @@ impl Topology {
         }
         deleted?;
         cgroups?;
+        crate::cleanup::forget_if_done(&self.plan.run);
         Ok(())
     }
 }

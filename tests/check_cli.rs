@@ -84,15 +84,318 @@ fn malformed_history_exits_65_naming_file_line_and_field() {
         stderr.contains(&format!("{}:3: field type: expected", file.display())),
         "{stderr}"
     );
+}
 
+/// A missing input is EX_NOINPUT (66), said once.
+#[test]
+fn missing_file_exits_66_with_one_message() {
+    let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("does-not-exist.jsonl");
     let out = splitbrain(&["check", missing.to_str().unwrap()]);
-    assert_eq!(code(&out), 65);
+    assert_eq!(code(&out), 66, "{}{}", text(&out.stdout), text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let stdout = text(&out.stdout);
+    assert!(stderr.contains("cannot read"), "{stderr}");
+    let both = format!("{stdout}{stderr}");
+    assert_eq!(both.matches("No such file").count(), 1, "{both}");
+}
+
+/// Runs `check` on `content` written to `name`, with `extra` arguments first.
+fn check_content(name: &str, content: &[u8], extra: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, content).unwrap();
+    let mut args = vec!["check"];
+    args.extend_from_slice(extra);
+    args.push(path.to_str().unwrap());
+    splitbrain(&args)
+}
+
+/// The bad data of the issue: each was once dropped and judged valid; each is now 65,
+/// naming the file, the line and (for syntax) the column.
+#[test]
+fn bad_data_anywhere_exits_65_naming_line_and_column() {
+    let write_then_bad_read = |last: &str| {
+        format!(
+            "{}\n{}\n{}\n{last}",
+            r#"{"index":0,"time":1,"process":0,"type":"invoke","f":"write","value":1}"#,
+            r#"{"index":1,"time":2,"process":0,"type":"ok","f":"write","value":1}"#,
+            r#"{"index":2,"time":3,"process":1,"type":"invoke","f":"read","value":null}"#,
+        )
+    };
+    let deep_discards = format!(
+        "{}{{:process 0 :type :invoke :f :read :value nil}}\n",
+        "#_".repeat(9_100)
+    );
+    let cases: Vec<(&str, String, &str)> = vec![
+        // pr-str's one line, no trailing newline, with a ratio.
+        (
+            "ratio.edn",
+            "[{:process 0 :type :invoke :f :write :value 1/2} {:process 0 :type :ok :f :write :value 1/2}]".to_owned(),
+            ":1:48: expected a number",
+        ),
+        // A complete last JSONL line with a misspelt field, taking the violating read.
+        (
+            "eror.jsonl",
+            write_then_bad_read(
+                r#"{"index":3,"time":4,"process":1,"type":"ok","f":"read","value":2,"eror":null}"#,
+            ),
+            ":4: field eror: expected one of the fields",
+        ),
+        // An EDN last line with ##NaN, the same way.
+        (
+            "nan.edn",
+            "{:process 0 :type :invoke :f :write :value 1}\n{:process 0 :type :ok :f :write :value 1}\n{:process 1 :type :invoke :f :read :value nil}\n{:process 1 :type :ok :f :read :value ##NaN}".to_owned(),
+            ":4:39: expected a set `#{`, a discard `#_` or a tag after `#`",
+        ),
+        ("hash.edn", "#".to_owned(), ":1:1: expected a set"),
+        ("brackets.edn", "[".repeat(100_000), ":1:66: expected at most 64 levels of nesting"),
+        ("brace.edn", "{".to_owned(), ":1:2: expected `}` closing the map"),
+        ("set.edn", "#{".to_owned(), ":1:3: expected `}` closing the set"),
+        ("discards.edn", deep_discards, ":1:131: expected at most 64 levels of nesting"),
+        (
+            "number.jsonl",
+            format!(r#"{{"process":0,{}"#, "9".repeat(100_000)),
+            ":1:14: expected a JSON object",
+        ),
+    ];
+    for (name, content, expected) in cases {
+        let out = check_content(name, content.as_bytes(), &[]);
+        let stderr = text(&out.stderr);
+        assert_eq!(code(&out), 65, "{name}: {}{stderr}", text(&out.stdout));
+        assert!(
+            stderr.contains(&format!("{name}{expected}")),
+            "{name}: {stderr}"
+        );
+        assert!(!text(&out.stdout).contains(": valid"), "{name}");
+    }
+    // The same deep chain as an --initial-value is a usage error, not a crash.
+    let out = check_content(
+        "valid.jsonl",
+        VALID.as_bytes(),
+        &["--initial-value", &"#_".repeat(9_100)],
+    );
+    assert_eq!(code(&out), 64, "{}", text(&out.stderr));
+}
+
+/// Only a record of our recorder cut mid-write is forgiven, with a warning.
+#[test]
+fn a_truncated_recorder_line_is_a_warning() {
+    let history = concat!(
+        r#"{"index":0,"time":1,"process":0,"type":"invoke","f":"write","value":1}"#,
+        "\n",
+        r#"{"index":1,"time":2,"process":0,"type":"ok","f":"write","value":1}"#,
+        "\n",
+        r#"{"index":2,"time":3,"process":1,"type":"invoke","f":"read","va"#,
+    );
+    let out = check_content("cut.jsonl", history.as_bytes(), &[]);
+    assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("cannot read"),
+        text(&out.stdout).contains("warning: line 3: unfinished last line dropped"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// An empty history, or one without client operations, is unknown: nothing was checked.
+#[test]
+fn empty_history_exits_2_no_operations() {
+    let nemesis_only = r#"{"process":"nemesis","type":"info","f":"partition","value":null}"#;
+    for (name, content) in [
+        ("empty.jsonl", ""),
+        ("blank.edn", "\n\n"),
+        ("nemesis.jsonl", nemesis_only),
+    ] {
+        let out = check_content(name, content.as_bytes(), &[]);
+        assert_eq!(
+            code(&out),
+            2,
+            "{name}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).contains(&format!("{name}: unknown: no operations")),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+    // Operations, but none completed ok: nothing was observed.
+    let unobserved = concat!(
+        r#"{"process":0,"type":"invoke","f":"write","value":1}"#,
+        "\n",
+        r#"{"process":0,"type":"info","f":"write","value":1}"#,
+        "\n",
+    );
+    let out = check_content("unobserved.jsonl", unobserved.as_bytes(), &[]);
+    assert_eq!(code(&out), 2, "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("unobserved.jsonl: unknown: no operation completed ok"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = check_content("empty.jsonl", b"", &["--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["verdict"], "unknown");
+    assert!(doc["files"][0]["result"]["cause"]
+        .as_str()
+        .unwrap()
+        .starts_with("no operations"));
+}
+
+/// /dev/zero is one endless line: bad data after the line limit, not all the memory.
+#[test]
+fn dev_zero_exits_65_within_the_line_limit() {
+    let started = std::time::Instant::now();
+    let out = splitbrain(&["check", "--max-line-size", "4MiB", "/dev/zero"]);
+    assert_eq!(code(&out), 65, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("/dev/zero:1: expected a line of at most 4194304 bytes"),
         "{}",
         text(&out.stderr)
     );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+/// Two keys are invalid: the text says so and shows the first, --json carries both;
+/// --first-failure stops at one.
+#[test]
+fn every_key_is_checked_and_every_counterexample_is_in_the_json() {
+    let mut history = String::new();
+    for key in 0..3 {
+        let read = if key == 1 { 1 } else { 7 };
+        for (kind, f, value) in [
+            ("invoke", "write", "1"),
+            ("ok", "write", "1"),
+            ("invoke", "read", "null"),
+            ("ok", "read", &*read.to_string()),
+        ] {
+            history.push_str(&format!(
+                r#"{{"process":{key},"type":"{kind}","f":"{f}","key":{key},"value":{value}}}"#
+            ));
+            history.push('\n');
+        }
+    }
+    let out = check_content("keys.jsonl", history.as_bytes(), &["--jobs", "1"]);
+    assert_eq!(code(&out), 1, "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("2 of 3 keys invalid"), "{stdout}");
+    assert_eq!(stdout.matches("counterexample (key").count(), 1, "{stdout}");
+
+    let out = check_content("keys.jsonl", history.as_bytes(), &["--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys = doc["files"][0]["result"]["keys"].as_array().unwrap();
+    let with_counterexample = keys
+        .iter()
+        .filter(|k| k["counterexample"].is_object())
+        .count();
+    assert_eq!(with_counterexample, 2, "{doc}");
+
+    let out = check_content(
+        "keys.jsonl",
+        history.as_bytes(),
+        &["--json", "--first-failure", "--jobs", "1"],
+    );
+    assert_eq!(code(&out), 1);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys = doc["files"][0]["result"]["keys"].as_array().unwrap();
+    let invalid = keys.iter().filter(|k| k["verdict"] == "invalid").count();
+    assert_eq!(invalid, 1, "{doc}");
+}
+
+/// A nil read after a write: invalid by default, with a one-line hint; valid as Knossos
+/// reads it.
+#[test]
+fn nil_reads_value_or_unknown() {
+    let history = concat!(
+        r#"{"process":0,"type":"invoke","f":"write","value":1}"#,
+        "\n",
+        r#"{"process":0,"type":"ok","f":"write","value":1}"#,
+        "\n",
+        r#"{"process":1,"type":"invoke","f":"read","value":null}"#,
+        "\n",
+        r#"{"process":1,"type":"ok","f":"read","value":null}"#,
+        "\n",
+    );
+    for model in ["register", "cas-register"] {
+        let out = check_content("nil.jsonl", history.as_bytes(), &["--model", model]);
+        assert_eq!(code(&out), 1, "{model}: {}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            stdout
+                .lines()
+                .filter(|l| l.contains("Knossos") && l.contains("--nil-reads unknown"))
+                .count(),
+            1,
+            "{stdout}"
+        );
+        let out = check_content(
+            "nil.jsonl",
+            history.as_bytes(),
+            &["--model", model, "--nil-reads", "unknown"],
+        );
+        assert_eq!(code(&out), 0, "{model}: {}", text(&out.stdout));
+    }
+    // A violation that is not a nil read gets no such note.
+    let out = check_content(
+        "invalid.jsonl",
+        INVALID.as_bytes(),
+        &["--model", "register"],
+    );
+    assert_eq!(code(&out), 1);
+    assert!(!text(&out.stdout).contains("Knossos"));
+    // Only registers have that reading.
+    let out = check_content(
+        "nil.jsonl",
+        history.as_bytes(),
+        &["--model", "set", "--nil-reads", "unknown"],
+    );
+    assert_eq!(code(&out), 64, "{}", text(&out.stderr));
+    let out = check_content("nil.jsonl", history.as_bytes(), &["--nil-reads", "maybe"]);
+    assert_eq!(code(&out), 64);
+}
+
+/// A check that lasts over two seconds says how far it is on stderr, not on stdout.
+#[test]
+fn a_long_check_prints_progress_on_stderr() {
+    // 22 concurrent writes, then a read of a value nobody wrote: the search must try
+    // every order of the writes, far more than the time limit allows.
+    let mut history = String::new();
+    for kind in ["invoke", "ok"] {
+        for p in 0..22 {
+            history.push_str(&format!(
+                r#"{{"process":{p},"type":"{kind}","f":"write","value":{p}}}"#
+            ));
+            history.push('\n');
+        }
+    }
+    history.push_str(r#"{"process":22,"type":"invoke","f":"read","value":null}"#);
+    history.push('\n');
+    history.push_str(r#"{"process":22,"type":"ok","f":"read","value":-1}"#);
+    history.push('\n');
+    let out = check_content(
+        "slow.jsonl",
+        history.as_bytes(),
+        &[
+            "--json",
+            "--model",
+            "register",
+            "--time-limit",
+            "5s",
+            "--jobs",
+            "1",
+        ],
+    );
+    assert_eq!(code(&out), 2, "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("slow.jsonl: ") && stderr.contains("keys 0 of 1 done"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("configurations explored"), "{stderr}");
+    assert!(stderr.contains("memory "), "{stderr}");
+    // stdout stays one JSON document.
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("one JSON document");
 }
 
 #[test]

@@ -388,3 +388,60 @@ async fn missing_client_program_fails_without_effect() {
         "{write:?}"
     );
 }
+
+/// Runs `splitbrain run` on a campaign with this `command` system and returns its exit code,
+/// its stderr and whether the run got as far as making a run directory.
+fn run_campaign(system: &str) -> (Option<i32>, String, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = dir.path().join("campaign.yaml");
+    std::fs::write(
+        &campaign,
+        format!("name: cmd\nsystem:\n  command:\n{system}nodes: 1\nworkload: {{kind: register, duration: 1s}}\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_splitbrain"))
+        .arg("run")
+        .arg(&campaign)
+        .arg("--results")
+        .arg(dir.path().join("results"))
+        .output()
+        .unwrap();
+    let started = dir.path().join("results").exists();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        started,
+    )
+}
+
+#[test]
+fn an_unknown_placeholder_is_a_campaign_error_at_load_with_line_and_column() {
+    let (code, stderr, started) = run_campaign(
+        "    node: {program: /bin/sh, args: [-c, 'exec sleep 100', '{hostname}'], port: 7000, \
+         readiness: {tcp_port: 7000}}\n    client: {program: /bin/cat}\n",
+    );
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(stderr.contains("{hostname}"), "{stderr}");
+    assert!(stderr.contains("line 4 column"), "{stderr}");
+    assert!(!started, "nothing starts for a campaign with a mistake");
+}
+
+#[test]
+fn a_missing_command_program_is_unavailable_like_a_missing_etcd() {
+    if !common::have_root("a_missing_command_program_is_unavailable_like_a_missing_etcd") {
+        return;
+    }
+    let (code, stderr, started) = run_campaign(
+        "    node: {program: /nonexistent/mykv, port: 7000, readiness: {tcp_port: 7000}}\n    \
+         client: {program: /bin/cat}\n",
+    );
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(stderr.contains("/nonexistent/mykv"), "{stderr}");
+    assert!(!started, "nothing starts when a program is missing");
+    let (code, stderr, _) = run_campaign(
+        "    node: {program: /bin/sh, port: 7000, readiness: {tcp_port: 7000}}\n    \
+         client: {program: no-such-client-program}\n",
+    );
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(stderr.contains("no-such-client-program"), "{stderr}");
+}

@@ -140,3 +140,44 @@ fn clock_skew_on_etcd_is_refused_naming_the_go_binary() {
         "{err}"
     );
 }
+
+#[test]
+fn the_table_has_a_column_for_faults_that_did_not_take_effect() {
+    let row = |fault: &str, faults: u64, not: u64| compare::Row {
+        system: "raft".into(),
+        fault: fault.into(),
+        cell: Cell::Ran {
+            verdict: if not > 0 {
+                Verdict::Unknown
+            } else {
+                Verdict::Valid
+            },
+            operations: 100,
+            availability: 0.9,
+            during_fault: Some(0.8),
+            healthy: Some(1.0),
+            p99_ms: 5.0,
+            p99_during_fault_ms: Some(9.0),
+            faults,
+            faults_not_in_effect: not,
+            dir: "results/x".into(),
+        },
+    };
+    let table = compare::table(&[
+        row("clock-bump", 4, 2),
+        row("partition", 4, 0),
+        row("none", 0, 0),
+    ]);
+    assert!(table.contains("not in effect"), "{table}");
+    let line = |fault: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(fault))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(line("clock-bump").contains("2 of 4"), "{table}");
+    assert!(line("partition").contains("0 of 4"), "{table}");
+    let json = serde_json::to_value(row("clock-bump", 4, 2)).unwrap();
+    assert_eq!(json["faults_not_in_effect"], 2);
+}

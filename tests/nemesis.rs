@@ -581,3 +581,137 @@ fn grudges_of_every_shape_apply_on_five_nodes() {
         );
     }
 }
+
+/// The fault records of a stored run's history (`history.jsonl`) for one `f`.
+fn completed_faults(dir: &Path, f: &str) -> Vec<Value> {
+    let read =
+        splitbrain_checkers::formats::read_file(&dir.join("history.jsonl"), &Default::default())
+            .unwrap();
+    read.history
+        .events
+        .into_iter()
+        .filter(|e| e.process == Process::Nemesis && e.kind == EventType::Info && e.f == f)
+        .map(|e| e.value)
+        .collect()
+}
+
+#[test]
+fn a_clock_bump_bites_when_the_results_directory_is_relative() {
+    let test = "a_clock_bump_bites_when_the_results_directory_is_relative";
+    if !have_root(test) {
+        return;
+    }
+    if clusterkv_binary().is_none() {
+        println!("{test}: skipped: clusterkv is not built (cargo build -p splitbrain-clusters)");
+        return;
+    }
+    if splitbrain::capability::find_libfaketime().is_err() {
+        println!("{test}: skipped: libfaketime is not installed");
+        return;
+    }
+    // A relative results root, as `--results` defaults to: resolved against the current
+    // directory (the package root under cargo test), while each node runs in its own.
+    let scratch = tempfile::tempdir_in("target").unwrap();
+    let name = scratch.path().file_name().unwrap().to_string_lossy();
+    let relative = PathBuf::from("target").join(&*name).join("results");
+    assert!(relative.is_relative());
+    let campaign = splitbrain::campaign::parse(
+        "name: rel-clock\n\
+         system: {clusterkv: {arch: raft}}\n\
+         nodes: 1\n\
+         workload: {kind: kv, concurrency: 2, rate: 50, duration: 3s, recovery: 0s}\n\
+         nemesis:\n  timeline:\n  - {at: 500ms, fault: clock-bump, target: n1, offset: +40s, for: 1500ms}\n\
+         checker: {min_ok_per_key: 1}\n",
+        Path::new("rel-clock.yaml"),
+    )
+    .unwrap();
+    let opts = splitbrain::run::RunOptions {
+        results_root: relative.clone(),
+        seed: Some(1),
+        ..Default::default()
+    };
+    let report =
+        splitbrain::run::run(&campaign, &opts, tokio_util::sync::CancellationToken::new()).unwrap();
+    let bumps = completed_faults(&report.dir, "clock-bump");
+    assert_eq!(bumps.len(), 1, "{bumps:?}");
+    let observed = field(&bumps[0], "observed").cloned();
+    let skew: Vec<i64> = match &observed {
+        Some(Value::List(items)) => items
+            .iter()
+            .filter_map(|i| match i {
+                Value::Str(s) => s
+                    .strip_prefix("n1: ")?
+                    .strip_suffix("ms")?
+                    .trim_start_matches('+')
+                    .parse()
+                    .ok(),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    assert!(
+        skew.iter().any(|s| (39_000..41_000).contains(s)),
+        "the node reports the +40s offset: {observed:?}"
+    );
+    assert_eq!(
+        field(&bumps[0], "effective"),
+        Some(&Value::Bool(true)),
+        "{bumps:?}"
+    );
+    assert!(report.dir.is_absolute(), "{}", report.dir.display());
+}
+
+#[test]
+fn isolating_the_leader_records_the_leader_change() {
+    let test = "isolating_the_leader_records_the_leader_change";
+    if !have_root(test) {
+        return;
+    }
+    if clusterkv_binary().is_none() {
+        println!("{test}: skipped: clusterkv is not built (cargo build -p splitbrain-clusters)");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let campaign = splitbrain::campaign::parse(
+        "name: leader-change\n\
+         system: {clusterkv: {arch: raft}}\n\
+         nodes: 3\n\
+         workload: {kind: kv, concurrency: 3, rate: 60, duration: 5s, recovery: 1s}\n\
+         nemesis:\n  timeline:\n  - {at: 1s, fault: partition, shape: isolate-leader, for: 3s}\n\
+         checker: {min_ok_per_key: 1}\n",
+        Path::new("leader-change.yaml"),
+    )
+    .unwrap();
+    let opts = splitbrain::run::RunOptions {
+        results_root: root.path().to_owned(),
+        seed: Some(2),
+        ..Default::default()
+    };
+    let report =
+        splitbrain::run::run(&campaign, &opts, tokio_util::sync::CancellationToken::new()).unwrap();
+    let starts = completed_faults(&report.dir, "start-partition");
+    let stops = completed_faults(&report.dir, "stop-partition");
+    let roles = |v: &Value, k: &str| match field(v, k) {
+        Some(Value::List(items)) => items.len(),
+        _ => 0,
+    };
+    assert_eq!(roles(&starts[0], "roles_before"), 3, "{starts:?}");
+    assert_eq!(roles(&stops[0], "roles_after"), 3, "{stops:?}");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.dir.join("results.json")).unwrap())
+            .unwrap();
+    let evidence = results["faults"][0]["evidence"][0]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        evidence.starts_with("leader: n") && evidence.ends_with("after heal: changed"),
+        "{evidence}"
+    );
+    assert_eq!(results["leader_changes"], 1, "{}", report.summary);
+    assert!(
+        report.summary.contains("the leader changed across 1"),
+        "{}",
+        report.summary
+    );
+}

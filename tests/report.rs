@@ -286,7 +286,15 @@ fn an_invalid_run_explains_itself_in_the_summary_junit_and_html() {
     let junit = quick_junit::Report::deserialize_from_str(&xml).unwrap();
     assert_eq!(junit.test_suites.len(), 1);
     let cases = &junit.test_suites[0].test_cases;
-    assert_eq!(cases.len(), 2, "a case per checker: {xml}");
+    assert_eq!(
+        cases.len(),
+        3,
+        "a case per checker (linearizable, evidence, fault effect): {xml}"
+    );
+    assert!(
+        cases.iter().any(|c| c.name.as_str() == "fault effect"),
+        "{xml}"
+    );
     let lin = cases
         .iter()
         .find(|c| c.name.as_str().starts_with("linearizable"))
@@ -683,4 +691,299 @@ fn html_report_of_a_large_run_is_sampled_and_says_so() {
     );
     eprintln!("report.html of 100,000 operations: {} bytes", html.len());
     assert!(html.len() < 2 << 20, "{} bytes", html.len());
+}
+
+/// `faulted_history` plus a pause whose evidence says it did not take effect and a clock
+/// bump whose evidence says it did.
+fn history_with_a_fault_that_did_not_bite(invalid: bool) -> History {
+    let mut b = Builder {
+        events: faulted_history(invalid).events,
+    };
+    let last = b.events.last().and_then(|e| e.time).unwrap_or(0) / MS;
+    let (t0, t1) = (last + 10, last + 200);
+    b.nemesis(
+        t0,
+        EventType::Invoke,
+        "pause",
+        vec![("id", Value::Int(2)), ("targets", strs(&["n3"]))],
+    )
+    .nemesis(
+        t0 + 5,
+        EventType::Info,
+        "pause",
+        vec![
+            ("id", Value::Int(2)),
+            ("nodes", strs(&["n3"])),
+            ("evidence", strs(&["n3: pid 4242, cgroup.events frozen 0"])),
+            ("effective", Value::Bool(false)),
+        ],
+    )
+    .nemesis(
+        t0 + 50,
+        EventType::Invoke,
+        "resume",
+        vec![("id", Value::Int(2))],
+    )
+    .nemesis(
+        t0 + 55,
+        EventType::Info,
+        "resume",
+        vec![("id", Value::Int(2))],
+    )
+    .nemesis(
+        t1,
+        EventType::Invoke,
+        "clock-bump",
+        vec![("id", Value::Int(3)), ("targets", strs(&["n2"]))],
+    )
+    .nemesis(
+        t1 + 5,
+        EventType::Info,
+        "clock-bump",
+        vec![
+            ("id", Value::Int(3)),
+            ("nodes", strs(&["n2"])),
+            ("observed", strs(&["n2: +30001ms"])),
+            ("effective", Value::Bool(true)),
+        ],
+    )
+    .nemesis(
+        t1 + 50,
+        EventType::Invoke,
+        "clock-reset",
+        vec![("id", Value::Int(3))],
+    )
+    .nemesis(
+        t1 + 55,
+        EventType::Info,
+        "clock-reset",
+        vec![("id", Value::Int(3))],
+    );
+    b.history()
+}
+
+#[test]
+fn a_fault_that_did_not_take_effect_makes_the_run_unknown_and_is_shown() {
+    let history = history_with_a_fault_that_did_not_bite(false);
+    let a = summary::analyse(&history);
+    let effective: Vec<Option<bool>> = a.faults.iter().map(|w| w.effective).collect();
+    assert_eq!(effective, [None, Some(false), Some(true)]);
+
+    let c = campaign(REGISTER);
+    let checked = summary::check_and_summarise(&history, &facts(&c)).unwrap();
+    assert_eq!(checked.verdict, Verdict::Unknown, "{}", checked.table);
+    let t = &checked.table;
+    for needle in [
+        "1 of 3 faults did not take effect: pause #2",
+        "NOT IN EFFECT",
+        "n3: pid 4242, cgroup.events frozen 0",
+        "UNKNOWN",
+    ] {
+        assert!(t.contains(needle), "summary lacks {needle:?}:\n{t}");
+    }
+    let effect = &checked.json["fault_effect"];
+    assert_eq!(
+        (
+            &effect["faults"],
+            &effect["in_effect"],
+            &effect["not_in_effect"],
+            &effect["unverified"],
+            &effect["required"]
+        ),
+        (
+            &serde_json::json!(3),
+            &serde_json::json!(1),
+            &serde_json::json!(1),
+            &serde_json::json!(1),
+            &serde_json::json!(true)
+        )
+    );
+
+    // The campaign can relax it for faults it cannot verify; still shown, not counted.
+    let relaxed =
+        campaign(&REGISTER.replace("checker:", "nemesis: {require_effect: false}\nchecker:"));
+    assert!(!relaxed.nemesis.require_effect);
+    assert!(campaign(REGISTER).nemesis.require_effect, "default: true");
+    let checked = summary::check_and_summarise(&history, &facts(&relaxed)).unwrap();
+    assert_eq!(checked.verdict, Verdict::Valid, "{}", checked.table);
+    assert!(checked.table.contains("not counted"), "{}", checked.table);
+    assert!(checked.table.contains("NOT IN EFFECT"), "{}", checked.table);
+
+    // An invalid history stays invalid.
+    let invalid = history_with_a_fault_that_did_not_bite(true);
+    let checked = summary::check_and_summarise(&invalid, &facts(&c)).unwrap();
+    assert_eq!(checked.verdict, Verdict::Invalid, "{}", checked.table);
+
+    // The stored run: red in the HTML, a column in `report`, exit 2 from `check RUN_DIR`.
+    let root = tempfile::tempdir().unwrap();
+    let dir = synthetic_run(root.path(), &history);
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains(r#"id="faults-not-in-effect""#), "banner");
+    assert!(
+        html.contains(r#"<tr class="fault not-in-effect">"#),
+        "red row"
+    );
+    assert!(html.contains("n3: pid 4242, cgroup.events frozen 0"));
+    assert!(html.contains("1 of 3 faults did not take effect"));
+    let out = binary().arg("check").arg(&dir).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = binary().arg("report").arg(root.path()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("not in effect") && text.contains("1 of 3"),
+        "{text}"
+    );
+    let out = binary()
+        .args(["report", "--json"])
+        .arg(root.path())
+        .output()
+        .unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["faults_injected"], 3);
+    assert_eq!(rows[0]["faults_not_in_effect"], 1);
+}
+
+/// Keys 1 to 4 on a register each: a write of 1, then a write of 2, then a read; keys 2 and
+/// 4 read the overwritten 1 (stale, invalid), keys 1 and 3 read 2.
+fn history_with_two_invalid_keys() -> History {
+    let mut b = Builder::default();
+    let mut t = 0;
+    for key in 1..=4i64 {
+        let read = if key % 2 == 0 { 1 } else { 2 };
+        for (f, kind, value) in [
+            ("write", EventType::Ok, Value::Int(1)),
+            ("write", EventType::Ok, Value::Int(2)),
+            ("read", EventType::Ok, Value::Int(read)),
+        ] {
+            let invoke = if f == "read" {
+                Value::Nil
+            } else {
+                value.clone()
+            };
+            let p = Process::Client(key as u64);
+            b.push(t, p, EventType::Invoke, f, Some(key), invoke);
+            b.push(t + 5, p, kind, f, Some(key), value);
+            t += 10;
+        }
+    }
+    b.history()
+}
+
+#[test]
+fn every_key_is_checked_and_every_invalid_key_reported() {
+    let history = history_with_two_invalid_keys();
+    let c = campaign(REGISTER);
+    let checked = summary::check_and_summarise(&history, &facts(&c)).unwrap();
+    assert_eq!(checked.verdict, Verdict::Invalid, "{}", checked.table);
+    let t = &checked.table;
+    assert!(t.contains("2 of 4 keys invalid"), "{t}");
+    assert!(
+        t.contains("key 2 is not linearizable"),
+        "first counterexample:\n{t}"
+    );
+    assert_eq!(
+        checked.json["invalid_keys"],
+        serde_json::json!([2, 4]),
+        "{}",
+        checked.json
+    );
+    let keys = checked.json["checkers"][0]["result"]["keys"]
+        .as_array()
+        .unwrap();
+    let verdicts: Vec<&str> = keys
+        .iter()
+        .map(|k| k["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["valid", "invalid", "valid", "invalid"]);
+    for k in keys.iter().filter(|k| k["verdict"] == "invalid") {
+        assert!(k["counterexample"].is_object(), "{k}");
+    }
+    assert!(!checked.json.to_string().contains("not checked"));
+}
+
+#[test]
+fn on_a_terminal_the_faults_that_did_not_take_effect_are_red() {
+    let history = history_with_a_fault_that_did_not_bite(false);
+    let c = campaign(REGISTER);
+    let checked = summary::check_and_summarise(&history, &facts(&c)).unwrap();
+    let coloured = summary::for_terminal(&checked.table);
+    let red: Vec<&str> = coloured
+        .lines()
+        .filter(|l| l.starts_with("\x1b[31m"))
+        .collect();
+    assert!(
+        red.iter().any(|l| l.contains("NOT IN EFFECT")),
+        "{coloured}"
+    );
+    assert!(red.iter().all(|l| l.ends_with("\x1b[0m")));
+    assert!(!checked.table.contains('\x1b'), "summary.txt stays plain");
+}
+
+/// A partition whose records carry the roles before it and after its heal.
+fn history_with_roles(after: &[&str]) -> History {
+    let mut b = Builder::default();
+    b.op(0, 100, 0, "write", EventType::Ok, Value::Int(1))
+        .nemesis(
+            200,
+            EventType::Invoke,
+            "start-partition",
+            vec![("id", Value::Int(1))],
+        )
+        .nemesis(
+            210,
+            EventType::Info,
+            "start-partition",
+            vec![
+                ("id", Value::Int(1)),
+                (
+                    "roles_before",
+                    strs(&["n1: leader (term 1)", "n2: follower (term 1)"]),
+                ),
+            ],
+        )
+        .nemesis(
+            900,
+            EventType::Invoke,
+            "stop-partition",
+            vec![("id", Value::Int(1))],
+        )
+        .nemesis(
+            910,
+            EventType::Info,
+            "stop-partition",
+            vec![("id", Value::Int(1)), ("roles_after", strs(after))],
+        )
+        .op(1000, 1100, 1, "read", EventType::Ok, Value::Int(1));
+    b.history()
+}
+
+#[test]
+fn leader_changes_are_read_from_the_roles_before_and_after_each_fault() {
+    let changed = summary::analyse(&history_with_roles(&[
+        "n1: follower (term 2)",
+        "n2: leader (term 2)",
+    ]));
+    assert_eq!(
+        changed.faults[0].evidence[0],
+        "leader: n1 (term 1) before, n2 (term 2) after heal: changed"
+    );
+    assert_eq!(summary::leader_changes(&changed.faults), Some(1));
+    let electing = summary::analyse(&history_with_roles(&[
+        "n1: follower (term 2)",
+        "n2: no answer (timed out)",
+    ]));
+    assert_eq!(
+        electing.faults[0].evidence[0],
+        "leader: n1 (term 1) before, none after heal: no node led right after the heal"
+    );
+    assert_eq!(summary::leader_changes(&electing.faults), Some(0));
+    // Without role records (a system that cannot say) nothing is claimed.
+    let none = summary::analyse(&faulted_history(false));
+    assert_eq!(summary::leader_changes(&none.faults), None);
+    assert!(!none.faults[0].evidence[0].starts_with("leader:"));
 }

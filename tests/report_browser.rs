@@ -81,7 +81,10 @@ fn event(index: usize, ms: u64, process: Process, kind: EventType, f: &str, valu
         f: f.to_owned(),
         key: (process != Process::Nemesis).then_some(Value::Int(1)),
         value,
-        node: None,
+        node: match process {
+            Process::Client(p) => Some(format!("n{}", p % 3 + 1)),
+            Process::Nemesis => None,
+        },
         error: None,
     }
 }
@@ -107,16 +110,37 @@ fn invalid_history() -> History {
             ));
             events.push(event(n + 1, to, Process::Client(p), kind, f, Value::Int(v)));
         };
+    let strs =
+        |items: &[&str]| Value::List(items.iter().map(|s| Value::Str((*s).into())).collect());
     let nemesis = |events: &mut Vec<Event>, ms: u64, kind: EventType, f: &str, evidence: &str| {
         let n = events.len();
-        let value = Value::Map(vec![
+        let mut fields = vec![
             (Value::Str("id".into()), Value::Int(1)),
             (Value::Str("shape".into()), Value::Str("halves".into())),
-            (
-                Value::Str("evidence".into()),
-                Value::List(vec![Value::Str(evidence.into())]),
-            ),
-        ]);
+            (Value::Str("evidence".into()), strs(&[evidence])),
+        ];
+        // Roles from the system's role query: n1 leads before, n2 after the heal.
+        if kind == EventType::Info && f == "start-partition" {
+            fields.push((
+                Value::Str("roles_before".into()),
+                strs(&[
+                    "n1: leader (term 1)",
+                    "n2: follower (term 1)",
+                    "n3: follower (term 1)",
+                ]),
+            ));
+        }
+        if kind == EventType::Info && f == "stop-partition" {
+            fields.push((
+                Value::Str("roles_after".into()),
+                strs(&[
+                    "n1: follower (term 2)",
+                    "n2: leader (term 2)",
+                    "n3: no answer (timed out)",
+                ]),
+            ));
+        }
+        let value = Value::Map(fields);
         events.push(event(n, ms, Process::Nemesis, kind, f, value));
     };
     for i in 0..20u64 {
@@ -150,6 +174,7 @@ fn invalid_history() -> History {
             );
         }
     }
+    op(&mut events, 2000, 2050, 0, "write", EventType::Fail, 7);
     op(&mut events, 2100, 2150, 1, "read", EventType::Ok, 19);
     op(&mut events, 2200, 2250, 2, "read", EventType::Ok, 3);
     History::new(events)
@@ -209,7 +234,7 @@ fn report_html_renders_offline_without_script_errors() {
     assert!(dom.contains("INVALID"));
     // The script counted what the browser actually laid out.
     assert!(
-        dom.contains("22 operations and 1 fault windows drawn on the timeline."),
+        dom.contains("23 operations and 1 fault windows drawn on the timeline."),
         "{}",
         dom.split("drawn-counts")
             .nth(1)
@@ -221,4 +246,50 @@ fn report_html_renders_offline_without_script_errors() {
     assert!(dom.contains(r#"class="fault-window" data-kind="partition""#));
     assert!(dom.contains(r#"class="cex culprit""#));
     assert!(dom.contains("n1-&gt;n2: blocked"));
+
+    // Fault windows are hatched (a pattern, not the vermillion of failed operations).
+    assert!(dom.contains(r#"<pattern id="fault-hatch""#));
+    // A nemesis lane, and a lane per node with its role over time.
+    assert!(dom.contains(r#"<svg id="lanes""#));
+    assert!(dom.contains(r#"class="nemesis-fault" data-kind="partition""#));
+    for (role, node) in [
+        ("leader", "n1"),
+        ("leader", "n2"),
+        ("follower", "n3"),
+        ("unknown", "n3"),
+    ] {
+        assert!(
+            dom.contains(&format!(r#"class="role {role}" data-node="{node}""#)),
+            "{role} lane of {node}"
+        );
+    }
+    // Latency and throughput split by function and outcome.
+    assert!(dom.contains(r#"class="pt ok f-write""#));
+    assert!(dom.contains(r#"class="pt fail f-write""#));
+    for (f, outcome) in [("write", "ok"), ("read", "ok"), ("write", "fail")] {
+        assert!(
+            dom.contains(&format!(
+                r#"class="tp" data-f="{f}" data-outcome="{outcome}""#
+            )),
+            "throughput series {f} {outcome}"
+        );
+    }
+    // The counterexample's bars carry the operation, and hovering one shows the model
+    // state after it.
+    assert!(dom.contains(r#"class="cex-label""#));
+    assert!(dom.contains("✗ read → 3 @n3"), "the culprit's label");
+    assert!(
+        dom.contains(r#"data-state="state after it: 19""#),
+        "{}",
+        dom.split("counterexample")
+            .nth(1)
+            .unwrap_or_default()
+            .chars()
+            .take(3000)
+            .collect::<String>()
+    );
+    assert!(dom.contains(r#"id="cex-detail""#));
+    // The summary table in a monospace font with box-drawing glyphs, lines set tight.
+    assert!(dom.contains(r#"<pre class="table">"#));
+    assert!(dom.contains(r#"<meta charset="utf-8">"#));
 }

@@ -46,6 +46,12 @@ fn which(name: &str) -> Option<PathBuf> {
 
 /// Starts a long raft run writing under `results`.
 fn start_run(results: &Path) -> Child {
+    start_run_recording_in(results, None)
+}
+
+/// Starts a long raft run writing under `results`, its run record in `state_dir` (the
+/// default one when `None`).
+fn start_run_recording_in(results: &Path, state_dir: Option<&Path>) -> Child {
     let campaign = results.join("campaign.yaml");
     std::fs::write(
         &campaign,
@@ -53,14 +59,29 @@ fn start_run(results: &Path) -> Child {
          workload: {kind: kv, concurrency: 4, rate: 200, duration: 120s, timeout: 500ms}\n",
     )
     .unwrap();
-    Command::new(SPLITBRAIN)
+    let mut command = Command::new(SPLITBRAIN);
+    command
         .arg("run")
         .arg(&campaign)
         .arg("--results")
         .arg(results)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(dir) = state_dir {
+        command.env(STATE_DIR_ENV, dir);
+    }
+    command.spawn().unwrap()
+}
+
+const STATE_DIR_ENV: &str = splitbrain::cleanup::STATE_DIR_ENV;
+
+/// Runs `splitbrain cleanup ARGS` with its run records in `state_dir`.
+fn cleanup_with(state_dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(SPLITBRAIN)
+        .arg("cleanup")
+        .args(args)
+        .env(STATE_DIR_ENV, state_dir)
+        .output()
         .unwrap()
 }
 
@@ -335,4 +356,267 @@ fn a_panic_while_the_cluster_runs_leaves_nothing_behind() {
     assert!(outcome.is_err());
     let left = leftovers(&id, results.path());
     assert!(left.is_empty(), "left behind after a panic: {left:?}");
+}
+
+#[test]
+fn ctrl_c_during_the_final_check_is_recorded_as_an_interruption() {
+    // The in-memory system needs no privileges; 200,000 operations on one register take
+    // the checker seconds, long enough to be interrupted in the middle.
+    let results = tempfile::tempdir().unwrap();
+    let campaign = results.path().join("campaign.yaml");
+    std::fs::write(
+        &campaign,
+        "name: slowcheck\nsystem: {in-memory: {}}\n\
+         workload: {kind: register, concurrency: 20, duration: 20s, max_ops: 200000, recovery: 0s}\n",
+    )
+    .unwrap();
+    let stderr_path = results.path().join("stderr.txt");
+    let mut child = Command::new(SPLITBRAIN)
+        .arg("run")
+        .arg(&campaign)
+        .arg("--results")
+        .arg(results.path())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        if stderr.contains("checking the history") {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended before its check was interrupted ({status}): {stderr}");
+        }
+        assert!(Instant::now() < deadline, "the run never reached its check");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(120));
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let dir = std::fs::read_dir(results.path().join("slowcheck"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(
+        doc["interrupted"], true,
+        "results.json tells how the run ended"
+    );
+    assert_eq!(
+        doc["verdict"], "unknown",
+        "an abandoned search decides nothing"
+    );
+}
+
+/// A namespace made by hand, with a process in it; removed again when dropped.
+struct HandMadeNamespace {
+    name: String,
+    process: Child,
+}
+
+impl HandMadeNamespace {
+    fn create(name: &str) -> Self {
+        let mut batch = splitbrain::netns::IpBatch::new(None);
+        batch.line(format!("netns add {name}"));
+        splitbrain::netns::ip_batch(&batch).unwrap();
+        let process = splitbrain::netns::command(name, "sleep")
+            .unwrap()
+            .arg("120")
+            .spawn()
+            .unwrap();
+        HandMadeNamespace {
+            name: name.to_owned(),
+            process,
+        }
+    }
+
+    fn is_intact(&mut self) -> bool {
+        splitbrain::netns::exists(&self.name) && self.process.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for HandMadeNamespace {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = splitbrain::netns::delete(std::slice::from_ref(&self.name));
+    }
+}
+
+#[test]
+fn look_alike_namespaces_and_their_processes_survive_cleanup() {
+    if !common::have_root("look_alike_namespaces_and_their_processes_survive_cleanup") {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    // Names a run of ours could have had (`sb-<id>-<node>`), made by someone else.
+    let mut vpn = HandMadeNamespace::create("sb-lab-vpn");
+    let mut foo = HandMadeNamespace::create("sb-foo-bar");
+    // A namespace file whose name carries a second `ip` command after a line break.
+    let injected = "sb-zq7h2-injected";
+    let trap =
+        Path::new(splitbrain::netns::NETNS_DIR).join(format!("sb-zq7h2-n1\nnetns add {injected}"));
+    std::fs::write(&trap, b"").unwrap();
+
+    let mut outputs = Vec::new();
+    for args in [
+        &[][..],
+        &["--run", "lab"],
+        &["--run", "foo"],
+        &["--run", "zq7h2"],
+    ] {
+        let out = cleanup_with(state.path(), args);
+        assert!(out.status.success(), "cleanup {args:?}: {out:?}");
+        outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let injected_exists = splitbrain::netns::exists(injected);
+    let _ = std::fs::remove_file(&trap);
+    if injected_exists {
+        let _ = splitbrain::netns::delete(&[injected.to_owned()]);
+    }
+    assert!(
+        vpn.is_intact(),
+        "sb-lab-vpn or its process was removed: {outputs:?}"
+    );
+    assert!(
+        foo.is_intact(),
+        "sb-foo-bar or its process was removed: {outputs:?}"
+    );
+    assert!(!injected_exists, "cleanup ran a command smuggled in a name");
+    assert!(
+        outputs.iter().all(|o| o.trim() == "nothing to clean up"),
+        "{outputs:?}"
+    );
+}
+
+#[test]
+fn cleanup_leaves_a_live_run_alone_and_removes_it_once_its_controller_is_killed() {
+    if let Some((need, why)) = skip_reason() {
+        skip(
+            "cleanup_leaves_a_live_run_alone_and_removes_it_once_its_controller_is_killed",
+            need,
+            why,
+        );
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut child = start_run_recording_in(results.path(), Some(state.path()));
+    let dir = wait_for_history(results.path(), 40);
+    let id = run_id(&dir);
+    let record = state.path().join(&id);
+    let recorded = std::fs::read_to_string(record.join("resources")).unwrap();
+    assert!(
+        recorded.contains(&format!("netns sb-{id}-n1")) && recorded.contains("cgroup "),
+        "the run records what it makes: {recorded}"
+    );
+    // The controller lives: neither form of cleanup touches the run.
+    for args in [vec![], vec!["--run", id.as_str()]] {
+        let out = cleanup_with(state.path(), &args);
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains(&format!("left alone: run {id}")),
+            "cleanup {args:?}: {stdout}"
+        );
+        assert!(!stdout.contains("removed"), "cleanup {args:?}: {stdout}");
+    }
+    let left = leftovers(&id, results.path());
+    assert!(
+        left.iter().filter(|l| l.starts_with("namespace")).count() == 4
+            && left.iter().any(|l| l.starts_with("cgroup"))
+            && left.iter().any(|l| l.starts_with("process")),
+        "the live run lost something to cleanup: {left:?}"
+    );
+    assert!(child.try_wait().unwrap().is_none(), "the run still runs");
+    // Killed, its controller is gone: now everything it recorded is removed, and the record.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = cleanup_with(state.path(), &[]);
+    assert!(out.status.success(), "{out:?}");
+    let left = leftovers(&id, results.path());
+    assert!(left.is_empty(), "left behind after cleanup: {left:?}");
+    assert!(!record.exists(), "the record is removed with what it names");
+    assert_history_checkable(&dir);
+}
+
+#[test]
+fn a_run_that_ends_cleanly_removes_its_record() {
+    if !common::have_root("a_run_that_ends_cleanly_removes_its_record") {
+        return;
+    }
+    let run = splitbrain::topology::RunId::random();
+    let record = splitbrain::cleanup::state_dir().join(run.as_str());
+    let topology = splitbrain::topology::Topology::create(run.clone(), 2).unwrap();
+    let text = std::fs::read_to_string(record.join("resources")).unwrap();
+    for ns in topology.plan().all_netns() {
+        assert!(
+            text.contains(&format!("netns {ns}\n")),
+            "{ns} recorded: {text}"
+        );
+    }
+    drop(topology);
+    assert!(!record.exists(), "record of a cleanly ended run is removed");
+}
+
+#[test]
+fn result_files_and_directories_get_their_modes_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let campaign = tmp.path().join("campaign.yaml");
+    std::fs::write(
+        &campaign,
+        "name: modes\nsystem: {in-memory: {}}\n\
+         workload: {kind: kv, concurrency: 2, duration: 1s, max_ops: 200, recovery: 0s}\n\
+         checker: {min_ok_per_key: 1}\n",
+    )
+    .unwrap();
+    let results = tmp.path().join("results");
+    let mut command = Command::new(SPLITBRAIN);
+    command
+        .arg("run")
+        .arg(&campaign)
+        .arg("--results")
+        .arg(&results)
+        .arg("--quiet")
+        .stdout(Stdio::null());
+    // SAFETY: umask is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
+    let status = command.status().unwrap();
+    assert!(matches!(status.code(), Some(0..=2)), "{status}");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = std::fs::read_dir(results.join("modes"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for d in [results.clone(), results.join("modes"), dir.clone()] {
+        assert_eq!(mode(&d), 0o755, "{}", d.display());
+    }
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            assert_eq!(mode(&path), 0o644, "{}", path.display());
+            files += 1;
+        }
+    }
+    assert!(
+        files >= 8,
+        "campaign, environment, history, report files: {files}"
+    );
 }

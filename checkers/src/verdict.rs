@@ -91,6 +91,9 @@ pub struct KeyResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckResult {
     pub verdict: Verdict,
+    /// Why the whole check is `unknown` when no key says why: nothing was checked (no
+    /// client operations, or none completed `ok`).
+    pub cause: Option<String>,
     pub model: String,
     pub operations: usize,
     pub keys: Vec<KeyResult>,

@@ -1,6 +1,6 @@
 //! History readers and writers: Jepsen EDN (tagged records, multi-line maps, Knossos
 //! vectors, independent tuples), Jepsen log lines, our JSON Lines; located errors; the
-//! unfinished last line; round trips.
+//! truncated last record, bad data anywhere else, depth and size limits; round trips.
 
 use rand::{Rng, SeedableRng};
 use splitbrain_checkers::formats::{
@@ -8,7 +8,7 @@ use splitbrain_checkers::formats::{
     ReadOptions,
 };
 use splitbrain_checkers::{Event, EventType, History, Process, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -354,14 +354,15 @@ fn jsonl_errors_name_line_and_field() {
     assert!(syntax.to_string().contains("invalid JSON"), "{syntax}");
 }
 
+/// The one thing forgiven: the last record of a history our recorder wrote, cut mid-write.
 #[test]
-fn unfinished_last_line_is_dropped_with_a_warning() {
-    let jsonl = concat!(
-        r#"{"process":0,"type":"invoke","f":"read","value":null}"#,
+fn a_truncated_last_record_of_our_recorder_is_dropped_with_a_warning() {
+    let recorded = concat!(
+        r#"{"index":0,"time":5,"process":0,"type":"invoke","f":"read","value":null}"#,
         "\n",
-        r#"{"process":0,"type":"ok","f":"re"#
+        r#"{"index":1,"time":9,"process":0,"type":"ok","f":"re"#
     );
-    let out = read_with(jsonl, None).unwrap();
+    let out = read_with(recorded, None).unwrap();
     assert_eq!(out.history.events.len(), 1);
     assert!(
         out.warnings
@@ -370,31 +371,205 @@ fn unfinished_last_line_is_dropped_with_a_warning() {
         "{:?}",
         out.warnings
     );
+    // Cut anywhere in the recorder's beginning of a line, too.
+    let first = r#"{"index":0,"time":5,"process":0,"type":"invoke","f":"read","value":null}"#;
+    for cut in [r#"{"#, r#"{"ind"#, r#"{"index":1"#, r#"{"index":1,"time":"#] {
+        let out =
+            read_with(&format!("{first}\n{cut}"), None).unwrap_or_else(|e| panic!("{cut}: {e}"));
+        assert_eq!(out.history.events.len(), 1, "{cut}");
+    }
 
     // The same cut line with its newline is not a crash artefact but bad data.
-    assert!(read_with(&format!("{jsonl}\n"), None).is_err());
+    let err = read_with(&format!("{recorded}\n"), None).unwrap_err();
+    assert_eq!((err.line, err.column), (2, Some(51)), "{err}");
+}
 
-    let edn_text = "{:process 0 :type :invoke :f :read :value nil}\n#jepsen.history.Op{:process 0 :type :ok :f :rea";
-    let out = read_with(edn_text, None).unwrap();
-    assert_eq!(out.history.events.len(), 1);
-    assert!(out
-        .warnings
-        .iter()
-        .any(|w| w.starts_with("line 2: unfinished")));
-
+/// Everything else that does not parse is bad data, the last line included.
+#[test]
+fn an_unparsable_last_line_is_bad_data() {
+    let first = r#"{"index":0,"time":5,"process":0,"type":"invoke","f":"read","value":null}"#;
+    let cases = [
+        // A complete line with a misspelt field.
+        format!(
+            r#"{first}
+{{"index":1,"time":9,"process":0,"type":"ok","f":"read","value":3,"eror":null}}"#
+        ),
+        // Not a prefix of valid JSON.
+        format!(
+            r#"{first}
+{{"index":1,"time":9,"process":0,"type":"ok","f":"read","value":3]"#
+        ),
+        // A prefix of valid JSON, but not in our recorder's form (no index and time).
+        concat!(
+            r#"{"process":0,"type":"invoke","f":"read","value":null}"#,
+            "\n",
+            r#"{"process":0,"type":"ok","f":"re"#
+        )
+        .to_owned(),
+        // A prefix, in a file whose indexes are not the recorder's 0, 1, 2, …
+        concat!(
+            r#"{"index":4,"time":5,"process":0,"type":"invoke","f":"read","value":null}"#,
+            "\n",
+            r#"{"index":5,"time":9,"process":0,"type":"ok","f":"re"#
+        )
+        .to_owned(),
+        // A prefix whose beginning is not the recorder's next line.
+        format!(
+            r#"{first}
+{{"index":7,"time":9,"process":0,"type":"ok","f":"re"#
+        ),
+        format!(
+            r#"{first}
+{{"process":0,"type":"ok","f":"re"#
+        ),
+        // The 100 MB number of the issue, in small.
+        format!(r#"{{"process":0,{}"#, "9".repeat(10_000)),
+    ];
+    for text in &cases {
+        let err = read_with(text, None).unwrap_err();
+        assert!(err.line >= 1, "{err}");
+    }
+    // EDN is never repaired: a cut map, a ratio, ##NaN, on an unterminated last line.
+    for text in [
+        "{:process 0 :type :invoke :f :read :value nil}\n#jepsen.history.Op{:process 0 :type :ok :f :rea",
+        "[{:process 0 :type :invoke :f :write :value 1/2}]",
+        "{:process 0 :type :invoke :f :write :value 1}\n{:process 0 :type :ok :f :write :value ##NaN}",
+        "#",
+        "{",
+        "#{",
+    ] {
+        let err = read_with(text, Some(Format::Edn)).unwrap_err();
+        assert!(err.column.is_some() || err.line >= 1, "{text}: {err}");
+    }
+    let err = read_with("[{:process 0 :type :invoke :f :write :value 1/2}]", None).unwrap_err();
+    assert_eq!((err.line, err.column), (1, Some(48)), "{err}");
+    // Nor are log lines.
     let log = "INFO  jepsen.util - 0\t:invoke\t:read\tnil\nINFO  jepsen.util - 0\t:ok\t:read\t[3";
-    let out = read_with(log, None).unwrap();
-    assert_eq!(out.history.events.len(), 1);
-    assert!(out
-        .warnings
-        .iter()
-        .any(|w| w.starts_with("line 2: unfinished")));
+    let err = read_with(log, None).unwrap_err();
+    assert_eq!(err.line, 2, "{err}");
+    assert_eq!(err.column, Some(35), "{err}");
 
     // A complete last line without a newline is kept.
     let complete = r#"{"process":0,"type":"invoke","f":"read","value":null}"#;
     let out = read_with(complete, None).unwrap();
     assert_eq!(out.history.events.len(), 1);
     assert!(!out.warnings.iter().any(|w| w.contains("unfinished")));
+}
+
+/// A backslash ends a token and starts a character, as in Clojure: so a quote after it is
+/// a character, not the start of a string (found by the fuzz test).
+#[test]
+fn a_backslash_ends_a_token() {
+    assert_eq!(
+        formats::edn::parse_value("[ab\\c]").unwrap(),
+        list(vec![Value::Str("ab".into()), Value::Str("c".into())])
+    );
+    let text = "{:process 0 :type :invoke :f :write :z :value x\\\" :k \"}\n";
+    assert!(read_with(text, Some(Format::Edn)).is_err(), "{text}");
+}
+
+/// A log op's function is a keyword: one holding an EDN delimiter is bad data (found by the
+/// fuzz test).
+#[test]
+fn a_log_function_with_a_delimiter_is_bad_data() {
+    let log = "INFO  jepsen.util - 0\t:invoke\t:read\tnil\nINFO  jepsen.util - 0\t:ok\t:[read\t3\n";
+    let err = read_with(log, None).unwrap_err();
+    assert_eq!(err.line, 2, "{err}");
+    assert_eq!(err.field.as_deref(), Some("f"), "{err}");
+}
+
+/// Nesting beyond the limit is bad data, never a stack overflow: collections, tagged
+/// elements and chains of `#_` discards, in EDN files, log values and single values.
+#[test]
+fn deep_nesting_is_bad_data() {
+    // Half the stack of a test thread (2 MiB), so that the limit keeps a margin even in a
+    // debug build.
+    std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(deep_nesting_cases)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn deep_nesting_cases() {
+    const DEEP: usize = 10_000;
+    let openers = ["[", "(", "{", "#{", "#t ", "#_"];
+    for opener in openers {
+        let text = format!("{}1", opener.repeat(DEEP));
+        let err = read_with(&text, Some(Format::Edn)).unwrap_err();
+        assert!(
+            err.to_string().contains("levels of nesting"),
+            "{opener}: {err}"
+        );
+        let err = formats::edn::parse_value(&text).unwrap_err();
+        assert!(
+            err.to_string().contains("levels of nesting"),
+            "{opener}: {err}"
+        );
+        let log = format!("INFO  jepsen.util - 0\t:invoke\t:read\t{text}\n");
+        let err = read_with(&log, Some(Format::JepsenLog)).unwrap_err();
+        assert!(
+            err.to_string().contains("levels of nesting"),
+            "{opener}: {err}"
+        );
+    }
+    // The issue's discard chain: `#_` 9,100 times before one op map.
+    let text = format!(
+        "{}{{:process 0 :type :invoke :f :read :value nil}}\n",
+        "#_".repeat(9_100)
+    );
+    assert!(read_with(&text, None).is_err());
+    // 100,000 `[` in JSON Lines and in EDN.
+    let brackets = "[".repeat(100_000);
+    assert!(read_with(&brackets, Some(Format::Jsonl)).is_err());
+    assert!(read_with(&brackets, None).is_err());
+    let json = format!(
+        r#"{{"process":0,"type":"invoke","f":"read","value":{}}}"#,
+        "[".repeat(DEEP)
+    );
+    assert!(read_with(&json, None).is_err());
+    // Within the limit, nesting reads.
+    let fine = format!("{}1{}", "[".repeat(50), "]".repeat(50));
+    assert!(formats::edn::parse_value(&fine).is_ok());
+}
+
+/// A line (or EDN form) over the limit is bad data, found while reading: an endless input
+/// ends in an error after that many bytes, in every format and through a file.
+#[test]
+fn reading_is_bounded() {
+    let opts = |format| ReadOptions {
+        format,
+        max_line_bytes: 1000,
+        ..ReadOptions::default()
+    };
+    let line = r#"{"process":0,"type":"invoke","f":"write","value":"x"}"#;
+    let long = line.replace('x', &"x".repeat(2000));
+    for format in [None, Some(Format::Jsonl)] {
+        let bytes = format!("{line}\n{long}\n");
+        match read_bytes(bytes.as_bytes(), &opts(format)) {
+            Err(BytesError::Data(e)) => {
+                assert_eq!(e.line, 2, "{e}");
+                assert!(e.to_string().contains("at most 1000 bytes"), "{e}");
+            }
+            other => panic!("{:?}", other.map(|o| o.history.events.len())),
+        }
+        assert!(read_bytes(format!("{line}\n").as_bytes(), &opts(format)).is_ok());
+    }
+    // An EDN form over the limit, though each of its lines is short.
+    let many = format!(
+        "[{}]",
+        "{:process 0 :type :invoke :f :read :value nil}\n".repeat(100)
+    );
+    match read_bytes(many.as_bytes(), &opts(Some(Format::Edn))) {
+        Err(BytesError::Data(e)) => assert!(e.to_string().contains("EDN form"), "{e}"),
+        other => panic!("{:?}", other.map(|o| o.history.events.len())),
+    }
+    // /dev/zero: one endless line, read only up to the limit.
+    let started = std::time::Instant::now();
+    let err = read_file(Path::new("/dev/zero"), &opts(None)).unwrap_err();
+    assert!(err.to_string().contains("at most 1000 bytes"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
 #[test]
@@ -549,6 +724,7 @@ fn jsonl_round_trip() {
         let opts = ReadOptions {
             format: Some(Format::Jsonl),
             independent: Independent::Off,
+            ..ReadOptions::default()
         };
         let back = read_bytes(&buf, &opts).unwrap();
         assert_eq!(back.history, history, "seed {seed}");
@@ -587,6 +763,7 @@ fn edn_round_trip() {
         let opts = ReadOptions {
             format: Some(Format::Edn),
             independent: Independent::Off,
+            ..ReadOptions::default()
         };
         let back = read_bytes(&buf, &opts).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         assert_eq!(back.history, history, "seed {seed}");

@@ -3,20 +3,27 @@
 //! Each file is read (format detected unless named), checked against the model, and
 //! reported: a table per key (or a summary line for many keys), the counterexample of an
 //! invalid key in words, the reader's warnings, parse and check times. `--json` prints one
-//! JSON document instead. Exit codes: 0 valid, 1 invalid, 2 unknown, 64 bad usage, 65 bad
-//! data (a file unreadable or malformed, or not fitting the model).
+//! JSON document instead. Exit codes: 0 valid, 1 invalid, 2 unknown (a limit reached, or
+//! nothing to check), 64 bad usage, 65 bad data (a file malformed, or not fitting the
+//! model), 66 a file missing or unreadable.
+//!
+//! Every key is checked (within the limits) unless `--first-failure`; the text output
+//! counts the invalid keys and shows the first counterexample, `--json` carries them all.
+//! A check that lasts over [`PROGRESS_AFTER`] prints a progress line on stderr every
+//! [`PROGRESS_EVERY`], so a slow search is not mistaken for a hang.
 
 use crate::exit;
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
-use splitbrain_checkers::formats::{self, Format, Independent, ReadOptions, ReadOutput};
-use splitbrain_checkers::linearizability::{self, CheckOptions};
+use splitbrain_checkers::formats::{self, Format, Independent, ReadError, ReadOptions, ReadOutput};
+use splitbrain_checkers::linearizability::{self, CheckOptions, CheckProgress, NilReads};
 use splitbrain_checkers::models::{ModelKind, ModelSpec};
 use splitbrain_checkers::verdict::OpSummary;
 use splitbrain_checkers::{CheckResult, Counterexample, KeyResult, Value, Verdict};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 use tabled::builder::Builder;
 use tabled::settings::Style;
@@ -58,6 +65,23 @@ pub struct CheckArgs {
     /// expected value (a failed cas whose error is compare-failed/mismatch is always read so).
     #[arg(long)]
     pub failed_cas_observes: bool,
+    /// Stop at the first invalid key instead of checking every key (faster; the keys left
+    /// are `unknown`).
+    #[arg(long)]
+    pub first_failure: bool,
+    /// How register, cas-register and kv read a read that returned nil: `value` (the
+    /// register held nil, i.e. was never written) or `unknown` (Knossos' reading: a nil read
+    /// matches any state).
+    #[arg(long, value_name = "READING", default_value = "value", value_parser = parse_nil_reads)]
+    pub nil_reads: NilReads,
+    /// A line (or EDN top-level form) longer than this is bad data, e.g. `1MiB` (default
+    /// 256MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_line_size: Option<u64>,
+}
+
+fn parse_nil_reads(s: &str) -> Result<NilReads, String> {
+    s.parse()
 }
 
 fn parse_model(s: &str) -> Result<ModelKind, String> {
@@ -113,6 +137,9 @@ struct FileReport {
     verdict: Option<Verdict>,
     result: Option<CheckResult>,
     error: Option<String>,
+    /// The exit code `error` calls for (65 bad data, 66 missing input).
+    #[serde(skip)]
+    error_code: u8,
 }
 
 #[derive(Debug, Serialize)]
@@ -133,12 +160,23 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         kind: args.model,
         initial: args.initial_value.clone().unwrap_or_default(),
     };
+    let registers = [ModelKind::Register, ModelKind::CasRegister, ModelKind::Kv];
+    if args.nil_reads != NilReads::Value && !registers.contains(&spec.kind) {
+        eprintln!(
+            "splitbrain: --nil-reads applies to register, cas-register and kv, not {}",
+            spec.kind.name()
+        );
+        return Ok(exit::USAGE);
+    }
     let defaults = CheckOptions::default();
     let opts = CheckOptions {
         time_limit: args.time_limit,
         memory_budget: Some(args.memory_budget.unwrap_or_else(default_memory_budget)),
         jobs: args.jobs.map_or(defaults.jobs, |j| j as usize),
         failed_cas_observes: args.failed_cas_observes,
+        first_failure: args.first_failure,
+        nil_reads: args.nil_reads,
+        progress: None,
     };
     let read_opts = ReadOptions {
         format: args.format,
@@ -147,26 +185,32 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         } else {
             Independent::Auto
         },
+        max_line_bytes: args.max_line_size.map_or(formats::MAX_LINE_BYTES, |size| {
+            usize::try_from(size).unwrap_or(usize::MAX)
+        }),
     };
 
+    // Knossos' reading is worth suggesting only where it applies and is not already asked.
+    let suggest_nil_reads = args.nil_reads == NilReads::Value && registers.contains(&spec.kind);
     let mut files = Vec::with_capacity(args.files.len());
     for path in &args.files {
         let report = check_file(path, &read_opts, &spec, &opts);
         if !args.json {
-            print_file(&report);
+            print_file(&report, suggest_nil_reads);
         }
         files.push(report);
     }
 
-    let any_error = files.iter().any(|f| f.error.is_some());
+    let first_error = files.iter().find(|f| f.error.is_some());
     let verdict = files
         .iter()
         .filter_map(|f| f.verdict)
         .reduce(Verdict::combine);
-    let exit_code = if any_error {
-        exit::DATA_ERR
-    } else {
-        verdict.map_or(exit::VALID, |v| v.exit_code() as u8)
+    let exit_code = match (first_error, verdict) {
+        (Some(file), _) => file.error_code,
+        (None, Some(v)) => v.exit_code() as u8,
+        // Every file has a verdict or an error, and there is at least one file.
+        (None, None) => exit::SOFTWARE,
     };
     let report = Report {
         model: spec.kind.name(),
@@ -200,6 +244,7 @@ fn check_file(
         verdict: None,
         result: None,
         error: None,
+        error_code: exit::DATA_ERR,
     };
     let parse_start = Instant::now();
     let read = formats::read_file(path, read_opts);
@@ -207,6 +252,9 @@ fn check_file(
     let read: ReadOutput = match read {
         Ok(read) => read,
         Err(e) => {
+            if matches!(e, ReadError::Io { .. }) {
+                report.error_code = exit::NO_INPUT;
+            }
             report.error = Some(e.to_string());
             return report;
         }
@@ -217,7 +265,14 @@ fn check_file(
     report.warnings = read.warnings.clone();
 
     let check_start = Instant::now();
-    let checked = linearizability::check(&read.history, spec, opts);
+    let progress = Arc::new(CheckProgress::default());
+    let opts = CheckOptions {
+        progress: Some(progress.clone()),
+        ..opts.clone()
+    };
+    let reporter = ProgressReporter::start(path, progress);
+    let checked = linearizability::check(&read.history, spec, &opts);
+    reporter.stop();
     report.check_seconds = check_start.elapsed().as_secs_f64();
     match checked {
         Ok(result) => {
@@ -241,6 +296,64 @@ fn check_file(
     // second: do it beside the next file's work, or let the process exit first.
     std::thread::spawn(move || drop(read));
     report
+}
+
+/// A check lasting longer than this prints progress on stderr (shorter ones print none).
+const PROGRESS_AFTER: Duration = Duration::from_secs(2);
+/// How often a long check prints progress on stderr.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Prints a progress line on stderr every [`PROGRESS_EVERY`] once a check has lasted
+/// [`PROGRESS_AFTER`], whether stderr is a terminal or a CI log (stdout, and so `--json`,
+/// is left alone).
+struct ProgressReporter {
+    stop: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl ProgressReporter {
+    fn start(path: &Path, progress: Arc<CheckProgress>) -> ProgressReporter {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let name = path.display().to_string();
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut wait = PROGRESS_AFTER;
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+                let p = progress.snapshot();
+                let memory = resident_bytes()
+                    .map_or_else(|| "?".to_owned(), |b| bytesize::ByteSize(b).to_string());
+                eprintln!(
+                    "splitbrain: checking {name}: {:.0}s, keys {} of {} done, {} configurations explored, memory {memory} (search memo {})",
+                    started.elapsed().as_secs_f64(),
+                    p.keys_done,
+                    p.keys_total,
+                    p.configurations,
+                    bytesize::ByteSize(p.memo_bytes)
+                );
+                wait = PROGRESS_EVERY;
+            }
+        });
+        ProgressReporter { stop, thread }
+    }
+
+    fn stop(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
+    }
+}
+
+/// The resident memory of this process (`VmRSS`), when /proc tells it.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 /// A short duration for tables: `850 µs`, `12.3 ms`, `4.56 s`.
@@ -285,10 +398,11 @@ fn key_table(keys: &[&KeyResult]) -> String {
     builder.build().with(Style::rounded()).to_string()
 }
 
-fn print_file(report: &FileReport) {
+fn print_file(report: &FileReport, suggest_nil_reads: bool) {
     let mut out = String::new();
     let name = report.file.display();
     let _ = writeln!(out, "== {name}");
+    // The error is said once, on stderr; the verdict line below only says "not checked".
     if let Some(error) = &report.error {
         eprintln!("splitbrain: {error}");
     }
@@ -315,7 +429,9 @@ fn print_file(report: &FileReport) {
             seconds(report.check_seconds),
             result.configurations
         );
-        if result.keys.len() <= MAX_KEY_ROWS {
+        if result.keys.is_empty() {
+            // Nothing to tabulate; the verdict line says why.
+        } else if result.keys.len() <= MAX_KEY_ROWS {
             let all: Vec<&KeyResult> = result.keys.iter().collect();
             let _ = writeln!(out, "{}", key_table(&all));
         } else {
@@ -338,19 +454,35 @@ fn print_file(report: &FileReport) {
                 let _ = writeln!(out, "{}", key_table(&not_valid));
             }
         }
-        for key in &result.keys {
-            if let Some(cex) = &key.counterexample {
-                out.push_str(&describe_counterexample(cex));
+        let mut counterexamples = result.keys.iter().filter_map(|k| k.counterexample.as_ref());
+        if let Some(first) = counterexamples.next() {
+            let invalid = 1 + counterexamples.count();
+            if invalid > 1 {
+                let _ = writeln!(
+                    out,
+                    "{invalid} of {} keys invalid; the first counterexample (--json carries all {invalid}):",
+                    result.keys.len()
+                );
+            } else {
+                let _ = writeln!(out, "1 of {} key(s) invalid:", result.keys.len());
+            }
+            out.push_str(&describe_counterexample(first));
+            if suggest_nil_reads && is_nil_read(&first.operation) {
+                let _ = writeln!(
+                    out,
+                    "note: that read returned nil; Knossos reads a nil read as matching any state and would accept it (ask for that reading with --nil-reads unknown)"
+                );
             }
         }
     }
     for warning in &report.warnings {
         let _ = writeln!(out, "warning: {warning}");
     }
-    let verdict = match (&report.verdict, &report.error) {
-        (Some(v), _) => v.to_string(),
-        (None, Some(error)) => format!("not checked: {error}"),
-        (None, None) => "not checked".to_owned(),
+    let cause = report.result.as_ref().and_then(|r| r.cause.as_deref());
+    let verdict = match (&report.verdict, cause) {
+        (Some(v), Some(cause)) => format!("{v}: {cause}"),
+        (Some(v), None) => v.to_string(),
+        (None, _) => "not checked".to_owned(),
     };
     let _ = writeln!(out, "{name}: {verdict}");
     print!("{out}");
@@ -365,6 +497,11 @@ fn describe_op(op: &OpSummary) -> String {
         "#{} process {} {} {}{output} ({})",
         op.index, op.process, op.f, op.value, op.outcome
     )
+}
+
+/// An `ok` read that returned nil: the reading `--nil-reads` is about.
+fn is_nil_read(op: &OpSummary) -> bool {
+    op.f == "read" && op.outcome == "ok" && op.output.as_ref().is_some_and(Value::is_nil)
 }
 
 /// Ops of the prefix shown before the failing op.
@@ -407,7 +544,9 @@ fn describe_counterexample(cex: &Counterexample) -> String {
 fn print_overall(report: &Report) {
     let count = |v: Verdict| report.files.iter().filter(|f| f.verdict == Some(v)).count();
     let errors = report.files.iter().filter(|f| f.error.is_some()).count();
-    let verdict = if errors > 0 {
+    let verdict = if report.exit_code == exit::NO_INPUT {
+        "input missing".to_owned()
+    } else if errors > 0 {
         "bad data".to_owned()
     } else {
         report

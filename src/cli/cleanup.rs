@@ -1,12 +1,22 @@
-//! `splitbrain cleanup`: remove what crashed runs left behind (namespaces, cgroups, ...).
+//! `splitbrain cleanup`: remove what crashed runs left behind (namespaces, cgroups, ...) —
+//! only what a run recorded making, and only when that run's controller is gone.
 
 use crate::topology::RunId;
 use clap::Args;
 
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Only what a run recorded making is removed: every run writes, before it makes anything, a
+record in /run/splitbrain/<run id>/ ($SPLITBRAIN_STATE_DIR instead, when set) naming its
+controller process and each namespace and cgroup it makes. A run's leftovers are removed
+only once its controller is gone (checked by pid and start time, so a reused pid does not
+count); runs still in progress are left alone and listed. Namespaces, cgroups and processes
+that no record names, e.g. your own `sb-lab-vpn`, are never touched, whatever their names.
+Exit 0 when everything recorded is gone, 70 when something could not be removed, 77
+without root.")]
 pub struct CleanupArgs {
-    /// Only this run's leftovers (its id, as in `sb-<id>-n1`). Without it, the resources of
-    /// every run are removed, including runs still in progress.
+    /// Only this run's leftovers (its id, as in `sb-<id>-n1`). Without it, every recorded
+    /// run whose controller is gone.
     #[arg(long = "run", value_name = "ID")]
     pub run: Option<String>,
 }
@@ -28,10 +38,13 @@ pub fn run(args: CleanupArgs) -> anyhow::Result<u8> {
     for line in &report.removed {
         println!("removed {line}");
     }
+    for line in &report.left_alone {
+        println!("left alone: {line}");
+    }
     for line in &report.errors {
         eprintln!("splitbrain: could not remove: {line}");
     }
-    if report.removed.is_empty() && report.errors.is_empty() {
+    if report.removed.is_empty() && report.errors.is_empty() && report.left_alone.is_empty() {
         println!("nothing to clean up");
     }
     Ok(if report.errors.is_empty() {

@@ -64,6 +64,7 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
     };
     let mut suites = Vec::new();
     let mut documents = Vec::new();
+    let mut interrupted = false;
     for i in 0..args.test_count {
         let opts = RunOptions {
             results_root: args.results.clone(),
@@ -101,7 +102,11 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
                 report.dir.display()
             );
         } else {
-            print!("{}", report.summary);
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                print!("{}", crate::summary::for_terminal(&report.summary));
+            } else {
+                print!("{}", report.summary);
+            }
             println!("results: {}", report.dir.display());
         }
         if args.junit.is_some() {
@@ -114,6 +119,7 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
         }
         overall = overall.combine(report.verdict);
         if report.interrupted {
+            interrupted = true;
             break;
         }
     }
@@ -128,7 +134,8 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
         let xml = crate::report::junit::to_xml(&crate::report::junit::report(suites))?;
         std::fs::write(path, xml).with_context(|| format!("writing {}", path.display()))?;
     }
-    if cancel.is_cancelled() {
+    // What results.json says decides: a signal after the last verdict interrupted nothing.
+    if interrupted {
         eprintln!(
             "splitbrain: interrupted; the cluster is cleaned up and the history so far was checked"
         );

@@ -242,6 +242,12 @@ pub fn clock_env(node_dir: &std::path::Path) -> Result<Vec<(String, String)>, Ne
         missing: "libfaketime",
         detail,
     })?;
+    // Absolute: the node runs in its own data directory, where a relative path would name
+    // a file that does not exist, and libfaketime would silently not skew anything.
+    let node_dir = std::path::absolute(node_dir).map_err(|source| clock::ClockError::Write {
+        path: node_dir.to_owned(),
+        source,
+    })?;
     let file = node_dir.join(clock::OFFSET_FILE);
     clock::write_offset(&file, 0)?;
     Ok(clock::faketime_env(std::path::Path::new(lib), &file))

@@ -22,6 +22,17 @@ pub struct ProcessEvidence {
     pub took: Duration,
 }
 
+/// One evidence line: `n1: pid 6799, cgroup.events frozen 1` (`n1: no process, …` when
+/// there was none to act on).
+impl std::fmt::Display for ProcessEvidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.pid {
+            Some(pid) => write!(f, "{}: pid {pid}, {}", self.node, self.evidence),
+            None => write!(f, "{}: no process, {}", self.node, self.evidence),
+        }
+    }
+}
+
 /// What the kernel says of the node's freezer, and whether it is frozen (without a cgroup,
 /// what [`Node::is_paused`] verified through `/proc`).
 fn frozen_state(node: &Node) -> (String, bool) {
@@ -125,4 +136,25 @@ pub fn start_all(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evidence_lines_are_written_for_people_not_in_debug_form() {
+        let mut e = ProcessEvidence {
+            node: "n2".into(),
+            pid: Some(6799),
+            evidence: "cgroup.events frozen 1".into(),
+            in_effect: true,
+            took: Duration::from_millis(3),
+        };
+        assert_eq!(e.to_string(), "n2: pid 6799, cgroup.events frozen 1");
+        e.pid = None;
+        e.evidence = "not running".into();
+        assert_eq!(e.to_string(), "n2: no process, not running");
+        assert!(!e.to_string().contains("Some("));
+    }
 }

@@ -113,15 +113,41 @@ impl NemesisContext {
         }
     }
 
-    /// The current leader, or `fallback` with a note saying why.
-    fn leader_or(&self, fallback: &str) -> (String, String) {
+    /// Every node's role as one line each (`n1: leader (term 3)`, `n2: follower (term 3)`,
+    /// `n3: no answer (…)`); empty when the system cannot say. Evidence of leader changes.
+    fn role_lines(&self) -> Vec<String> {
+        self.role_lines_of(&self.statuses())
+    }
+
+    fn role_lines_of(&self, statuses: &[Result<roles::NodeStatus, String>]) -> Vec<String> {
+        statuses
+            .iter()
+            .zip(self.role_addrs())
+            .map(|(status, (node, _))| match status {
+                Ok(s) => format!(
+                    "{}: {} (term {})",
+                    s.node,
+                    if s.is_leader { "leader" } else { "follower" },
+                    s.term
+                ),
+                Err(e) => format!("{node}: no answer ({e})"),
+            })
+            .collect()
+    }
+
+    /// The leader among `statuses`, or `fallback` with a note saying why.
+    fn leader_or(
+        &self,
+        statuses: &[Result<roles::NodeStatus, String>],
+        fallback: &str,
+    ) -> (String, String) {
         let Some(query) = &self.roles else {
             return (
                 fallback.to_owned(),
                 "the system cannot say who leads: random node".to_owned(),
             );
         };
-        match roles::leader_of(&self.statuses()) {
+        match roles::leader_of(statuses) {
             Some(leader) => (leader, format!("leader per {} status", query.system())),
             None => (
                 fallback.to_owned(),
@@ -133,18 +159,32 @@ impl NemesisContext {
         }
     }
 
-    fn resolve(&self, targets: &Targets) -> (Vec<String>, Option<String>) {
+    fn resolve(
+        &self,
+        statuses: &[Result<roles::NodeStatus, String>],
+        targets: &Targets,
+    ) -> (Vec<String>, Option<String>) {
         match targets {
             Targets::Nodes(nodes) => (nodes.clone(), None),
             Targets::Primaries { fallback } => {
-                let (leader, note) = self.leader_or(fallback);
+                let (leader, note) = self.leader_or(statuses, fallback);
                 (vec![leader], Some(note))
             }
         }
     }
 
-    /// Resolves what depends on the live cluster (the leader) just before a fault starts.
+    /// Resolves what depends on the live cluster (the leader) just before a fault starts,
+    /// and notes every node's role then.
     fn prepare(&self, action: &Action) -> Prepared {
+        // One query serves both: who leads (for leader-targeted faults) and the roles.
+        let statuses = self.statuses();
+        Prepared {
+            roles: self.role_lines_of(&statuses),
+            ..self.targets(&statuses, action)
+        }
+    }
+
+    fn targets(&self, statuses: &[Result<roles::NodeStatus, String>], action: &Action) -> Prepared {
         match action {
             Action::Partition {
                 grudge: Some(g), ..
@@ -157,7 +197,7 @@ impl NemesisContext {
                 fallback,
                 ..
             } => {
-                let (leader, note) = self.leader_or(fallback);
+                let (leader, note) = self.leader_or(statuses, fallback);
                 Prepared {
                     grudge: Some(partition::isolate_node(&self.node_names(), &leader)),
                     note: Some(format!("isolated {leader}: {note}")),
@@ -172,11 +212,11 @@ impl NemesisContext {
             | Action::Delay { targets: t, .. }
             | Action::Reorder { targets: t, .. }
             | Action::Duplicate { targets: t, .. } => {
-                let (nodes, note) = self.resolve(t);
+                let (nodes, note) = self.resolve(statuses, t);
                 Prepared {
                     nodes,
                     note,
-                    grudge: None,
+                    ..Prepared::default()
                 }
             }
         }
@@ -254,6 +294,8 @@ struct Prepared {
     nodes: Vec<String>,
     grudge: Option<Grudge>,
     note: Option<String>,
+    /// Every node's role just before the fault (empty when the system cannot say).
+    roles: Vec<String>,
 }
 
 /// How one fault went, for the run's report and the timing measurements.
@@ -317,10 +359,11 @@ struct ActiveFaults {
 }
 
 impl ActiveFaults {
-    fn start(&mut self, fault: &ScheduledFault, prepared: Prepared, scheduled: Instant) {
+    fn start(&mut self, fault: &ScheduledFault, mut prepared: Prepared, scheduled: Instant) {
         let kind = fault.action.kind();
         let (f, plan) = describe_start(fault);
         self.ctx.record(EventType::Invoke, f, plan, None);
+        let roles_before = std::mem::take(&mut prepared.roles);
         let began = Instant::now();
         let outcome = apply(&self.ctx, &fault.action, prepared);
         let in_force = Instant::now();
@@ -347,6 +390,9 @@ impl ActiveFaults {
             Ok((undo, details)) => {
                 let mut fields = base;
                 fields.0.extend(details.0);
+                if !roles_before.is_empty() {
+                    fields = fields.list("roles_before", &roles_before);
+                }
                 self.ctx.record(EventType::Info, f, fields.done(), None);
                 self.report.faults.push(timing(None));
                 self.active.push(ActiveFault {
@@ -400,6 +446,11 @@ impl ActiveFaults {
             .int("id", fault.id as i64)
             .int("took_us", micros(took));
         fields.0.extend(details.0);
+        // Who leads once healed, next to who led before: leader changes, as evidence.
+        let roles_after = self.ctx.role_lines();
+        if !roles_after.is_empty() {
+            fields = fields.list("roles_after", &roles_after);
+        }
         if let Some(e) = &error {
             self.report.undo_errors.push(format!(
                 "fault {} ({}): {e}",
@@ -530,6 +581,7 @@ fn apply(ctx: &NemesisContext, action: &Action, prepared: Prepared) -> Applied {
         nodes,
         grudge,
         note,
+        ..
     } = prepared;
     match action {
         Action::Partition { shape, .. } => {
@@ -909,7 +961,7 @@ fn process_undo(
     let mut error = None;
     for result in results {
         match result {
-            Ok(e) => evidence.push(format!("{}: pid {:?}, {}", e.node, e.pid, e.evidence)),
+            Ok(e) => evidence.push(e.to_string()),
             Err(e) => {
                 error.get_or_insert(e.to_string());
             }
@@ -938,7 +990,7 @@ fn apply_to_processes(
         let Some(node) = ctx.node(name) else { continue };
         match act(node) {
             Ok(e) => {
-                evidence.push(format!("{}: pid {:?}, {}", e.node, e.pid, e.evidence));
+                evidence.push(e.to_string());
                 in_effect &= e.in_effect;
                 done.push(name.clone());
             }

@@ -304,6 +304,9 @@ pub(crate) mod defaults {
     pub fn max_offset() -> Duration {
         Duration::from_secs(60)
     }
+    pub fn require_effect() -> bool {
+        true
+    }
     pub fn strobe_period() -> Duration {
         Duration::from_millis(200)
     }
@@ -366,6 +369,10 @@ pub struct NemesisSpec {
     /// A scripted schedule instead of the random one.
     #[serde(default)]
     pub timeline: Vec<TimelineItem>,
+    /// A fault whose evidence says it did not take effect makes the run `unknown` (unless
+    /// it is already `invalid`). `false` for faults that cannot be verified on a system.
+    #[serde(default = "defaults::require_effect")]
+    pub require_effect: bool,
 }
 
 pub fn defaults_interval() -> Duration {
@@ -387,6 +394,7 @@ impl Default for NemesisSpec {
             reorder: ReorderSpec::default(),
             duplicate: DuplicateSpec::default(),
             timeline: Vec::new(),
+            require_effect: defaults::require_effect(),
         }
     }
 }

@@ -2,12 +2,15 @@
 //! network), readable offline and in a CI artifact viewer.
 //!
 //! * the verdict, the checkers, availability in and out of faults, latency, the faults with
-//!   their evidence;
-//! * operations per client slot on a timeline, fault windows shaded;
-//! * latency of every operation over time, and throughput (ok and not ok) over time, with
-//!   the same shading;
-//! * for `invalid`: the offending key's operations drawn with the longest linearizable
-//!   prefix numbered in linearization order and the operation that breaks it marked.
+//!   their evidence (those that did not take effect in red);
+//! * operations per client slot on a timeline, fault windows hatched (colour-blind-safe
+//!   palette: a fault never looks like a failed operation);
+//! * a nemesis lane and a lane per node with its role over time (when the system says);
+//! * latency of every operation over time and throughput over time, by function and
+//!   outcome, with the same hatching;
+//! * for `invalid`: the offending key's operations, each bar labelled with its operation,
+//!   the longest linearizable prefix numbered in linearization order, the operation that
+//!   breaks it marked; hovering one shows the model state after it.
 //!
 //! Large runs stay usable: the timeline and the latency plot draw an evenly spaced sample
 //! (every n-th operation) beyond a cap, and the page says so; throughput is binned from
@@ -15,6 +18,7 @@
 
 use crate::summary::{counterexample_text, Checked, ClientOp, FaultWindow, OpOutcome, RunFacts};
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
+use splitbrain_checkers::models::ModelKind;
 use splitbrain_checkers::{Counterexample, History, Value, Verdict};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -45,16 +49,22 @@ th { background: #f4f4f4; }
 pre { background: #f7f7f7; padding: .6em; overflow-x: auto; }
 svg { display: block; background: #fff; border: 1px solid #eee; }
 svg text { font: 11px system-ui, sans-serif; fill: #333; }
-rect.op.ok, circle.ok { fill: #2e9e44; } rect.op.fail, circle.fail { fill: #d32f2f; }
-rect.op.info, circle.info { fill: #f09000; } rect.op.pending, circle.pending { fill: #999; }
-rect.op:hover { stroke: #000; stroke-width: 1; }
-rect.fault-window { fill: #ff5252; fill-opacity: .12; }
-text.fault-label { fill: #b71c1c; }
+rect.op.ok { fill: #009e73; } rect.op.fail { fill: #d55e00; }
+rect.op.info { fill: #e69f00; } rect.op.pending { fill: #999; }
+rect.op:hover, rect.cex:hover { stroke: #000; stroke-width: 1.5; }
+rect.fault-window { fill: url(#fault-hatch); }
+text.fault-label { fill: #0b4f7a; }
+rect.nemesis-fault { fill: #56b4e9; stroke: #0b4f7a; } rect.nemesis-fault.not-in-effect { fill: #fff; stroke: #b00020; stroke-width: 2; stroke-dasharray: 4 2; }
+rect.role.leader { fill: #0072b2; } rect.role.follower { fill: #d9d9d9; } rect.role.unknown { fill: #fff; stroke: #999; stroke-dasharray: 2 2; }
+.pt { stroke-width: 1.3; } .pt.ok { stroke: none; } .pt.fail, .pt.info, .pt.pending { fill: none; }
+pre.table { font-family: "DejaVu Sans Mono", "Liberation Mono", Menlo, Consolas, monospace; line-height: 1.15; font-size: 12.5px; }
 .axis line, .grid { stroke: #ccc; stroke-width: 1; }
 .legend span { display: inline-block; width: .9em; height: .9em; margin: 0 .3em 0 1em; vertical-align: -.1em; }
-rect.cex.prefix { fill: #a5d6a7; stroke: #2e7d32; } rect.cex.culprit { fill: #ef9a9a; stroke: #b71c1c; stroke-width: 3; }
+rect.cex.prefix { fill: #b3dfd2; stroke: #00795a; } rect.cex.culprit { fill: #f6c3a6; stroke: #d55e00; stroke-width: 3; }
 rect.cex.other { fill: #e0e0e0; stroke: #9e9e9e; }
-#op-detail { min-height: 1.4em; font-family: monospace; white-space: pre-wrap; }
+svg text.cex-label { font: 10px "DejaVu Sans Mono", monospace; pointer-events: none; }
+tr.fault.not-in-effect td, p.not-in-effect { background: #fde2e2; color: #b00020; font-weight: bold; }
+#op-detail, #cex-detail { min-height: 1.4em; font-family: monospace; white-space: pre-wrap; }
 #script-errors { color: #b71c1c; }
 "#;
 
@@ -75,13 +85,21 @@ const PAGE_SCRIPT: &str = r#"
   var box = document.getElementById('script-errors');
   window.splitbrainErrors.forEach(function (m) { box.textContent += m + '\n'; box.hidden = false; });
   var detail = document.getElementById('op-detail');
-  var clickable = document.querySelectorAll('rect.op, rect.cex, rect.fault-window');
-  clickable.forEach(function (el) {
+  var cexDetail = document.getElementById('cex-detail');
+  var show = function (el) {
+    var t = el.querySelector('title');
+    var text = t ? t.textContent : '';
+    if (el.classList.contains('cex') && cexDetail) {
+      cexDetail.textContent = text + '\n' + (el.getAttribute('data-state') || '');
+    } else if (detail) {
+      detail.textContent = text;
+    }
+  };
+  var pointable = document.querySelectorAll('rect.op, rect.cex, rect.fault-window, rect.nemesis-fault, rect.role');
+  pointable.forEach(function (el) {
     el.style.cursor = 'pointer';
-    el.addEventListener('click', function () {
-      var t = el.querySelector('title');
-      detail.textContent = t ? t.textContent : '';
-    });
+    el.addEventListener('mouseenter', function () { show(el); });
+    el.addEventListener('click', function () { show(el); });
   });
   var ops = document.querySelectorAll('#timeline rect.op').length;
   var windows = document.querySelectorAll('#timeline rect.fault-window').length;
@@ -169,8 +187,12 @@ fn op_title(op: &ClientOp) -> String {
         || "never completed".to_owned(),
         |l| format!("{:.1} ms", l as f64 / 1e6),
     );
+    let node = op
+        .node
+        .as_ref()
+        .map_or_else(String::new, |n| format!(" on {n}"));
     format!(
-        "#{} process {}{key}: {} {}{result} — {} at {:.3}s, {latency}",
+        "#{} process {}{node}{key}: {} {}{result} — {} at {:.3}s, {latency}",
         op.index,
         op.process,
         op.f,
@@ -203,6 +225,21 @@ fn fault_title(w: &FaultWindow) -> String {
         t.push_str(e);
     }
     t
+}
+
+/// The hatch fault windows are shaded with: blue diagonal stripes, told apart from failed
+/// operations (vermillion) also without colour vision.
+const FAULT_HATCH: &str = r##"<defs><pattern id="fault-hatch" width="8" height="8" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="8" height="8" fill="#56b4e9" fill-opacity=".10"/><line x1="0" y1="0" x2="0" y2="8" stroke="#0072b2" stroke-opacity=".35" stroke-width="2.5"/></pattern></defs>"##;
+
+/// Colours of operation functions (Okabe–Ito, safe for colour-blind readers).
+fn function_colour(f: &str) -> &'static str {
+    match f {
+        "read" => "#0072b2",
+        "write" => "#e69f00",
+        "cas" => "#cc79a7",
+        "add" | "append" => "#009e73",
+        _ => "#000000",
+    }
 }
 
 /// Shaded fault windows over a plot area, labelled on the timeline.
@@ -247,7 +284,7 @@ fn timeline(
     out.push_str("<h2>Timeline</h2>");
     let _ = write!(
         out,
-        r#"<p class="note">Operations per client slot (a slot continues under a new process id after an indeterminate operation). Fault windows shaded red. {}</p>"#,
+        r#"<p class="note">Operations per client slot (a slot continues under a new process id after an indeterminate operation). Fault windows hatched blue. Hover an operation for its details. {}</p>"#,
         if stride > 1 {
             format!(
                 "Sampled: 1 in {stride} operations is drawn ({} of {}), to keep the page usable.",
@@ -258,7 +295,7 @@ fn timeline(
             format!("All {} operations drawn.", ops.len())
         }
     );
-    out.push_str(r#"<p class="legend"><span style="background:#2e9e44"></span>ok<span style="background:#d32f2f"></span>fail<span style="background:#f09000"></span>info (indeterminate)<span style="background:#999"></span>never completed<span style="background:#ff5252;opacity:.3"></span>fault</p>"#);
+    out.push_str(r#"<p class="legend"><span style="background:#009e73"></span>ok<span style="background:#d55e00"></span>fail<span style="background:#e69f00"></span>info (indeterminate)<span style="background:#999"></span>never completed<span style="background:repeating-linear-gradient(45deg,#9cc9e8 0 3px,#eef6fc 3px 6px)"></span>fault window</p>"#);
     let slots = slots.max(1);
     let lane = (560.0 / slots as f64).clamp(3.0, 16.0);
     let top = 20.0;
@@ -298,13 +335,133 @@ fn timeline(
     out.push_str("</svg>");
 }
 
+/// Every node's role sampled at fault boundaries: (time, roles) from each fault's
+/// `roles_before` (at its start) and `roles_after` (at its heal), in time order.
+fn role_samples(faults: &[FaultWindow]) -> Vec<(u64, &[String])> {
+    let mut samples: Vec<(u64, &[String])> = Vec::new();
+    for w in faults {
+        if !w.roles_before.is_empty() {
+            samples.push((w.start_ns, &w.roles_before));
+        }
+        if let (Some(end), false) = (w.end_ns, w.roles_after.is_empty()) {
+            samples.push((end, &w.roles_after));
+        }
+    }
+    samples.sort_by_key(|(t, _)| *t);
+    samples
+}
+
+/// A nemesis lane (every fault as a bar) and a lane per node with its role over time.
+fn lanes(out: &mut String, nodes: &[String], faults: &[FaultWindow], scale: TimeScale) {
+    let samples = role_samples(faults);
+    out.push_str("<h2>Nemesis and roles</h2>");
+    let _ = write!(
+        out,
+        r#"<p class="note">The nemesis lane: every fault from its start to its heal (a fault that did not take effect: red dashed outline). {}</p>"#,
+        if samples.is_empty() {
+            "Roles are not known: the system has no role query, or no fault was injected."
+                .to_owned()
+        } else {
+            format!(
+                "Below, each node's role as the system reported it, sampled just before each fault and just after each heal ({} samples): dark blue leader, grey follower, dashed no answer.",
+                samples.len()
+            )
+        }
+    );
+    let lane = 18.0;
+    let top = 6.0;
+    let rows = 1 + if samples.is_empty() { 0 } else { nodes.len() };
+    let height = lane * rows as f64;
+    let _ = write!(
+        out,
+        r#"<svg id="lanes" width="{SVG_WIDTH}" height="{}">"#,
+        top + height + 30.0
+    );
+    let _ = write!(
+        out,
+        r#"<text x="{}" y="{:.1}" text-anchor="end">nemesis</text>"#,
+        PLOT_LEFT - 6.0,
+        top + lane * 0.7
+    );
+    for w in faults {
+        let x0 = scale.x(w.start_ns);
+        let x1 = scale.x(w.end_or(scale.end)).max(x0 + 2.0);
+        let class = if w.effective == Some(false) {
+            "nemesis-fault not-in-effect"
+        } else {
+            "nemesis-fault"
+        };
+        let _ = write!(
+            out,
+            r#"<rect class="{class}" data-kind="{}" x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}"><title>{}</title></rect>"#,
+            attr(&w.kind),
+            top + 2.0,
+            x1 - x0,
+            lane - 4.0,
+            text(&fault_title(w))
+        );
+        if x1 - x0 > 7.0 * w.kind.len() as f64 {
+            let _ = write!(
+                out,
+                r#"<text x="{:.1}" y="{:.1}" style="pointer-events:none">{}</text>"#,
+                x0 + 3.0,
+                top + lane * 0.7,
+                text(&w.kind)
+            );
+        }
+    }
+    if !samples.is_empty() {
+        for (i, node) in nodes.iter().enumerate() {
+            let y0 = top + lane * (i + 1) as f64;
+            let _ = write!(
+                out,
+                r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+                PLOT_LEFT - 6.0,
+                y0 + lane * 0.7,
+                text(node)
+            );
+            for (k, (at, roles)) in samples.iter().enumerate() {
+                let until = samples.get(k + 1).map_or(scale.end, |(t, _)| *t);
+                let line = roles
+                    .iter()
+                    .find_map(|l| crate::summary::parse_role(l).filter(|(n, _, _)| n == node));
+                let (class, what) = match line {
+                    Some((_, "leader", term)) => ("leader", format!("leader{}", term_text(term))),
+                    Some((_, "follower", term)) => {
+                        ("follower", format!("follower{}", term_text(term)))
+                    }
+                    _ => ("unknown", "no answer".to_owned()),
+                };
+                let x0 = scale.x(*at);
+                let x1 = scale.x(until).max(x0 + 1.0);
+                let _ = write!(
+                    out,
+                    r#"<rect class="role {class}" data-node="{}" x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}"><title>{}: {what} from {:.2}s</title></rect>"#,
+                    attr(node),
+                    y0 + 3.0,
+                    x1 - x0,
+                    lane - 6.0,
+                    text(node),
+                    *at as f64 / 1e9
+                );
+            }
+        }
+    }
+    scale.axis(out, top + height + 4.0);
+    out.push_str("</svg>");
+}
+
+fn term_text(term: Option<u64>) -> String {
+    term.map_or_else(String::new, |t| format!(" (term {t})"))
+}
+
 fn latency_plot(out: &mut String, ops: &[ClientOp], faults: &[FaultWindow], scale: TimeScale) {
     let completed: Vec<&ClientOp> = ops.iter().filter(|o| o.end_ns.is_some()).collect();
     let (shown, stride) = sample(&completed, MAX_SCATTER_POINTS);
     out.push_str("<h2>Latency</h2>");
     let _ = write!(
         out,
-        r#"<p class="note">Latency of each completed operation (log scale) at its invocation time. {}</p>"#,
+        r#"<p class="note">Latency of each completed operation (log scale) at its invocation time, coloured by function; dot ok, cross fail, ring indeterminate. {}</p>"#,
         if stride > 1 {
             format!(
                 "Sampled: 1 in {stride} operations is drawn ({} of {}).",
@@ -315,6 +472,7 @@ fn latency_plot(out: &mut String, ops: &[ClientOp], faults: &[FaultWindow], scal
             format!("All {} completed operations.", completed.len())
         }
     );
+    out.push_str(&function_legend(ops, true));
     let (top, height) = (10.0, 260.0);
     let _ = write!(
         out,
@@ -350,47 +508,81 @@ fn latency_plot(out: &mut String, ops: &[ClientOp], faults: &[FaultWindow], scal
         );
         decade *= 10.0;
     }
+    // Colour: the function; shape: the outcome (dot ok, cross fail, ring info), as Jepsen
+    // draws its latency plots.
     for op in shown {
-        let _ = write!(
-            out,
-            r#"<circle class="{}" cx="{:.1}" cy="{:.1}" r="1.6"/>"#,
-            op.outcome.as_str(),
-            scale.x(op.start_ns),
-            y(lat_ms(op))
-        );
+        let (x, yy) = (scale.x(op.start_ns), y(lat_ms(op)));
+        let colour = function_colour(&op.f);
+        let class = format!("pt {} f-{}", op.outcome.as_str(), attr(&op.f));
+        let _ = match op.outcome {
+            OpOutcome::Ok => write!(
+                out,
+                r#"<circle class="{class}" cx="{x:.1}" cy="{yy:.1}" r="1.7" fill="{colour}"/>"#
+            ),
+            OpOutcome::Fail => write!(
+                out,
+                r#"<path class="{class}" d="M{:.1} {:.1}l5 5m0 -5l-5 5" stroke="{colour}"/>"#,
+                x - 2.5,
+                yy - 2.5
+            ),
+            _ => write!(
+                out,
+                r#"<circle class="{class}" cx="{x:.1}" cy="{yy:.1}" r="3" stroke="{colour}"/>"#
+            ),
+        };
     }
     scale.axis(out, top + height + 4.0);
     out.push_str("</svg>");
+}
+
+/// The functions of `ops` with their colours; with the outcome markers for the latency plot.
+fn function_legend(ops: &[ClientOp], markers: bool) -> String {
+    let functions: std::collections::BTreeSet<&str> = ops.iter().map(|o| o.f.as_str()).collect();
+    let mut out = String::from(r#"<p class="legend">"#);
+    for f in functions {
+        let _ = write!(
+            out,
+            r#"<span style="background:{}"></span>{}"#,
+            function_colour(f),
+            text(f)
+        );
+    }
+    if markers {
+        out.push_str(" &nbsp; ● ok &nbsp; ✕ fail &nbsp; ○ indeterminate");
+    } else {
+        out.push_str(" &nbsp; ─ ok &nbsp; ╌ fail &nbsp; ┈ indeterminate");
+    }
+    out.push_str("</p>");
+    out
 }
 
 fn throughput_plot(out: &mut String, ops: &[ClientOp], faults: &[FaultWindow], scale: TimeScale) {
     let span = scale.end.saturating_sub(scale.start).max(1);
     let buckets = (span / 250_000_000).clamp(10, 200) as usize;
     let width_ns = span as f64 / buckets as f64;
-    let mut ok = vec![0u64; buckets];
-    let mut not_ok = vec![0u64; buckets];
+    // One series per function and outcome (Jepsen's rate plot).
+    let mut series: BTreeMap<(String, &'static str), Vec<u64>> = BTreeMap::new();
     for op in ops {
         let Some(end) = op.end_ns else { continue };
         let b = ((end.saturating_sub(scale.start)) as f64 / width_ns) as usize;
         let b = b.min(buckets - 1);
-        if op.outcome == OpOutcome::Ok {
-            ok[b] += 1;
-        } else {
-            not_ok[b] += 1;
-        }
+        series
+            .entry((op.f.clone(), op.outcome.as_str()))
+            .or_insert_with(|| vec![0; buckets])[b] += 1;
     }
     let per_s = |n: u64| n as f64 / (width_ns / 1e9);
-    let max = ok
-        .iter()
-        .chain(&not_ok)
+    let max = series
+        .values()
+        .flatten()
         .map(|n| per_s(*n))
         .fold(1.0, f64::max);
     out.push_str("<h2>Throughput</h2>");
     let _ = write!(
         out,
-        r#"<p class="note">Completions per second in {:.0} ms bins: ok in green, fail or indeterminate in red (from every operation).</p>"#,
+        r#"<p class="note">Completions per second in {:.0} ms bins, a line per function and outcome: colour the function; solid ok, dashed fail, dotted indeterminate (from every operation).</p>"#,
         width_ns / 1e6
     );
+    out.push_str(&function_legend(ops, false));
     let (top, height) = (10.0, 200.0);
     let _ = write!(
         out,
@@ -409,7 +601,13 @@ fn throughput_plot(out: &mut String, ops: &[ClientOp], faults: &[FaultWindow], s
             yy + 4.0
         );
     }
-    for (counts, colour) in [(&ok, "#2e9e44"), (&not_ok, "#d32f2f")] {
+    for ((f, outcome), counts) in &series {
+        let colour = function_colour(f);
+        let dash = match *outcome {
+            "ok" => "",
+            "fail" => r#" stroke-dasharray="7 3""#,
+            _ => r#" stroke-dasharray="2 3""#,
+        };
         let points: Vec<String> = counts
             .iter()
             .enumerate()
@@ -421,8 +619,10 @@ fn throughput_plot(out: &mut String, ops: &[ClientOp], faults: &[FaultWindow], s
             .collect();
         let _ = write!(
             out,
-            r#"<polyline fill="none" stroke="{colour}" stroke-width="1.6" points="{}"/>"#,
-            points.join(" ")
+            r#"<polyline class="tp" data-f="{}" data-outcome="{outcome}" fill="none" stroke="{colour}" stroke-width="1.6"{dash} points="{}"><title>{} {outcome}</title></polyline>"#,
+            attr(f),
+            points.join(" "),
+            text(f)
         );
     }
     scale.axis(out, top + height + 4.0);
@@ -430,7 +630,59 @@ fn throughput_plot(out: &mut String, ops: &[ClientOp], faults: &[FaultWindow], s
 }
 
 /// The offending key: its operations per process, the prefix numbered, the culprit marked.
-fn counterexample_plot(out: &mut String, ops: &[ClientOp], cex: &Counterexample) {
+/// The model state after each operation of the linearizable prefix (by event index), for
+/// the register models, whose state is the value: what hovering an operation shows, as in
+/// Porcupine's visualisation. Empty for other models.
+fn states_after(cex: &Counterexample, model: ModelKind) -> HashMap<u64, String> {
+    if !matches!(
+        model,
+        ModelKind::Register | ModelKind::CasRegister | ModelKind::Kv
+    ) {
+        return HashMap::new();
+    }
+    let mut state = Value::Nil;
+    let mut states = HashMap::new();
+    for op in &cex.prefix {
+        match op.f.as_str() {
+            "write" => state = op.value.clone(),
+            "cas" => {
+                if let Some([_, new]) = op.value.as_list() {
+                    state = new.clone();
+                }
+            }
+            "read" => {
+                if let Some(seen) = &op.output {
+                    state = seen.clone();
+                }
+            }
+            _ => {}
+        }
+        states.insert(op.index, state.to_string());
+    }
+    states
+}
+
+/// A counterexample bar's text: `3. write 5 @n2`, `✗ read → 1 @n1`, `cas [1 2] @n3`.
+fn cex_label(o: &ClientOp, order: Option<usize>, culprit: bool) -> String {
+    let value = match &o.output {
+        Some(out) if o.f == "read" => format!("→ {out}"),
+        Some(out) if *out != o.value => format!("{} → {out}", o.value),
+        _ => o.value.to_string(),
+    };
+    let node = o
+        .node
+        .as_ref()
+        .map_or_else(String::new, |n| format!(" @{n}"));
+    let head = match order {
+        Some(n) => format!("{n}. "),
+        None if culprit => "✗ ".to_owned(),
+        None => String::new(),
+    };
+    format!("{head}{} {value}{node}", o.f)
+}
+
+fn counterexample_plot(out: &mut String, ops: &[ClientOp], cex: &Counterexample, model: ModelKind) {
+    let states = states_after(cex, model);
     let key_ops: Vec<&ClientOp> = ops.iter().filter(|o| o.key == cex.key).collect();
     let order: HashMap<u64, usize> = cex
         .prefix
@@ -473,7 +725,7 @@ fn counterexample_plot(out: &mut String, ops: &[ClientOp], cex: &Counterexample)
     let _ = write!(out, "<h2>Counterexample: {}</h2>", text(&key));
     let _ = write!(
         out,
-        r#"<p class="note">Operations on {} per process. Green, numbered: the longest linearizable prefix in linearization order. Red: the operation no order can place. Grey: other operations.{}</p>"#,
+        r#"<p class="note">Operations on {} per process, each bar with its function, value and node. Green, numbered: the longest linearizable prefix in linearization order. Vermillion, ✗: the operation no order can place. Grey: other operations. Hover over one to see the model state after it.{}</p>"#,
         text(&key),
         if shown.len() < key_ops.len() {
             format!(
@@ -534,8 +786,9 @@ fn counterexample_plot(out: &mut String, ops: &[ClientOp], cex: &Counterexample)
         let y0 = top + lanes[&o.process] as f64 * lane + 2.0;
         let _ = write!(
             out,
-            r#"<rect class="cex {class}" data-index="{}" x="{x0:.1}" y="{y0:.1}" width="{:.1}" height="{}"><title>{}{}</title></rect>"#,
+            r#"<rect class="cex {class}" data-index="{}" data-state="{}" x="{x0:.1}" y="{y0:.1}" width="{:.1}" height="{}"><title>{}{}</title></rect>"#,
             o.index,
+            attr(&state_text(o, class, &states, cex)),
             x1 - x0,
             lane - 4.0,
             order
@@ -543,35 +796,57 @@ fn counterexample_plot(out: &mut String, ops: &[ClientOp], cex: &Counterexample)
                 .map_or_else(String::new, |n| format!("linearized {n}: ")),
             text(&op_title(o))
         );
-        let label = match order.get(&o.index) {
-            Some(n) => format!("{n}. {} {}", o.f, o.output.as_ref().unwrap_or(&o.value)),
-            None if class == "culprit" => {
-                format!("✗ {} {}", o.f, o.output.as_ref().unwrap_or(&o.value))
+        // The operation on its bar (clipped to it), its number above a narrow one.
+        let label = cex_label(o, order.get(&o.index).copied(), class == "culprit");
+        let _ = write!(
+            out,
+            r#"<svg x="{x0:.1}" y="{y0:.1}" width="{:.1}" height="{}"><text class="cex-label" x="3" y="{}">{}</text></svg>"#,
+            x1 - x0,
+            lane - 4.0,
+            lane - 9.0,
+            text(&label)
+        );
+        let numbered = class != "other";
+        if numbered && x1 - x0 < 6.5 * label.chars().count() as f64 {
+            if let Some(short) = label.split(' ').next().filter(|s| !s.is_empty()) {
+                let _ = write!(
+                    out,
+                    r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                    (x0 + x1) / 2.0,
+                    y0 - 1.0,
+                    text(short.trim_end_matches('.'))
+                );
             }
-            None => String::new(),
-        };
-        // The whole label inside a wide enough bar; otherwise just the number (or ✗) above.
-        if !label.is_empty() && x1 - x0 > 7.0 * label.chars().count() as f64 {
-            let _ = write!(
-                out,
-                r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
-                x0 + 3.0,
-                y0 + lane - 9.0,
-                text(&label)
-            );
-        } else if let Some(short) = label.split(' ').next().filter(|s| !s.is_empty()) {
-            let _ = write!(
-                out,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-                (x0 + x1) / 2.0,
-                y0 - 1.0,
-                text(short.trim_end_matches('.'))
-            );
         }
     }
     scale.axis(out, top + height + 4.0);
     out.push_str("</svg>");
+    out.push_str(r#"<p id="cex-detail" class="note">Hover over an operation to see it and the model state after it.</p>"#);
     let _ = write!(out, "<pre>{}</pre>", text(&counterexample_text(cex)));
+}
+
+/// What hovering a counterexample operation says about the model state.
+fn state_text(
+    o: &ClientOp,
+    class: &str,
+    states: &HashMap<u64, String>,
+    cex: &Counterexample,
+) -> String {
+    let before = if cex.states.is_empty() {
+        "no state".to_owned()
+    } else {
+        cex.states.join(" or ")
+    };
+    match class {
+        "culprit" => format!(
+            "state after it: none — after the prefix the model can only be {before}, which this operation contradicts"
+        ),
+        "prefix" => match states.get(&o.index) {
+            Some(state) => format!("state after it: {state}"),
+            None => format!("linearized; the model's states at the end of the prefix: {before}"),
+        },
+        _ => "not in the longest linearizable prefix".to_owned(),
+    }
 }
 
 fn pct(x: f64) -> String {
@@ -611,6 +886,10 @@ pub fn render(facts: &RunFacts, history: &History, checked: &Checked) -> String 
         }
     );
     out.push_str(r#"<pre id="script-errors" hidden></pre><p id="drawn-counts" class="note"></p>"#);
+    let _ = write!(
+        out,
+        r#"<svg width="0" height="0" style="position:absolute" aria-hidden="true">{FAULT_HATCH}</svg>"#
+    );
 
     out.push_str(
         "<h2>Checkers</h2><table><tr><th>checker</th><th>verdict</th><th>detail</th></tr>",
@@ -677,12 +956,34 @@ pub fn render(facts: &RunFacts, history: &History, checked: &Checked) -> String 
     if analysis.faults.is_empty() {
         out.push_str("<p>No faults were injected.</p>");
     } else {
-        out.push_str("<table><tr><th>fault</th><th>window</th><th>what</th><th>evidence it took effect</th></tr>");
-        for w in &analysis.faults {
-            let evidence: Vec<String> = w.evidence.iter().map(|e| text(e).into_owned()).collect();
+        let not_in_effect = analysis
+            .faults
+            .iter()
+            .filter(|w| w.effective == Some(false))
+            .count();
+        if not_in_effect > 0 {
             let _ = write!(
                 out,
-                r#"<tr class="fault"><td>{}{}</td><td>{:.2}s – {}</td><td>{}</td><td>{}{}</td></tr>"#,
+                r#"<p id="faults-not-in-effect" class="not-in-effect">{not_in_effect} of {} faults did not take effect{}.</p>"#,
+                analysis.faults.len(),
+                if campaign.nemesis.require_effect {
+                    ": the run cannot say the system withstood them (verdict at best unknown)"
+                } else {
+                    " (not counted: nemesis.require_effect is false)"
+                }
+            );
+        }
+        out.push_str("<table><tr><th>fault</th><th>window</th><th>what</th><th>in effect</th><th>evidence it took effect</th></tr>");
+        for w in &analysis.faults {
+            let evidence: Vec<String> = w.evidence.iter().map(|e| text(e).into_owned()).collect();
+            let (class, effect) = match w.effective {
+                Some(true) => ("fault in-effect", "yes"),
+                Some(false) => ("fault not-in-effect", "NO"),
+                None => ("fault unverified", "not verifiable"),
+            };
+            let _ = write!(
+                out,
+                r#"<tr class="{class}"><td>{}{}</td><td>{:.2}s – {}</td><td>{}</td><td>{effect}</td><td>{}{}</td></tr>"#,
                 text(&w.kind),
                 w.id.map_or_else(String::new, |i| format!(" #{i}")),
                 w.start_ns as f64 / 1e9,
@@ -705,7 +1006,7 @@ pub fn render(facts: &RunFacts, history: &History, checked: &Checked) -> String 
     if checked.verdict == Verdict::Invalid {
         for o in &checked.outcomes {
             if let Some(cex) = &o.counterexample {
-                counterexample_plot(&mut out, &ops, cex);
+                counterexample_plot(&mut out, &ops, cex, campaign.model());
             }
         }
     }
@@ -716,12 +1017,13 @@ pub fn render(facts: &RunFacts, history: &History, checked: &Checked) -> String 
         scale,
         campaign.workload.concurrency,
     );
-    out.push_str(r#"<p id="op-detail" class="note">Click an operation or a fault to see its details here.</p>"#);
+    out.push_str(r#"<p id="op-detail" class="note">Hover over (or click) an operation or a fault to see its details here.</p>"#);
+    lanes(&mut out, &facts.nodes, &analysis.faults, scale);
     latency_plot(&mut out, &ops, &analysis.faults, scale);
     throughput_plot(&mut out, &ops, &analysis.faults, scale);
     let _ = writeln!(
         out,
-        "<h2>Summary table</h2><pre>{}</pre><script>{PAGE_SCRIPT}</script></body></html>",
+        "<h2>Summary table</h2><pre class=\"table\">{}</pre><script>{PAGE_SCRIPT}</script></body></html>",
         text(&checked.table)
     );
     out

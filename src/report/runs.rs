@@ -22,6 +22,10 @@ pub struct RunRow {
     pub p99_ms: Option<f64>,
     /// `valid`, `invalid`, `unknown`, or `None` for a run that never finished.
     pub verdict: Option<String>,
+    /// Faults injected and how many did not take effect per their evidence (`None` for a
+    /// run without results).
+    pub faults_injected: Option<u64>,
+    pub faults_not_in_effect: Option<u64>,
 }
 
 /// How deep below the root run directories are looked for (`<root>/<campaign>/<run>`).
@@ -117,6 +121,9 @@ fn row_of(dir: &Path) -> Result<RunRow, ReportError> {
         }
         None => (campaign_faults, None, None, None, None),
     };
+    let effect = results.as_ref().map(|r| &r["fault_effect"]);
+    let faults_injected = effect.map(|e| e["faults"].as_u64().unwrap_or(0));
+    let faults_not_in_effect = effect.map(|e| e["not_in_effect"].as_u64().unwrap_or(0));
     Ok(RunRow {
         dir: dir.to_owned(),
         started,
@@ -127,6 +134,8 @@ fn row_of(dir: &Path) -> Result<RunRow, ReportError> {
         availability,
         p99_ms,
         verdict,
+        faults_injected,
+        faults_not_in_effect,
     })
 }
 
@@ -141,6 +150,7 @@ pub fn table(rows: &[RunRow]) -> String {
         "ops",
         "availability",
         "p99",
+        "not in effect",
         "verdict",
         "run",
     ]);
@@ -160,6 +170,10 @@ pub fn table(rows: &[RunRow]) -> String {
                 .map_or_else(|| "-".to_owned(), |a| format!("{:.1}%", a * 100.0)),
             r.p99_ms
                 .map_or_else(|| "-".to_owned(), |p| format!("{p:.1}ms")),
+            match (r.faults_injected, r.faults_not_in_effect) {
+                (Some(all), Some(not)) => crate::compare::not_in_effect(all, not),
+                _ => "-".to_owned(),
+            },
             r.verdict
                 .clone()
                 .unwrap_or_else(|| "not finished".to_owned()),

@@ -271,7 +271,14 @@ impl System for ClusterKv {
             flag("id", node.id.to_string()),
             flag("listen", self.addr(node).to_string()),
             flag("peers", peers),
-            flag("data-dir", node.data_dir.display().to_string()),
+            // Absolute: the node runs in its data directory, so a relative path would nest.
+            flag(
+                "data-dir",
+                std::path::absolute(&node.data_dir)
+                    .unwrap_or_else(|_| node.data_dir.clone())
+                    .display()
+                    .to_string(),
+            ),
             flag("replication", replication.to_owned()),
             flag("n", options.n.to_string()),
             flag("r", options.r.to_string()),
@@ -535,6 +542,25 @@ mod tests {
         );
         let stranger = node(9);
         assert!(system.launch(&stranger, &cluster).is_err());
+    }
+
+    #[test]
+    fn a_relative_data_dir_is_handed_to_the_node_absolute() {
+        let mut cluster = ClusterSpec {
+            nodes: (1..=3).map(node).collect(),
+        };
+        cluster.nodes[0].data_dir = PathBuf::from("results/c/run/nodes/n1/data");
+        let launch = ClusterKv::new(Arch::Raft)
+            .launch(&cluster.nodes[0], &cluster)
+            .unwrap();
+        let at = launch.args.iter().position(|a| a == "--data-dir").unwrap();
+        let dir = std::path::Path::new(&launch.args[at + 1]);
+        assert!(dir.is_absolute(), "{}", dir.display());
+        assert!(
+            dir.ends_with("results/c/run/nodes/n1/data"),
+            "{}",
+            dir.display()
+        );
     }
 
     #[test]

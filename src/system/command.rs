@@ -60,6 +60,12 @@ pub enum CommandError {
     NodeNotInCluster(String),
     #[error("cannot run version command {program:?}: {message}")]
     Version { program: String, message: String },
+    #[error("{what} program {program:?} not found ({where_})")]
+    ProgramNotFound {
+        what: &'static str,
+        program: String,
+        where_: String,
+    },
 }
 
 /// How a campaign runs an arbitrary system (embedded in the campaign file).
@@ -67,7 +73,10 @@ pub enum CommandError {
 #[serde(deny_unknown_fields)]
 pub struct CommandSpec {
     /// Short name for tables and paths; `command` when absent.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "crate::campaign::limits::option_path_name"
+    )]
     pub name: Option<String>,
     pub node: NodeCommand,
     pub client: ClientCommand,
@@ -80,11 +89,12 @@ pub struct CommandSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeCommand {
+    #[serde(deserialize_with = "templates::one")]
     pub program: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "templates::list")]
     pub args: Vec<String>,
     /// Extra environment; values are templates too.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "templates::env")]
     pub env: BTreeMap<String, String>,
     /// The port clients connect to (`{port}`).
     pub port: u16,
@@ -113,7 +123,11 @@ pub enum ReadinessCommand {
 struct ReadinessFields {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tcp_port: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "templates::option_list"
+    )]
     command: Option<Vec<String>>,
 }
 
@@ -147,20 +161,85 @@ impl From<ReadinessCommand> for ReadinessFields {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientCommand {
+    #[serde(deserialize_with = "templates::one")]
     pub program: String,
     /// Templated with the node the client is bound to.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "templates::list")]
     pub args: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "templates::env")]
     pub env: BTreeMap<String, String>,
     /// How long past a request's `timeout_ms` the harness waits for the program's answer
     /// before it gives up and restarts the program.
-    #[serde(default = "default_grace_ms")]
+    #[serde(
+        default = "default_grace_ms",
+        deserialize_with = "crate::campaign::limits::u64_in::<_, 0, MAX_GRACE_MS>"
+    )]
     pub grace_ms: u64,
 }
 
 fn default_grace_ms() -> u64 {
     200
+}
+
+/// Longest `grace_ms`: an hour.
+pub const MAX_GRACE_MS: u64 = 3_600_000;
+
+/// Checks `template` against [`PLACEHOLDERS`] without expanding it.
+pub fn check_template(template: &str) -> Result<(), CommandError> {
+    let dummy: BTreeMap<&'static str, String> =
+        PLACEHOLDERS.iter().map(|p| (*p, String::new())).collect();
+    substitute(template, &dummy).map(drop)
+}
+
+/// Templates checked while the campaign is parsed, inside the parser's visitor, so that
+/// an unknown placeholder or an unbalanced brace is reported with the line and column of
+/// the template itself (exit 64), before anything starts.
+mod templates {
+    use serde::de::{Deserialize, Deserializer, Error, Visitor};
+    use std::collections::BTreeMap;
+    use std::fmt;
+
+    struct Template(String);
+
+    impl<'de> Deserialize<'de> for Template {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Check;
+            impl Visitor<'_> for Check {
+                type Value = Template;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a command template (a string)")
+                }
+                fn visit_str<E: Error>(self, v: &str) -> Result<Template, E> {
+                    super::check_template(v).map_err(E::custom)?;
+                    Ok(Template(v.to_owned()))
+                }
+            }
+            d.deserialize_str(Check)
+        }
+    }
+
+    pub fn one<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        Template::deserialize(d).map(|t| t.0)
+    }
+
+    pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        Ok(Vec::<Template>::deserialize(d)?
+            .into_iter()
+            .map(|t| t.0)
+            .collect())
+    }
+
+    pub fn option_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+        Ok(Option::<Vec<Template>>::deserialize(d)?
+            .map(|list| list.into_iter().map(|t| t.0).collect()))
+    }
+
+    pub fn env<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+        Ok(BTreeMap::<String, Template>::deserialize(d)?
+            .into_iter()
+            .map(|(k, t)| (k, t.0))
+            .collect())
+    }
 }
 
 /// Substitutes `{name}` placeholders in `template`; `{{` and `}}` are literal braces.
@@ -244,6 +323,35 @@ impl CommandSpec {
         Ok(())
     }
 
+    /// Checks that the node, client and readiness programs exist on this machine (a program
+    /// with a `/` as a path, any other on `PATH`). A program named by a placeholder is only
+    /// known per node and is left to the start of that node.
+    pub fn find_programs(&self) -> Result<(), CommandError> {
+        let readiness = match &self.node.readiness {
+            ReadinessCommand::Command(argv) => argv.first(),
+            ReadinessCommand::TcpPort(_) => None,
+        };
+        let programs = [
+            ("node", Some(&self.node.program)),
+            ("client", Some(&self.client.program)),
+            ("readiness", readiness),
+        ];
+        for (what, program) in programs {
+            let Some(program) = program else { continue };
+            let Ok(literal) = substitute(program, &BTreeMap::new()) else {
+                continue; // names a placeholder
+            };
+            if let Err(where_) = find_program(&literal) {
+                return Err(CommandError::ProgramNotFound {
+                    what,
+                    program: literal,
+                    where_,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The placeholder values for `node` in `cluster`.
     pub fn values_for(
         &self,
@@ -303,11 +411,33 @@ impl CommandSpec {
     ) -> Result<LaunchSpec, CommandError> {
         let values = self.values_for(node, cluster);
         Ok(LaunchSpec {
-            program: PathBuf::from(substitute(&self.client.program, &values)?),
+            program: program_path(substitute(&self.client.program, &values)?),
             args: Self::expand_all(&self.client.args, &values)?,
             env: Self::expand_env(&self.client.env, &values)?,
         })
     }
+}
+
+/// Where `program` is: a path when it holds a `/`, else the first executable on `PATH`.
+/// The error says where it was looked for.
+fn find_program(program: &str) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        return if executable(&path) {
+            Ok(path)
+        } else {
+            Err("no executable file at that path".to_owned())
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
+        .ok_or_else(|| format!("not on PATH: {}", path.to_string_lossy()))
 }
 
 /// A system started and driven entirely by a [`CommandSpec`].
@@ -340,6 +470,9 @@ impl System for CommandSystem {
     }
 
     fn version(&self) -> anyhow::Result<String> {
+        // Called before anything starts: a program missing on this machine is reported
+        // here (exit 69), not when the first node or client fails to start.
+        self.spec.find_programs()?;
         let Some(argv) = self.spec.version.as_ref().filter(|a| !a.is_empty()) else {
             return Ok(format!("{} (version unknown)", self.spec.node.program));
         };
@@ -369,7 +502,7 @@ impl System for CommandSystem {
         }
         let values = self.spec.values_for(node, cluster);
         Ok(LaunchSpec {
-            program: PathBuf::from(substitute(&self.spec.node.program, &values)?),
+            program: program_path(substitute(&self.spec.node.program, &values)?),
             args: CommandSpec::expand_all(&self.spec.node.args, &values)?,
             env: CommandSpec::expand_env(&self.spec.node.env, &values)?,
         })
@@ -387,7 +520,7 @@ impl System for CommandSystem {
                 let expanded = CommandSpec::expand_all(argv, &values)
                     .expect("readiness templates are validated when the system is built");
                 Readiness::Command(LaunchSpec {
-                    program: PathBuf::from(&expanded[0]),
+                    program: program_path(expanded[0].clone()),
                     args: expanded[1..].to_vec(),
                     env: Vec::new(),
                 })
@@ -401,6 +534,18 @@ impl System for CommandSystem {
             launch,
             Duration::from_millis(self.spec.client.grace_ms),
         )))
+    }
+}
+
+/// A program as given in the campaign: a relative path with a `/` (`./bin/mykv`) is made
+/// absolute against the controller's directory, since nodes run in their own data
+/// directories; a bare name (`mykv`) is still looked up on `PATH`.
+fn program_path(program: String) -> PathBuf {
+    let path = PathBuf::from(program);
+    if path.is_relative() && path.components().count() > 1 {
+        std::path::absolute(&path).unwrap_or(path)
+    } else {
+        path
     }
 }
 
@@ -778,5 +923,73 @@ client:
             Err(CommandError::StrayBrace { .. })
         ));
         assert_eq!(substitute("a {{b}} c", &values).unwrap(), "a {b} c");
+    }
+
+    #[test]
+    fn unknown_placeholders_are_refused_while_parsing_with_line_and_column() {
+        let yaml = spec_yaml().replace("\"{port}\"]\n", "\"{prot}\"]\n");
+        let err = serde_yaml::from_str::<CommandSpec>(&yaml)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("{prot}"), "{err}");
+        assert!(err.contains("line 11 column 31"), "{err}");
+        let yaml = spec_yaml().replace("DATA: \"{data_dir}\"", "DATA: \"{dir}\"");
+        let err = serde_yaml::from_str::<CommandSpec>(&yaml)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("{dir}") && err.contains("line 5"), "{err}");
+        let yaml = spec_yaml().replace(
+            "readiness: { tcp_port: 7000 }",
+            "readiness: { command: [probe, \"{nope}\"] }",
+        );
+        let err = serde_yaml::from_str::<CommandSpec>(&yaml)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("{nope}") && err.contains("line 8"), "{err}");
+        // A literal shell `${VAR}` is written with doubled braces.
+        let yaml = spec_yaml().replace("\"{{literal}}\"", "\"${{HOME}}\"");
+        let system = CommandSystem::new(serde_yaml::from_str(&yaml).unwrap()).unwrap();
+        let cluster = cluster();
+        let launch = system.launch(&cluster.nodes[0], &cluster).unwrap();
+        assert_eq!(launch.args.last().unwrap(), "${HOME}");
+    }
+
+    #[test]
+    fn a_missing_program_is_found_before_anything_starts() {
+        let yaml = spec_yaml().replace("/usr/bin/kv", "/bin/sh");
+        let spec: CommandSpec = serde_yaml::from_str(&yaml).unwrap();
+        spec.find_programs().unwrap();
+        let yaml = spec_yaml().replace("/usr/bin/kv", "/nonexistent/kv");
+        let spec: CommandSpec = serde_yaml::from_str(&yaml).unwrap();
+        assert!(matches!(
+            spec.find_programs(),
+            Err(CommandError::ProgramNotFound { what: "node", .. })
+        ));
+        let yaml = yaml
+            .replace("/nonexistent/kv", "/bin/sh")
+            .replace("program: python3", "program: no-such-client-program");
+        let spec: CommandSpec = serde_yaml::from_str(&yaml).unwrap();
+        assert!(matches!(
+            spec.find_programs(),
+            Err(CommandError::ProgramNotFound { what: "client", .. })
+        ));
+        // A program named by a placeholder is only known per node.
+        let yaml = spec_yaml()
+            .replace("/usr/bin/kv", "\"{data_dir}/kv\"")
+            .replace("program: python3", "program: sh");
+        let spec: CommandSpec = serde_yaml::from_str(&yaml).unwrap();
+        spec.find_programs().unwrap();
+    }
+
+    #[test]
+    fn a_relative_program_path_is_made_absolute_a_bare_name_is_left_to_path() {
+        let relative = program_path("./bin/mykv".to_owned());
+        assert!(relative.is_absolute(), "{}", relative.display());
+        assert!(relative.ends_with("bin/mykv"), "{}", relative.display());
+        assert_eq!(program_path("mykv".to_owned()), PathBuf::from("mykv"));
+        assert_eq!(
+            program_path("/usr/bin/mykv".to_owned()),
+            PathBuf::from("/usr/bin/mykv")
+        );
     }
 }

@@ -234,7 +234,14 @@ impl System for EtcdSystem {
         let flag = |name: &str, value: String| [format!("--{name}"), value];
         let args = [
             flag("name", node.name.clone()),
-            flag("data-dir", node.data_dir.display().to_string()),
+            // Absolute: the node runs in its data directory, so a relative path would nest.
+            flag(
+                "data-dir",
+                std::path::absolute(&node.data_dir)
+                    .unwrap_or_else(|_| node.data_dir.clone())
+                    .display()
+                    .to_string(),
+            ),
             flag("listen-peer-urls", self.peer_url(node)),
             flag("initial-advertise-peer-urls", self.peer_url(node)),
             flag("listen-client-urls", self.client_url(node)),

@@ -13,7 +13,7 @@
 //! when used as a value), strings with escapes, characters, keywords, symbols, lists,
 //! vectors, maps, sets, tagged elements, `;` comments and `#_` discards.
 
-use super::{unfinished_line_warning, DataError, RawEvents};
+use super::{DataError, RawEvents};
 use crate::history::{Event, EventType, Process, Value};
 use std::io::{self, Write};
 
@@ -78,17 +78,21 @@ pub struct Parser<'a> {
     data: &'a [u8],
     pos: usize,
     line: usize,
+    /// Offset of the current line's first byte, for columns.
+    line_start: usize,
     depth: usize,
 }
 
-/// Deeper nesting than this is rejected instead of overflowing the stack.
-const MAX_DEPTH: usize = 256;
+/// Deeper nesting than this (collections, tagged elements, `#_` discards, counted
+/// together) is rejected instead of overflowing the stack.
+pub const MAX_DEPTH: usize = 64;
 
+/// Ends a token. A backslash does too: it starts a character, as in Clojure's reader.
 fn is_delimiter(b: u8) -> bool {
     b.is_ascii_whitespace()
         || matches!(
             b,
-            b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';'
+            b',' | b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'"' | b';' | b'\\'
         )
 }
 
@@ -98,6 +102,7 @@ impl<'a> Parser<'a> {
             data,
             pos: 0,
             line: 1,
+            line_start: 0,
             depth: 0,
         }
     }
@@ -116,20 +121,30 @@ impl<'a> Parser<'a> {
         self.pos += 1;
         if b == b'\n' {
             self.line += 1;
+            self.line_start = self.pos;
         }
         Some(b)
     }
 
+    /// The 1-based byte column of the current position.
+    pub fn column(&self) -> usize {
+        self.pos.saturating_sub(self.line_start) + 1
+    }
+
     fn error(&self, expected: impl Into<String>, found: impl Into<String>) -> SyntaxError {
         SyntaxError {
-            error: DataError::new(self.line, expected).found(found),
+            error: DataError::new(self.line, expected)
+                .column(self.column())
+                .found(found),
             at_end: false,
         }
     }
 
     fn end_error(&self, expected: impl Into<String>) -> SyntaxError {
         SyntaxError {
-            error: DataError::new(self.line, expected).found("the end of the input"),
+            error: DataError::new(self.line, expected)
+                .column(self.column())
+                .found("the end of the input"),
             at_end: true,
         }
     }
@@ -158,7 +173,8 @@ impl<'a> Parser<'a> {
             self.skip_blank();
             if self.data[self.pos..].starts_with(b"#_") {
                 self.pos += 2;
-                self.form()?;
+                // A chain `#_#_#_…` recurses once per discard: it counts as nesting.
+                self.nested(|p| p.form())?;
                 continue;
             }
             return Ok(self.peek().is_some());
@@ -189,7 +205,7 @@ impl<'a> Parser<'a> {
             b'#' => self.dispatch()?,
             b':' => {
                 self.pos += 1;
-                let name = self.token();
+                let name = self.token()?;
                 if name.is_empty() {
                     return Err(self.error("a keyword name after `:`", "nothing"));
                 }
@@ -269,7 +285,7 @@ impl<'a> Parser<'a> {
             }
             Some(b) if b.is_ascii_alphabetic() => {
                 self.pos += 1;
-                let tag = self.token().to_owned();
+                let tag = self.token()?.to_owned();
                 let inner = self.nested(|p| p.form())?;
                 Ok(FormKind::Tagged(tag, Box::new(inner)))
             }
@@ -282,17 +298,20 @@ impl<'a> Parser<'a> {
     }
 
     /// The symbol-like token at `pos` (up to a delimiter).
-    fn token(&mut self) -> &'a str {
+    fn token(&mut self) -> Result<&'a str, SyntaxError> {
         let start = self.pos;
         while self.peek().is_some_and(|b| !is_delimiter(b)) {
             self.pos += 1;
         }
         // Tokens end at ASCII delimiters, so they are whole UTF-8 sequences of valid input.
-        std::str::from_utf8(&self.data[start..self.pos]).unwrap_or("")
+        std::str::from_utf8(&self.data[start..self.pos]).map_err(|e| {
+            self.pos = start + e.valid_up_to();
+            self.error("UTF-8 text", "invalid bytes")
+        })
     }
 
     fn atom(&mut self) -> Result<FormKind, SyntaxError> {
-        let token = self.token();
+        let token = self.token()?;
         if token.is_empty() {
             let found = self
                 .peek()
@@ -488,27 +507,27 @@ pub fn to_value(form: &Form, field: Option<&str>) -> Result<Value, DataError> {
     })
 }
 
-/// Reads an EDN history.
-pub(crate) fn read(data: &[u8]) -> Result<RawEvents, DataError> {
+/// Reads an EDN history. Every form must parse: a history cut mid-form is bad data (EDN is
+/// never repaired). A top-level form longer than `max_form_bytes` is bad data.
+pub(crate) fn read(data: &[u8], max_form_bytes: usize) -> Result<RawEvents, DataError> {
     let mut raw = RawEvents::default();
     let mut parser = Parser::new(data);
-    let terminated = data.last() == Some(&b'\n');
-    let last_line = 1 + memchr::memchr_iter(b'\n', data).count();
     loop {
-        let start_line = match parser.skip_to_form() {
-            Ok(true) => parser.line(),
+        match parser.skip_to_form() {
+            Ok(true) => {}
             Ok(false) => break,
             Err(e) => return Err(e.error),
-        };
-        match parser.form() {
-            Ok(form) => add_top_level(&form, &mut raw)?,
-            Err(e) if !terminated && start_line == last_line => {
-                raw.warnings
-                    .push(unfinished_line_warning(start_line, &e.error.to_string()));
-                break;
-            }
-            Err(e) => return Err(e.error),
         }
+        let (start, start_line) = (parser.pos, parser.line());
+        let form = parser.form().map_err(|e| e.error)?;
+        if parser.pos - start > max_form_bytes {
+            return Err(DataError::new(
+                start_line,
+                format!("an EDN form of at most {max_form_bytes} bytes"),
+            )
+            .found("a longer one"));
+        }
+        add_top_level(&form, &mut raw)?;
     }
     Ok(raw)
 }

@@ -12,8 +12,11 @@
 //! form after the value is taken as the op's error. Every other line is ignored.
 
 use super::edn::{to_value, Parser};
-use super::{lines, unfinished_line_warning, DataError, RawEvents};
+use super::{lines, DataError, RawEvents};
 use crate::history::{Event, EventType, Process, Value};
+
+/// Characters that cannot be part of a keyword's name.
+const KEYWORD_DELIMITERS: &[char] = &['(', ')', '[', ']', '{', '}', '"', ';', ',', '\\'];
 
 /// What marks an op line.
 pub const MARKER: &str = "jepsen.util - ";
@@ -21,18 +24,18 @@ pub const MARKER: &str = "jepsen.util - ";
 pub(crate) fn read(data: &[u8]) -> Result<RawEvents, DataError> {
     let mut raw = RawEvents::default();
     let finder = memchr::memmem::Finder::new(MARKER.as_bytes());
-    for (number, line, unterminated) in lines(data) {
+    // Every op line must parse, the last one too: a log cut mid-line is bad data.
+    for (number, line, _) in lines(data) {
         let Some(at) = finder.find(line) else {
             continue;
         };
-        match parse_op(&line[at + MARKER.len()..], number) {
-            Ok(event) => raw.push(event, number, None),
-            Err(e) if unterminated => {
-                raw.warnings
-                    .push(unfinished_line_warning(number, &e.to_string()));
-            }
-            Err(e) => return Err(e),
-        }
+        let fields_at = at + MARKER.len();
+        let event = parse_op(&line[fields_at..], number).map_err(|mut e| {
+            // Columns within the fields become columns within the line.
+            e.column = e.column.map(|c| c + fields_at);
+            e
+        })?;
+        raw.push(event, number, None);
     }
     Ok(raw)
 }
@@ -82,15 +85,16 @@ fn parse_op(fields: &[u8], line: usize) -> Result<Event, DataError> {
         }
     };
     let (f, rest) = token(rest);
-    let f = match f.strip_prefix(b":") {
-        Some(name) if !name.is_empty() => text(name),
+    let f = match f.strip_prefix(b":").map(std::str::from_utf8) {
+        // A keyword's name has no EDN delimiter in it.
+        Some(Ok(name)) if !name.is_empty() && !name.contains(KEYWORD_DELIMITERS) => name.to_owned(),
         _ => {
             return Err(DataError::new(line, "a keyword such as :read")
                 .field("f")
                 .found(format!("`{}`", text(f))))
         }
     };
-    let (value, error) = parse_value_and_error(rest, line)?;
+    let (value, error) = parse_value_and_error(fields, rest, line)?;
     Ok(Event {
         index: 0,
         time: None,
@@ -105,10 +109,16 @@ fn parse_op(fields: &[u8], line: usize) -> Result<Event, DataError> {
 }
 
 /// The value (required) and an optional error form after it.
-fn parse_value_and_error(rest: &[u8], line: usize) -> Result<(Value, Option<Value>), DataError> {
+fn parse_value_and_error(
+    fields: &[u8],
+    rest: &[u8],
+    line: usize,
+) -> Result<(Value, Option<Value>), DataError> {
+    let offset = fields.len() - rest.len();
     let located = |mut e: DataError| {
-        // The parser counts lines from 1 within the fragment; a value is on one line.
+        // The parser counts lines and columns within the fragment; a value is on one line.
         e.line = line;
+        e.column = e.column.map(|c| c + offset);
         e
     };
     let mut parser = Parser::new(rest);

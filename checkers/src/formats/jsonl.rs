@@ -12,11 +12,27 @@
 //! (optional string), `error` (optional, any JSON). Unknown fields are rejected. See
 //! `docs/history-format.md` for the semantics.
 //!
+//! # Truncation
+//!
+//! A history is checked only when every line of it parsed, with one exception: the last
+//! line of a history written by splitbrain's recorder, when the recorder stopped mid-write.
+//! That line is dropped with a warning when all of these hold:
+//!
+//! * it is the last line and has no newline after it;
+//! * it is a strict prefix of valid JSON (the JSON syntax is right up to where the input
+//!   ends);
+//! * the file is in the recorder's form: every other event gives `index` and `time`, the
+//!   indexes are 0, 1, 2, … in line order (the recorder's field order puts them first), and
+//!   the cut line starts as the recorder's next line would, `{"index":N,"time":` (or is cut
+//!   inside that beginning).
+//!
+//! Anything else that does not parse is bad data, wherever it is.
+//!
 //! Reading is a typed pass over byte slices of an in-memory buffer (a large file streams
 //! through one chunk at a time); only a line that fails it is parsed again, generically, to
 //! say which field is wrong.
 
-use super::{unfinished_line_warning, DataError, RawEvents};
+use super::{line_too_long, truncated_record_warning, DataError, RawEvents};
 use crate::history::{Event, EventType, Process, Value};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -161,15 +177,25 @@ fn placeholder() -> Event {
 /// in parallel for large chunks — straight into the final vector: a million-operation
 /// history is hundreds of megabytes of events, and copying them again would cost as much as
 /// parsing.
-#[derive(Default)]
 struct Events {
     raw: RawEvents,
     /// Lines in the chunks before the current one.
     lines_before: usize,
     spans: Vec<LineSpan>,
+    /// A longer line is bad data.
+    max_line_bytes: usize,
 }
 
 impl Events {
+    fn new(max_line_bytes: usize) -> Self {
+        Events {
+            raw: RawEvents::default(),
+            lines_before: 0,
+            spans: Vec::new(),
+            max_line_bytes,
+        }
+    }
+
     /// Parses `chunk`: whole lines, of which the last may lack its newline only when
     /// `at_end` (the end of the input).
     fn push_chunk(&mut self, chunk: &[u8], at_end: bool) -> Result<(), DataError> {
@@ -183,6 +209,9 @@ impl Events {
             let mut end = newline.unwrap_or(chunk.len());
             if end > start && chunk[end - 1] == b'\r' {
                 end -= 1;
+            }
+            if end - start > self.max_line_bytes {
+                return Err(line_too_long(number, self.max_line_bytes));
             }
             if !chunk[start..end].iter().all(u8::is_ascii_whitespace) {
                 self.spans.push(LineSpan { start, end, number });
@@ -217,14 +246,14 @@ impl Events {
             let typed_error = serde_json::from_slice::<LineIn>(line)
                 .err()
                 .map_or_else(String::new, |e| e.to_string());
-            let error = diagnose(line, span.number, &typed_error);
             let unfinished = at_end && first_bad + 1 == self.spans.len() && span.end == chunk.len();
-            if !unfinished {
-                return Err(error);
+            if !(unfinished && is_recorder_truncation(line, &self.raw.events[..before + first_bad]))
+            {
+                return Err(diagnose(line, span.number, &typed_error));
             }
             self.raw
                 .warnings
-                .push(unfinished_line_warning(span.number, &error.to_string()));
+                .push(truncated_record_warning(span.number));
             self.raw.events.truncate(before + first_bad);
         }
         let parsed = self.raw.events.len() - before;
@@ -237,9 +266,31 @@ impl Events {
     }
 }
 
+/// Whether `line`, the unterminated last line, is a record of our recorder cut mid-write
+/// (see the module documentation); `before` are the events of every line before it, with
+/// their given indexes.
+fn is_recorder_truncation(line: &[u8], before: &[Event]) -> bool {
+    // Parsed into values, so that what is there must be right, numbers in range included,
+    // up to where the line ends.
+    let cut_json = matches!(
+        serde_json::from_slice::<serde_json::Value>(line),
+        Err(e) if e.classify() == serde_json::error::Category::Eof
+    );
+    if !cut_json {
+        return false;
+    }
+    let recorded = before
+        .iter()
+        .enumerate()
+        .all(|(i, e)| e.index == i as u64 && e.time.is_some());
+    let beginning = format!(r#"{{"index":{},"time":"#, before.len());
+    recorded && (line.starts_with(beginning.as_bytes()) || beginning.as_bytes().starts_with(line))
+}
+
 /// Reads JSON Lines from memory. Blank lines are skipped.
+/// (Line lengths are the caller's to check.)
 pub(crate) fn read(data: &[u8]) -> Result<RawEvents, DataError> {
-    let mut events = Events::default();
+    let mut events = Events::new(usize::MAX);
     events.push_chunk(data, true)?;
     Ok(events.raw)
 }
@@ -255,12 +306,14 @@ pub(crate) enum StreamError {
 /// rest of `input`, a chunk at a time, so that the whole file is never held in memory:
 /// for a large history that saves its size in memory and the time the kernel takes to
 /// provide it. `size_hint` (the input's size, when known) sizes the event vector.
+/// A line longer than `max_line_bytes` is bad data.
 pub(crate) fn read_stream(
     head: Vec<u8>,
     input: &mut impl io::Read,
     size_hint: u64,
+    max_line_bytes: usize,
 ) -> Result<RawEvents, StreamError> {
-    read_stream_in_chunks(head, input, size_hint, STREAM_CHUNK)
+    read_stream_in_chunks(head, input, size_hint, STREAM_CHUNK, max_line_bytes)
 }
 
 fn read_stream_in_chunks(
@@ -268,8 +321,9 @@ fn read_stream_in_chunks(
     input: &mut impl io::Read,
     size_hint: u64,
     chunk_bytes: usize,
+    max_line_bytes: usize,
 ) -> Result<RawEvents, StreamError> {
-    let mut events = Events::default();
+    let mut events = Events::new(max_line_bytes);
     // About 100 bytes per line in recorded histories; an estimate too high reserves only
     // address space, one too low costs a reallocation.
     let expected_lines = usize::try_from(size_hint / 64).unwrap_or(0);
@@ -297,8 +351,18 @@ fn read_stream_in_chunks(
                     .map_err(StreamError::Data)?;
                 buffer.drain(..=last);
             }
+            None if buffer.len() > max_line_bytes => {
+                return Err(StreamError::Data(line_too_long(
+                    events.lines_before + 1,
+                    max_line_bytes,
+                )));
+            }
             // A line longer than the chunk: read more of it.
-            None => chunk *= 2,
+            None => {
+                chunk = chunk
+                    .saturating_mul(2)
+                    .min(max_line_bytes.saturating_add(1))
+            }
         }
     }
 }
@@ -309,7 +373,8 @@ fn diagnose(line: &[u8], number: usize, typed_error: &str) -> DataError {
         Ok(v) => v,
         Err(e) => {
             return DataError::new(number, "a JSON object (one event per line)")
-                .found(format!("invalid JSON at column {}: {e}", e.column()));
+                .column(e.column().max(1))
+                .found(format!("invalid JSON ({})", json_error_message(&e)));
         }
     };
     let Some(object) = generic.as_object() else {
@@ -368,6 +433,15 @@ fn diagnose(line: &[u8], number: usize, typed_error: &str) -> DataError {
         }
     }
     DataError::new(number, "a valid event").found(typed_error.to_owned())
+}
+
+/// serde_json's message without its position (which counts within the line alone).
+fn json_error_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
 }
 
 fn json_kind(v: &serde_json::Value) -> &'static str {
@@ -454,7 +528,7 @@ mod tests {
             let kind = if i % 2 == 0 { "invoke" } else { "ok" };
             data.extend_from_slice(
                 format!(
-                    r#"{{"index":{i},"process":{},"type":"{kind}","f":"{f}","value":{value}}}"#,
+                    r#"{{"index":{i},"time":{i},"process":{},"type":"{kind}","f":"{f}","value":{value}}}"#,
                     i % 7
                 )
                 .as_bytes(),
@@ -469,7 +543,13 @@ mod tests {
 
     fn streamed(data: &[u8], head: usize, chunk: usize) -> Result<RawEvents, StreamError> {
         let mut rest = &data[head..];
-        read_stream_in_chunks(data[..head].to_vec(), &mut rest, data.len() as u64, chunk)
+        read_stream_in_chunks(
+            data[..head].to_vec(),
+            &mut rest,
+            data.len() as u64,
+            chunk,
+            usize::MAX,
+        )
     }
 
     fn same(a: &RawEvents, b: &RawEvents) {
@@ -489,10 +569,38 @@ mod tests {
         }
     }
 
+    /// A line over the limit is bad data, whether it ends within a chunk or never ends.
+    #[test]
+    fn streaming_stops_at_a_line_over_the_limit() {
+        let line = br#"{"process":0,"type":"invoke","f":"read","value":null}"#;
+        let mut long = line.to_vec();
+        long.extend_from_slice(b"\n");
+        long.extend_from_slice(&vec![b' '; 500]);
+        long.extend_from_slice(line);
+        for (data, limit) in [
+            (long.clone(), 400),
+            ([long.as_slice(), b"\n"].concat(), 400),
+        ] {
+            let mut rest = &data[..];
+            match read_stream_in_chunks(Vec::new(), &mut rest, 0, 64, limit) {
+                Err(StreamError::Data(e)) => {
+                    assert_eq!(e.line, 2, "{e}");
+                    assert!(e.to_string().contains("at most 400 bytes"), "{e}");
+                }
+                other => panic!("{:?}", other.map(|r| r.events.len())),
+            }
+        }
+        let mut endless = std::io::repeat(b'9');
+        match read_stream_in_chunks(b"{\"process\":".to_vec(), &mut endless, 0, 64, 10_000) {
+            Err(StreamError::Data(e)) => assert_eq!(e.line, 1, "{e}"),
+            other => panic!("{:?}", other.map(|r| r.events.len())),
+        }
+    }
+
     #[test]
     fn streaming_forgives_only_an_unfinished_last_line() {
         let mut data = sample(50);
-        data.extend_from_slice(br#"{"process":1,"type":"ok","f":"re"#);
+        data.extend_from_slice(br#"{"index":50,"time":50,"process":1,"type":"ok","f":"re"#);
         let whole = read(&data).unwrap();
         assert_eq!(whole.events.len(), 50);
         assert_eq!(whole.warnings.len(), 1, "{:?}", whole.warnings);

@@ -12,9 +12,15 @@
 //! [`read_file`] detects the format from the content unless told, applies Jepsen's
 //! *independent* tuples (`[key value]` values → keyed events) when asked or when the history
 //! unambiguously uses them, and renumbers event indexes densely in file order. Malformed
-//! input is a [`ReadError`] naming the file, the 1-based line, the field and what was
-//! expected; an unfinished last line (a recorder that crashed mid-write) is dropped with a
-//! warning instead.
+//! input is a [`ReadError`] naming the file, the 1-based line (and column, for syntax
+//! errors), the field and what was expected. The one thing forgiven is a *truncated* last
+//! record of a history our own recorder wrote (see [`jsonl`]): it is dropped with a warning.
+//! Nothing else is ever skipped or repaired.
+//!
+//! Reading is bounded: a line (or, in EDN, one top-level form) longer than
+//! [`ReadOptions::max_line_bytes`] (default [`MAX_LINE_BYTES`]) is bad data, found while
+//! reading, so an endless line such as `/dev/zero` ends in an error after that many bytes;
+//! every recursive reader stops at a nesting depth (EDN: [`edn::MAX_DEPTH`]).
 
 pub mod edn;
 pub mod jepsen_log;
@@ -50,8 +56,8 @@ impl Format {
         }
     }
 
-    /// Guesses the format from the content: a JSON object on the first line → jsonl; `{`
-    /// otherwise → EDN; a `jepsen.util - ` line in the first megabyte → Jepsen log; `[`,
+    /// Guesses the format from the content: a JSON object on the first line, or `{`
+    /// followed by a string → jsonl; `{` otherwise → EDN; a `jepsen.util - ` line in the first megabyte → Jepsen log; `[`,
     /// `(`, `#` or `;` first → EDN. `None` when none applies (including an empty input).
     pub fn detect(data: &[u8]) -> Option<Format> {
         let start = data.iter().position(|b| !b.is_ascii_whitespace())?;
@@ -61,7 +67,14 @@ impl Format {
             b'{' => {
                 let line_end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
                 let first_line = &rest[..line_end];
-                if serde_json::from_slice::<serde::de::IgnoredAny>(first_line).is_ok() {
+                // Op maps in EDN have keyword keys; a string key after `{` is JSON (perhaps
+                // broken, which the JSON reader then explains).
+                let string_key = rest[1..]
+                    .iter()
+                    .find(|b| !b.is_ascii_whitespace())
+                    .is_some_and(|&b| b == b'"');
+                if string_key || serde_json::from_slice::<serde::de::IgnoredAny>(first_line).is_ok()
+                {
                     Some(Format::Jsonl)
                 } else {
                     Some(Format::Edn)
@@ -117,12 +130,27 @@ pub enum Independent {
     Off,
 }
 
+/// The longest line (or EDN top-level form) read by default: 256 MiB.
+pub const MAX_LINE_BYTES: usize = 256 << 20;
+
 /// How to read a history.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ReadOptions {
     /// `None` detects the format from the content.
     pub format: Option<Format>,
     pub independent: Independent,
+    /// A longer line, or EDN top-level form, is bad data (default [`MAX_LINE_BYTES`]).
+    pub max_line_bytes: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            format: None,
+            independent: Independent::default(),
+            max_line_bytes: MAX_LINE_BYTES,
+        }
+    }
 }
 
 /// A history as read, with what the reader noticed along the way.
@@ -150,17 +178,23 @@ impl ReadOutput {
     }
 }
 
-/// Malformed content, located: the 1-based line, the field (when one is at fault) and what
-/// was expected there.
+/// Malformed content, located: the 1-based line (and byte column, when known), the field
+/// (when one is at fault) and what was expected there.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{line}: {}expected {expected}{}", field_prefix(.field), found_suffix(.found))]
+#[error("{line}{}: {}expected {expected}{}", column_suffix(.column), field_prefix(.field), found_suffix(.found))]
 pub struct DataError {
     pub line: usize,
+    /// The 1-based byte column in the line, for syntax errors.
+    pub column: Option<usize>,
     /// The field as written in the format (`type`, `:process`, …), when one is at fault.
     pub field: Option<String>,
     pub expected: String,
     /// What was there instead, when it helps.
     pub found: Option<String>,
+}
+
+fn column_suffix(column: &Option<usize>) -> String {
+    column.map_or_else(String::new, |c| format!(":{c}"))
 }
 
 fn field_prefix(field: &Option<String>) -> String {
@@ -179,6 +213,7 @@ impl DataError {
     pub fn new(line: usize, expected: impl Into<String>) -> Self {
         DataError {
             line,
+            column: None,
             field: None,
             expected: expected.into(),
             found: None,
@@ -190,6 +225,10 @@ impl DataError {
     }
     pub fn found(mut self, found: impl Into<String>) -> Self {
         self.found = Some(found.into());
+        self
+    }
+    pub fn column(mut self, column: usize) -> Self {
+        self.column = Some(column);
         self
     }
 }
@@ -286,16 +325,94 @@ pub fn read_file(path: &Path, opts: &ReadOptions) -> Result<ReadOutput, ReadErro
             && !head.iter().all(u8::is_ascii_whitespace)
             && opts.format.or_else(|| Format::detect(&head)) == Some(Format::Jsonl);
         if streamable {
-            let raw = jsonl::read_stream(head, &mut file, size).map_err(|e| match e {
-                jsonl::StreamError::Io(source) => io_error(source),
-                jsonl::StreamError::Data(error) => bytes_error(BytesError::Data(error)),
-            })?;
+            let raw = jsonl::read_stream(head, &mut file, size, opts.max_line_bytes).map_err(
+                |e| match e {
+                    jsonl::StreamError::Io(source) => io_error(source),
+                    jsonl::StreamError::Data(error) => bytes_error(BytesError::Data(error)),
+                },
+            )?;
             return finish(raw, Format::Jsonl, opts.independent)
                 .map_err(|error| bytes_error(BytesError::Data(error)));
         }
     }
-    file.read_to_end(&mut head).map_err(io_error)?;
+    read_bounded(&mut file, &mut head, opts.max_line_bytes).map_err(|e| match e {
+        jsonl::StreamError::Io(source) => io_error(source),
+        jsonl::StreamError::Data(error) => bytes_error(BytesError::Data(error)),
+    })?;
     read_bytes(&head, opts).map_err(bytes_error)
+}
+
+/// Bytes read at a time by [`read_bounded`].
+const READ_CHUNK: usize = 1 << 20;
+
+/// Follows line lengths through an input read piecewise; a line longer than the limit is
+/// a [`DataError`] as soon as that many of its bytes are seen.
+struct LineLimit {
+    limit: usize,
+    /// Lines completed so far.
+    lines: usize,
+    /// Offset of the current line's first byte.
+    line_start: usize,
+    /// Offset up to which the input has been looked at.
+    seen: usize,
+}
+
+impl LineLimit {
+    fn new(limit: usize) -> Self {
+        LineLimit {
+            limit,
+            lines: 0,
+            line_start: 0,
+            seen: 0,
+        }
+    }
+
+    /// Looks at `data[self.seen..]`, `data` being the input so far.
+    fn scan(&mut self, data: &[u8]) -> Result<(), DataError> {
+        for newline in memchr::memchr_iter(b'\n', &data[self.seen..]) {
+            let end = self.seen + newline;
+            self.check(end - self.line_start)?;
+            self.lines += 1;
+            self.line_start = end + 1;
+        }
+        self.seen = data.len();
+        self.check(data.len() - self.line_start)
+    }
+
+    fn check(&self, length: usize) -> Result<(), DataError> {
+        if length > self.limit {
+            Err(line_too_long(self.lines + 1, self.limit))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The error for a line over the limit.
+pub(crate) fn line_too_long(line: usize, limit: usize) -> DataError {
+    DataError::new(line, format!("a line of at most {limit} bytes"))
+        .found("a longer line (an endless input such as /dev/zero, or not a history)")
+}
+
+/// Reads `input` to its end after `buffer`, failing as soon as a line exceeds `limit`.
+fn read_bounded(
+    input: &mut impl Read,
+    buffer: &mut Vec<u8>,
+    limit: usize,
+) -> Result<(), jsonl::StreamError> {
+    let mut lines = LineLimit::new(limit);
+    lines.scan(buffer).map_err(jsonl::StreamError::Data)?;
+    loop {
+        let got = input
+            .by_ref()
+            .take(READ_CHUNK as u64)
+            .read_to_end(buffer)
+            .map_err(jsonl::StreamError::Io)?;
+        lines.scan(buffer).map_err(jsonl::StreamError::Data)?;
+        if got == 0 {
+            return Ok(());
+        }
+    }
 }
 
 /// Why in-memory content could not be read (no file name to give).
@@ -309,6 +426,7 @@ pub enum BytesError {
 
 /// Reads a history from memory.
 pub fn read_bytes(data: &[u8], opts: &ReadOptions) -> Result<ReadOutput, BytesError> {
+    LineLimit::new(opts.max_line_bytes).scan(data)?;
     let format = match opts.format {
         Some(f) => f,
         None if data.iter().all(u8::is_ascii_whitespace) => {
@@ -326,7 +444,7 @@ pub fn read_bytes(data: &[u8], opts: &ReadOptions) -> Result<ReadOutput, BytesEr
     };
     let raw = match format {
         Format::Jsonl => jsonl::read(data)?,
-        Format::Edn => edn::read(data)?,
+        Format::Edn => edn::read(data, opts.max_line_bytes)?,
         Format::JepsenLog => jepsen_log::read(data)?,
     };
     Ok(finish(raw, format, opts.independent)?)
@@ -514,9 +632,9 @@ pub(crate) fn lines(data: &[u8]) -> impl Iterator<Item = (usize, &[u8], bool)> {
     })
 }
 
-/// The warning for a dropped unfinished last line.
-pub(crate) fn unfinished_line_warning(line: usize, why: &str) -> String {
-    format!("line {line}: unfinished last line dropped (no newline at the end and it does not parse: {why}); a recorder probably stopped mid-write")
+/// The warning for a dropped truncated last record.
+pub(crate) fn truncated_record_warning(line: usize) -> String {
+    format!("line {line}: unfinished last line dropped: a record of splitbrain's recorder cut mid-write (the recorder probably stopped while writing it)")
 }
 
 #[cfg(test)]
@@ -534,7 +652,8 @@ mod tests {
             for kind in ["invoke", "ok"] {
                 data.extend_from_slice(
                     format!(
-                        r#"{{"process":{},"type":"{kind}","f":"write","key":{},"value":{op},"node":"{node}"}}"#,
+                        r#"{{"index":{},"time":{op},"process":{},"type":"{kind}","f":"write","key":{},"value":{op},"node":"{node}"}}"#,
+                        2 * op + u64::from(kind == "ok"),
                         op % 5,
                         op % 3
                     )
@@ -544,7 +663,9 @@ mod tests {
             }
             op += 1;
         }
-        data.extend_from_slice(br#"{"process":1,"type":"invo"#);
+        data.extend_from_slice(
+            format!(r#"{{"index":{},"time":1,"process":1,"type":"invo"#, 2 * op).as_bytes(),
+        );
         let path = std::env::temp_dir().join(format!(
             "splitbrain-streamed-read-{}.jsonl",
             std::process::id()

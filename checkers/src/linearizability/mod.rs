@@ -34,8 +34,30 @@
 //! is young, so that small histories pay for no thread). Keys take turns in slices of search steps
 //! that double on each turn, so one hard key cannot delay the verdict of a key that is
 //! quickly found invalid, even on one thread. Verdicts combine as invalid beats unknown
-//! beats valid; once one key is invalid the verdict is decided, so keys still running stop
-//! and keys not yet started are skipped, each reported as `unknown` with that cause.
+//! beats valid. By default every key is checked (within the limits), so that every anomaly
+//! of a history is reported; with [`CheckOptions::first_failure`] the first invalid key
+//! decides the verdict, keys still running stop and keys not yet started are skipped, each
+//! reported as `unknown` with that cause.
+//!
+//! # Nothing checked is not valid
+//!
+//! A history without client operations is `unknown` with the cause "no operations" (in a
+//! test, an empty history means a broken test, not a correct system); so is a history that
+//! would be valid but in which no client operation completed `ok` (nothing was observed).
+//! [`CheckResult::cause`] says so.
+//!
+//! # Nil reads
+//!
+//! [`CheckOptions::nil_reads`] chooses how registers (register, cas-register, kv) read an
+//! `ok` read that returned nil: by default as the value nil (the register was never
+//! written), or, with [`NilReads::Unknown`], as Knossos does: a read of nil matches any
+//! state (it observed nothing).
+//!
+//! # Progress
+//!
+//! [`CheckOptions::progress`], when set, is updated as the check goes (keys done of total,
+//! configurations explored, memo bytes held), for a caller that reports progress while a
+//! long check runs.
 //!
 //! The search itself, its memo and its pruning rules are described in `search.rs`.
 //!
@@ -56,8 +78,8 @@ use crate::verdict::{CheckResult, Counterexample, KeyResult, OpSummary, Verdict}
 use prepare::PairedOp;
 use search::{HashMode, Limits, Search, SearchOutcome, StopCause};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How a check runs.
@@ -72,6 +94,13 @@ pub struct CheckOptions {
     /// Also read every failed cas as an observation that the register did not hold the
     /// expected value (opt-in; Jepsen and Knossos drop failed operations).
     pub failed_cas_observes: bool,
+    /// Stop at the first invalid key (the verdict is then decided) instead of checking
+    /// every key; the keys not finished are `unknown`. Default: check every key.
+    pub first_failure: bool,
+    /// How registers read an `ok` read that returned nil.
+    pub nil_reads: NilReads,
+    /// Updated as the check goes, when set.
+    pub progress: Option<Arc<CheckProgress>>,
 }
 
 impl Default for CheckOptions {
@@ -81,6 +110,74 @@ impl Default for CheckOptions {
             memory_budget: None,
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             failed_cas_observes: false,
+            first_failure: false,
+            nil_reads: NilReads::default(),
+            progress: None,
+        }
+    }
+}
+
+/// How registers read an `ok` read that returned nil.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NilReads {
+    /// As the value nil: the register was never written (or holds nil). A nil read after a
+    /// completed write is lost data.
+    #[default]
+    Value,
+    /// As Knossos does: a nil read observed nothing and matches any state.
+    Unknown,
+}
+
+impl NilReads {
+    pub const ALL: [NilReads; 2] = [NilReads::Value, NilReads::Unknown];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NilReads::Value => "value",
+            NilReads::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::str::FromStr for NilReads {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        NilReads::ALL
+            .into_iter()
+            .find(|n| n.name() == s)
+            .ok_or_else(|| format!("unknown nil-read reading `{s}`; expected value or unknown"))
+    }
+}
+
+/// How far a running check is; every figure only grows.
+#[derive(Debug, Default)]
+pub struct CheckProgress {
+    keys_total: AtomicUsize,
+    keys_done: AtomicUsize,
+    configurations: AtomicU64,
+    memo_bytes: AtomicU64,
+}
+
+/// A reading of [`CheckProgress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgressSnapshot {
+    /// Keys of the history (0 until the history is prepared).
+    pub keys_total: usize,
+    /// Keys with a verdict.
+    pub keys_done: usize,
+    /// Configurations explored so far, all keys together.
+    pub configurations: u64,
+    /// Estimated bytes of memo held by the running searches.
+    pub memo_bytes: u64,
+}
+
+impl CheckProgress {
+    pub fn snapshot(&self) -> ProgressSnapshot {
+        ProgressSnapshot {
+            keys_total: self.keys_total.load(Ordering::Relaxed),
+            keys_done: self.keys_done.load(Ordering::Relaxed),
+            configurations: self.configurations.load(Ordering::Relaxed),
+            memo_bytes: self.memo_bytes.load(Ordering::Relaxed),
         }
     }
 }
@@ -117,24 +214,59 @@ fn check_with(
         start,
         hash_mode,
     };
+    let nil_reads = opts.nil_reads;
     let (keys, operations) = match spec.kind {
-        ModelKind::Register => run.keys(|| RegisterModel::new(name, false))?,
-        ModelKind::CasRegister | ModelKind::Kv => run.keys(|| RegisterModel::new(name, true))?,
+        ModelKind::Register => {
+            run.keys(|| RegisterModel::new(name, false).with_nil_reads(nil_reads))?
+        }
+        ModelKind::CasRegister | ModelKind::Kv => {
+            run.keys(|| RegisterModel::new(name, true).with_nil_reads(nil_reads))?
+        }
         ModelKind::KvAppend => run.keys(KvAppendModel::new)?,
         ModelKind::Mutex => run.keys(|| MutexModel)?,
         ModelKind::Set => run.keys(SetModel::new)?,
         ModelKind::FifoQueue => run.keys(FifoQueueModel::new)?,
     };
+    let mut verdict = keys
+        .iter()
+        .fold(Verdict::Valid, |v, k| v.combine(k.verdict));
+    let cause = nothing_checked(history, verdict);
+    if cause.is_some() {
+        verdict = Verdict::Unknown;
+    }
     Ok(CheckResult {
-        verdict: keys
-            .iter()
-            .fold(Verdict::Valid, |v, k| v.combine(k.verdict)),
+        verdict,
+        cause,
         model: name.to_owned(),
         operations,
         configurations: keys.iter().map(|k| k.configurations).sum(),
         keys,
         elapsed: start.elapsed(),
     })
+}
+
+/// Why a check that found no violation checked nothing: no client operation at all, or
+/// none that completed `ok`. `None` when the verdict stands.
+fn nothing_checked(history: &History, verdict: Verdict) -> Option<String> {
+    let client = || {
+        history
+            .events
+            .iter()
+            .filter(|e| e.process != crate::history::Process::Nemesis)
+    };
+    if !client().any(|e| e.kind == EventType::Invoke) {
+        return Some(
+            "no operations: the history has no client operations (an empty history means a broken test, not a correct system)"
+                .to_owned(),
+        );
+    }
+    if verdict == Verdict::Valid && !client().any(|e| e.kind == EventType::Ok) {
+        return Some(
+            "no operation completed ok: nothing was observed, so there was nothing to check"
+                .to_owned(),
+        );
+    }
+    None
 }
 
 /// Steps of a key's first turn; each further turn doubles it. Small, so that the calling
@@ -155,6 +287,8 @@ struct Task<'h, M: Model<'h>> {
     search: Option<Search<'h, M>>,
     slice: u64,
     elapsed: Duration,
+    /// Configurations of this key already counted in the progress.
+    reported_configurations: u64,
 }
 
 struct Run<'a, 'h> {
@@ -200,9 +334,14 @@ impl<'h> Run<'_, 'h> {
                 search: None,
                 slice: FIRST_SLICE,
                 elapsed: Duration::ZERO,
+                reported_configurations: 0,
             })
             .collect();
         let count = tasks.len();
+        let progress = self.opts.progress.as_deref();
+        if let Some(p) = progress {
+            p.keys_total.store(count, Ordering::Relaxed);
+        }
         // Largest keys first, so that one big key does not start last.
         tasks.sort_by_key(|t| std::cmp::Reverse(t.operations));
         let queue = Mutex::new(VecDeque::from(tasks));
@@ -234,6 +373,16 @@ impl<'h> Run<'_, 'h> {
                 });
                 let outcome = search.run(&limits, task.slice);
                 task.elapsed += slice_start.elapsed();
+                if let Some(p) = progress {
+                    let now = search.configurations();
+                    p.configurations.fetch_add(
+                        now.saturating_sub(task.reported_configurations),
+                        Ordering::Relaxed,
+                    );
+                    task.reported_configurations = now;
+                    p.memo_bytes
+                        .store(memory_in_use.load(Ordering::Relaxed), Ordering::Relaxed);
+                }
                 outcome
             };
             match outcome {
@@ -248,6 +397,9 @@ impl<'h> Run<'_, 'h> {
                     let index = task.index;
                     let result = self.key_result(ops, task, outcome, &limits);
                     *results[index].lock().expect("no panic holds a result") = Some(result);
+                    if let Some(p) = progress {
+                        p.keys_done.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
             true
@@ -307,7 +459,9 @@ impl<'h> Run<'_, 'h> {
         match outcome {
             SearchOutcome::Valid => result.verdict = Verdict::Valid,
             SearchOutcome::Invalid(blocked) => {
-                limits.cancel.store(true, Ordering::Relaxed);
+                if self.opts.first_failure {
+                    limits.cancel.store(true, Ordering::Relaxed);
+                }
                 result.verdict = Verdict::Invalid;
                 let model = search.expect("an invalid key was searched").model();
                 result.counterexample = Some(Counterexample {
@@ -334,13 +488,13 @@ impl<'h> Run<'_, 'h> {
             }
             SearchOutcome::Stopped(StopCause::Cancelled) if never_started => {
                 result.cause = Some(
-                    "not checked: another key was already found invalid, which decides the verdict"
+                    "not checked: another key was already found invalid, which decides the verdict (first failure asked)"
                         .to_owned(),
                 );
             }
             SearchOutcome::Stopped(StopCause::Cancelled) => {
                 result.cause = Some(
-                    "search stopped: another key was found invalid, which decides the verdict"
+                    "search stopped: another key was found invalid, which decides the verdict (first failure asked)"
                         .to_owned(),
                 );
             }
@@ -415,6 +569,177 @@ mod tests {
         rows.push((3, Invoke, "read", Value::Nil));
         rows.push((3, Ok, "read", Value::Int(last_read)));
         history(&rows)
+    }
+
+    fn keyed(rows: &[(u64, EventType, &str, i64, Value)]) -> History {
+        History::new(
+            rows.iter()
+                .enumerate()
+                .map(|(i, (p, kind, f, key, value))| Event {
+                    index: i as u64,
+                    time: None,
+                    process: Process::Client(*p),
+                    kind: *kind,
+                    f: (*f).to_owned(),
+                    key: Some(Value::Int(*key)),
+                    value: value.clone(),
+                    node: None,
+                    error: None,
+                })
+                .collect(),
+        )
+    }
+
+    fn one_job() -> CheckOptions {
+        CheckOptions {
+            jobs: 1,
+            ..CheckOptions::default()
+        }
+    }
+
+    #[test]
+    fn no_operations_is_unknown_not_valid() {
+        let spec = ModelSpec::new(ModelKind::CasRegister);
+        let empty = check(&History::default(), &spec, &one_job()).unwrap();
+        assert_eq!(empty.verdict, Verdict::Unknown);
+        assert!(empty.cause.as_deref().unwrap().starts_with("no operations"));
+
+        let mut nemesis_only = history(&[(0, EventType::Info, "partition", Value::Nil)]);
+        nemesis_only.events[0].process = Process::Nemesis;
+        let r = check(&nemesis_only, &spec, &one_job()).unwrap();
+        assert_eq!(r.verdict, Verdict::Unknown);
+        assert!(r.cause.as_deref().unwrap().starts_with("no operations"));
+    }
+
+    #[test]
+    fn nothing_completed_ok_is_unknown_unless_invalid() {
+        use EventType::*;
+        let spec = ModelSpec::new(ModelKind::CasRegister);
+        let unobserved = history(&[
+            (0, Invoke, "write", Value::Int(1)),
+            (0, Info, "write", Value::Nil),
+            (1, Invoke, "read", Value::Nil),
+            (1, Fail, "read", Value::Nil),
+        ]);
+        let r = check(&unobserved, &spec, &one_job()).unwrap();
+        assert_eq!(r.verdict, Verdict::Unknown);
+        assert!(
+            r.cause.as_deref().unwrap().contains("completed ok"),
+            "{r:?}"
+        );
+
+        let observed = history(&[
+            (0, Invoke, "write", Value::Int(1)),
+            (0, Ok, "write", Value::Int(1)),
+        ]);
+        let r = check(&observed, &spec, &one_job()).unwrap();
+        assert_eq!(r.verdict, Verdict::Valid);
+        assert_eq!(r.cause, None);
+    }
+
+    /// Keys 0 and 2 are invalid (a read of a value never written), key 1 valid.
+    fn two_invalid_keys() -> History {
+        use EventType::*;
+        let mut rows = Vec::new();
+        for key in 0..3i64 {
+            let p = key as u64;
+            let read = if key == 1 { 1 } else { 7 };
+            rows.push((p, Invoke, "write", key, Value::Int(1)));
+            rows.push((p, Ok, "write", key, Value::Int(1)));
+            rows.push((p, Invoke, "read", key, Value::Nil));
+            rows.push((p, Ok, "read", key, Value::Int(read)));
+        }
+        keyed(&rows)
+    }
+
+    #[test]
+    fn every_key_is_checked_unless_the_first_failure_is_enough() {
+        let spec = ModelSpec::new(ModelKind::Kv);
+        let all = check(&two_invalid_keys(), &spec, &one_job()).unwrap();
+        assert_eq!(all.verdict, Verdict::Invalid);
+        let verdicts: Vec<Verdict> = all.keys.iter().map(|k| k.verdict).collect();
+        assert_eq!(
+            verdicts,
+            [Verdict::Invalid, Verdict::Valid, Verdict::Invalid]
+        );
+        assert_eq!(
+            all.keys
+                .iter()
+                .filter(|k| k.counterexample.is_some())
+                .count(),
+            2
+        );
+
+        let first = CheckOptions {
+            first_failure: true,
+            ..one_job()
+        };
+        let r = check(&two_invalid_keys(), &spec, &first).unwrap();
+        assert_eq!(r.verdict, Verdict::Invalid);
+        assert_eq!(
+            r.keys
+                .iter()
+                .filter(|k| k.verdict == Verdict::Invalid)
+                .count(),
+            1,
+            "{r:?}"
+        );
+        assert!(r
+            .keys
+            .iter()
+            .filter(|k| k.verdict == Verdict::Unknown)
+            .all(|k| k.cause.as_deref().unwrap().contains("first failure")));
+    }
+
+    /// A write of 1 completes, then a read returns nil.
+    fn nil_after_write() -> History {
+        use EventType::*;
+        history(&[
+            (0, Invoke, "write", Value::Int(1)),
+            (0, Ok, "write", Value::Int(1)),
+            (1, Invoke, "read", Value::Nil),
+            (1, Ok, "read", Value::Nil),
+        ])
+    }
+
+    #[test]
+    fn a_nil_read_after_a_write_is_invalid_unless_read_as_knossos_does() {
+        for kind in [ModelKind::Register, ModelKind::CasRegister, ModelKind::Kv] {
+            let spec = ModelSpec::new(kind);
+            let strict = check(&nil_after_write(), &spec, &one_job()).unwrap();
+            assert_eq!(strict.verdict, Verdict::Invalid, "{kind:?}");
+            let knossos = CheckOptions {
+                nil_reads: NilReads::Unknown,
+                ..one_job()
+            };
+            let r = check(&nil_after_write(), &spec, &knossos).unwrap();
+            assert_eq!(r.verdict, Verdict::Valid, "{kind:?}");
+        }
+        // Only nil reads match anything: a read of a value never written stays invalid.
+        let mut wrong = nil_after_write();
+        wrong.events[3].value = Value::Int(5);
+        let knossos = CheckOptions {
+            nil_reads: NilReads::Unknown,
+            ..one_job()
+        };
+        let r = check(&wrong, &ModelSpec::new(ModelKind::Register), &knossos).unwrap();
+        assert_eq!(r.verdict, Verdict::Invalid);
+        assert_eq!("unknown".parse::<NilReads>(), Ok(NilReads::Unknown));
+        assert!("maybe".parse::<NilReads>().is_err());
+    }
+
+    #[test]
+    fn progress_counts_keys_and_configurations() {
+        let progress = Arc::new(CheckProgress::default());
+        let opts = CheckOptions {
+            progress: Some(progress.clone()),
+            ..one_job()
+        };
+        let r = check(&two_invalid_keys(), &ModelSpec::new(ModelKind::Kv), &opts).unwrap();
+        let seen = progress.snapshot();
+        assert_eq!((seen.keys_total, seen.keys_done), (3, 3));
+        assert_eq!(seen.configurations, r.configurations);
+        assert!(seen.configurations > 0);
     }
 
     /// With every configuration hashing alike, each look-up meets every stored entry. A memo

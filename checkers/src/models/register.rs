@@ -2,9 +2,13 @@
 //!
 //! The state is the interned id of the value the register holds, so a step is an integer
 //! comparison.
+//!
+//! An `ok` read of nil is read as the value nil by default; with [`NilReads::Unknown`]
+//! (Knossos' reading) it matches any state, so it constrains nothing and is dropped.
 
 use super::{unknown_function, Compiled, Model, Outcome, RawOp, StateId, ValueInterner};
 use crate::history::Value;
+use crate::linearizability::NilReads;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RegisterOp {
@@ -27,6 +31,7 @@ pub(crate) struct RegisterModel<'h> {
     values: ValueInterner<'h>,
     with_cas: bool,
     name: &'static str,
+    nil_reads: NilReads,
 }
 
 impl RegisterModel<'_> {
@@ -36,7 +41,14 @@ impl RegisterModel<'_> {
             values: ValueInterner::default(),
             with_cas,
             name,
+            nil_reads: NilReads::Value,
         }
+    }
+
+    /// How an `ok` read of nil is read.
+    pub fn with_nil_reads(mut self, nil_reads: NilReads) -> Self {
+        self.nil_reads = nil_reads;
+        self
     }
 }
 
@@ -50,6 +62,10 @@ impl<'h> Model<'h> for RegisterModel<'h> {
     fn compile(&mut self, op: &RawOp<'h>) -> Result<Compiled<RegisterOp>, String> {
         match op.f {
             "read" => Ok(match op.outcome {
+                // Knossos' reading: a nil read matches any state, so it constrains nothing.
+                Outcome::Ok if op.output.is_nil() && self.nil_reads == NilReads::Unknown => {
+                    Compiled::Drop
+                }
                 Outcome::Ok => Compiled::Op(RegisterOp::Read(self.values.intern(op.output))),
                 // A read that failed or crashed changes nothing and observed nothing.
                 Outcome::Indeterminate | Outcome::Failed { .. } => Compiled::Drop,
@@ -174,6 +190,34 @@ mod tests {
             None,
             "the register held the expected 1"
         );
+    }
+
+    #[test]
+    fn a_nil_read_is_the_value_nil_or_matches_anything() {
+        let mut strict = RegisterModel::new("register", false);
+        let s0 = strict.initial(&NIL);
+        let write_one = op(&mut strict, raw("write", &ONE, &ONE, Outcome::Ok));
+        let read_nil = op(&mut strict, raw("read", &NIL, &NIL, Outcome::Ok));
+        let s1 = strict.step(s0, write_one).unwrap();
+        assert_eq!(strict.step(s1, read_nil), None, "nil after a write");
+        assert_eq!(strict.step(s0, read_nil), Some(s0));
+
+        for with_cas in [false, true] {
+            let mut knossos =
+                RegisterModel::new("register", with_cas).with_nil_reads(NilReads::Unknown);
+            assert_eq!(
+                knossos
+                    .compile(&raw("read", &NIL, &NIL, Outcome::Ok))
+                    .unwrap(),
+                Compiled::Drop
+            );
+            assert!(matches!(
+                knossos
+                    .compile(&raw("read", &NIL, &ONE, Outcome::Ok))
+                    .unwrap(),
+                Compiled::Op(RegisterOp::Read(_))
+            ));
+        }
     }
 
     #[test]

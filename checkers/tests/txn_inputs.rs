@@ -15,6 +15,7 @@ fn read(data: &str, format: Format) -> splitbrain_checkers::History {
     let opts = ReadOptions {
         format: Some(format),
         independent: Independent::Off,
+        ..ReadOptions::default()
     };
     formats::read_bytes(data.as_bytes(), &opts)
         .expect("readable")

@@ -146,6 +146,7 @@ pub fn read_edn(edn: &str) -> splitbrain_checkers::History {
     let opts = ReadOptions {
         format: Some(Format::Edn),
         independent: Independent::Off,
+        ..ReadOptions::default()
     };
     formats::read_bytes(edn.as_bytes(), &opts)
         .expect("a readable history")

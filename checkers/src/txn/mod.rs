@@ -168,6 +168,8 @@ fn check_txns_from(
             WorkloadIndex::RwRegister(rw_register::infer(h, &mut found, &mut edges)?)
         }
     };
+    // Like Elle: with no dependency at all there is nothing to judge the history by.
+    let empty_graph = edges.is_empty();
     // Process and real-time order matter only to models that forbid their variants.
     let with_order = opts.consistency.forbids(AnomalyKind::G0Process)
         || opts.consistency.forbids(AnomalyKind::G0Realtime);
@@ -191,7 +193,12 @@ fn check_txns_from(
         graph = Graph::build(n, edges);
     }
 
-    if cause.is_none() {
+    if cause.is_none() && empty_graph {
+        cause = Some(
+            "no dependency between transactions could be inferred (an empty transaction graph)"
+                .to_owned(),
+        );
+    } else if cause.is_none() {
         let sccs = graph.nontrivial_sccs();
         let in_sccs: usize = sccs.iter().map(Vec::len).sum();
         let mut budget = SEARCH_VISITS_MIN.max(in_sccs as u64 * 2000);

@@ -64,11 +64,11 @@ pub fn parse_cases(text: &str) -> Vec<Case> {
             "layout" => case.concurrent = words[1] == "concurrent",
             "expect" => case.expect = kinds(&words[1..], i + 1),
             "absent" => case.absent = kinds(&words[1..], i + 1),
-            "valid" | "invalid" => {
-                let v = if words[0] == "valid" {
-                    Verdict::Valid
-                } else {
-                    Verdict::Invalid
+            "valid" | "invalid" | "unknown" => {
+                let v = match words[0] {
+                    "valid" => Verdict::Valid,
+                    "invalid" => Verdict::Invalid,
+                    _ => Verdict::Unknown,
                 };
                 for m in &words[1..] {
                     case.verdicts.push((m.parse().unwrap(), v));

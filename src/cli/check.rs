@@ -1,4 +1,6 @@
-//! `splitbrain check`: offline linearizability checking of history files.
+//! `splitbrain check`: offline checking of history files: linearizability against a model,
+//! or, with `--model list-append|rw-register`, transactional anomalies against a
+//! consistency model (`--consistency`, see docs/transactions.md).
 //!
 //! Each file is read (format detected unless named), checked against the model, and
 //! reported: a table per key (or a summary line for many keys), the counterexample of an
@@ -19,6 +21,8 @@ use serde::Serialize;
 use splitbrain_checkers::formats::{self, Format, Independent, ReadError, ReadOptions, ReadOutput};
 use splitbrain_checkers::linearizability::{self, CheckOptions, CheckProgress, NilReads};
 use splitbrain_checkers::models::{ModelKind, ModelSpec};
+use splitbrain_checkers::txn::consistency::ConsistencyModel;
+use splitbrain_checkers::txn::{self, TxnCheckOptions, TxnCheckResult, Workload};
 use splitbrain_checkers::verdict::OpSummary;
 use splitbrain_checkers::{CheckResult, Counterexample, KeyResult, Value, Verdict};
 use std::fmt::Write as _;
@@ -35,9 +39,15 @@ pub struct CheckArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// The model to check against: register, cas-register, kv, kv-append, mutex, set,
-    /// fifo-queue.
+    /// fifo-queue (linearizability); list-append, rw-register (transactions, see
+    /// --consistency).
     #[arg(long, default_value = "cas-register", value_parser = parse_model)]
-    pub model: ModelKind,
+    pub model: CheckModel,
+    /// For transactional models: the consistency model to check, one of
+    /// strict-serializable (default), serializable, snapshot-isolation, repeatable-read,
+    /// read-committed, read-uncommitted.
+    #[arg(long, value_parser = parse_consistency)]
+    pub consistency: Option<ConsistencyModel>,
     /// The history format (jsonl, edn, jepsen-log); detected from the content if not given.
     #[arg(long, value_parser = parse_format)]
     pub format: Option<Format>,
@@ -84,7 +94,24 @@ fn parse_nil_reads(s: &str) -> Result<NilReads, String> {
     s.parse()
 }
 
-fn parse_model(s: &str) -> Result<ModelKind, String> {
+/// What `--model` names: a sequential model checked for linearizability, or a
+/// transactional workload checked for the anomalies a consistency model forbids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckModel {
+    Operations(ModelKind),
+    Transactions(Workload),
+}
+
+fn parse_model(s: &str) -> Result<CheckModel, String> {
+    if let Ok(workload) = s.parse::<Workload>() {
+        return Ok(CheckModel::Transactions(workload));
+    }
+    s.parse::<ModelKind>()
+        .map(CheckModel::Operations)
+        .map_err(|e| format!("{e}; or a transactional workload: list-append, rw-register"))
+}
+
+fn parse_consistency(s: &str) -> Result<ConsistencyModel, String> {
     s.parse()
 }
 
@@ -156,8 +183,18 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             return recheck_run_dir(dir, args.json);
         }
     }
+    let kind = match args.model {
+        CheckModel::Transactions(workload) => return run_transactions(&args, workload),
+        CheckModel::Operations(_) if args.consistency.is_some() => {
+            eprintln!(
+                "splitbrain: --consistency applies to transactional models (--model list-append or rw-register)"
+            );
+            return Ok(exit::USAGE);
+        }
+        CheckModel::Operations(kind) => kind,
+    };
     let spec = ModelSpec {
-        kind: args.model,
+        kind,
         initial: args.initial_value.clone().unwrap_or_default(),
     };
     let registers = [ModelKind::Register, ModelKind::CasRegister, ModelKind::Kv];
@@ -579,4 +616,174 @@ fn recheck_run_dir(dir: &Path, json: bool) -> anyhow::Result<u8> {
         print!("{}", checked.table);
     }
     Ok(checked.verdict.exit_code() as u8)
+}
+
+/// One file checked for transactional anomalies.
+#[derive(Debug, Serialize)]
+struct TxnFileReport {
+    file: PathBuf,
+    format: Option<&'static str>,
+    events: usize,
+    parse_seconds: f64,
+    check_seconds: f64,
+    warnings: Vec<String>,
+    /// `None` when the file could not be checked (see `error`).
+    verdict: Option<Verdict>,
+    result: Option<TxnCheckResult>,
+    error: Option<String>,
+    /// The exit code `error` calls for (65 bad data, 66 missing input).
+    #[serde(skip)]
+    error_code: u8,
+}
+
+#[derive(Debug, Serialize)]
+struct TxnReport {
+    model: &'static str,
+    consistency: ConsistencyModel,
+    files: Vec<TxnFileReport>,
+    verdict: Option<Verdict>,
+    exit_code: u8,
+}
+
+/// `check FILE… --model list-append|rw-register [--consistency MODEL]`.
+fn run_transactions(args: &CheckArgs, workload: Workload) -> anyhow::Result<u8> {
+    let mut opts = TxnCheckOptions::new(
+        workload,
+        args.consistency
+            .unwrap_or(ConsistencyModel::StrictSerializable),
+    );
+    opts.time_limit = args.time_limit;
+    opts.memory_budget = Some(args.memory_budget.unwrap_or_else(default_memory_budget));
+    // A transaction's value is a list of micro-operations, never an independent tuple.
+    let read_opts = ReadOptions {
+        format: args.format,
+        independent: Independent::Off,
+        max_line_bytes: args.max_line_size.map_or(formats::MAX_LINE_BYTES, |size| {
+            usize::try_from(size).unwrap_or(usize::MAX)
+        }),
+    };
+    let mut files = Vec::with_capacity(args.files.len());
+    for path in &args.files {
+        let report = check_txn_file(path, &read_opts, &opts);
+        if !args.json {
+            print_txn_file(&report);
+        }
+        files.push(report);
+    }
+    let first_error = files.iter().find(|f| f.error.is_some());
+    let verdict = files
+        .iter()
+        .filter_map(|f| f.verdict)
+        .reduce(Verdict::combine);
+    let exit_code = match (first_error, verdict) {
+        (Some(file), _) => file.error_code,
+        (None, Some(v)) => v.exit_code() as u8,
+        (None, None) => exit::SOFTWARE,
+    };
+    let report = TxnReport {
+        model: workload.name(),
+        consistency: opts.consistency,
+        files,
+        verdict,
+        exit_code,
+    };
+    if args.json {
+        let text = serde_json::to_string_pretty(&report).context("rendering the JSON report")?;
+        println!("{text}");
+    } else {
+        let count = |v: Verdict| report.files.iter().filter(|f| f.verdict == Some(v)).count();
+        let errors = report.files.iter().filter(|f| f.error.is_some()).count();
+        let overall = if errors > 0 {
+            "bad data".to_owned()
+        } else {
+            verdict.map_or_else(|| "valid".to_owned(), |v| v.to_string())
+        };
+        println!(
+            "overall: {overall} ({} file(s): {} valid, {} invalid, {} unknown, {} not checked)",
+            report.files.len(),
+            count(Verdict::Valid),
+            count(Verdict::Invalid),
+            count(Verdict::Unknown),
+            errors
+        );
+    }
+    Ok(exit_code)
+}
+
+fn check_txn_file(path: &Path, read_opts: &ReadOptions, opts: &TxnCheckOptions) -> TxnFileReport {
+    let mut report = TxnFileReport {
+        file: path.to_owned(),
+        format: None,
+        events: 0,
+        parse_seconds: 0.0,
+        check_seconds: 0.0,
+        warnings: Vec::new(),
+        verdict: None,
+        result: None,
+        error: None,
+        error_code: exit::DATA_ERR,
+    };
+    let parse_start = Instant::now();
+    let read = formats::read_file(path, read_opts);
+    report.parse_seconds = parse_start.elapsed().as_secs_f64();
+    let read: ReadOutput = match read {
+        Ok(read) => read,
+        Err(e) => {
+            if matches!(e, ReadError::Io { .. }) {
+                report.error_code = exit::NO_INPUT;
+            }
+            report.error = Some(e.to_string());
+            return report;
+        }
+    };
+    report.format = Some(read.format.name());
+    report.events = read.history.events.len();
+    report.warnings = read.warnings.clone();
+    let check_start = Instant::now();
+    let checked = txn::check(&read.history, opts);
+    report.check_seconds = check_start.elapsed().as_secs_f64();
+    match checked {
+        Ok(result) => {
+            report.verdict = Some(result.verdict);
+            report.result = Some(result);
+        }
+        Err(e) => {
+            let location = read
+                .line_of(e.index)
+                .map_or_else(String::new, |line| format!("{line}:"));
+            report.error = Some(format!("{}:{location} {e}", path.display()));
+        }
+    }
+    std::thread::spawn(move || drop(read));
+    report
+}
+
+fn print_txn_file(report: &TxnFileReport) {
+    let mut out = String::new();
+    let name = report.file.display();
+    let _ = writeln!(out, "== {name}");
+    if let Some(error) = &report.error {
+        eprintln!("splitbrain: {error}");
+    }
+    if let Some(format) = report.format {
+        let _ = writeln!(
+            out,
+            "read {} events ({format}) in {}",
+            report.events,
+            seconds(report.parse_seconds)
+        );
+    }
+    if let Some(result) = &report.result {
+        out.push_str(&result.text());
+    }
+    for warning in &report.warnings {
+        let _ = writeln!(out, "warning: {warning}");
+    }
+    let verdict = match (&report.verdict, &report.error) {
+        (Some(v), _) => v.to_string(),
+        (None, Some(error)) => format!("not checked: {error}"),
+        (None, None) => "not checked".to_owned(),
+    };
+    let _ = writeln!(out, "{name}: {verdict}");
+    print!("{out}");
 }

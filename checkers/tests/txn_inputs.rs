@@ -157,3 +157,20 @@ fn indeterminate_transactions_may_or_may_not_have_committed() {
     let r = txn::check(&read(&failed, Format::Edn), &opts).unwrap();
     assert_eq!(r.forbidden, vec![AnomalyKind::G1a]);
 }
+
+#[test]
+fn register_edges_are_explained_in_register_words() {
+    // Write skew on registers: each reads the initial state of what the other writes.
+    let edn = "{:process 0, :type :invoke, :f :txn, :value [[:r 1 nil] [:w 2 1]]}\n\
+               {:process 1, :type :invoke, :f :txn, :value [[:r 2 nil] [:w 1 1]]}\n\
+               {:process 0, :type :ok, :f :txn, :value [[:r 1 nil] [:w 2 1]]}\n\
+               {:process 1, :type :ok, :f :txn, :value [[:r 2 nil] [:w 1 1]]}\n";
+    let opts = TxnCheckOptions::new(Workload::RwRegister, ConsistencyModel::Serializable);
+    let r = txn::check(&read(edn, Format::Edn), &opts).unwrap();
+    assert_eq!(r.forbidden, vec![AnomalyKind::G2Item], "{}", r.text());
+    let text = r.text();
+    assert!(
+        text.contains("T0 read nil at key 1, T1 wrote 1 after the initial state: rw"),
+        "{text}"
+    );
+}

@@ -135,12 +135,18 @@ pub fn reason_text(from: TxnId, to: TxnId, reason: &EdgeReason, verb: &str) -> S
         EdgeReason::Wr { key, value } => {
             format!("T{to} read {value} at key {key}, which T{from} {verb}: wr")
         }
-        EdgeReason::Rw { key, read, value } => match read {
-            Some(r) => format!(
+        EdgeReason::Rw { key, read, value } => match (read, verb) {
+            (Some(r), "appended") => format!(
                 "T{from} read key {key} up to {r}, T{to} {verb} {value} right after it: rw"
             ),
-            None => format!(
+            (Some(r), _) => {
+                format!("T{from} read {r} at key {key}, T{to} {verb} {value} after it: rw")
+            }
+            (None, "appended") => format!(
                 "T{from} read key {key} empty, T{to} {verb} {value}, its first value: rw"
+            ),
+            (None, _) => format!(
+                "T{from} read nil at key {key}, T{to} {verb} {value} after the initial state: rw"
             ),
         },
         EdgeReason::Process { process } => {

@@ -439,11 +439,28 @@ fn opts(failed_cas_observes: bool) -> CheckOptions {
     }
 }
 
-fn differential(kind: ModelKind, seed: u64, histories: usize) {
+/// Histories per model and their largest number of operations: by default enough to run in
+/// a few seconds per model in a debug build; `SPLITBRAIN_DIFFERENTIAL_CASES` and
+/// `SPLITBRAIN_DIFFERENTIAL_MAX_OPS` ask for more (say 30000 and 12, in a release build).
+fn differential_size() -> (usize, usize) {
+    let var = |name: &str, default: usize| match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a whole number, not {v:?}")),
+        Err(_) => default,
+    };
+    (
+        var("SPLITBRAIN_DIFFERENTIAL_CASES", 1000),
+        var("SPLITBRAIN_DIFFERENTIAL_MAX_OPS", 10),
+    )
+}
+
+fn differential(kind: ModelKind, seed: u64) {
+    let (histories, largest) = differential_size();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut counts = [0usize; 2];
     for n in 0..histories {
-        let max_ops = rng.gen_range(1..=8);
+        let max_ops = rng.gen_range(1..=largest);
         let history = random_history(&mut rng, kind, max_ops);
         for observes in [false, true] {
             let expected = oracle(kind, &history, observes);
@@ -530,32 +547,32 @@ fn render(history: &History) -> String {
 
 #[test]
 fn register_agrees_with_the_oracle() {
-    differential(ModelKind::Register, 1, 400);
+    differential(ModelKind::Register, 1);
 }
 
 #[test]
 fn cas_register_agrees_with_the_oracle() {
-    differential(ModelKind::CasRegister, 2, 400);
+    differential(ModelKind::CasRegister, 2);
 }
 
 #[test]
 fn kv_append_agrees_with_the_oracle() {
-    differential(ModelKind::KvAppend, 3, 400);
+    differential(ModelKind::KvAppend, 3);
 }
 
 #[test]
 fn set_agrees_with_the_oracle() {
-    differential(ModelKind::Set, 4, 400);
+    differential(ModelKind::Set, 4);
 }
 
 #[test]
 fn fifo_queue_agrees_with_the_oracle() {
-    differential(ModelKind::FifoQueue, 5, 400);
+    differential(ModelKind::FifoQueue, 5);
 }
 
 #[test]
 fn mutex_agrees_with_the_oracle() {
-    differential(ModelKind::Mutex, 6, 400);
+    differential(ModelKind::Mutex, 6);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -950,5 +967,505 @@ fn keys_take_turns_so_a_hard_key_cannot_hide_an_invalid_one() {
     assert_eq!(
         small.counterexample.as_ref().unwrap().operation.output,
         Some(int(7))
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Limits and causes, exactly.
+
+/// `n` writes of one process, one after the other, on `key`: the search enters one
+/// configuration per write but the last, each costing 48 bytes of memo.
+fn sequential_writes(n: u64, key: &str) -> Vec<Event> {
+    (0..n as i64)
+        .flat_map(|i| {
+            [EventType::Invoke, EventType::Ok].map(|kind| {
+                let mut e = event(0, kind, "write", int(i), None);
+                e.key = Some(Value::Str(key.to_owned()));
+                e
+            })
+        })
+        .collect()
+}
+
+const ENTRY_BYTES: u64 = 48;
+
+#[test]
+fn the_memory_budget_cause_names_the_budget_the_configurations_and_the_memo() {
+    let h = finish(sequential_writes(3, "k"));
+    let spec = ModelSpec::new(ModelKind::Register);
+    let options = |budget| CheckOptions {
+        memory_budget: Some(budget),
+        ..opts(false)
+    };
+    // The first configuration after the start costs 48 bytes; the second write completes.
+    let result = check(&h, &spec, &options(ENTRY_BYTES - 1)).unwrap();
+    assert_eq!(result.verdict, Verdict::Unknown);
+    assert_eq!(
+        result.keys[0].cause.as_deref(),
+        Some(
+            "memory budget of 47 bytes exhausted after 2 configurations (this key's memo: about 48 bytes)"
+        )
+    );
+    assert_eq!(result.configurations, 2);
+    let result = check(&h, &spec, &options(2 * ENTRY_BYTES)).unwrap();
+    assert_eq!(result.verdict, Verdict::Valid);
+    assert_eq!(result.keys[0].cause, None);
+    assert_eq!(result.configurations, 3);
+}
+
+/// Two keys of ten writes each need 9 × 48 = 432 bytes apiece. Checked one after the other
+/// under a budget of 500, both fit only if the first key's memory is released when its search
+/// ends.
+#[test]
+fn a_finished_key_releases_its_memory_for_the_next() {
+    let mut events = sequential_writes(10, "a");
+    events.extend(sequential_writes(10, "b"));
+    let h = finish(events);
+    let options = CheckOptions {
+        memory_budget: Some(500),
+        ..opts(false)
+    };
+    let result = check(&h, &ModelSpec::new(ModelKind::Register), &options).unwrap();
+    let keys: Vec<_> = result
+        .keys
+        .iter()
+        .map(|k| (k.verdict, k.cause.clone()))
+        .collect();
+    assert_eq!(keys, vec![(Verdict::Valid, None), (Verdict::Valid, None)]);
+    assert_eq!(result.configurations, 20);
+    assert_eq!(result.operations, 20);
+    assert_eq!(
+        result.keys.iter().map(|k| k.operations).collect::<Vec<_>>(),
+        vec![10, 10]
+    );
+}
+
+/// A search looks at the clock before its first step: a time limit of zero leaves even a
+/// one-operation history `unknown`, after the one configuration it starts from; a generous
+/// limit changes nothing.
+#[test]
+fn a_time_limit_is_checked_before_the_first_step() {
+    let spec = ModelSpec::new(ModelKind::Register);
+    for n in [1, 3] {
+        let h = finish(sequential_writes(n, "k"));
+        let zero = CheckOptions {
+            time_limit: Some(Duration::ZERO),
+            ..opts(false)
+        };
+        let result = check(&h, &spec, &zero).unwrap();
+        assert_eq!(result.verdict, Verdict::Unknown, "{n} writes");
+        assert_eq!(
+            result.keys[0].cause.as_deref(),
+            Some("time limit of 0ns reached after 1 configurations")
+        );
+        let hour = CheckOptions {
+            time_limit: Some(Duration::from_secs(3600)),
+            ..opts(false)
+        };
+        let result = check(&h, &spec, &hour).unwrap();
+        assert_eq!(result.verdict, Verdict::Valid, "{n} writes");
+        assert_eq!(result.configurations, n);
+    }
+}
+
+/// Once a key is invalid, a key whose search never started is reported as not checked; one
+/// that had started (see `keys_take_turns_so_a_hard_key_cannot_hide_an_invalid_one`) as
+/// stopped.
+#[test]
+fn a_key_not_yet_started_when_another_is_invalid_is_not_checked() {
+    use EventType::*;
+    // Key "a" (the larger, checked first) reads a value nobody wrote; key "b" is valid.
+    let mut h = rows(&[
+        (0, Invoke, "write", int(1)),
+        (0, Ok, "write", int(1)),
+        (1, Invoke, "read", Value::Nil),
+        (1, Ok, "read", int(2)),
+        (2, Invoke, "write", int(3)),
+        (2, Ok, "write", int(3)),
+    ]);
+    for (e, key) in h.events.iter_mut().zip(["a", "a", "a", "a", "b", "b"]) {
+        e.key = Some(Value::Str(key.to_owned()));
+    }
+    let result = check(&h, &ModelSpec::new(ModelKind::Register), &opts(false)).unwrap();
+    assert_eq!(result.verdict, Verdict::Invalid);
+    let b = &result.keys[1];
+    assert_eq!(b.verdict, Verdict::Unknown);
+    assert_eq!(
+        b.cause.as_deref(),
+        Some("not checked: another key was already found invalid, which decides the verdict")
+    );
+    assert_eq!(b.configurations, 0);
+    assert_eq!(result.keys[0].operations, 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// Counterexamples, exactly.
+
+/// The counterexample of a register history: the stuck read, the deepest linearization
+/// (the crashed write included, and what it wrote), and the states where the read was stuck.
+#[test]
+fn a_counterexample_lists_the_crashed_operations_it_used() {
+    use EventType::*;
+    let h = rows(&[
+        (0, Invoke, "write", int(1)),
+        (1, Invoke, "write", int(2)),
+        (1, Info, "write", Value::Nil),
+        (0, Ok, "write", int(1)),
+        (2, Invoke, "read", Value::Nil),
+        (2, Ok, "read", int(2)),
+        (2, Invoke, "read", Value::Nil),
+        (2, Ok, "read", int(1)),
+    ]);
+    let result = check(&h, &ModelSpec::new(ModelKind::Register), &opts(false)).unwrap();
+    assert_eq!(result.verdict, Verdict::Invalid);
+    let ce = result.keys[0].counterexample.as_ref().unwrap();
+    assert_eq!(ce.operation.index, 6);
+    assert_eq!(ce.operation.output, Some(int(1)));
+    let prefix: Vec<_> = ce
+        .prefix
+        .iter()
+        .map(|o| {
+            (
+                o.index,
+                o.outcome.as_str(),
+                o.value.clone(),
+                o.output.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        prefix,
+        vec![
+            (0, "ok", int(1), Some(int(1))),
+            (1, "info", int(2), None),
+            (4, "ok", Value::Nil, Some(int(2))),
+        ]
+    );
+    assert_eq!(ce.states, vec!["2".to_owned()]);
+}
+
+/// Per model, an invalid history's counterexample: operation, prefix and states.
+#[test]
+fn each_model_renders_its_counterexample_states() {
+    use EventType::*;
+    let nil = Value::Nil;
+    let s = |x: &str| Value::Str(x.to_owned());
+    let cases: Vec<(ModelKind, History, u64, Vec<u64>, Vec<&str>)> = vec![
+        (
+            ModelKind::KvAppend,
+            rows(&[
+                (0, Invoke, "append", s("a")),
+                (0, Ok, "append", s("a")),
+                (0, Invoke, "append", s("b")),
+                (0, Ok, "append", s("b")),
+                (1, Invoke, "get", nil.clone()),
+                (1, Ok, "get", s("ba")),
+            ]),
+            4,
+            vec![0, 2],
+            vec!["\"ab\""],
+        ),
+        (
+            ModelKind::Set,
+            rows(&[
+                (0, Invoke, "add", int(2)),
+                (0, Ok, "add", int(2)),
+                (0, Invoke, "add", int(1)),
+                (0, Ok, "add", int(1)),
+                (1, Invoke, "read", nil.clone()),
+                (1, Ok, "read", Value::List(vec![int(2)])),
+            ]),
+            4,
+            vec![0, 2],
+            vec!["#{1 2}"],
+        ),
+        (
+            ModelKind::FifoQueue,
+            rows(&[
+                (0, Invoke, "enqueue", int(1)),
+                (0, Ok, "enqueue", int(1)),
+                (0, Invoke, "enqueue", int(2)),
+                (0, Ok, "enqueue", int(2)),
+                (1, Invoke, "dequeue", nil.clone()),
+                (1, Ok, "dequeue", int(2)),
+            ]),
+            4,
+            vec![0, 2],
+            vec!["[1 2]"],
+        ),
+        (
+            ModelKind::Mutex,
+            rows(&[
+                (0, Invoke, "acquire", nil.clone()),
+                (0, Ok, "acquire", nil.clone()),
+                (1, Invoke, "acquire", nil.clone()),
+                (1, Ok, "acquire", nil.clone()),
+            ]),
+            2,
+            vec![0],
+            vec!["held"],
+        ),
+        (
+            ModelKind::Mutex,
+            rows(&[
+                (0, Invoke, "release", nil.clone()),
+                (0, Ok, "release", nil.clone()),
+            ]),
+            0,
+            vec![],
+            vec!["free"],
+        ),
+        (
+            ModelKind::CasRegister,
+            rows(&[
+                (0, Invoke, "cas", Value::List(vec![nil.clone(), int(1)])),
+                (0, Ok, "cas", Value::List(vec![nil.clone(), int(1)])),
+                (0, Invoke, "cas", Value::List(vec![nil.clone(), int(2)])),
+                (0, Ok, "cas", Value::List(vec![nil.clone(), int(2)])),
+            ]),
+            2,
+            vec![0],
+            vec!["1"],
+        ),
+    ];
+    for (kind, h, op, prefix, states) in cases {
+        let result = check(&h, &ModelSpec::new(kind), &opts(false)).unwrap();
+        assert_eq!(result.verdict, Verdict::Invalid, "{}", kind.name());
+        let ce = result.keys[0].counterexample.as_ref().unwrap();
+        assert_eq!(ce.operation.index, op, "{}", kind.name());
+        let got: Vec<u64> = ce.prefix.iter().map(|o| o.index).collect();
+        assert_eq!(got, prefix, "{}", kind.name());
+        assert_eq!(ce.states, states, "{}", kind.name());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Models: initial states and the edges of each step.
+
+#[test]
+fn model_edge_cases() {
+    use EventType::*;
+    let nil = Value::Nil;
+    let s = |x: &str| Value::Str(x.to_owned());
+    // (model, initial value, history, valid?)
+    let cases: Vec<(ModelKind, Value, History, bool)> = vec![
+        // A mutex starts free: a first release is illegal, a first acquire legal.
+        (
+            ModelKind::Mutex,
+            nil.clone(),
+            rows(&[
+                (0, Invoke, "release", nil.clone()),
+                (0, Ok, "release", nil.clone()),
+            ]),
+            false,
+        ),
+        (
+            ModelKind::Mutex,
+            nil.clone(),
+            rows(&[
+                (0, Invoke, "lock", nil.clone()),
+                (0, Ok, "lock", nil.clone()),
+            ]),
+            true,
+        ),
+        // An initial string: a get of the empty string is wrong, appends extend it.
+        (
+            ModelKind::KvAppend,
+            s("x"),
+            rows(&[(0, Invoke, "get", nil.clone()), (0, Ok, "get", nil.clone())]),
+            false,
+        ),
+        (
+            ModelKind::KvAppend,
+            s("x"),
+            rows(&[
+                (0, Invoke, "append", s("y")),
+                (0, Ok, "append", s("y")),
+                (0, Invoke, "get", nil.clone()),
+                (0, Ok, "get", s("xy")),
+            ]),
+            true,
+        ),
+        // A get of nil reads the empty string; a put replaces, it does not append.
+        (
+            ModelKind::KvAppend,
+            nil.clone(),
+            rows(&[
+                (0, Invoke, "get", nil.clone()),
+                (0, Ok, "get", nil.clone()),
+                (0, Invoke, "append", s("a")),
+                (0, Ok, "append", s("a")),
+                (0, Invoke, "put", s("b")),
+                (0, Ok, "put", s("b")),
+                (0, Invoke, "get", nil.clone()),
+                (0, Ok, "get", s("b")),
+            ]),
+            true,
+        ),
+        // Strings of equal length that differ, and a prefix of the right string.
+        (
+            ModelKind::KvAppend,
+            nil.clone(),
+            rows(&[
+                (0, Invoke, "append", s("ab")),
+                (0, Ok, "append", s("ab")),
+                (0, Invoke, "get", nil.clone()),
+                (0, Ok, "get", s("ba")),
+            ]),
+            false,
+        ),
+        (
+            ModelKind::KvAppend,
+            nil.clone(),
+            rows(&[
+                (0, Invoke, "append", s("ab")),
+                (0, Ok, "append", s("ab")),
+                (0, Invoke, "get", nil.clone()),
+                (0, Ok, "get", s("a")),
+            ]),
+            false,
+        ),
+        // The same get twice in one state (the second answered from the node's record).
+        (
+            ModelKind::KvAppend,
+            nil.clone(),
+            rows(&[
+                (0, Invoke, "append", s("ab")),
+                (0, Ok, "append", s("ab")),
+                (0, Invoke, "get", nil.clone()),
+                (0, Ok, "get", s("ab")),
+                (0, Invoke, "get", nil.clone()),
+                (0, Ok, "get", s("ab")),
+                (0, Invoke, "append", s("c")),
+                (0, Ok, "append", s("c")),
+                (0, Invoke, "get", nil.clone()),
+                (0, Ok, "get", s("ab")),
+            ]),
+            false,
+        ),
+        // A queue starts empty: a dequeue of nil is right, of a value wrong.
+        (
+            ModelKind::FifoQueue,
+            nil.clone(),
+            rows(&[
+                (0, Invoke, "dequeue", nil.clone()),
+                (0, Ok, "dequeue", nil.clone()),
+            ]),
+            true,
+        ),
+        (
+            ModelKind::FifoQueue,
+            nil.clone(),
+            rows(&[
+                (0, Invoke, "enqueue", int(0)),
+                (0, Ok, "enqueue", int(0)),
+                (0, Invoke, "dequeue", nil.clone()),
+                (0, Ok, "dequeue", nil.clone()),
+            ]),
+            false,
+        ),
+        // A crashed dequeue may remove the head.
+        (
+            ModelKind::FifoQueue,
+            nil.clone(),
+            rows(&[
+                (0, Invoke, "enqueue", int(0)),
+                (0, Ok, "enqueue", int(0)),
+                (1, Invoke, "dequeue", nil.clone()),
+                (1, Info, "dequeue", nil.clone()),
+                (0, Invoke, "dequeue", nil.clone()),
+                (0, Ok, "dequeue", nil.clone()),
+            ]),
+            true,
+        ),
+        // Dequeues of value 0 and enqueues of value 0 are different transitions.
+        (
+            ModelKind::FifoQueue,
+            nil.clone(),
+            rows(&[
+                (0, Invoke, "enqueue", int(0)),
+                (0, Ok, "enqueue", int(0)),
+                (0, Invoke, "dequeue", nil.clone()),
+                (0, Ok, "dequeue", int(0)),
+                (0, Invoke, "enqueue", int(0)),
+                (0, Ok, "enqueue", int(0)),
+                (0, Invoke, "dequeue", nil.clone()),
+                (0, Ok, "dequeue", int(0)),
+                (0, Invoke, "dequeue", nil.clone()),
+                (0, Ok, "dequeue", nil.clone()),
+            ]),
+            true,
+        ),
+        // A set starts empty, and a read of nil is the empty set.
+        (
+            ModelKind::Set,
+            nil.clone(),
+            rows(&[
+                (0, Invoke, "read", nil.clone()),
+                (0, Ok, "read", nil.clone()),
+            ]),
+            true,
+        ),
+        (
+            ModelKind::Set,
+            nil.clone(),
+            rows(&[
+                (0, Invoke, "add", int(1)),
+                (0, Ok, "add", int(1)),
+                (0, Invoke, "add", int(1)),
+                (0, Ok, "add", int(1)),
+                (0, Invoke, "read", nil.clone()),
+                (0, Ok, "read", Value::List(vec![int(1), int(1)])),
+            ]),
+            true,
+        ),
+        // A register's initial value, for cas and read.
+        (
+            ModelKind::CasRegister,
+            int(5),
+            rows(&[
+                (0, Invoke, "cas", Value::List(vec![int(5), int(6)])),
+                (0, Ok, "cas", Value::List(vec![int(5), int(6)])),
+                (0, Invoke, "read", nil.clone()),
+                (0, Ok, "read", int(6)),
+            ]),
+            true,
+        ),
+        (
+            ModelKind::Register,
+            int(5),
+            rows(&[
+                (0, Invoke, "read", nil.clone()),
+                (0, Ok, "read", nil.clone()),
+            ]),
+            false,
+        ),
+    ];
+    for (n, (kind, initial, h, valid)) in cases.into_iter().enumerate() {
+        let spec = ModelSpec { kind, initial };
+        let result = check(&h, &spec, &opts(false)).unwrap();
+        let expected = if valid {
+            Verdict::Valid
+        } else {
+            Verdict::Invalid
+        };
+        assert_eq!(result.verdict, expected, "case {n}: {}", kind.name());
+    }
+}
+
+/// An `ok` completion supplies a write's value when the invocation carried none.
+#[test]
+fn an_ok_completion_supplies_the_written_value() {
+    use EventType::*;
+    let h = rows(&[
+        (0, Invoke, "write", Value::Nil),
+        (0, Ok, "write", int(5)),
+        (1, Invoke, "read", Value::Nil),
+        (1, Ok, "read", int(5)),
+    ]);
+    let spec = ModelSpec::new(ModelKind::Register);
+    assert_eq!(
+        check(&h, &spec, &opts(false)).unwrap().verdict,
+        Verdict::Valid
     );
 }

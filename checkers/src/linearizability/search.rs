@@ -626,7 +626,10 @@ impl<'h, M: Model<'h>> Search<'h, M> {
             self.optional_bits, optional,
             "marks of linearized indeterminate operations differ from the stack"
         );
-        assert_eq!(self.linearized_required, count, "count of linearized ok operations");
+        assert_eq!(
+            self.linearized_required, count,
+            "count of linearized ok operations"
+        );
         assert_eq!(self.hash_required, hash, "hash of linearized ok operations");
         assert_eq!(
             self.prefix,
@@ -804,7 +807,9 @@ mod tests {
     /// last (the last one completes the history).
     fn sequential_writes(n: u64, budget: Option<u64>) -> Search<'static, RegisterModel<'static>> {
         let mut ops = Ops::new();
-        let required = (0..n).map(|i| (2 * i, 2 * i + 1, ops.write(i as i64))).collect();
+        let required = (0..n)
+            .map(|i| (2 * i, 2 * i + 1, ops.write(i as i64)))
+            .collect();
         ops.search(required, vec![], budget)
     }
 
@@ -844,7 +849,10 @@ mod tests {
         let mut search = sequential_writes(10, Some(need - 1));
         let outcome = search.run(&shared.limits(Some(need - 1)), u64::MAX);
         assert!(
-            matches!(outcome, Some(SearchOutcome::Stopped(StopCause::MemoryBudget))),
+            matches!(
+                outcome,
+                Some(SearchOutcome::Stopped(StopCause::MemoryBudget))
+            ),
             "{outcome:?}"
         );
         assert_eq!(search.configurations(), 10);
@@ -859,7 +867,10 @@ mod tests {
         let mut search = sequential_writes(10, Some(need));
         let outcome = search.run(&shared.limits(Some(need)), u64::MAX);
         assert!(
-            matches!(outcome, Some(SearchOutcome::Stopped(StopCause::MemoryBudget))),
+            matches!(
+                outcome,
+                Some(SearchOutcome::Stopped(StopCause::MemoryBudget))
+            ),
             "{outcome:?}"
         );
         assert_eq!(search.configurations(), 9);
@@ -947,7 +958,9 @@ mod tests {
         ));
     }
 
-    fn blocked(search: &mut Search<'static, RegisterModel<'static>>) -> (u32, Vec<u32>, Vec<String>) {
+    fn blocked(
+        search: &mut Search<'static, RegisterModel<'static>>,
+    ) -> (u32, Vec<u32>, Vec<String>) {
         let shared = Shared::new();
         match search.run(&shared.limits(None), u64::MAX) {
             Some(SearchOutcome::Invalid(b)) => (
@@ -971,7 +984,10 @@ mod tests {
             (4, 5, ops.read(3)),
         ];
         let mut search = ops.search(required, vec![], None);
-        assert_eq!(blocked(&mut search), (2, vec![0, 1], vec!["2".into(), "1".into()]));
+        assert_eq!(
+            blocked(&mut search),
+            (2, vec![0, 1], vec!["2".into(), "1".into()])
+        );
 
         // A read stuck early (depth 1) and, in another branch, a deeper point (depth 2):
         // the deeper one is reported. Write 1 ‖ read 1, then read 2: the order read, write
@@ -994,7 +1010,11 @@ mod tests {
         let mut ops = Ops::new();
         let optional: Vec<_> = (0..17)
             .map(|i| {
-                let expected = if i == 0 { Value::Nil } else { Value::Int(i - 1) };
+                let expected = if i == 0 {
+                    Value::Nil
+                } else {
+                    Value::Int(i - 1)
+                };
                 (i as u64, ops.cas(expected, i))
             })
             .collect();

@@ -1469,3 +1469,143 @@ fn an_ok_completion_supplies_the_written_value() {
         Verdict::Valid
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Regression cases: histories on which a broken search once disagreed with the oracle,
+// found by long differential runs against mutated searches. Written as `render` prints
+// them: index, process, type, f, value, and optionally `error` and a keyword.
+
+fn parse_value(text: &str) -> Value {
+    let text = text.trim();
+    if let Some(items) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        return Value::List(items.split_whitespace().map(parse_value).collect());
+    }
+    if let Some(s) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        return Value::Str(s.to_owned());
+    }
+    if let Some(k) = text.strip_prefix(':') {
+        return Value::Keyword(k.to_owned());
+    }
+    match text {
+        "nil" => Value::Nil,
+        n => Value::Int(n.parse().unwrap_or_else(|_| panic!("not a value: {n:?}"))),
+    }
+}
+
+fn parse_rendered(text: &str) -> History {
+    let events = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let (line, error) = match line.split_once(" error ") {
+                Some((l, e)) => (l, Some(parse_value(e))),
+                None => (line, None),
+            };
+            let mut words = line.splitn(5, ' ');
+            let _index = words.next();
+            let process: u64 = words.next().unwrap().parse().unwrap();
+            let kind = match words.next().unwrap() {
+                "invoke" => EventType::Invoke,
+                "ok" => EventType::Ok,
+                "fail" => EventType::Fail,
+                "info" => EventType::Info,
+                other => panic!("not an event type: {other}"),
+            };
+            let f = words.next().unwrap();
+            event(process, kind, f, parse_value(words.next().unwrap()), error)
+        })
+        .collect();
+    finish(events)
+}
+
+/// Checks `text` with the default reading of failed cas, against `valid` and the oracle.
+fn regression(kind: ModelKind, text: &str, valid: bool) {
+    let h = parse_rendered(text);
+    assert_eq!(
+        render(&h),
+        text.trim().replace("\n    ", "\n"),
+        "parsed as written"
+    );
+    assert_eq!(oracle(kind, &h, false), valid, "the oracle's verdict");
+    let result = check(&h, &ModelSpec::new(kind), &opts(false)).unwrap();
+    let expected = if valid {
+        Verdict::Valid
+    } else {
+        Verdict::Invalid
+    };
+    assert_eq!(result.verdict, expected, "{}:\n{text}", kind.name());
+}
+
+/// A step the memo refused left its `ok` operation marked as linearized (the search then
+/// skipped it): `valid` for these non-linearizable histories.
+#[test]
+fn regression_a_refused_step_leaves_no_mark() {
+    regression(
+        ModelKind::CasRegister,
+        "0 1 invoke cas [0 2]
+    1 2 invoke write 0
+    2 3 invoke cas [nil 0]
+    3 0 invoke write 2
+    4 0 ok write 2
+    5 0 invoke read nil
+    6 0 ok read 2
+    7 0 invoke write 2
+    8 3 fail cas [nil 0]
+    9 2 ok write 0
+    10 0 ok write 2
+    11 3 invoke read nil
+    12 1 fail cas [0 2] error :compare-failed
+    13 2 invoke cas [0 1]
+    14 1 invoke cas [0 0]
+    15 1 fail cas [0 0] error :compare-failed
+    16 3 ok read 2
+    17 2 ok cas [0 1]",
+        false,
+    );
+    regression(
+        ModelKind::FifoQueue,
+        "0 3 invoke dequeue nil
+    1 0 invoke dequeue nil
+    2 0 info dequeue :timed-out
+    3 3 ok dequeue nil
+    4 2 invoke enqueue 2
+    5 2 ok enqueue 2
+    6 2 invoke enqueue 1
+    7 1 invoke enqueue 3
+    8 3 invoke dequeue nil
+    9 1 info enqueue :timed-out
+    10 6 invoke enqueue 1
+    11 4 invoke enqueue 2
+    12 5 invoke dequeue nil
+    13 5 ok dequeue 1
+    14 5 invoke enqueue 3
+    15 3 ok dequeue 1
+    16 6 fail enqueue 1
+    17 4 fail enqueue 2
+    18 5 info enqueue :timed-out",
+        false,
+    );
+    regression(
+        ModelKind::Mutex,
+        "0 3 invoke acquire nil
+    1 3 fail acquire nil
+    2 2 invoke release nil
+    3 2 fail release nil
+    4 3 invoke acquire nil
+    5 1 invoke acquire nil
+    6 3 ok acquire 2
+    7 3 invoke release nil
+    8 0 invoke release nil
+    9 2 invoke acquire nil
+    10 2 fail acquire nil
+    11 2 invoke release nil
+    12 3 ok release nil
+    13 1 ok acquire nil
+    14 1 invoke release nil
+    15 2 ok release nil
+    16 1 fail release nil
+    17 0 ok release nil",
+        false,
+    );
+}

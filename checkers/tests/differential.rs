@@ -1144,13 +1144,16 @@ fn a_counterexample_lists_the_crashed_operations_it_used() {
     assert_eq!(ce.states, vec!["2".to_owned()]);
 }
 
+/// (model, history, index of the stuck operation, indices of the prefix, states).
+type CounterexampleCase = (ModelKind, History, u64, Vec<u64>, Vec<&'static str>);
+
 /// Per model, an invalid history's counterexample: operation, prefix and states.
 #[test]
 fn each_model_renders_its_counterexample_states() {
     use EventType::*;
     let nil = Value::Nil;
     let s = |x: &str| Value::Str(x.to_owned());
-    let cases: Vec<(ModelKind, History, u64, Vec<u64>, Vec<&str>)> = vec![
+    let cases: Vec<CounterexampleCase> = vec![
         (
             ModelKind::KvAppend,
             rows(&[

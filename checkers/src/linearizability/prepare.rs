@@ -404,11 +404,12 @@ mod tests {
         }
     }
 
-    /// What each of a key's operations writes, as the register renders it (reads give
-    /// `None`), required ones then optional ones, with their origins.
-    fn writes<'h>(
-        key: &mut PreparedKey<'h, RegisterModel<'h>>,
-    ) -> (Vec<(u32, Option<String>)>, Vec<(u32, Option<String>)>) {
+    /// Per operation, its origin and what it writes as the register renders it (`None` for
+    /// a read).
+    type Written = Vec<(u32, Option<String>)>;
+
+    /// What each of a key's operations writes: required ones, then optional ones.
+    fn writes<'h>(key: &mut PreparedKey<'h, RegisterModel<'h>>) -> (Written, Written) {
         let mut written = |ops: &[SearchOp<_>]| {
             ops.iter()
                 .map(|o| {

@@ -1612,3 +1612,59 @@ fn regression_a_refused_step_leaves_no_mark() {
         false,
     );
 }
+
+/// Backing out of a crashed operation (other than the first of its key) left it marked as
+/// linearized, so the memo wrongly pruned configurations: `invalid` for these
+/// linearizable histories.
+#[test]
+fn regression_an_undone_indeterminate_operation_leaves_no_mark() {
+    regression(
+        ModelKind::KvAppend,
+        r#"0 1 invoke append "c"
+    1 1 ok append "c"
+    2 1 invoke put "x"
+    3 0 invoke get nil
+    4 1 ok put "x"
+    5 0 ok get "x"
+    6 0 invoke get nil
+    7 1 invoke put "x"
+    8 0 ok get "x"
+    9 1 ok put "x"
+    10 1 invoke get nil
+    11 0 invoke append "c"
+    12 0 ok append ""
+    13 1 ok get "xc"
+    14 0 invoke append "c"
+    15 1 invoke put "y"
+    16 1 ok put "y"
+    17 0 ok append "xa"
+    18 0 invoke append "c"
+    19 0 info append :timed-out
+    20 2 invoke get nil
+    21 1 invoke append "c"
+    22 2 ok get "yccc""#,
+        true,
+    );
+    regression(
+        ModelKind::Register,
+        "0 0 invoke write 1
+    1 2 invoke write 0
+    2 2 ok write 1
+    3 3 invoke write 1
+    4 4 invoke read nil
+    5 1 invoke write 0
+    6 4 info read :timed-out
+    7 2 invoke read nil
+    8 5 invoke write 2
+    9 2 ok read 1
+    10 2 invoke read nil
+    11 5 info write :timed-out
+    12 6 invoke read nil
+    13 2 fail read nil
+    14 6 ok read 2
+    15 1 info write :timed-out
+    16 2 invoke read nil
+    17 2 ok read 0",
+        true,
+    );
+}

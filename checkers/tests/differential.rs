@@ -1668,3 +1668,44 @@ fn regression_an_undone_indeterminate_operation_leaves_no_mark() {
         true,
     );
 }
+
+/// Histories of more than 64 operations, so that the search's bit sets, prefix and memo
+/// windows span several words: rounds of two concurrent writes and a read of either, with a
+/// crashed write now and then; the last read sees the value of the last round, or one that
+/// was overwritten long before.
+#[test]
+fn long_histories_span_several_words_of_marks() {
+    use EventType::*;
+    let long = |last: i64| {
+        let mut r = Vec::new();
+        for round in 0..30i64 {
+            let (a, b) = (2 * round, 2 * round + 1);
+            r.push((0, Invoke, "write", int(a)));
+            r.push((1, Invoke, "write", int(b)));
+            r.push((0, Ok, "write", int(a)));
+            r.push((1, Ok, "write", int(b)));
+            r.push((2, Invoke, "read", Value::Nil));
+            r.push((2, Ok, "read", int(if round % 2 == 0 { a } else { b })));
+            if round % 7 == 3 {
+                r.push((10 + round as u64, Invoke, "write", int(1000 + round)));
+            }
+        }
+        r.push((3, Invoke, "read", Value::Nil));
+        r.push((3, Ok, "read", int(last)));
+        rows(&r)
+    };
+    let spec = ModelSpec::new(ModelKind::Register);
+    for (last, expected) in [
+        (59, Verdict::Valid),
+        (1024, Verdict::Valid),
+        (57, Verdict::Invalid),
+    ] {
+        let result = check(&long(last), &spec, &opts(false)).unwrap();
+        assert_eq!(result.verdict, expected, "last read {last}");
+    }
+    let result = check(&long(5), &spec, &opts(false)).unwrap();
+    let ce = result.keys[0].counterexample.as_ref().unwrap();
+    assert_eq!(ce.operation.output, Some(int(5)));
+    // Every write, read and crashed write but the last read.
+    assert_eq!(ce.prefix.len(), 90 + 4);
+}

@@ -1029,6 +1029,31 @@ mod tests {
         assert_eq!(states, expected);
     }
 
+    #[test]
+    fn next_clear_finds_the_first_clear_bit_across_words() {
+        let full = u64::MAX;
+        assert_eq!(next_clear(&[0b0111], 0, 10), 3);
+        assert_eq!(next_clear(&[0b0111], 1, 10), 3);
+        assert_eq!(next_clear(&[0b1011], 2, 10), 2);
+        assert_eq!(next_clear(&[0b1011], 3, 10), 4);
+        assert_eq!(next_clear(&[0b0111], 0, 2), 2, "capped at the limit");
+        assert_eq!(next_clear(&[full, 0b1011], 0, 200), 66);
+        assert_eq!(next_clear(&[full, 0b1011], 64, 200), 66);
+        assert_eq!(next_clear(&[full, 0b1011], 67, 200), 68);
+        assert_eq!(next_clear(&[full, full, 0], 5, 200), 128);
+        assert_eq!(
+            next_clear(&[full, full], 5, 120),
+            120,
+            "none clear below the limit"
+        );
+        assert_eq!(
+            next_clear(&[full, full], 128, 130),
+            130,
+            "past the last word"
+        );
+        assert_eq!(next_clear(&[0, full], 63, 128), 63);
+    }
+
     #[cfg(debug_assertions)]
     #[test]
     #[should_panic(expected = "marks of linearized ok operations differ from the stack")]

@@ -503,7 +503,8 @@ impl<'h, M: Model<'h>> Search<'h, M> {
                         self.linearized_required += 1;
                         let old_prefix = self.prefix;
                         if i == self.prefix {
-                            self.prefix = next_clear(&self.required_bits, i + 1, n_required);
+                            // Bit i is now set, so the first clear bit lies after it.
+                            self.prefix = next_clear(&self.required_bits, i, n_required);
                         }
                         if self.prefix == n_required {
                             break SearchOutcome::Valid;
@@ -829,6 +830,20 @@ mod tests {
         assert_eq!(search.configurations(), 10);
         assert_eq!(search.memory(), 9 * entry_bytes(0));
         assert_eq!(shared.in_use.load(Ordering::Relaxed), 0);
+        // With indeterminate operations, each entry also holds their bit set: a crashed write
+        // of 1, then reads of 1 and 2 around a write of 2.
+        let mut ops = Ops::new();
+        let optional = vec![(0, ops.write(1))];
+        let required = vec![
+            (1, 2, ops.read(1)),
+            (3, 4, ops.write(2)),
+            (5, 6, ops.read(2)),
+        ];
+        let mut with_optional = ops.search(required, optional, None);
+        let outcome = with_optional.run(&shared.limits(None), u64::MAX);
+        assert!(matches!(outcome, Some(SearchOutcome::Valid)), "{outcome:?}");
+        assert_eq!(with_optional.configurations(), 4);
+        assert_eq!(with_optional.memory(), 3 * entry_bytes(1));
         // A finished search answers again without searching.
         let again = search.run(&shared.limits(None), u64::MAX);
         assert!(matches!(again, Some(SearchOutcome::Valid)));

@@ -1076,7 +1076,8 @@ fn a_time_limit_is_checked_before_the_first_step() {
     }
 }
 
-/// Once a key is invalid, a key whose search never started is reported as not checked; one
+/// With `first_failure`, once a key is invalid, a key whose search never started is reported
+/// as not checked; one
 /// that had started (see `keys_take_turns_so_a_hard_key_cannot_hide_an_invalid_one`) as
 /// stopped.
 #[test]
@@ -1094,16 +1095,28 @@ fn a_key_not_yet_started_when_another_is_invalid_is_not_checked() {
     for (e, key) in h.events.iter_mut().zip(["a", "a", "a", "a", "b", "b"]) {
         e.key = Some(Value::Str(key.to_owned()));
     }
-    let result = check(&h, &ModelSpec::new(ModelKind::Register), &opts(false)).unwrap();
+    let first_failure = CheckOptions {
+        first_failure: true,
+        ..opts(false)
+    };
+    let result = check(&h, &ModelSpec::new(ModelKind::Register), &first_failure).unwrap();
     assert_eq!(result.verdict, Verdict::Invalid);
     let b = &result.keys[1];
     assert_eq!(b.verdict, Verdict::Unknown);
     assert_eq!(
         b.cause.as_deref(),
-        Some("not checked: another key was already found invalid, which decides the verdict")
+        Some(
+            "not checked: another key was already found invalid, which decides the verdict \
+             (first failure asked)"
+        )
     );
     assert_eq!(b.configurations, 0);
     assert_eq!(result.keys[0].operations, 2);
+    // By default every key is checked: "b" is decided on its own.
+    let result = check(&h, &ModelSpec::new(ModelKind::Register), &opts(false)).unwrap();
+    assert_eq!(result.verdict, Verdict::Invalid);
+    assert_eq!(result.keys[1].verdict, Verdict::Valid);
+    assert!(result.keys[1].configurations > 0);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1077,9 +1077,8 @@ fn a_time_limit_is_checked_before_the_first_step() {
 }
 
 /// With `first_failure`, once a key is invalid, a key whose search never started is reported
-/// as not checked; one
-/// that had started (see `keys_take_turns_so_a_hard_key_cannot_hide_an_invalid_one`) as
-/// stopped.
+/// as not checked; one that had started (see
+/// `keys_take_turns_so_a_hard_key_cannot_hide_an_invalid_one`) as stopped.
 #[test]
 fn a_key_not_yet_started_when_another_is_invalid_is_not_checked() {
     use EventType::*;

@@ -395,4 +395,119 @@ mod tests {
             "{err}"
         );
     }
+
+    fn event(process: u64, kind: EventType, f: &str, value: Value) -> Event {
+        Event {
+            f: f.into(),
+            value,
+            ..ev(Process::Client(process), kind, None)
+        }
+    }
+
+    /// Per operation, its origin and what it writes as the register renders it (`None` for
+    /// a read).
+    type Written = Vec<(u32, Option<String>)>;
+
+    /// What each of a key's operations writes: required ones, then optional ones.
+    fn writes<'h>(key: &mut PreparedKey<'h, RegisterModel<'h>>) -> (Written, Written) {
+        let mut written = |ops: &[SearchOp<_>]| {
+            ops.iter()
+                .map(|o| {
+                    // A read of the initial value leaves it; a write replaces it.
+                    let after = key.model.step(u32::MAX, o.op);
+                    (o.origin, after.map(|s| key.model.render(s)))
+                })
+                .collect::<Vec<_>>()
+        };
+        let required = written(&key.ops.required);
+        let optional = written(&key.ops.optional);
+        (required, optional)
+    }
+
+    /// An `info` leaves its operation indeterminate and frees the process for its next
+    /// invocation; an invocation never completed is indeterminate too; failed writes and
+    /// indeterminate reads are dropped; nemesis events are skipped.
+    #[test]
+    fn info_then_invoke_and_pending_at_the_end() {
+        use EventType::*;
+        let nil = Value::Nil;
+        let h = history(vec![
+            event(0, Invoke, "write", Value::Int(1)),
+            event(0, Info, "write", nil.clone()),
+            event(0, Invoke, "write", Value::Int(2)),
+            ev(Process::Nemesis, Info, None),
+            event(0, Ok, "write", Value::Int(2)),
+            event(1, Invoke, "read", nil.clone()),
+            event(1, Info, "read", nil.clone()),
+            event(2, Invoke, "write", Value::Int(4)),
+            event(2, Fail, "write", Value::Int(4)),
+            event(3, Invoke, "read", nil.clone()),
+            event(3, Ok, "read", Value::Int(2)),
+            event(4, Invoke, "write", Value::Int(3)),
+        ]);
+        let mut p = run(&h).unwrap();
+        let completions: Vec<_> = p.ops.iter().map(|o| (o.invoke, o.completion)).collect();
+        assert_eq!(
+            completions,
+            vec![
+                (0, Some(1)),
+                (2, Some(4)),
+                (5, Some(6)),
+                (7, Some(8)),
+                (9, Some(10)),
+                (11, None)
+            ]
+        );
+        assert_eq!(
+            shape(&p),
+            vec![(None, (vec![(1, 2, 4), (4, 9, 10)], vec![(0, 0), (5, 11)]))]
+        );
+        assert_eq!(
+            writes(&mut p.keys[0]),
+            (
+                vec![(1, Some("2".into())), (4, None)],
+                vec![(0, Some("1".into())), (5, Some("3".into()))]
+            )
+        );
+    }
+
+    /// The invocation says what was asked. Only when it carried nil does an `ok` completion
+    /// supply the value; an `info` completion never does.
+    #[test]
+    fn an_ok_completion_supplies_the_value_a_nil_invocation_lacks() {
+        use EventType::*;
+        let nil = Value::Nil;
+        let h = history(vec![
+            event(0, Invoke, "write", nil.clone()),
+            event(0, Ok, "write", Value::Int(5)),
+            event(1, Invoke, "write", Value::Int(3)),
+            event(1, Ok, "write", Value::Int(4)),
+            event(2, Invoke, "write", nil.clone()),
+            event(2, Info, "write", Value::Int(7)),
+        ]);
+        let mut p = run(&h).unwrap();
+        assert_eq!(
+            writes(&mut p.keys[0]),
+            (
+                vec![(0, Some("5".into())), (1, Some("3".into()))],
+                vec![(2, Some("nil".into()))]
+            )
+        );
+    }
+
+    /// With failed cas read as observations a failed cas must be linearized within its
+    /// span; otherwise it is dropped.
+    #[test]
+    fn a_failed_cas_is_required_only_as_an_observation() {
+        use EventType::*;
+        let cas = Value::List(vec![Value::Int(1), Value::Int(2)]);
+        let h = history(vec![
+            event(0, Invoke, "cas", cas.clone()),
+            event(0, Fail, "cas", cas.clone()),
+        ]);
+        for (observes, required) in [(false, vec![]), (true, vec![(0, 0, 1)])] {
+            let p = prepare(&h, &NIL, observes, 1, || RegisterModel::new("cas", true)).unwrap();
+            assert_eq!(shape(&p), vec![(None, (required, vec![]))], "{observes}");
+        }
+    }
 }

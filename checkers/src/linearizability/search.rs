@@ -467,6 +467,8 @@ impl<'h, M: Model<'h>> Search<'h, M> {
         let n_required = self.ops.required.len();
         let stop_at = self.steps.saturating_add(max_steps);
         let outcome = loop {
+            #[cfg(debug_assertions)]
+            self.check_marks();
             self.steps += 1;
             // Also on the first step: a key whose search starts after the deadline (or
             // after another key decided the verdict) is not searched at all.
@@ -501,7 +503,8 @@ impl<'h, M: Model<'h>> Search<'h, M> {
                         self.linearized_required += 1;
                         let old_prefix = self.prefix;
                         if i == self.prefix {
-                            self.prefix = next_clear(&self.required_bits, i + 1, n_required);
+                            // Bit i is now set, so the first clear bit lies after it.
+                            self.prefix = next_clear(&self.required_bits, i, n_required);
                         }
                         if self.prefix == n_required {
                             break SearchOutcome::Valid;
@@ -582,6 +585,60 @@ impl<'h, M: Model<'h>> Search<'h, M> {
         Some(outcome)
     }
 
+    /// Debug builds: the marks of linearized operations (bit sets, count, hash, prefix) are
+    /// exactly those of the operations on the search stack. Checked before every step, so
+    /// after every step taken, step refused by the memo and backtrack. A stray mark makes the
+    /// search skip an operation it never applied (a wrong `valid`) or refuse one it never
+    /// took (a wrong `invalid`), and random histories rarely expose it; this check does at
+    /// once. It costs time linear in the number of operations, so it is made only for
+    /// searches small enough for the tests that exercise them.
+    #[cfg(debug_assertions)]
+    fn check_marks(&self) {
+        const CHECKED_UP_TO: usize = 512;
+        let n_required = self.ops.required.len();
+        if n_required + self.ops.optional.len() > CHECKED_UP_TO {
+            return;
+        }
+        let mut required = vec![0u64; self.required_bits.len()];
+        let mut optional = vec![0u64; self.optional_bits.len()];
+        let mut hash = 0;
+        let mut count = 0;
+        for frame in &self.stack {
+            match frame.chosen {
+                Chosen::Required(i) => {
+                    let i = i as usize;
+                    assert_eq!(required[i / 64] >> (i % 64) & 1, 0, "op {i} taken twice");
+                    required[i / 64] |= 1 << (i % 64);
+                    hash ^= self.zobrist[i];
+                    count += 1;
+                }
+                Chosen::Optional { at, .. } => {
+                    let j = at as usize;
+                    assert_eq!(optional[j / 64] >> (j % 64) & 1, 0, "op {j} taken twice");
+                    optional[j / 64] |= 1 << (j % 64);
+                }
+            }
+        }
+        assert_eq!(
+            self.required_bits, required,
+            "marks of linearized ok operations differ from the stack"
+        );
+        assert_eq!(
+            self.optional_bits, optional,
+            "marks of linearized indeterminate operations differ from the stack"
+        );
+        assert_eq!(
+            self.linearized_required, count,
+            "count of linearized ok operations"
+        );
+        assert_eq!(self.hash_required, hash, "hash of linearized ok operations");
+        assert_eq!(
+            self.prefix,
+            next_clear(&required, 0, n_required),
+            "prefix of linearized ok operations"
+        );
+    }
+
     /// Notes a blocking point: a deeper one replaces the record, an equally deep one on the
     /// same operation adds its state.
     fn record_block(&mut self, blocked: u32) {
@@ -635,5 +692,401 @@ impl<'h, M: Model<'h>> Search<'h, M> {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Value;
+    use crate::models::{Compiled, Outcome, RawOp, RegisterModel};
+
+    type RegisterOp = <RegisterModel<'static> as Model<'static>>::Op;
+
+    /// A register model with the ops to build searches from.
+    struct Ops {
+        model: RegisterModel<'static>,
+        initial: StateId,
+    }
+
+    impl Ops {
+        fn new() -> Ops {
+            let mut model = RegisterModel::new("cas-register", true);
+            let initial = model.initial(&Value::Nil);
+            Ops { model, initial }
+        }
+        fn compile(&mut self, f: &'static str, value: i64) -> RegisterOp {
+            let value: &'static Value = Box::leak(Box::new(Value::Int(value)));
+            let raw = RawOp {
+                f,
+                input: value,
+                output: value,
+                outcome: Outcome::Ok,
+            };
+            match self.model.compile(&raw).unwrap() {
+                Compiled::Op(op) => op,
+                Compiled::Drop => unreachable!(),
+            }
+        }
+        fn cas(&mut self, expected: Value, new: i64) -> RegisterOp {
+            let value: &'static Value =
+                Box::leak(Box::new(Value::List(vec![expected, Value::Int(new)])));
+            let raw = RawOp {
+                f: "cas",
+                input: value,
+                output: value,
+                outcome: Outcome::Ok,
+            };
+            match self.model.compile(&raw).unwrap() {
+                Compiled::Op(op) => op,
+                Compiled::Drop => unreachable!(),
+            }
+        }
+        fn write(&mut self, value: i64) -> RegisterOp {
+            self.compile("write", value)
+        }
+        fn read(&mut self, value: i64) -> RegisterOp {
+            self.compile("read", value)
+        }
+        /// A search over `required` ((call, ret, op), origin = position) and `optional`
+        /// ((call, op), origin = 100 + position).
+        fn search(
+            self,
+            required: Vec<(u64, u64, RegisterOp)>,
+            optional: Vec<(u64, RegisterOp)>,
+            budget: Option<u64>,
+        ) -> Search<'static, RegisterModel<'static>> {
+            let ops = KeyOps {
+                required: required
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (call, ret, op))| SearchOp {
+                        call,
+                        ret,
+                        op,
+                        origin: i as u32,
+                    })
+                    .collect(),
+                optional: optional
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, (call, op))| SearchOp {
+                        call,
+                        ret: u64::MAX,
+                        op,
+                        origin: 100 + j as u32,
+                    })
+                    .collect(),
+            };
+            Search::new(self.model, self.initial, ops, HashMode::Zobrist, budget)
+        }
+    }
+
+    struct Shared {
+        in_use: AtomicU64,
+        cancel: AtomicBool,
+    }
+
+    impl Shared {
+        fn new() -> Shared {
+            Shared {
+                in_use: AtomicU64::new(0),
+                cancel: AtomicBool::new(false),
+            }
+        }
+        fn limits(&self, budget: Option<u64>) -> Limits<'_> {
+            Limits {
+                deadline: None,
+                memory_budget: budget,
+                memory_in_use: &self.in_use,
+                cancel: &self.cancel,
+            }
+        }
+    }
+
+    /// `n` writes one after the other: the search enters one configuration per write but the
+    /// last (the last one completes the history).
+    fn sequential_writes(n: u64, budget: Option<u64>) -> Search<'static, RegisterModel<'static>> {
+        let mut ops = Ops::new();
+        let required = (0..n)
+            .map(|i| (2 * i, 2 * i + 1, ops.write(i as i64)))
+            .collect();
+        ops.search(required, vec![], budget)
+    }
+
+    /// Bytes of one memo entry of a search with fewer than 64 operations: the entry, one word
+    /// of window and `optional_words` words of indeterminate operations.
+    fn entry_bytes(optional_words: u64) -> u64 {
+        // A `MemoEntry` is 24 bytes on 64-bit targets; its hash-table slot is counted as 16.
+        40 + 8 * (1 + optional_words)
+    }
+
+    #[test]
+    fn memory_is_accounted_per_configuration_and_released_at_the_end() {
+        let shared = Shared::new();
+        let mut search = sequential_writes(10, None);
+        let outcome = search.run(&shared.limits(None), u64::MAX);
+        assert!(matches!(outcome, Some(SearchOutcome::Valid)), "{outcome:?}");
+        assert_eq!(search.configurations(), 10);
+        assert_eq!(search.memory(), 9 * entry_bytes(0));
+        assert_eq!(shared.in_use.load(Ordering::Relaxed), 0);
+        // With indeterminate operations, each entry also holds their bit set: a crashed write
+        // of 1, then reads of 1 and 2 around a write of 2.
+        let mut ops = Ops::new();
+        let optional = vec![(0, ops.write(1))];
+        let required = vec![
+            (1, 2, ops.read(1)),
+            (3, 4, ops.write(2)),
+            (5, 6, ops.read(2)),
+        ];
+        let mut with_optional = ops.search(required, optional, None);
+        let outcome = with_optional.run(&shared.limits(None), u64::MAX);
+        assert!(matches!(outcome, Some(SearchOutcome::Valid)), "{outcome:?}");
+        assert_eq!(with_optional.configurations(), 4);
+        assert_eq!(with_optional.memory(), 3 * entry_bytes(1));
+        // A finished search answers again without searching.
+        let again = search.run(&shared.limits(None), u64::MAX);
+        assert!(matches!(again, Some(SearchOutcome::Valid)));
+        assert_eq!(search.configurations(), 10);
+    }
+
+    /// With a budget of 16 to 31 bytes every entry is flushed to the shared counter at once.
+    /// Nine entries fit a budget of exactly their size; one byte less stops at the ninth.
+    #[test]
+    fn the_memory_budget_stops_exactly_when_exceeded() {
+        let need = 9 * entry_bytes(0);
+        let shared = Shared::new();
+        let mut search = sequential_writes(10, Some(need));
+        let outcome = search.run(&shared.limits(Some(need)), u64::MAX);
+        assert!(matches!(outcome, Some(SearchOutcome::Valid)), "{outcome:?}");
+        assert_eq!(shared.in_use.load(Ordering::Relaxed), 0, "released");
+
+        let mut search = sequential_writes(10, Some(need - 1));
+        let outcome = search.run(&shared.limits(Some(need - 1)), u64::MAX);
+        assert!(
+            matches!(
+                outcome,
+                Some(SearchOutcome::Stopped(StopCause::MemoryBudget))
+            ),
+            "{outcome:?}"
+        );
+        assert_eq!(search.configurations(), 10);
+        assert_eq!(search.memory(), need);
+        assert_eq!(shared.in_use.load(Ordering::Relaxed), 0, "released");
+
+        // Memory other searches hold counts against the same budget.
+        // Memory other searches hold counts against the same budget: one byte more than an
+        // entry leaves room for 7 of this search's, not 8.
+        let others = entry_bytes(0) + 1;
+        shared.in_use.store(others, Ordering::Relaxed);
+        let mut search = sequential_writes(10, Some(need));
+        let outcome = search.run(&shared.limits(Some(need)), u64::MAX);
+        assert!(
+            matches!(
+                outcome,
+                Some(SearchOutcome::Stopped(StopCause::MemoryBudget))
+            ),
+            "{outcome:?}"
+        );
+        assert_eq!(search.configurations(), 9);
+        assert_eq!(shared.in_use.load(Ordering::Relaxed), others);
+    }
+
+    /// Flushing happens in chunks of a sixteenth of the budget: while a search pauses, the
+    /// shared counter holds what it flushed, at most its memo; the end releases it.
+    #[test]
+    fn a_paused_search_holds_its_flushed_memory() {
+        let mut ops = Ops::new();
+        // 10 concurrent writes, then a read of a value nobody wrote: many configurations.
+        let n = 10;
+        let mut required: Vec<_> = (0..n).map(|i| (i, n + i, ops.write(i as i64))).collect();
+        required.push((2 * n, 2 * n + 1, ops.read(-1)));
+        let budget = 1 << 20;
+        let mut search = ops.search(required, vec![], Some(budget));
+        assert_eq!(search.flush_every, budget / 16);
+        let mut search_small = sequential_writes(3, Some(16 * entry_bytes(0)));
+        assert_eq!(search_small.flush_every, entry_bytes(0));
+        let shared = Shared::new();
+        let limits = shared.limits(Some(budget));
+        assert!(search_small.run(&limits, u64::MAX).is_some());
+        let (mut turns, mut held) = (0, 0);
+        let outcome = loop {
+            turns += 1;
+            if let Some(outcome) = search.run(&limits, 1 << 12) {
+                break outcome;
+            }
+            let in_use = shared.in_use.load(Ordering::Relaxed);
+            assert_eq!(in_use, search.flushed);
+            assert!(in_use <= search.memory());
+            assert!(search.memory() - in_use < search.flush_every);
+            held = held.max(in_use);
+        };
+        assert!(turns > 2, "{turns} turns");
+        assert!(held > 0, "memory was flushed while paused");
+        assert!(matches!(outcome, SearchOutcome::Invalid(_)), "{outcome:?}");
+        assert_eq!(shared.in_use.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_search_first_looks_at_the_clock_and_the_cancel_flag() {
+        let shared = Shared::new();
+        let past = Limits {
+            deadline: Some(Instant::now()),
+            ..shared.limits(None)
+        };
+        // One write decides on its first step, unless the deadline has passed.
+        let mut search = sequential_writes(1, None);
+        let outcome = search.run(&past, u64::MAX);
+        assert!(
+            matches!(outcome, Some(SearchOutcome::Stopped(StopCause::TimeLimit))),
+            "{outcome:?}"
+        );
+        let future = Limits {
+            deadline: Some(Instant::now() + std::time::Duration::from_secs(3600)),
+            ..shared.limits(None)
+        };
+        let mut search = sequential_writes(1, None);
+        assert!(matches!(
+            search.run(&future, u64::MAX),
+            Some(SearchOutcome::Valid)
+        ));
+        shared.cancel.store(true, Ordering::Relaxed);
+        let mut search = sequential_writes(1, None);
+        let outcome = search.run(&future, u64::MAX);
+        assert!(
+            matches!(outcome, Some(SearchOutcome::Stopped(StopCause::Cancelled))),
+            "{outcome:?}"
+        );
+    }
+
+    /// A turn of `max_steps` pauses at the first look at the clock past it.
+    #[test]
+    fn a_turn_pauses_after_its_steps() {
+        let shared = Shared::new();
+        let limits = shared.limits(None);
+        let mut search = sequential_writes(3, None);
+        assert!(search.run(&limits, 1).is_none());
+        assert_eq!(search.configurations(), 1);
+        assert!(matches!(
+            search.run(&limits, CHECK_EVERY),
+            Some(SearchOutcome::Valid)
+        ));
+    }
+
+    fn blocked(
+        search: &mut Search<'static, RegisterModel<'static>>,
+    ) -> (u32, Vec<u32>, Vec<String>) {
+        let shared = Shared::new();
+        match search.run(&shared.limits(None), u64::MAX) {
+            Some(SearchOutcome::Invalid(b)) => (
+                b.op,
+                b.prefix,
+                b.states.iter().map(|&s| search.model().render(s)).collect(),
+            ),
+            other => panic!("not invalid: {other:?}"),
+        }
+    }
+
+    /// Two concurrent writes, then a read of a value neither wrote: the read is stuck after
+    /// both orders, at the same depth; the first order reached is the prefix, the states
+    /// of both are listed in the order met.
+    #[test]
+    fn the_counterexample_is_the_deepest_point_with_its_states() {
+        let mut ops = Ops::new();
+        let required = vec![
+            (0, 2, ops.write(1)),
+            (1, 3, ops.write(2)),
+            (4, 5, ops.read(3)),
+        ];
+        let mut search = ops.search(required, vec![], None);
+        assert_eq!(
+            blocked(&mut search),
+            (2, vec![0, 1], vec!["2".into(), "1".into()])
+        );
+
+        // A read stuck early (depth 1) and, in another branch, a deeper point (depth 2):
+        // the deeper one is reported. Write 1 ‖ read 1, then read 2: the order read, write
+        // is stuck at the read (depth 0), write, read at the read of 2 (depth 2).
+        let mut ops = Ops::new();
+        let required = vec![
+            (0, 3, ops.write(1)),
+            (1, 2, ops.read(1)),
+            (4, 5, ops.read(2)),
+        ];
+        let mut search = ops.search(required, vec![], None);
+        assert_eq!(blocked(&mut search), (2, vec![0, 1], vec!["1".into()]));
+    }
+
+    /// Indeterminate cas nil → 0, 0 → 1, …, 15 → 16 before a read of a value none wrote:
+    /// the read is stuck at depth 0 after each cas of the chain and in the initial state (18
+    /// states); at most 16 states are kept, in the order met.
+    #[test]
+    fn at_most_sixteen_distinct_states_are_kept() {
+        let mut ops = Ops::new();
+        let optional: Vec<_> = (0..17)
+            .map(|i| {
+                let expected = if i == 0 {
+                    Value::Nil
+                } else {
+                    Value::Int(i - 1)
+                };
+                (i as u64, ops.cas(expected, i))
+            })
+            .collect();
+        let required = vec![(20, 21, ops.read(-1))];
+        let mut search = ops.search(required, optional, None);
+        let (op, prefix, states) = blocked(&mut search);
+        assert_eq!(op, 0);
+        // The search takes the whole chain before it first finds the read stuck, then backs
+        // out of it one cas at a time.
+        assert_eq!(prefix, (100..117).collect::<Vec<u32>>());
+        let expected: Vec<String> = (1..17).rev().map(|i: i64| i.to_string()).collect();
+        assert_eq!(states, expected);
+    }
+
+    #[test]
+    fn next_clear_finds_the_first_clear_bit_across_words() {
+        let full = u64::MAX;
+        assert_eq!(next_clear(&[0b0111], 0, 10), 3);
+        assert_eq!(next_clear(&[0b0111], 1, 10), 3);
+        assert_eq!(next_clear(&[0b1011], 2, 10), 2);
+        assert_eq!(next_clear(&[0b1011], 3, 10), 4);
+        assert_eq!(next_clear(&[0b0111], 0, 2), 2, "capped at the limit");
+        assert_eq!(next_clear(&[full, 0b1011], 0, 200), 66);
+        assert_eq!(next_clear(&[full, 0b1011], 64, 200), 66);
+        assert_eq!(next_clear(&[full, 0b1011], 67, 200), 68);
+        assert_eq!(next_clear(&[full, full, 0], 5, 200), 128);
+        assert_eq!(
+            next_clear(&[full, full], 5, 120),
+            120,
+            "none clear below the limit"
+        );
+        assert_eq!(
+            next_clear(&[full, full], 128, 130),
+            130,
+            "past the last word"
+        );
+        assert_eq!(next_clear(&[0, full], 63, 128), 63);
+    }
+
+    #[cfg(debug_assertions)]
+    #[test]
+    #[should_panic(expected = "marks of linearized ok operations differ from the stack")]
+    fn a_stray_mark_is_caught_in_debug_builds() {
+        let mut search = sequential_writes(3, None);
+        search.required_bits[0] |= 1 << 1;
+        search.check_marks();
+    }
+
+    #[cfg(debug_assertions)]
+    #[test]
+    #[should_panic(expected = "marks of linearized indeterminate operations differ")]
+    fn a_stray_indeterminate_mark_is_caught_in_debug_builds() {
+        let mut ops = Ops::new();
+        let optional = vec![(0, ops.write(1)), (1, ops.write(2))];
+        let required = vec![(2, 3, ops.read(2))];
+        let mut search = ops.search(required, optional, None);
+        search.optional_bits[0] |= 1 << 1;
+        search.check_marks();
     }
 }

@@ -211,3 +211,21 @@ impl SequenceStates {
 pub(crate) fn unknown_function(model: &str, f: &str, expected: &str) -> String {
     format!("model `{model}` has no function `{f}`; expected {expected}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_model_is_found_by_its_name_and_only_by_it() {
+        for kind in ModelKind::ALL {
+            assert_eq!(kind.name().parse::<ModelKind>(), Ok(kind));
+        }
+        assert_eq!("kv".parse::<ModelKind>(), Ok(ModelKind::Kv));
+        let err = "queue".parse::<ModelKind>().unwrap_err();
+        assert_eq!(
+            err,
+            "unknown model `queue`; expected one of: register, cas-register, kv, kv-append, mutex, set, fifo-queue"
+        );
+    }
+}

@@ -68,6 +68,8 @@ pub struct RunReport {
     pub operations: u64,
     /// Client operations per second during the main phase.
     pub rate: f64,
+    /// The results document, as written to `results.json`.
+    pub results: summary::RunResults,
 }
 
 /// Counters shared by the client slots.
@@ -280,6 +282,7 @@ pub fn run(
         dir,
         verdict: checked.verdict,
         summary: checked.table,
+        results: checked.results,
         interrupted,
         operations: main_ops,
         rate: main_ops as f64 / main_elapsed.as_secs_f64().max(1e-9),

@@ -1,7 +1,7 @@
 //! After a run: run the checkers on the history and summarise what happened in a table.
 
 use crate::campaign::{Campaign, WorkloadKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use splitbrain_checkers::linearizability::{self, CheckOptions};
 use splitbrain_checkers::models::ModelSpec;
 use splitbrain_checkers::set_checker;
@@ -126,8 +126,41 @@ pub fn history_end_ns(history: &History) -> u64 {
         .unwrap_or(0)
 }
 
+/// Latency of completed operations, milliseconds.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(from = "LatencyOnDisk")]
+pub struct Latency {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// How `latency_ms` is stored: named (format 2) or `[p50, p95, p99, max]` (format 1).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum LatencyOnDisk {
+    Named {
+        p50: f64,
+        p95: f64,
+        p99: f64,
+        max: f64,
+    },
+    Positional([f64; 4]),
+}
+
+impl From<LatencyOnDisk> for Latency {
+    fn from(stored: LatencyOnDisk) -> Latency {
+        match stored {
+            LatencyOnDisk::Named { p50, p95, p99, max }
+            | LatencyOnDisk::Positional([p50, p95, p99, max]) => Latency { p50, p95, p99, max },
+        }
+    }
+}
+
 /// Operation counts and latencies of client operations.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct OpStats {
     /// `f` → (ok, fail, info, pending).
     pub by_function: BTreeMap<String, [u64; 4]>,
@@ -137,8 +170,8 @@ pub struct OpStats {
     pub pending: u64,
     /// ok / all operations.
     pub availability: f64,
-    /// Latency of completed operations, milliseconds: p50, p95, p99, max.
-    pub latency_ms: [f64; 4],
+    /// Latency of completed operations.
+    pub latency_ms: Latency,
     /// ok operations per key.
     pub ok_per_key: BTreeMap<String, u64>,
 }
@@ -193,12 +226,17 @@ fn stats_of<'a>(ops: impl Iterator<Item = &'a ClientOp>) -> OpStats {
         let i = ((latencies.len() as f64 - 1.0) * q).round() as usize;
         latencies[i] as f64 / 1e6
     };
-    stats.latency_ms = [pct(0.5), pct(0.95), pct(0.99), pct(1.0)];
+    stats.latency_ms = Latency {
+        p50: pct(0.5),
+        p95: pct(0.95),
+        p99: pct(0.99),
+        max: pct(1.0),
+    };
     stats
 }
 
 /// A fault as the history tells it: from its start invocation to its undo's completion.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FaultWindow {
     /// The nemesis' fault id (pairs a start with its stop).
     pub id: Option<i64>,
@@ -236,7 +274,7 @@ impl FaultWindow {
 }
 
 /// How many faults the evidence shows in effect.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultEffect {
     pub faults: usize,
     /// Evidence says it took effect.
@@ -502,7 +540,8 @@ fn describe_fault_value(v: &Value) -> String {
 }
 
 /// Operations, availability and tail latency of a part of the run.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PhaseStats {
     pub operations: u64,
     pub ok: u64,
@@ -518,8 +557,8 @@ impl PhaseStats {
             operations: stats.operations(),
             ok: stats.ok,
             availability: stats.availability,
-            p50_ms: stats.latency_ms[0],
-            p99_ms: stats.latency_ms[2],
+            p50_ms: stats.latency_ms.p50,
+            p99_ms: stats.latency_ms.p99,
         }
     }
 }
@@ -572,16 +611,185 @@ pub fn analyse(history: &History) -> Analysis {
 }
 
 /// The outcome of one checker.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct CheckerOutcome {
     pub checker: String,
+    #[serde(with = "verdict_text")]
     pub verdict: Verdict,
     /// One line: what the checker found.
     pub detail: String,
+    #[serde(default)]
     pub result: serde_json::Value,
     /// The first counterexample of an `invalid` linearizability check.
     #[serde(skip)]
     pub counterexample: Option<Counterexample>,
+}
+
+/// The version of `results.json` this build writes. 1: no `format` field, `latency_ms` as
+/// `[p50, p95, p99, max]`; 2: `format` and named latencies. Every earlier version still loads.
+pub const RESULTS_FORMAT: u32 = 2;
+
+fn format_1() -> u32 {
+    1
+}
+
+/// The results document of one run (`results.json`): written once at the end of the run,
+/// handed to whoever needs it in the same process and read back with [`RunResults::load`]
+/// from a stored run.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RunResults {
+    /// [`RESULTS_FORMAT`] when written; 1 for run directories from before it was recorded.
+    #[serde(default = "format_1")]
+    pub format: u32,
+    #[serde(with = "verdict_text")]
+    pub verdict: Verdict,
+    pub campaign: String,
+    pub system: String,
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    pub model: String,
+    pub seed: u64,
+    pub run_id: String,
+    #[serde(default)]
+    pub interrupted: bool,
+    #[serde(default)]
+    pub node_deaths: Vec<String>,
+    /// Length of the main phase (seconds).
+    #[serde(default)]
+    pub main_phase_s: f64,
+    pub operations: OpStats,
+    #[serde(default)]
+    pub availability: Availability,
+    /// The kinds of the faults the history shows.
+    #[serde(default)]
+    pub fault_kinds: std::collections::BTreeSet<String>,
+    #[serde(default)]
+    pub fault_effect: FaultEffect,
+    /// Faults across which the leader changed (`None` when the system cannot say).
+    #[serde(default)]
+    pub leader_changes: Option<usize>,
+    /// The keys any linearizability check found invalid.
+    #[serde(default)]
+    pub invalid_keys: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub faults: Vec<FaultWindow>,
+    #[serde(default)]
+    pub checkers: Vec<CheckerOutcome>,
+}
+
+impl RunResults {
+    /// The document of a checked run: its facts, the history's analysis, the combined
+    /// verdict and each checker's outcome.
+    pub fn new(
+        facts: &RunFacts,
+        analysis: &Analysis,
+        verdict: Verdict,
+        checkers: Vec<CheckerOutcome>,
+    ) -> RunResults {
+        let campaign = facts.campaign;
+        RunResults {
+            format: RESULTS_FORMAT,
+            verdict,
+            campaign: campaign.name.clone(),
+            system: campaign.system.name(),
+            nodes: facts.nodes.clone(),
+            model: campaign.model().name().to_owned(),
+            seed: facts.seed,
+            run_id: facts.run_id.to_owned(),
+            interrupted: facts.interrupted,
+            node_deaths: facts.node_deaths.clone(),
+            main_phase_s: facts.main_elapsed.as_secs_f64(),
+            operations: analysis.ops.clone(),
+            availability: Availability {
+                overall: analysis.ops.availability,
+                during_faults: analysis.during_faults.clone(),
+                healthy: analysis.healthy.clone(),
+                by_fault: analysis.by_fault.clone(),
+            },
+            fault_kinds: analysis.faults.iter().map(|w| w.kind.clone()).collect(),
+            fault_effect: FaultEffect::of(&analysis.faults, campaign.nemesis.require_effect),
+            leader_changes: leader_changes(&analysis.faults),
+            invalid_keys: invalid_keys_of(&checkers),
+            faults: analysis.faults.clone(),
+            checkers,
+        }
+    }
+
+    /// Reads a stored `results.json`, whichever format version wrote it.
+    pub fn load(path: &std::path::Path) -> Result<RunResults, ResultsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ResultsError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let results: RunResults =
+            serde_json::from_str(&text).map_err(|source| ResultsError::Json {
+                path: path.to_owned(),
+                source,
+            })?;
+        if results.format > RESULTS_FORMAT {
+            return Err(ResultsError::NewerFormat {
+                path: path.to_owned(),
+                format: results.format,
+            });
+        }
+        Ok(results)
+    }
+
+    /// Client operations of every outcome.
+    pub fn operation_count(&self) -> u64 {
+        self.operations.operations()
+    }
+}
+
+/// Reading a stored `results.json` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Json {
+        path: std::path::PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{}: results format {format} is newer than this build reads ({RESULTS_FORMAT})", path.display())]
+    NewerFormat {
+        path: std::path::PathBuf,
+        format: u32,
+    },
+}
+
+/// Availability overall, in and out of faults, and per fault kind.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Availability {
+    pub overall: f64,
+    pub during_faults: PhaseStats,
+    pub healthy: PhaseStats,
+    pub by_fault: BTreeMap<String, PhaseStats>,
+}
+
+/// A [`Verdict`] as its lowercase name (`valid`, `invalid`, `unknown`).
+mod verdict_text {
+    use splitbrain_checkers::Verdict;
+
+    pub fn serialize<S: serde::Serializer>(v: &Verdict, s: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(v, s)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Verdict, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        [Verdict::Valid, Verdict::Invalid, Verdict::Unknown]
+            .into_iter()
+            .find(|v| v.as_str() == text)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "verdict `{text}`: expected valid, invalid or unknown"
+                ))
+            })
+    }
 }
 
 /// What the checkers said, rendered.
@@ -589,8 +797,7 @@ pub struct Checked {
     pub verdict: Verdict,
     pub table: String,
     /// The results document (`results.json`).
-    pub json: serde_json::Value,
-    pub outcomes: Vec<CheckerOutcome>,
+    pub results: RunResults,
     pub analysis: Analysis,
 }
 
@@ -750,38 +957,11 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
         .fold(Verdict::Valid, |v, o| v.combine(o.verdict));
 
     let table = render(facts, &analysis, &outcomes, verdict);
-    let fault_kinds: std::collections::BTreeSet<&str> =
-        analysis.faults.iter().map(|w| w.kind.as_str()).collect();
-    let json = serde_json::json!({
-        "verdict": verdict,
-        "campaign": campaign.name,
-        "system": campaign.system.name(),
-        "nodes": facts.nodes,
-        "model": campaign.model().name(),
-        "seed": facts.seed,
-        "run_id": facts.run_id,
-        "interrupted": facts.interrupted,
-        "node_deaths": facts.node_deaths,
-        "main_phase_s": facts.main_elapsed.as_secs_f64(),
-        "operations": stats,
-        "availability": {
-            "overall": stats.availability,
-            "during_faults": analysis.during_faults,
-            "healthy": analysis.healthy,
-            "by_fault": analysis.by_fault,
-        },
-        "fault_kinds": fault_kinds,
-        "fault_effect": fault_effect,
-        "leader_changes": leader_changes(&analysis.faults),
-        "invalid_keys": invalid_keys_of(&outcomes),
-        "faults": analysis.faults,
-        "checkers": outcomes,
-    });
+    let results = RunResults::new(facts, &analysis, verdict, outcomes);
     Ok(Checked {
         verdict,
         table,
-        json,
-        outcomes,
+        results,
         analysis,
     })
 }
@@ -937,7 +1117,7 @@ fn render(
             b.push_record([format!("  during {kind}"), pct(p)]);
         }
     }
-    let [p50, p95, p99, max] = stats.latency_ms;
+    let Latency { p50, p95, p99, max } = stats.latency_ms;
     b.push_record([
         "latency".to_owned(),
         format!("p50 {p50:.1}ms, p95 {p95:.1}ms, p99 {p99:.1}ms, max {max:.1}ms"),

@@ -574,7 +574,7 @@ fn recheck_run_dir(dir: &Path, json: bool) -> anyhow::Result<u8> {
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&checked.json)?);
+        println!("{}", serde_json::to_string_pretty(&checked.results)?);
     } else {
         print!("{}", checked.table);
     }

@@ -89,10 +89,7 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
             }
         };
         if args.json {
-            let path = report.dir.join("results.json");
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            documents.push(serde_json::from_str::<serde_json::Value>(&text)?);
+            documents.push(serde_json::to_value(&report.results)?);
         } else if args.quiet {
             println!(
                 "{} {} on {}: {}",

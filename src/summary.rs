@@ -1,6 +1,7 @@
 //! After a run: run the checkers on the history and summarise what happened in a table.
 
 use crate::campaign::{Campaign, WorkloadKind};
+use crate::nemesis::record::{is_stop_event, kind_of_start, FaultRecord};
 use serde::{Deserialize, Serialize};
 use splitbrain_checkers::linearizability::{self, CheckOptions};
 use splitbrain_checkers::models::ModelSpec;
@@ -317,35 +318,11 @@ impl FaultEffect {
     }
 }
 
-/// The `f` of a nemesis event that undoes a fault (anything else starts one).
-pub(crate) fn is_stop(f: &str) -> bool {
-    matches!(f, "resume" | "start" | "clock-reset" | "heal") || f.starts_with("stop")
-}
-
-/// A field of a nemesis value map, whether its keys are strings (JSONL) or keywords (EDN).
-pub fn map_field<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
-    let Value::Map(pairs) = value else {
-        return None;
-    };
-    pairs.iter().find_map(|(k, v)| match k {
-        Value::Str(s) | Value::Keyword(s) if s == name => Some(v),
-        _ => None,
-    })
-}
-
 fn text_of(v: &Value) -> String {
     match v {
         Value::Str(s) | Value::Keyword(s) => s.clone(),
         Value::List(items) => items.iter().map(text_of).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
-    }
-}
-
-fn strings_of(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value::List(items)) => items.iter().map(text_of).collect(),
-        Some(Value::Nil) | None => Vec::new(),
-        Some(other) => vec![text_of(other)],
     }
 }
 
@@ -364,10 +341,11 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
         .iter()
         .filter(|e| e.process == Process::Nemesis)
     {
-        let id = map_field(&e.value, "id").and_then(Value::as_int);
+        let record = FaultRecord::from_value(&e.value);
+        let id = record.id;
         let time = e.time.unwrap_or(0);
         let error = e.error.as_ref().map(text_of);
-        if is_stop(&e.f) {
+        if is_stop_event(&e.f) {
             if e.kind == EventType::Invoke {
                 continue;
             }
@@ -376,14 +354,15 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
             };
             let w = &mut windows[open.remove(pos)];
             w.end_ns = Some(time);
-            w.roles_after = strings_of(map_field(&e.value, "roles_after"));
+            w.roles_after = record.roles_after;
             if let Some(line) = leader_change(&w.roles_before, &w.roles_after) {
                 w.evidence.insert(0, line);
             }
             w.evidence.extend(
-                strings_of(map_field(&e.value, "evidence"))
+                record
+                    .evidence
                     .into_iter()
-                    .chain(strings_of(map_field(&e.value, "observed")))
+                    .chain(record.observed)
                     .map(|x| format!("after heal: {x}")),
             );
             if error.is_some() {
@@ -392,7 +371,7 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
             continue;
         }
         if e.kind == EventType::Invoke {
-            let kind = e.f.strip_prefix("start-").unwrap_or(&e.f).to_owned();
+            let kind = kind_of_start(&e.f);
             open.push(windows.len());
             windows.push(FaultWindow {
                 id,
@@ -400,7 +379,7 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
                 start_ns: time,
                 in_force_ns: None,
                 end_ns: None,
-                description: describe_fault_value(&e.value),
+                description: record.describe(),
                 evidence: Vec::new(),
                 took_us: None,
                 error: None,
@@ -419,22 +398,22 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
         };
         let w = &mut windows[open[pos]];
         w.in_force_ns = Some(time);
-        w.roles_before = strings_of(map_field(&e.value, "roles_before"));
-        w.took_us = map_field(&e.value, "took_us").and_then(Value::as_int);
-        // Applying failed: whatever part went in, the fault as planned did not.
-        w.effective = match map_field(&e.value, "effective") {
-            _ if error.is_some() => Some(false),
-            Some(Value::Bool(b)) => Some(*b),
-            _ => None,
-        };
-        let detail = describe_fault_value(&e.value);
+        let detail = record.describe();
         if !detail.is_empty() {
             w.description = detail;
         }
-        w.evidence
-            .extend(strings_of(map_field(&e.value, "evidence")));
+        w.roles_before = record.roles_before;
+        w.took_us = record.took_us;
+        // Applying failed: whatever part went in, the fault as planned did not.
+        w.effective = if error.is_some() {
+            Some(false)
+        } else {
+            record.effective
+        };
+        w.evidence.extend(record.evidence);
         w.evidence.extend(
-            strings_of(map_field(&e.value, "observed"))
+            record
+                .observed
                 .into_iter()
                 .map(|x| format!("clock seen: {x}")),
         );
@@ -518,27 +497,6 @@ fn leader_changes_text(faults: &[FaultWindow]) -> String {
 }
 
 /// The "what" of a fault, from its value map: shape, nodes, offsets, note.
-fn describe_fault_value(v: &Value) -> String {
-    let mut parts = Vec::new();
-    if let Some(shape) = map_field(v, "shape") {
-        parts.push(text_of(shape));
-    }
-    let nodes = map_field(v, "nodes").or_else(|| map_field(v, "targets"));
-    if let Some(nodes) = nodes {
-        parts.push(format!("nodes {}", text_of(nodes)));
-    }
-    if let Some(offsets) = map_field(v, "offsets") {
-        parts.push(format!("offsets {}", text_of(offsets)));
-    }
-    if let Some(percent) = map_field(v, "percent") {
-        parts.push(format!("{}% loss", text_of(percent)));
-    }
-    if let Some(note) = map_field(v, "note") {
-        parts.push(text_of(note));
-    }
-    parts.join("; ")
-}
-
 /// Operations, availability and tail latency of a part of the run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]

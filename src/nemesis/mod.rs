@@ -7,6 +7,8 @@
 //! * [`clock`] — libfaketime offsets per node; refusal of binaries it cannot skew.
 //! * [`packet`] — packet loss, delay, reorder, duplication; [`nfqueue`] — the packet holder.
 //! * [`roles`] — who leads, per system.
+//! * [`record`] — what a fault writes into the history ([`record::FaultRecord`]) and its
+//!   events' names.
 //! * [`schedule`] — the campaign's `nemesis:` section and the schedule computed from it.
 //! * [`runner`] — executes a schedule on a live cluster, records, undoes on every path.
 //!
@@ -20,6 +22,7 @@ pub mod nfqueue;
 pub mod packet;
 pub mod partition;
 pub mod process;
+pub mod record;
 pub mod roles;
 pub mod runner;
 pub mod schedule;

@@ -57,11 +57,11 @@ pub enum NemesisError {
 }
 
 impl NemesisError {
-    /// 69 (unavailable) for what this machine lacks, 64 (usage) for a bad schedule.
-    pub fn exit_code(&self) -> u8 {
+    /// Unavailable for what this machine lacks, usage for a bad schedule.
+    pub fn kind(&self) -> crate::exit::FailureKind {
         match self {
-            NemesisError::Plan(_) => crate::exit::USAGE,
-            _ => crate::exit::UNAVAILABLE,
+            NemesisError::Plan(_) => crate::exit::FailureKind::Usage,
+            _ => crate::exit::FailureKind::Unavailable,
         }
     }
 }

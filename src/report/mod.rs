@@ -153,10 +153,14 @@ pub fn load_run(dir: &Path) -> Result<StoredRun, ReportError> {
         })?;
     // The environment and the results are optional: a run that died before its end has
     // neither results nor a clean end, and is still checkable.
-    let env = read_json(&dir.join("environment.json")).unwrap_or_default();
+    let env = crate::results::Environment::load(dir);
     let results = RunResults::load(&dir.join("results.json")).ok();
-    let seed = env["seed"].as_u64().or(campaign.seed).unwrap_or_default();
-    let run_id = env["run_id"].as_str().unwrap_or_default().to_owned();
+    let seed = env
+        .as_ref()
+        .map(|e| e.seed)
+        .or(campaign.seed)
+        .unwrap_or_default();
+    let run_id = env.map(|e| e.run_id).unwrap_or_default();
     let nodes = match results.as_ref().filter(|r| !r.nodes.is_empty()) {
         Some(r) => r.nodes.clone(),
         None => (1..=campaign.nodes)

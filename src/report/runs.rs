@@ -1,7 +1,7 @@
 //! One table over many stored runs (`splitbrain report`): what ran, what it did, what the
 //! checkers said, newest first.
 
-use super::{load_run, read_json, ReportError};
+use super::{load_run, ReportError};
 use crate::summary::RunResults;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -81,11 +81,11 @@ pub fn scan(root: &Path, campaign: Option<&str>) -> Result<Vec<RunRow>, ReportEr
 
 fn row_of(dir: &Path) -> Result<RunRow, ReportError> {
     let run = load_run(dir)?;
-    let env = read_json(&dir.join("environment.json")).unwrap_or_default();
+    let env = crate::results::Environment::load(dir);
     let results = RunResults::load(&dir.join("results.json")).ok();
-    let started = env["started_at"]
-        .as_str()
-        .map(str::to_owned)
+    let started = env
+        .map(|e| e.started_at)
+        .filter(|s| !s.is_empty())
         .unwrap_or_else(|| {
             dir.file_name()
                 .map(|n| n.to_string_lossy().into_owned())

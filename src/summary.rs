@@ -581,6 +581,10 @@ pub struct CheckerOutcome {
     /// The first counterexample of an `invalid` linearizability check.
     #[serde(skip)]
     pub counterexample: Option<Counterexample>,
+    /// Every key a linearizability check found invalid (in `results.json` as the run's
+    /// `invalid_keys`).
+    #[serde(skip)]
+    pub invalid_keys: Vec<Value>,
 }
 
 /// The version of `results.json` this build writes. 1: no `format` field, `latency_ms` as
@@ -628,7 +632,7 @@ pub struct RunResults {
     pub leader_changes: Option<usize>,
     /// The keys any linearizability check found invalid.
     #[serde(default)]
-    pub invalid_keys: Vec<serde_json::Value>,
+    pub invalid_keys: Vec<Value>,
     #[serde(default)]
     pub faults: Vec<FaultWindow>,
     #[serde(default)]
@@ -667,7 +671,10 @@ impl RunResults {
             fault_kinds: analysis.faults.iter().map(|w| w.kind.clone()).collect(),
             fault_effect: FaultEffect::of(&analysis.faults, campaign.nemesis.require_effect),
             leader_changes: leader_changes(&analysis.faults),
-            invalid_keys: invalid_keys_of(&checkers),
+            invalid_keys: checkers
+                .iter()
+                .flat_map(|o| o.invalid_keys.iter().cloned())
+                .collect(),
             faults: analysis.faults.clone(),
             checkers,
         }
@@ -779,6 +786,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             ),
             result: serde_json::to_value(&r)?,
             counterexample: None,
+            invalid_keys: Vec::new(),
         });
     } else {
         let model = ModelSpec::new(campaign.model());
@@ -824,6 +832,12 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             detail,
             result: serde_json::to_value(&r)?,
             counterexample,
+            invalid_keys: r
+                .keys
+                .iter()
+                .filter(|k| k.verdict == Verdict::Invalid)
+                .map(|k| k.key.clone().unwrap_or(Value::Nil))
+                .collect(),
         });
     }
 
@@ -857,6 +871,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
         detail: evidence.unwrap_or_else(|| format!("{} ok operations over {keys} keys", stats.ok)),
         result: serde_json::Value::Null,
         counterexample: None,
+        invalid_keys: Vec::new(),
     });
     // A fault that did not bite was not tested: the run says so instead of passing.
     let fault_effect = FaultEffect::of(&analysis.faults, campaign.nemesis.require_effect);
@@ -908,6 +923,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             detail,
             result: serde_json::to_value(&fault_effect)?,
             counterexample: None,
+            invalid_keys: Vec::new(),
         });
     }
     let verdict = outcomes
@@ -922,17 +938,6 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
         results,
         analysis,
     })
-}
-
-/// The keys every linearizability check found invalid (all of them, not only the first).
-fn invalid_keys_of(outcomes: &[CheckerOutcome]) -> Vec<serde_json::Value> {
-    outcomes
-        .iter()
-        .filter_map(|o| o.result.get("keys")?.as_array())
-        .flatten()
-        .filter(|k| k["verdict"] == "invalid")
-        .map(|k| k["key"].clone())
-        .collect()
 }
 
 fn describe_counterexample(c: &Counterexample) -> String {

@@ -145,13 +145,6 @@ pub struct PrivilegeError {
     detail: String,
 }
 
-impl PrivilegeError {
-    /// The exit code for it (sysexits' NOPERM).
-    pub fn exit_code(&self) -> u8 {
-        crate::exit::NO_PERM
-    }
-}
-
 const CAP_NET_ADMIN: u32 = 12;
 const CAP_SYS_ADMIN: u32 = 21;
 

@@ -157,32 +157,19 @@ pub fn compare(
 }
 
 fn cell_of(report: &crate::run::RunReport) -> Cell {
-    let results: serde_json::Value = std::fs::read_to_string(report.dir.join("results.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    let ops = &results["operations"];
-    let during = &results["availability"]["during_faults"];
-    let during_ops = during["operations"].as_u64().unwrap_or(0);
+    let results = &report.results;
+    let during = &results.availability.during_faults;
+    let faulted = during.operations > 0;
     Cell::Ran {
         verdict: report.verdict,
-        operations: ["ok", "fail", "info", "pending"]
-            .iter()
-            .filter_map(|k| ops[*k].as_u64())
-            .sum(),
-        availability: ops["availability"].as_f64().unwrap_or(0.0),
-        during_fault: (during_ops > 0)
-            .then(|| during["availability"].as_f64())
-            .flatten(),
-        healthy: results["availability"]["healthy"]["availability"].as_f64(),
-        p99_ms: ops["latency_ms"][2].as_f64().unwrap_or(0.0),
-        p99_during_fault_ms: (during_ops > 0)
-            .then(|| during["p99_ms"].as_f64())
-            .flatten(),
-        faults: results["fault_effect"]["faults"].as_u64().unwrap_or(0),
-        faults_not_in_effect: results["fault_effect"]["not_in_effect"]
-            .as_u64()
-            .unwrap_or(0),
+        operations: results.operation_count(),
+        availability: results.operations.availability,
+        during_fault: faulted.then_some(during.availability),
+        healthy: Some(results.availability.healthy.availability),
+        p99_ms: results.operations.latency_ms.p99,
+        p99_during_fault_ms: faulted.then_some(during.p99_ms),
+        faults: results.fault_effect.faults as u64,
+        faults_not_in_effect: results.fault_effect.not_in_effect as u64,
         dir: report.dir.clone(),
     }
 }

@@ -2,7 +2,7 @@
 //! about the environment of each run.
 
 use anyhow::Context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fs::Permissions;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -98,10 +98,12 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
     write_file(path, (text + "\n").as_bytes())
 }
 
-/// What is recorded with each run so it can be understood and repeated later.
-#[derive(Debug, Serialize)]
+/// What is recorded with each run so it can be understood and repeated later
+/// (`environment.json`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Environment {
-    pub splitbrain_version: &'static str,
+    pub splitbrain_version: String,
     pub system: String,
     pub system_version: Option<String>,
     pub kernel: String,
@@ -112,6 +114,13 @@ pub struct Environment {
 }
 
 impl Environment {
+    /// Reads a run directory's `environment.json`; `None` when it is missing or unreadable
+    /// (a run that died before writing it).
+    pub fn load(dir: &Path) -> Option<Environment> {
+        let text = std::fs::read_to_string(dir.join("environment.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
     pub fn capture(
         campaign: &crate::campaign::Campaign,
         seed: u64,
@@ -132,7 +141,7 @@ impl Environment {
             })
             .unwrap_or_else(|_| "unknown".into());
         Environment {
-            splitbrain_version: env!("CARGO_PKG_VERSION"),
+            splitbrain_version: env!("CARGO_PKG_VERSION").to_owned(),
             system: campaign.system.name(),
             system_version,
             kernel,

@@ -68,6 +68,8 @@ pub struct RunReport {
     pub operations: u64,
     /// Client operations per second during the main phase.
     pub rate: f64,
+    /// The results document, as written to `results.json`.
+    pub results: summary::RunResults,
 }
 
 /// Counters shared by the client slots.
@@ -90,12 +92,45 @@ struct SlotContext {
     cancel: CancellationToken,
 }
 
+/// Why a run did not reach a verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A fault this machine cannot do, or a bad schedule: refused before anything started.
+    #[error(transparent)]
+    Refused(#[from] crate::nemesis::NemesisError),
+    /// The system under test is not on this machine.
+    #[error("the system under test is not available: {0}")]
+    Unavailable(String),
+    /// Anything else, after the run started.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl RunError {
+    pub fn kind(&self) -> crate::exit::FailureKind {
+        match self {
+            RunError::Refused(e) => e.kind(),
+            RunError::Unavailable(_) => crate::exit::FailureKind::Unavailable,
+            RunError::Internal(_) => crate::exit::FailureKind::Internal,
+        }
+    }
+}
+
+impl From<RunError> for crate::exit::Failure {
+    fn from(e: RunError) -> crate::exit::Failure {
+        match e {
+            RunError::Internal(e) => e.into(),
+            other => crate::exit::Failure::new(other.kind(), other),
+        }
+    }
+}
+
 /// Runs `campaign` to the end (or until `cancel`), then checks it.
 pub fn run(
     campaign: &Campaign,
     opts: &RunOptions,
     cancel: CancellationToken,
-) -> anyhow::Result<RunReport> {
+) -> Result<RunReport, RunError> {
     let start = Instant::now();
     let mut campaign = campaign.clone();
     if let Some(d) = opts.duration {
@@ -112,8 +147,19 @@ pub fn run(
     if campaign.system.needs_cluster() {
         crate::cluster::system_for(&campaign.system)?
             .version()
-            .map_err(|e| Unavailable(format!("{}: {e:#}", campaign.system.name())))?;
+            .map_err(|e| RunError::Unavailable(format!("{}: {e:#}", campaign.system.name())))?;
     }
+    Ok(run_validated(campaign, seed, opts, cancel, start)?)
+}
+
+/// The run proper, once nothing refused it.
+fn run_validated(
+    campaign: Campaign,
+    seed: u64,
+    opts: &RunOptions,
+    cancel: CancellationToken,
+    start: Instant,
+) -> anyhow::Result<RunReport> {
     let run_id = RunId::random();
     // Absolute, whatever `--results` is: the directory's paths are handed to nodes (data
     // directories, libfaketime's offset file), and nodes run in their own directories.
@@ -280,6 +326,7 @@ pub fn run(
         dir,
         verdict: checked.verdict,
         summary: checked.table,
+        results: checked.results,
         interrupted,
         operations: main_ops,
         rate: main_ops as f64 / main_elapsed.as_secs_f64().max(1e-9),
@@ -356,11 +403,6 @@ fn check_unless_cancelled(
         }
     }
 }
-
-/// Something the run needs is not on this machine (exit 69).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Unavailable(pub String);
 
 /// Finishes the recorder when dropped (a no-op after a regular finish).
 struct FinishOnDrop<'a>(&'a Recorder);

@@ -1,7 +1,8 @@
 //! After a run: run the checkers on the history and summarise what happened in a table.
 
 use crate::campaign::{Campaign, WorkloadKind};
-use serde::Serialize;
+use crate::nemesis::record::{is_stop_event, kind_of_start, FaultRecord};
+use serde::{Deserialize, Serialize};
 use splitbrain_checkers::linearizability::{self, CheckOptions};
 use splitbrain_checkers::models::ModelSpec;
 use splitbrain_checkers::set_checker;
@@ -126,8 +127,41 @@ pub fn history_end_ns(history: &History) -> u64 {
         .unwrap_or(0)
 }
 
+/// Latency of completed operations, milliseconds.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(from = "LatencyOnDisk")]
+pub struct Latency {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// How `latency_ms` is stored: named (format 2) or `[p50, p95, p99, max]` (format 1).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum LatencyOnDisk {
+    Named {
+        p50: f64,
+        p95: f64,
+        p99: f64,
+        max: f64,
+    },
+    Positional([f64; 4]),
+}
+
+impl From<LatencyOnDisk> for Latency {
+    fn from(stored: LatencyOnDisk) -> Latency {
+        match stored {
+            LatencyOnDisk::Named { p50, p95, p99, max }
+            | LatencyOnDisk::Positional([p50, p95, p99, max]) => Latency { p50, p95, p99, max },
+        }
+    }
+}
+
 /// Operation counts and latencies of client operations.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct OpStats {
     /// `f` → (ok, fail, info, pending).
     pub by_function: BTreeMap<String, [u64; 4]>,
@@ -137,8 +171,8 @@ pub struct OpStats {
     pub pending: u64,
     /// ok / all operations.
     pub availability: f64,
-    /// Latency of completed operations, milliseconds: p50, p95, p99, max.
-    pub latency_ms: [f64; 4],
+    /// Latency of completed operations.
+    pub latency_ms: Latency,
     /// ok operations per key.
     pub ok_per_key: BTreeMap<String, u64>,
 }
@@ -193,12 +227,17 @@ fn stats_of<'a>(ops: impl Iterator<Item = &'a ClientOp>) -> OpStats {
         let i = ((latencies.len() as f64 - 1.0) * q).round() as usize;
         latencies[i] as f64 / 1e6
     };
-    stats.latency_ms = [pct(0.5), pct(0.95), pct(0.99), pct(1.0)];
+    stats.latency_ms = Latency {
+        p50: pct(0.5),
+        p95: pct(0.95),
+        p99: pct(0.99),
+        max: pct(1.0),
+    };
     stats
 }
 
 /// A fault as the history tells it: from its start invocation to its undo's completion.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FaultWindow {
     /// The nemesis' fault id (pairs a start with its stop).
     pub id: Option<i64>,
@@ -236,7 +275,7 @@ impl FaultWindow {
 }
 
 /// How many faults the evidence shows in effect.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultEffect {
     pub faults: usize,
     /// Evidence says it took effect.
@@ -279,35 +318,11 @@ impl FaultEffect {
     }
 }
 
-/// The `f` of a nemesis event that undoes a fault (anything else starts one).
-pub(crate) fn is_stop(f: &str) -> bool {
-    matches!(f, "resume" | "start" | "clock-reset" | "heal") || f.starts_with("stop")
-}
-
-/// A field of a nemesis value map, whether its keys are strings (JSONL) or keywords (EDN).
-pub fn map_field<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
-    let Value::Map(pairs) = value else {
-        return None;
-    };
-    pairs.iter().find_map(|(k, v)| match k {
-        Value::Str(s) | Value::Keyword(s) if s == name => Some(v),
-        _ => None,
-    })
-}
-
 fn text_of(v: &Value) -> String {
     match v {
         Value::Str(s) | Value::Keyword(s) => s.clone(),
         Value::List(items) => items.iter().map(text_of).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
-    }
-}
-
-fn strings_of(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value::List(items)) => items.iter().map(text_of).collect(),
-        Some(Value::Nil) | None => Vec::new(),
-        Some(other) => vec![text_of(other)],
     }
 }
 
@@ -326,10 +341,11 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
         .iter()
         .filter(|e| e.process == Process::Nemesis)
     {
-        let id = map_field(&e.value, "id").and_then(Value::as_int);
+        let record = FaultRecord::from_value(&e.value);
+        let id = record.id;
         let time = e.time.unwrap_or(0);
         let error = e.error.as_ref().map(text_of);
-        if is_stop(&e.f) {
+        if is_stop_event(&e.f) {
             if e.kind == EventType::Invoke {
                 continue;
             }
@@ -338,14 +354,15 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
             };
             let w = &mut windows[open.remove(pos)];
             w.end_ns = Some(time);
-            w.roles_after = strings_of(map_field(&e.value, "roles_after"));
+            w.roles_after = record.roles_after;
             if let Some(line) = leader_change(&w.roles_before, &w.roles_after) {
                 w.evidence.insert(0, line);
             }
             w.evidence.extend(
-                strings_of(map_field(&e.value, "evidence"))
+                record
+                    .evidence
                     .into_iter()
-                    .chain(strings_of(map_field(&e.value, "observed")))
+                    .chain(record.observed)
                     .map(|x| format!("after heal: {x}")),
             );
             if error.is_some() {
@@ -354,7 +371,7 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
             continue;
         }
         if e.kind == EventType::Invoke {
-            let kind = e.f.strip_prefix("start-").unwrap_or(&e.f).to_owned();
+            let kind = kind_of_start(&e.f);
             open.push(windows.len());
             windows.push(FaultWindow {
                 id,
@@ -362,7 +379,7 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
                 start_ns: time,
                 in_force_ns: None,
                 end_ns: None,
-                description: describe_fault_value(&e.value),
+                description: record.describe(),
                 evidence: Vec::new(),
                 took_us: None,
                 error: None,
@@ -381,22 +398,22 @@ pub fn fault_windows(history: &History) -> Vec<FaultWindow> {
         };
         let w = &mut windows[open[pos]];
         w.in_force_ns = Some(time);
-        w.roles_before = strings_of(map_field(&e.value, "roles_before"));
-        w.took_us = map_field(&e.value, "took_us").and_then(Value::as_int);
-        // Applying failed: whatever part went in, the fault as planned did not.
-        w.effective = match map_field(&e.value, "effective") {
-            _ if error.is_some() => Some(false),
-            Some(Value::Bool(b)) => Some(*b),
-            _ => None,
-        };
-        let detail = describe_fault_value(&e.value);
+        let detail = record.describe();
         if !detail.is_empty() {
             w.description = detail;
         }
-        w.evidence
-            .extend(strings_of(map_field(&e.value, "evidence")));
+        w.roles_before = record.roles_before;
+        w.took_us = record.took_us;
+        // Applying failed: whatever part went in, the fault as planned did not.
+        w.effective = if error.is_some() {
+            Some(false)
+        } else {
+            record.effective
+        };
+        w.evidence.extend(record.evidence);
         w.evidence.extend(
-            strings_of(map_field(&e.value, "observed"))
+            record
+                .observed
                 .into_iter()
                 .map(|x| format!("clock seen: {x}")),
         );
@@ -480,29 +497,9 @@ fn leader_changes_text(faults: &[FaultWindow]) -> String {
 }
 
 /// The "what" of a fault, from its value map: shape, nodes, offsets, note.
-fn describe_fault_value(v: &Value) -> String {
-    let mut parts = Vec::new();
-    if let Some(shape) = map_field(v, "shape") {
-        parts.push(text_of(shape));
-    }
-    let nodes = map_field(v, "nodes").or_else(|| map_field(v, "targets"));
-    if let Some(nodes) = nodes {
-        parts.push(format!("nodes {}", text_of(nodes)));
-    }
-    if let Some(offsets) = map_field(v, "offsets") {
-        parts.push(format!("offsets {}", text_of(offsets)));
-    }
-    if let Some(percent) = map_field(v, "percent") {
-        parts.push(format!("{}% loss", text_of(percent)));
-    }
-    if let Some(note) = map_field(v, "note") {
-        parts.push(text_of(note));
-    }
-    parts.join("; ")
-}
-
 /// Operations, availability and tail latency of a part of the run.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PhaseStats {
     pub operations: u64,
     pub ok: u64,
@@ -518,8 +515,8 @@ impl PhaseStats {
             operations: stats.operations(),
             ok: stats.ok,
             availability: stats.availability,
-            p50_ms: stats.latency_ms[0],
-            p99_ms: stats.latency_ms[2],
+            p50_ms: stats.latency_ms.p50,
+            p99_ms: stats.latency_ms.p99,
         }
     }
 }
@@ -572,16 +569,192 @@ pub fn analyse(history: &History) -> Analysis {
 }
 
 /// The outcome of one checker.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct CheckerOutcome {
     pub checker: String,
+    #[serde(with = "verdict_text")]
     pub verdict: Verdict,
     /// One line: what the checker found.
     pub detail: String,
+    #[serde(default)]
     pub result: serde_json::Value,
     /// The first counterexample of an `invalid` linearizability check.
     #[serde(skip)]
     pub counterexample: Option<Counterexample>,
+    /// Every key a linearizability check found invalid (in `results.json` as the run's
+    /// `invalid_keys`).
+    #[serde(skip)]
+    pub invalid_keys: Vec<Value>,
+}
+
+/// The version of `results.json` this build writes. 1: no `format` field, `latency_ms` as
+/// `[p50, p95, p99, max]`; 2: `format` and named latencies. Every earlier version still loads.
+pub const RESULTS_FORMAT: u32 = 2;
+
+fn format_1() -> u32 {
+    1
+}
+
+/// The results document of one run (`results.json`): written once at the end of the run,
+/// handed to whoever needs it in the same process and read back with [`RunResults::load`]
+/// from a stored run.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RunResults {
+    /// [`RESULTS_FORMAT`] when written; 1 for run directories from before it was recorded.
+    #[serde(default = "format_1")]
+    pub format: u32,
+    #[serde(with = "verdict_text")]
+    pub verdict: Verdict,
+    pub campaign: String,
+    pub system: String,
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    pub model: String,
+    pub seed: u64,
+    pub run_id: String,
+    #[serde(default)]
+    pub interrupted: bool,
+    #[serde(default)]
+    pub node_deaths: Vec<String>,
+    /// Length of the main phase (seconds).
+    #[serde(default)]
+    pub main_phase_s: f64,
+    pub operations: OpStats,
+    #[serde(default)]
+    pub availability: Availability,
+    /// The kinds of the faults the history shows.
+    #[serde(default)]
+    pub fault_kinds: std::collections::BTreeSet<String>,
+    #[serde(default)]
+    pub fault_effect: FaultEffect,
+    /// Faults across which the leader changed (`None` when the system cannot say).
+    #[serde(default)]
+    pub leader_changes: Option<usize>,
+    /// The keys any linearizability check found invalid.
+    #[serde(default)]
+    pub invalid_keys: Vec<Value>,
+    #[serde(default)]
+    pub faults: Vec<FaultWindow>,
+    #[serde(default)]
+    pub checkers: Vec<CheckerOutcome>,
+}
+
+impl RunResults {
+    /// The document of a checked run: its facts, the history's analysis, the combined
+    /// verdict and each checker's outcome.
+    pub fn new(
+        facts: &RunFacts,
+        analysis: &Analysis,
+        verdict: Verdict,
+        checkers: Vec<CheckerOutcome>,
+    ) -> RunResults {
+        let campaign = facts.campaign;
+        RunResults {
+            format: RESULTS_FORMAT,
+            verdict,
+            campaign: campaign.name.clone(),
+            system: campaign.system.name(),
+            nodes: facts.nodes.clone(),
+            model: campaign.model().name().to_owned(),
+            seed: facts.seed,
+            run_id: facts.run_id.to_owned(),
+            interrupted: facts.interrupted,
+            node_deaths: facts.node_deaths.clone(),
+            main_phase_s: facts.main_elapsed.as_secs_f64(),
+            operations: analysis.ops.clone(),
+            availability: Availability {
+                overall: analysis.ops.availability,
+                during_faults: analysis.during_faults.clone(),
+                healthy: analysis.healthy.clone(),
+                by_fault: analysis.by_fault.clone(),
+            },
+            fault_kinds: analysis.faults.iter().map(|w| w.kind.clone()).collect(),
+            fault_effect: FaultEffect::of(&analysis.faults, campaign.nemesis.require_effect),
+            leader_changes: leader_changes(&analysis.faults),
+            invalid_keys: checkers
+                .iter()
+                .flat_map(|o| o.invalid_keys.iter().cloned())
+                .collect(),
+            faults: analysis.faults.clone(),
+            checkers,
+        }
+    }
+
+    /// Reads a stored `results.json`, whichever format version wrote it.
+    pub fn load(path: &std::path::Path) -> Result<RunResults, ResultsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ResultsError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let results: RunResults =
+            serde_json::from_str(&text).map_err(|source| ResultsError::Json {
+                path: path.to_owned(),
+                source,
+            })?;
+        if results.format > RESULTS_FORMAT {
+            return Err(ResultsError::NewerFormat {
+                path: path.to_owned(),
+                format: results.format,
+            });
+        }
+        Ok(results)
+    }
+
+    /// Client operations of every outcome.
+    pub fn operation_count(&self) -> u64 {
+        self.operations.operations()
+    }
+}
+
+/// Reading a stored `results.json` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Json {
+        path: std::path::PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{}: results format {format} is newer than this build reads ({RESULTS_FORMAT})", path.display())]
+    NewerFormat {
+        path: std::path::PathBuf,
+        format: u32,
+    },
+}
+
+/// Availability overall, in and out of faults, and per fault kind.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Availability {
+    pub overall: f64,
+    pub during_faults: PhaseStats,
+    pub healthy: PhaseStats,
+    pub by_fault: BTreeMap<String, PhaseStats>,
+}
+
+/// A [`Verdict`] as its lowercase name (`valid`, `invalid`, `unknown`).
+mod verdict_text {
+    use splitbrain_checkers::Verdict;
+
+    pub fn serialize<S: serde::Serializer>(v: &Verdict, s: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(v, s)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Verdict, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        [Verdict::Valid, Verdict::Invalid, Verdict::Unknown]
+            .into_iter()
+            .find(|v| v.as_str() == text)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "verdict `{text}`: expected valid, invalid or unknown"
+                ))
+            })
+    }
 }
 
 /// What the checkers said, rendered.
@@ -589,8 +762,7 @@ pub struct Checked {
     pub verdict: Verdict,
     pub table: String,
     /// The results document (`results.json`).
-    pub json: serde_json::Value,
-    pub outcomes: Vec<CheckerOutcome>,
+    pub results: RunResults,
     pub analysis: Analysis,
 }
 
@@ -614,6 +786,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             ),
             result: serde_json::to_value(&r)?,
             counterexample: None,
+            invalid_keys: Vec::new(),
         });
     } else {
         let model = ModelSpec::new(campaign.model());
@@ -659,6 +832,12 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             detail,
             result: serde_json::to_value(&r)?,
             counterexample,
+            invalid_keys: r
+                .keys
+                .iter()
+                .filter(|k| k.verdict == Verdict::Invalid)
+                .map(|k| k.key.clone().unwrap_or(Value::Nil))
+                .collect(),
         });
     }
 
@@ -692,6 +871,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
         detail: evidence.unwrap_or_else(|| format!("{} ok operations over {keys} keys", stats.ok)),
         result: serde_json::Value::Null,
         counterexample: None,
+        invalid_keys: Vec::new(),
     });
     // A fault that did not bite was not tested: the run says so instead of passing.
     let fault_effect = FaultEffect::of(&analysis.faults, campaign.nemesis.require_effect);
@@ -743,6 +923,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             detail,
             result: serde_json::to_value(&fault_effect)?,
             counterexample: None,
+            invalid_keys: Vec::new(),
         });
     }
     let verdict = outcomes
@@ -750,51 +931,13 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
         .fold(Verdict::Valid, |v, o| v.combine(o.verdict));
 
     let table = render(facts, &analysis, &outcomes, verdict);
-    let fault_kinds: std::collections::BTreeSet<&str> =
-        analysis.faults.iter().map(|w| w.kind.as_str()).collect();
-    let json = serde_json::json!({
-        "verdict": verdict,
-        "campaign": campaign.name,
-        "system": campaign.system.name(),
-        "nodes": facts.nodes,
-        "model": campaign.model().name(),
-        "seed": facts.seed,
-        "run_id": facts.run_id,
-        "interrupted": facts.interrupted,
-        "node_deaths": facts.node_deaths,
-        "main_phase_s": facts.main_elapsed.as_secs_f64(),
-        "operations": stats,
-        "availability": {
-            "overall": stats.availability,
-            "during_faults": analysis.during_faults,
-            "healthy": analysis.healthy,
-            "by_fault": analysis.by_fault,
-        },
-        "fault_kinds": fault_kinds,
-        "fault_effect": fault_effect,
-        "leader_changes": leader_changes(&analysis.faults),
-        "invalid_keys": invalid_keys_of(&outcomes),
-        "faults": analysis.faults,
-        "checkers": outcomes,
-    });
+    let results = RunResults::new(facts, &analysis, verdict, outcomes);
     Ok(Checked {
         verdict,
         table,
-        json,
-        outcomes,
+        results,
         analysis,
     })
-}
-
-/// The keys every linearizability check found invalid (all of them, not only the first).
-fn invalid_keys_of(outcomes: &[CheckerOutcome]) -> Vec<serde_json::Value> {
-    outcomes
-        .iter()
-        .filter_map(|o| o.result.get("keys")?.as_array())
-        .flatten()
-        .filter(|k| k["verdict"] == "invalid")
-        .map(|k| k["key"].clone())
-        .collect()
 }
 
 fn describe_counterexample(c: &Counterexample) -> String {
@@ -937,7 +1080,7 @@ fn render(
             b.push_record([format!("  during {kind}"), pct(p)]);
         }
     }
-    let [p50, p95, p99, max] = stats.latency_ms;
+    let Latency { p50, p95, p99, max } = stats.latency_ms;
     b.push_record([
         "latency".to_owned(),
         format!("p50 {p50:.1}ms, p95 {p95:.1}ms, p99 {p99:.1}ms, max {max:.1}ms"),

@@ -241,7 +241,7 @@ fn availability_is_split_by_fault_windows_and_faults_carry_their_evidence() {
     assert_eq!(a.by_fault["partition"].operations, 3);
     // Latencies are all 100 ms.
     assert!(
-        (a.ops.latency_ms[2] - 100.0).abs() < 1e-6,
+        (a.ops.latency_ms.p99 - 100.0).abs() < 1e-6,
         "{:?}",
         a.ops.latency_ms
     );
@@ -263,9 +263,12 @@ fn availability_is_split_by_fault_windows_and_faults_carry_their_evidence() {
     ] {
         assert!(t.contains(needle), "summary lacks {needle:?}:\n{t}");
     }
-    assert_eq!(checked.json["availability"]["healthy"]["operations"], 4);
     assert_eq!(
-        checked.json["fault_kinds"],
+        serde_json::to_value(&checked.results).unwrap()["availability"]["healthy"]["operations"],
+        4
+    );
+    assert_eq!(
+        serde_json::to_value(&checked.results).unwrap()["fault_kinds"],
         serde_json::json!(["partition"])
     );
 }
@@ -674,8 +677,7 @@ fn html_report_of_a_large_run_is_sampled_and_says_so() {
     let checked = summary::Checked {
         verdict: Verdict::Valid,
         table: String::new(),
-        json: serde_json::Value::Null,
-        outcomes: Vec::new(),
+        results: summary::RunResults::new(&f, &analysis, Verdict::Valid, Vec::new()),
         analysis,
     };
     let html = report::html::render(&f, &history, &checked);
@@ -781,7 +783,7 @@ fn a_fault_that_did_not_take_effect_makes_the_run_unknown_and_is_shown() {
     ] {
         assert!(t.contains(needle), "summary lacks {needle:?}:\n{t}");
     }
-    let effect = &checked.json["fault_effect"];
+    let effect = &serde_json::to_value(&checked.results).unwrap()["fault_effect"];
     assert_eq!(
         (
             &effect["faults"],
@@ -887,12 +889,13 @@ fn every_key_is_checked_and_every_invalid_key_reported() {
         "first counterexample:\n{t}"
     );
     assert_eq!(
-        checked.json["invalid_keys"],
+        serde_json::to_value(&checked.results).unwrap()["invalid_keys"],
         serde_json::json!([2, 4]),
         "{}",
-        checked.json
+        serde_json::to_value(&checked.results).unwrap()
     );
-    let keys = checked.json["checkers"][0]["result"]["keys"]
+    let document = serde_json::to_value(&checked.results).unwrap();
+    let keys = document["checkers"][0]["result"]["keys"]
         .as_array()
         .unwrap();
     let verdicts: Vec<&str> = keys
@@ -903,7 +906,10 @@ fn every_key_is_checked_and_every_invalid_key_reported() {
     for k in keys.iter().filter(|k| k["verdict"] == "invalid") {
         assert!(k["counterexample"].is_object(), "{k}");
     }
-    assert!(!checked.json.to_string().contains("not checked"));
+    assert!(!serde_json::to_value(&checked.results)
+        .unwrap()
+        .to_string()
+        .contains("not checked"));
 }
 
 #[test]

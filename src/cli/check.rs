@@ -177,7 +177,7 @@ struct Report {
     exit_code: u8,
 }
 
-pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
+pub fn run(args: CheckArgs) -> super::Outcome {
     if let [dir] = args.files.as_slice() {
         if dir.is_dir() {
             return recheck_run_dir(dir, args.json);
@@ -199,11 +199,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     };
     let registers = [ModelKind::Register, ModelKind::CasRegister, ModelKind::Kv];
     if args.nil_reads != NilReads::Value && !registers.contains(&spec.kind) {
-        eprintln!(
-            "splitbrain: --nil-reads applies to register, cas-register and kv, not {}",
+        return Err(exit::Failure::usage(format!(
+            "--nil-reads applies to register, cas-register and kv, not {}",
             spec.kind.name()
-        );
-        return Ok(exit::USAGE);
+        )));
     }
     let defaults = CheckOptions::default();
     let opts = CheckOptions {
@@ -602,16 +601,13 @@ fn print_overall(report: &Report) {
 
 /// `check RUN_DIR`: the stored history checked again with the model, time limit and
 /// evidence threshold of the run's `campaign.json`; the run directory is left unchanged.
-fn recheck_run_dir(dir: &Path, json: bool) -> anyhow::Result<u8> {
+fn recheck_run_dir(dir: &Path, json: bool) -> super::Outcome {
     let (_, checked) = match crate::report::recheck_run(dir) {
         Ok(done) => done,
-        Err(e) => {
-            eprintln!("splitbrain: {e}");
-            return Ok(exit::DATA_ERR);
-        }
+        Err(e) => return Err(exit::Failure::new(exit::FailureKind::BadData, e)),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&checked.json)?);
+        println!("{}", serde_json::to_string_pretty(&checked.results)?);
     } else {
         print!("{}", checked.table);
     }

@@ -22,18 +22,12 @@ pub struct CleanupArgs {
 }
 
 /// Prints what was removed. Exit 0 when everything is gone (also when nothing was left).
-pub fn run(args: CleanupArgs) -> anyhow::Result<u8> {
+pub fn run(args: CleanupArgs) -> super::Outcome {
     let run = match args.run.as_deref().map(RunId::parse).transpose() {
         Ok(run) => run,
-        Err(e) => {
-            eprintln!("splitbrain: {e}");
-            return Ok(crate::exit::USAGE);
-        }
+        Err(e) => return Err(crate::exit::Failure::usage(e)),
     };
-    if let Err(e) = crate::capability::require_root() {
-        eprintln!("splitbrain: {e}");
-        return Ok(e.exit_code());
-    }
+    crate::capability::require_root()?;
     let report = crate::cleanup::cleanup(run.as_ref());
     for line in &report.removed {
         println!("removed {line}");

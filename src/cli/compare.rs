@@ -2,7 +2,7 @@
 //! fault schedule against several systems, as one table of measurements.
 
 use crate::compare::{self, Cell, CompareOptions};
-use crate::exit;
+use crate::exit::{self, Failure, FailureKind};
 use crate::report::progress::ProgressStyle;
 use crate::run::RunOptions;
 use clap::Args;
@@ -32,27 +32,17 @@ pub struct CompareArgs {
     pub json: bool,
 }
 
-pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
+pub fn run(args: CompareArgs) -> super::Outcome {
     let campaign = match crate::campaign::load(&args.campaign) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("splitbrain: {e}");
-            return Ok(exit::USAGE);
-        }
+        Err(e) => return Err(Failure::usage(e)),
     };
     let systems = match compare::parse_systems(&args.systems) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("splitbrain: --systems: {e}");
-            return Ok(exit::USAGE);
-        }
+        Err(e) => return Err(Failure::usage(format!("--systems: {e}"))),
     };
-    if systems.iter().any(|s| s.needs_cluster()) && !nix::unistd::geteuid().is_root() {
-        eprintln!(
-            "splitbrain: compare needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to create network \
-             namespaces and cgroups for the clusters; try again with sudo"
-        );
-        return Ok(exit::NO_PERM);
+    if systems.iter().any(|s| s.needs_cluster()) {
+        crate::capability::require_root()?;
     }
     let cancel = CancellationToken::new();
     super::run::watch_signals(cancel.clone())?;
@@ -80,7 +70,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
         print!("{}", compare::table(&rows));
     }
     if cancel.is_cancelled() {
-        return Ok(130);
+        return Err(Failure::new(FailureKind::Interrupted, "interrupted"));
     }
     // Measurements, not a test: an invalid system is a finding, not a failure of the
     // command. The exit code says whether every cell could be measured (or was refused).

@@ -7,7 +7,7 @@ pub struct DoctorArgs {}
 
 /// Prints the probe table. Exit 0 when the default path (partitions, pauses, kills) can run,
 /// 77 without root, 69 when another essential piece is missing.
-pub fn run(_args: DoctorArgs) -> anyhow::Result<u8> {
+pub fn run(_args: DoctorArgs) -> super::Outcome {
     let probes = crate::capability::probe_all();
     println!("{}", crate::doctor::render(&probes));
     if crate::capability::require_root().is_err() {

@@ -39,7 +39,11 @@ pub enum Command {
     Compare(compare::CompareArgs),
 }
 
-/// Parses the command line, runs the subcommand, maps errors to exit codes.
+/// What a subcommand returns: its exit code when it reached one (a verdict, 0 for done), or
+/// the failure that stopped it.
+type Outcome = Result<u8, crate::exit::Failure>;
+
+/// Parses the command line, runs the subcommand, maps failures to exit codes.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -59,11 +63,12 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::Compare(args) => compare::run(args),
     };
+    // The one place a failure becomes an exit code.
     match outcome {
         Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("splitbrain: error: {e:#}");
-            ExitCode::from(crate::exit::SOFTWARE)
+        Err(failure) => {
+            eprintln!("splitbrain: {failure}");
+            ExitCode::from(failure.exit_code())
         }
     }
 }

@@ -25,13 +25,10 @@ pub struct ReportArgs {
     pub rewrite: bool,
 }
 
-pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
+pub fn run(args: ReportArgs) -> super::Outcome {
     let mut rows = match runs::scan(&args.dir, args.campaign.as_deref()) {
         Ok(rows) => rows,
-        Err(e) => {
-            eprintln!("splitbrain: {e}");
-            return Ok(exit::USAGE);
-        }
+        Err(e) => return Err(exit::Failure::usage(e)),
     };
     if let Some(limit) = args.limit {
         rows.truncate(limit);

@@ -1,6 +1,6 @@
 //! `splitbrain run`: run a campaign against a real cluster, check it, print the summary.
 
-use crate::exit;
+use crate::exit::{self, Failure, FailureKind};
 use crate::report::progress::ProgressStyle;
 use crate::run::{run, RunOptions};
 use anyhow::Context;
@@ -39,20 +39,13 @@ pub struct RunArgs {
     pub json: bool,
 }
 
-pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
+pub fn run_command(args: RunArgs) -> super::Outcome {
     let campaign = match crate::campaign::load(&args.campaign) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("splitbrain: {e}");
-            return Ok(exit::USAGE);
-        }
+        Err(e) => return Err(Failure::usage(e)),
     };
-    if campaign.system.needs_cluster() && !nix::unistd::geteuid().is_root() {
-        eprintln!(
-            "splitbrain: run needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to create network \
-             namespaces and cgroups for the cluster; try again with sudo"
-        );
-        return Ok(exit::NO_PERM);
+    if campaign.system.needs_cluster() {
+        crate::capability::require_root()?;
     }
     let cancel = CancellationToken::new();
     watch_signals(cancel.clone())?;
@@ -73,26 +66,10 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
             progress,
             ..RunOptions::default()
         };
-        let report = match run(&campaign, &opts, cancel.clone()) {
-            Ok(report) => report,
-            // A fault this machine cannot do: refused before anything started.
-            Err(e) => {
-                if let Some(refused) = e.downcast_ref::<crate::nemesis::NemesisError>() {
-                    eprintln!("splitbrain: {refused}");
-                    return Ok(refused.exit_code());
-                }
-                if let Some(missing) = e.downcast_ref::<crate::run::Unavailable>() {
-                    eprintln!("splitbrain: the system under test is not available: {missing}");
-                    return Ok(exit::UNAVAILABLE);
-                }
-                return Err(e);
-            }
-        };
+        // A fault this machine cannot do, a missing system: refused before anything started.
+        let report = run(&campaign, &opts, cancel.clone())?;
         if args.json {
-            let path = report.dir.join("results.json");
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            documents.push(serde_json::from_str::<serde_json::Value>(&text)?);
+            documents.push(serde_json::to_value(&report.results)?);
         } else if args.quiet {
             println!(
                 "{} {} on {}: {}",
@@ -114,6 +91,7 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
             let xml = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
             let run_report = quick_junit::Report::deserialize_from_str(&xml)
+                .map_err(anyhow::Error::from)
                 .with_context(|| format!("reading {}", path.display()))?;
             suites.extend(run_report.test_suites);
         }
@@ -131,20 +109,19 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
         println!("{}", serde_json::to_string_pretty(&doc)?);
     }
     if let Some(path) = &args.junit {
-        let xml = crate::report::junit::to_xml(&crate::report::junit::report(suites))?;
+        let xml = crate::report::junit::to_xml(&crate::report::junit::report(suites))
+            .map_err(anyhow::Error::from)?;
         std::fs::write(path, xml).with_context(|| format!("writing {}", path.display()))?;
     }
     // What results.json says decides: a signal after the last verdict interrupted nothing.
     if interrupted {
-        eprintln!(
-            "splitbrain: interrupted; the cluster is cleaned up and the history so far was checked"
-        );
+        let message = "interrupted; the cluster is cleaned up and the history so far was checked";
         // A violation found in the partial history is still a violation.
-        return Ok(if overall == Verdict::Invalid {
-            exit::INVALID
-        } else {
-            130
-        });
+        if overall == Verdict::Invalid {
+            eprintln!("splitbrain: {message}");
+            return Ok(exit::INVALID);
+        }
+        return Err(Failure::new(FailureKind::Interrupted, message));
     }
     Ok(overall.exit_code() as u8)
 }

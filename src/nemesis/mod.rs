@@ -7,6 +7,8 @@
 //! * [`clock`] — libfaketime offsets per node; refusal of binaries it cannot skew.
 //! * [`packet`] — packet loss, delay, reorder, duplication; [`nfqueue`] — the packet holder.
 //! * [`roles`] — who leads, per system.
+//! * [`record`] — what a fault writes into the history ([`record::FaultRecord`]) and its
+//!   events' names.
 //! * [`schedule`] — the campaign's `nemesis:` section and the schedule computed from it.
 //! * [`runner`] — executes a schedule on a live cluster, records, undoes on every path.
 //!
@@ -20,6 +22,7 @@ pub mod nfqueue;
 pub mod packet;
 pub mod partition;
 pub mod process;
+pub mod record;
 pub mod roles;
 pub mod runner;
 pub mod schedule;
@@ -54,11 +57,11 @@ pub enum NemesisError {
 }
 
 impl NemesisError {
-    /// 69 (unavailable) for what this machine lacks, 64 (usage) for a bad schedule.
-    pub fn exit_code(&self) -> u8 {
+    /// Unavailable for what this machine lacks, usage for a bad schedule.
+    pub fn kind(&self) -> crate::exit::FailureKind {
         match self {
-            NemesisError::Plan(_) => crate::exit::USAGE,
-            _ => crate::exit::UNAVAILABLE,
+            NemesisError::Plan(_) => crate::exit::FailureKind::Usage,
+            _ => crate::exit::FailureKind::Unavailable,
         }
     }
 }

@@ -12,6 +12,7 @@ use super::net::{self, AppliedCut, NetBackend, Reach};
 use super::packet;
 use super::partition::{self, Grudge, Shape};
 use super::process::{self, RESTART_READY_TIMEOUT};
+use super::record::{start_event, stop_event, FaultRecord, PlannedTargets};
 use super::roles::{self, RoleQuery};
 use super::schedule::{Action, FaultKind, Schedule, ScheduledFault, Targets};
 use crate::cluster::{Cluster, Deployment};
@@ -22,6 +23,7 @@ use crate::system::Readiness;
 use crate::topology::NodeNet;
 use serde::Serialize;
 use splitbrain_checkers::{EventType, Process, Value};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -222,66 +224,23 @@ impl NemesisContext {
         }
     }
 
-    fn record(&self, kind: EventType, f: &str, value: Value, error: Option<String>) {
+    fn record(&self, kind: EventType, f: &str, record: &FaultRecord, error: Option<String>) {
         self.recorder.record(Entry {
             process: Process::Nemesis,
             kind,
             f: f.to_owned(),
             key: None,
-            value,
+            value: record.to_value(),
             node: None,
             error: error.map(Value::Str),
         });
     }
 }
 
-/// A small builder for the `value` maps of nemesis operations.
-#[derive(Default)]
-struct Fields(Vec<(Value, Value)>);
-
-impl Fields {
-    fn str(mut self, k: &str, v: impl Into<String>) -> Self {
-        self.0
-            .push((Value::Str(k.to_owned()), Value::Str(v.into())));
-        self
-    }
-    fn int(mut self, k: &str, v: i64) -> Self {
-        self.0.push((Value::Str(k.to_owned()), Value::Int(v)));
-        self
-    }
-    fn list(mut self, k: &str, items: &[String]) -> Self {
-        self.0.push((
-            Value::Str(k.to_owned()),
-            Value::List(items.iter().cloned().map(Value::Str).collect()),
-        ));
-        self
-    }
-    fn value(mut self, k: &str, v: Value) -> Self {
-        self.0.push((Value::Str(k.to_owned()), v));
-        self
-    }
-    fn opt(self, k: &str, v: Option<String>) -> Self {
-        match v {
-            Some(v) => self.str(k, v),
-            None => self,
-        }
-    }
-    fn done(self) -> Value {
-        Value::Map(self.0)
-    }
-}
-
-fn grudge_value(g: &Grudge) -> Value {
-    Value::Map(
-        g.0.iter()
-            .map(|(k, v)| {
-                (
-                    Value::Str(k.clone()),
-                    Value::List(v.iter().cloned().map(Value::Str).collect()),
-                )
-            })
-            .collect(),
-    )
+fn grudge_record(g: &Grudge) -> BTreeMap<String, Vec<String>> {
+    g.0.iter()
+        .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+        .collect()
 }
 
 fn micros(d: Duration) -> i64 {
@@ -361,23 +320,26 @@ struct ActiveFaults {
 impl ActiveFaults {
     fn start(&mut self, fault: &ScheduledFault, mut prepared: Prepared, scheduled: Instant) {
         let kind = fault.action.kind();
-        let (f, plan) = describe_start(fault);
-        self.ctx.record(EventType::Invoke, f, plan, None);
+        let f = start_event(kind);
+        self.ctx
+            .record(EventType::Invoke, f, &describe_start(fault), None);
         let roles_before = std::mem::take(&mut prepared.roles);
         let began = Instant::now();
         let outcome = apply(&self.ctx, &fault.action, prepared);
         let in_force = Instant::now();
         // Evidence is gathered after the fault is in force and is not part of its timing.
-        let outcome = outcome.map(|(undo, mut fields)| {
-            fields.0.extend(evidence(&self.ctx, &undo).0);
-            (undo, fields)
+        let outcome = outcome.map(|(undo, mut details)| {
+            details.merge(evidence(&self.ctx, &undo));
+            (undo, details)
         });
         let took = in_force - began;
         let lateness = in_force.saturating_duration_since(scheduled);
-        let base = Fields::default()
-            .int("id", fault.id as i64)
-            .int("took_us", micros(took))
-            .int("lateness_us", micros(lateness));
+        let base = FaultRecord {
+            id: Some(fault.id as i64),
+            took_us: Some(micros(took)),
+            lateness_us: Some(micros(lateness)),
+            ..FaultRecord::default()
+        };
         let timing = |error: Option<String>| FaultTiming {
             id: fault.id,
             kind: kind.name(),
@@ -388,12 +350,10 @@ impl ActiveFaults {
         };
         match outcome {
             Ok((undo, details)) => {
-                let mut fields = base;
-                fields.0.extend(details.0);
-                if !roles_before.is_empty() {
-                    fields = fields.list("roles_before", &roles_before);
-                }
-                self.ctx.record(EventType::Info, f, fields.done(), None);
+                let mut record = base;
+                record.merge(details);
+                record.roles_before = roles_before;
+                self.ctx.record(EventType::Info, f, &record, None);
                 self.report.faults.push(timing(None));
                 self.active.push(ActiveFault {
                     id: fault.id,
@@ -403,7 +363,7 @@ impl ActiveFaults {
             }
             Err((undo, message)) => {
                 self.ctx
-                    .record(EventType::Info, f, base.done(), Some(message.clone()));
+                    .record(EventType::Info, f, &base, Some(message.clone()));
                 self.report.faults.push(timing(Some(message)));
                 // Whatever part did apply is still undone at the end.
                 if let Some(undo) = undo {
@@ -432,25 +392,20 @@ impl ActiveFaults {
     }
 
     fn undo(&mut self, fault: ActiveFault) {
-        let f = stop_name(fault.kind);
-        self.ctx.record(
-            EventType::Invoke,
-            f,
-            Fields::default().int("id", fault.id as i64).done(),
-            None,
-        );
+        let f = stop_event(fault.kind);
+        self.ctx
+            .record(EventType::Invoke, f, &FaultRecord::with_id(fault.id), None);
         let began = Instant::now();
         let (details, error) = undo(&self.ctx, fault.undo);
         let took = began.elapsed();
-        let mut fields = Fields::default()
-            .int("id", fault.id as i64)
-            .int("took_us", micros(took));
-        fields.0.extend(details.0);
+        let mut record = FaultRecord {
+            id: Some(fault.id as i64),
+            took_us: Some(micros(took)),
+            ..FaultRecord::default()
+        };
+        record.merge(details);
         // Who leads once healed, next to who led before: leader changes, as evidence.
-        let roles_after = self.ctx.role_lines();
-        if !roles_after.is_empty() {
-            fields = fields.list("roles_after", &roles_after);
-        }
+        record.roles_after = self.ctx.role_lines();
         if let Some(e) = &error {
             self.report.undo_errors.push(format!(
                 "fault {} ({}): {e}",
@@ -458,7 +413,7 @@ impl ActiveFaults {
                 fault.kind.name()
             ));
         }
-        self.ctx.record(EventType::Info, f, fields.done(), error);
+        self.ctx.record(EventType::Info, f, &record, error);
         if let Some(t) = self
             .report
             .faults
@@ -477,104 +432,68 @@ impl Drop for ActiveFaults {
     }
 }
 
-fn stop_name(kind: FaultKind) -> &'static str {
-    match kind {
-        FaultKind::Partition => "stop-partition",
-        FaultKind::Pause => "resume",
-        FaultKind::Kill => "start",
-        FaultKind::Loss => "stop-loss",
-        FaultKind::Delay => "stop-delay",
-        FaultKind::Reorder => "stop-reorder",
-        FaultKind::Duplicate => "stop-duplicate",
-        _ => "clock-reset",
-    }
-}
-
-fn targets_value(t: &Targets) -> Value {
+fn planned_targets(t: &Targets) -> PlannedTargets {
     match t {
-        Targets::Nodes(n) => Value::List(n.iter().cloned().map(Value::Str).collect()),
-        Targets::Primaries { .. } => Value::Str("primaries".to_owned()),
+        Targets::Nodes(n) => PlannedTargets::Nodes(n.clone()),
+        Targets::Primaries { .. } => PlannedTargets::Role("primaries".to_owned()),
     }
 }
 
-/// The history's `f` and planned `value` of a fault start.
-fn describe_start(fault: &ScheduledFault) -> (&'static str, Value) {
-    let fields = Fields::default()
-        .int("id", fault.id as i64)
-        .int("hold_ms", fault.hold.as_millis() as i64);
+/// The planned record of a fault start.
+fn describe_start(fault: &ScheduledFault) -> FaultRecord {
+    let plan = FaultRecord {
+        id: Some(fault.id as i64),
+        hold_ms: Some(fault.hold.as_millis() as i64),
+        ..FaultRecord::default()
+    };
+    let targeting = |targets: &Targets| FaultRecord {
+        targets: Some(planned_targets(targets)),
+        ..plan.clone()
+    };
     match &fault.action {
-        Action::Partition { shape, grudge, .. } => {
-            let fields = fields.str("shape", shape.name());
-            let fields = match grudge {
-                Some(g) => fields.value("grudge", grudge_value(g)),
-                None => fields,
-            };
-            ("start-partition", fields.done())
-        }
-        Action::Pause(t) => ("pause", fields.value("targets", targets_value(t)).done()),
-        Action::Kill(t) => ("kill", fields.value("targets", targets_value(t)).done()),
+        Action::Partition { shape, grudge, .. } => FaultRecord {
+            shape: Some(shape.name().to_owned()),
+            grudge: grudge.as_ref().map(grudge_record),
+            ..plan
+        },
+        Action::Pause(t) | Action::Kill(t) => targeting(t),
         Action::ClockBump {
             targets,
             offsets_ms,
-        } => (
-            "clock-bump",
-            fields
-                .value("targets", targets_value(targets))
-                .value(
-                    "offsets_ms",
-                    Value::List(offsets_ms.iter().map(|o| Value::Int(*o)).collect()),
-                )
-                .done(),
-        ),
+        } => FaultRecord {
+            offsets_ms: offsets_ms.clone(),
+            ..targeting(targets)
+        },
         Action::ClockStrobe {
             targets,
             offset_ms,
             period,
-        } => (
-            "clock-strobe",
-            fields
-                .value("targets", targets_value(targets))
-                .int("offset_ms", *offset_ms)
-                .int("period_ms", period.as_millis() as i64)
-                .done(),
-        ),
-        Action::Loss { targets, percent } => (
-            "start-loss",
-            fields
-                .value("targets", targets_value(targets))
-                .int("percent", *percent as i64)
-                .done(),
-        ),
+        } => FaultRecord {
+            offset_ms: Some(*offset_ms),
+            period_ms: Some(period.as_millis() as i64),
+            ..targeting(targets)
+        },
+        Action::Loss { targets, percent } | Action::Duplicate { targets, percent } => FaultRecord {
+            percent: Some(*percent as i64),
+            ..targeting(targets)
+        },
         Action::Delay {
             targets,
             mean,
             jitter,
-        } => (
-            "start-delay",
-            fields
-                .value("targets", targets_value(targets))
-                .int("mean_us", micros(*mean))
-                .int("jitter_us", micros(*jitter))
-                .done(),
-        ),
-        Action::Reorder { targets, max_delay } => (
-            "start-reorder",
-            fields
-                .value("targets", targets_value(targets))
-                .int("max_delay_us", micros(*max_delay))
-                .done(),
-        ),
-        Action::Duplicate { targets, percent } => (
-            "start-duplicate",
-            fields
-                .value("targets", targets_value(targets))
-                .int("percent", *percent as i64)
-                .done(),
-        ),
+        } => FaultRecord {
+            mean_us: Some(micros(*mean)),
+            jitter_us: Some(micros(*jitter)),
+            ..targeting(targets)
+        },
+        Action::Reorder { targets, max_delay } => FaultRecord {
+            max_delay_us: Some(micros(*max_delay)),
+            ..targeting(targets)
+        },
     }
 }
 
-type Applied = Result<(Undo, Fields), (Option<Undo>, String)>;
+type Applied = Result<(Undo, FaultRecord), (Option<Undo>, String)>;
 
 fn apply(ctx: &NemesisContext, action: &Action, prepared: Prepared) -> Applied {
     let Prepared {
@@ -617,10 +536,12 @@ fn apply(ctx: &NemesisContext, action: &Action, prepared: Prepared) -> Applied {
                 .zip(offsets_ms.iter().cycle())
                 .map(|(n, o)| format!("{n}: {}", clock::offset_spec(*o)))
                 .collect();
-            let fields = Fields::default()
-                .list("nodes", &nodes)
-                .list("offsets", &offsets)
-                .opt("note", note);
+            let fields = FaultRecord {
+                nodes: nodes.clone(),
+                offsets,
+                note,
+                ..FaultRecord::default()
+            };
             let planned = applied
                 .iter()
                 .map(|a| {
@@ -687,17 +608,16 @@ fn apply(ctx: &NemesisContext, action: &Action, prepared: Prepared) -> Applied {
                     ))
                 }
             };
-            let fields = Fields::default()
-                .list("nodes", &nodes)
-                .str(
-                    "offsets",
-                    format!(
-                        "0 / {} every {}ms",
-                        clock::offset_spec(offset),
-                        period.as_millis()
-                    ),
-                )
-                .opt("note", note);
+            let fields = FaultRecord {
+                nodes: nodes.clone(),
+                offsets: vec![format!(
+                    "0 / {} every {}ms",
+                    clock::offset_spec(offset),
+                    period.as_millis()
+                )],
+                note,
+                ..FaultRecord::default()
+            };
             let offsets_ms = vec![offset; nodes.len()];
             Ok((
                 Undo::ClockReset {
@@ -719,16 +639,15 @@ fn apply(ctx: &NemesisContext, action: &Action, prepared: Prepared) -> Applied {
                         nodes: nodes.clone(),
                         namespaces,
                     },
-                    Fields::default()
-                        .list("nodes", &nodes)
-                        .str(
-                            "rules",
-                            format!(
-                                "nft table {} drops {percent}% in and out",
-                                packet::LOSS_TABLE
-                            ),
-                        )
-                        .opt("note", note),
+                    FaultRecord {
+                        nodes: nodes.clone(),
+                        rules: vec![format!(
+                            "nft table {} drops {percent}% in and out",
+                            packet::LOSS_TABLE
+                        )],
+                        note,
+                        ..FaultRecord::default()
+                    },
                 )),
                 Err(e) => Err((None, e.to_string())),
             }
@@ -794,13 +713,23 @@ fn apply_shaping(
                 .iter()
                 .map(|(ns, lines)| format!("{ns}: {}", lines.join("; ")))
                 .collect();
-            let fields = Fields::default()
-                .list("nodes", &nodes)
-                .str("backend", backend.name())
-                .str(shaping.name(), shaping.describe())
-                .list("rules", &rules)
-                .list("queues", &applied.queues())
-                .opt("note", note);
+            let described = Some(shaping.describe());
+            let (delay, reorder, duplicate) = match shaping {
+                packet::Shaping::Delay { .. } => (described, None, None),
+                packet::Shaping::Reorder { .. } => (None, described, None),
+                packet::Shaping::Duplicate { .. } => (None, None, described),
+            };
+            let fields = FaultRecord {
+                nodes: nodes.clone(),
+                backend: Some(backend.name().to_owned()),
+                delay,
+                reorder,
+                duplicate,
+                rules,
+                queues: applied.queues(),
+                note,
+                ..FaultRecord::default()
+            };
             Ok((
                 Undo::Shaping {
                     nodes,
@@ -864,7 +793,7 @@ fn shaping_evidence(
     ctx: &NemesisContext,
     nodes: &[String],
     applied: &packet::AppliedShaping,
-) -> Fields {
+) -> FaultRecord {
     let limit = Duration::from_secs(3);
     match applied.shaping {
         packet::Shaping::Delay { mean, .. } => {
@@ -873,21 +802,28 @@ fn shaping_evidence(
             sorted.sort();
             // The median connect waits for its held SYN: at least about half the mean.
             let effective = sorted.get(sorted.len() / 2).is_some_and(|m| *m >= mean / 2);
-            Fields::default()
-                .list("evidence", &[line])
-                .value("effective", Value::Bool(effective))
+            FaultRecord {
+                evidence: vec![line],
+                effective: Some(effective),
+                ..FaultRecord::default()
+            }
         }
         packet::Shaping::Reorder { max_delay } => {
             let (rtts, line) = shaping_rtts(ctx, nodes, limit);
             // Holds are uniform in 0..max: five all below a quarter happen 1 time in 1000.
             let effective = rtts.iter().any(|r| *r >= max_delay / 4);
-            Fields::default()
-                .list("evidence", &[line])
-                .value("effective", Value::Bool(effective))
+            FaultRecord {
+                evidence: vec![line],
+                effective: Some(effective),
+                ..FaultRecord::default()
+            }
         }
         packet::Shaping::Duplicate { .. } => {
             let Some(target) = applied.targets.first() else {
-                return Fields::default().value("effective", Value::Bool(false));
+                return FaultRecord {
+                    effective: Some(false),
+                    ..FaultRecord::default()
+                };
             };
             match applied.backend {
                 packet::ShapingBackend::Netfilter => {
@@ -902,10 +838,12 @@ fn shaping_evidence(
                         ),
                         None => format!("{}: could not read the dup counter", target.netns),
                     };
-                    Fields::default()
-                        .int("duplicated_packets", copied.unwrap_or(0) as i64)
-                        .list("evidence", &[line])
-                        .value("effective", Value::Bool(copied.is_some_and(|c| c > 0)))
+                    FaultRecord {
+                        duplicated_packets: Some(copied.unwrap_or(0) as i64),
+                        evidence: vec![line],
+                        effective: Some(copied.is_some_and(|c| c > 0)),
+                        ..FaultRecord::default()
+                    }
                 }
                 // netem counts no duplicates; the qdisc being there is what can be shown.
                 packet::ShapingBackend::Netem => {
@@ -916,9 +854,11 @@ fn shaping_evidence(
                     )
                     .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
                     .unwrap_or_default();
-                    Fields::default()
-                        .list("evidence", &[format!("{}: {shown}", target.netns)])
-                        .value("effective", Value::Bool(shown.contains("duplicate")))
+                    FaultRecord {
+                        evidence: vec![format!("{}: {shown}", target.netns)],
+                        effective: Some(shown.contains("duplicate")),
+                        ..FaultRecord::default()
+                    }
                 }
             }
         }
@@ -956,7 +896,7 @@ fn observed_skews(ctx: &NemesisContext, nodes: &[String]) -> Vec<(String, i64)> 
 fn process_undo(
     nodes: &[String],
     results: Vec<Result<process::ProcessEvidence, crate::node::NodeError>>,
-) -> (Fields, Option<String>) {
+) -> (FaultRecord, Option<String>) {
     let mut evidence = Vec::new();
     let mut error = None;
     for result in results {
@@ -968,9 +908,11 @@ fn process_undo(
         }
     }
     (
-        Fields::default()
-            .list("nodes", nodes)
-            .list("evidence", &evidence),
+        FaultRecord {
+            nodes: nodes.to_vec(),
+            evidence,
+            ..FaultRecord::default()
+        },
         error,
     )
 }
@@ -1000,11 +942,13 @@ fn apply_to_processes(
     let effective = in_effect && !done.is_empty();
     Ok((
         undo(done),
-        Fields::default()
-            .list("nodes", &nodes)
-            .list("evidence", &evidence)
-            .value("effective", Value::Bool(effective))
-            .opt("note", note),
+        FaultRecord {
+            nodes,
+            evidence,
+            effective: Some(effective),
+            note,
+            ..FaultRecord::default()
+        },
     ))
 }
 
@@ -1022,26 +966,30 @@ fn apply_partition(
         .iter()
         .map(|(ns, lines)| format!("{ns}: {}", lines.join("; ")))
         .collect();
-    let fields = Fields::default()
-        .str("shape", shape.name())
-        .str("backend", cut.backend.name())
-        .value("grudge", grudge_value(&grudge))
-        .list("rules", &rules)
-        .opt("note", note);
+    let fields = FaultRecord {
+        shape: Some(shape.name().to_owned()),
+        backend: Some(cut.backend.name().to_owned()),
+        grudge: Some(grudge_record(&grudge)),
+        rules,
+        note,
+        ..FaultRecord::default()
+    };
     Ok((Undo::Cut(cut), fields))
 }
 
 /// Evidence that a fault is in force, read back after it went in.
-fn evidence(ctx: &NemesisContext, undo: &Undo) -> Fields {
+fn evidence(ctx: &NemesisContext, undo: &Undo) -> FaultRecord {
     match undo {
         Undo::Cut(cut) => {
             let evidence = partition_evidence(ctx, &cut.grudge, true);
             // In force: the pair across the cut is blocked, the pair on one side is not.
             let effective = evidence.first().is_some_and(|e| e.contains(": blocked"))
                 && evidence.iter().skip(1).all(|e| e.ends_with(": reachable"));
-            Fields::default()
-                .list("evidence", &evidence)
-                .value("effective", Value::Bool(effective))
+            FaultRecord {
+                evidence,
+                effective: Some(effective),
+                ..FaultRecord::default()
+            }
         }
         Undo::ClockReset {
             nodes,
@@ -1072,13 +1020,15 @@ fn evidence(ctx: &NemesisContext, undo: &Undo) -> Fields {
                 }
             }
             let effective = nodes.iter().all(|n| shown.contains(&n));
-            Fields::default()
-                .list("observed", &observed)
-                .value("effective", Value::Bool(effective))
+            FaultRecord {
+                observed,
+                effective: Some(effective),
+                ..FaultRecord::default()
+            }
         }
         Undo::Shaping { nodes, applied } => shaping_evidence(ctx, nodes, applied),
         // Process faults carry their cgroup evidence already; loss is statistical.
-        Undo::Resume(_) | Undo::Restart(_) | Undo::Loss { .. } => Fields::default(),
+        Undo::Resume(_) | Undo::Restart(_) | Undo::Loss { .. } => FaultRecord::default(),
     }
 }
 
@@ -1102,16 +1052,18 @@ fn partition_evidence(ctx: &NemesisContext, grudge: &Grudge, in_force: bool) -> 
     evidence
 }
 
-fn undo(ctx: &NemesisContext, undo: Undo) -> (Fields, Option<String>) {
+fn undo(ctx: &NemesisContext, undo: Undo) -> (FaultRecord, Option<String>) {
     match undo {
         Undo::Cut(cut) => match net::heal(&cut, ctx.routes.as_ref()) {
             Ok(_) => (
-                Fields::default()
-                    .str("backend", cut.backend.name())
-                    .list("evidence", &partition_evidence(ctx, &cut.grudge, false)),
+                FaultRecord {
+                    backend: Some(cut.backend.name().to_owned()),
+                    evidence: partition_evidence(ctx, &cut.grudge, false),
+                    ..FaultRecord::default()
+                },
                 None,
             ),
-            Err(e) => (Fields::default(), Some(e.to_string())),
+            Err(e) => (FaultRecord::default(), Some(e.to_string())),
         },
         Undo::Resume(nodes) => {
             let results = nodes
@@ -1138,18 +1090,29 @@ fn undo(ctx: &NemesisContext, undo: Undo) -> (Fields, Option<String>) {
                     }
                 }
             }
-            let fields = Fields::default()
-                .list("nodes", &nodes)
-                .str("offsets", "+0")
-                .list("observed", &observed_clocks(ctx, &nodes));
+            let fields = FaultRecord {
+                offsets: vec!["+0".to_owned()],
+                observed: observed_clocks(ctx, &nodes),
+                nodes,
+                ..FaultRecord::default()
+            };
             (fields, error)
         }
-        Undo::Loss { nodes, namespaces } => match packet::heal_loss(&namespaces) {
-            Ok(_) => (Fields::default().list("nodes", &nodes), None),
-            Err(e) => (Fields::default().list("nodes", &nodes), Some(e.to_string())),
-        },
+        Undo::Loss { nodes, namespaces } => {
+            let error = packet::heal_loss(&namespaces).err().map(|e| e.to_string());
+            (
+                FaultRecord {
+                    nodes,
+                    ..FaultRecord::default()
+                },
+                error,
+            )
+        }
         Undo::Shaping { nodes, applied } => {
-            let fields = Fields::default().list("nodes", &nodes);
+            let fields = FaultRecord {
+                nodes: nodes.clone(),
+                ..FaultRecord::default()
+            };
             match packet::heal_shaping(*applied) {
                 Ok(healed) => {
                     let mut evidence: Vec<String> = healed
@@ -1169,7 +1132,7 @@ fn undo(ctx: &NemesisContext, undo: Undo) -> (Fields, Option<String>) {
                     // Back to normal: the round trip after undo, next to the one in force.
                     let (_, after) = shaping_rtts(ctx, &nodes, Duration::from_secs(3));
                     evidence.push(after);
-                    (fields.list("evidence", &evidence), None)
+                    (FaultRecord { evidence, ..fields }, None)
                 }
                 Err(e) => (fields, Some(e.to_string())),
             }

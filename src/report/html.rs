@@ -894,7 +894,7 @@ pub fn render(facts: &RunFacts, history: &History, checked: &Checked) -> String 
     out.push_str(
         "<h2>Checkers</h2><table><tr><th>checker</th><th>verdict</th><th>detail</th></tr>",
     );
-    for o in &checked.outcomes {
+    for o in &checked.results.checkers {
         let _ = write!(
             out,
             r#"<tr class="checker"><td>{}</td><td><span class="verdict {v}">{v}</span></td><td>{}</td></tr>"#,
@@ -920,8 +920,8 @@ pub fn render(facts: &RunFacts, history: &History, checked: &Checked) -> String 
         "<tr><td>overall</td><td>{}</td><td>{}</td><td>{:.1} ms</td><td>{:.1} ms</td></tr>",
         s.operations(),
         pct(s.availability),
-        s.latency_ms[0],
-        s.latency_ms[2]
+        s.latency_ms.p50,
+        s.latency_ms.p99
     );
     let mut phases = vec![
         ("during faults".to_owned(), &analysis.during_faults),
@@ -946,7 +946,7 @@ pub fn render(facts: &RunFacts, history: &History, checked: &Checked) -> String 
             );
         }
     }
-    let [p50, p95, p99, max] = s.latency_ms;
+    let crate::summary::Latency { p50, p95, p99, max } = s.latency_ms;
     let _ = write!(
         out,
         "</table><p>Latency: p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms, max {max:.1} ms.</p>"
@@ -1004,7 +1004,7 @@ pub fn render(facts: &RunFacts, history: &History, checked: &Checked) -> String 
     }
 
     if checked.verdict == Verdict::Invalid {
-        for o in &checked.outcomes {
+        for o in &checked.results.checkers {
             if let Some(cex) = &o.counterexample {
                 counterexample_plot(&mut out, &ops, cex, campaign.model());
             }

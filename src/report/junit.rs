@@ -22,7 +22,7 @@ pub fn suite(facts: &RunFacts, checked: &Checked) -> TestSuite {
     suite.add_property(Property::new("run_id", facts.run_id));
     suite.add_property(Property::new("system", campaign.system.name()));
     suite.add_property(Property::new("verdict", checked.verdict.as_str()));
-    for outcome in &checked.outcomes {
+    for outcome in &checked.results.checkers {
         let status = match outcome.verdict {
             Verdict::Valid => TestCaseStatus::success(),
             Verdict::Invalid => {

@@ -15,7 +15,7 @@ pub mod progress;
 pub mod runs;
 
 use crate::campaign::Campaign;
-use crate::summary::{self, Checked, RunFacts};
+use crate::summary::{self, Checked, RunFacts, RunResults};
 use splitbrain_checkers::History;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -65,10 +65,11 @@ pub fn write_run_results(
 ) -> Result<(), ReportError> {
     write_file(&dir.join("summary.txt"), checked.table.as_bytes())?;
     let json_path = dir.join("results.json");
-    let json = serde_json::to_string_pretty(&checked.json).map_err(|source| ReportError::Json {
-        path: json_path.clone(),
-        source,
-    })?;
+    let json =
+        serde_json::to_string_pretty(&checked.results).map_err(|source| ReportError::Json {
+            path: json_path.clone(),
+            source,
+        })?;
     write_file(&json_path, (json + "\n").as_bytes())?;
     write_history_edn(&dir.join("history.edn"), history)?;
     let xml = junit::to_xml(&junit::report([junit::suite(facts, checked)]))?;
@@ -152,15 +153,16 @@ pub fn load_run(dir: &Path) -> Result<StoredRun, ReportError> {
         })?;
     // The environment and the results are optional: a run that died before its end has
     // neither results nor a clean end, and is still checkable.
-    let env = read_json(&dir.join("environment.json")).unwrap_or_default();
-    let results = read_json(&dir.join("results.json")).unwrap_or_default();
-    let seed = env["seed"].as_u64().or(campaign.seed).unwrap_or_default();
-    let run_id = env["run_id"].as_str().unwrap_or_default().to_owned();
-    let nodes = match results["nodes"].as_array() {
-        Some(nodes) => nodes
-            .iter()
-            .filter_map(|n| n.as_str().map(str::to_owned))
-            .collect(),
+    let env = crate::results::Environment::load(dir);
+    let results = RunResults::load(&dir.join("results.json")).ok();
+    let seed = env
+        .as_ref()
+        .map(|e| e.seed)
+        .or(campaign.seed)
+        .unwrap_or_default();
+    let run_id = env.map(|e| e.run_id).unwrap_or_default();
+    let nodes = match results.as_ref().filter(|r| !r.nodes.is_empty()) {
+        Some(r) => r.nodes.clone(),
         None => (1..=campaign.nodes)
             .map(crate::topology::node_name)
             .collect(),
@@ -170,16 +172,11 @@ pub fn load_run(dir: &Path) -> Result<StoredRun, ReportError> {
         seed,
         run_id,
         nodes,
-        main_elapsed: Duration::from_secs_f64(results["main_phase_s"].as_f64().unwrap_or(0.0)),
-        interrupted: results["interrupted"].as_bool().unwrap_or(false),
-        node_deaths: results["node_deaths"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|d| d.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        main_elapsed: Duration::from_secs_f64(
+            results.as_ref().map_or(0.0, |r| r.main_phase_s.max(0.0)),
+        ),
+        interrupted: results.as_ref().is_some_and(|r| r.interrupted),
+        node_deaths: results.map(|r| r.node_deaths).unwrap_or_default(),
         campaign,
     })
 }

@@ -79,7 +79,7 @@ impl Counts {
         if l.process.as_str() == Some("nemesis") {
             // A fault counts as active from its start's completion to its undo's.
             if l.kind != "invoke" {
-                if crate::summary::is_stop(l.f) {
+                if crate::nemesis::record::is_stop_event(l.f) {
                     self.faults_active -= 1;
                 } else {
                     self.faults_active += 1;

@@ -1,7 +1,8 @@
 //! One table over many stored runs (`splitbrain report`): what ran, what it did, what the
 //! checkers said, newest first.
 
-use super::{load_run, read_json, ReportError};
+use super::{load_run, ReportError};
+use crate::summary::RunResults;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use tabled::{builder::Builder, settings::Style};
@@ -80,11 +81,11 @@ pub fn scan(root: &Path, campaign: Option<&str>) -> Result<Vec<RunRow>, ReportEr
 
 fn row_of(dir: &Path) -> Result<RunRow, ReportError> {
     let run = load_run(dir)?;
-    let env = read_json(&dir.join("environment.json")).unwrap_or_default();
-    let results = read_json(&dir.join("results.json")).ok();
-    let started = env["started_at"]
-        .as_str()
-        .map(str::to_owned)
+    let env = crate::results::Environment::load(dir);
+    let results = RunResults::load(&dir.join("results.json")).ok();
+    let started = env
+        .map(|e| e.started_at)
+        .filter(|s| !s.is_empty())
         .unwrap_or_else(|| {
             dir.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -98,32 +99,18 @@ fn row_of(dir: &Path) -> Result<RunRow, ReportError> {
         .map(|k| k.name().to_owned())
         .collect();
     let (faults, operations, availability, p99_ms, verdict) = match &results {
-        Some(r) => {
-            let ops = &r["operations"];
-            let count = ["ok", "fail", "info", "pending"]
-                .iter()
-                .filter_map(|k| ops[*k].as_u64())
-                .sum::<u64>();
-            let faults = match r["fault_kinds"].as_array() {
-                Some(kinds) => kinds
-                    .iter()
-                    .filter_map(|k| k.as_str().map(str::to_owned))
-                    .collect(),
-                None => campaign_faults,
-            };
-            (
-                faults,
-                Some(count),
-                ops["availability"].as_f64(),
-                ops["latency_ms"][2].as_f64(),
-                r["verdict"].as_str().map(str::to_owned),
-            )
-        }
+        Some(r) => (
+            r.fault_kinds.iter().cloned().collect(),
+            Some(r.operation_count()),
+            Some(r.operations.availability),
+            Some(r.operations.latency_ms.p99),
+            Some(r.verdict.as_str().to_owned()),
+        ),
         None => (campaign_faults, None, None, None, None),
     };
-    let effect = results.as_ref().map(|r| &r["fault_effect"]);
-    let faults_injected = effect.map(|e| e["faults"].as_u64().unwrap_or(0));
-    let faults_not_in_effect = effect.map(|e| e["not_in_effect"].as_u64().unwrap_or(0));
+    let effect = results.as_ref().map(|r| &r.fault_effect);
+    let faults_injected = effect.map(|e| e.faults as u64);
+    let faults_not_in_effect = effect.map(|e| e.not_in_effect as u64);
     Ok(RunRow {
         dir: dir.to_owned(),
         started,

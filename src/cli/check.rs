@@ -642,7 +642,7 @@ struct TxnReport {
 }
 
 /// `check FILE… --model list-append|rw-register [--consistency MODEL]`.
-fn run_transactions(args: &CheckArgs, workload: Workload) -> anyhow::Result<u8> {
+fn run_transactions(args: &CheckArgs, workload: Workload) -> super::Outcome {
     let mut opts = TxnCheckOptions::new(
         workload,
         args.consistency

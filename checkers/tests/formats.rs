@@ -251,6 +251,68 @@ fn edn_errors_name_file_line_and_field() {
     );
 }
 
+/// Clojure's reader rejects a map with a duplicate key and a set with a duplicate element;
+/// taking the first (or last) value silently would judge data nobody wrote.
+#[test]
+fn edn_duplicate_map_keys_and_set_elements_are_bad_data() {
+    let history = "{:process 0 :type :invoke :f :write :value 1}\n\
+                   {:process 0 :type :ok :f :write :value 1}\n\
+                   {:process 1 :type :invoke :f :read}\n\
+                   {:process 1 :type :ok :f :read :value 1 :value 2}\n";
+    let err = read_with(history, None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "4:41: expected a map without a duplicate key, found :value again (first on line 4)"
+    );
+
+    for (text, line, column) in [
+        // Keys equal as values: a list and a vector, maps in another order, across lines.
+        (
+            "{:process 0 :type :invoke :f :read :value {[1 2] 3 (1 2) 4}}\n",
+            1,
+            52,
+        ),
+        (
+            "{:process 0 :type :invoke :f :read\n :value {{:a 1 :b 2} 3 {:b 2 :a 1} 4}}\n",
+            2,
+            24,
+        ),
+        (
+            "{:process 0 :type :invoke :f :read :value #{1 2 1}}\n",
+            1,
+            49,
+        ),
+        (
+            "{:process 0 :type :invoke :f :read :value #{#{1 2} #{2 1}}}\n",
+            1,
+            52,
+        ),
+        (
+            "[{:process 0 :type :invoke :type :ok :f :read :value nil}]\n",
+            1,
+            28,
+        ),
+    ] {
+        let err = read_with(text, None).unwrap_err();
+        assert_eq!(
+            (err.line, err.column),
+            (line, Some(column)),
+            "{text}: {err}"
+        );
+        assert!(err.expected.contains("without a duplicate"), "{err}");
+    }
+    // Equal values are fine where they are not keys or set elements.
+    let out = read_with(
+        "{:process 0 :type :invoke :f :write :value {:a 1 :b 1 :c [1 1]}}\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(out.history.events.len(), 1);
+    assert!(edn::parse_value("#{1 [1] \"1\" :1 \\1}").is_ok());
+    assert!(edn::parse_value("{nil 1 false 2}").is_ok());
+    assert!(edn::parse_value("{nil 1 nil 2}").is_err());
+}
+
 #[test]
 fn edn_values_and_syntax() {
     assert_eq!(

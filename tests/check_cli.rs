@@ -433,6 +433,8 @@ fn bad_usage_exits_64() {
         vec!["check", "--memory-budget", "lots", path],
         vec!["check", "--jobs", "0", path],
         vec!["check", "--initial-value", "[1", path],
+        vec!["check", "--max-line-size", "0", path],
+        vec!["check", "--max-line-size", "1023B", path],
     ] {
         let out = splitbrain(&args);
         assert_eq!(code(&out), 64, "{args:?}: {}", text(&out.stderr));
@@ -504,4 +506,35 @@ fn time_limit_reached_exits_2() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("time limit"), "{stdout}");
     assert!(stdout.contains("overall: unknown"), "{stdout}");
+}
+
+/// A reader that closes early (`check … | head -1`) is no crash: no panic, no 101, the
+/// verdict's exit code, for the text and the JSON output and a run directory alike.
+#[test]
+fn a_closed_stdout_keeps_the_verdicts_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = write(dir.path(), "valid.jsonl", VALID);
+    let invalid = write(dir.path(), "invalid.jsonl", INVALID);
+    for (file, expected) in [(&valid, 0), (&invalid, 1)] {
+        for json in [false, true] {
+            let (reader, writer) = std::io::pipe().unwrap();
+            // Closed before the process starts: its first write meets a broken pipe.
+            drop(reader);
+            let mut command = Command::new(env!("CARGO_BIN_EXE_splitbrain"));
+            command.arg("check");
+            if json {
+                command.arg("--json");
+            }
+            let out = command
+                .arg(file)
+                .stdout(writer)
+                .stderr(std::process::Stdio::piped())
+                .output()
+                .unwrap();
+            let stderr = text(&out.stderr);
+            assert_eq!(code(&out), expected, "{file:?} json {json}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            assert!(!stderr.contains("Broken pipe"), "{stderr}");
+        }
+    }
 }

@@ -75,8 +75,8 @@ pub struct CheckArgs {
     #[arg(long, value_name = "READING", default_value = "value", value_parser = parse_nil_reads)]
     pub nil_reads: NilReads,
     /// A line (or EDN top-level form) longer than this is bad data, e.g. `1MiB` (default
-    /// 256MiB).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    /// 256MiB; at least 1KiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_line_size)]
     pub max_line_size: Option<u64>,
 }
 
@@ -97,6 +97,19 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
         .map_err(|e| format!("expected a size such as 4GiB or 512MiB: {e}"))
+}
+
+/// The smallest `--max-line-size`: one op line of a real history is a few hundred bytes.
+const MIN_LINE_SIZE: u64 = 1 << 10;
+
+fn parse_line_size(s: &str) -> Result<u64, String> {
+    let size = parse_size(s)?;
+    if size < MIN_LINE_SIZE {
+        return Err(format!(
+            "expected at least {MIN_LINE_SIZE} bytes (1KiB): a history line is longer than {size} bytes"
+        ));
+    }
+    Ok(size)
 }
 
 fn parse_initial_value(s: &str) -> Result<Value, String> {
@@ -220,7 +233,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     };
     if args.json {
         let text = serde_json::to_string_pretty(&report).context("rendering the JSON report")?;
-        println!("{text}");
+        emit(&format!("{text}\n"));
     } else {
         print_overall(&report);
     }
@@ -485,7 +498,7 @@ fn print_file(report: &FileReport, suggest_nil_reads: bool) {
         (None, _) => "not checked".to_owned(),
     };
     let _ = writeln!(out, "{name}: {verdict}");
-    print!("{out}");
+    emit(&out);
 }
 
 fn describe_op(op: &OpSummary) -> String {
@@ -553,14 +566,14 @@ fn print_overall(report: &Report) {
             .verdict
             .map_or_else(|| "valid".to_owned(), |v| v.to_string())
     };
-    println!(
-        "overall: {verdict} ({} file(s): {} valid, {} invalid, {} unknown, {} not checked)",
+    emit(&format!(
+        "overall: {verdict} ({} file(s): {} valid, {} invalid, {} unknown, {} not checked)\n",
         report.files.len(),
         count(Verdict::Valid),
         count(Verdict::Invalid),
         count(Verdict::Unknown),
         errors
-    );
+    ));
 }
 
 /// `check RUN_DIR`: the stored history checked again with the model, time limit and
@@ -574,9 +587,34 @@ fn recheck_run_dir(dir: &Path, json: bool) -> anyhow::Result<u8> {
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&checked.json)?);
+        emit(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&checked.json)?
+        ));
     } else {
-        print!("{}", checked.table);
+        emit(&checked.table);
     }
     Ok(checked.verdict.exit_code() as u8)
+}
+
+/// Writes `text` to stdout. A reader that went away (`check … | head -1`) is not an error:
+/// the rest of the output is dropped and the exit code stays the verdict's (`print!` would
+/// panic). Another failure to write is said once on stderr.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        STDOUT_GONE.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("splitbrain: cannot write to standard output: {e}");
+        }
+    }
 }

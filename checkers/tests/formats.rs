@@ -313,6 +313,39 @@ fn edn_duplicate_map_keys_and_set_elements_are_bad_data() {
     assert!(edn::parse_value("{nil 1 nil 2}").is_err());
 }
 
+/// serde_json reads an integer beyond 64 bits as a float; the message says what is wrong
+/// with what was written.
+#[test]
+fn jsonl_numbers_out_of_range_or_floating_are_named_as_written() {
+    let err = read_with(
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":100000000000000000000}\n",
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "1: field value: expected an integer of at most 64 bits, found 100000000000000000000"
+    );
+    let err = read_with(
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"node\":\"99999999999999999999\",\"value\":[1,-9223372036854775809]}\n",
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(err.found.as_deref(), Some("-9223372036854775809"), "{err}");
+    let err = read_with(
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":1.5}\n",
+        None,
+    )
+    .unwrap_err();
+    assert!(err.expected.starts_with("an integer, string"), "{err}");
+    assert!(
+        err.expected
+            .contains("floating-point values are not supported"),
+        "{err}"
+    );
+    assert_eq!(err.found.as_deref(), Some("1.5"));
+}
+
 #[test]
 fn edn_values_and_syntax() {
     assert_eq!(
@@ -398,7 +431,7 @@ fn jsonl_errors_name_line_and_field() {
         ),
         (
             r#"{"process":0,"type":"ok","f":"read","value":1.5}"#,
-            "2: field value: expected floating-point value 1.5 is not supported in histories (use an integer or a string), found 1.5",
+            "2: field value: expected an integer, string, boolean, null, array or object (floating-point values are not supported), found 1.5",
         ),
         (
             r#"{"process":0,"type":"ok","f":"read","value":null,"time":"soon"}"#,

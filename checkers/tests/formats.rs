@@ -179,6 +179,44 @@ fn jepsen_log_lines_with_tabs_or_spaces() {
     assert_eq!(e[6].process, Process::Nemesis);
     // No tuples here: writes carry plain integers.
     assert!(!out.independent);
+    // The two log messages are ignored, and said to be.
+    assert!(
+        out.warnings.iter().any(|w| w
+            .starts_with("2 line(s) without the `jepsen.util - ` marker ignored")
+            && w.ends_with("(the first is line 1)")),
+        "{:?}",
+        out.warnings
+    );
+}
+
+/// An op line whose marker is damaged is bad data, not a log message: skipping it would
+/// lose the read that makes this history invalid.
+#[test]
+fn a_jepsen_log_op_line_without_the_exact_marker_is_bad_data() {
+    let good = "INFO  jepsen.util - 0\t:invoke\t:write\t1\n\
+                INFO  jepsen.util - 0\t:ok\t:write\t1\n\
+                INFO  jepsen.util - 1\t:invoke\t:read\tnil\n";
+    for (damaged, column) in [
+        ("INFO  jepsen.utll - 1\t:ok\t:read\t2\n", 21),
+        ("INFO  jepsen.util- 1\t:ok\t:read\t2\n", 20),
+        ("1\t:ok\t:read\t2\n", 1),
+        ("INFO  jepsen.util-  :nemesis :info :start nil\n", 21),
+    ] {
+        let err = read_with(&format!("{good}{damaged}"), None).unwrap_err();
+        assert_eq!(err.line, 4, "{damaged:?}: {err}");
+        assert_eq!(err.column, Some(column), "{damaged:?}: {err}");
+        assert!(
+            err.expected.contains("the marker `jepsen.util - `"),
+            "{err}"
+        );
+    }
+    // Log messages that merely mention a type are no ops.
+    let out = read_with(
+        &format!("{good}INFO  jepsen.core - worker 1 got :ok after 3 tries\nWARN x - 1 :ok\n"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(out.history.events.len(), 3);
 }
 
 #[test]

@@ -538,3 +538,45 @@ fn a_closed_stdout_keeps_the_verdicts_exit_code() {
         }
     }
 }
+
+/// An endless pipe of short lines ends in bad data at the input limit, naming it; so does
+/// a regular file over it, before anything is read.
+#[test]
+fn an_input_over_the_size_limit_exits_65() {
+    let started = std::time::Instant::now();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "yes '{{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}}' | {} check --max-input-size 2MiB /dev/stdin",
+            env!("CARGO_BIN_EXE_splitbrain")
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 65, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("expected an input of at most 2097152 bytes (--max-input-size)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+
+    let mut big = String::new();
+    while big.len() <= 4096 {
+        big.push_str(VALID);
+    }
+    let out = check_content("big.jsonl", big.as_bytes(), &["--max-input-size", "4KiB"]);
+    assert_eq!(code(&out), 65, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("big.jsonl:1: expected an input of at most 4096 bytes"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = check_content(
+        "valid.jsonl",
+        VALID.as_bytes(),
+        &["--max-input-size", "4KiB"],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let out = check_content("valid.jsonl", VALID.as_bytes(), &["--max-input-size", "0"]);
+    assert_eq!(code(&out), 64, "{}", text(&out.stderr));
+}

@@ -76,8 +76,12 @@ pub struct CheckArgs {
     pub nil_reads: NilReads,
     /// A line (or EDN top-level form) longer than this is bad data, e.g. `1MiB` (default
     /// 256MiB; at least 1KiB).
-    #[arg(long, value_name = "SIZE", value_parser = parse_line_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_limit_size)]
     pub max_line_size: Option<u64>,
+    /// A larger input is bad data, e.g. `64GiB` (default 16GiB for a regular file, 1GiB for
+    /// a pipe or device; at least 1KiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_limit_size)]
+    pub max_input_size: Option<u64>,
 }
 
 fn parse_nil_reads(s: &str) -> Result<NilReads, String> {
@@ -99,14 +103,15 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .map_err(|e| format!("expected a size such as 4GiB or 512MiB: {e}"))
 }
 
-/// The smallest `--max-line-size`: one op line of a real history is a few hundred bytes.
+/// The smallest `--max-line-size` and `--max-input-size`: one op line of a real history is
+/// a few hundred bytes.
 const MIN_LINE_SIZE: u64 = 1 << 10;
 
-fn parse_line_size(s: &str) -> Result<u64, String> {
+fn parse_limit_size(s: &str) -> Result<u64, String> {
     let size = parse_size(s)?;
     if size < MIN_LINE_SIZE {
         return Err(format!(
-            "expected at least {MIN_LINE_SIZE} bytes (1KiB): a history line is longer than {size} bytes"
+            "expected at least 1KiB ({MIN_LINE_SIZE} bytes), found {size} bytes"
         ));
     }
     Ok(size)
@@ -201,6 +206,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         max_line_bytes: args.max_line_size.map_or(formats::MAX_LINE_BYTES, |size| {
             usize::try_from(size).unwrap_or(usize::MAX)
         }),
+        max_input_bytes: args.max_input_size,
     };
 
     // Knossos' reading is worth suggesting only where it applies and is not already asked.

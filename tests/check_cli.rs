@@ -580,3 +580,59 @@ fn an_input_over_the_size_limit_exits_65() {
     let out = check_content("valid.jsonl", VALID.as_bytes(), &["--max-input-size", "0"]);
     assert_eq!(code(&out), 64, "{}", text(&out.stderr));
 }
+
+/// A run directory whose controller was killed has no results.json: its history is a
+/// prefix, so a clean check of it is `unknown`, said so, never `valid`. A directory
+/// without history.jsonl is missing input (66).
+#[test]
+fn an_unfinished_run_directory_is_unknown_and_a_non_run_is_66() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("run");
+    std::fs::create_dir_all(&dir).unwrap();
+    let campaign = splitbrain::campaign::parse(
+        "name: killed\nsystem: {in-memory: {}}\nworkload: {kind: register, concurrency: 2}\nchecker: {min_ok_per_key: 1}\n",
+        Path::new("killed.yaml"),
+    )
+    .unwrap();
+    splitbrain::results::write_json(&dir.join("campaign.json"), &campaign).unwrap();
+    let dir_arg = dir.to_str().unwrap();
+
+    let out = splitbrain(&["check", dir_arg]);
+    assert_eq!(code(&out), 66, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no history.jsonl"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let with_time = VALID
+        .lines()
+        .enumerate()
+        .map(|(i, line)| line.replacen('{', &format!("{{\"index\":{i},\"time\":{},", i * 1000), 1))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.join("history.jsonl"), with_time + "\n").unwrap();
+    let out = splitbrain(&["check", dir_arg]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(code(&out), 2, "{stdout}{stderr}");
+    assert!(stderr.contains("the run did not finish"), "{stderr}");
+    assert!(
+        stdout.contains("unknown: the run did not finish: the history is a prefix"),
+        "{stdout}"
+    );
+    let out = splitbrain(&["check", "--json", dir_arg]);
+    assert_eq!(code(&out), 2, "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["verdict"], "unknown");
+    assert_eq!(doc["finished"], false);
+    assert_eq!(
+        doc["cause"],
+        "the run did not finish: the history is a prefix"
+    );
+
+    // With results.json (the run finished), the same history is valid.
+    std::fs::write(dir.join("results.json"), "{}").unwrap();
+    let out = splitbrain(&["check", dir_arg]);
+    assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!text(&out.stderr).contains("did not finish"));
+}

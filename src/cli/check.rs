@@ -584,24 +584,48 @@ fn print_overall(report: &Report) {
 
 /// `check RUN_DIR`: the stored history checked again with the model, time limit and
 /// evidence threshold of the run's `campaign.json`; the run directory is left unchanged.
+/// A directory that is not a run (no `history.jsonl` or `campaign.json`) is missing input
+/// (66). A run without `results.json` never finished (its controller was killed): its
+/// history is a prefix, so it is never `valid` (`unknown`, unless invalid).
 fn recheck_run_dir(dir: &Path, json: bool) -> anyhow::Result<u8> {
-    let (_, checked) = match crate::report::recheck_run(dir) {
+    let (_, mut checked) = match crate::report::recheck_run(dir) {
         Ok(done) => done,
         Err(e) => {
             eprintln!("splitbrain: {e}");
-            return Ok(exit::DATA_ERR);
+            return Ok(match e {
+                crate::report::ReportError::NotARun { .. } => exit::NO_INPUT,
+                _ => exit::DATA_ERR,
+            });
         }
     };
+    let finished = dir.join("results.json").is_file();
+    let mut table = std::mem::take(&mut checked.table);
+    if !finished {
+        eprintln!("splitbrain: warning: {}: {UNFINISHED_RUN}", dir.display());
+        let _ = writeln!(table, "warning: {UNFINISHED_RUN}");
+        if checked.verdict == Verdict::Valid {
+            checked.verdict = Verdict::Unknown;
+            checked.json["verdict"] = serde_json::json!(Verdict::Unknown);
+            checked.json["cause"] = serde_json::json!(UNFINISHED_RUN_CAUSE);
+            let _ = writeln!(table, "{}: unknown: {UNFINISHED_RUN_CAUSE}", dir.display());
+        }
+        checked.json["finished"] = serde_json::json!(false);
+    }
     if json {
         emit(&format!(
             "{}\n",
             serde_json::to_string_pretty(&checked.json)?
         ));
     } else {
-        emit(&checked.table);
+        emit(&table);
     }
     Ok(checked.verdict.exit_code() as u8)
 }
+
+/// Said of a run directory without `results.json`.
+const UNFINISHED_RUN: &str = "the run did not finish (no results.json; its controller was probably killed): the history is a prefix of the run";
+/// The cause of an unfinished run's `unknown` verdict.
+const UNFINISHED_RUN_CAUSE: &str = "the run did not finish: the history is a prefix";
 
 /// Writes `text` to stdout. A reader that went away (`check … | head -1`) is not an error:
 /// the rest of the output is dropped and the exit code stays the verdict's (`print!` would

@@ -336,6 +336,26 @@ fn nil_reads_value_or_unknown() {
         );
         assert_eq!(code(&out), 0, "{model}: {}", text(&out.stdout));
     }
+    // A nil read whose key stays invalid under Knossos' reading gets no note: write 1,
+    // read nil, then read 2 that nobody wrote.
+    let still_invalid = format!(
+        "{history}{}\n{}\n",
+        r#"{"process":1,"type":"invoke","f":"read","value":null}"#,
+        r#"{"process":1,"type":"ok","f":"read","value":2}"#
+    );
+    for nil_reads in ["value", "unknown"] {
+        let out = check_content(
+            "still.jsonl",
+            still_invalid.as_bytes(),
+            &["--model", "register", "--nil-reads", nil_reads],
+        );
+        assert_eq!(code(&out), 1, "{nil_reads}: {}", text(&out.stdout));
+        assert!(
+            !text(&out.stdout).contains("Knossos"),
+            "{}",
+            text(&out.stdout)
+        );
+    }
     // A violation that is not a nil read gets no such note.
     let out = check_content(
         "invalid.jsonl",

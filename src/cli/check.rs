@@ -20,7 +20,7 @@ use splitbrain_checkers::formats::{self, Format, Independent, ReadError, ReadOpt
 use splitbrain_checkers::linearizability::{self, CheckOptions, CheckProgress, NilReads};
 use splitbrain_checkers::models::{ModelKind, ModelSpec};
 use splitbrain_checkers::verdict::OpSummary;
-use splitbrain_checkers::{CheckResult, Counterexample, KeyResult, Value, Verdict};
+use splitbrain_checkers::{CheckResult, Counterexample, History, KeyResult, Value, Verdict};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
@@ -158,6 +158,10 @@ struct FileReport {
     /// The exit code `error` calls for (65 bad data, 66 missing input).
     #[serde(skip)]
     error_code: u8,
+    /// The first counterexample is a nil read, and its key is valid when re-checked with
+    /// `--nil-reads unknown` (Knossos' reading): worth a note.
+    #[serde(skip)]
+    valid_as_knossos_reads_nil: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -213,9 +217,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let suggest_nil_reads = args.nil_reads == NilReads::Value && registers.contains(&spec.kind);
     let mut files = Vec::with_capacity(args.files.len());
     for path in &args.files {
-        let report = check_file(path, &read_opts, &spec, &opts);
+        let report = check_file(path, &read_opts, &spec, &opts, suggest_nil_reads);
         if !args.json {
-            print_file(&report, suggest_nil_reads);
+            print_file(&report);
         }
         files.push(report);
     }
@@ -251,6 +255,7 @@ fn check_file(
     read_opts: &ReadOptions,
     spec: &ModelSpec,
     opts: &CheckOptions,
+    suggest_nil_reads: bool,
 ) -> FileReport {
     let mut report = FileReport {
         file: path.to_owned(),
@@ -264,6 +269,7 @@ fn check_file(
         result: None,
         error: None,
         error_code: exit::DATA_ERR,
+        valid_as_knossos_reads_nil: false,
     };
     let parse_start = Instant::now();
     let read = formats::read_file(path, read_opts);
@@ -295,6 +301,12 @@ fn check_file(
     report.check_seconds = check_start.elapsed().as_secs_f64();
     match checked {
         Ok(result) => {
+            let first = result.keys.iter().find_map(|k| k.counterexample.as_ref());
+            report.valid_as_knossos_reads_nil = suggest_nil_reads
+                && first.is_some_and(|cex| {
+                    is_nil_read(&cex.operation)
+                        && valid_as_knossos_reads_nil(&read.history, cex, spec, &opts)
+                });
             report.verdict = Some(result.verdict);
             report.result = Some(result);
         }
@@ -417,7 +429,7 @@ fn key_table(keys: &[&KeyResult]) -> String {
     builder.build().with(Style::rounded()).to_string()
 }
 
-fn print_file(report: &FileReport, suggest_nil_reads: bool) {
+fn print_file(report: &FileReport) {
     let mut out = String::new();
     let name = report.file.display();
     let _ = writeln!(out, "== {name}");
@@ -486,10 +498,10 @@ fn print_file(report: &FileReport, suggest_nil_reads: bool) {
                 let _ = writeln!(out, "1 of {} key(s) invalid:", result.keys.len());
             }
             out.push_str(&describe_counterexample(first));
-            if suggest_nil_reads && is_nil_read(&first.operation) {
+            if report.valid_as_knossos_reads_nil {
                 let _ = writeln!(
                     out,
-                    "note: that read returned nil; Knossos reads a nil read as matching any state and would accept it (ask for that reading with --nil-reads unknown)"
+                    "note: that read returned nil; this key is valid when a nil read matches any state, as Knossos reads it (ask for that reading with --nil-reads unknown)"
                 );
             }
         }
@@ -505,6 +517,29 @@ fn print_file(report: &FileReport, suggest_nil_reads: bool) {
     };
     let _ = writeln!(out, "{name}: {verdict}");
     emit(&out);
+}
+
+/// Whether the key of `cex` is valid when checked again with `--nil-reads unknown`.
+fn valid_as_knossos_reads_nil(
+    history: &History,
+    cex: &Counterexample,
+    spec: &ModelSpec,
+    opts: &CheckOptions,
+) -> bool {
+    let events = history
+        .events
+        .iter()
+        .filter(|e| e.key == cex.key)
+        .cloned()
+        .collect();
+    let opts = CheckOptions {
+        nil_reads: NilReads::Unknown,
+        first_failure: true,
+        progress: None,
+        ..opts.clone()
+    };
+    linearizability::check(&History::new(events), spec, &opts)
+        .is_ok_and(|r| r.verdict == Verdict::Valid)
 }
 
 fn describe_op(op: &OpSummary) -> String {

@@ -637,6 +637,17 @@ pub struct RunResults {
     pub faults: Vec<FaultWindow>,
     #[serde(default)]
     pub checkers: Vec<CheckerOutcome>,
+    /// False for a run re-checked from a directory without `results.json`: its controller
+    /// was killed, so the history is a prefix of the run.
+    #[serde(default = "finished_default")]
+    pub finished: bool,
+    /// Why the verdict is `unknown` when no checker says it (an unfinished run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+fn finished_default() -> bool {
+    true
 }
 
 impl RunResults {
@@ -677,6 +688,8 @@ impl RunResults {
                 .collect(),
             faults: analysis.faults.clone(),
             checkers,
+            finished: true,
+            cause: None,
         }
     }
 

@@ -336,6 +336,26 @@ fn nil_reads_value_or_unknown() {
         );
         assert_eq!(code(&out), 0, "{model}: {}", text(&out.stdout));
     }
+    // A nil read whose key stays invalid under Knossos' reading gets no note: write 1,
+    // read nil, then read 2 that nobody wrote.
+    let still_invalid = format!(
+        "{history}{}\n{}\n",
+        r#"{"process":1,"type":"invoke","f":"read","value":null}"#,
+        r#"{"process":1,"type":"ok","f":"read","value":2}"#
+    );
+    for nil_reads in ["value", "unknown"] {
+        let out = check_content(
+            "still.jsonl",
+            still_invalid.as_bytes(),
+            &["--model", "register", "--nil-reads", nil_reads],
+        );
+        assert_eq!(code(&out), 1, "{nil_reads}: {}", text(&out.stdout));
+        assert!(
+            !text(&out.stdout).contains("Knossos"),
+            "{}",
+            text(&out.stdout)
+        );
+    }
     // A violation that is not a nil read gets no such note.
     let out = check_content(
         "invalid.jsonl",
@@ -433,6 +453,8 @@ fn bad_usage_exits_64() {
         vec!["check", "--memory-budget", "lots", path],
         vec!["check", "--jobs", "0", path],
         vec!["check", "--initial-value", "[1", path],
+        vec!["check", "--max-line-size", "0", path],
+        vec!["check", "--max-line-size", "1023B", path],
     ] {
         let out = splitbrain(&args);
         assert_eq!(code(&out), 64, "{args:?}: {}", text(&out.stderr));
@@ -504,4 +526,133 @@ fn time_limit_reached_exits_2() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("time limit"), "{stdout}");
     assert!(stdout.contains("overall: unknown"), "{stdout}");
+}
+
+/// A reader that closes early (`check … | head -1`) is no crash: no panic, no 101, the
+/// verdict's exit code, for the text and the JSON output and a run directory alike.
+#[test]
+fn a_closed_stdout_keeps_the_verdicts_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = write(dir.path(), "valid.jsonl", VALID);
+    let invalid = write(dir.path(), "invalid.jsonl", INVALID);
+    for (file, expected) in [(&valid, 0), (&invalid, 1)] {
+        for json in [false, true] {
+            let (reader, writer) = std::io::pipe().unwrap();
+            // Closed before the process starts: its first write meets a broken pipe.
+            drop(reader);
+            let mut command = Command::new(env!("CARGO_BIN_EXE_splitbrain"));
+            command.arg("check");
+            if json {
+                command.arg("--json");
+            }
+            let out = command
+                .arg(file)
+                .stdout(writer)
+                .stderr(std::process::Stdio::piped())
+                .output()
+                .unwrap();
+            let stderr = text(&out.stderr);
+            assert_eq!(code(&out), expected, "{file:?} json {json}: {stderr}");
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            assert!(!stderr.contains("Broken pipe"), "{stderr}");
+        }
+    }
+}
+
+/// An endless pipe of short lines ends in bad data at the input limit, naming it; so does
+/// a regular file over it, before anything is read.
+#[test]
+fn an_input_over_the_size_limit_exits_65() {
+    let started = std::time::Instant::now();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "yes '{{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}}' | {} check --max-input-size 2MiB /dev/stdin",
+            env!("CARGO_BIN_EXE_splitbrain")
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 65, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("expected an input of at most 2097152 bytes (--max-input-size)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+
+    let mut big = String::new();
+    while big.len() <= 4096 {
+        big.push_str(VALID);
+    }
+    let out = check_content("big.jsonl", big.as_bytes(), &["--max-input-size", "4KiB"]);
+    assert_eq!(code(&out), 65, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("big.jsonl:1: expected an input of at most 4096 bytes"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = check_content(
+        "valid.jsonl",
+        VALID.as_bytes(),
+        &["--max-input-size", "4KiB"],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let out = check_content("valid.jsonl", VALID.as_bytes(), &["--max-input-size", "0"]);
+    assert_eq!(code(&out), 64, "{}", text(&out.stderr));
+}
+
+/// A run directory whose controller was killed has no results.json: its history is a
+/// prefix, so a clean check of it is `unknown`, said so, never `valid`. A directory
+/// without history.jsonl is missing input (66).
+#[test]
+fn an_unfinished_run_directory_is_unknown_and_a_non_run_is_66() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("run");
+    std::fs::create_dir_all(&dir).unwrap();
+    let campaign = splitbrain::campaign::parse(
+        "name: killed\nsystem: {in-memory: {}}\nworkload: {kind: register, concurrency: 2}\nchecker: {min_ok_per_key: 1}\n",
+        Path::new("killed.yaml"),
+    )
+    .unwrap();
+    splitbrain::results::write_json(&dir.join("campaign.json"), &campaign).unwrap();
+    let dir_arg = dir.to_str().unwrap();
+
+    let out = splitbrain(&["check", dir_arg]);
+    assert_eq!(code(&out), 66, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no history.jsonl"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let with_time = VALID
+        .lines()
+        .enumerate()
+        .map(|(i, line)| line.replacen('{', &format!("{{\"index\":{i},\"time\":{},", i * 1000), 1))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.join("history.jsonl"), with_time + "\n").unwrap();
+    let out = splitbrain(&["check", dir_arg]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(code(&out), 2, "{stdout}{stderr}");
+    assert!(stderr.contains("the run did not finish"), "{stderr}");
+    assert!(
+        stdout.contains("unknown: the run did not finish: the history is a prefix"),
+        "{stdout}"
+    );
+    let out = splitbrain(&["check", "--json", dir_arg]);
+    assert_eq!(code(&out), 2, "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["verdict"], "unknown");
+    assert_eq!(doc["finished"], false);
+    assert_eq!(
+        doc["cause"],
+        "the run did not finish: the history is a prefix"
+    );
+
+    // With results.json (the run finished), the same history is valid.
+    std::fs::write(dir.join("results.json"), "{}").unwrap();
+    let out = splitbrain(&["check", dir_arg]);
+    assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!text(&out.stderr).contains("did not finish"));
 }

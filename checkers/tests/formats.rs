@@ -179,6 +179,44 @@ fn jepsen_log_lines_with_tabs_or_spaces() {
     assert_eq!(e[6].process, Process::Nemesis);
     // No tuples here: writes carry plain integers.
     assert!(!out.independent);
+    // The two log messages are ignored, and said to be.
+    assert!(
+        out.warnings.iter().any(|w| w
+            .starts_with("2 line(s) without the `jepsen.util - ` marker ignored")
+            && w.ends_with("(the first is line 1)")),
+        "{:?}",
+        out.warnings
+    );
+}
+
+/// An op line whose marker is damaged is bad data, not a log message: skipping it would
+/// lose the read that makes this history invalid.
+#[test]
+fn a_jepsen_log_op_line_without_the_exact_marker_is_bad_data() {
+    let good = "INFO  jepsen.util - 0\t:invoke\t:write\t1\n\
+                INFO  jepsen.util - 0\t:ok\t:write\t1\n\
+                INFO  jepsen.util - 1\t:invoke\t:read\tnil\n";
+    for (damaged, column) in [
+        ("INFO  jepsen.utll - 1\t:ok\t:read\t2\n", 21),
+        ("INFO  jepsen.util- 1\t:ok\t:read\t2\n", 20),
+        ("1\t:ok\t:read\t2\n", 1),
+        ("INFO  jepsen.util-  :nemesis :info :start nil\n", 21),
+    ] {
+        let err = read_with(&format!("{good}{damaged}"), None).unwrap_err();
+        assert_eq!(err.line, 4, "{damaged:?}: {err}");
+        assert_eq!(err.column, Some(column), "{damaged:?}: {err}");
+        assert!(
+            err.expected.contains("the marker `jepsen.util - `"),
+            "{err}"
+        );
+    }
+    // Log messages that merely mention a type are no ops.
+    let out = read_with(
+        &format!("{good}INFO  jepsen.core - worker 1 got :ok after 3 tries\nWARN x - 1 :ok\n"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(out.history.events.len(), 3);
 }
 
 #[test]
@@ -249,6 +287,101 @@ fn edn_errors_name_file_line_and_field() {
         odd_map.to_string().contains("a value for every key"),
         "{odd_map}"
     );
+}
+
+/// Clojure's reader rejects a map with a duplicate key and a set with a duplicate element;
+/// taking the first (or last) value silently would judge data nobody wrote.
+#[test]
+fn edn_duplicate_map_keys_and_set_elements_are_bad_data() {
+    let history = "{:process 0 :type :invoke :f :write :value 1}\n\
+                   {:process 0 :type :ok :f :write :value 1}\n\
+                   {:process 1 :type :invoke :f :read}\n\
+                   {:process 1 :type :ok :f :read :value 1 :value 2}\n";
+    let err = read_with(history, None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "4:41: expected a map without a duplicate key, found :value again (first on line 4)"
+    );
+
+    for (text, line, column) in [
+        // Keys equal as values: a list and a vector, maps in another order, across lines.
+        (
+            "{:process 0 :type :invoke :f :read :value {[1 2] 3 (1 2) 4}}\n",
+            1,
+            52,
+        ),
+        (
+            "{:process 0 :type :invoke :f :read\n :value {{:a 1 :b 2} 3 {:b 2 :a 1} 4}}\n",
+            2,
+            24,
+        ),
+        (
+            "{:process 0 :type :invoke :f :read :value #{1 2 1}}\n",
+            1,
+            49,
+        ),
+        (
+            "{:process 0 :type :invoke :f :read :value #{#{1 2} #{2 1}}}\n",
+            1,
+            52,
+        ),
+        (
+            "[{:process 0 :type :invoke :type :ok :f :read :value nil}]\n",
+            1,
+            28,
+        ),
+    ] {
+        let err = read_with(text, None).unwrap_err();
+        assert_eq!(
+            (err.line, err.column),
+            (line, Some(column)),
+            "{text}: {err}"
+        );
+        assert!(err.expected.contains("without a duplicate"), "{err}");
+    }
+    // Equal values are fine where they are not keys or set elements.
+    let out = read_with(
+        "{:process 0 :type :invoke :f :write :value {:a 1 :b 1 :c [1 1]}}\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(out.history.events.len(), 1);
+    assert!(edn::parse_value("#{1 [1] \"1\" :1 \\1}").is_ok());
+    assert!(edn::parse_value("{nil 1 false 2}").is_ok());
+    assert!(edn::parse_value("{nil 1 nil 2}").is_err());
+}
+
+/// serde_json reads an integer beyond 64 bits as a float; the message says what is wrong
+/// with what was written.
+#[test]
+fn jsonl_numbers_out_of_range_or_floating_are_named_as_written() {
+    let err = read_with(
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":100000000000000000000}\n",
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "1: field value: expected an integer of at most 64 bits, found 100000000000000000000"
+    );
+    let err = read_with(
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"node\":\"99999999999999999999\",\"value\":[1,-9223372036854775809]}\n",
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(err.found.as_deref(), Some("-9223372036854775809"), "{err}");
+    let err = read_with(
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":1.5}\n",
+        None,
+    )
+    .unwrap_err();
+    assert!(err.expected.starts_with("an integer, string"), "{err}");
+    assert!(
+        err.expected
+            .contains("floating-point values are not supported"),
+        "{err}"
+    );
+    assert_eq!(err.found.as_deref(), Some("1.5"));
 }
 
 #[test]
@@ -336,7 +469,7 @@ fn jsonl_errors_name_line_and_field() {
         ),
         (
             r#"{"process":0,"type":"ok","f":"read","value":1.5}"#,
-            "2: field value: expected floating-point value 1.5 is not supported in histories (use an integer or a string), found 1.5",
+            "2: field value: expected an integer, string, boolean, null, array or object (floating-point values are not supported), found 1.5",
         ),
         (
             r#"{"process":0,"type":"ok","f":"read","value":null,"time":"soon"}"#,

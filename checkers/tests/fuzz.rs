@@ -177,6 +177,30 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
     }
 }
 
+/// Repeats the first key of an EDN map with another value (`{:f :read …}` becomes
+/// `{:f 0 :f :read …}`), a map Clojure's reader rejects. Applied last, so the repeat is
+/// known to be there; false when `bytes` has no map starting with a keyword.
+fn duplicate_map_key(rng: &mut Rng, bytes: &mut Vec<u8>) -> bool {
+    let starts: Vec<usize> = bytes
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w == b"{:")
+        .map(|(i, _)| i + 1)
+        .collect();
+    if starts.is_empty() {
+        return false;
+    }
+    let key_at = starts[rng.below(starts.len())];
+    let key_end = bytes[key_at..]
+        .iter()
+        .position(|&b| b.is_ascii_whitespace() || b",{}[]()\"\\;".contains(&b))
+        .map_or(bytes.len(), |n| key_at + n);
+    let mut pair = bytes[key_at..key_end].to_vec();
+    pair.extend_from_slice(b" 0 ");
+    bytes.splice(key_at..key_at, pair);
+    true
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Syntax {
     Intact,
@@ -308,10 +332,13 @@ struct Counts {
     read_ok: u64,
     checked: u64,
     forgiven_truncations: u64,
+    duplicate_keys: u64,
 }
 
 /// Reads (as `format`, or detected) and checks one mutant, asserting the rules above.
-fn try_mutant(bytes: &[u8], format: Option<Format>, counts: &mut Counts) {
+/// `duplicate_key`: the mutant was last given a repeated map key ([`duplicate_map_key`]),
+/// so it must not be read as EDN whatever the syntax reference says.
+fn try_mutant(bytes: &[u8], format: Option<Format>, duplicate_key: bool, counts: &mut Counts) {
     let opts = ReadOptions {
         format,
         max_line_bytes: MAX_LINE,
@@ -321,7 +348,12 @@ fn try_mutant(bytes: &[u8], format: Option<Format>, counts: &mut Counts) {
         return;
     };
     counts.read_ok += 1;
-    match syntax(read.format, bytes) {
+    let expected = if duplicate_key && read.format == Format::Edn {
+        Syntax::Broken
+    } else {
+        syntax(read.format, bytes)
+    };
+    match expected {
         Syntax::Intact => {}
         Syntax::TruncatedLastLine if read.format == Format::Jsonl => {
             assert!(
@@ -379,14 +411,19 @@ fn mutated_histories_never_panic_hang_or_pass_with_broken_syntax() {
         for _ in 0..=rng.below(3) {
             mutate(&mut rng, &mut bytes);
         }
-        if syntax(*format, &bytes) == Syntax::Broken {
+        let duplicate_key =
+            *format == Format::Edn && rng.chance(10) && duplicate_map_key(&mut rng, &mut bytes);
+        if duplicate_key {
+            counts.duplicate_keys += 1;
+        }
+        if duplicate_key || syntax(*format, &bytes) == Syntax::Broken {
             counts.broken += 1;
         }
         let started = Instant::now();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut local = Counts::default();
-            try_mutant(&bytes, Some(*format), &mut local);
-            try_mutant(&bytes, None, &mut local);
+            try_mutant(&bytes, Some(*format), duplicate_key, &mut local);
+            try_mutant(&bytes, None, duplicate_key, &mut local);
             local
         }));
         let elapsed = started.elapsed();
@@ -422,6 +459,7 @@ fn mutated_histories_never_panic_hang_or_pass_with_broken_syntax() {
     assert!(counts.broken * 5 >= counts.mutants, "{counts:?}");
     assert!(counts.read_ok * 10 >= counts.mutants, "{counts:?}");
     assert!(counts.checked > 0, "{counts:?}");
+    assert!(counts.duplicate_keys > 0, "{counts:?}");
 }
 
 /// The reference scanners themselves: they must call broken what is broken, or the

@@ -24,7 +24,7 @@ use splitbrain_checkers::models::{ModelKind, ModelSpec};
 use splitbrain_checkers::txn::consistency::ConsistencyModel;
 use splitbrain_checkers::txn::{self, TxnCheckOptions, TxnCheckResult, Workload};
 use splitbrain_checkers::verdict::OpSummary;
-use splitbrain_checkers::{CheckResult, Counterexample, KeyResult, Value, Verdict};
+use splitbrain_checkers::{CheckResult, Counterexample, History, KeyResult, Value, Verdict};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
@@ -85,9 +85,13 @@ pub struct CheckArgs {
     #[arg(long, value_name = "READING", default_value = "value", value_parser = parse_nil_reads)]
     pub nil_reads: NilReads,
     /// A line (or EDN top-level form) longer than this is bad data, e.g. `1MiB` (default
-    /// 256MiB).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    /// 256MiB; at least 1KiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_limit_size)]
     pub max_line_size: Option<u64>,
+    /// A larger input is bad data, e.g. `64GiB` (default 16GiB for a regular file, 1GiB for
+    /// a pipe or device; at least 1KiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_limit_size)]
+    pub max_input_size: Option<u64>,
 }
 
 fn parse_nil_reads(s: &str) -> Result<NilReads, String> {
@@ -124,6 +128,20 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
         .map_err(|e| format!("expected a size such as 4GiB or 512MiB: {e}"))
+}
+
+/// The smallest `--max-line-size` and `--max-input-size`: one op line of a real history is
+/// a few hundred bytes.
+const MIN_LINE_SIZE: u64 = 1 << 10;
+
+fn parse_limit_size(s: &str) -> Result<u64, String> {
+    let size = parse_size(s)?;
+    if size < MIN_LINE_SIZE {
+        return Err(format!(
+            "expected at least 1KiB ({MIN_LINE_SIZE} bytes), found {size} bytes"
+        ));
+    }
+    Ok(size)
 }
 
 fn parse_initial_value(s: &str) -> Result<Value, String> {
@@ -167,6 +185,10 @@ struct FileReport {
     /// The exit code `error` calls for (65 bad data, 66 missing input).
     #[serde(skip)]
     error_code: u8,
+    /// The first counterexample is a nil read, and its key is valid when re-checked with
+    /// `--nil-reads unknown` (Knossos' reading): worth a note.
+    #[serde(skip)]
+    valid_as_knossos_reads_nil: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -214,25 +236,22 @@ pub fn run(args: CheckArgs) -> super::Outcome {
         nil_reads: args.nil_reads,
         progress: None,
     };
-    let read_opts = ReadOptions {
-        format: args.format,
-        independent: if args.independent {
+    let read_opts = read_options(
+        &args,
+        if args.independent {
             Independent::Force
         } else {
             Independent::Auto
         },
-        max_line_bytes: args.max_line_size.map_or(formats::MAX_LINE_BYTES, |size| {
-            usize::try_from(size).unwrap_or(usize::MAX)
-        }),
-    };
+    );
 
     // Knossos' reading is worth suggesting only where it applies and is not already asked.
     let suggest_nil_reads = args.nil_reads == NilReads::Value && registers.contains(&spec.kind);
     let mut files = Vec::with_capacity(args.files.len());
     for path in &args.files {
-        let report = check_file(path, &read_opts, &spec, &opts);
+        let report = check_file(path, &read_opts, &spec, &opts, suggest_nil_reads);
         if !args.json {
-            print_file(&report, suggest_nil_reads);
+            print_file(&report);
         }
         files.push(report);
     }
@@ -256,7 +275,7 @@ pub fn run(args: CheckArgs) -> super::Outcome {
     };
     if args.json {
         let text = serde_json::to_string_pretty(&report).context("rendering the JSON report")?;
-        println!("{text}");
+        emit(&format!("{text}\n"));
     } else {
         print_overall(&report);
     }
@@ -268,6 +287,7 @@ fn check_file(
     read_opts: &ReadOptions,
     spec: &ModelSpec,
     opts: &CheckOptions,
+    suggest_nil_reads: bool,
 ) -> FileReport {
     let mut report = FileReport {
         file: path.to_owned(),
@@ -281,6 +301,7 @@ fn check_file(
         result: None,
         error: None,
         error_code: exit::DATA_ERR,
+        valid_as_knossos_reads_nil: false,
     };
     let parse_start = Instant::now();
     let read = formats::read_file(path, read_opts);
@@ -312,6 +333,12 @@ fn check_file(
     report.check_seconds = check_start.elapsed().as_secs_f64();
     match checked {
         Ok(result) => {
+            let first = result.keys.iter().find_map(|k| k.counterexample.as_ref());
+            report.valid_as_knossos_reads_nil = suggest_nil_reads
+                && first.is_some_and(|cex| {
+                    is_nil_read(&cex.operation)
+                        && valid_as_knossos_reads_nil(&read.history, cex, spec, &opts)
+                });
             report.verdict = Some(result.verdict);
             report.result = Some(result);
         }
@@ -434,7 +461,7 @@ fn key_table(keys: &[&KeyResult]) -> String {
     builder.build().with(Style::rounded()).to_string()
 }
 
-fn print_file(report: &FileReport, suggest_nil_reads: bool) {
+fn print_file(report: &FileReport) {
     let mut out = String::new();
     let name = report.file.display();
     let _ = writeln!(out, "== {name}");
@@ -503,10 +530,10 @@ fn print_file(report: &FileReport, suggest_nil_reads: bool) {
                 let _ = writeln!(out, "1 of {} key(s) invalid:", result.keys.len());
             }
             out.push_str(&describe_counterexample(first));
-            if suggest_nil_reads && is_nil_read(&first.operation) {
+            if report.valid_as_knossos_reads_nil {
                 let _ = writeln!(
                     out,
-                    "note: that read returned nil; Knossos reads a nil read as matching any state and would accept it (ask for that reading with --nil-reads unknown)"
+                    "note: that read returned nil; this key is valid when a nil read matches any state, as Knossos reads it (ask for that reading with --nil-reads unknown)"
                 );
             }
         }
@@ -521,7 +548,30 @@ fn print_file(report: &FileReport, suggest_nil_reads: bool) {
         (None, _) => "not checked".to_owned(),
     };
     let _ = writeln!(out, "{name}: {verdict}");
-    print!("{out}");
+    emit(&out);
+}
+
+/// Whether the key of `cex` is valid when checked again with `--nil-reads unknown`.
+fn valid_as_knossos_reads_nil(
+    history: &History,
+    cex: &Counterexample,
+    spec: &ModelSpec,
+    opts: &CheckOptions,
+) -> bool {
+    let events = history
+        .events
+        .iter()
+        .filter(|e| e.key == cex.key)
+        .cloned()
+        .collect();
+    let opts = CheckOptions {
+        nil_reads: NilReads::Unknown,
+        first_failure: true,
+        progress: None,
+        ..opts.clone()
+    };
+    linearizability::check(&History::new(events), spec, &opts)
+        .is_ok_and(|r| r.verdict == Verdict::Valid)
 }
 
 fn describe_op(op: &OpSummary) -> String {
@@ -589,27 +639,52 @@ fn print_overall(report: &Report) {
             .verdict
             .map_or_else(|| "valid".to_owned(), |v| v.to_string())
     };
-    println!(
-        "overall: {verdict} ({} file(s): {} valid, {} invalid, {} unknown, {} not checked)",
+    emit(&format!(
+        "overall: {verdict} ({} file(s): {} valid, {} invalid, {} unknown, {} not checked)\n",
         report.files.len(),
         count(Verdict::Valid),
         count(Verdict::Invalid),
         count(Verdict::Unknown),
         errors
-    );
+    ));
 }
 
 /// `check RUN_DIR`: the stored history checked again with the model, time limit and
 /// evidence threshold of the run's `campaign.json`; the run directory is left unchanged.
+/// A directory that is not a run (no `history.jsonl` or `campaign.json`) is missing input
+/// (66). A run without `results.json` never finished (its controller was killed): its
+/// history is a prefix, so it is never `valid` (`unknown`, unless invalid).
 fn recheck_run_dir(dir: &Path, json: bool) -> super::Outcome {
-    let (_, checked) = match crate::report::recheck_run(dir) {
+    let (_, mut checked) = match crate::report::recheck_run(dir) {
         Ok(done) => done,
-        Err(e) => return Err(exit::Failure::new(exit::FailureKind::BadData, e)),
+        Err(e) => {
+            let kind = match e {
+                crate::report::ReportError::NotARun { .. } => exit::FailureKind::NoInput,
+                _ => exit::FailureKind::BadData,
+            };
+            return Err(exit::Failure::new(kind, e));
+        }
     };
+    let finished = dir.join("results.json").is_file();
+    let mut table = std::mem::take(&mut checked.table);
+    if !finished {
+        eprintln!("splitbrain: warning: {}: {UNFINISHED_RUN}", dir.display());
+        let _ = writeln!(table, "warning: {UNFINISHED_RUN}");
+        if checked.verdict == Verdict::Valid {
+            checked.verdict = Verdict::Unknown;
+            checked.results.verdict = Verdict::Unknown;
+            checked.results.cause = Some(UNFINISHED_RUN_CAUSE.to_owned());
+            let _ = writeln!(table, "{}: unknown: {UNFINISHED_RUN_CAUSE}", dir.display());
+        }
+        checked.results.finished = false;
+    }
     if json {
-        println!("{}", serde_json::to_string_pretty(&checked.results)?);
+        emit(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&checked.results)?
+        ));
     } else {
-        print!("{}", checked.table);
+        emit(&table);
     }
     Ok(checked.verdict.exit_code() as u8)
 }
@@ -641,6 +716,18 @@ struct TxnReport {
     exit_code: u8,
 }
 
+/// How the command line asks for histories to be read.
+fn read_options(args: &CheckArgs, independent: Independent) -> ReadOptions {
+    ReadOptions {
+        format: args.format,
+        independent,
+        max_line_bytes: args.max_line_size.map_or(formats::MAX_LINE_BYTES, |size| {
+            usize::try_from(size).unwrap_or(usize::MAX)
+        }),
+        max_input_bytes: args.max_input_size,
+    }
+}
+
 /// `check FILE… --model list-append|rw-register [--consistency MODEL]`.
 fn run_transactions(args: &CheckArgs, workload: Workload) -> super::Outcome {
     let mut opts = TxnCheckOptions::new(
@@ -651,13 +738,7 @@ fn run_transactions(args: &CheckArgs, workload: Workload) -> super::Outcome {
     opts.time_limit = args.time_limit;
     opts.memory_budget = Some(args.memory_budget.unwrap_or_else(default_memory_budget));
     // A transaction's value is a list of micro-operations, never an independent tuple.
-    let read_opts = ReadOptions {
-        format: args.format,
-        independent: Independent::Off,
-        max_line_bytes: args.max_line_size.map_or(formats::MAX_LINE_BYTES, |size| {
-            usize::try_from(size).unwrap_or(usize::MAX)
-        }),
-    };
+    let read_opts = read_options(args, Independent::Off);
     let mut files = Vec::with_capacity(args.files.len());
     for path in &args.files {
         let report = check_txn_file(path, &read_opts, &opts);
@@ -685,7 +766,7 @@ fn run_transactions(args: &CheckArgs, workload: Workload) -> super::Outcome {
     };
     if args.json {
         let text = serde_json::to_string_pretty(&report).context("rendering the JSON report")?;
-        println!("{text}");
+        emit(&format!("{text}\n"));
     } else {
         let count = |v: Verdict| report.files.iter().filter(|f| f.verdict == Some(v)).count();
         let errors = report.files.iter().filter(|f| f.error.is_some()).count();
@@ -694,14 +775,14 @@ fn run_transactions(args: &CheckArgs, workload: Workload) -> super::Outcome {
         } else {
             verdict.map_or_else(|| "valid".to_owned(), |v| v.to_string())
         };
-        println!(
-            "overall: {overall} ({} file(s): {} valid, {} invalid, {} unknown, {} not checked)",
+        emit(&format!(
+            "overall: {overall} ({} file(s): {} valid, {} invalid, {} unknown, {} not checked)\n",
             report.files.len(),
             count(Verdict::Valid),
             count(Verdict::Invalid),
             count(Verdict::Unknown),
             errors
-        );
+        ));
     }
     Ok(exit_code)
 }
@@ -781,5 +862,32 @@ fn print_txn_file(report: &TxnFileReport) {
         (None, None) => "not checked".to_owned(),
     };
     let _ = writeln!(out, "{name}: {verdict}");
-    print!("{out}");
+    emit(&out);
+}
+
+/// Said of a run directory without `results.json`.
+const UNFINISHED_RUN: &str = "the run did not finish (no results.json; its controller was probably killed): the history is a prefix of the run";
+/// The cause of an unfinished run's `unknown` verdict.
+const UNFINISHED_RUN_CAUSE: &str = "the run did not finish: the history is a prefix";
+
+/// Writes `text` to stdout. A reader that went away (`check … | head -1`) is not an error:
+/// the rest of the output is dropped and the exit code stays the verdict's (`print!` would
+/// panic). Another failure to write is said once on stderr.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        STDOUT_GONE.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("splitbrain: cannot write to standard output: {e}");
+        }
+    }
 }

@@ -87,6 +87,102 @@ pub struct Parser<'a> {
 /// together) is rejected instead of overflowing the stack.
 pub const MAX_DEPTH: usize = 64;
 
+/// Which items of a collection must be distinct.
+#[derive(Debug, Clone, Copy)]
+enum Distinct {
+    No,
+    /// Every other item, starting with the first: a map's keys.
+    MapKeys,
+    /// Every item: a set's elements.
+    Elements,
+}
+
+/// The items of a collection seen so far, by a hash of their value, to find a repeat.
+#[derive(Default)]
+struct DistinctForms {
+    by_hash: std::collections::HashMap<u64, Vec<usize>>,
+}
+
+impl DistinctForms {
+    /// Records `form`, item `index` of `items`-to-be; returns the index of an equal earlier
+    /// item, if any.
+    fn insert(&mut self, form: &Form, index: usize, items: &[Form]) -> Option<usize> {
+        let same_hash = self.by_hash.entry(value_hash(&form.kind)).or_default();
+        if let Some(&first) = same_hash
+            .iter()
+            .find(|&&i| same_value(&items[i].kind, &form.kind))
+        {
+            return Some(first);
+        }
+        same_hash.push(index);
+        None
+    }
+}
+
+/// Equality of EDN values as Clojure sees them: positions ignored, lists equal to vectors,
+/// maps and sets compared without regard to order.
+fn same_value(a: &FormKind, b: &FormKind) -> bool {
+    use FormKind::*;
+    match (a, b) {
+        (List(x) | Vector(x), List(y) | Vector(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(&a.kind, &b.kind))
+        }
+        (Set(x), Set(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|a| y.iter().any(|b| same_value(&a.kind, &b.kind)))
+        }
+        (Map(x), Map(y)) => {
+            x.len() == y.len()
+                && x.iter().all(|(k, v)| {
+                    y.iter().any(|(k2, v2)| {
+                        same_value(&k.kind, &k2.kind) && same_value(&v.kind, &v2.kind)
+                    })
+                })
+        }
+        (Tagged(t, x), Tagged(u, y)) => t == u && same_value(&x.kind, &y.kind),
+        (Float(x), Float(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
+    }
+}
+
+/// A hash consistent with [`same_value`].
+fn value_hash(kind: &FormKind) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match kind {
+        FormKind::Nil => 0u8.hash(&mut h),
+        FormKind::Bool(b) => (1u8, b).hash(&mut h),
+        FormKind::Int(i) => (2u8, i).hash(&mut h),
+        FormKind::BigInt(s) => (3u8, s).hash(&mut h),
+        FormKind::Float(x) => (4u8, x.to_bits()).hash(&mut h),
+        FormKind::Str(s) => (5u8, s).hash(&mut h),
+        FormKind::Char(c) => (6u8, c).hash(&mut h),
+        FormKind::Keyword(k) => (7u8, k).hash(&mut h),
+        FormKind::Symbol(s) => (8u8, s).hash(&mut h),
+        FormKind::List(items) | FormKind::Vector(items) => {
+            9u8.hash(&mut h);
+            for item in items {
+                value_hash(&item.kind).hash(&mut h);
+            }
+        }
+        FormKind::Set(items) => {
+            let sum = items
+                .iter()
+                .fold(0u64, |acc, i| acc.wrapping_add(value_hash(&i.kind)));
+            (10u8, sum).hash(&mut h);
+        }
+        FormKind::Map(pairs) => {
+            let sum = pairs.iter().fold(0u64, |acc, (k, v)| {
+                acc.wrapping_add(value_hash(&k.kind) ^ value_hash(&v.kind).rotate_left(1))
+            });
+            (11u8, sum).hash(&mut h);
+        }
+        FormKind::Tagged(tag, inner) => (12u8, tag, value_hash(&inner.kind)).hash(&mut h),
+    }
+    h.finish()
+}
+
 /// Ends a token. A backslash does too: it starts a character, as in Clojure's reader.
 fn is_delimiter(b: u8) -> bool {
     b.is_ascii_whitespace()
@@ -197,8 +293,8 @@ impl<'a> Parser<'a> {
         let line = self.line;
         let b = self.peek().unwrap_or(0);
         let kind = match b {
-            b'(' => FormKind::List(self.sequence(b')', "list")?),
-            b'[' => FormKind::Vector(self.sequence(b']', "vector")?),
+            b'(' => FormKind::List(self.sequence(b')', "list", Distinct::No)?),
+            b'[' => FormKind::Vector(self.sequence(b']', "vector", Distinct::No)?),
             b'{' => self.map()?,
             b'"' => FormKind::Str(self.string()?),
             b'\\' => FormKind::Char(self.character()?),
@@ -232,12 +328,20 @@ impl<'a> Parser<'a> {
         result
     }
 
-    /// Forms up to `close`; the opening delimiter is at `pos`.
-    fn sequence(&mut self, close: u8, what: &str) -> Result<Vec<Form>, SyntaxError> {
+    /// Forms up to `close`; the opening delimiter is at `pos`. `distinct` says which items
+    /// must differ from each other (as Clojure's reader rejects a map with a duplicate key
+    /// or a set with a duplicate element); a repeat is a syntax error at its position.
+    fn sequence(
+        &mut self,
+        close: u8,
+        what: &str,
+        distinct: Distinct,
+    ) -> Result<Vec<Form>, SyntaxError> {
         let opened = self.line;
         self.pos += 1;
         self.nested(|p| {
             let mut items = Vec::new();
+            let mut seen = DistinctForms::default();
             loop {
                 if !p.skip_to_form()? {
                     return Err(p.end_error(format!(
@@ -249,14 +353,38 @@ impl<'a> Parser<'a> {
                     p.pos += 1;
                     return Ok(items);
                 }
-                items.push(p.form()?);
+                let (line, column) = (p.line, p.column());
+                let form = p.form()?;
+                let checked = match distinct {
+                    Distinct::No => None,
+                    Distinct::MapKeys => (items.len() % 2 == 0).then_some("key"),
+                    Distinct::Elements => Some("element"),
+                };
+                if let Some(role) = checked {
+                    if let Some(first) = seen.insert(&form, items.len(), &items) {
+                        return Err(SyntaxError {
+                            error: DataError::new(
+                                line,
+                                format!("a {what} without a duplicate {role}"),
+                            )
+                            .column(column)
+                            .found(format!(
+                                "{} again (first on line {})",
+                                form.kind.describe(),
+                                items[first].line
+                            )),
+                            at_end: false,
+                        });
+                    }
+                }
+                items.push(form);
             }
         })
     }
 
     fn map(&mut self) -> Result<FormKind, SyntaxError> {
         let opened = self.line;
-        let items = self.sequence(b'}', "map")?;
+        let items = self.sequence(b'}', "map", Distinct::MapKeys)?;
         if items.len() % 2 != 0 {
             let last = items.last().map_or(opened, |f| f.line);
             return Err(SyntaxError {
@@ -281,7 +409,11 @@ impl<'a> Parser<'a> {
         match self.data.get(self.pos + 1) {
             Some(b'{') => {
                 self.pos += 1;
-                Ok(FormKind::Set(self.sequence(b'}', "set")?))
+                Ok(FormKind::Set(self.sequence(
+                    b'}',
+                    "set",
+                    Distinct::Elements,
+                )?))
             }
             Some(b) if b.is_ascii_alphabetic() => {
                 self.pos += 1;

@@ -9,7 +9,13 @@
 //! process (integer or `:nemesis`), the type, the function and the value, separated by
 //! tabs or runs of spaces; the value is EDN (`nil`, integers, `[3 0]`, `:timed-out`) and
 //! may itself contain spaces. An optional second EDN
-//! form after the value is taken as the op's error. Every other line is ignored.
+//! form after the value is taken as the op's error.
+//!
+//! A log holds other lines too (messages of other namespaces, stack traces, blank lines);
+//! they are ignored, and their number is reported as a warning. But a line that looks like
+//! an op — a process, then `:invoke`, `:ok`, `:fail` or `:info`, then a keyword, as
+//! whitespace-separated tokens — without the exact marker before it is bad data: a damaged
+//! marker (`jepsen.utll - `, `jepsen.util- `) must not make an op disappear.
 
 use super::edn::{to_value, Parser};
 use super::{lines, DataError, RawEvents};
@@ -25,8 +31,22 @@ pub(crate) fn read(data: &[u8]) -> Result<RawEvents, DataError> {
     let mut raw = RawEvents::default();
     let finder = memchr::memmem::Finder::new(MARKER.as_bytes());
     // Every op line must parse, the last one too: a log cut mid-line is bad data.
+    let mut ignored = 0usize;
+    let mut first_ignored = None;
     for (number, line, _) in lines(data) {
         let Some(at) = finder.find(line) else {
+            if let Some(column) = op_shaped(line) {
+                return Err(DataError::new(
+                    number,
+                    format!("the marker `{MARKER}` before an op (process, type, function, value)"),
+                )
+                .column(column)
+                .found("an op line without it"));
+            }
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                ignored += 1;
+                first_ignored.get_or_insert(number);
+            }
             continue;
         };
         let fields_at = at + MARKER.len();
@@ -37,7 +57,39 @@ pub(crate) fn read(data: &[u8]) -> Result<RawEvents, DataError> {
         })?;
         raw.push(event, number, None);
     }
+    if let Some(first) = first_ignored {
+        raw.warnings.push(format!(
+            "{ignored} line(s) without the `{MARKER}` marker ignored as log messages (the first is line {first})"
+        ));
+    }
     Ok(raw)
+}
+
+/// The 1-based column where an op starts in a line that looks like one: a process token
+/// (integer or `:nemesis`), a type token and a keyword, separated by whitespace.
+fn op_shaped(line: &[u8]) -> Option<usize> {
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < line.len() {
+        if line[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < line.len() && !line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        tokens.push((start, &line[start..i]));
+    }
+    tokens.windows(3).find_map(|w| {
+        let [(at, process), (_, kind), (_, f)] = w else {
+            return None;
+        };
+        let is_process = *process == b":nemesis"
+            || (!process.is_empty() && process.iter().all(u8::is_ascii_digit));
+        let is_type = [&b":invoke"[..], b":ok", b":fail", b":info"].contains(kind);
+        (is_process && is_type && f.len() > 1 && f[0] == b':').then_some(at + 1)
+    })
 }
 
 /// Splits off the next whitespace-separated token.

@@ -428,11 +428,65 @@ fn diagnose(line: &[u8], number: usize, typed_error: &str) -> DataError {
     for name in ["key", "value", "error"] {
         if let Some(v) = object.get(name) {
             if let Err(e) = serde_json::from_value::<Value>(v.clone()) {
+                // serde_json reads an integer beyond 64 bits as a float: say what it was.
+                if let Some(integer) = oversized_integer(line) {
+                    return DataError::new(number, "an integer of at most 64 bits")
+                        .field(name)
+                        .found(integer);
+                }
+                if v.is_f64() {
+                    return field_error(
+                        name,
+                        "an integer, string, boolean, null, array or object (floating-point values are not supported)",
+                    );
+                }
                 return field_error(name, &e.to_string());
             }
         }
     }
     DataError::new(number, "a valid event").found(typed_error.to_owned())
+}
+
+/// The first integer literal of a JSON line (outside strings) that does not fit in 64
+/// signed bits, as written.
+fn oversized_integer(line: &[u8]) -> Option<String> {
+    let mut in_string = false;
+    let mut i = 0;
+    while i < line.len() {
+        let b = line[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        if b == b'-' || b.is_ascii_digit() {
+            let start = i;
+            i += 1;
+            while i < line.len() && line[i].is_ascii_digit() {
+                i += 1;
+            }
+            let fraction_or_exponent = matches!(line.get(i), Some(b'.' | b'e' | b'E'));
+            let literal = std::str::from_utf8(&line[start..i]).ok()?;
+            if !fraction_or_exponent && literal.len() > 1 && literal.parse::<i64>().is_err() {
+                return Some(literal.to_owned());
+            }
+            while i < line.len() && !matches!(line[i], b',' | b']' | b'}') {
+                i += 1;
+            }
+            continue;
+        }
+        i += 1;
+    }
+    None
 }
 
 /// serde_json's message without its position (which counts within the line alone).

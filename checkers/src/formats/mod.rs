@@ -133,6 +133,13 @@ pub enum Independent {
 /// The longest line (or EDN top-level form) read by default: 256 MiB.
 pub const MAX_LINE_BYTES: usize = 256 << 20;
 
+/// The largest regular file read by default: 16 GiB.
+pub const MAX_FILE_BYTES: u64 = 16 << 30;
+/// The most read by default from an input that is not a regular file (a pipe, a device):
+/// 1 GiB, so that an endless pipe of short lines ends in bad data within seconds rather
+/// than filling the memory.
+pub const MAX_STREAM_BYTES: u64 = 1 << 30;
+
 /// How to read a history.
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
@@ -141,6 +148,9 @@ pub struct ReadOptions {
     pub independent: Independent,
     /// A longer line, or EDN top-level form, is bad data (default [`MAX_LINE_BYTES`]).
     pub max_line_bytes: usize,
+    /// A larger input is bad data; `None` means [`MAX_FILE_BYTES`] for a regular file and
+    /// [`MAX_STREAM_BYTES`] for anything else.
+    pub max_input_bytes: Option<u64>,
 }
 
 impl Default for ReadOptions {
@@ -149,6 +159,7 @@ impl Default for ReadOptions {
             format: None,
             independent: Independent::default(),
             max_line_bytes: MAX_LINE_BYTES,
+            max_input_bytes: None,
         }
     }
 }
@@ -312,8 +323,18 @@ pub fn read_file(path: &Path, opts: &ReadOptions) -> Result<ReadOutput, ReadErro
             error,
         },
     };
-    let mut file = std::fs::File::open(path).map_err(io_error)?;
-    let size = file.metadata().map_err(io_error)?.len();
+    let file = std::fs::File::open(path).map_err(io_error)?;
+    let metadata = file.metadata().map_err(io_error)?;
+    let size = metadata.len();
+    let max_input = opts.max_input_bytes.unwrap_or(if metadata.is_file() {
+        MAX_FILE_BYTES
+    } else {
+        MAX_STREAM_BYTES
+    });
+    if metadata.is_file() && size > max_input {
+        return Err(bytes_error(BytesError::Data(input_too_large(1, max_input))));
+    }
+    let mut file = file.take(max_input.saturating_add(1));
     let mut head = Vec::new();
     if size >= STREAM_THRESHOLD && matches!(opts.format, None | Some(Format::Jsonl)) {
         (&mut file)
@@ -335,7 +356,7 @@ pub fn read_file(path: &Path, opts: &ReadOptions) -> Result<ReadOutput, ReadErro
                 .map_err(|error| bytes_error(BytesError::Data(error)));
         }
     }
-    read_bounded(&mut file, &mut head, opts.max_line_bytes).map_err(|e| match e {
+    read_bounded(&mut file, &mut head, opts.max_line_bytes, max_input).map_err(|e| match e {
         jsonl::StreamError::Io(source) => io_error(source),
         jsonl::StreamError::Data(error) => bytes_error(BytesError::Data(error)),
     })?;
@@ -388,17 +409,28 @@ impl LineLimit {
     }
 }
 
+/// The error for an input over the limit, found at `line`.
+pub(crate) fn input_too_large(line: usize, limit: u64) -> DataError {
+    DataError::new(
+        line,
+        format!("an input of at most {limit} bytes (--max-input-size)"),
+    )
+    .found("more (an endless input such as a pipe that never ends, or not a history)")
+}
+
 /// The error for a line over the limit.
 pub(crate) fn line_too_long(line: usize, limit: usize) -> DataError {
     DataError::new(line, format!("a line of at most {limit} bytes"))
         .found("a longer line (an endless input such as /dev/zero, or not a history)")
 }
 
-/// Reads `input` to its end after `buffer`, failing as soon as a line exceeds `limit`.
+/// Reads `input` to its end after `buffer`, failing as soon as a line exceeds `limit` or
+/// the whole input exceeds `max_input`.
 fn read_bounded(
     input: &mut impl Read,
     buffer: &mut Vec<u8>,
     limit: usize,
+    max_input: u64,
 ) -> Result<(), jsonl::StreamError> {
     let mut lines = LineLimit::new(limit);
     lines.scan(buffer).map_err(jsonl::StreamError::Data)?;
@@ -409,6 +441,12 @@ fn read_bounded(
             .read_to_end(buffer)
             .map_err(jsonl::StreamError::Io)?;
         lines.scan(buffer).map_err(jsonl::StreamError::Data)?;
+        if buffer.len() as u64 > max_input {
+            return Err(jsonl::StreamError::Data(input_too_large(
+                lines.lines + 1,
+                max_input,
+            )));
+        }
         if got == 0 {
             return Ok(());
         }

@@ -22,7 +22,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Run the campaign this many times (seeds seed, seed+1, …); the worst verdict counts.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub test_count: u32,
     /// Where runs are written.
     #[arg(long, default_value = "results")]

@@ -1,0 +1,47 @@
+//! `run`'s and `report`'s command line: what is a usage error (64), what is missing (66),
+//! what cannot be created (73). No privileges needed: an in-memory campaign.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const MEM_KV: &str = "name: mem-cli\nsystem: {in-memory: {}}\nworkload: {kind: kv, concurrency: 2, \
+     group_size: 2, ops_per_key: 10, duration: 1s, max_ops: 50, recovery: 0s}\nchecker: {min_ok_per_key: 1}\n";
+
+fn splitbrain(args: &[&str], extra: &[&Path]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_splitbrain"));
+    command.args(args).args(extra);
+    command.output().unwrap()
+}
+
+fn write_campaign(dir: &Path) -> PathBuf {
+    let path = dir.join("mem-cli.yaml");
+    std::fs::write(&path, MEM_KV).unwrap();
+    path
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn an_absurd_time_limit_is_a_usage_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_campaign(dir.path());
+    for limit in ["500000000000y", "99999999", "8d"] {
+        let out = splitbrain(&["run", "--time-limit", limit, "--results"], &[dir.path(), &file]);
+        assert_eq!(out.status.code(), Some(64), "{limit}: {}", text(&out));
+        assert!(text(&out).contains("out of range"), "{limit}: {}", text(&out));
+    }
+}
+
+#[test]
+fn a_test_count_of_zero_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_campaign(dir.path());
+    let out = splitbrain(&["run", "--test-count", "0", "--results"], &[dir.path(), &file]);
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out));
+}

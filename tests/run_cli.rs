@@ -32,9 +32,16 @@ fn an_absurd_time_limit_is_a_usage_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_campaign(dir.path());
     for limit in ["500000000000y", "99999999", "8d"] {
-        let out = splitbrain(&["run", "--time-limit", limit, "--results"], &[dir.path(), &file]);
+        let out = splitbrain(
+            &["run", "--time-limit", limit, "--results"],
+            &[dir.path(), &file],
+        );
         assert_eq!(out.status.code(), Some(64), "{limit}: {}", text(&out));
-        assert!(text(&out).contains("out of range"), "{limit}: {}", text(&out));
+        assert!(
+            text(&out).contains("out of range"),
+            "{limit}: {}",
+            text(&out)
+        );
     }
 }
 
@@ -42,6 +49,9 @@ fn an_absurd_time_limit_is_a_usage_error_not_a_panic() {
 fn a_test_count_of_zero_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_campaign(dir.path());
-    let out = splitbrain(&["run", "--test-count", "0", "--results"], &[dir.path(), &file]);
+    let out = splitbrain(
+        &["run", "--test-count", "0", "--results"],
+        &[dir.path(), &file],
+    );
     assert_eq!(out.status.code(), Some(64), "{}", text(&out));
 }

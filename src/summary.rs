@@ -708,7 +708,33 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
                 )
             })
             .collect();
-        let (verdict, detail) = if fault_effect.not_in_effect == 0 {
+        let unverified: Vec<String> = analysis
+            .faults
+            .iter()
+            .filter(|w| w.effective.is_none())
+            .map(|w| {
+                format!(
+                    "{}{}",
+                    w.kind,
+                    w.id.map_or_else(String::new, |i| format!(" #{i}"))
+                )
+            })
+            .collect();
+        let (verdict, detail) = if fault_effect.not_in_effect == 0
+            && fault_effect.unverified > 0
+            && fault_effect.required
+        {
+            // No evidence of effect is not evidence of effect: not shown, not tested.
+            (
+                Verdict::Unknown,
+                format!(
+                    "{} of {} faults not shown in effect (no evidence): {}",
+                    fault_effect.unverified,
+                    fault_effect.faults,
+                    unverified.join(", ")
+                ),
+            )
+        } else if fault_effect.not_in_effect == 0 {
             (
                 Verdict::Valid,
                 format!(
@@ -716,7 +742,10 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
                     fault_effect.in_effect,
                     fault_effect.faults,
                     if fault_effect.unverified > 0 {
-                        format!(", {} not verifiable", fault_effect.unverified)
+                        format!(
+                            ", {} not verifiable (not counted: nemesis.require_effect is false)",
+                            fault_effect.unverified
+                        )
                     } else {
                         String::new()
                     }
@@ -745,9 +774,21 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             counterexample: None,
         });
     }
+    // A run cut short by a signal did not test what the campaign asked for: `unknown`
+    // (cause `interrupted`) unless the history so far is already invalid.
+    if facts.interrupted {
+        outcomes.push(CheckerOutcome {
+            checker: "interrupted".into(),
+            verdict: Verdict::Unknown,
+            detail: "interrupted: the run was cut short by a signal".into(),
+            result: serde_json::Value::Null,
+            counterexample: None,
+        });
+    }
     let verdict = outcomes
         .iter()
         .fold(Verdict::Valid, |v, o| v.combine(o.verdict));
+    let cause = (verdict == Verdict::Unknown && facts.interrupted).then_some("interrupted");
 
     let table = render(facts, &analysis, &outcomes, verdict);
     let fault_kinds: std::collections::BTreeSet<&str> =
@@ -761,6 +802,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
         "seed": facts.seed,
         "run_id": facts.run_id,
         "interrupted": facts.interrupted,
+        "cause": cause,
         "node_deaths": facts.node_deaths,
         "main_phase_s": facts.main_elapsed.as_secs_f64(),
         "operations": stats,

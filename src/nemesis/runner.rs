@@ -1077,8 +1077,28 @@ fn evidence(ctx: &NemesisContext, undo: &Undo) -> Fields {
                 .value("effective", Value::Bool(effective))
         }
         Undo::Shaping { nodes, applied } => shaping_evidence(ctx, nodes, applied),
-        // Process faults carry their cgroup evidence already; loss is statistical.
-        Undo::Resume(_) | Undo::Restart(_) | Undo::Loss { .. } => Fields::default(),
+        Undo::Loss { nodes, .. } => {
+            // Each target sends probe datagrams to another node; its drop counter shows loss.
+            let names = ctx.node_names();
+            let probes: Vec<(String, std::net::Ipv4Addr)> = nodes
+                .iter()
+                .filter_map(|n| {
+                    let own = ctx.net(n)?;
+                    let peer = names
+                        .iter()
+                        .filter(|m| *m != n)
+                        .find_map(|m| ctx.net(m))
+                        .unwrap_or(own);
+                    Some((own.netns.clone(), peer.ip))
+                })
+                .collect();
+            let (evidence, effective) = packet::loss_evidence(&probes);
+            Fields::default()
+                .list("evidence", &evidence)
+                .value("effective", Value::Bool(effective))
+        }
+        // Process faults carry their cgroup evidence already.
+        Undo::Resume(_) | Undo::Restart(_) => Fields::default(),
     }
 }
 
@@ -1144,10 +1164,30 @@ fn undo(ctx: &NemesisContext, undo: Undo) -> (Fields, Option<String>) {
                 .list("observed", &observed_clocks(ctx, &nodes));
             (fields, error)
         }
-        Undo::Loss { nodes, namespaces } => match packet::heal_loss(&namespaces) {
-            Ok(_) => (Fields::default().list("nodes", &nodes), None),
-            Err(e) => (Fields::default().list("nodes", &nodes), Some(e.to_string())),
-        },
+        Undo::Loss { nodes, namespaces } => {
+            // What the rules dropped over the whole fault, read before they go.
+            let dropped: Vec<String> = namespaces
+                .iter()
+                .map(|ns| match packet::loss_dropped(ns) {
+                    Ok(n) => format!("{ns}: {n} packets dropped while in force (nft counter)"),
+                    Err(e) => format!("{ns}: could not read the loss counter: {e}"),
+                })
+                .collect();
+            match packet::heal_loss(&namespaces) {
+                Ok(_) => (
+                    Fields::default()
+                        .list("nodes", &nodes)
+                        .list("evidence", &dropped),
+                    None,
+                ),
+                Err(e) => (
+                    Fields::default()
+                        .list("nodes", &nodes)
+                        .list("evidence", &dropped),
+                    Some(e.to_string()),
+                ),
+            }
+        }
         Undo::Shaping { nodes, applied } => {
             let fields = Fields::default().list("nodes", &nodes);
             match packet::heal_shaping(*applied) {

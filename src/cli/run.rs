@@ -85,6 +85,14 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
                     eprintln!("splitbrain: the system under test is not available: {missing}");
                     return Ok(exit::UNAVAILABLE);
                 }
+                // A node program named through a placeholder is only found at start.
+                if let Some(missing) = e.chain().find_map(|c| match c.downcast_ref() {
+                    Some(missing @ crate::node::NodeError::ProgramNotFound { .. }) => Some(missing),
+                    _ => None,
+                }) {
+                    eprintln!("splitbrain: the system under test is not available: {missing}");
+                    return Ok(exit::UNAVAILABLE);
+                }
                 return Err(e);
             }
         };

@@ -328,14 +328,16 @@ impl Node {
 
     fn spawn(&self) -> Result<(), NodeError> {
         let cfg = &self.config;
-        std::fs::create_dir_all(&cfg.data_dir)
+        // Explicit modes (0755, 0644), not whatever the umask leaves.
+        crate::results::create_dirs(&cfg.data_dir)
             .map_err(self.err_io("creating the data directory"))?;
-        std::fs::create_dir_all(&cfg.log_dir).map_err(self.err_io("creating the log directory"))?;
+        crate::results::create_dirs(&cfg.log_dir)
+            .map_err(self.err_io("creating the log directory"))?;
         let open_log = |file: &str| {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(cfg.log_dir.join(file))
+            let path = cfg.log_dir.join(file);
+            let log = OpenOptions::new().create(true).append(true).open(&path)?;
+            crate::results::set_mode(&path, crate::results::FILE_MODE)?;
+            Ok::<_, io::Error>(log)
         };
         let stdout = open_log("stdout.log").map_err(self.err_io("opening stdout.log"))?;
         let stderr = open_log("stderr.log").map_err(self.err_io("opening stderr.log"))?;

@@ -620,3 +620,58 @@ fn result_files_and_directories_get_their_modes_whatever_the_umask() {
         "campaign, environment, history, report files: {files}"
     );
 }
+
+#[test]
+fn node_directories_and_logs_get_their_modes_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if let Some((need, why)) = skip_reason() {
+        skip(
+            "node_directories_and_logs_get_their_modes_whatever_the_umask",
+            need,
+            &why,
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let campaign = tmp.path().join("campaign.yaml");
+    std::fs::write(
+        &campaign,
+        "name: node-modes\nsystem: {clusterkv: {arch: raft}}\nnodes: 1\n\
+         workload: {kind: kv, concurrency: 2, duration: 1s, max_ops: 100, recovery: 0s}\n\
+         checker: {min_ok_per_key: 1}\n",
+    )
+    .unwrap();
+    let results = tmp.path().join("results");
+    let mut command = Command::new(SPLITBRAIN);
+    command
+        .arg("run")
+        .arg(&campaign)
+        .arg("--results")
+        .arg(&results)
+        .arg("--quiet")
+        .stdout(Stdio::null());
+    // SAFETY: umask is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
+    let status = command.status().unwrap();
+    assert!(matches!(status.code(), Some(0..=2)), "{status}");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = std::fs::read_dir(results.join("node-modes"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let node = dir.join("nodes").join("n1");
+    for d in [dir.join("nodes"), node.clone(), node.join("data")] {
+        assert_eq!(mode(&d), 0o755, "{}", d.display());
+    }
+    for f in [node.join("stdout.log"), node.join("stderr.log")] {
+        assert_eq!(mode(&f), 0o644, "{}", f.display());
+    }
+}

@@ -675,3 +675,25 @@ fn node_directories_and_logs_get_their_modes_whatever_the_umask() {
         assert_eq!(mode(&f), 0o644, "{}", f.display());
     }
 }
+
+#[test]
+fn a_record_with_refused_lines_is_kept_and_cleanup_says_so_as_an_error() {
+    if !common::have_root("a_record_with_refused_lines_is_kept_and_cleanup_says_so_as_an_error") {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let run = splitbrain::topology::RunId::random();
+    let record = state.path().join(run.as_str());
+    std::fs::create_dir_all(&record).unwrap();
+    std::fs::write(
+        record.join("resources"),
+        "netns sb-x y\ncgroup ../../system.slice\n",
+    )
+    .unwrap();
+    let out = cleanup_with(state.path(), &["--run", run.as_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(70), "{stderr}");
+    assert!(record.join("resources").exists(), "kept: {stderr}");
+    assert!(!stderr.contains("(ignored)"), "{stderr}");
+    assert!(stderr.contains("refused line"), "{stderr}");
+}

@@ -17,5 +17,7 @@ pub const NO_INPUT: u8 = 66;
 pub const UNAVAILABLE: u8 = 69;
 /// Internal error.
 pub const SOFTWARE: u8 = 70;
+/// An output (the results directory) cannot be created (EX_CANTCREAT).
+pub const CANT_CREATE: u8 = 73;
 /// Missing privileges (root is needed for namespaces and cgroups).
 pub const NO_PERM: u8 = 77;

@@ -78,8 +78,30 @@ pub fn create_run_dir(root: &Path, campaign: &str, run_id: &str) -> anyhow::Resu
         .filter(|c| *c != '-' && *c != ':')
         .collect();
     let dir = root.join(campaign).join(format!("{stamp}-{run_id}"));
-    create_dirs(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    create_dirs(&dir).map_err(|error| ResultsDirError {
+        path: dir.clone(),
+        error,
+    })?;
     Ok(dir)
+}
+
+/// The run directory cannot be created (exit 73, or 77 when permission is denied).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create the run directory {}: {error}", path.display())]
+pub struct ResultsDirError {
+    pub path: PathBuf,
+    pub error: std::io::Error,
+}
+
+impl ResultsDirError {
+    /// 77 (no permission) when permission is denied, else 73 (cannot create).
+    pub fn exit_code(&self) -> u8 {
+        if self.error.kind() == std::io::ErrorKind::PermissionDenied {
+            crate::exit::NO_PERM
+        } else {
+            crate::exit::CANT_CREATE
+        }
+    }
 }
 
 /// Points `<root>/latest` at `dir` (a relative symlink), replacing an older one.

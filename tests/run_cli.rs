@@ -55,3 +55,44 @@ fn a_test_count_of_zero_is_a_usage_error() {
     );
     assert_eq!(out.status.code(), Some(64), "{}", text(&out));
 }
+
+#[test]
+fn a_results_directory_that_cannot_be_created_is_73() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_campaign(dir.path());
+    // A file where the results directory should be.
+    let out = splitbrain(&["run", "--results"], &[&file, &file]);
+    assert_eq!(out.status.code(), Some(73), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot create the run directory"),
+        "{}",
+        text(&out)
+    );
+    let out = splitbrain(&["run", "--results", "/proc/nope"], &[&file]);
+    assert_eq!(out.status.code(), Some(73), "{}", text(&out));
+}
+
+#[test]
+fn a_results_directory_without_permission_is_77() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_campaign(dir.path());
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_splitbrain"));
+    command
+        .arg("run")
+        .arg(&file)
+        .arg("--results")
+        .arg(locked.join("results"));
+    if nix::unistd::geteuid().is_root() {
+        // Root ignores modes: run as nobody, which may read the campaign but not write.
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        command.uid(65534).gid(65534);
+    }
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(77), "{}", text(&out));
+}

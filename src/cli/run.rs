@@ -85,6 +85,10 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
                     eprintln!("splitbrain: the system under test is not available: {missing}");
                     return Ok(exit::UNAVAILABLE);
                 }
+                if let Some(unusable) = e.downcast_ref::<crate::results::ResultsDirError>() {
+                    eprintln!("splitbrain: {unusable}");
+                    return Ok(unusable.exit_code());
+                }
                 // A node program named through a placeholder is only found at start.
                 if let Some(missing) = e.chain().find_map(|c| match c.downcast_ref() {
                     Some(missing @ crate::node::NodeError::ProgramNotFound { .. }) => Some(missing),

@@ -1069,3 +1069,33 @@ fn a_fault_with_no_evidence_of_effect_is_not_shown_in_effect() {
     let checked = summary::check_and_summarise(&shown, &facts(&c)).unwrap();
     assert_eq!(checked.verdict, Verdict::Valid, "{}", checked.table);
 }
+
+#[test]
+fn report_flags_runs_it_cannot_read_and_exits_65() {
+    let root = tempfile::tempdir().unwrap();
+    let good = in_memory_run(root.path(), "mem-readable", 5);
+    let broken_results = in_memory_run(root.path(), "mem-bad-results", 6);
+    std::fs::write(broken_results.join("results.json"), "{\"verdict\": ").unwrap();
+    let broken_campaign = in_memory_run(root.path(), "mem-bad-campaign", 7);
+    std::fs::write(broken_campaign.join("campaign.json"), "not json").unwrap();
+    let out = binary().arg("report").arg(root.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(65), "{stdout}{stderr}");
+    assert!(!stdout.contains("not finished"), "{stdout}");
+    assert_eq!(stdout.matches("unreadable").count(), 2, "{stdout}");
+    for dir in [&broken_results, &broken_campaign] {
+        assert!(
+            stderr.contains(&dir.display().to_string()),
+            "{} named: {stderr}",
+            dir.display()
+        );
+    }
+    assert!(
+        stderr.contains("results.json") && stderr.contains("campaign.json"),
+        "{stderr}"
+    );
+    // The good run alone is still a clean exit.
+    let out = binary().arg("report").arg(&good).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}

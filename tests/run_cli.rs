@@ -96,3 +96,12 @@ fn a_results_directory_without_permission_is_77() {
     let out = command.output().unwrap();
     assert_eq!(out.status.code(), Some(77), "{}", text(&out));
 }
+
+#[test]
+fn a_missing_campaign_file_or_results_directory_is_missing_input_66() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = splitbrain(&["run"], &[&dir.path().join("missing.yaml")]);
+    assert_eq!(out.status.code(), Some(66), "{}", text(&out));
+    let out = splitbrain(&["report"], &[&dir.path().join("missing")]);
+    assert_eq!(out.status.code(), Some(66), "{}", text(&out));
+}

@@ -26,6 +26,10 @@ pub struct ReportArgs {
 }
 
 pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
+    if !args.dir.exists() {
+        eprintln!("splitbrain: {}: no such directory", args.dir.display());
+        return Ok(exit::NO_INPUT);
+    }
     let mut rows = match runs::scan(&args.dir, args.campaign.as_deref()) {
         Ok(rows) => rows,
         Err(e) => {
@@ -56,6 +60,18 @@ pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
         );
     } else {
         print!("{}", runs::table(&rows));
+    }
+    // A run that could not be read is bad data: said on stderr too, and not a clean exit.
+    let unreadable: Vec<&runs::RunRow> = rows.iter().filter(|r| r.unreadable.is_some()).collect();
+    for row in &unreadable {
+        eprintln!(
+            "splitbrain: unreadable run {}: {}",
+            row.dir.display(),
+            row.unreadable.as_deref().unwrap_or_default()
+        );
+    }
+    if !unreadable.is_empty() {
+        return Ok(exit::DATA_ERR);
     }
     Ok(exit::VALID)
 }

@@ -44,7 +44,15 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
         Ok(c) => c,
         Err(e) => {
             eprintln!("splitbrain: {e}");
-            return Ok(exit::USAGE);
+            // A campaign file that is not there is missing input (66), as history files are.
+            return Ok(match e {
+                crate::campaign::CampaignError::Read { ref source, .. }
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    exit::NO_INPUT
+                }
+                _ => exit::USAGE,
+            });
         }
     };
     if campaign.system.needs_cluster() && !nix::unistd::geteuid().is_root() {

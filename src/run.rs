@@ -41,6 +41,9 @@ pub struct RunOptions {
     pub client_threads: usize,
     /// Progress on stderr during the main phase.
     pub progress: crate::report::progress::ProgressStyle,
+    /// Cancelled by a second signal: abandons the check of an already interrupted run
+    /// (the first signal ends the main phase; the history so far is still checked).
+    pub abandon_check: CancellationToken,
 }
 
 impl Default for RunOptions {
@@ -52,6 +55,7 @@ impl Default for RunOptions {
             argv: std::env::args().collect(),
             client_threads: 2,
             progress: crate::report::progress::ProgressStyle::Off,
+            abandon_check: CancellationToken::new(),
         }
     }
 }
@@ -252,11 +256,17 @@ pub fn run(
         node_deaths: node_deaths.clone(),
     };
     let interrupted_before_check = cancel.is_cancelled();
+    // Interrupted already: the history so far is checked until a second signal.
+    let abandon = if interrupted_before_check {
+        &opts.abandon_check
+    } else {
+        &cancel
+    };
     let (checked, interrupted) = match check_unless_cancelled(
         &campaign,
         facts_for(interrupted_before_check),
         &history,
-        &cancel,
+        abandon,
     ) {
         Some(checked) => (checked?, interrupted_before_check),
         None => {
@@ -312,10 +322,7 @@ fn check_unless_cancelled(
     history: &Arc<History>,
     cancel: &CancellationToken,
 ) -> Option<anyhow::Result<summary::Checked>> {
-    if facts.interrupted {
-        // Already interrupted before the check: the check is of the history so far.
-        return Some(summary::check_and_summarise(history, &facts));
-    }
+    let interrupted = facts.interrupted;
     let (tx, rx) = std::sync::mpsc::channel();
     let campaign = campaign.clone();
     let history = Arc::clone(history);
@@ -335,7 +342,7 @@ fn check_unless_cancelled(
                 run_id: &run_id,
                 nodes,
                 main_elapsed,
-                interrupted: false,
+                interrupted,
                 node_deaths,
             };
             let _ = tx.send(summary::check_and_summarise(&history, &facts));

@@ -600,7 +600,18 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
     let analysis = analyse(history);
     let stats = &analysis.ops;
     let mut outcomes = Vec::new();
-    if campaign.workload.kind == WorkloadKind::Set {
+    // An interrupted run with no time left for the check (a second signal abandoned it):
+    // nothing is searched, the verdict is `unknown`.
+    let abandoned = facts.interrupted && campaign.checker.time_limit.is_zero();
+    if abandoned {
+        outcomes.push(CheckerOutcome {
+            checker: "consistency".into(),
+            verdict: Verdict::Unknown,
+            detail: "not checked: the check was abandoned (interrupted twice)".into(),
+            result: serde_json::Value::Null,
+            counterexample: None,
+        });
+    } else if campaign.workload.kind == WorkloadKind::Set {
         let r = set_checker::check_sets(history);
         let lost: usize = r.keys.iter().map(|k| k.lost.len()).sum();
         let unexpected: usize = r.keys.iter().map(|k| k.unexpected.len()).sum();

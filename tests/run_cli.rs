@@ -105,3 +105,72 @@ fn a_missing_campaign_file_or_results_directory_is_missing_input_66() {
     let out = splitbrain(&["report"], &[&dir.path().join("missing")]);
     assert_eq!(out.status.code(), Some(66), "{}", text(&out));
 }
+
+#[test]
+fn a_second_signal_abandons_the_check_promptly_and_the_run_is_unknown() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = dir.path().join("busy.yaml");
+    std::fs::write(
+        &campaign,
+        "name: busy\nsystem: {in-memory: {}}\n\
+         workload: {kind: cas-register, concurrency: 20, duration: 20s, max_ops: 10000000}\n",
+    )
+    .unwrap();
+    let results = dir.path().join("results");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_splitbrain"))
+        .arg("run")
+        .arg(&campaign)
+        .arg("--results")
+        .arg(&results)
+        .arg("--quiet")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = Pid::from_raw(child.id() as i32);
+    std::thread::sleep(Duration::from_secs(3));
+    kill(pid, Signal::SIGINT).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let second = Instant::now();
+    let still_running = child.try_wait().unwrap().is_none();
+    kill(pid, Signal::SIGINT).unwrap();
+    let deadline = second + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still checking 60 s after the second signal"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = second.elapsed();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    println!(
+        "exit {:?} after the second signal (still running then: {still_running})",
+        took
+    );
+    // Checking the history fully takes minutes in a debug build; what is left after the
+    // second signal (the summary, results.json, history.edn, report.html) takes seconds.
+    assert!(
+        !still_running || took < Duration::from_secs(30),
+        "{took:?} after the second signal: {stderr}"
+    );
+    let run = std::fs::read_dir(results.join("busy"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    assert_eq!(doc["interrupted"], true);
+    assert_eq!(doc["verdict"], "unknown", "{stderr}");
+    assert_eq!(doc["cause"], "interrupted");
+}

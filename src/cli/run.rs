@@ -63,7 +63,8 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
         return Ok(exit::NO_PERM);
     }
     let cancel = CancellationToken::new();
-    watch_signals(cancel.clone())?;
+    let abandon_check = CancellationToken::new();
+    watch_signals_twice(cancel.clone(), abandon_check.clone())?;
     let mut overall = Verdict::Valid;
     let progress = if args.quiet {
         ProgressStyle::Off
@@ -79,6 +80,7 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
             seed: args.seed.map(|s| s.wrapping_add(i as u64)),
             duration: args.time_limit,
             progress,
+            abandon_check: abandon_check.clone(),
             ..RunOptions::default()
         };
         let report = match run(&campaign, &opts, cancel.clone()) {
@@ -171,6 +173,12 @@ pub fn run_command(args: RunArgs) -> anyhow::Result<u8> {
 
 /// Ctrl-C and SIGTERM cancel the run; the run then heals, stops and cleans up.
 pub(super) fn watch_signals(cancel: CancellationToken) -> anyhow::Result<()> {
+    watch_signals_twice(cancel, CancellationToken::new())
+}
+
+/// Like [`watch_signals`]; a second SIGINT or SIGTERM also cancels `then`, which abandons
+/// the check of the history so far.
+fn watch_signals_twice(cancel: CancellationToken, then: CancellationToken) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -198,7 +206,12 @@ pub(super) fn watch_signals(cancel: CancellationToken) -> anyhow::Result<()> {
                         _ = int.recv() => {}
                         _ = term.recv() => {}
                     }
-                    eprintln!("splitbrain: still cleaning up");
+                    if then.is_cancelled() {
+                        eprintln!("splitbrain: still cleaning up");
+                    } else {
+                        eprintln!("splitbrain: second signal: abandoning the check (verdict unknown)");
+                        then.cancel();
+                    }
                 }
             })
         })?;

@@ -331,6 +331,11 @@ pub mod limits {
     pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
     /// Largest cluster.
     pub const MAX_NODES: usize = 9;
+    /// clusterkv's heartbeat: whole milliseconds, at most a minute.
+    pub const MIN_HEARTBEAT: Duration = Duration::from_millis(1);
+    pub const MAX_HEARTBEAT: Duration = Duration::from_secs(60);
+    /// clusterkv's election timeout: above the heartbeat, at most ten minutes.
+    pub const MAX_ELECTION_TIMEOUT: Duration = Duration::from_secs(600);
     /// Most client processes.
     pub const MAX_CONCURRENCY: usize = 1000;
     /// Largest operation count (`ops_per_key`, `max_ops`, `min_ok_per_key`).
@@ -920,6 +925,47 @@ impl Campaign {
                 ));
             }
         }
+        if let SystemSpec::Clusterkv(kv) = &self.system {
+            self.check_clusterkv_timing(kv, &invalid)?;
+        }
+        Ok(())
+    }
+
+    /// clusterkv's timing, as its nodes need it: a heartbeat of at least 1 ms (they count
+    /// whole milliseconds), an election timeout above the heartbeat (what openraft
+    /// requires; a follower must hear some heartbeats before it stands), sane maxima.
+    fn check_clusterkv_timing(
+        &self,
+        kv: &ClusterKvSpec,
+        invalid: &dyn Fn(&'static str, String) -> CampaignError,
+    ) -> Result<(), CampaignError> {
+        let defaults = crate::system::clusterkv::ClusterKvOptions::default();
+        let heartbeat = kv.heartbeat.unwrap_or(defaults.heartbeat);
+        let election = kv.election_timeout.unwrap_or(defaults.election_timeout);
+        let ms = |d: Duration| humantime::format_duration(d).to_string();
+        if heartbeat < limits::MIN_HEARTBEAT || heartbeat > limits::MAX_HEARTBEAT {
+            return Err(invalid(
+                "system.clusterkv.heartbeat",
+                format!(
+                    "{}: expected {} to {}",
+                    ms(heartbeat),
+                    ms(limits::MIN_HEARTBEAT),
+                    ms(limits::MAX_HEARTBEAT)
+                ),
+            ));
+        }
+        if election.as_millis() <= heartbeat.as_millis() || election > limits::MAX_ELECTION_TIMEOUT
+        {
+            return Err(invalid(
+                "system.clusterkv.election_timeout",
+                format!(
+                    "{}: expected more than the heartbeat ({}) and at most {}",
+                    ms(election),
+                    ms(heartbeat),
+                    ms(limits::MAX_ELECTION_TIMEOUT)
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -943,6 +989,38 @@ mod tests {
 
     fn parse_str(s: &str) -> Result<Campaign, CampaignError> {
         parse(s, Path::new("test.yaml"))
+    }
+
+    #[test]
+    fn clusterkv_timing_is_checked_at_load_with_line_and_column() {
+        for (timing, field) in [
+            ("heartbeat: 0ms, election_timeout: 0ms", "heartbeat"),
+            (
+                "heartbeat: 100ms, election_timeout: 50ms",
+                "election_timeout",
+            ),
+            (
+                "heartbeat: 100ms, election_timeout: 100ms",
+                "election_timeout",
+            ),
+            ("heartbeat: 3d", "heartbeat"),
+            ("heartbeat: 500us", "heartbeat"),
+            ("election_timeout: 1h", "election_timeout"),
+            ("election_timeout: 50ms", "election_timeout"),
+        ] {
+            let yaml = format!(
+                "name: t\nsystem:\n  clusterkv: {{arch: raft, {timing}}}\nworkload: {{kind: kv}}\n"
+            );
+            let err = parse_str(&yaml).expect_err(timing).to_string();
+            assert!(
+                err.contains(&format!("system.clusterkv.{field}")) && err.contains("line 3"),
+                "{timing}: {err}"
+            );
+        }
+        parse_str(
+            "name: t\nsystem: {clusterkv: {arch: raft, heartbeat: 50ms, election_timeout: 1s}}\nworkload: {kind: kv}\n",
+        )
+        .unwrap();
     }
 
     #[test]

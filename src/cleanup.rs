@@ -438,14 +438,22 @@ pub fn cleanup(run: Option<&RunId>) -> CleanupReport {
             continue;
         }
         for line in &record.unreadable {
-            report
-                .errors
-                .push(format!("record of run {}: {line} (ignored)", record.run));
+            report.errors.push(format!(
+                "record of run {}: refused line: {line}",
+                record.run
+            ));
         }
         for step in STEPS {
             (step.run)(&record, &mut report);
         }
-        if !forget_if_done(&record.run) {
+        if !record.unreadable.is_empty() {
+            // What a refused line names is unknown: the record stays for a person to look at.
+            report.errors.push(format!(
+                "run {}: kept its record in {}: it has lines cleanup refused",
+                record.run,
+                RunRecord::dir_of(&record.run).display()
+            ));
+        } else if !forget_if_done(&record.run) {
             report.errors.push(format!(
                 "run {}: kept its record in {}: some of what it names still exists",
                 record.run,

@@ -106,11 +106,11 @@ impl Deployment {
             if campaign.nemesis.needs_clock() {
                 // libfaketime is preloaded from the first start, so clock faults can move
                 // the node's clock later by rewriting its offset file.
-                std::fs::create_dir_all(&log_dir)
+                crate::results::create_dirs(&log_dir)
                     .with_context(|| format!("creating {}", log_dir.display()))?;
                 launch.env.extend(crate::nemesis::clock_env(&log_dir)?);
             }
-            std::fs::create_dir_all(&node.data_dir)
+            crate::results::create_dirs(&node.data_dir)
                 .with_context(|| format!("creating {}", node.data_dir.display()))?;
             let config = NodeConfig::for_topology(
                 &cluster.topology,

@@ -23,6 +23,8 @@ pub const NO_INPUT: u8 = FailureKind::NoInput.exit_code();
 pub const UNAVAILABLE: u8 = FailureKind::Unavailable.exit_code();
 /// Internal error.
 pub const SOFTWARE: u8 = FailureKind::Internal.exit_code();
+/// An output (the results directory) cannot be created (EX_CANTCREAT).
+pub const CANT_CREATE: u8 = FailureKind::CantCreate.exit_code();
 /// Missing privileges (root is needed for namespaces and cgroups).
 pub const NO_PERM: u8 = FailureKind::NoPermission.exit_code();
 /// Interrupted by a signal (after cleaning up).
@@ -39,6 +41,8 @@ pub enum FailureKind {
     NoInput,
     /// Something needed is not on this machine (a binary, a kernel feature).
     Unavailable,
+    /// An output (the results directory) cannot be created.
+    CantCreate,
     /// Missing privileges.
     NoPermission,
     /// Cancelled by a signal.
@@ -56,6 +60,7 @@ impl FailureKind {
             FailureKind::NoInput => 66,
             FailureKind::Unavailable => 69,
             FailureKind::Internal => 70,
+            FailureKind::CantCreate => 73,
             FailureKind::NoPermission => 77,
             FailureKind::Interrupted => 130,
         }
@@ -133,13 +138,14 @@ mod tests {
             FailureKind::NoInput,
             FailureKind::Unavailable,
             FailureKind::Internal,
+            FailureKind::CantCreate,
             FailureKind::NoPermission,
             FailureKind::Interrupted,
         ]
         .into_iter()
         .map(FailureKind::exit_code)
         .collect();
-        assert_eq!(codes, [64, 65, 66, 69, 70, 77, 130]);
+        assert_eq!(codes, [64, 65, 66, 69, 70, 73, 77, 130]);
     }
 
     #[test]

@@ -96,12 +96,16 @@ pub fn usable_cgroup_path(run: &str, node: &str) -> Option<PathBuf> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
-    #[error("node {node}: {what}: {source}")]
+    // The io error is in the message, not a `source`: said once in `{:#}`.
+    #[error("node {node}: {what}: {error}")]
     Io {
         node: String,
         what: String,
-        source: io::Error,
+        error: io::Error,
     },
+    /// The node's program is not on this machine (exit 69, like a missing etcd).
+    #[error("node {node}: program {program} not found")]
+    ProgramNotFound { node: String, program: String },
     #[error("node {node}: {source}")]
     Netns { node: String, source: NetnsError },
     #[error("node {node}: {source}")]
@@ -243,10 +247,10 @@ impl Node {
         let cgroup = match &config.cgroup {
             Some(path) => {
                 // Recorded before it is made, so `cleanup` may remove it after a crash.
-                crate::cleanup::record_cgroup(path).map_err(|source| NodeError::Io {
+                crate::cleanup::record_cgroup(path).map_err(|error| NodeError::Io {
                     node: config.name.clone(),
                     what: format!("recording cgroup {}", path.display()),
-                    source,
+                    error,
                 })?;
                 Some(Cgroup::create(path).map_err(|source| NodeError::Cgroup {
                     node: config.name.clone(),
@@ -308,10 +312,10 @@ impl Node {
 
     fn err_io(&self, what: impl Into<String>) -> impl FnOnce(io::Error) -> NodeError + '_ {
         let what = what.into();
-        move |source| NodeError::Io {
+        move |error| NodeError::Io {
             node: self.config.name.clone(),
             what,
-            source,
+            error,
         }
     }
 
@@ -324,14 +328,16 @@ impl Node {
 
     fn spawn(&self) -> Result<(), NodeError> {
         let cfg = &self.config;
-        std::fs::create_dir_all(&cfg.data_dir)
+        // Explicit modes (0755, 0644), not whatever the umask leaves.
+        crate::results::create_dirs(&cfg.data_dir)
             .map_err(self.err_io("creating the data directory"))?;
-        std::fs::create_dir_all(&cfg.log_dir).map_err(self.err_io("creating the log directory"))?;
+        crate::results::create_dirs(&cfg.log_dir)
+            .map_err(self.err_io("creating the log directory"))?;
         let open_log = |file: &str| {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(cfg.log_dir.join(file))
+            let path = cfg.log_dir.join(file);
+            let log = OpenOptions::new().create(true).append(true).open(&path)?;
+            crate::results::set_mode(&path, crate::results::FILE_MODE)?;
+            Ok::<_, io::Error>(log)
         };
         let stdout = open_log("stdout.log").map_err(self.err_io("opening stdout.log"))?;
         let stderr = open_log("stderr.log").map_err(self.err_io("opening stderr.log"))?;
@@ -375,9 +381,21 @@ impl Node {
         }
 
         let mut state = self.shared.lock();
-        let mut child = cmd
-            .spawn()
-            .map_err(self.err_io(format!("starting {}", cfg.launch.program.display())))?;
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(NodeError::ProgramNotFound {
+                    node: self.config.name.clone(),
+                    program: cfg.launch.program.display().to_string(),
+                })
+            }
+            Err(e) => {
+                return Err(self
+                    .err_io(format!("starting {}", cfg.launch.program.display()))(
+                    e
+                ))
+            }
+        };
         let pid = child.id() as i32;
         state.generation += 1;
         state.pid = Some(pid);

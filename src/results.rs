@@ -78,8 +78,30 @@ pub fn create_run_dir(root: &Path, campaign: &str, run_id: &str) -> anyhow::Resu
         .filter(|c| *c != '-' && *c != ':')
         .collect();
     let dir = root.join(campaign).join(format!("{stamp}-{run_id}"));
-    create_dirs(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    create_dirs(&dir).map_err(|error| ResultsDirError {
+        path: dir.clone(),
+        error,
+    })?;
     Ok(dir)
+}
+
+/// The run directory cannot be created (exit 73, or 77 when permission is denied).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create the run directory {}: {error}", path.display())]
+pub struct ResultsDirError {
+    pub path: PathBuf,
+    pub error: std::io::Error,
+}
+
+impl ResultsDirError {
+    /// No permission (77) when permission is denied, else cannot create (73).
+    pub fn kind(&self) -> crate::exit::FailureKind {
+        if self.error.kind() == std::io::ErrorKind::PermissionDenied {
+            crate::exit::FailureKind::NoPermission
+        } else {
+            crate::exit::FailureKind::CantCreate
+        }
+    }
 }
 
 /// Points `<root>/latest` at `dir` (a relative symlink), replacing an older one.

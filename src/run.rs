@@ -41,6 +41,9 @@ pub struct RunOptions {
     pub client_threads: usize,
     /// Progress on stderr during the main phase.
     pub progress: crate::report::progress::ProgressStyle,
+    /// Cancelled by a second signal: abandons the check of an already interrupted run
+    /// (the first signal ends the main phase; the history so far is still checked).
+    pub abandon_check: CancellationToken,
 }
 
 impl Default for RunOptions {
@@ -52,6 +55,7 @@ impl Default for RunOptions {
             argv: std::env::args().collect(),
             client_threads: 2,
             progress: crate::report::progress::ProgressStyle::Off,
+            abandon_check: CancellationToken::new(),
         }
     }
 }
@@ -101,6 +105,9 @@ pub enum RunError {
     /// The system under test is not on this machine.
     #[error("the system under test is not available: {0}")]
     Unavailable(String),
+    /// The run directory cannot be created.
+    #[error(transparent)]
+    ResultsDir(#[from] crate::results::ResultsDirError),
     /// Anything else, after the run started.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -111,7 +118,28 @@ impl RunError {
         match self {
             RunError::Refused(e) => e.kind(),
             RunError::Unavailable(_) => crate::exit::FailureKind::Unavailable,
+            RunError::ResultsDir(e) => e.kind(),
             RunError::Internal(_) => crate::exit::FailureKind::Internal,
+        }
+    }
+
+    /// Sorts an error from inside a run: an unusable run directory (73 or 77), a node program
+    /// that is not on this machine (69, found only at start when a placeholder names it);
+    /// anything else is internal.
+    fn classify(e: anyhow::Error) -> RunError {
+        let e = match e.downcast::<crate::results::ResultsDirError>() {
+            Ok(dir) => return RunError::ResultsDir(dir),
+            Err(e) => e,
+        };
+        let missing = e.chain().find_map(|c| match c.downcast_ref() {
+            Some(missing @ crate::node::NodeError::ProgramNotFound { .. }) => {
+                Some(missing.to_string())
+            }
+            _ => None,
+        });
+        match missing {
+            Some(missing) => RunError::Unavailable(missing),
+            None => RunError::Internal(e),
         }
     }
 }
@@ -149,7 +177,7 @@ pub fn run(
             .version()
             .map_err(|e| RunError::Unavailable(format!("{}: {e:#}", campaign.system.name())))?;
     }
-    Ok(run_validated(campaign, seed, opts, cancel, start)?)
+    run_validated(campaign, seed, opts, cancel, start).map_err(RunError::classify)
 }
 
 /// The run proper, once nothing refused it.
@@ -298,11 +326,17 @@ fn run_validated(
         node_deaths: node_deaths.clone(),
     };
     let interrupted_before_check = cancel.is_cancelled();
+    // Interrupted already: the history so far is checked until a second signal.
+    let abandon = if interrupted_before_check {
+        &opts.abandon_check
+    } else {
+        &cancel
+    };
     let (checked, interrupted) = match check_unless_cancelled(
         &campaign,
         facts_for(interrupted_before_check),
         &history,
-        &cancel,
+        abandon,
     ) {
         Some(checked) => (checked?, interrupted_before_check),
         None => {
@@ -359,10 +393,7 @@ fn check_unless_cancelled(
     history: &Arc<History>,
     cancel: &CancellationToken,
 ) -> Option<anyhow::Result<summary::Checked>> {
-    if facts.interrupted {
-        // Already interrupted before the check: the check is of the history so far.
-        return Some(summary::check_and_summarise(history, &facts));
-    }
+    let interrupted = facts.interrupted;
     let (tx, rx) = std::sync::mpsc::channel();
     let campaign = campaign.clone();
     let history = Arc::clone(history);
@@ -382,7 +413,7 @@ fn check_unless_cancelled(
                 run_id: &run_id,
                 nodes,
                 main_elapsed,
-                interrupted: false,
+                interrupted,
                 node_deaths,
             };
             let _ = tx.send(summary::check_and_summarise(&history, &facts));

@@ -785,7 +785,19 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
     let analysis = analyse(history);
     let stats = &analysis.ops;
     let mut outcomes = Vec::new();
-    if campaign.workload.kind == WorkloadKind::Set {
+    // An interrupted run with no time left for the check (a second signal abandoned it):
+    // nothing is searched, the verdict is `unknown`.
+    let abandoned = facts.interrupted && campaign.checker.time_limit.is_zero();
+    if abandoned {
+        outcomes.push(CheckerOutcome {
+            checker: "consistency".into(),
+            verdict: Verdict::Unknown,
+            detail: "not checked: the check was abandoned (interrupted twice)".into(),
+            result: serde_json::Value::Null,
+            counterexample: None,
+            invalid_keys: Vec::new(),
+        });
+    } else if campaign.workload.kind == WorkloadKind::Set {
         let r = set_checker::check_sets(history);
         let lost: usize = r.keys.iter().map(|k| k.lost.len()).sum();
         let unexpected: usize = r.keys.iter().map(|k| k.unexpected.len()).sum();
@@ -901,7 +913,33 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
                 )
             })
             .collect();
-        let (verdict, detail) = if fault_effect.not_in_effect == 0 {
+        let unverified: Vec<String> = analysis
+            .faults
+            .iter()
+            .filter(|w| w.effective.is_none())
+            .map(|w| {
+                format!(
+                    "{}{}",
+                    w.kind,
+                    w.id.map_or_else(String::new, |i| format!(" #{i}"))
+                )
+            })
+            .collect();
+        let (verdict, detail) = if fault_effect.not_in_effect == 0
+            && fault_effect.unverified > 0
+            && fault_effect.required
+        {
+            // No evidence of effect is not evidence of effect: not shown, not tested.
+            (
+                Verdict::Unknown,
+                format!(
+                    "{} of {} faults not shown in effect (no evidence): {}",
+                    fault_effect.unverified,
+                    fault_effect.faults,
+                    unverified.join(", ")
+                ),
+            )
+        } else if fault_effect.not_in_effect == 0 {
             (
                 Verdict::Valid,
                 format!(
@@ -909,7 +947,10 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
                     fault_effect.in_effect,
                     fault_effect.faults,
                     if fault_effect.unverified > 0 {
-                        format!(", {} not verifiable", fault_effect.unverified)
+                        format!(
+                            ", {} not verifiable (not counted: nemesis.require_effect is false)",
+                            fault_effect.unverified
+                        )
                     } else {
                         String::new()
                     }
@@ -939,12 +980,26 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             invalid_keys: Vec::new(),
         });
     }
+    // A run cut short by a signal did not test what the campaign asked for: `unknown`
+    // (cause `interrupted`) unless the history so far is already invalid.
+    if facts.interrupted {
+        outcomes.push(CheckerOutcome {
+            checker: "interrupted".into(),
+            verdict: Verdict::Unknown,
+            detail: "interrupted: the run was cut short by a signal".into(),
+            result: serde_json::Value::Null,
+            counterexample: None,
+            invalid_keys: Vec::new(),
+        });
+    }
     let verdict = outcomes
         .iter()
         .fold(Verdict::Valid, |v, o| v.combine(o.verdict));
+    let cause = (verdict == Verdict::Unknown && facts.interrupted).then_some("interrupted");
 
     let table = render(facts, &analysis, &outcomes, verdict);
-    let results = RunResults::new(facts, &analysis, verdict, outcomes);
+    let mut results = RunResults::new(facts, &analysis, verdict, outcomes);
+    results.cause = cause.map(str::to_owned);
     Ok(Checked {
         verdict,
         table,

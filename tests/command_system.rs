@@ -445,3 +445,41 @@ fn a_missing_command_program_is_unavailable_like_a_missing_etcd() {
     assert_eq!(code, Some(69), "{stderr}");
     assert!(stderr.contains("no-such-client-program"), "{stderr}");
 }
+
+#[test]
+fn a_missing_program_named_through_a_placeholder_is_unavailable_said_once() {
+    if !common::have_root("a_missing_program_named_through_a_placeholder_is_unavailable_said_once")
+    {
+        return;
+    }
+    let (code, stderr, _) = run_campaign(
+        "    node: {program: \"{data_dir}/mykv\", port: 7000, readiness: {tcp_port: 7000}}\n    \
+         client: {program: /bin/cat}\n",
+    );
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(stderr.contains("mykv not found"), "{stderr}");
+    assert!(stderr.matches("os error 2").count() <= 1, "{stderr}");
+}
+
+#[test]
+fn a_missing_etcd_binary_is_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = dir.path().join("campaign.yaml");
+    std::fs::write(
+        &campaign,
+        "name: etcd-missing\nsystem: {etcd: {binary: /nonexistent/etcd}}\nnodes: 1\n\
+         workload: {kind: register, duration: 1s}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_splitbrain"))
+        .arg("run")
+        .arg(&campaign)
+        .arg("--results")
+        .arg(dir.path().join("results"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains("/nonexistent/etcd"), "{stderr}");
+    assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
+}

@@ -256,3 +256,23 @@ fn cleanup_removes_every_shaping_table() {
     packet::heal_shaping_namespaces(std::slice::from_ref(&n1.netns)).unwrap();
     assert!(!tables(n1).contains(DUP_TABLE));
 }
+
+#[test]
+fn loss_shows_dropped_packets_in_its_counter_and_heal_removes_it() {
+    if !runnable("loss_shows_dropped_packets_in_its_counter_and_heal_removes_it") {
+        return;
+    }
+    let topology = Topology::create(RunId::random(), 2).unwrap();
+    let (n1, n2) = (&topology.nodes()[0], &topology.nodes()[1]);
+    // Without the fault there is no counter to read: no evidence of loss.
+    let (_, before) = packet::loss_evidence(&[(n1.netns.clone(), n2.ip)]);
+    assert!(!before, "no loss rules, no evidence of loss");
+    packet::apply_loss(std::slice::from_ref(&n1.netns), 1).unwrap();
+    let (evidence, effective) = packet::loss_evidence(&[(n1.netns.clone(), n2.ip)]);
+    println!("loss 1%: {evidence:?}");
+    assert!(effective, "{evidence:?}");
+    let dropped = packet::loss_dropped(&n1.netns).unwrap();
+    assert!(dropped > 0 && dropped < packet::LOSS_PROBE_DATAGRAMS as u64 / 2);
+    packet::heal_loss(std::slice::from_ref(&n1.netns)).unwrap();
+    assert!(!tables(n1).contains(packet::LOSS_TABLE));
+}

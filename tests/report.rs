@@ -247,6 +247,7 @@ fn availability_is_split_by_fault_windows_and_faults_carry_their_evidence() {
     );
 
     let c = campaign(REGISTER);
+    let history = with_partition_shown_in_effect(history);
     let checked = summary::check_and_summarise(&history, &facts(&c)).unwrap();
     assert_eq!(checked.verdict, Verdict::Valid, "{}", checked.table);
     let t = &checked.table;
@@ -992,4 +993,115 @@ fn leader_changes_are_read_from_the_roles_before_and_after_each_fault() {
     let none = summary::analyse(&faulted_history(false));
     assert_eq!(summary::leader_changes(&none.faults), None);
     assert!(!none.faults[0].evidence[0].starts_with("leader:"));
+}
+
+#[test]
+fn an_interrupted_run_is_unknown_everywhere_unless_already_invalid() {
+    let c = campaign(REGISTER);
+    let history = with_partition_shown_in_effect(faulted_history(false));
+    let f = RunFacts {
+        interrupted: true,
+        ..facts(&c)
+    };
+    let checked = summary::check_and_summarise(&history, &f).unwrap();
+    assert_eq!(checked.verdict, Verdict::Unknown, "{}", checked.table);
+    assert_eq!(checked.results.verdict, Verdict::Unknown);
+    assert!(checked.results.interrupted);
+    assert_eq!(checked.results.cause.as_deref(), Some("interrupted"));
+    assert!(checked.table.contains("UNKNOWN"), "{}", checked.table);
+    assert!(!checked.table.contains("VALID\n"), "{}", checked.table);
+    let root = tempfile::tempdir().unwrap();
+    report::write_run_results(root.path(), &history, &f, &checked).unwrap();
+    let xml = std::fs::read_to_string(root.path().join("junit.xml")).unwrap();
+    assert!(
+        xml.contains("<error") && xml.contains("interrupted"),
+        "{xml}"
+    );
+    let html = std::fs::read_to_string(root.path().join("report.html")).unwrap();
+    assert!(
+        html.contains(r#"class="verdict unknown">UNKNOWN"#),
+        "verdict banner"
+    );
+    assert!(html.contains("(interrupted)"));
+
+    // Not interrupted, the same history is valid; interrupted and invalid stays invalid.
+    let checked = summary::check_and_summarise(&history, &facts(&c)).unwrap();
+    assert_eq!(checked.verdict, Verdict::Valid, "{}", checked.table);
+    assert_eq!(checked.results.cause, None);
+    let invalid = with_partition_shown_in_effect(faulted_history(true));
+    let checked = summary::check_and_summarise(&invalid, &f).unwrap();
+    assert_eq!(checked.verdict, Verdict::Invalid, "{}", checked.table);
+}
+
+/// `history` with its partition's evidence saying it took effect (as a run records it).
+fn with_partition_shown_in_effect(history: History) -> History {
+    let mut events = history.events;
+    for e in events.iter_mut().filter(|e| {
+        e.process == Process::Nemesis && e.kind == EventType::Info && e.f == "start-partition"
+    }) {
+        if let Value::Map(fields) = &mut e.value {
+            fields.push((Value::Str("effective".into()), Value::Bool(true)));
+        }
+    }
+    History::new(events)
+}
+
+#[test]
+fn a_fault_with_no_evidence_of_effect_is_not_shown_in_effect() {
+    // faulted_history's partition records no `effective`: nothing shows it took effect.
+    let history = faulted_history(false);
+    let c = campaign(REGISTER);
+    let checked = summary::check_and_summarise(&history, &facts(&c)).unwrap();
+    assert_eq!(checked.verdict, Verdict::Unknown, "{}", checked.table);
+    assert!(
+        checked
+            .table
+            .contains("1 of 1 faults not shown in effect (no evidence): partition #1"),
+        "{}",
+        checked.table
+    );
+    // `require_effect: false` relaxes it for faults that cannot be verified.
+    let relaxed =
+        campaign(&REGISTER.replace("checker:", "nemesis: {require_effect: false}\nchecker:"));
+    let checked = summary::check_and_summarise(&history, &facts(&relaxed)).unwrap();
+    assert_eq!(checked.verdict, Verdict::Valid, "{}", checked.table);
+    assert!(
+        checked.table.contains("not verifiable"),
+        "{}",
+        checked.table
+    );
+    // With evidence it passes under the default.
+    let shown = with_partition_shown_in_effect(history);
+    let checked = summary::check_and_summarise(&shown, &facts(&c)).unwrap();
+    assert_eq!(checked.verdict, Verdict::Valid, "{}", checked.table);
+}
+
+#[test]
+fn report_flags_runs_it_cannot_read_and_exits_65() {
+    let root = tempfile::tempdir().unwrap();
+    let good = in_memory_run(root.path(), "mem-readable", 5);
+    let broken_results = in_memory_run(root.path(), "mem-bad-results", 6);
+    std::fs::write(broken_results.join("results.json"), "{\"verdict\": ").unwrap();
+    let broken_campaign = in_memory_run(root.path(), "mem-bad-campaign", 7);
+    std::fs::write(broken_campaign.join("campaign.json"), "not json").unwrap();
+    let out = binary().arg("report").arg(root.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(65), "{stdout}{stderr}");
+    assert!(!stdout.contains("not finished"), "{stdout}");
+    assert_eq!(stdout.matches("unreadable").count(), 2, "{stdout}");
+    for dir in [&broken_results, &broken_campaign] {
+        assert!(
+            stderr.contains(&dir.display().to_string()),
+            "{} named: {stderr}",
+            dir.display()
+        );
+    }
+    assert!(
+        stderr.contains("results.json") && stderr.contains("campaign.json"),
+        "{stderr}"
+    );
+    // The good run alone is still a clean exit.
+    let out = binary().arg("report").arg(&good).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
 }

@@ -620,3 +620,80 @@ fn result_files_and_directories_get_their_modes_whatever_the_umask() {
         "campaign, environment, history, report files: {files}"
     );
 }
+
+#[test]
+fn node_directories_and_logs_get_their_modes_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if let Some((need, why)) = skip_reason() {
+        skip(
+            "node_directories_and_logs_get_their_modes_whatever_the_umask",
+            need,
+            &why,
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let campaign = tmp.path().join("campaign.yaml");
+    std::fs::write(
+        &campaign,
+        "name: node-modes\nsystem: {clusterkv: {arch: raft}}\nnodes: 1\n\
+         workload: {kind: kv, concurrency: 2, duration: 1s, max_ops: 100, recovery: 0s}\n\
+         checker: {min_ok_per_key: 1}\n",
+    )
+    .unwrap();
+    let results = tmp.path().join("results");
+    let mut command = Command::new(SPLITBRAIN);
+    command
+        .arg("run")
+        .arg(&campaign)
+        .arg("--results")
+        .arg(&results)
+        .arg("--quiet")
+        .stdout(Stdio::null());
+    // SAFETY: umask is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
+    let status = command.status().unwrap();
+    assert!(matches!(status.code(), Some(0..=2)), "{status}");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = std::fs::read_dir(results.join("node-modes"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let node = dir.join("nodes").join("n1");
+    for d in [dir.join("nodes"), node.clone(), node.join("data")] {
+        assert_eq!(mode(&d), 0o755, "{}", d.display());
+    }
+    for f in [node.join("stdout.log"), node.join("stderr.log")] {
+        assert_eq!(mode(&f), 0o644, "{}", f.display());
+    }
+}
+
+#[test]
+fn a_record_with_refused_lines_is_kept_and_cleanup_says_so_as_an_error() {
+    if !common::have_root("a_record_with_refused_lines_is_kept_and_cleanup_says_so_as_an_error") {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let run = splitbrain::topology::RunId::random();
+    let record = state.path().join(run.as_str());
+    std::fs::create_dir_all(&record).unwrap();
+    std::fs::write(
+        record.join("resources"),
+        "netns sb-x y\ncgroup ../../system.slice\n",
+    )
+    .unwrap();
+    let out = cleanup_with(state.path(), &["--run", run.as_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(70), "{stderr}");
+    assert!(record.join("resources").exists(), "kept: {stderr}");
+    assert!(!stderr.contains("(ignored)"), "{stderr}");
+    assert!(stderr.contains("refused line"), "{stderr}");
+}

@@ -1,12 +1,28 @@
 //! The one parser for durations given on the command line.
 //!
 //! A bare number is seconds, as in Jepsen's `--time-limit 20`; anything else is a
-//! humantime duration with units (`20s`, `1m30s`, `500ms`).
+//! humantime duration with units (`20s`, `1m30s`, `500ms`). Either is at most a campaign's
+//! longest duration ([`MAX_DURATION`], a week), so an absurd value is a usage error, never an
+//! overflow once the cluster is up.
 
+use crate::campaign::limits::MAX_DURATION;
 use std::time::Duration;
 
-/// Parses `20`, `2.5` (seconds) or `20s`, `1m30s`, `500ms` (with units).
+/// Parses `20`, `2.5` (seconds) or `20s`, `1m30s`, `500ms` (with units), at most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_unbounded(text)?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "`{}` is out of range: at most {} ({} seconds)",
+            text.trim(),
+            humantime::format_duration(MAX_DURATION),
+            MAX_DURATION.as_secs()
+        ));
+    }
+    Ok(duration)
+}
+
+fn parse_unbounded(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let expected =
         "expected seconds (`20`, `2.5`) or a duration with units (`20s`, `1m30s`, `500ms`)";
@@ -57,6 +73,15 @@ mod tests {
         for bad in ["", "-5", "1.2.3", "twenty", "20 parsecs", "1e400"] {
             let error = parse_duration(bad).expect_err(bad);
             assert!(error.contains("expected seconds"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn more_than_a_week_is_out_of_range() {
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 24 * 3600)));
+        for too_long in ["99999999", "500000000000y", "8d", "604801"] {
+            let error = parse_duration(too_long).expect_err(too_long);
+            assert!(error.contains("out of range"), "{too_long}: {error}");
         }
     }
 

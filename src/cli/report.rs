@@ -26,6 +26,12 @@ pub struct ReportArgs {
 }
 
 pub fn run(args: ReportArgs) -> super::Outcome {
+    if !args.dir.exists() {
+        return Err(exit::Failure::new(
+            exit::FailureKind::NoInput,
+            format!("{}: no such directory", args.dir.display()),
+        ));
+    }
     let mut rows = match runs::scan(&args.dir, args.campaign.as_deref()) {
         Ok(rows) => rows,
         Err(e) => return Err(exit::Failure::usage(e)),
@@ -53,6 +59,18 @@ pub fn run(args: ReportArgs) -> super::Outcome {
         );
     } else {
         print!("{}", runs::table(&rows));
+    }
+    // A run that could not be read is bad data: said on stderr too, and not a clean exit.
+    let unreadable: Vec<&runs::RunRow> = rows.iter().filter(|r| r.unreadable.is_some()).collect();
+    for row in &unreadable {
+        eprintln!(
+            "splitbrain: unreadable run {}: {}",
+            row.dir.display(),
+            row.unreadable.as_deref().unwrap_or_default()
+        );
+    }
+    if !unreadable.is_empty() {
+        return Ok(exit::DATA_ERR);
     }
     Ok(exit::VALID)
 }

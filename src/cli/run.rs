@@ -22,7 +22,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Run the campaign this many times (seeds seed, seed+1, …); the worst verdict counts.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub test_count: u32,
     /// Where runs are written.
     #[arg(long, default_value = "results")]
@@ -42,13 +42,25 @@ pub struct RunArgs {
 pub fn run_command(args: RunArgs) -> super::Outcome {
     let campaign = match crate::campaign::load(&args.campaign) {
         Ok(c) => c,
-        Err(e) => return Err(Failure::usage(e)),
+        Err(e) => {
+            // A campaign file that is not there is missing input (66), as history files are.
+            let kind = match &e {
+                crate::campaign::CampaignError::Read { source, .. }
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    exit::FailureKind::NoInput
+                }
+                _ => exit::FailureKind::Usage,
+            };
+            return Err(Failure::new(kind, e));
+        }
     };
     if campaign.system.needs_cluster() {
         crate::capability::require_root()?;
     }
     let cancel = CancellationToken::new();
-    watch_signals(cancel.clone())?;
+    let abandon_check = CancellationToken::new();
+    watch_signals_twice(cancel.clone(), abandon_check.clone())?;
     let mut overall = Verdict::Valid;
     let progress = if args.quiet {
         ProgressStyle::Off
@@ -64,6 +76,7 @@ pub fn run_command(args: RunArgs) -> super::Outcome {
             seed: args.seed.map(|s| s.wrapping_add(i as u64)),
             duration: args.time_limit,
             progress,
+            abandon_check: abandon_check.clone(),
             ..RunOptions::default()
         };
         // A fault this machine cannot do, a missing system: refused before anything started.
@@ -128,6 +141,12 @@ pub fn run_command(args: RunArgs) -> super::Outcome {
 
 /// Ctrl-C and SIGTERM cancel the run; the run then heals, stops and cleans up.
 pub(super) fn watch_signals(cancel: CancellationToken) -> anyhow::Result<()> {
+    watch_signals_twice(cancel, CancellationToken::new())
+}
+
+/// Like [`watch_signals`]; a second SIGINT or SIGTERM also cancels `then`, which abandons
+/// the check of the history so far.
+fn watch_signals_twice(cancel: CancellationToken, then: CancellationToken) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -155,7 +174,12 @@ pub(super) fn watch_signals(cancel: CancellationToken) -> anyhow::Result<()> {
                         _ = int.recv() => {}
                         _ = term.recv() => {}
                     }
-                    eprintln!("splitbrain: still cleaning up");
+                    if then.is_cancelled() {
+                        eprintln!("splitbrain: still cleaning up");
+                    } else {
+                        eprintln!("splitbrain: second signal: abandoning the check (verdict unknown)");
+                        then.cancel();
+                    }
                 }
             })
         })?;

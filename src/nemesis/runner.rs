@@ -1027,8 +1027,30 @@ fn evidence(ctx: &NemesisContext, undo: &Undo) -> FaultRecord {
             }
         }
         Undo::Shaping { nodes, applied } => shaping_evidence(ctx, nodes, applied),
-        // Process faults carry their cgroup evidence already; loss is statistical.
-        Undo::Resume(_) | Undo::Restart(_) | Undo::Loss { .. } => FaultRecord::default(),
+        Undo::Loss { nodes, .. } => {
+            // Each target sends probe datagrams to another node; its drop counter shows loss.
+            let names = ctx.node_names();
+            let probes: Vec<(String, std::net::Ipv4Addr)> = nodes
+                .iter()
+                .filter_map(|n| {
+                    let own = ctx.net(n)?;
+                    let peer = names
+                        .iter()
+                        .filter(|m| *m != n)
+                        .find_map(|m| ctx.net(m))
+                        .unwrap_or(own);
+                    Some((own.netns.clone(), peer.ip))
+                })
+                .collect();
+            let (evidence, effective) = packet::loss_evidence(&probes);
+            FaultRecord {
+                evidence,
+                effective: Some(effective),
+                ..FaultRecord::default()
+            }
+        }
+        // Process faults carry their cgroup evidence already.
+        Undo::Resume(_) | Undo::Restart(_) => FaultRecord::default(),
     }
 }
 
@@ -1099,10 +1121,19 @@ fn undo(ctx: &NemesisContext, undo: Undo) -> (FaultRecord, Option<String>) {
             (fields, error)
         }
         Undo::Loss { nodes, namespaces } => {
+            // What the rules dropped over the whole fault, read before they go.
+            let dropped: Vec<String> = namespaces
+                .iter()
+                .map(|ns| match packet::loss_dropped(ns) {
+                    Ok(n) => format!("{ns}: {n} packets dropped while in force (nft counter)"),
+                    Err(e) => format!("{ns}: could not read the loss counter: {e}"),
+                })
+                .collect();
             let error = packet::heal_loss(&namespaces).err().map(|e| e.to_string());
             (
                 FaultRecord {
                     nodes,
+                    evidence: dropped,
                     ..FaultRecord::default()
                 },
                 error,

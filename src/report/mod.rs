@@ -36,6 +36,8 @@ pub enum ReportError {
     },
     #[error("rendering junit.xml: {0}")]
     Junit(#[from] quick_junit::SerializeError),
+    #[error(transparent)]
+    Results(Box<crate::summary::ResultsError>),
     #[error("{}: not a run directory (no {missing})", dir.display())]
     NotARun { dir: PathBuf, missing: &'static str },
     #[error("{}: reading the history: {message}", dir.display())]

@@ -27,6 +27,10 @@ pub struct RunRow {
     /// run without results).
     pub faults_injected: Option<u64>,
     pub faults_not_in_effect: Option<u64>,
+    /// Why the run could not be read (the file and its parse error); such a run is listed,
+    /// never left out or shown as "not finished".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// How deep below the root run directories are looked for (`<root>/<campaign>/<run>`).
@@ -67,22 +71,52 @@ pub fn scan(root: &Path, campaign: Option<&str>) -> Result<Vec<RunRow>, ReportEr
     collect(root, MAX_DEPTH, &mut dirs);
     let mut rows = Vec::new();
     for dir in dirs {
-        // A run directory that cannot be read (an older layout, a half-written file) is
-        // left out rather than failing the whole table.
-        let Ok(row) = row_of(&dir) else { continue };
-        if campaign.is_some_and(|c| c != row.campaign) {
-            continue;
+        // A run directory that cannot be read is listed as unreadable, with why: hiding it
+        // would make the table look better than the runs are.
+        match row_of(&dir) {
+            Ok(row) => {
+                if campaign.is_some_and(|c| c != row.campaign) {
+                    continue;
+                }
+                rows.push(row);
+            }
+            Err(e) => rows.push(unreadable_row(&dir, e.to_string())),
         }
-        rows.push(row);
     }
     rows.sort_by(|a, b| b.started.cmp(&a.started).then_with(|| b.dir.cmp(&a.dir)));
     Ok(rows)
 }
 
+fn unreadable_row(dir: &Path, why: String) -> RunRow {
+    RunRow {
+        dir: dir.to_owned(),
+        started: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        campaign: "?".into(),
+        system: "?".into(),
+        faults: Vec::new(),
+        operations: None,
+        availability: None,
+        p99_ms: None,
+        verdict: None,
+        faults_injected: None,
+        faults_not_in_effect: None,
+        unreadable: Some(why),
+    }
+}
+
 fn row_of(dir: &Path) -> Result<RunRow, ReportError> {
     let run = load_run(dir)?;
     let env = crate::results::Environment::load(dir);
-    let results = RunResults::load(&dir.join("results.json")).ok();
+    // No results.json: the run never finished. One that does not load is unreadable.
+    let results_path = dir.join("results.json");
+    let results = if results_path.exists() {
+        Some(RunResults::load(&results_path).map_err(|e| ReportError::Results(Box::new(e)))?)
+    } else {
+        None
+    };
     let started = env
         .map(|e| e.started_at)
         .filter(|s| !s.is_empty())
@@ -123,6 +157,7 @@ fn row_of(dir: &Path) -> Result<RunRow, ReportError> {
         verdict,
         faults_injected,
         faults_not_in_effect,
+        unreadable: None,
     })
 }
 
@@ -161,9 +196,11 @@ pub fn table(rows: &[RunRow]) -> String {
                 (Some(all), Some(not)) => crate::compare::not_in_effect(all, not),
                 _ => "-".to_owned(),
             },
-            r.verdict
-                .clone()
-                .unwrap_or_else(|| "not finished".to_owned()),
+            match (&r.unreadable, &r.verdict) {
+                (Some(why), _) => format!("unreadable: {why}"),
+                (None, Some(verdict)) => verdict.clone(),
+                (None, None) => "not finished".to_owned(),
+            },
             r.dir
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

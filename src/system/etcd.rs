@@ -49,10 +49,11 @@ use tokio::time::{timeout_at, Instant};
 /// Errors of the etcd system (launch, version), as opposed to operation outcomes.
 #[derive(Debug, thiserror::Error)]
 pub enum EtcdError {
-    #[error("cannot run `{binary} --version`: {source}")]
+    // The io error is in the message, not a `source`: said once in `{:#}`.
+    #[error("cannot run `{binary} --version`: {error}")]
     VersionSpawn {
         binary: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("`{binary} --version` printed no `etcd Version:` line: {output:?}")]
     VersionParse { binary: String, output: String },
@@ -209,9 +210,9 @@ impl System for EtcdSystem {
             .arg("--version")
             .envs(unsupported_arch_env())
             .output()
-            .map_err(|source| EtcdError::VersionSpawn {
+            .map_err(|error| EtcdError::VersionSpawn {
                 binary: binary.clone(),
-                source,
+                error,
             })?;
         let text = String::from_utf8_lossy(&output.stdout);
         let version = parse_version(&text).ok_or_else(|| EtcdError::VersionParse {

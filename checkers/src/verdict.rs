@@ -71,6 +71,27 @@ pub struct Counterexample {
     pub states: Vec<String>,
 }
 
+/// One step of a linearization: an operation and the model state after it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinearizedOp {
+    pub op: OpSummary,
+    /// The model state after the operation (rendered).
+    pub state: String,
+}
+
+/// Why a key is linearizable: the order in which the search placed its operations.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Linearization {
+    /// Every operation that had to be linearized (`ok`, and failed cas read as
+    /// observations) and the indeterminate ones that took effect, in linearization order,
+    /// from the model's initial state.
+    pub ops: Vec<LinearizedOp>,
+    /// Indeterminate operations (`info` or never completed) that this order leaves out:
+    /// they never took effect. Crashed reads and failed operations, which the check drops,
+    /// are in neither list.
+    pub left_out: Vec<OpSummary>,
+}
+
 /// The result of checking one key (or the whole history when it has no keys).
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyResult {
@@ -85,6 +106,9 @@ pub struct KeyResult {
     pub counterexample: Option<Counterexample>,
     /// Why the verdict is `unknown` (time limit, memory budget, ...).
     pub cause: Option<String>,
+    /// For a `valid` key, when asked for with `CheckOptions::witness`: a linearization.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linearization: Option<Linearization>,
 }
 
 /// The result of a whole check.

@@ -74,7 +74,9 @@ use crate::history::{EventType, History};
 use crate::models::{
     FifoQueueModel, KvAppendModel, Model, ModelKind, ModelSpec, MutexModel, RegisterModel, SetModel,
 };
-use crate::verdict::{CheckResult, Counterexample, KeyResult, OpSummary, Verdict};
+use crate::verdict::{
+    CheckResult, Counterexample, KeyResult, Linearization, LinearizedOp, OpSummary, Verdict,
+};
 use prepare::PairedOp;
 use search::{HashMode, Limits, Search, SearchOutcome, StopCause};
 use std::collections::VecDeque;
@@ -101,6 +103,12 @@ pub struct CheckOptions {
     pub nil_reads: NilReads,
     /// Updated as the check goes, when set.
     pub progress: Option<Arc<CheckProgress>>,
+    /// Give every `valid` key its linearization ([`KeyResult::linearization`]): the order
+    /// in which the search placed the operations, each with the model state after it, and
+    /// the indeterminate operations left out. Off by default: it holds a summary of every
+    /// operation of the key, which large histories need not pay for. The search itself is
+    /// the same either way (the order is read off its stack once, when it succeeds).
+    pub witness: bool,
 }
 
 impl Default for CheckOptions {
@@ -113,6 +121,7 @@ impl Default for CheckOptions {
             first_failure: false,
             nil_reads: NilReads::default(),
             progress: None,
+            witness: false,
         }
     }
 }
@@ -363,13 +372,17 @@ impl<'h> Run<'_, 'h> {
                         .prepared
                         .take()
                         .expect("a key is prepared until searched");
-                    Search::new(
+                    let mut search = Search::new(
                         key.model,
                         key.initial,
                         key.ops,
                         self.hash_mode,
                         self.opts.memory_budget,
-                    )
+                    );
+                    if self.opts.witness {
+                        search.keep_witness();
+                    }
+                    search
                 });
                 let outcome = search.run(&limits, task.slice);
                 task.elapsed += slice_start.elapsed();
@@ -454,10 +467,31 @@ impl<'h> Run<'_, 'h> {
             elapsed: task.elapsed,
             counterexample: None,
             cause: None,
+            linearization: None,
         };
         let never_started = configurations <= 1 && task.elapsed.is_zero();
         match outcome {
-            SearchOutcome::Valid => result.verdict = Verdict::Valid,
+            SearchOutcome::Valid => {
+                result.verdict = Verdict::Valid;
+                if let Some((search, witness)) = search.and_then(|s| Some((s, s.witness()?))) {
+                    let model = search.model();
+                    result.linearization = Some(Linearization {
+                        ops: witness
+                            .placed
+                            .iter()
+                            .map(|&(id, state)| LinearizedOp {
+                                op: self.summary(ops, id),
+                                state: model.render(state),
+                            })
+                            .collect(),
+                        left_out: witness
+                            .left_out
+                            .iter()
+                            .map(|&id| self.summary(ops, id))
+                            .collect(),
+                    });
+                }
+            }
             SearchOutcome::Invalid(blocked) => {
                 if self.opts.first_failure {
                     limits.cancel.store(true, Ordering::Relaxed);
@@ -740,6 +774,158 @@ mod tests {
         assert_eq!((seen.keys_total, seen.keys_done), (3, 3));
         assert_eq!(seen.configurations, r.configurations);
         assert!(seen.configurations > 0);
+    }
+
+    /// The completion event index of each operation, by invocation event index (pairing as
+    /// the checker does: a process's next event after its invocation).
+    fn completions(history: &History) -> std::collections::HashMap<u64, (u64, EventType)> {
+        let mut open = std::collections::HashMap::new();
+        let mut done = std::collections::HashMap::new();
+        for e in &history.events {
+            if e.kind == EventType::Invoke {
+                open.insert(e.process, e.index);
+            } else if let Some(invoke) = open.remove(&e.process) {
+                done.insert(invoke, (e.index, e.kind));
+            }
+        }
+        done
+    }
+
+    /// Checks a cas-register linearization independently of the search: replayed from nil,
+    /// every operation is legal and its output (an `ok` read's value) matches, the state
+    /// shown after each is the register's; an operation that completed before another was
+    /// invoked comes first; every `ok` operation is placed once, and the left-out ones are
+    /// indeterminate.
+    fn assert_legal_linearization(history: &History, key: &KeyResult) {
+        let lin = key
+            .linearization
+            .as_ref()
+            .expect("a valid key has its linearization");
+        let completions = completions(history);
+        let mut register = Value::Nil;
+        for (n, step) in lin.ops.iter().enumerate() {
+            let op = &step.op;
+            match (op.f.as_str(), &op.value) {
+                ("write", v) => register = v.clone(),
+                ("read", _) => {
+                    let seen = op.output.as_ref().expect("placed reads completed ok");
+                    assert_eq!(seen, &register, "step {n}: read {op:?} in state {register}");
+                }
+                ("cas", Value::List(pair)) => {
+                    assert_eq!(
+                        pair[0], register,
+                        "step {n}: cas {op:?} in state {register}"
+                    );
+                    register = pair[1].clone();
+                }
+                other => panic!("unexpected op {other:?}"),
+            }
+            assert_eq!(
+                step.state,
+                register.to_string(),
+                "step {n}: state after {op:?}"
+            );
+        }
+        let placed: Vec<u64> = lin.ops.iter().map(|s| s.op.index).collect();
+        for (a, earlier) in lin.ops.iter().enumerate() {
+            for later in &lin.ops[a + 1..] {
+                if let Some(&(done, EventType::Ok)) = completions.get(&later.op.index) {
+                    assert!(
+                        done > earlier.op.index,
+                        "{later:?} completed before {earlier:?} was invoked but comes after it"
+                    );
+                }
+            }
+        }
+        let mut unique = placed.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), placed.len(), "an operation placed twice");
+        let key_of = |index: u64| history.events[index as usize].key.clone();
+        for (&invoke, &(_, kind)) in &completions {
+            if kind == EventType::Ok && key_of(invoke) == key.key {
+                assert!(placed.contains(&invoke), "ok op {invoke} not placed");
+            }
+        }
+        for op in &lin.left_out {
+            assert!(
+                !placed.contains(&op.index),
+                "{op:?} both placed and left out"
+            );
+            assert!(matches!(op.outcome.as_str(), "info" | "pending"), "{op:?}");
+            let kind = completions.get(&op.index).map(|&(_, k)| k);
+            assert!(matches!(kind, None | Some(EventType::Info)), "{op:?}");
+        }
+    }
+
+    #[test]
+    fn a_valid_key_carries_a_legal_linearization_when_asked() {
+        let spec = ModelSpec::new(ModelKind::CasRegister);
+        let h = busy_history(99);
+        let plain = check(&h, &spec, &one_job()).unwrap();
+        assert_eq!(plain.verdict, Verdict::Valid);
+        assert!(plain.keys[0].linearization.is_none(), "only when asked");
+        let asked = CheckOptions {
+            witness: true,
+            ..one_job()
+        };
+        let r = check(&h, &spec, &asked).unwrap();
+        assert_eq!(r.verdict, Verdict::Valid);
+        assert_legal_linearization(&h, &r.keys[0]);
+        let lin = r.keys[0].linearization.as_ref().unwrap();
+        // 19 ok operations and the crashed write of 99, which the last read saw.
+        assert_eq!(lin.ops.len(), 20);
+        assert_eq!(lin.ops[19].op.f, "read");
+        assert_eq!(lin.ops[18].op.outcome, "info");
+        assert!(lin.left_out.is_empty());
+        // Read 52 instead: the crashed write never took effect and is left out.
+        let h = busy_history(52);
+        let r = check(&h, &spec, &asked).unwrap();
+        assert_legal_linearization(&h, &r.keys[0]);
+        let lin = r.keys[0].linearization.as_ref().unwrap();
+        assert_eq!(lin.ops.len(), 19);
+        assert_eq!(lin.left_out.len(), 1);
+        assert_eq!(lin.left_out[0].value, Value::Int(99));
+        // Invalid keys have none.
+        let r = check(&busy_history(41), &spec, &asked).unwrap();
+        assert!(r.keys[0].linearization.is_none());
+    }
+
+    /// Random linearizable histories (several keys, concurrency, crashes): every key's
+    /// linearization is legal and respects real-time order.
+    #[test]
+    fn random_valid_histories_have_legal_linearizations() {
+        use crate::generate::{generate, KeyAssignment, OpMix, RegisterWorkload};
+        let spec = ModelSpec::new(ModelKind::CasRegister);
+        let asked = CheckOptions {
+            witness: true,
+            ..one_job()
+        };
+        let started = Instant::now();
+        let mut checked = 0;
+        for seed in 0..200u64 {
+            if started.elapsed() > Duration::from_secs(1) && checked >= 20 {
+                break;
+            }
+            let workload = RegisterWorkload {
+                seed,
+                operations: 20 + (seed as usize % 5) * 30,
+                concurrency: 1 + seed as usize % 5,
+                keys: KeyAssignment::Random {
+                    keys: 1 + seed as usize % 3,
+                },
+                mix: OpMix::default(),
+                crash_probability: [0.0, 0.05, 0.2][seed as usize % 3],
+            };
+            let h = generate(&workload).unwrap();
+            let r = check(&h, &spec, &asked).unwrap();
+            assert_eq!(r.verdict, Verdict::Valid, "seed {seed}: {r:?}");
+            for key in &r.keys {
+                assert_legal_linearization(&h, key);
+            }
+            checked += 1;
+        }
+        assert!(checked >= 20, "only {checked} histories in time");
     }
 
     /// With every configuration hashing alike, each look-up meets every stored entry. A memo

@@ -107,6 +107,16 @@ pub(crate) struct Blocked {
 
 const MAX_STATES: usize = 16;
 
+/// How a valid search placed the operations (asked for with [`Search::keep_witness`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Witness {
+    /// The operations in the order the search linearized them (origins), each with the
+    /// model state after it: every required operation and the indeterminate ones taken.
+    pub placed: Vec<(u32, StateId)>,
+    /// Indeterminate operations not linearized (they never took effect), by origin.
+    pub left_out: Vec<u32>,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) enum SearchOutcome {
     Valid,
@@ -305,6 +315,9 @@ pub(crate) struct Search<'h, M: Model<'h>> {
     snapshot: Vec<u32>,
     snapshot_valid: usize,
     finished: Option<SearchOutcome>,
+    /// Whether to keep the linearization when the search succeeds, and the one kept.
+    witness_wanted: bool,
+    witness: Option<Witness>,
     _history: PhantomData<&'h ()>,
 }
 
@@ -378,6 +391,8 @@ impl<'h, M: Model<'h>> Search<'h, M> {
             snapshot: Vec::new(),
             snapshot_valid: 0,
             finished: None,
+            witness_wanted: false,
+            witness: None,
             ops,
             _history: PhantomData,
         };
@@ -400,6 +415,41 @@ impl<'h, M: Model<'h>> Search<'h, M> {
 
     pub fn model(&self) -> &M {
         &self.model
+    }
+
+    /// Keeps the linearization found when the search succeeds (see [`Search::witness`]).
+    /// Costs nothing per step: the order is read off the search stack once, at success.
+    pub fn keep_witness(&mut self) {
+        self.witness_wanted = true;
+        if matches!(self.finished, Some(SearchOutcome::Valid)) && self.witness.is_none() {
+            // Nothing to linearize: every indeterminate operation is left out.
+            self.witness = Some(self.witness_at_success(None));
+        }
+    }
+
+    /// The linearization of a successful search that was asked to keep it.
+    pub fn witness(&self) -> Option<&Witness> {
+        self.witness.as_ref()
+    }
+
+    /// The stack's operations in order with the state after each, then `last` (the
+    /// operation whose step completed the search, not pushed) and the indeterminate
+    /// operations never taken.
+    fn witness_at_success(&self, last: Option<(u32, StateId)>) -> Witness {
+        let mut placed: Vec<(u32, StateId)> = Vec::with_capacity(self.stack.len() + 1);
+        for (k, frame) in self.stack.iter().enumerate() {
+            let after = self
+                .stack
+                .get(k + 1)
+                .map_or(self.state, |next| next.previous_state);
+            placed.push((self.origin_of(frame.chosen), after));
+        }
+        placed.extend(last);
+        let left_out = (0..self.ops.optional.len())
+            .filter(|&j| self.optional_bits[j / 64] >> (j % 64) & 1 == 0)
+            .map(|j| self.ops.optional[j].origin)
+            .collect();
+        Witness { placed, left_out }
     }
     /// Configurations entered (memo entries).
     pub fn configurations(&self) -> u64 {
@@ -507,6 +557,10 @@ impl<'h, M: Model<'h>> Search<'h, M> {
                             self.prefix = next_clear(&self.required_bits, i, n_required);
                         }
                         if self.prefix == n_required {
+                            if self.witness_wanted {
+                                let last = (self.ops.required[i].origin, next_state);
+                                self.witness = Some(self.witness_at_success(Some(last)));
+                            }
                             break SearchOutcome::Valid;
                         }
                         match self.enter(next_state, limits) {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use splitbrain_checkers::linearizability::{self, CheckOptions};
 use splitbrain_checkers::models::ModelSpec;
 use splitbrain_checkers::set_checker;
-use splitbrain_checkers::verdict::OpSummary;
+use splitbrain_checkers::verdict::{Linearization, OpSummary};
 use splitbrain_checkers::{Counterexample, EventType, History, Process, Value, Verdict};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -585,6 +585,10 @@ pub struct CheckerOutcome {
     /// `invalid_keys`).
     #[serde(skip)]
     pub invalid_keys: Vec<Value>,
+    /// For a `valid` linearizability check of a history small enough to draw (see
+    /// [`drawable_keys`]): each key's linearization, in key order. Not in `results.json`.
+    #[serde(skip)]
+    pub linearizations: Vec<(Option<Value>, Linearization)>,
 }
 
 /// The version of `results.json` this build writes. 1: no `format` field, `latency_ms` as
@@ -779,6 +783,32 @@ pub struct Checked {
     pub analysis: Analysis,
 }
 
+/// Keys whose linearization the report draws at most.
+pub const MAX_LINEARIZED_KEYS: usize = 20;
+/// Operations of one key whose linearization the report draws at most.
+pub const MAX_LINEARIZED_OPS_PER_KEY: usize = 2_000;
+
+/// Whether the history is small enough for the report to draw each key's linearization:
+/// at most [`MAX_LINEARIZED_KEYS`] keys of at most [`MAX_LINEARIZED_OPS_PER_KEY`] client
+/// operations each.
+pub fn drawable_keys(history: &History) -> bool {
+    let mut per_key: HashMap<String, usize> = HashMap::new();
+    for e in &history.events {
+        if e.process != Process::Nemesis && e.kind == EventType::Invoke {
+            let key = e.key.as_ref().map_or_else(String::new, Value::to_string);
+            let n = per_key.entry(key).or_default();
+            *n += 1;
+            if *n > MAX_LINEARIZED_OPS_PER_KEY {
+                return false;
+            }
+        }
+        if per_key.len() > MAX_LINEARIZED_KEYS {
+            return false;
+        }
+    }
+    true
+}
+
 /// Runs the checkers that fit the workload and builds the summary.
 pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Result<Checked> {
     let campaign = facts.campaign;
@@ -796,6 +826,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             result: serde_json::Value::Null,
             counterexample: None,
             invalid_keys: Vec::new(),
+            linearizations: Vec::new(),
         });
     } else if campaign.workload.kind == WorkloadKind::Set {
         let r = set_checker::check_sets(history);
@@ -812,6 +843,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             result: serde_json::to_value(&r)?,
             counterexample: None,
             invalid_keys: Vec::new(),
+            linearizations: Vec::new(),
         });
     } else {
         let model = ModelSpec::new(campaign.model());
@@ -820,9 +852,20 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             time_limit: Some(campaign.checker.time_limit),
             memory_budget: Some(default_memory_budget()),
             first_failure: false,
+            // The report draws the linearization of a valid history that is small enough.
+            witness: drawable_keys(history),
             ..CheckOptions::default()
         };
-        let r = linearizability::check(history, &model, &opts)?;
+        let mut r = linearizability::check(history, &model, &opts)?;
+        // Shown in the report only: `results.json` stays the size it was.
+        let linearizations = if r.verdict == Verdict::Valid {
+            r.keys
+                .iter_mut()
+                .filter_map(|k| Some((k.key.clone(), k.linearization.take()?)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let counterexample = r.keys.iter().find_map(|k| k.counterexample.clone());
         let invalid_keys = r
             .keys
@@ -863,6 +906,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
                 .filter(|k| k.verdict == Verdict::Invalid)
                 .map(|k| k.key.clone().unwrap_or(Value::Nil))
                 .collect(),
+            linearizations,
         });
     }
 
@@ -897,6 +941,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
         result: serde_json::Value::Null,
         counterexample: None,
         invalid_keys: Vec::new(),
+        linearizations: Vec::new(),
     });
     // A fault that did not bite was not tested: the run says so instead of passing.
     let fault_effect = FaultEffect::of(&analysis.faults, campaign.nemesis.require_effect);
@@ -978,6 +1023,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             result: serde_json::to_value(&fault_effect)?,
             counterexample: None,
             invalid_keys: Vec::new(),
+            linearizations: Vec::new(),
         });
     }
     // A run cut short by a signal did not test what the campaign asked for: `unknown`
@@ -990,6 +1036,7 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             result: serde_json::Value::Null,
             counterexample: None,
             invalid_keys: Vec::new(),
+            linearizations: Vec::new(),
         });
     }
     let verdict = outcomes

@@ -293,3 +293,74 @@ fn report_html_renders_offline_without_script_errors() {
     assert!(dom.contains(r#"<pre class="table">"#));
     assert!(dom.contains(r#"<meta charset="utf-8">"#));
 }
+
+/// A valid run: the report draws each key's linearization, every operation placed in it
+/// laid out by the browser, each with the model state after it.
+#[test]
+fn report_html_shows_the_linearization_of_a_valid_run() {
+    let Some(browser) = chromium() else {
+        common::skip(
+            "report_html_shows_the_linearization_of_a_valid_run",
+            common::Need::Chromium,
+            "chromium is not installed (apt-get install chromium)",
+        );
+        return;
+    };
+    let c = campaign::parse(
+        "name: browser\nsystem: {in-memory: {}}\nworkload: {kind: cas-register, concurrency: 3}\nchecker: {min_ok_per_key: 1}\nnemesis: {require_effect: false}\n",
+        Path::new("browser.yaml"),
+    )
+    .unwrap();
+    let facts = RunFacts {
+        campaign: &c,
+        seed: 12,
+        run_id: "c0c0c0",
+        nodes: vec!["n1".into(), "n2".into(), "n3".into()],
+        main_elapsed: Duration::from_secs(2),
+        interrupted: false,
+        node_deaths: Vec::new(),
+    };
+    // The same history, but the last read sees the last write: linearizable.
+    let mut history = invalid_history();
+    let last = history.events.len() - 1;
+    history.events[last].value = Value::Int(19);
+    let checked = summary::check_and_summarise(&history, &facts).unwrap();
+    assert_eq!(checked.verdict, Verdict::Valid, "{}", checked.table);
+    let dir = tempfile::tempdir().unwrap();
+    report::write_run_results(dir.path(), &history, &facts, &checked).unwrap();
+
+    let (dom, log) = render(&browser, &dir.path().join("report.html"));
+    assert!(
+        dom.contains(r#"data-rendered="yes""#),
+        "the page script did not finish; browser log:\n{log}"
+    );
+    assert!(!dom.contains(r#"id="counterexample""#));
+    // 20 ok writes and 2 ok reads; the failed write is not linearized.
+    let lane = dom
+        .split(r#"<g class="linearization""#)
+        .nth(1)
+        .and_then(|rest| rest.split('>').next())
+        .unwrap_or_else(|| panic!("no linearization lane in the page"));
+    assert!(lane.contains(r#"data-key="1""#), "{lane}");
+    assert!(lane.contains(r#"data-ops="22""#), "{lane}");
+    assert!(lane.contains(r#"data-drawn="22""#), "laid out: {lane}");
+    // In order: the last operation placed is the read of 19, the state after it 19.
+    assert!(
+        dom.contains(r#"data-order="22" data-state="state after it: 19""#),
+        "{}",
+        dom.split(r#"id="linearization""#)
+            .nth(1)
+            .unwrap_or_default()
+            .chars()
+            .take(3000)
+            .collect::<String>()
+    );
+    let last_title = dom
+        .split("<title>linearized 22 of 22: ")
+        .nth(1)
+        .and_then(|rest| rest.split("</title>").next())
+        .expect("the last operation's title");
+    assert!(last_title.contains("read nil → 19 — ok"), "{last_title}");
+    assert!(dom.contains(r#"id="lin-detail""#));
+    assert!(dom.contains("22 operations linearized, 0 indeterminate left out"));
+}

@@ -235,6 +235,7 @@ pub fn run(args: CheckArgs) -> super::Outcome {
         first_failure: args.first_failure,
         nil_reads: args.nil_reads,
         progress: None,
+        witness: false,
     };
     let read_opts = read_options(
         &args,

@@ -11,6 +11,9 @@
 //! * for `invalid`: the offending key's operations, each bar labelled with its operation,
 //!   the longest linearizable prefix numbered in linearization order, the operation that
 //!   breaks it marked; hovering one shows the model state after it.
+//! * for `valid`, when the history is small enough (see [`crate::summary::drawable_keys`]):
+//!   a lane per key under the timeline with its operations in linearization order, each
+//!   at a point within its interval; hovering one shows the model state after it.
 //!
 //! Large runs stay usable: the timeline and the latency plot draw an evenly spaced sample
 //! (every n-th operation) beyond a cap, and the page says so; throughput is binned from
@@ -19,6 +22,7 @@
 use crate::summary::{counterexample_text, Checked, ClientOp, FaultWindow, OpOutcome, RunFacts};
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 use splitbrain_checkers::models::ModelKind;
+use splitbrain_checkers::verdict::Linearization;
 use splitbrain_checkers::{Counterexample, History, Value, Verdict};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -64,7 +68,8 @@ rect.cex.prefix { fill: #b3dfd2; stroke: #00795a; } rect.cex.culprit { fill: #f6
 rect.cex.other { fill: #e0e0e0; stroke: #9e9e9e; }
 svg text.cex-label { font: 10px "DejaVu Sans Mono", monospace; pointer-events: none; }
 tr.fault.not-in-effect td, p.not-in-effect { background: #fde2e2; color: #b00020; font-weight: bold; }
-#op-detail, #cex-detail { min-height: 1.4em; font-family: monospace; white-space: pre-wrap; }
+rect.lin { fill: #00795a; } rect.lin.indeterminate { fill: #e69f00; } rect.lin:hover { fill: #000; }
+#op-detail, #cex-detail, #lin-detail { min-height: 1.4em; font-family: monospace; white-space: pre-wrap; }
 #script-errors { color: #b71c1c; }
 "#;
 
@@ -86,16 +91,19 @@ const PAGE_SCRIPT: &str = r#"
   window.splitbrainErrors.forEach(function (m) { box.textContent += m + '\n'; box.hidden = false; });
   var detail = document.getElementById('op-detail');
   var cexDetail = document.getElementById('cex-detail');
+  var linDetail = document.getElementById('lin-detail');
   var show = function (el) {
     var t = el.querySelector('title');
     var text = t ? t.textContent : '';
     if (el.classList.contains('cex') && cexDetail) {
       cexDetail.textContent = text + '\n' + (el.getAttribute('data-state') || '');
+    } else if (el.classList.contains('lin') && linDetail) {
+      linDetail.textContent = text + '\n' + (el.getAttribute('data-state') || '');
     } else if (detail) {
       detail.textContent = text;
     }
   };
-  var pointable = document.querySelectorAll('rect.op, rect.cex, rect.fault-window, rect.nemesis-fault, rect.role');
+  var pointable = document.querySelectorAll('rect.op, rect.cex, rect.lin, rect.fault-window, rect.nemesis-fault, rect.role');
   pointable.forEach(function (el) {
     el.style.cursor = 'pointer';
     el.addEventListener('mouseenter', function () { show(el); });
@@ -103,6 +111,9 @@ const PAGE_SCRIPT: &str = r#"
   });
   var ops = document.querySelectorAll('#timeline rect.op').length;
   var windows = document.querySelectorAll('#timeline rect.fault-window').length;
+  document.querySelectorAll('#linearization g.linearization').forEach(function (g) {
+    g.setAttribute('data-drawn', g.querySelectorAll('rect.lin').length);
+  });
   document.getElementById('drawn-counts').textContent =
     ops + ' operations and ' + windows + ' fault windows drawn on the timeline.';
   document.body.setAttribute('data-rendered', 'yes');
@@ -849,6 +860,83 @@ fn state_text(
     }
 }
 
+/// For a valid history: a lane per key with its operations in linearization order, each
+/// drawn at a point within its interval (the latest invocation so far in that order, which
+/// a linearization keeps within every operation's interval), and the model state after it
+/// on hover, as in Porcupine's visualisation.
+fn linearization_lanes(
+    out: &mut String,
+    ops: &[ClientOp],
+    linearizations: &[&(Option<Value>, Linearization)],
+    scale: TimeScale,
+) {
+    if linearizations.is_empty() {
+        return;
+    }
+    let by_index: HashMap<u64, &ClientOp> = ops.iter().map(|o| (o.index, o)).collect();
+    out.push_str("<h2>Linearization</h2>");
+    out.push_str(r#"<p class="note">Why the history is linearizable: for each key, an order of its operations that the model accepts and that respects real time, as the checker found it. Each operation is a tick at a point within its interval, in that order; green ok, amber indeterminate (it took effect). Hover over one to see it and the model state after it.</p>"#);
+    let lane = 26.0;
+    let top = 6.0;
+    let height = lane * linearizations.len() as f64;
+    let _ = write!(
+        out,
+        r#"<svg id="linearization" width="{SVG_WIDTH}" height="{}">"#,
+        top + height + 30.0
+    );
+    let mut notes = Vec::new();
+    for (row, (key, lin)) in linearizations.iter().enumerate() {
+        let key_text = key
+            .as_ref()
+            .map_or_else(|| "the register".to_owned(), |k| format!("key {k}"));
+        let y0 = top + row as f64 * lane;
+        let _ = write!(
+            out,
+            r#"<g class="linearization" data-key="{}" data-ops="{}"><text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+            attr(&key.as_ref().map_or_else(String::new, Value::to_string)),
+            lin.ops.len(),
+            PLOT_LEFT - 6.0,
+            y0 + lane * 0.65,
+            text(&key_text)
+        );
+        let mut point = 0u64;
+        for (n, step) in lin.ops.iter().enumerate() {
+            let Some(o) = by_index.get(&step.op.index) else {
+                continue;
+            };
+            point = point.max(o.start_ns);
+            let x = scale.x(point);
+            let class = if step.op.outcome == "ok" {
+                "lin"
+            } else {
+                "lin indeterminate"
+            };
+            let _ = write!(
+                out,
+                r#"<rect class="{class}" data-order="{}" data-state="{}" x="{:.1}" y="{:.1}" width="3" height="{}"><title>linearized {} of {}: {}</title></rect>"#,
+                n + 1,
+                attr(&format!("state after it: {}", step.state)),
+                x - 1.5,
+                y0 + 2.0,
+                lane - 4.0,
+                n + 1,
+                lin.ops.len(),
+                text(&op_title(o))
+            );
+        }
+        out.push_str("</g>");
+        notes.push(format!(
+            "{key_text}: {} operations linearized, {} indeterminate left out (never took effect)",
+            lin.ops.len(),
+            lin.left_out.len()
+        ));
+    }
+    scale.axis(out, top + height + 4.0);
+    out.push_str("</svg>");
+    out.push_str(r#"<p id="lin-detail" class="note">Hover over an operation of the linearization to see it and the model state after it.</p>"#);
+    let _ = write!(out, r#"<p class="note">{}.</p>"#, text(&notes.join("; ")));
+}
+
 fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
@@ -1018,6 +1106,15 @@ pub fn render(facts: &RunFacts, history: &History, checked: &Checked) -> String 
         campaign.workload.concurrency,
     );
     out.push_str(r#"<p id="op-detail" class="note">Hover over (or click) an operation or a fault to see its details here.</p>"#);
+    // Present only when the linearizability check found the history valid (the run's
+    // verdict may still be unknown for another reason, such as a fault not shown in effect).
+    let linearizations: Vec<_> = checked
+        .results
+        .checkers
+        .iter()
+        .flat_map(|o| &o.linearizations)
+        .collect();
+    linearization_lanes(&mut out, &ops, &linearizations, scale);
     lanes(&mut out, &facts.nodes, &analysis.faults, scale);
     latency_plot(&mut out, &ops, &analysis.faults, scale);
     throughput_plot(&mut out, &ops, &analysis.faults, scale);

@@ -1105,3 +1105,76 @@ fn report_flags_runs_it_cannot_read_and_exits_65() {
     let out = binary().arg("report").arg(&good).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// `keys` keys of `per_key` sequential writes each.
+fn writes_on_keys(keys: usize, per_key: usize) -> History {
+    let mut events = Vec::new();
+    for k in 0..keys {
+        for i in 0..per_key {
+            for kind in [EventType::Invoke, EventType::Ok] {
+                events.push(Event {
+                    index: events.len() as u64,
+                    time: Some(events.len() as u64 * MS),
+                    process: Process::Client(0),
+                    kind,
+                    f: "write".into(),
+                    key: Some(Value::Int(k as i64)),
+                    value: Value::Int(i as i64),
+                    node: None,
+                    error: None,
+                });
+            }
+        }
+    }
+    History::new(events)
+}
+
+#[test]
+fn a_valid_run_small_enough_to_draw_carries_its_linearizations_outside_results_json() {
+    use summary::{MAX_LINEARIZED_KEYS, MAX_LINEARIZED_OPS_PER_KEY};
+    assert!(summary::drawable_keys(&writes_on_keys(
+        MAX_LINEARIZED_KEYS,
+        MAX_LINEARIZED_OPS_PER_KEY
+    )));
+    assert!(!summary::drawable_keys(&writes_on_keys(
+        MAX_LINEARIZED_KEYS + 1,
+        1
+    )));
+    assert!(!summary::drawable_keys(&writes_on_keys(
+        1,
+        MAX_LINEARIZED_OPS_PER_KEY + 1
+    )));
+
+    let c = campaign(REGISTER);
+    let f = facts(&c);
+    let linearizations = |checked: &summary::Checked| -> Vec<usize> {
+        checked
+            .results
+            .checkers
+            .iter()
+            .flat_map(|o| &o.linearizations)
+            .map(|(_, lin)| lin.ops.len())
+            .collect()
+    };
+    // Two ok writes and three ok reads are placed; the failed ones are not.
+    let valid = summary::check_and_summarise(&faulted_history(false), &f).unwrap();
+    assert_eq!(linearizations(&valid), [5]);
+    let html = report::html::render(&f, &faulted_history(false), &valid);
+    assert!(
+        html.contains(r#"class="linearization" data-key="1" data-ops="5">"#),
+        "{}",
+        &html[html.find("id=\"linearization\"").unwrap_or(0)..][..400]
+    );
+    let json = serde_json::to_string(&valid.results).unwrap();
+    assert!(!json.contains("linearization"), "{json}");
+
+    let invalid = summary::check_and_summarise(&faulted_history(true), &f).unwrap();
+    assert!(linearizations(&invalid).is_empty());
+    let html = report::html::render(&f, &faulted_history(true), &invalid);
+    assert!(!html.contains(r#"id="linearization""#));
+
+    // Too many keys to draw: the check is not asked for them.
+    let many =
+        summary::check_and_summarise(&writes_on_keys(MAX_LINEARIZED_KEYS + 1, 2), &f).unwrap();
+    assert!(linearizations(&many).is_empty());
+}

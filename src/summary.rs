@@ -857,15 +857,16 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             ..CheckOptions::default()
         };
         let mut r = linearizability::check(history, &model, &opts)?;
-        // Shown in the report only: `results.json` stays the size it was.
-        let linearizations = if r.verdict == Verdict::Valid {
-            r.keys
-                .iter_mut()
-                .filter_map(|k| Some((k.key.clone(), k.linearization.take()?)))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        // Shown in the report only (for a valid history): `results.json` stays the size
+        // it was, also when valid keys of an invalid history carry theirs.
+        let mut linearizations: Vec<_> = r
+            .keys
+            .iter_mut()
+            .filter_map(|k| Some((k.key.clone(), k.linearization.take()?)))
+            .collect();
+        if r.verdict != Verdict::Valid {
+            linearizations.clear();
+        }
         let counterexample = r.keys.iter().find_map(|k| k.counterexample.clone());
         let invalid_keys = r
             .keys

@@ -1172,6 +1172,12 @@ fn a_valid_run_small_enough_to_draw_carries_its_linearizations_outside_results_j
     assert!(linearizations(&invalid).is_empty());
     let html = report::html::render(&f, &faulted_history(true), &invalid);
     assert!(!html.contains(r#"id="linearization""#));
+    // An invalid run with valid keys: neither drawn nor in results.json.
+    let some_valid = summary::check_and_summarise(&history_with_two_invalid_keys(), &f).unwrap();
+    assert_eq!(some_valid.verdict, Verdict::Invalid);
+    assert!(linearizations(&some_valid).is_empty());
+    let json = serde_json::to_string(&some_valid.results).unwrap();
+    assert!(!json.contains("linearization"), "{json}");
 
     // Too many keys to draw: the check is not asked for them.
     let many =

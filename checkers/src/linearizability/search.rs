@@ -1098,6 +1098,59 @@ mod tests {
         assert_eq!(states, expected);
     }
 
+    /// The witness is the search's order at success: a crashed write of 1 that a read saw
+    /// is placed before it, a crashed write of 5 nobody saw is left out; the state after
+    /// each operation is the register's. Without required operations nothing is placed.
+    #[test]
+    fn the_witness_is_the_order_at_success_with_the_states() {
+        let shared = Shared::new();
+        let mut ops = Ops::new();
+        let optional = vec![(0, ops.write(1)), (1, ops.write(5))];
+        let required = vec![
+            (2, 3, ops.read(1)),
+            (4, 5, ops.write(2)),
+            (6, 7, ops.read(2)),
+        ];
+        let mut search = ops.search(required, optional, None);
+        search.keep_witness();
+        assert!(matches!(
+            search.run(&shared.limits(None), u64::MAX),
+            Some(SearchOutcome::Valid)
+        ));
+        let witness = search.witness().expect("kept").clone();
+        let placed: Vec<(u32, String)> = witness
+            .placed
+            .iter()
+            .map(|&(origin, s)| (origin, search.model().render(s)))
+            .collect();
+        assert_eq!(
+            placed,
+            [
+                (100, "1".to_owned()),
+                (0, "1".to_owned()),
+                (1, "2".to_owned()),
+                (2, "2".to_owned())
+            ]
+        );
+        assert_eq!(witness.left_out, [101]);
+
+        let mut ops = Ops::new();
+        let optional = vec![(0, ops.write(1))];
+        let mut only_optional = ops.search(vec![], optional, None);
+        only_optional.keep_witness();
+        assert_eq!(
+            only_optional.witness(),
+            Some(&Witness {
+                placed: vec![],
+                left_out: vec![100]
+            })
+        );
+        // Not asked: none kept.
+        let mut plain = sequential_writes(3, None);
+        assert!(plain.run(&shared.limits(None), u64::MAX).is_some());
+        assert!(plain.witness().is_none());
+    }
+
     #[test]
     fn next_clear_finds_the_first_clear_bit_across_words() {
         let full = u64::MAX;

@@ -60,7 +60,8 @@ pub fn write_offset(path: &Path, offset_ms: i64) -> Result<(), ClockError> {
         source,
     };
     let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(err)?;
+    // A file of the run directory: its mode is the run's (0644), not the umask's.
+    let mut file = crate::results::create_file(&tmp).map_err(err)?;
     file.write_all(format!("{}\n", offset_spec(offset_ms)).as_bytes())
         .map_err(err)?;
     drop(file);

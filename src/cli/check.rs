@@ -257,17 +257,11 @@ pub fn run(args: CheckArgs) -> super::Outcome {
         files.push(report);
     }
 
-    let first_error = files.iter().find(|f| f.error.is_some());
-    let verdict = files
-        .iter()
-        .filter_map(|f| f.verdict)
-        .reduce(Verdict::combine);
-    let exit_code = match (first_error, verdict) {
-        (Some(file), _) => file.error_code,
-        (None, Some(v)) => v.exit_code() as u8,
-        // Every file has a verdict or an error, and there is at least one file.
-        (None, None) => exit::SOFTWARE,
-    };
+    let (verdict, exit_code) = overall(
+        files
+            .iter()
+            .map(|f| (f.verdict, f.error.as_ref().map(|_| f.error_code))),
+    );
     let report = Report {
         model: spec.kind.name(),
         files,
@@ -717,6 +711,26 @@ struct TxnReport {
     exit_code: u8,
 }
 
+/// The verdict over every file, and the exit code: the first unreadable file's (65 or 66),
+/// else the combined verdict's. Each file gives its verdict, or the exit code of its error.
+fn overall(files: impl Iterator<Item = (Option<Verdict>, Option<u8>)>) -> (Option<Verdict>, u8) {
+    let mut verdict: Option<Verdict> = None;
+    let mut first_error = None;
+    for (file_verdict, error_code) in files {
+        first_error = first_error.or(error_code);
+        if let Some(v) = file_verdict {
+            verdict = Some(verdict.map_or(v, |all| all.combine(v)));
+        }
+    }
+    let exit_code = match (first_error, verdict) {
+        (Some(code), _) => code,
+        (None, Some(v)) => v.exit_code() as u8,
+        // Every file has a verdict or an error, and there is at least one file.
+        (None, None) => exit::SOFTWARE,
+    };
+    (verdict, exit_code)
+}
+
 /// How the command line asks for histories to be read.
 fn read_options(args: &CheckArgs, independent: Independent) -> ReadOptions {
     ReadOptions {
@@ -748,16 +762,11 @@ fn run_transactions(args: &CheckArgs, workload: Workload) -> super::Outcome {
         }
         files.push(report);
     }
-    let first_error = files.iter().find(|f| f.error.is_some());
-    let verdict = files
-        .iter()
-        .filter_map(|f| f.verdict)
-        .reduce(Verdict::combine);
-    let exit_code = match (first_error, verdict) {
-        (Some(file), _) => file.error_code,
-        (None, Some(v)) => v.exit_code() as u8,
-        (None, None) => exit::SOFTWARE,
-    };
+    let (verdict, exit_code) = overall(
+        files
+            .iter()
+            .map(|f| (f.verdict, f.error.as_ref().map(|_| f.error_code))),
+    );
     let report = TxnReport {
         model: workload.name(),
         consistency: opts.consistency,

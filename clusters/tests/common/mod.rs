@@ -150,6 +150,19 @@ impl Cluster {
     }
 
     /// Polls `status` on the live nodes until `accept` holds for one of them.
+    /// The status of every node that runs (`None` where it does not answer), by id.
+    pub fn statuses(&self) -> Vec<(usize, Option<Value>)> {
+        (1..=self.addrs.len())
+            .filter(|id| self.children[id - 1].is_some())
+            .map(|id| {
+                let status = Client::try_connect(self.addrs[id - 1])
+                    .and_then(|mut client| client.try_call(&json!({"op": "status"})))
+                    .ok();
+                (id, status)
+            })
+            .collect()
+    }
+
     pub fn wait_for_status(
         &self,
         within: Duration,

@@ -298,16 +298,13 @@ fn check_file(
         error_code: exit::DATA_ERR,
         valid_as_knossos_reads_nil: false,
     };
-    let parse_start = Instant::now();
-    let read = formats::read_file(path, read_opts);
-    report.parse_seconds = parse_start.elapsed().as_secs_f64();
+    let (read, parse_seconds) = read_timed(path, read_opts);
+    report.parse_seconds = parse_seconds;
     let read: ReadOutput = match read {
         Ok(read) => read,
-        Err(e) => {
-            if matches!(e, ReadError::Io { .. }) {
-                report.error_code = exit::NO_INPUT;
-            }
-            report.error = Some(e.to_string());
+        Err((error, code)) => {
+            report.error_code = code;
+            report.error = Some(error);
             return report;
         }
     };
@@ -731,6 +728,21 @@ fn overall(files: impl Iterator<Item = (Option<Verdict>, Option<u8>)>) -> (Optio
     (verdict, exit_code)
 }
 
+/// Reads one history file, timed; a failure is its message and exit code (66 when the file
+/// cannot be read at all, 65 for bad data).
+fn read_timed(path: &Path, read_opts: &ReadOptions) -> (Result<ReadOutput, (String, u8)>, f64) {
+    let started = Instant::now();
+    let read = formats::read_file(path, read_opts).map_err(|e| {
+        let code = if matches!(e, ReadError::Io { .. }) {
+            exit::NO_INPUT
+        } else {
+            exit::DATA_ERR
+        };
+        (e.to_string(), code)
+    });
+    (read, started.elapsed().as_secs_f64())
+}
+
 /// How the command line asks for histories to be read.
 fn read_options(args: &CheckArgs, independent: Independent) -> ReadOptions {
     ReadOptions {
@@ -810,16 +822,13 @@ fn check_txn_file(path: &Path, read_opts: &ReadOptions, opts: &TxnCheckOptions) 
         error: None,
         error_code: exit::DATA_ERR,
     };
-    let parse_start = Instant::now();
-    let read = formats::read_file(path, read_opts);
-    report.parse_seconds = parse_start.elapsed().as_secs_f64();
+    let (read, parse_seconds) = read_timed(path, read_opts);
+    report.parse_seconds = parse_seconds;
     let read: ReadOutput = match read {
         Ok(read) => read,
-        Err(e) => {
-            if matches!(e, ReadError::Io { .. }) {
-                report.error_code = exit::NO_INPUT;
-            }
-            report.error = Some(e.to_string());
+        Err((error, code)) => {
+            report.error_code = code;
+            report.error = Some(error);
             return report;
         }
     };

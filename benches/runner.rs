@@ -13,7 +13,6 @@
 //!   runner ≥ 0.9 × raw).
 
 use splitbrain::campaign::{self, Campaign};
-use splitbrain::cluster::Deployment;
 use splitbrain::run::{run, RunOptions};
 use splitbrain::system::{Outcome, Request, System};
 use splitbrain::topology::{RunId, Topology};
@@ -94,8 +93,11 @@ fn etcd_campaign() -> Campaign {
 /// The same clients as the runner's, driven in a bare loop: no recorder, no bookkeeping.
 fn raw_rate(c: &Campaign, dir: &Path) -> (f64, Duration) {
     let started = Instant::now();
-    let deployment =
-        Arc::new(Deployment::start(c, &RunId::random(), dir, None).expect("start etcd"));
+    let system = splitbrain::system::system_for(&c.system).expect("etcd");
+    let deployment = Arc::new(
+        splitbrain::run::deploy(c, Some(system.into()), &RunId::random(), dir, None)
+            .expect("start etcd"),
+    );
     let rt = deployment.client_runtime(2).unwrap();
     let cancel = CancellationToken::new();
     rt.block_on(splitbrain::run::wait_serving(

@@ -7,7 +7,7 @@
 //! line, each namespace and cgroup the run makes — written *before* the thing is made, so
 //! a crash at any moment leaves nothing unrecorded. A run that ends cleanly removes its
 //! record. [`cleanup`] reads the records, leaves alone every run whose controller still
-//! lives, and for the others walks the [`STEPS`] over what the record names, then removes
+//! lives, and for the others walks the [`steps`] over what the record names, then removes
 //! the record. A namespace called `sb-…` that no record names is never touched, whatever
 //! its name looks like.
 //!
@@ -16,15 +16,77 @@
 
 use crate::cgroup;
 use crate::netns;
-use crate::topology::RunId;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use rand::Rng;
+use std::fmt;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Prefix of every name (namespaces, cgroups) the harness creates.
+pub const NAME_PREFIX: &str = "sb-";
+
+/// A run's short id; it is part of every name the run creates (`sb-<id>-...`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RunId(String);
+
+impl RunId {
+    /// A fresh random id of 6 hex characters.
+    pub fn random() -> Self {
+        RunId(format!(
+            "{:06x}",
+            rand::thread_rng().gen_range(0..0x100_0000u32)
+        ))
+    }
+
+    /// Validates an id given by the user. Ids are short and plain because they end up in
+    /// interface-adjacent names and in cgroup paths.
+    pub fn parse(id: &str) -> Result<Self, InvalidRunId> {
+        let ok = (1..=12).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if ok {
+            Ok(RunId(id.to_owned()))
+        } else {
+            Err(InvalidRunId(id.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Prefix shared by all namespaces of this run: `sb-<id>-`.
+    pub fn netns_prefix(&self) -> String {
+        format!("{NAME_PREFIX}{}-", self.0)
+    }
+
+    /// The switch namespace's name.
+    pub fn switch_netns(&self) -> String {
+        format!("{}sw", self.netns_prefix())
+    }
+
+    /// Node `name`'s namespace name (`sb-<id>-n1`).
+    pub fn node_netns(&self, node: &str) -> String {
+        format!("{}{node}", self.netns_prefix())
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A run id that is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid run id {0:?}: use 1 to 12 characters from [a-z0-9]")]
+pub struct InvalidRunId(pub String);
 
 /// Where run records live, unless [`STATE_DIR_ENV`] names another directory.
 pub const STATE_DIR: &str = "/run/splitbrain";
@@ -385,9 +447,9 @@ pub struct CleanupStep {
     pub run: fn(record: &RunRecord, report: &mut CleanupReport),
 }
 
-/// The steps, in order: stop processes before their namespaces go, so nothing is left
-/// running in a namespace that no longer has a name.
-pub const STEPS: &[CleanupStep] = &[
+/// The steps before those of other modules, in order: stop processes before their
+/// namespaces go, so nothing is left running in a namespace that no longer has a name.
+const BEFORE_NAMESPACE_STEPS: &[CleanupStep] = &[
     CleanupStep {
         name: "node cgroups",
         run: remove_cgroups,
@@ -396,23 +458,29 @@ pub const STEPS: &[CleanupStep] = &[
         name: "processes in run namespaces",
         run: kill_namespace_processes,
     },
-    // Partition routes, nftables `splitbrain*` tables: inside the recorded namespaces, so
-    // removed before those go (deleting the namespace would drop them too).
-    CleanupStep {
-        name: "nemesis rules",
-        run: |record, report| crate::nemesis::cleanup_leftovers(Some(&record.run), report),
-    },
-    CleanupStep {
-        name: "network namespaces",
-        run: delete_namespaces,
-    },
-    // Resources of later fault kinds are added here, one line each (and recorded by the
-    // code that makes them, before it makes them).
 ];
 
+/// The last step: the namespaces themselves (which drops whatever is still inside them).
+const NAMESPACE_STEP: CleanupStep = CleanupStep {
+    name: "network namespaces",
+    run: delete_namespaces,
+};
+
+/// Every step for a record: this module's own around `inside_namespaces`, the steps of the
+/// modules that put state inside a run's namespaces (they run while those still exist).
+pub fn steps<'a>(inside_namespaces: &'a [CleanupStep]) -> Vec<&'a CleanupStep> {
+    BEFORE_NAMESPACE_STEPS
+        .iter()
+        .chain(inside_namespaces)
+        .chain(std::iter::once(&NAMESPACE_STEP))
+        .collect()
+}
+
 /// Removes what run `run` (or every run, when `None`) recorded, for each run whose
-/// controller is gone; runs still in progress are left alone and listed as such.
-pub fn cleanup(run: Option<&RunId>) -> CleanupReport {
+/// controller is gone; runs still in progress are left alone and listed as such. The
+/// modules that leave state inside a run's namespaces hand their steps in
+/// (`inside_namespaces`): this module calls them and never imports them.
+pub fn cleanup(run: Option<&RunId>, inside_namespaces: &[CleanupStep]) -> CleanupReport {
     let mut report = CleanupReport::default();
     let records = match run {
         Some(run) => RunRecord::load(run).map(|r| r.into_iter().collect()),
@@ -443,7 +511,7 @@ pub fn cleanup(run: Option<&RunId>) -> CleanupReport {
                 record.run
             ));
         }
-        for step in STEPS {
+        for step in steps(inside_namespaces) {
             (step.run)(&record, &mut report);
         }
         if !record.unreadable.is_empty() {
@@ -464,11 +532,11 @@ pub fn cleanup(run: Option<&RunId>) -> CleanupReport {
     report
 }
 
-/// Removes everything of one run (the calling process may be its controller). Safe to call
-/// from a panic path: the only lock it takes is the record lock, held for a few file
-/// operations at a time (and usable again after a panic).
+/// Removes the cgroups, processes and namespaces of one run (the calling process may be
+/// its controller). Safe to call from a panic path: the only lock it takes is the record
+/// lock, held for a few file operations at a time (and usable again after a panic).
 pub fn cleanup_run(run: &RunId) -> CleanupReport {
-    cleanup(Some(run))
+    cleanup(Some(run), &[])
 }
 
 /// Whether namespace `name` belongs to `run` (or to any run, when `None`): whether a run
@@ -662,6 +730,25 @@ impl Drop for RunGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_modules_steps_run_after_the_processes_and_before_the_namespaces() {
+        let inside = [CleanupStep {
+            name: "rules inside",
+            run: |_, _| {},
+        }];
+        let names: Vec<&str> = steps(&inside).iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            [
+                "node cgroups",
+                "processes in run namespaces",
+                "rules inside",
+                "network namespaces"
+            ]
+        );
+        assert_eq!(steps(&[]).len(), 3);
+    }
 
     #[test]
     fn records_name_their_controller_and_what_was_made() {

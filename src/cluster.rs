@@ -1,11 +1,10 @@
 //! A deployed system: the network, the supervised node processes, and how to open clients.
 //!
-//! [`Deployment::start`] builds one of two things: an in-process store (no privileges), or
-//! a real cluster — a [`Topology`] of namespaces and one [`Node`] per namespace running the
+//! A deployment is one of two things: an in-process store ([`Deployment::in_memory`], no
+//! privileges), or a real cluster ([`Deployment::start`]) — a [`Topology`] of namespaces and one [`Node`] per namespace running the
 //! system's command line. Dropping a deployment kills every node and removes the network,
 //! which is what makes Ctrl-C, errors and panics leave nothing behind.
 
-use crate::campaign::{Campaign, SystemSpec};
 use crate::node::{EventSender, Node, NodeConfig};
 use crate::system::in_memory::InMemory;
 use crate::system::{Client, ClusterSpec, NodeSpec, System};
@@ -36,48 +35,34 @@ pub enum Deployment {
     Cluster(Cluster),
 }
 
-/// Builds the [`System`] a campaign names.
-pub fn system_for(spec: &SystemSpec) -> anyhow::Result<Arc<dyn System>> {
-    Ok(match spec {
-        SystemSpec::Etcd(e) => {
-            let mut etcd = crate::system::etcd::EtcdSystem::default();
-            if let Some(binary) = &e.binary {
-                etcd.binary = binary.clone();
-            }
-            etcd.client_options.serializable_reads = e.serializable_reads;
-            Arc::new(etcd)
-        }
-        SystemSpec::Clusterkv(c) => {
-            let mut kv = crate::system::clusterkv::ClusterKv::new(c.arch);
-            let o = &mut kv.options;
-            o.replication = c.replication.unwrap_or(o.replication);
-            o.n = c.n.unwrap_or(o.n);
-            o.r = c.r.unwrap_or(o.r);
-            o.w = c.w.unwrap_or(o.w);
-            o.heartbeat = c.heartbeat.unwrap_or(o.heartbeat);
-            o.election_timeout = c.election_timeout.unwrap_or(o.election_timeout);
-            Arc::new(kv)
-        }
-        SystemSpec::Command(c) => Arc::new(crate::system::command::CommandSystem::new(c.clone())?),
-        SystemSpec::InMemory(_) => anyhow::bail!("the in-memory system has no nodes"),
-    })
-}
+/// Extra environment for one node's launch, given the node's directory (which exists when
+/// it is called): the clock's libfaketime preload and offset file, say. The caller decides
+/// what a node needs; the cluster only adds it to every launch.
+pub type NodeEnv<'a> = &'a dyn Fn(&Path) -> anyhow::Result<Vec<(String, String)>>;
+
+/// Where the nemesis's validation finds the system it checks binaries of, until it takes
+/// the run's own system.
+pub use crate::system::system_for;
 
 impl Deployment {
-    /// Starts what `campaign` describes; node directories go under `run_dir/nodes/<node>/`.
+    /// The in-process store: nothing to start.
+    pub fn in_memory() -> Deployment {
+        Deployment::InMemory(InMemory::new())
+    }
+
+    /// Starts `nodes` nodes of `system` on a fresh network; node directories go under
+    /// `run_dir/nodes/<node>/`, and each launch gets `node_env` of its node's directory.
     pub fn start(
-        campaign: &Campaign,
+        system: Arc<dyn System>,
+        nodes: usize,
         run: &RunId,
         run_dir: &Path,
+        node_env: Option<NodeEnv<'_>>,
         events: Option<EventSender>,
     ) -> anyhow::Result<Deployment> {
-        if !campaign.system.needs_cluster() {
-            return Ok(Deployment::InMemory(InMemory::new()));
-        }
-        let system = system_for(&campaign.system)?;
         let started = Instant::now();
-        let topology = Topology::create(run.clone(), campaign.nodes)
-            .context("creating the cluster network")?;
+        let topology =
+            Topology::create(run.clone(), nodes).context("creating the cluster network")?;
         let network_ready_in = started.elapsed();
         let spec = ClusterSpec {
             nodes: topology
@@ -103,12 +88,10 @@ impl Deployment {
         for node in &cluster.spec.nodes {
             let mut launch = cluster.system.launch(node, &cluster.spec)?;
             let log_dir = run_dir.join("nodes").join(&node.name);
-            if campaign.nemesis.needs_clock() {
-                // libfaketime is preloaded from the first start, so clock faults can move
-                // the node's clock later by rewriting its offset file.
+            if let Some(node_env) = node_env {
                 crate::results::create_dirs(&log_dir)
                     .with_context(|| format!("creating {}", log_dir.display()))?;
-                launch.env.extend(crate::nemesis::clock_env(&log_dir)?);
+                launch.env.extend(node_env(&log_dir)?);
             }
             crate::results::create_dirs(&node.data_dir)
                 .with_context(|| format!("creating {}", node.data_dir.display()))?;

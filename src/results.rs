@@ -143,15 +143,14 @@ impl Environment {
         serde_json::from_str(&text).ok()
     }
 
+    /// The environment of a run of `system` (its version, when it has nodes) starting now.
     pub fn capture(
-        campaign: &crate::campaign::Campaign,
+        system: String,
+        system_version: Option<String>,
         seed: u64,
         run_id: &str,
         argv: &[String],
     ) -> Environment {
-        let system_version = crate::cluster::system_for(&campaign.system)
-            .ok()
-            .and_then(|s| s.version().ok());
         let kernel = nix::sys::utsname::uname()
             .map(|u| {
                 format!(
@@ -164,7 +163,7 @@ impl Environment {
             .unwrap_or_else(|_| "unknown".into());
         Environment {
             splitbrain_version: env!("CARGO_PKG_VERSION").to_owned(),
-            system: campaign.system.name(),
+            system,
             system_version,
             kernel,
             argv: argv.to_vec(),

@@ -11,10 +11,10 @@
 //! kills the nodes and removes the network. The history is on disk line by line throughout.
 
 use crate::campaign::{Campaign, WorkloadKind};
-use crate::cluster::Deployment;
+use crate::cluster::{Deployment, NodeEnv};
 use crate::recorder::{Entry, Recorder};
 use crate::summary::{self, RunFacts};
-use crate::system::{Client, Function, Outcome, Request};
+use crate::system::{Client, Function, Outcome, Request, System};
 use crate::topology::RunId;
 use crate::workload::{Generator, PlannedOp, SlotRng};
 use anyhow::Context;
@@ -172,17 +172,51 @@ pub fn run(
     // Before anything starts: a fault this machine cannot do fails here, named, and so
     // does a system whose binary is missing.
     crate::nemesis::validate(&campaign)?;
-    if campaign.system.needs_cluster() {
-        crate::cluster::system_for(&campaign.system)?
-            .version()
-            .map_err(|e| RunError::Unavailable(format!("{}: {e:#}", campaign.system.name())))?;
-    }
-    run_validated(campaign, seed, opts, cancel, start).map_err(RunError::classify)
+    // The one system of the run, built here and handed to whatever needs it.
+    let system = match campaign.system.needs_cluster() {
+        true => {
+            let system: Arc<dyn System> = crate::system::system_for(&campaign.system)?.into();
+            let version = system
+                .version()
+                .map_err(|e| RunError::Unavailable(format!("{}: {e:#}", campaign.system.name())))?;
+            Some(RunSystem { system, version })
+        }
+        false => None,
+    };
+    run_validated(campaign, system, seed, opts, cancel, start).map_err(RunError::classify)
+}
+
+/// The system under test of a run with real nodes, and its version (checked available).
+struct RunSystem {
+    system: Arc<dyn System>,
+    version: String,
+}
+
+/// Deploys `campaign` on `system` (`None`: the in-memory store), its nodes' directories
+/// under `run_dir`. Nodes of a campaign with clock faults start with libfaketime preloaded
+/// (clock faults then move a node's clock by rewriting its offset file).
+pub fn deploy(
+    campaign: &Campaign,
+    system: Option<Arc<dyn System>>,
+    run: &RunId,
+    run_dir: &Path,
+    events: Option<crate::node::EventSender>,
+) -> anyhow::Result<Deployment> {
+    let Some(system) = system else {
+        return Ok(Deployment::in_memory());
+    };
+    let clock_env = |node_dir: &Path| Ok(crate::nemesis::clock_env(node_dir)?);
+    let node_env: Option<NodeEnv<'_>> = match campaign.nemesis.needs_clock() {
+        true => Some(&clock_env),
+        false => None,
+    };
+    Deployment::start(system, campaign.nodes, run, run_dir, node_env, events)
 }
 
 /// The run proper, once nothing refused it.
 fn run_validated(
     campaign: Campaign,
+    system: Option<RunSystem>,
     seed: u64,
     opts: &RunOptions,
     cancel: CancellationToken,
@@ -195,7 +229,13 @@ fn run_validated(
         .with_context(|| format!("resolving {}", opts.results_root.display()))?;
     let dir = crate::results::create_run_dir(&results_root, &campaign.name, run_id.as_str())?;
     crate::results::write_json(&dir.join("campaign.json"), &campaign)?;
-    let env = crate::results::Environment::capture(&campaign, seed, run_id.as_str(), &opts.argv);
+    let env = crate::results::Environment::capture(
+        campaign.system.name(),
+        system.as_ref().map(|s| s.version.clone()),
+        seed,
+        run_id.as_str(),
+        &opts.argv,
+    );
     crate::results::write_json(&dir.join("environment.json"), &env)?;
 
     let recorder = Recorder::create(&dir.join("history.jsonl"), start)
@@ -203,8 +243,9 @@ fn run_validated(
     // On an early return (an error), whatever was recorded still reaches the file.
     let _flush = FinishOnDrop(&recorder);
     let (node_events, crashes) = watch_node_events();
-    let deployment = Arc::new(Deployment::start(
+    let deployment = Arc::new(deploy(
         &campaign,
+        system.map(|s| s.system),
         &run_id,
         &dir,
         Some(node_events),
@@ -366,6 +407,16 @@ fn run_validated(
         rate: main_ops as f64 / main_elapsed.as_secs_f64().max(1e-9),
     })
 }
+
+/// What a run leaves inside its namespaces, for `splitbrain cleanup` to remove (while the
+/// namespaces still exist) from the namespaces of a crashed run: the nemesis's partition
+/// routes, nftables tables and qdiscs. A module that leaves a new kind of state there adds
+/// one step here (and records the state before making it).
+pub const CLEANUP_INSIDE_NAMESPACES: &[crate::cleanup::CleanupStep] =
+    &[crate::cleanup::CleanupStep {
+        name: "nemesis rules",
+        run: |record, report| crate::nemesis::cleanup_leftovers(Some(&record.run), report),
+    }];
 
 /// The blanket heal after an undo failed: every partition route and table of the run's
 /// namespaces removed, every node thawed, so recovery and final reads see a healthy

@@ -15,13 +15,12 @@
 //! A [`Topology`] is a guard: dropping it deletes the namespaces (which deletes the veths).
 
 use crate::netns::{self, IpBatch, NetnsError};
-use rand::Rng;
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-/// Prefix of every name (namespaces, cgroups) the harness creates.
-pub const NAME_PREFIX: &str = "sb-";
+/// A run's id and the prefix of every name it makes: defined with the run records that
+/// name them.
+pub use crate::cleanup::{RunId, NAME_PREFIX};
 /// The cluster subnet (a /24), private and used only inside the run's namespaces.
 pub const SUBNET: Ipv4Addr = Ipv4Addr::new(10, 73, 0, 0);
 pub const PREFIX_LEN: u8 = 24;
@@ -39,8 +38,6 @@ pub const NODE_IFACE: &str = "eth0";
 /// Errors of building or tearing down a topology.
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
-    #[error("invalid run id {0:?}: use 1 to 12 characters from [a-z0-9]")]
-    InvalidRunId(String),
     #[error("a cluster needs 1 to {MAX_NODES} nodes, not {0}")]
     NodeCount(usize),
     #[error("network namespace {0} already exists (a leftover of a crashed run? try `splitbrain cleanup`)")]
@@ -57,59 +54,6 @@ pub enum TopologyError {
         dir: String,
         source: std::io::Error,
     },
-}
-
-/// A run's short id; it is part of every name the run creates (`sb-<id>-...`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RunId(String);
-
-impl RunId {
-    /// A fresh random id of 6 hex characters.
-    pub fn random() -> Self {
-        RunId(format!(
-            "{:06x}",
-            rand::thread_rng().gen_range(0..0x100_0000u32)
-        ))
-    }
-
-    /// Validates an id given by the user. Ids are short and plain because they end up in
-    /// interface-adjacent names and in cgroup paths.
-    pub fn parse(id: &str) -> Result<Self, TopologyError> {
-        let ok = (1..=12).contains(&id.len())
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        if ok {
-            Ok(RunId(id.to_owned()))
-        } else {
-            Err(TopologyError::InvalidRunId(id.to_owned()))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Prefix shared by all namespaces of this run: `sb-<id>-`.
-    pub fn netns_prefix(&self) -> String {
-        format!("{NAME_PREFIX}{}-", self.0)
-    }
-
-    /// The switch namespace's name.
-    pub fn switch_netns(&self) -> String {
-        format!("{}sw", self.netns_prefix())
-    }
-
-    /// Node `name`'s namespace name (`sb-<id>-n1`).
-    pub fn node_netns(&self, node: &str) -> String {
-        format!("{}{node}", self.netns_prefix())
-    }
-}
-
-impl fmt::Display for RunId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// The conventional name of node `i` (1-based).

@@ -348,8 +348,9 @@ fn a_panic_while_the_cluster_runs_leaves_nothing_behind() {
     let dir = results.path().to_owned();
     // What a run holds while its clients work; a panic unwinds through it.
     let outcome = std::panic::catch_unwind(move || {
+        let system = splitbrain::system::system_for(&campaign.system).unwrap();
         let deployment =
-            splitbrain::cluster::Deployment::start(&campaign, &run, &dir, None).unwrap();
+            splitbrain::run::deploy(&campaign, Some(system.into()), &run, &dir, None).unwrap();
         assert!(!deployment.node_names().is_empty());
         panic!("a bug in the controller");
     });

@@ -28,7 +28,7 @@ pub fn run(args: CleanupArgs) -> super::Outcome {
         Err(e) => return Err(crate::exit::Failure::usage(e)),
     };
     crate::capability::require_root()?;
-    let report = crate::cleanup::cleanup(run.as_ref());
+    let report = crate::cleanup::cleanup(run.as_ref(), crate::run::CLEANUP_INSIDE_NAMESPACES);
     for line in &report.removed {
         println!("removed {line}");
     }

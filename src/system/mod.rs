@@ -121,3 +121,33 @@ pub trait System: Send + Sync {
     /// A client bound to `node`. Called on the client runtime (inside the cluster network).
     fn client(&self, node: &NodeSpec, cluster: &ClusterSpec) -> anyhow::Result<Box<dyn Client>>;
 }
+
+/// Builds the [`System`] a campaign names: the one place systems are made from a campaign
+/// (a run builds it once and hands `&dyn System` to whatever needs it). The in-memory
+/// system has no nodes and so no [`System`]: an error.
+pub fn system_for(spec: &crate::campaign::SystemSpec) -> anyhow::Result<Box<dyn System>> {
+    use crate::campaign::SystemSpec;
+    Ok(match spec {
+        SystemSpec::Etcd(e) => {
+            let mut etcd = etcd::EtcdSystem::default();
+            if let Some(binary) = &e.binary {
+                etcd.binary = binary.clone();
+            }
+            etcd.client_options.serializable_reads = e.serializable_reads;
+            Box::new(etcd)
+        }
+        SystemSpec::Clusterkv(c) => {
+            let mut kv = clusterkv::ClusterKv::new(c.arch);
+            let o = &mut kv.options;
+            o.replication = c.replication.unwrap_or(o.replication);
+            o.n = c.n.unwrap_or(o.n);
+            o.r = c.r.unwrap_or(o.r);
+            o.w = c.w.unwrap_or(o.w);
+            o.heartbeat = c.heartbeat.unwrap_or(o.heartbeat);
+            o.election_timeout = c.election_timeout.unwrap_or(o.election_timeout);
+            Box::new(kv)
+        }
+        SystemSpec::Command(c) => Box::new(command::CommandSystem::new(c.clone())?),
+        SystemSpec::InMemory(_) => anyhow::bail!("the in-memory system has no nodes"),
+    })
+}

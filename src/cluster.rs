@@ -73,7 +73,10 @@ impl Deployment {
                     name: n.name.clone(),
                     id: i + 1,
                     ip: n.ip,
-                    data_dir: run_dir.join("nodes").join(&n.name).join("data"),
+                    data_dir: run_dir
+                        .join(crate::results::files::NODES)
+                        .join(&n.name)
+                        .join("data"),
                 })
                 .collect(),
         };
@@ -87,7 +90,7 @@ impl Deployment {
         };
         for node in &cluster.spec.nodes {
             let mut launch = cluster.system.launch(node, &cluster.spec)?;
-            let log_dir = run_dir.join("nodes").join(&node.name);
+            let log_dir = run_dir.join(crate::results::files::NODES).join(&node.name);
             if let Some(node_env) = node_env {
                 crate::results::create_dirs(&log_dir)
                     .with_context(|| format!("creating {}", log_dir.display()))?;

@@ -21,6 +21,7 @@ pub mod exit;
 pub mod system;
 
 // Running campaigns.
+pub mod analysis;
 pub mod campaign;
 pub mod cluster;
 pub mod compare;
@@ -29,7 +30,6 @@ pub mod recorder;
 pub mod report;
 pub mod results;
 pub mod run;
-pub mod summary;
 pub mod workload;
 
 // The OS layer: network namespaces, topology, cgroups, node supervision, cleanup, probes.

@@ -1,5 +1,6 @@
-//! The results directory: `results/<campaign>/<timestamp>-<run id>/`, and what is recorded
-//! about the environment of each run.
+//! The run directory, `results/<campaign>/<timestamp>-<run id>/`: where it is, the names of
+//! its files ([`files`], the one place they are spelt), how they are written (modes that do
+//! not depend on the umask), and what is recorded about the environment of each run.
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -13,13 +14,35 @@ pub const FILE_MODE: u32 = 0o644;
 /// Mode of every result directory.
 pub const DIR_MODE: u32 = 0o755;
 
+/// The files and directories of a run directory.
+pub mod files {
+    /// The campaign as run (its seed and duration settled): `campaign.json`.
+    pub const CAMPAIGN: &str = "campaign.json";
+    /// Versions, kernel, command line, seed: `environment.json`.
+    pub const ENVIRONMENT: &str = "environment.json";
+    /// The history, one event per line, written as it happens.
+    pub const HISTORY: &str = "history.jsonl";
+    /// What the nemesis did and any undo that failed.
+    pub const NEMESIS: &str = "nemesis.json";
+    /// The summary table.
+    pub const SUMMARY: &str = "summary.txt";
+    /// The typed results document (`RunResults`).
+    pub const RESULTS: &str = "results.json";
+    /// The history in Jepsen's EDN.
+    pub const HISTORY_EDN: &str = "history.edn";
+    pub const JUNIT: &str = "junit.xml";
+    pub const REPORT_HTML: &str = "report.html";
+    /// One directory per node: its log, its data directory, its clock's offset file.
+    pub const NODES: &str = "nodes";
+}
+
 /// The files the report writes into a run directory at the end of a run.
 pub const REPORT_FILES: &[&str] = &[
-    "summary.txt",
-    "results.json",
-    "history.edn",
-    "junit.xml",
-    "report.html",
+    files::SUMMARY,
+    files::RESULTS,
+    files::HISTORY_EDN,
+    files::JUNIT,
+    files::REPORT_HTML,
 ];
 
 /// Sets `path`'s mode to `mode` exactly (`chmod` is not subject to the umask).
@@ -139,7 +162,7 @@ impl Environment {
     /// Reads a run directory's `environment.json`; `None` when it is missing or unreadable
     /// (a run that died before writing it).
     pub fn load(dir: &Path) -> Option<Environment> {
-        let text = std::fs::read_to_string(dir.join("environment.json")).ok()?;
+        let text = std::fs::read_to_string(dir.join(files::ENVIRONMENT)).ok()?;
         serde_json::from_str(&text).ok()
     }
 

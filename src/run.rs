@@ -10,10 +10,12 @@
 //! Every exit path — normal end, error, cancellation, panic — drops the deployment, which
 //! kills the nodes and removes the network. The history is on disk line by line throughout.
 
+use crate::analysis::{RunFacts, RunResults};
 use crate::campaign::{Campaign, WorkloadKind};
 use crate::cluster::{Deployment, NodeEnv};
 use crate::recorder::{Entry, Recorder};
-use crate::summary::{self, RunFacts};
+use crate::report::Checked;
+use crate::results::files;
 use crate::system::{Client, Function, Outcome, Request, System};
 use crate::topology::RunId;
 use crate::workload::{Generator, PlannedOp, SlotRng};
@@ -73,7 +75,7 @@ pub struct RunReport {
     /// Client operations per second during the main phase.
     pub rate: f64,
     /// The results document, as written to `results.json`.
-    pub results: summary::RunResults,
+    pub results: RunResults,
 }
 
 /// Counters shared by the client slots.
@@ -228,7 +230,7 @@ fn run_validated(
     let results_root = std::path::absolute(&opts.results_root)
         .with_context(|| format!("resolving {}", opts.results_root.display()))?;
     let dir = crate::results::create_run_dir(&results_root, &campaign.name, run_id.as_str())?;
-    crate::results::write_json(&dir.join("campaign.json"), &campaign)?;
+    crate::results::write_json(&dir.join(files::CAMPAIGN), &campaign)?;
     let env = crate::results::Environment::capture(
         campaign.system.name(),
         system.as_ref().map(|s| s.version.clone()),
@@ -236,10 +238,10 @@ fn run_validated(
         run_id.as_str(),
         &opts.argv,
     );
-    crate::results::write_json(&dir.join("environment.json"), &env)?;
+    crate::results::write_json(&dir.join(files::ENVIRONMENT), &env)?;
 
-    let recorder = Recorder::create(&dir.join("history.jsonl"), start)
-        .with_context(|| format!("creating {}", dir.join("history.jsonl").display()))?;
+    let recorder = Recorder::create(&dir.join(files::HISTORY), start)
+        .with_context(|| format!("creating {}", dir.join(files::HISTORY).display()))?;
     // On an early return (an error), whatever was recorded still reaches the file.
     let _flush = FinishOnDrop(&recorder);
     let (node_events, crashes) = watch_node_events();
@@ -262,7 +264,7 @@ fn run_validated(
     let w = &campaign.workload;
     let main_started = Instant::now();
     let progress = crate::report::progress::Progress::start(
-        dir.join("history.jsonl"),
+        dir.join(files::HISTORY),
         opts.progress,
         w.duration,
     );
@@ -311,7 +313,7 @@ fn run_validated(
         if !report.undo_errors.is_empty() {
             heal_everything(&deployment, &run_id);
         }
-        crate::results::write_json(&dir.join("nemesis.json"), &report)?;
+        crate::results::write_json(&dir.join(files::NEMESIS), &report)?;
     }
 
     // Recovery and final reads (skipped when interrupted: get out fast and clean).
@@ -389,7 +391,7 @@ fn run_validated(
                 campaign: &hurried,
                 ..facts_for(true)
             };
-            (summary::check_and_summarise(&history, &facts)?, true)
+            (crate::report::check_and_summarise(&history, &facts)?, true)
         }
     };
     let facts = facts_for(interrupted);
@@ -443,7 +445,7 @@ fn check_unless_cancelled(
     facts: RunFacts<'_>,
     history: &Arc<History>,
     cancel: &CancellationToken,
-) -> Option<anyhow::Result<summary::Checked>> {
+) -> Option<anyhow::Result<Checked>> {
     let interrupted = facts.interrupted;
     let (tx, rx) = std::sync::mpsc::channel();
     let campaign = campaign.clone();
@@ -467,7 +469,7 @@ fn check_unless_cancelled(
                 interrupted,
                 node_deaths,
             };
-            let _ = tx.send(summary::check_and_summarise(&history, &facts));
+            let _ = tx.send(crate::report::check_and_summarise(&history, &facts));
         });
     if let Err(e) = spawned {
         return Some(Err(e.into()));
@@ -724,6 +726,6 @@ pub fn is_set_workload(campaign: &Campaign) -> bool {
 /// Re-reads a stored run's history (for `check RUN_DIR`).
 pub fn load_history(dir: &Path) -> anyhow::Result<History> {
     let out =
-        splitbrain_checkers::formats::read_file(&dir.join("history.jsonl"), &Default::default())?;
+        splitbrain_checkers::formats::read_file(&dir.join(files::HISTORY), &Default::default())?;
     Ok(out.history)
 }

@@ -6,10 +6,10 @@
 
 mod common;
 
+use splitbrain::analysis::{self, RunFacts};
 use splitbrain::campaign::{self, Campaign};
 use splitbrain::report;
 use splitbrain::run::{run, RunOptions};
-use splitbrain::summary::{self, RunFacts};
 use splitbrain_checkers::{Event, EventType, History, Process, Value, Verdict};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -203,7 +203,7 @@ fn synthetic_run(root: &Path, history: &History) -> PathBuf {
     splitbrain_checkers::formats::jsonl::write_history(&mut jsonl, &history.events).unwrap();
     std::fs::write(dir.join("history.jsonl"), jsonl).unwrap();
     let f = facts(&c);
-    let checked = summary::check_and_summarise(history, &f).unwrap();
+    let checked = report::check_and_summarise(history, &f).unwrap();
     report::write_run_results(&dir, history, &f, &checked).unwrap();
     dir
 }
@@ -211,7 +211,7 @@ fn synthetic_run(root: &Path, history: &History) -> PathBuf {
 #[test]
 fn availability_is_split_by_fault_windows_and_faults_carry_their_evidence() {
     let history = faulted_history(false);
-    let a = summary::analyse(&history);
+    let a = analysis::analyse(&history);
     assert_eq!(a.faults.len(), 1);
     let w = &a.faults[0];
     assert_eq!(w.kind, "partition");
@@ -248,7 +248,7 @@ fn availability_is_split_by_fault_windows_and_faults_carry_their_evidence() {
 
     let c = campaign(REGISTER);
     let history = with_partition_shown_in_effect(history);
-    let checked = summary::check_and_summarise(&history, &facts(&c)).unwrap();
+    let checked = report::check_and_summarise(&history, &facts(&c)).unwrap();
     assert_eq!(checked.verdict, Verdict::Valid, "{}", checked.table);
     let t = &checked.table;
     for needle in [
@@ -345,7 +345,7 @@ fn unknown_is_a_junit_error_not_a_pass() {
     let c = campaign(&REGISTER.replace("min_ok_per_key: 1", "min_ok_per_key: 50"));
     let history = faulted_history(false);
     let f = facts(&c);
-    let checked = summary::check_and_summarise(&history, &f).unwrap();
+    let checked = report::check_and_summarise(&history, &f).unwrap();
     assert_eq!(checked.verdict, Verdict::Unknown);
     let xml = report::junit::to_xml(&report::junit::report([report::junit::suite(&f, &checked)]))
         .unwrap();
@@ -672,13 +672,13 @@ fn html_report_of_a_large_run_is_sampled_and_says_so() {
     let history = History::new(events);
     let c = campaign("name: big\nsystem: {in-memory: {}}\nworkload: {kind: kv, concurrency: 10}\n");
     let f = facts(&c);
-    let analysis = summary::analyse(&history);
+    let analysis = analysis::analyse(&history);
     assert_eq!(analysis.faults.len(), 1);
     assert_eq!(analysis.during_faults.operations, 10_501);
-    let checked = summary::Checked {
+    let checked = report::Checked {
         verdict: Verdict::Valid,
         table: String::new(),
-        results: summary::RunResults::new(&f, &analysis, Verdict::Valid, Vec::new()),
+        results: analysis::RunResults::new(&f, &analysis, Verdict::Valid, Vec::new()),
         analysis,
     };
     let html = report::html::render(&f, &history, &checked);
@@ -768,12 +768,12 @@ fn history_with_a_fault_that_did_not_bite(invalid: bool) -> History {
 #[test]
 fn a_fault_that_did_not_take_effect_makes_the_run_unknown_and_is_shown() {
     let history = history_with_a_fault_that_did_not_bite(false);
-    let a = summary::analyse(&history);
+    let a = analysis::analyse(&history);
     let effective: Vec<Option<bool>> = a.faults.iter().map(|w| w.effective).collect();
     assert_eq!(effective, [None, Some(false), Some(true)]);
 
     let c = campaign(REGISTER);
-    let checked = summary::check_and_summarise(&history, &facts(&c)).unwrap();
+    let checked = report::check_and_summarise(&history, &facts(&c)).unwrap();
     assert_eq!(checked.verdict, Verdict::Unknown, "{}", checked.table);
     let t = &checked.table;
     for needle in [
@@ -807,14 +807,14 @@ fn a_fault_that_did_not_take_effect_makes_the_run_unknown_and_is_shown() {
         campaign(&REGISTER.replace("checker:", "nemesis: {require_effect: false}\nchecker:"));
     assert!(!relaxed.nemesis.require_effect);
     assert!(campaign(REGISTER).nemesis.require_effect, "default: true");
-    let checked = summary::check_and_summarise(&history, &facts(&relaxed)).unwrap();
+    let checked = report::check_and_summarise(&history, &facts(&relaxed)).unwrap();
     assert_eq!(checked.verdict, Verdict::Valid, "{}", checked.table);
     assert!(checked.table.contains("not counted"), "{}", checked.table);
     assert!(checked.table.contains("NOT IN EFFECT"), "{}", checked.table);
 
     // An invalid history stays invalid.
     let invalid = history_with_a_fault_that_did_not_bite(true);
-    let checked = summary::check_and_summarise(&invalid, &facts(&c)).unwrap();
+    let checked = report::check_and_summarise(&invalid, &facts(&c)).unwrap();
     assert_eq!(checked.verdict, Verdict::Invalid, "{}", checked.table);
 
     // The stored run: red in the HTML, a column in `report`, exit 2 from `check RUN_DIR`.
@@ -881,7 +881,7 @@ fn history_with_two_invalid_keys() -> History {
 fn every_key_is_checked_and_every_invalid_key_reported() {
     let history = history_with_two_invalid_keys();
     let c = campaign(REGISTER);
-    let checked = summary::check_and_summarise(&history, &facts(&c)).unwrap();
+    let checked = report::check_and_summarise(&history, &facts(&c)).unwrap();
     assert_eq!(checked.verdict, Verdict::Invalid, "{}", checked.table);
     let t = &checked.table;
     assert!(t.contains("2 of 4 keys invalid"), "{t}");
@@ -917,8 +917,8 @@ fn every_key_is_checked_and_every_invalid_key_reported() {
 fn on_a_terminal_the_faults_that_did_not_take_effect_are_red() {
     let history = history_with_a_fault_that_did_not_bite(false);
     let c = campaign(REGISTER);
-    let checked = summary::check_and_summarise(&history, &facts(&c)).unwrap();
-    let coloured = summary::for_terminal(&checked.table);
+    let checked = report::check_and_summarise(&history, &facts(&c)).unwrap();
+    let coloured = report::table::for_terminal(&checked.table);
     let red: Vec<&str> = coloured
         .lines()
         .filter(|l| l.starts_with("\x1b[31m"))
@@ -971,7 +971,7 @@ fn history_with_roles(after: &[&str]) -> History {
 
 #[test]
 fn leader_changes_are_read_from_the_roles_before_and_after_each_fault() {
-    let changed = summary::analyse(&history_with_roles(&[
+    let changed = analysis::analyse(&history_with_roles(&[
         "n1: follower (term 2)",
         "n2: leader (term 2)",
     ]));
@@ -979,8 +979,8 @@ fn leader_changes_are_read_from_the_roles_before_and_after_each_fault() {
         changed.faults[0].evidence[0],
         "leader: n1 (term 1) before, n2 (term 2) after heal: changed"
     );
-    assert_eq!(summary::leader_changes(&changed.faults), Some(1));
-    let electing = summary::analyse(&history_with_roles(&[
+    assert_eq!(analysis::leader_changes(&changed.faults), Some(1));
+    let electing = analysis::analyse(&history_with_roles(&[
         "n1: follower (term 2)",
         "n2: no answer (timed out)",
     ]));
@@ -988,10 +988,10 @@ fn leader_changes_are_read_from_the_roles_before_and_after_each_fault() {
         electing.faults[0].evidence[0],
         "leader: n1 (term 1) before, none after heal: no node led right after the heal"
     );
-    assert_eq!(summary::leader_changes(&electing.faults), Some(0));
+    assert_eq!(analysis::leader_changes(&electing.faults), Some(0));
     // Without role records (a system that cannot say) nothing is claimed.
-    let none = summary::analyse(&faulted_history(false));
-    assert_eq!(summary::leader_changes(&none.faults), None);
+    let none = analysis::analyse(&faulted_history(false));
+    assert_eq!(analysis::leader_changes(&none.faults), None);
     assert!(!none.faults[0].evidence[0].starts_with("leader:"));
 }
 
@@ -1003,7 +1003,7 @@ fn an_interrupted_run_is_unknown_everywhere_unless_already_invalid() {
         interrupted: true,
         ..facts(&c)
     };
-    let checked = summary::check_and_summarise(&history, &f).unwrap();
+    let checked = report::check_and_summarise(&history, &f).unwrap();
     assert_eq!(checked.verdict, Verdict::Unknown, "{}", checked.table);
     assert_eq!(checked.results.verdict, Verdict::Unknown);
     assert!(checked.results.interrupted);
@@ -1025,11 +1025,11 @@ fn an_interrupted_run_is_unknown_everywhere_unless_already_invalid() {
     assert!(html.contains("(interrupted)"));
 
     // Not interrupted, the same history is valid; interrupted and invalid stays invalid.
-    let checked = summary::check_and_summarise(&history, &facts(&c)).unwrap();
+    let checked = report::check_and_summarise(&history, &facts(&c)).unwrap();
     assert_eq!(checked.verdict, Verdict::Valid, "{}", checked.table);
     assert_eq!(checked.results.cause, None);
     let invalid = with_partition_shown_in_effect(faulted_history(true));
-    let checked = summary::check_and_summarise(&invalid, &f).unwrap();
+    let checked = report::check_and_summarise(&invalid, &f).unwrap();
     assert_eq!(checked.verdict, Verdict::Invalid, "{}", checked.table);
 }
 
@@ -1051,7 +1051,7 @@ fn a_fault_with_no_evidence_of_effect_is_not_shown_in_effect() {
     // faulted_history's partition records no `effective`: nothing shows it took effect.
     let history = faulted_history(false);
     let c = campaign(REGISTER);
-    let checked = summary::check_and_summarise(&history, &facts(&c)).unwrap();
+    let checked = report::check_and_summarise(&history, &facts(&c)).unwrap();
     assert_eq!(checked.verdict, Verdict::Unknown, "{}", checked.table);
     assert!(
         checked
@@ -1063,7 +1063,7 @@ fn a_fault_with_no_evidence_of_effect_is_not_shown_in_effect() {
     // `require_effect: false` relaxes it for faults that cannot be verified.
     let relaxed =
         campaign(&REGISTER.replace("checker:", "nemesis: {require_effect: false}\nchecker:"));
-    let checked = summary::check_and_summarise(&history, &facts(&relaxed)).unwrap();
+    let checked = report::check_and_summarise(&history, &facts(&relaxed)).unwrap();
     assert_eq!(checked.verdict, Verdict::Valid, "{}", checked.table);
     assert!(
         checked.table.contains("not verifiable"),
@@ -1072,7 +1072,7 @@ fn a_fault_with_no_evidence_of_effect_is_not_shown_in_effect() {
     );
     // With evidence it passes under the default.
     let shown = with_partition_shown_in_effect(history);
-    let checked = summary::check_and_summarise(&shown, &facts(&c)).unwrap();
+    let checked = report::check_and_summarise(&shown, &facts(&c)).unwrap();
     assert_eq!(checked.verdict, Verdict::Valid, "{}", checked.table);
 }
 
@@ -1131,23 +1131,23 @@ fn writes_on_keys(keys: usize, per_key: usize) -> History {
 
 #[test]
 fn a_valid_run_small_enough_to_draw_carries_its_linearizations_outside_results_json() {
-    use summary::{MAX_LINEARIZED_KEYS, MAX_LINEARIZED_OPS_PER_KEY};
-    assert!(summary::drawable_keys(&writes_on_keys(
+    use analysis::{MAX_LINEARIZED_KEYS, MAX_LINEARIZED_OPS_PER_KEY};
+    assert!(analysis::drawable_keys(&writes_on_keys(
         MAX_LINEARIZED_KEYS,
         MAX_LINEARIZED_OPS_PER_KEY
     )));
-    assert!(!summary::drawable_keys(&writes_on_keys(
+    assert!(!analysis::drawable_keys(&writes_on_keys(
         MAX_LINEARIZED_KEYS + 1,
         1
     )));
-    assert!(!summary::drawable_keys(&writes_on_keys(
+    assert!(!analysis::drawable_keys(&writes_on_keys(
         1,
         MAX_LINEARIZED_OPS_PER_KEY + 1
     )));
 
     let c = campaign(REGISTER);
     let f = facts(&c);
-    let linearizations = |checked: &summary::Checked| -> Vec<usize> {
+    let linearizations = |checked: &report::Checked| -> Vec<usize> {
         checked
             .results
             .checkers
@@ -1157,7 +1157,7 @@ fn a_valid_run_small_enough_to_draw_carries_its_linearizations_outside_results_j
             .collect()
     };
     // Two ok writes and three ok reads are placed; the failed ones are not.
-    let valid = summary::check_and_summarise(&faulted_history(false), &f).unwrap();
+    let valid = report::check_and_summarise(&faulted_history(false), &f).unwrap();
     assert_eq!(linearizations(&valid), [5]);
     let html = report::html::render(&f, &faulted_history(false), &valid);
     assert!(
@@ -1168,12 +1168,12 @@ fn a_valid_run_small_enough_to_draw_carries_its_linearizations_outside_results_j
     let json = serde_json::to_string(&valid.results).unwrap();
     assert!(!json.contains("linearization"), "{json}");
 
-    let invalid = summary::check_and_summarise(&faulted_history(true), &f).unwrap();
+    let invalid = report::check_and_summarise(&faulted_history(true), &f).unwrap();
     assert!(linearizations(&invalid).is_empty());
     let html = report::html::render(&f, &faulted_history(true), &invalid);
     assert!(!html.contains(r#"id="linearization""#));
     // An invalid run with valid keys: neither drawn nor in results.json.
-    let some_valid = summary::check_and_summarise(&history_with_two_invalid_keys(), &f).unwrap();
+    let some_valid = report::check_and_summarise(&history_with_two_invalid_keys(), &f).unwrap();
     assert_eq!(some_valid.verdict, Verdict::Invalid);
     assert!(linearizations(&some_valid).is_empty());
     let json = serde_json::to_string(&some_valid.results).unwrap();
@@ -1181,6 +1181,6 @@ fn a_valid_run_small_enough_to_draw_carries_its_linearizations_outside_results_j
 
     // Too many keys to draw: the check is not asked for them.
     let many =
-        summary::check_and_summarise(&writes_on_keys(MAX_LINEARIZED_KEYS + 1, 2), &f).unwrap();
+        report::check_and_summarise(&writes_on_keys(MAX_LINEARIZED_KEYS + 1, 2), &f).unwrap();
     assert!(linearizations(&many).is_empty());
 }

@@ -5,9 +5,9 @@
 
 mod common;
 
+use splitbrain::analysis::RunFacts;
 use splitbrain::campaign;
 use splitbrain::report;
-use splitbrain::summary::{self, RunFacts};
 use splitbrain_checkers::{Event, EventType, History, Process, Value, Verdict};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -205,7 +205,7 @@ fn report_html_renders_offline_without_script_errors() {
         node_deaths: Vec::new(),
     };
     let history = invalid_history();
-    let checked = summary::check_and_summarise(&history, &facts).unwrap();
+    let checked = report::check_and_summarise(&history, &facts).unwrap();
     assert_eq!(checked.verdict, Verdict::Invalid, "{}", checked.table);
     let dir = tempfile::tempdir().unwrap();
     report::write_run_results(dir.path(), &history, &facts, &checked).unwrap();
@@ -324,7 +324,7 @@ fn report_html_shows_the_linearization_of_a_valid_run() {
     let mut history = invalid_history();
     let last = history.events.len() - 1;
     history.events[last].value = Value::Int(19);
-    let checked = summary::check_and_summarise(&history, &facts).unwrap();
+    let checked = report::check_and_summarise(&history, &facts).unwrap();
     assert_eq!(checked.verdict, Verdict::Valid, "{}", checked.table);
     let dir = tempfile::tempdir().unwrap();
     report::write_run_results(dir.path(), &history, &facts, &checked).unwrap();

@@ -1,6 +1,6 @@
 //! `results.json` keeps loading across format versions.
 
-use splitbrain::summary::{RunResults, RESULTS_FORMAT};
+use splitbrain::analysis::{RunResults, RESULTS_FORMAT};
 use splitbrain_checkers::Verdict;
 use std::path::Path;
 

@@ -39,8 +39,8 @@ fn kv_run_records_a_checkable_history_and_is_valid() {
         assert!(report.dir.join(file).is_file(), "{file} missing");
     }
     // The document on disk is the one the run handed back, in the current format.
-    let stored = splitbrain::summary::RunResults::load(&report.dir.join("results.json")).unwrap();
-    assert_eq!(stored.format, splitbrain::summary::RESULTS_FORMAT);
+    let stored = splitbrain::analysis::RunResults::load(&report.dir.join("results.json")).unwrap();
+    assert_eq!(stored.format, splitbrain::analysis::RESULTS_FORMAT);
     assert_eq!(stored.verdict, report.results.verdict);
     assert_eq!(stored.operation_count(), report.results.operation_count());
     assert!(dir.path().join("latest").join("history.jsonl").is_file());

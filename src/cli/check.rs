@@ -148,26 +148,6 @@ fn parse_initial_value(s: &str) -> Result<Value, String> {
     formats::edn::parse_value(s).map_err(|e| format!("expected an EDN value: {e}"))
 }
 
-/// min(8 GiB, half of MemTotal); 4 GiB when /proc/meminfo cannot be read.
-fn default_memory_budget() -> u64 {
-    const GIB: u64 = 1 << 30;
-    let total = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|rest| {
-                    rest.trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                })
-        })
-        .map(|kib| kib * 1024);
-    total.map_or(4 * GIB, |t| (t / 2).min(8 * GIB))
-}
-
 /// What became of one file.
 #[derive(Debug, Serialize)]
 struct FileReport {
@@ -229,7 +209,10 @@ pub fn run(args: CheckArgs) -> super::Outcome {
     let defaults = CheckOptions::default();
     let opts = CheckOptions {
         time_limit: args.time_limit,
-        memory_budget: Some(args.memory_budget.unwrap_or_else(default_memory_budget)),
+        memory_budget: Some(
+            args.memory_budget
+                .unwrap_or_else(crate::analysis::default_memory_budget),
+        ),
         jobs: args.jobs.map_or(defaults.jobs, |j| j as usize),
         failed_cas_observes: args.failed_cas_observes,
         first_failure: args.first_failure,
@@ -566,56 +549,18 @@ fn valid_as_knossos_reads_nil(
         .is_ok_and(|r| r.verdict == Verdict::Valid)
 }
 
-fn describe_op(op: &OpSummary) -> String {
-    let output = match &op.output {
-        Some(v) => format!(" -> {v}"),
-        None => String::new(),
-    };
-    format!(
-        "#{} process {} {} {}{output} ({})",
-        op.index, op.process, op.f, op.value, op.outcome
-    )
-}
-
 /// An `ok` read that returned nil: the reading `--nil-reads` is about.
 fn is_nil_read(op: &OpSummary) -> bool {
     op.f == "read" && op.outcome == "ok" && op.output.as_ref().is_some_and(Value::is_nil)
 }
 
-/// Ops of the prefix shown before the failing op.
-const PREFIX_TAIL: usize = 10;
-
+/// A counterexample under its key's heading, in the words of
+/// [`crate::analysis::CounterexampleText`], indented.
 fn describe_counterexample(cex: &Counterexample) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "counterexample (key {}):", key_name(&cex.key));
-    let _ = writeln!(
-        out,
-        "  no linearization can place {}",
-        describe_op(&cex.operation)
-    );
-    let skipped = cex.prefix.len().saturating_sub(PREFIX_TAIL);
-    let _ = writeln!(
-        out,
-        "  after the longest linearizable prefix ({} ops{}):",
-        cex.prefix.len(),
-        if skipped > 0 {
-            format!(", last {PREFIX_TAIL} shown")
-        } else {
-            String::new()
-        }
-    );
-    for op in &cex.prefix[skipped..] {
-        let _ = writeln!(out, "    {}", describe_op(op));
+    let mut out = format!("counterexample (key {}):\n", key_name(&cex.key));
+    for line in crate::analysis::CounterexampleText(cex).to_string().lines() {
+        let _ = writeln!(out, "  {line}");
     }
-    let _ = writeln!(
-        out,
-        "  states reachable there: {}",
-        if cex.states.is_empty() {
-            "none".to_owned()
-        } else {
-            cex.states.join(", ")
-        }
-    );
     out
 }
 
@@ -657,7 +602,7 @@ fn recheck_run_dir(dir: &Path, json: bool) -> super::Outcome {
             return Err(exit::Failure::new(kind, e));
         }
     };
-    let finished = dir.join("results.json").is_file();
+    let finished = dir.join(crate::results::files::RESULTS).is_file();
     let mut table = std::mem::take(&mut checked.table);
     if !finished {
         eprintln!("splitbrain: warning: {}: {UNFINISHED_RUN}", dir.display());
@@ -763,7 +708,10 @@ fn run_transactions(args: &CheckArgs, workload: Workload) -> super::Outcome {
             .unwrap_or(ConsistencyModel::StrictSerializable),
     );
     opts.time_limit = args.time_limit;
-    opts.memory_budget = Some(args.memory_budget.unwrap_or_else(default_memory_budget));
+    opts.memory_budget = Some(
+        args.memory_budget
+            .unwrap_or_else(crate::analysis::default_memory_budget),
+    );
     // A transaction's value is a list of micro-operations, never an independent tuple.
     let read_opts = read_options(args, Independent::Off);
     let mut files = Vec::with_capacity(args.files.len());

@@ -77,13 +77,15 @@ pub fn run(args: ReportArgs) -> super::Outcome {
 
 fn rewrite(dir: &std::path::Path) -> Result<(), crate::report::ReportError> {
     let (run, checked) = crate::report::recheck_run(dir)?;
-    let history =
-        splitbrain_checkers::formats::read_file(&dir.join("history.jsonl"), &Default::default())
-            .map_err(|e| crate::report::ReportError::History {
-                dir: dir.to_owned(),
-                message: e.to_string(),
-            })?
-            .history;
+    let history = splitbrain_checkers::formats::read_file(
+        &dir.join(crate::results::files::HISTORY),
+        &Default::default(),
+    )
+    .map_err(|e| crate::report::ReportError::History {
+        dir: dir.to_owned(),
+        message: e.to_string(),
+    })?
+    .history;
     let facts = run.facts();
     crate::report::write_run_results(dir, &history, &facts, &checked)
 }

@@ -93,14 +93,14 @@ pub fn run_command(args: RunArgs) -> super::Outcome {
             );
         } else {
             if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-                print!("{}", crate::summary::for_terminal(&report.summary));
+                print!("{}", crate::report::table::for_terminal(&report.summary));
             } else {
                 print!("{}", report.summary);
             }
             println!("results: {}", report.dir.display());
         }
         if args.junit.is_some() {
-            let path = report.dir.join("junit.xml");
+            let path = report.dir.join(crate::results::files::JUNIT);
             let xml = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
             let run_report = quick_junit::Report::deserialize_from_str(&xml)

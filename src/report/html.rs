@@ -11,7 +11,7 @@
 //! * for `invalid`: the offending key's operations, each bar labelled with its operation,
 //!   the longest linearizable prefix numbered in linearization order, the operation that
 //!   breaks it marked; hovering one shows the model state after it.
-//! * for `valid`, when the history is small enough (see [`crate::summary::drawable_keys`]):
+//! * for `valid`, when the history is small enough (see [`crate::analysis::drawable_keys`]):
 //!   a lane per key under the timeline with its operations in linearization order, each
 //!   at a point within its interval; hovering one shows the model state after it.
 //!
@@ -19,7 +19,8 @@
 //! (every n-th operation) beyond a cap, and the page says so; throughput is binned from
 //! every operation.
 
-use crate::summary::{counterexample_text, Checked, ClientOp, FaultWindow, OpOutcome, RunFacts};
+use super::Checked;
+use crate::analysis::{ClientOp, CounterexampleText, FaultWindow, OpOutcome, RunFacts};
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 use splitbrain_checkers::models::ModelKind;
 use splitbrain_checkers::verdict::Linearization;
@@ -433,9 +434,9 @@ fn lanes(out: &mut String, nodes: &[String], faults: &[FaultWindow], scale: Time
             );
             for (k, (at, roles)) in samples.iter().enumerate() {
                 let until = samples.get(k + 1).map_or(scale.end, |(t, _)| *t);
-                let line = roles
-                    .iter()
-                    .find_map(|l| crate::summary::parse_role(l).filter(|(n, _, _)| n == node));
+                let line = roles.iter().find_map(|l| {
+                    crate::analysis::faults::parse_role(l).filter(|(n, _, _)| n == node)
+                });
                 let (class, what) = match line {
                     Some((_, "leader", term)) => ("leader", format!("leader{}", term_text(term))),
                     Some((_, "follower", term)) => {
@@ -750,7 +751,11 @@ fn counterexample_plot(out: &mut String, ops: &[ClientOp], cex: &Counterexample,
         }
     );
     let (Some(start), Some(end)) = (window_start, window_end) else {
-        let _ = write!(out, "<pre>{}</pre>", text(&counterexample_text(cex)));
+        let _ = write!(
+            out,
+            "<pre>{}</pre>",
+            text(&CounterexampleText(cex).to_string())
+        );
         return;
     };
     let pad = (end.saturating_sub(start) / 30).max(1);
@@ -833,7 +838,11 @@ fn counterexample_plot(out: &mut String, ops: &[ClientOp], cex: &Counterexample,
     scale.axis(out, top + height + 4.0);
     out.push_str("</svg>");
     out.push_str(r#"<p id="cex-detail" class="note">Hover over an operation to see it and the model state after it.</p>"#);
-    let _ = write!(out, "<pre>{}</pre>", text(&counterexample_text(cex)));
+    let _ = write!(
+        out,
+        "<pre>{}</pre>",
+        text(&CounterexampleText(cex).to_string())
+    );
 }
 
 /// What hovering a counterexample operation says about the model state.
@@ -945,7 +954,7 @@ fn pct(x: f64) -> String {
 pub fn render(facts: &RunFacts, history: &History, checked: &Checked) -> String {
     let campaign = facts.campaign;
     let analysis = &checked.analysis;
-    let ops = crate::summary::client_ops(history);
+    let ops = crate::analysis::client_ops(history);
     let scale = TimeScale {
         start: 0,
         end: analysis.end_ns.max(1),
@@ -1034,7 +1043,7 @@ pub fn render(facts: &RunFacts, history: &History, checked: &Checked) -> String 
             );
         }
     }
-    let crate::summary::Latency { p50, p95, p99, max } = s.latency_ms;
+    let crate::analysis::Latency { p50, p95, p99, max } = s.latency_ms;
     let _ = write!(
         out,
         "</table><p>Latency: p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms, max {max:.1} ms.</p>"

@@ -4,7 +4,8 @@
 //! `unknown` is an `<error>` (the check could not decide: a limit was hit or the evidence is
 //! too thin), so it is never mistaken for a pass.
 
-use crate::summary::{counterexample_text, Checked, RunFacts};
+use super::Checked;
+use crate::analysis::{CounterexampleText, RunFacts};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use splitbrain_checkers::Verdict;
 
@@ -30,7 +31,7 @@ pub fn suite(facts: &RunFacts, checked: &Checked) -> TestSuite {
                 s.set_type("invalid");
                 s.set_message(&outcome.detail);
                 s.set_description(match &outcome.counterexample {
-                    Some(cex) => counterexample_text(cex),
+                    Some(cex) => CounterexampleText(cex).to_string(),
                     None => outcome.detail.clone(),
                 });
                 s

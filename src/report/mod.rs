@@ -1,22 +1,30 @@
-//! What a run leaves for people and CI, beside its history.
+//! Everything people (and CI) read about runs: built from [`crate::analysis`], never the
+//! other way round.
 //!
+//! * [`check_and_summarise`] — the checks of [`crate::analysis`] and the [`table`] of them:
+//!   a [`Checked`] run.
+//! * [`table`] — the summary table a run ends with (`summary.txt`, the terminal).
 //! * [`write_run_results`] — at the end of a run: `summary.txt`, `results.json`,
 //!   `history.edn` (Jepsen's EDN, written from the recorded history), `junit.xml` and
 //!   `report.html`.
+//! * [`compare`] — the table of `splitbrain compare`.
 //! * [`html`] — the self-contained HTML report of one run.
 //! * [`junit`] — JUnit XML, a test case per checker.
 //! * [`runs`] — one table over many stored runs (`splitbrain report`).
 //! * [`progress`] — the progress line while a run is going.
 //! * [`recheck_run`] — checks a stored run again with its own settings.
 
+pub mod compare;
 pub mod html;
 pub mod junit;
 pub mod progress;
 pub mod runs;
+pub mod table;
 
+use crate::analysis::{self, Analysis, RunFacts, RunResults};
 use crate::campaign::Campaign;
-use crate::summary::{self, Checked, RunFacts, RunResults};
-use splitbrain_checkers::History;
+use crate::results::files;
+use splitbrain_checkers::{History, Verdict};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,13 +45,40 @@ pub enum ReportError {
     #[error("rendering junit.xml: {0}")]
     Junit(#[from] quick_junit::SerializeError),
     #[error(transparent)]
-    Results(Box<crate::summary::ResultsError>),
+    Results(Box<crate::analysis::ResultsError>),
     #[error("{}: not a run directory (no {missing})", dir.display())]
     NotARun { dir: PathBuf, missing: &'static str },
     #[error("{}: reading the history: {message}", dir.display())]
     History { dir: PathBuf, message: String },
     #[error("checking {}: {message}", dir.display())]
     Check { dir: PathBuf, message: String },
+}
+
+/// A checked run: the verdicts, and the table that shows them.
+pub struct Checked {
+    pub verdict: Verdict,
+    /// The summary table ([`table::render`]).
+    pub table: String,
+    /// The results document (`results.json`).
+    pub results: RunResults,
+    pub analysis: Analysis,
+}
+
+/// Runs the checks of [`analysis::check`] and renders their table.
+pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Result<Checked> {
+    let judged = analysis::check(history, facts)?;
+    let table = table::render(
+        facts,
+        &judged.analysis,
+        &judged.results.checkers,
+        judged.verdict,
+    );
+    Ok(Checked {
+        verdict: judged.verdict,
+        table,
+        results: judged.results,
+        analysis: judged.analysis,
+    })
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
@@ -65,19 +100,19 @@ pub fn write_run_results(
     facts: &RunFacts,
     checked: &Checked,
 ) -> Result<(), ReportError> {
-    write_file(&dir.join("summary.txt"), checked.table.as_bytes())?;
-    let json_path = dir.join("results.json");
+    write_file(&dir.join(files::SUMMARY), checked.table.as_bytes())?;
+    let json_path = dir.join(files::RESULTS);
     let json =
         serde_json::to_string_pretty(&checked.results).map_err(|source| ReportError::Json {
             path: json_path.clone(),
             source,
         })?;
     write_file(&json_path, (json + "\n").as_bytes())?;
-    write_history_edn(&dir.join("history.edn"), history)?;
+    write_history_edn(&dir.join(files::HISTORY_EDN), history)?;
     let xml = junit::to_xml(&junit::report([junit::suite(facts, checked)]))?;
-    write_file(&dir.join("junit.xml"), xml.as_bytes())?;
+    write_file(&dir.join(files::JUNIT), xml.as_bytes())?;
     write_file(
-        &dir.join("report.html"),
+        &dir.join(files::REPORT_HTML),
         html::render(facts, history, checked).as_bytes(),
     )?;
     Ok(())
@@ -115,7 +150,7 @@ fn read_json(path: &Path) -> Result<serde_json::Value, ReportError> {
 
 /// Whether `dir` holds a run (a campaign and a history).
 pub fn is_run_dir(dir: &Path) -> bool {
-    dir.join("campaign.json").is_file() && dir.join("history.jsonl").is_file()
+    dir.join(files::CAMPAIGN).is_file() && dir.join(files::HISTORY).is_file()
 }
 
 impl StoredRun {
@@ -135,17 +170,17 @@ impl StoredRun {
 
 /// Reads a run directory's campaign and recorded facts.
 pub fn load_run(dir: &Path) -> Result<StoredRun, ReportError> {
-    if !dir.join("history.jsonl").is_file() {
+    if !dir.join(files::HISTORY).is_file() {
         return Err(ReportError::NotARun {
             dir: dir.to_owned(),
-            missing: "history.jsonl",
+            missing: files::HISTORY,
         });
     }
-    let campaign_path = dir.join("campaign.json");
+    let campaign_path = dir.join(files::CAMPAIGN);
     if !campaign_path.is_file() {
         return Err(ReportError::NotARun {
             dir: dir.to_owned(),
-            missing: "campaign.json",
+            missing: files::CAMPAIGN,
         });
     }
     let campaign: Campaign =
@@ -156,7 +191,7 @@ pub fn load_run(dir: &Path) -> Result<StoredRun, ReportError> {
     // The environment and the results are optional: a run that died before its end has
     // neither results nor a clean end, and is still checkable.
     let env = crate::results::Environment::load(dir);
-    let results = RunResults::load(&dir.join("results.json")).ok();
+    let results = RunResults::load(&dir.join(files::RESULTS)).ok();
     let seed = env
         .as_ref()
         .map(|e| e.seed)
@@ -188,16 +223,15 @@ pub fn load_run(dir: &Path) -> Result<StoredRun, ReportError> {
 pub fn recheck_run(dir: &Path) -> Result<(StoredRun, Checked), ReportError> {
     let run = load_run(dir)?;
     let read =
-        splitbrain_checkers::formats::read_file(&dir.join("history.jsonl"), &Default::default())
+        splitbrain_checkers::formats::read_file(&dir.join(files::HISTORY), &Default::default())
             .map_err(|e| ReportError::History {
                 dir: dir.to_owned(),
                 message: e.to_string(),
             })?;
     let facts = run.facts();
-    let checked =
-        summary::check_and_summarise(&read.history, &facts).map_err(|e| ReportError::Check {
-            dir: dir.to_owned(),
-            message: format!("{e:#}"),
-        })?;
+    let checked = check_and_summarise(&read.history, &facts).map_err(|e| ReportError::Check {
+        dir: dir.to_owned(),
+        message: format!("{e:#}"),
+    })?;
     Ok((run, checked))
 }

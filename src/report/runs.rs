@@ -2,7 +2,7 @@
 //! checkers said, newest first.
 
 use super::{load_run, ReportError};
-use crate::summary::RunResults;
+use crate::analysis::RunResults;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use tabled::{builder::Builder, settings::Style};
@@ -111,7 +111,7 @@ fn row_of(dir: &Path) -> Result<RunRow, ReportError> {
     let run = load_run(dir)?;
     let env = crate::results::Environment::load(dir);
     // No results.json: the run never finished. One that does not load is unreadable.
-    let results_path = dir.join("results.json");
+    let results_path = dir.join(crate::results::files::RESULTS);
     let results = if results_path.exists() {
         Some(RunResults::load(&results_path).map_err(|e| ReportError::Results(Box::new(e)))?)
     } else {
@@ -193,7 +193,7 @@ pub fn table(rows: &[RunRow]) -> String {
             r.p99_ms
                 .map_or_else(|| "-".to_owned(), |p| format!("{p:.1}ms")),
             match (r.faults_injected, r.faults_not_in_effect) {
-                (Some(all), Some(not)) => crate::compare::not_in_effect(all, not),
+                (Some(all), Some(not)) => super::compare::not_in_effect(all, not),
                 _ => "-".to_owned(),
             },
             match (&r.unreadable, &r.verdict) {

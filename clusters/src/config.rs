@@ -3,39 +3,14 @@
 //! Client requests and peer messages share one TCP port (`--listen`): every line is a JSON
 //! object, and peer messages carry an `rpc` field that client requests never have.
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Which cluster architecture this node runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Arch {
-    PrimaryBackup,
-    Raft,
-    Dynamo,
-    Caspaxos,
-}
-
-impl Arch {
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::PrimaryBackup => "primary-backup",
-            Arch::Raft => "raft",
-            Arch::Dynamo => "dynamo",
-            Arch::Caspaxos => "caspaxos",
-        }
-    }
-}
-
-/// When the primary of `primary-backup` acknowledges a write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Replication {
-    /// Before any backup has it.
-    Async,
-    /// After every backup it could reach has it.
-    Sync,
-}
+/// The architectures and primary-backup's replication modes (`--arch`, `--replication`),
+/// as campaigns spell them.
+pub use clusterkv_protocol::{Arch, Replication};
 
 /// One member of the cluster: `nK=IP:PORT`.
 #[derive(Debug, Clone, PartialEq, Eq)]

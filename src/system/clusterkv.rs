@@ -25,6 +25,7 @@ use super::{
     BoxFuture, Client, ClusterSpec, Function, LaunchSpec, NodeSpec, Outcome, Readiness, Request,
     System,
 };
+use clusterkv_protocol::{ClientRequest, Response};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use splitbrain_checkers::Value;
@@ -58,40 +59,9 @@ pub enum ClusterKvError {
     Status { addr: SocketAddr, detail: String },
 }
 
-/// The architecture a `clusterkv` cluster runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Arch {
-    PrimaryBackup,
-    Raft,
-    Dynamo,
-    Caspaxos,
-}
-
-impl Arch {
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::PrimaryBackup => "primary-backup",
-            Arch::Raft => "raft",
-            Arch::Dynamo => "dynamo",
-            Arch::Caspaxos => "caspaxos",
-        }
-    }
-
-    /// Whether the architecture claims linearizability.
-    pub fn claims_linearizability(self) -> bool {
-        matches!(self, Arch::Raft | Arch::Caspaxos)
-    }
-}
-
-/// primary-backup: when the primary acknowledges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Replication {
-    #[default]
-    Async,
-    Sync,
-}
+/// The architectures and primary-backup's replication modes, defined with the protocol
+/// the nodes serve.
+pub use clusterkv_protocol::{Arch, Replication};
 
 /// Node options passed on every node's command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -448,42 +418,55 @@ fn to_json(value: &Value) -> Result<Json, String> {
 /// The protocol line for `request`.
 fn encode(request: &Request) -> Result<Json, String> {
     let key = key_text(&request.key);
-    Ok(match request.f {
-        Function::Read => json!({"op": "read", "key": key}),
-        Function::ReadSet => json!({"op": "read_set", "key": key}),
-        Function::Write => json!({"op": "write", "key": key, "value": to_json(&request.value)?}),
-        Function::Add => json!({"op": "add", "key": key, "element": to_json(&request.value)?}),
+    let line = match request.f {
+        Function::Read => ClientRequest::Read { key },
+        Function::ReadSet => ClientRequest::ReadSet { key },
+        Function::Write => ClientRequest::Write {
+            key,
+            value: to_json(&request.value)?,
+        },
+        Function::Add => ClientRequest::Add {
+            key,
+            element: to_json(&request.value)?,
+        },
         Function::Cas => {
             let [from, to] = request
                 .value
                 .as_list()
                 .and_then(|pair| <&[Value; 2]>::try_from(pair).ok())
                 .ok_or_else(|| format!("cas needs [expected new], got {}", request.value))?;
-            json!({"op": "cas", "key": key, "from": to_json(from)?, "to": to_json(to)?})
+            ClientRequest::Cas {
+                key,
+                from: to_json(from)?,
+                to: to_json(to)?,
+            }
         }
-    })
+    };
+    serde_json::to_value(&line).map_err(|e| format!("cannot encode {line:?}: {e}"))
 }
 
 /// The outcome a reply line means.
 fn decode(request: &Request, reply: &Json) -> Outcome {
     let is_read = matches!(request.f, Function::Read | Function::ReadSet);
-    if reply.get("ok") == Some(&Json::Bool(true)) {
+    let reply = match Response::deserialize(reply) {
+        Ok(reply) => reply,
+        // May have been applied: the node answered something, but not what it means.
+        Err(e) if is_read => return Outcome::Fail(format!("unreadable reply: {e}")),
+        Err(e) => return Outcome::Info(format!("unreadable reply: {e}")),
+    };
+    if reply.ok {
         if !is_read {
             return Outcome::Ok(request.value.clone());
         }
-        let value = reply.get("value").cloned().unwrap_or(Json::Null);
-        return match Value::deserialize(value) {
+        return match Value::deserialize(reply.value.unwrap_or(Json::Null)) {
             Ok(value) => Outcome::Ok(value),
             Err(e) => Outcome::Fail(format!("unreadable value: {e}")),
         };
     }
     let error = reply
-        .get("error")
-        .and_then(Json::as_str)
-        .unwrap_or("error without a reason")
-        .to_owned();
-    let definite = reply.get("definite") == Some(&Json::Bool(true));
-    if definite || is_read {
+        .error
+        .unwrap_or_else(|| "error without a reason".to_owned());
+    if reply.definite == Some(true) || is_read {
         Outcome::Fail(error)
     } else {
         Outcome::Info(error)
@@ -606,6 +589,14 @@ mod tests {
         let unknown = json!({"ok": false, "error": "timeout", "definite": false});
         assert_eq!(decode(&write, &unknown), Outcome::Info("timeout".into()));
         assert_eq!(decode(&read, &unknown), Outcome::Fail("timeout".into()));
+        // A reply that is not the protocol's: maybe applied for a write, nothing for a read.
+        let garbled = json!({"value": 4});
+        assert!(
+            matches!(decode(&write, &garbled), Outcome::Info(e) if e.starts_with("unreadable reply"))
+        );
+        assert!(
+            matches!(decode(&read, &garbled), Outcome::Fail(e) if e.starts_with("unreadable reply"))
+        );
     }
 
     /// A one-connection fake node: answers each request line with the next canned reply,

@@ -63,3 +63,67 @@ fn describe_op(op: &OpSummary) -> String {
         op.process, op.f, op.value, op.outcome, op.index
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use splitbrain_checkers::Value;
+
+    fn op(index: u64, f: &str, value: Value, output: Option<Value>) -> OpSummary {
+        OpSummary {
+            index,
+            process: "1".into(),
+            f: f.into(),
+            value,
+            output,
+            outcome: "ok".into(),
+        }
+    }
+
+    fn counterexample(prefix_len: u64) -> Counterexample {
+        Counterexample {
+            key: Some(Value::Int(2)),
+            operation: op(99, "read", Value::Nil, Some(Value::Int(3))),
+            prefix: (0..prefix_len)
+                .map(|i| op(i, "write", Value::Int(i as i64), None))
+                .collect(),
+            states: vec!["1".into(), "2".into()],
+        }
+    }
+
+    #[test]
+    fn says_what_broke_after_what_and_why() {
+        let text = CounterexampleText(&counterexample(2)).to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "key 2 is not linearizable: process 1 read nil -> 3 (ok, event 99) cannot be placed.",
+                "The longest linearizable prefix has 2 operations; after it the value can only be 1 or 2, which this operation contradicts.",
+                "  1. process 1 write 0 (ok, event 0)",
+                "  2. process 1 write 1 (ok, event 1)",
+                "  ✗ process 1 read nil -> 3 (ok, event 99)",
+            ]
+        );
+        assert_eq!(CounterexampleText(&counterexample(2)).headline(), lines[0]);
+    }
+
+    #[test]
+    fn a_long_prefix_shows_its_last_operations_only() {
+        let text = CounterexampleText(&counterexample(PREFIX_SHOWN as u64 + 3)).to_string();
+        assert!(text.contains("  … 3 earlier operations\n"), "{text}");
+        assert!(!text.contains("  3. "), "{text}");
+        assert!(text.contains("  4. process 1 write 3"), "{text}");
+        let register = Counterexample {
+            key: None,
+            states: Vec::new(),
+            ..counterexample(0)
+        };
+        let text = CounterexampleText(&register).to_string();
+        assert!(
+            text.starts_with("the register is not linearizable"),
+            "{text}"
+        );
+        assert!(text.contains("can only be no state at all"), "{text}");
+    }
+}

@@ -4,6 +4,8 @@
 
 use crate::nemesis::record::{is_stop_event, kind_of_start, FaultRecord};
 use serde::{Deserialize, Serialize};
+#[cfg(test)]
+use splitbrain_checkers::Event;
 use splitbrain_checkers::{EventType, History, Process, Value};
 
 /// A fault as the history tells it: from its start invocation to its undo's completion.
@@ -257,4 +259,228 @@ pub fn leader_changes(faults: &[FaultWindow]) -> Option<usize> {
             })
             .count(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nemesis(index: u64, time: u64, kind: EventType, f: &str, record: &FaultRecord) -> Event {
+        Event {
+            index,
+            time: Some(time),
+            process: Process::Nemesis,
+            kind,
+            f: f.to_owned(),
+            key: None,
+            value: record.to_value(),
+            node: None,
+            error: None,
+        }
+    }
+
+    fn client(index: u64, time: u64) -> Event {
+        Event {
+            index,
+            time: Some(time),
+            process: Process::Client(0),
+            kind: EventType::Invoke,
+            f: "read".into(),
+            key: Some(Value::Int(1)),
+            value: Value::Nil,
+            node: None,
+            error: None,
+        }
+    }
+
+    fn applied(id: usize, effective: Option<bool>, evidence: &[&str]) -> FaultRecord {
+        FaultRecord {
+            effective,
+            evidence: evidence.iter().map(|e| e.to_string()).collect(),
+            took_us: Some(120),
+            ..FaultRecord::with_id(id)
+        }
+    }
+
+    #[test]
+    fn a_fault_runs_from_its_start_to_its_heal_with_its_evidence() {
+        let history = History::new(vec![
+            nemesis(
+                0,
+                100,
+                EventType::Invoke,
+                "start-partition",
+                &FaultRecord::with_id(1),
+            ),
+            client(1, 150),
+            nemesis(
+                2,
+                200,
+                EventType::Ok,
+                "start-partition",
+                &applied(1, Some(true), &["routes: 2"]),
+            ),
+            nemesis(
+                3,
+                900,
+                EventType::Invoke,
+                "stop-partition",
+                &FaultRecord::with_id(1),
+            ),
+            nemesis(
+                4,
+                1000,
+                EventType::Ok,
+                "stop-partition",
+                &applied(1, None, &["routes: 0"]),
+            ),
+        ]);
+        let windows = fault_windows(&history);
+        assert_eq!(windows.len(), 1);
+        let w = &windows[0];
+        assert_eq!(w.kind, "partition");
+        assert_eq!(w.id, Some(1));
+        assert_eq!(
+            (w.start_ns, w.in_force_ns, w.end_ns),
+            (100, Some(200), Some(1000))
+        );
+        assert_eq!(w.effective, Some(true));
+        assert_eq!(w.took_us, Some(120));
+        assert_eq!(w.evidence, ["routes: 2", "after heal: routes: 0"]);
+        assert_eq!(w.error, None);
+    }
+
+    #[test]
+    fn stops_pair_with_their_own_start_by_id() {
+        let history = History::new(vec![
+            nemesis(0, 10, EventType::Invoke, "pause", &FaultRecord::with_id(1)),
+            nemesis(
+                1,
+                20,
+                EventType::Invoke,
+                "start-loss",
+                &FaultRecord::with_id(2),
+            ),
+            nemesis(2, 30, EventType::Ok, "stop-loss", &FaultRecord::with_id(2)),
+            nemesis(3, 40, EventType::Ok, "resume", &FaultRecord::with_id(1)),
+        ]);
+        let windows = fault_windows(&history);
+        let ends: Vec<(&str, Option<u64>)> = windows
+            .iter()
+            .map(|w| (w.kind.as_str(), w.end_ns))
+            .collect();
+        assert_eq!(ends, [("pause", Some(40)), ("loss", Some(30))]);
+    }
+
+    #[test]
+    fn without_ids_a_stop_heals_the_oldest_open_fault() {
+        // Another tool's history (Jepsen's): no ids, `start`/`stop` pairs.
+        let no_id = FaultRecord::default();
+        let history = History::new(vec![
+            nemesis(0, 10, EventType::Invoke, "start-a", &no_id),
+            nemesis(1, 20, EventType::Invoke, "start-b", &no_id),
+            nemesis(2, 30, EventType::Ok, "stop", &no_id),
+        ]);
+        let windows = fault_windows(&history);
+        assert_eq!(windows[0].kind, "a");
+        assert_eq!(windows[0].end_ns, Some(30));
+        assert_eq!(windows[1].end_ns, None, "b is still open");
+        assert_eq!(windows[1].end_or(500), 500);
+    }
+
+    #[test]
+    fn a_start_that_failed_is_not_in_effect_and_keeps_its_error() {
+        let mut failed = nemesis(1, 20, EventType::Info, "kill", &applied(1, Some(true), &[]));
+        failed.error = Some(Value::Str("no such process".into()));
+        let history = History::new(vec![
+            nemesis(0, 10, EventType::Invoke, "kill", &FaultRecord::with_id(1)),
+            failed,
+        ]);
+        let w = &fault_windows(&history)[0];
+        assert_eq!(w.effective, Some(false));
+        assert_eq!(w.error.as_deref(), Some("no such process"));
+        assert_eq!(w.end_ns, None);
+    }
+
+    #[test]
+    fn the_leader_change_across_a_fault_leads_its_evidence() {
+        let before = FaultRecord {
+            roles_before: vec!["n1: leader (term 2)".into(), "n2: follower (term 2)".into()],
+            ..applied(1, Some(true), &[])
+        };
+        let after = FaultRecord {
+            roles_after: vec!["n1: follower (term 3)".into(), "n2: leader (term 3)".into()],
+            ..FaultRecord::with_id(1)
+        };
+        let history = History::new(vec![
+            nemesis(
+                0,
+                10,
+                EventType::Invoke,
+                "start-partition",
+                &FaultRecord::with_id(1),
+            ),
+            nemesis(1, 20, EventType::Ok, "start-partition", &before),
+            nemesis(2, 30, EventType::Ok, "stop-partition", &after),
+        ]);
+        let windows = fault_windows(&history);
+        assert_eq!(
+            windows[0].evidence[0],
+            "leader: n1 (term 2) before, n2 (term 3) after heal: changed"
+        );
+        assert_eq!(leader_changes(&windows), Some(1));
+        assert_eq!(leader_changes(&[]), None);
+    }
+
+    #[test]
+    fn fault_effect_counts_in_effect_not_in_effect_and_unverified() {
+        let window = |effective| FaultWindow {
+            id: None,
+            kind: "partition".into(),
+            start_ns: 0,
+            in_force_ns: None,
+            end_ns: None,
+            description: String::new(),
+            evidence: Vec::new(),
+            took_us: None,
+            error: None,
+            effective,
+            roles_before: Vec::new(),
+            roles_after: Vec::new(),
+        };
+        let faults = [
+            window(Some(true)),
+            window(Some(false)),
+            window(None),
+            window(Some(true)),
+        ];
+        let effect = FaultEffect::of(&faults, true);
+        assert_eq!(
+            effect,
+            FaultEffect {
+                faults: 4,
+                in_effect: 2,
+                not_in_effect: 1,
+                unverified: 1,
+                required: true
+            }
+        );
+        assert_eq!(effect.reason(), "1 of 4 faults did not take effect");
+    }
+
+    #[test]
+    fn role_lines_parse_and_the_highest_term_leads() {
+        assert_eq!(
+            parse_role("n1: leader (term 3)"),
+            Some(("n1", "leader", Some(3)))
+        );
+        assert_eq!(parse_role("n2: peer"), Some(("n2", "peer", None)));
+        assert_eq!(parse_role("garbage"), None);
+        let roles = [
+            "n1: leader (term 2)".to_owned(),
+            "n3: leader (term 5)".to_owned(),
+        ];
+        assert_eq!(leader_of(&roles), Some(("n3".to_owned(), Some(5))));
+        assert_eq!(leader_change(&[], &[]), None);
+    }
 }

@@ -2,19 +2,53 @@
 //!
 //! # Layout
 //!
-//! * [`cli`] — one file per subcommand; the binary only calls [`cli::main`].
-//! * [`system`] — the systems under test: how to start their nodes and talk to them.
-//! * [`exit`] — exit codes and the kinds of failure they stand for; `cli::main` is the one
-//!   place a failure becomes an exit code.
-//! * [`campaign`] — campaign files (the one YAML loader).
+//! * [`cli`] — one file per subcommand; the binary only calls [`cli::main`]. `cli::main` is
+//!   the one place a failure ([`exit`]) becomes an exit code.
+//! * [`campaign`] — campaign files (the one YAML loader); each part's section is that
+//!   part's own type (the nemesis's spec lives in [`nemesis`]).
+//! * [`system`] — the systems under test: how to start their nodes and talk to them;
+//!   [`system::system_for`] builds a campaign's system, once per run.
 //! * [`workload`] — the operation generator (Jepsen's independent-keys shape).
 //! * [`recorder`] — the history, streamed to disk as it happens.
-//! * [`cluster`] — a deployed system: network, supervised nodes, clients.
+//! * [`cluster`] — a deployed system: network, supervised nodes, clients. It is handed its
+//!   system and its nodes' launch environment; it knows neither campaigns nor faults.
 //! * [`nemesis`] — faults: partitions, pauses, kills, clock skew, packet loss; schedules;
 //!   the typed record each fault writes into the history (`nemesis::record`).
-//! * [`run`] — one run end to end; [`summary`] (the checkers, the analysis and the typed
-//!   `results.json`, `summary::RunResults`), [`results`] (the run directory) and [`report`] —
-//!   what it leaves behind; [`compare`] — one workload against several systems.
+//! * [`run`] — one run end to end: builds the system, deploys it, drives clients and the
+//!   nemesis, checks, writes the run directory.
+//! * [`analysis`] — what a history says: the checkers, client operations, fault windows,
+//!   the typed `results.json` ([`analysis::RunResults`]), a counterexample in words.
+//! * [`report`] — everything people read: the summary table, HTML, JUnit, the progress
+//!   line, the tables of `report` and `compare`.
+//! * [`results`] — the run directory: its file names ([`results::files`]), modes and
+//!   `environment.json`.
+//! * [`compare`] — one workload against several systems.
+//! * The OS layer: [`netns`], [`topology`] (namespaces), [`cgroup`], [`node`]
+//!   (supervision), [`capability`] (probes, the root check), [`doctor`], [`cleanup`]
+//!   (run records, and removal of what crashed runs left; the modules that leave state
+//!   inside a run's namespaces hand it their steps).
+//!
+//! # Layers
+//!
+//! A module imports only modules of its own layer or of the layers below, and no two
+//! modules import each other (`tests/module_graph.rs` checks both, naming any cycle with
+//! the file and line of each import on it; it lists the imports that still go up, each
+//! with what removes it). Lowest first:
+//!
+//! 0. `netns`, `cgroup`
+//! 1. `capability`, `cleanup`
+//! 2. `exit`, `doctor`, `topology`
+//! 3. `results`
+//! 4. `recorder`, `system`
+//! 5. `node`
+//! 6. `cluster`
+//! 7. `nemesis`
+//! 8. `campaign`
+//! 9. `workload`, `analysis`
+//! 10. `report`
+//! 11. `run`
+//! 12. `compare`
+//! 13. `cli`
 
 pub mod cli;
 pub mod exit;

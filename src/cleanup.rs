@@ -468,7 +468,7 @@ const NAMESPACE_STEP: CleanupStep = CleanupStep {
 
 /// Every step for a record: this module's own around `inside_namespaces`, the steps of the
 /// modules that put state inside a run's namespaces (they run while those still exist).
-pub fn steps<'a>(inside_namespaces: &'a [CleanupStep]) -> Vec<&'a CleanupStep> {
+pub fn steps(inside_namespaces: &[CleanupStep]) -> Vec<&CleanupStep> {
     BEFORE_NAMESPACE_STEPS
         .iter()
         .chain(inside_namespaces)

@@ -1,9 +1,13 @@
 //! A deployed system: the network, the supervised node processes, and how to open clients.
 //!
 //! A deployment is one of two things: an in-process store ([`Deployment::in_memory`], no
-//! privileges), or a real cluster ([`Deployment::start`]) — a [`Topology`] of namespaces and one [`Node`] per namespace running the
-//! system's command line. Dropping a deployment kills every node and removes the network,
-//! which is what makes Ctrl-C, errors and panics leave nothing behind.
+//! privileges), or a real cluster ([`Deployment::start`]) — a [`Topology`] of namespaces
+//! and one [`Node`] per namespace running the system's command line. Dropping a deployment
+//! kills every node and removes the network, which is what makes Ctrl-C, errors and panics
+//! leave nothing behind.
+//!
+//! The caller hands in the system and whatever each node's launch needs beyond the
+//! system's own command line ([`NodeEnv`]): the cluster knows neither campaigns nor faults.
 
 use crate::node::{EventSender, Node, NodeConfig};
 use crate::system::in_memory::InMemory;

@@ -383,7 +383,10 @@ fn run_validated(
 /// cluster.
 fn heal_everything(deployment: &Deployment, run_id: &RunId) {
     let mut report = crate::cleanup::CleanupReport::default();
-    crate::nemesis::cleanup_leftovers(Some(run_id), &mut report);
+    let namespaces = crate::cleanup::run_namespaces_present(Some(run_id));
+    report
+        .errors
+        .extend(crate::nemesis::heal_leftovers(&namespaces));
     if let Deployment::Cluster(cluster) = deployment {
         for node in cluster.nodes.iter().filter(|n| n.is_paused()) {
             if let Err(e) = node.resume() {

@@ -43,10 +43,8 @@ pub use schedule::Schedule;
 pub use spec::{NemesisSpec, TargetSpec};
 
 use crate::capability;
-use crate::cleanup::CleanupReport;
 use crate::cluster::Deployment;
 use crate::system::System;
-use crate::topology::RunId;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -171,42 +169,30 @@ pub fn clock_env(node_dir: &std::path::Path) -> Result<Vec<(String, String)>, Ne
     Ok(clock::faketime_env(std::path::Path::new(lib), &file))
 }
 
-/// Cleanup step: removes nemesis state (partition routes and rules, loss, delay, reorder and
-/// duplication rules, netem qdiscs) from the
-/// namespaces of a crashed run that are still there, before they are deleted. Routes and
-/// tables live only inside run namespaces, so deleting those removes them too; this step
-/// makes the removal explicit and reported. Offset files live in the run's results.
-pub fn cleanup_leftovers(run: Option<&RunId>, report: &mut CleanupReport) {
-    let namespaces: Vec<String> = match crate::netns::list() {
-        Ok(names) => names
-            .into_iter()
-            .filter(|n| crate::cleanup::is_run_netns(n, run))
-            .collect(),
-        Err(_) => return,
-    };
+/// Removes nemesis state (partition routes and rules, loss, delay, reorder and duplication
+/// rules, netem qdiscs) from `namespaces` — those of a crashed run that are still there,
+/// before they are deleted, or of a run whose undo failed. Routes and tables live only
+/// inside run namespaces, so deleting those removes them too; this makes the removal
+/// explicit and reported. Offset files live in the run's results. Returns one line per
+/// failure.
+pub fn heal_leftovers(namespaces: &[String]) -> Vec<String> {
+    let mut errors = Vec::new();
     if namespaces.is_empty() {
-        return;
+        return errors;
     }
-    if let Err(e) = net::heal_namespaces(NetBackend::Blackhole, &namespaces) {
-        report
-            .errors
-            .push(format!("removing partition routes: {e}"));
+    if let Err(e) = net::heal_namespaces(NetBackend::Blackhole, namespaces) {
+        errors.push(format!("removing partition routes: {e}"));
     }
     if capability::program_version("nft", &["--version"]).is_ok() {
-        if let Err(e) = net::heal_namespaces(NetBackend::Nftables, &namespaces) {
-            report
-                .errors
-                .push(format!("removing nftables partition tables: {e}"));
+        if let Err(e) = net::heal_namespaces(NetBackend::Nftables, namespaces) {
+            errors.push(format!("removing nftables partition tables: {e}"));
         }
-        if let Err(e) = packet::heal_loss(&namespaces) {
-            report
-                .errors
-                .push(format!("removing nftables loss tables: {e}"));
+        if let Err(e) = packet::heal_loss(namespaces) {
+            errors.push(format!("removing nftables loss tables: {e}"));
         }
     }
-    if let Err(e) = packet::heal_shaping_namespaces(&namespaces) {
-        report
-            .errors
-            .push(format!("removing delay/reorder/duplicate rules: {e}"));
+    if let Err(e) = packet::heal_shaping_namespaces(namespaces) {
+        errors.push(format!("removing delay/reorder/duplicate rules: {e}"));
     }
+    errors
 }

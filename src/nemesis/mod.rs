@@ -196,3 +196,42 @@ pub fn heal_leftovers(namespaces: &[String]) -> Vec<String> {
     }
     errors
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::FailureKind;
+    use crate::system::etcd::EtcdSystem;
+
+    fn spec(yaml: &str) -> NemesisSpec {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn faults_against_the_in_memory_store_are_refused_naming_what_is_missing() {
+        let err = validate(&spec("faults: [pause]"), None, 3).unwrap_err();
+        assert_eq!(err.kind(), FailureKind::Unavailable);
+        assert!(
+            err.to_string()
+                .contains("`pause` faults need a cluster of processes"),
+            "{err}"
+        );
+        // No faults: nothing to refuse, whatever the system.
+        validate(&NemesisSpec::default(), None, 3).unwrap();
+    }
+
+    #[test]
+    fn a_schedule_that_does_not_fit_the_cluster_is_a_usage_error() {
+        let etcd = EtcdSystem::default();
+        let err = validate(
+            &spec("timeline: [{at: 1s, fault: kill, target: n7, for: 1s}]"),
+            Some(&etcd),
+            3,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), FailureKind::Usage);
+        assert!(err.to_string().contains("n7"), "{err}");
+        // Blackhole partitions need nothing this machine might lack.
+        validate(&spec("faults: [partition]"), Some(&etcd), 3).unwrap();
+    }
+}

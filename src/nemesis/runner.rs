@@ -1,10 +1,10 @@
 //! Runs a [`Schedule`] against a live cluster on its own thread, records every fault start
 //! and stop in the history, and undoes every fault on every path.
 //!
-//! The undo machinery is a guard ([`ActiveFaults`]): each applied fault
-//! ([`AppliedFault`](super::faults::AppliedFault)) goes into it, a stop takes it out and
-//! undoes it, and whatever is still inside when the guard is dropped — end of schedule,
-//! stop request, panic in the nemesis thread — is undone then. [`Nemesis`] itself stops and
+//! The undo machinery is a guard (`ActiveFaults`): each applied fault ([`AppliedFault`])
+//! goes into it, a stop takes it out and undoes it, and whatever is still inside when the
+//! guard is dropped — end of schedule, stop request, panic in the nemesis thread — is
+//! undone then. [`Nemesis`] itself stops and
 //! joins the thread when dropped, so an error or a panic in the runner also heals before
 //! the cluster goes away. What a fault does, proves and undoes is its kind's business
 //! ([`super::faults`]); the runner only keeps time, records and times.

@@ -459,6 +459,12 @@ mod tests {
             assert_eq!(FaultKind::named(kind.name()), Some(kind));
             assert_ne!(kind.start_event(), kind.stop_event(), "{kind}");
         }
+        let bump = FaultKind::named("clock-bump").unwrap();
+        assert_eq!(serde_json::to_string(&bump).unwrap(), "\"clock-bump\"");
+        assert_eq!(
+            serde_json::from_str::<FaultKind>("\"clock-bump\"").unwrap(),
+            bump
+        );
         let err = "earthquake".parse::<FaultKind>().unwrap_err();
         assert!(
             err.contains("earthquake") && err.contains("`partition`"),

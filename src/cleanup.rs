@@ -400,7 +400,12 @@ pub const STEPS: &[CleanupStep] = &[
     // removed before those go (deleting the namespace would drop them too).
     CleanupStep {
         name: "nemesis rules",
-        run: |record, report| crate::nemesis::cleanup_leftovers(Some(&record.run), report),
+        run: |record, report| {
+            let namespaces = run_namespaces_present(Some(&record.run));
+            report
+                .errors
+                .extend(crate::nemesis::heal_leftovers(&namespaces));
+        },
     },
     CleanupStep {
         name: "network namespaces",
@@ -469,6 +474,15 @@ pub fn cleanup(run: Option<&RunId>) -> CleanupReport {
 /// operations at a time (and usable again after a panic).
 pub fn cleanup_run(run: &RunId) -> CleanupReport {
     cleanup(Some(run))
+}
+
+/// The namespaces of `run` (or of any run, when `None`) that exist now.
+pub fn run_namespaces_present(run: Option<&RunId>) -> Vec<String> {
+    crate::netns::list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| is_run_netns(n, run))
+        .collect()
 }
 
 /// Whether namespace `name` belongs to `run` (or to any run, when `None`): whether a run

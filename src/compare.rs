@@ -8,7 +8,7 @@
 //! while the other cells are still measured.
 
 use crate::campaign::{Campaign, ClusterKvSpec, EtcdSpec, SystemSpec};
-use crate::run::{run, RunOptions};
+use crate::run::{run, RunError, RunOptions};
 use crate::system::clusterkv::Arch;
 use serde::Serialize;
 use splitbrain_checkers::Verdict;
@@ -127,22 +127,19 @@ pub fn compare(
             let mut c = variant;
             c.system = system.clone();
             c.name = format!("{}-{}-{}", campaign.name, system.name(), fault);
-            let cell = match crate::nemesis::validate(&c) {
-                Err(refused) => Cell::Refused {
+            let run_opts = RunOptions {
+                seed: Some(seed),
+                ..opts.run.clone()
+            };
+            // A fault this machine cannot do is refused before anything starts.
+            let cell = match run(&c, &run_opts, cancel.clone()) {
+                Ok(report) => cell_of(&report),
+                Err(RunError::Refused(refused)) => Cell::Refused {
                     reason: refused.to_string(),
                 },
-                Ok(()) => {
-                    let run_opts = RunOptions {
-                        seed: Some(seed),
-                        ..opts.run.clone()
-                    };
-                    match run(&c, &run_opts, cancel.clone()) {
-                        Ok(report) => cell_of(&report),
-                        Err(e) => Cell::Error {
-                            reason: format!("{e:#}"),
-                        },
-                    }
-                }
+                Err(e) => Cell::Error {
+                    reason: format!("{e:#}"),
+                },
             };
             let row = Row {
                 system: system.name(),

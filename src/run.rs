@@ -171,9 +171,14 @@ pub fn run(
     campaign.seed = Some(seed);
     // Before anything starts: a fault this machine cannot do fails here, named, and so
     // does a system whose binary is missing.
-    crate::nemesis::validate(&campaign)?;
-    if campaign.system.needs_cluster() {
-        crate::cluster::system_for(&campaign.system)?
+    let system = if campaign.system.needs_cluster() {
+        Some(crate::cluster::system_for(&campaign.system)?)
+    } else {
+        None
+    };
+    crate::nemesis::validate(&campaign.nemesis, system.as_deref(), campaign.nodes)?;
+    if let Some(system) = &system {
+        system
             .version()
             .map_err(|e| RunError::Unavailable(format!("{}: {e:#}", campaign.system.name())))?;
     }
@@ -242,8 +247,14 @@ fn run_validated(
     });
 
     // The nemesis runs beside the clients; dropping it (error, panic) undoes every fault.
-    let nemesis =
-        crate::nemesis::start_for_run(&campaign, &deployment, &recorder, seed, main_started)?;
+    let nemesis = crate::nemesis::start_for_run(
+        &campaign.nemesis,
+        &deployment,
+        &recorder,
+        seed,
+        main_started,
+        w.duration,
+    )?;
 
     // Main phase: every slot until the deadline, the op cap, or cancellation.
     let slots: Vec<_> = (0..w.concurrency)
@@ -372,7 +383,10 @@ fn run_validated(
 /// cluster.
 fn heal_everything(deployment: &Deployment, run_id: &RunId) {
     let mut report = crate::cleanup::CleanupReport::default();
-    crate::nemesis::cleanup_leftovers(Some(run_id), &mut report);
+    let namespaces = crate::cleanup::run_namespaces_present(Some(run_id));
+    report
+        .errors
+        .extend(crate::nemesis::heal_leftovers(&namespaces));
     if let Deployment::Cluster(cluster) = deployment {
         for node in cluster.nodes.iter().filter(|n| n.is_paused()) {
             if let Err(e) = node.resume() {

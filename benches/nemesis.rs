@@ -64,7 +64,7 @@ fn run(netlink: bool, seed: u64) -> (Vec<i64>, Vec<i64>) {
     let dir = tempfile::tempdir().unwrap();
     let recorder = Recorder::create(&dir.path().join("history.jsonl"), Instant::now()).unwrap();
     let spec = NemesisSpec {
-        faults: vec![FaultKind::Partition],
+        faults: vec![FaultKind::named("partition").expect("a registered kind")],
         interval: Duration::from_millis(60),
         hold: Some(Duration::from_millis(60)),
         shapes: Shape::ALL
@@ -79,7 +79,6 @@ fn run(netlink: bool, seed: u64) -> (Vec<i64>, Vec<i64>) {
         deployment: deployment.clone(),
         recorder: recorder.clone(),
         backend: NetBackend::Blackhole,
-        roles: None,
         routes: netlink.then(|| RouteWorkers::start(&namespaces).expect("netlink threads")),
     };
     let nemesis = Nemesis::start(ctx, plan, Instant::now()).unwrap();

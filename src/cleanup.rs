@@ -539,6 +539,15 @@ pub fn cleanup_run(run: &RunId) -> CleanupReport {
     cleanup(Some(run), &[])
 }
 
+/// The namespaces of `run` (or of any run, when `None`) that exist now.
+pub fn run_namespaces_present(run: Option<&RunId>) -> Vec<String> {
+    crate::netns::list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| is_run_netns(n, run))
+        .collect()
+}
+
 /// Whether namespace `name` belongs to `run` (or to any run, when `None`): whether a run
 /// record names it. A name alone proves nothing.
 pub fn is_run_netns(name: &str, run: Option<&RunId>) -> bool {

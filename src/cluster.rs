@@ -44,10 +44,6 @@ pub enum Deployment {
 /// what a node needs; the cluster only adds it to every launch.
 pub type NodeEnv<'a> = &'a dyn Fn(&Path) -> anyhow::Result<Vec<(String, String)>>;
 
-/// Where the nemesis's validation finds the system it checks binaries of, until it takes
-/// the run's own system.
-pub use crate::system::system_for;
-
 impl Deployment {
     /// The in-process store: nothing to start.
     pub fn in_memory() -> Deployment {

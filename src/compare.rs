@@ -10,7 +10,7 @@
 use crate::campaign::{Campaign, ClusterKvSpec, EtcdSpec, SystemSpec};
 /// The comparison's rows and their table, with everything else people read.
 pub use crate::report::compare::{table, Cell, Row};
-use crate::run::{run, RunOptions};
+use crate::run::{run, RunError, RunOptions};
 use crate::system::clusterkv::Arch;
 use tokio_util::sync::CancellationToken;
 
@@ -93,22 +93,19 @@ pub fn compare(
             let mut c = variant;
             c.system = system.clone();
             c.name = format!("{}-{}-{}", campaign.name, system.name(), fault);
-            let cell = match crate::nemesis::validate(&c) {
-                Err(refused) => Cell::Refused {
+            let run_opts = RunOptions {
+                seed: Some(seed),
+                ..opts.run.clone()
+            };
+            // A fault this machine cannot do is refused before anything starts.
+            let cell = match run(&c, &run_opts, cancel.clone()) {
+                Ok(report) => cell_of(&report),
+                Err(RunError::Refused(refused)) => Cell::Refused {
                     reason: refused.to_string(),
                 },
-                Ok(()) => {
-                    let run_opts = RunOptions {
-                        seed: Some(seed),
-                        ..opts.run.clone()
-                    };
-                    match run(&c, &run_opts, cancel.clone()) {
-                        Ok(report) => cell_of(&report),
-                        Err(e) => Cell::Error {
-                            reason: format!("{e:#}"),
-                        },
-                    }
-                }
+                Err(e) => Cell::Error {
+                    reason: format!("{e:#}"),
+                },
             };
             let row = Row {
                 system: system.name(),

@@ -173,17 +173,20 @@ pub fn run(
     campaign.seed = Some(seed);
     // Before anything starts: a fault this machine cannot do fails here, named, and so
     // does a system whose binary is missing.
-    crate::nemesis::validate(&campaign)?;
     // The one system of the run, built here and handed to whatever needs it.
-    let system = match campaign.system.needs_cluster() {
-        true => {
-            let system: Arc<dyn System> = crate::system::system_for(&campaign.system)?.into();
+    let system: Option<Arc<dyn System>> = match campaign.system.needs_cluster() {
+        true => Some(crate::system::system_for(&campaign.system)?.into()),
+        false => None,
+    };
+    crate::nemesis::validate(&campaign.nemesis, system.as_deref(), campaign.nodes)?;
+    let system = match system {
+        Some(system) => {
             let version = system
                 .version()
                 .map_err(|e| RunError::Unavailable(format!("{}: {e:#}", campaign.system.name())))?;
             Some(RunSystem { system, version })
         }
-        false => None,
+        None => None,
     };
     run_validated(campaign, system, seed, opts, cancel, start).map_err(RunError::classify)
 }
@@ -285,8 +288,14 @@ fn run_validated(
     });
 
     // The nemesis runs beside the clients; dropping it (error, panic) undoes every fault.
-    let nemesis =
-        crate::nemesis::start_for_run(&campaign, &deployment, &recorder, seed, main_started)?;
+    let nemesis = crate::nemesis::start_for_run(
+        &campaign.nemesis,
+        &deployment,
+        &recorder,
+        seed,
+        main_started,
+        w.duration,
+    )?;
 
     // Main phase: every slot until the deadline, the op cap, or cancellation.
     let slots: Vec<_> = (0..w.concurrency)
@@ -417,7 +426,12 @@ fn run_validated(
 pub const CLEANUP_INSIDE_NAMESPACES: &[crate::cleanup::CleanupStep] =
     &[crate::cleanup::CleanupStep {
         name: "nemesis rules",
-        run: |record, report| crate::nemesis::cleanup_leftovers(Some(&record.run), report),
+        run: |record, report| {
+            let namespaces = crate::cleanup::run_namespaces_present(Some(&record.run));
+            report
+                .errors
+                .extend(crate::nemesis::heal_leftovers(&namespaces));
+        },
     }];
 
 /// The blanket heal after an undo failed: every partition route and table of the run's
@@ -425,7 +439,10 @@ pub const CLEANUP_INSIDE_NAMESPACES: &[crate::cleanup::CleanupStep] =
 /// cluster.
 fn heal_everything(deployment: &Deployment, run_id: &RunId) {
     let mut report = crate::cleanup::CleanupReport::default();
-    crate::nemesis::cleanup_leftovers(Some(run_id), &mut report);
+    let namespaces = crate::cleanup::run_namespaces_present(Some(run_id));
+    report
+        .errors
+        .extend(crate::nemesis::heal_leftovers(&namespaces));
     if let Deployment::Cluster(cluster) = deployment {
         for node in cluster.nodes.iter().filter(|n| n.is_paused()) {
             if let Err(e) = node.resume() {

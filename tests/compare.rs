@@ -133,7 +133,10 @@ fn clock_skew_on_etcd_is_refused_naming_the_go_binary() {
     let c = campaign(
         "name: cmp\nsystem: {etcd: {}}\nworkload: {kind: kv}\nnemesis: {faults: [clock-bump]}\n",
     );
-    let err = splitbrain::nemesis::validate(&c).unwrap_err().to_string();
+    let etcd = splitbrain::system::etcd::EtcdSystem::default();
+    let err = splitbrain::nemesis::validate(&c.nemesis, Some(&etcd), c.nodes)
+        .unwrap_err()
+        .to_string();
     // Without libfaketime the refusal names that instead; either way the cell is refused.
     assert!(
         err.contains("Go binary") || err.contains("libfaketime"),

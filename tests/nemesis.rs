@@ -191,6 +191,9 @@ impl System for SleepSystem {
     fn client(&self, _: &NodeSpec, _: &ClusterSpec) -> anyhow::Result<Box<dyn Client>> {
         Ok(Box::new(NoClient))
     }
+    fn role_query(&self) -> Option<Arc<dyn splitbrain::system::RoleQuery>> {
+        None
+    }
 }
 
 /// A cluster of `sleep` nodes with its directories under `dir`.
@@ -288,7 +291,6 @@ fn runner_applies_records_and_undoes_a_timeline() {
         deployment: deployment.clone(),
         recorder: recorder.clone(),
         backend: NetBackend::Blackhole,
-        roles: None,
         routes: None,
     };
     let nemesis = Nemesis::start(ctx, plan, Instant::now()).unwrap();
@@ -398,7 +400,6 @@ fn dropping_the_nemesis_mid_fault_undoes_everything() {
         deployment: deployment.clone(),
         recorder: recorder.clone(),
         backend: NetBackend::Blackhole,
-        roles: None,
         routes: None,
     };
     let nemesis = Nemesis::start(ctx, plan, Instant::now()).unwrap();
@@ -486,7 +487,7 @@ fn a_clusterkv_node_reports_the_skewed_clock_and_keeps_serving() {
     let node = Node::start(config, None).unwrap();
     node.wait_ready(Duration::from_secs(10)).unwrap();
 
-    let query: Arc<dyn roles::RoleQuery> = Arc::new(roles::ClusterKvRoles);
+    let query: Arc<dyn roles::RoleQuery> = Arc::new(splitbrain::system::clusterkv::ClusterKvRoles);
     let skew_ms = || {
         let s = roles::statuses(
             &query,

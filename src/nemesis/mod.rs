@@ -1,21 +1,27 @@
 //! The nemesis: faults through the operating system, scheduled, verified, recorded, undone.
 //!
-//! * [`partition`] — partition shapes as pure data (who must not hear whom).
-//! * [`net`] — the one module that turns a grudge into kernel state (blackhole routes or
-//!   nftables drops) and back; also reachability probes.
-//! * [`process`] — kill / start again, pause / resume of nodes.
-//! * [`clock`] — libfaketime offsets per node; refusal of binaries it cannot skew.
-//! * [`packet`] — packet loss, delay, reorder, duplication; [`nfqueue`] — the packet holder.
-//! * [`roles`] — who leads, per system.
-//! * [`record`] — what a fault writes into the history ([`record::FaultRecord`]) and its
-//!   events' names.
-//! * [`schedule`] — the campaign's `nemesis:` section and the schedule computed from it.
+//! * [`spec`] — the campaign's `nemesis:` section ([`NemesisSpec`]).
+//! * [`faults`] — one file per fault kind, each planning, applying, proving and undoing
+//!   itself; [`faults::REGISTRY`] lists them.
+//! * [`schedule`] — when each fault starts and how long it holds, from the spec and the seed.
 //! * [`runner`] — executes a schedule on a live cluster, records, undoes on every path.
+//! * [`context`] — what faults see of the run: the cluster, the history, who leads.
+//! * [`record`] — what a fault writes into the history ([`record::FaultRecord`]).
+//! * [`roles`] — who leads, asked of every node (each system says how to ask one).
+//! * The effectful pieces, one per mechanism: [`partition`] (shapes as pure data) and
+//!   [`net`] (the one module that turns a grudge into kernel state — blackhole routes or
+//!   nftables drops — and back; reachability probes), [`netlink`], [`process`] (kill /
+//!   start again, pause / resume), [`clock`] (libfaketime offsets; refusal of binaries it
+//!   cannot skew), [`packet`] (loss, delay, reorder, duplication) and [`nfqueue`] (the
+//!   packet holder).
 //!
-//! [`validate`] runs before anything starts: a campaign asking for a fault this machine
-//! cannot do is refused, naming the missing piece.
+//! The nemesis takes its own spec and the cluster: [`validate`] runs before anything
+//! starts (a campaign asking for a fault this machine cannot do is refused, naming the
+//! missing piece), [`start_for_run`] plans and starts the schedule on the deployed cluster.
 
 pub mod clock;
+pub mod context;
+pub mod faults;
 pub mod net;
 pub mod netlink;
 pub mod nfqueue;
@@ -26,18 +32,21 @@ pub mod record;
 pub mod roles;
 pub mod runner;
 pub mod schedule;
+pub mod spec;
 
+pub use context::NemesisContext;
+pub use faults::{FaultKind, PlanError};
 pub use net::NetBackend;
 pub use partition::{Grudge, Shape};
-pub use runner::{Nemesis, NemesisContext, NemesisReport};
-pub use schedule::{FaultKind, NemesisSpec, Schedule, TargetSpec};
+pub use runner::{Nemesis, NemesisReport};
+pub use schedule::Schedule;
+pub use spec::{NemesisSpec, TargetSpec};
 
-use crate::campaign::{Campaign, SystemSpec};
-use crate::capability::{self, Capability};
-use crate::cleanup::CleanupReport;
+use crate::capability;
 use crate::cluster::Deployment;
-use crate::system::{ClusterSpec, NodeSpec};
-use crate::topology::{self, RunId};
+use crate::system::System;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Why a campaign's faults cannot run here.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +60,7 @@ pub enum NemesisError {
     #[error("nemesis: {0}")]
     Clock(#[from] clock::ClockError),
     #[error("nemesis: {0}")]
-    Plan(#[from] schedule::PlanError),
+    Plan(#[from] PlanError),
     #[error("nemesis: {0}")]
     Runner(#[from] runner::RunnerError),
 }
@@ -66,160 +75,64 @@ impl NemesisError {
     }
 }
 
-fn need(fault: FaultKind, capability: Capability) -> Result<(), NemesisError> {
-    let probe = capability::probe(capability);
-    if probe.is_ok() {
-        Ok(())
-    } else {
-        Err(NemesisError::Unavailable {
-            fault: fault.name(),
-            missing: capability.name(),
-            detail: probe.detail,
-        })
-    }
-}
-
-/// Delay, reorder and duplication need netem, or else the netfilter pieces of their
-/// fallback: an NFQUEUE rule (nft's `queue` or iptables' NFQUEUE target) for delay and
-/// reorder, nft `dup` for duplication.
-fn need_shaping(kind: FaultKind) -> Result<(), NemesisError> {
-    // Also settles (once per process) which backend the faults will use, so that the
-    // probes are not paid when the first fault goes in.
-    if packet::shaping_backend() == packet::ShapingBackend::Netem {
-        return Ok(());
-    }
-    let netem = capability::probe(Capability::TcNetem);
-    let (fallback, missing) = match kind {
-        FaultKind::Duplicate => (
-            Capability::NftDup,
-            "tc netem or nft `dup` (install nftables)",
-        ),
-        _ => (
-            Capability::Nfqueue,
-            "tc netem or an NFQUEUE rule (nft with nft_queue, or iptables: apt-get install iptables)",
-        ),
-    };
-    let probe = capability::probe(fallback);
-    if probe.is_ok() && (kind == FaultKind::Duplicate || packet::queue_tool().is_ok()) {
-        return Ok(());
-    }
-    Err(NemesisError::Unavailable {
-        fault: kind.name(),
-        missing,
-        detail: format!(
-            "netem: {}; {}: {}",
-            netem.detail,
-            fallback.name(),
-            probe.detail
-        ),
-    })
-}
-
-/// Checks that every fault the campaign asks for can be done here, before anything starts.
-pub fn validate(campaign: &Campaign) -> Result<(), NemesisError> {
-    let spec = &campaign.nemesis;
+/// Checks, before anything starts, that the faults `spec` asks for can be done here to
+/// `nodes` nodes of `system` (`None`: the in-memory store, which has no processes or
+/// network to fault): the schedule plans, and every kind finds what it needs.
+pub fn validate(
+    spec: &NemesisSpec,
+    system: Option<&dyn System>,
+    nodes: usize,
+) -> Result<(), NemesisError> {
     if !spec.is_active() {
         return Ok(());
     }
-    if let SystemSpec::InMemory(_) = campaign.system {
+    let kinds = spec.kinds();
+    let Some(system) = system else {
         return Err(NemesisError::Unavailable {
-            fault: spec.kinds()[0].name(),
+            fault: kinds[0].name(),
             missing: "a cluster of processes",
             detail: "the in-memory system has no processes or network to fault".into(),
         });
-    }
-    let kinds = spec.kinds();
-    for kind in [FaultKind::Delay, FaultKind::Reorder, FaultKind::Duplicate] {
-        if kinds.contains(&kind) {
-            need_shaping(kind)?;
-        }
-    }
-    spec.validate(campaign.nodes)?;
-    let partitions = kinds.contains(&FaultKind::Partition);
-    if partitions && spec.backend == NetBackend::Nftables {
-        need(FaultKind::Partition, Capability::Nftables)?;
-    }
-    if kinds.contains(&FaultKind::Loss) {
-        need(FaultKind::Loss, Capability::Nftables)?;
-    }
-    if spec.needs_clock() {
-        let fault = kinds
-            .iter()
-            .copied()
-            .find(|k| k.is_clock())
-            .unwrap_or(FaultKind::Clock);
-        need(fault, Capability::Libfaketime)?;
-        check_clock_binaries(campaign, fault)?;
-    }
-    Ok(())
-}
-
-/// Every node's binary must be one libfaketime can skew.
-fn check_clock_binaries(campaign: &Campaign, fault: FaultKind) -> Result<(), NemesisError> {
-    let system =
-        crate::cluster::system_for(&campaign.system).map_err(|e| NemesisError::Unavailable {
-            fault: fault.name(),
-            missing: "the system's node binary",
-            detail: format!("{e:#}"),
-        })?;
-    let cluster = ClusterSpec {
-        nodes: (1..=campaign.nodes)
-            .map(|i| NodeSpec {
-                name: topology::node_name(i),
-                id: i,
-                ip: topology::node_ip(i),
-                data_dir: std::env::temp_dir()
-                    .join("splitbrain-validate")
-                    .join(topology::node_name(i)),
-            })
-            .collect(),
     };
-    for node in &cluster.nodes {
-        let launch = system
-            .launch(node, &cluster)
-            .map_err(|e| NemesisError::Unavailable {
-                fault: fault.name(),
-                missing: "the system's node command line",
-                detail: format!("{e:#}"),
-            })?;
-        clock::check_binary(&node.name, &launch.program)?;
+    spec.validate(nodes)?;
+    for kind in kinds {
+        kind.check_host(spec, system, nodes)?;
     }
     Ok(())
 }
 
-/// Plans the campaign's schedule (from `seed`) and starts executing it against
-/// `deployment`, times counted from `origin` (the start of the main phase). `None` when
-/// the campaign has no faults.
+/// Plans `spec`'s schedule (from `seed`, over a main phase of `duration`) and starts
+/// executing it against `deployment`, times counted from `origin` (the start of the main
+/// phase). `None` when the spec has no faults.
 pub fn start_for_run(
-    campaign: &Campaign,
-    deployment: &std::sync::Arc<crate::cluster::Deployment>,
+    spec: &NemesisSpec,
+    deployment: &Arc<Deployment>,
     recorder: &crate::recorder::Recorder,
     seed: u64,
-    origin: std::time::Instant,
+    origin: Instant,
+    duration: Duration,
 ) -> Result<Option<Nemesis>, NemesisError> {
-    if !campaign.nemesis.is_active() {
+    if !spec.is_active() {
         return Ok(None);
     }
     let nodes = deployment.node_names();
-    let schedule = schedule::plan(&campaign.nemesis, &nodes, seed, campaign.workload.duration)?;
+    let schedule = schedule::plan(spec, &nodes, seed, duration)?;
     let ctx = NemesisContext {
         deployment: deployment.clone(),
         recorder: recorder.clone(),
-        backend: campaign.nemesis.backend,
-        roles: runner::role_query_for(&campaign.system),
-        routes: route_workers(campaign, deployment),
+        backend: spec.backend,
+        routes: route_workers(spec, deployment),
     };
     Ok(Some(Nemesis::start(ctx, schedule, origin)?))
 }
 
 /// Netlink threads for blackhole partitions; without them (a kernel or sandbox that refuses
 /// them) partitions fall back to `ip -batch`, slower but equivalent.
-fn route_workers(campaign: &Campaign, deployment: &Deployment) -> Option<netlink::RouteWorkers> {
+fn route_workers(spec: &NemesisSpec, deployment: &Deployment) -> Option<netlink::RouteWorkers> {
     let Deployment::Cluster(cluster) = deployment else {
         return None;
     };
-    let partitions = campaign.nemesis.backend == NetBackend::Blackhole;
-    if !partitions {
+    if spec.backend != NetBackend::Blackhole {
         return None;
     }
     let namespaces: Vec<String> = cluster
@@ -256,42 +169,69 @@ pub fn clock_env(node_dir: &std::path::Path) -> Result<Vec<(String, String)>, Ne
     Ok(clock::faketime_env(std::path::Path::new(lib), &file))
 }
 
-/// Cleanup step: removes nemesis state (partition routes and rules, loss, delay, reorder and
-/// duplication rules, netem qdiscs) from the
-/// namespaces of a crashed run that are still there, before they are deleted. Routes and
-/// tables live only inside run namespaces, so deleting those removes them too; this step
-/// makes the removal explicit and reported. Offset files live in the run's results.
-pub fn cleanup_leftovers(run: Option<&RunId>, report: &mut CleanupReport) {
-    let namespaces: Vec<String> = match crate::netns::list() {
-        Ok(names) => names
-            .into_iter()
-            .filter(|n| crate::cleanup::is_run_netns(n, run))
-            .collect(),
-        Err(_) => return,
-    };
+/// Removes nemesis state (partition routes and rules, loss, delay, reorder and duplication
+/// rules, netem qdiscs) from `namespaces` — those of a crashed run that are still there,
+/// before they are deleted, or of a run whose undo failed. Routes and tables live only
+/// inside run namespaces, so deleting those removes them too; this makes the removal
+/// explicit and reported. Offset files live in the run's results. Returns one line per
+/// failure.
+pub fn heal_leftovers(namespaces: &[String]) -> Vec<String> {
+    let mut errors = Vec::new();
     if namespaces.is_empty() {
-        return;
+        return errors;
     }
-    if let Err(e) = net::heal_namespaces(NetBackend::Blackhole, &namespaces) {
-        report
-            .errors
-            .push(format!("removing partition routes: {e}"));
+    if let Err(e) = net::heal_namespaces(NetBackend::Blackhole, namespaces) {
+        errors.push(format!("removing partition routes: {e}"));
     }
     if capability::program_version("nft", &["--version"]).is_ok() {
-        if let Err(e) = net::heal_namespaces(NetBackend::Nftables, &namespaces) {
-            report
-                .errors
-                .push(format!("removing nftables partition tables: {e}"));
+        if let Err(e) = net::heal_namespaces(NetBackend::Nftables, namespaces) {
+            errors.push(format!("removing nftables partition tables: {e}"));
         }
-        if let Err(e) = packet::heal_loss(&namespaces) {
-            report
-                .errors
-                .push(format!("removing nftables loss tables: {e}"));
+        if let Err(e) = packet::heal_loss(namespaces) {
+            errors.push(format!("removing nftables loss tables: {e}"));
         }
     }
-    if let Err(e) = packet::heal_shaping_namespaces(&namespaces) {
-        report
-            .errors
-            .push(format!("removing delay/reorder/duplicate rules: {e}"));
+    if let Err(e) = packet::heal_shaping_namespaces(namespaces) {
+        errors.push(format!("removing delay/reorder/duplicate rules: {e}"));
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::FailureKind;
+    use crate::system::etcd::EtcdSystem;
+
+    fn spec(yaml: &str) -> NemesisSpec {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn faults_against_the_in_memory_store_are_refused_naming_what_is_missing() {
+        let err = validate(&spec("faults: [pause]"), None, 3).unwrap_err();
+        assert_eq!(err.kind(), FailureKind::Unavailable);
+        assert!(
+            err.to_string()
+                .contains("`pause` faults need a cluster of processes"),
+            "{err}"
+        );
+        // No faults: nothing to refuse, whatever the system.
+        validate(&NemesisSpec::default(), None, 3).unwrap();
+    }
+
+    #[test]
+    fn a_schedule_that_does_not_fit_the_cluster_is_a_usage_error() {
+        let etcd = EtcdSystem::default();
+        let err = validate(
+            &spec("timeline: [{at: 1s, fault: kill, target: n7, for: 1s}]"),
+            Some(&etcd),
+            3,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), FailureKind::Usage);
+        assert!(err.to_string().contains("n7"), "{err}");
+        // Blackhole partitions need nothing this machine might lack.
+        validate(&spec("faults: [partition]"), Some(&etcd), 3).unwrap();
     }
 }

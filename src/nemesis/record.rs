@@ -3,61 +3,21 @@
 //! reads them back with [`FaultRecord::from_value`]. Nothing else looks inside a nemesis
 //! event's value.
 //!
+//! Each kind names its events ([`FaultKind::start_event`], [`FaultKind::stop_event`]).
+//!
 //! A fault is four events: the start's invocation (the plan: what was asked), its completion
 //! (what was done, how long it took, the evidence it took effect), the stop's invocation (the
 //! fault's id) and its completion (what undoing did, the evidence after the heal).
 
-use super::schedule::FaultKind;
+use super::faults::FaultKind;
 use serde::{Deserialize, Deserializer, Serialize};
 use splitbrain_checkers::Value;
 use std::collections::BTreeMap;
 
-/// The history's `f` of the event that starts a fault of `kind`.
-pub fn start_event(kind: FaultKind) -> &'static str {
-    match kind {
-        FaultKind::Partition => "start-partition",
-        FaultKind::Pause => "pause",
-        FaultKind::Kill => "kill",
-        FaultKind::Clock | FaultKind::ClockBump => "clock-bump",
-        FaultKind::ClockStrobe => "clock-strobe",
-        FaultKind::Loss => "start-loss",
-        FaultKind::Delay => "start-delay",
-        FaultKind::Reorder => "start-reorder",
-        FaultKind::Duplicate => "start-duplicate",
-    }
-}
-
-/// The history's `f` of the event that undoes a fault of `kind`.
-pub fn stop_event(kind: FaultKind) -> &'static str {
-    match kind {
-        FaultKind::Partition => "stop-partition",
-        FaultKind::Pause => "resume",
-        FaultKind::Kill => "start",
-        FaultKind::Clock | FaultKind::ClockBump | FaultKind::ClockStrobe => "clock-reset",
-        FaultKind::Loss => "stop-loss",
-        FaultKind::Delay => "stop-delay",
-        FaultKind::Reorder => "stop-reorder",
-        FaultKind::Duplicate => "stop-duplicate",
-    }
-}
-
-/// Every fault kind this nemesis records.
-const KINDS: [FaultKind; 9] = [
-    FaultKind::Partition,
-    FaultKind::Pause,
-    FaultKind::Kill,
-    FaultKind::ClockBump,
-    FaultKind::ClockStrobe,
-    FaultKind::Loss,
-    FaultKind::Delay,
-    FaultKind::Reorder,
-    FaultKind::Duplicate,
-];
-
 /// Whether a nemesis event's `f` undoes a fault (anything else starts one): this nemesis'
 /// stop events, and the `heal` and `stop…` of other tools' histories (Jepsen's).
 pub fn is_stop_event(f: &str) -> bool {
-    KINDS.iter().any(|k| stop_event(*k) == f) || f == "heal" || f.starts_with("stop")
+    FaultKind::all().any(|k| k.stop_event() == f) || f == "heal" || f.starts_with("stop")
 }
 
 /// The fault kind of a start event's `f`, as the analysis names it (`partition`, `pause`,
@@ -474,9 +434,9 @@ mod tests {
 
     #[test]
     fn every_stop_event_is_a_stop_and_no_start_event_is() {
-        for kind in KINDS {
-            assert!(is_stop_event(stop_event(kind)), "{kind:?}");
-            assert!(!is_stop_event(start_event(kind)), "{kind:?}");
+        for kind in FaultKind::all() {
+            assert!(is_stop_event(kind.stop_event()), "{kind:?}");
+            assert!(!is_stop_event(kind.start_event()), "{kind:?}");
         }
         assert!(is_stop_event("heal"));
         assert_eq!(kind_of_start("start-partition"), "partition");

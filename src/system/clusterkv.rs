@@ -21,13 +21,14 @@
 //! The binary is found through `SPLITBRAIN_CLUSTERKV`, else next to the running
 //! executable (the same cargo target directory), else in `PATH`.
 
+use super::roles::{NodeStatus, RoleQuery};
 use super::{
     BoxFuture, Client, ClusterSpec, Function, LaunchSpec, NodeSpec, Outcome, Readiness, Request,
     System,
 };
 use clusterkv_protocol::{ClientRequest, Response};
 use serde::Deserialize;
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 use splitbrain_checkers::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -55,8 +56,6 @@ pub enum ClusterKvError {
     VersionParse { binary: String, output: String },
     #[error("node {0} is not part of the cluster it is launched in")]
     NodeNotInCluster(String),
-    #[error("status of {addr}: {detail}")]
-    Status { addr: SocketAddr, detail: String },
 }
 
 /// The architectures and primary-backup's replication modes, defined with the protocol
@@ -128,47 +127,6 @@ impl ClusterKv {
             .unwrap_or(self.port);
         SocketAddr::new(node.ip.into(), port)
     }
-
-    /// Asks `node` for its role and the leader it believes in. Call it from inside the
-    /// cluster network, like a client.
-    pub async fn role(
-        &self,
-        node: &NodeSpec,
-        timeout: Duration,
-    ) -> Result<NodeStatus, ClusterKvError> {
-        let addr = self.addr(node);
-        let status_error = |detail: String| ClusterKvError::Status { addr, detail };
-        let mut connection = Connection::open(addr, Instant::now() + timeout)
-            .await
-            .map_err(|e| status_error(e.to_string()))?;
-        let reply = connection
-            .exchange(&json!({"op": "status"}), Instant::now() + timeout)
-            .await
-            .map_err(|e| status_error(e.to_string()))?;
-        if reply.get("ok") != Some(&Json::Bool(true)) {
-            return Err(status_error(reply.to_string()));
-        }
-        serde_json::from_value(reply).map_err(|e| status_error(e.to_string()))
-    }
-}
-
-/// A node's answer to `status`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct NodeStatus {
-    /// `n<id>`.
-    pub node: String,
-    /// `leader`, `follower`, `candidate` or `peer`.
-    pub role: String,
-    pub leader: Option<String>,
-    pub term: u64,
-    /// The node's wall clock (ms since the epoch): shows clock faults.
-    pub time_ms: u64,
-}
-
-impl NodeStatus {
-    pub fn is_leader(&self) -> bool {
-        self.role == "leader"
-    }
 }
 
 /// `$SPLITBRAIN_CLUSTERKV`, else `clusterkv` beside the running executable (or beside
@@ -197,6 +155,10 @@ fn member_name(node: &NodeSpec) -> String {
 impl System for ClusterKv {
     fn name(&self) -> &str {
         self.arch.name()
+    }
+
+    fn role_query(&self) -> Option<std::sync::Arc<dyn RoleQuery>> {
+        Some(std::sync::Arc::new(ClusterKvRoles))
     }
 
     fn version(&self) -> anyhow::Result<String> {
@@ -473,9 +435,68 @@ fn decode(request: &Request, reply: &Json) -> Outcome {
     }
 }
 
+/// Who leads, per clusterkv: the `{"op":"status"}` request of its JSON-lines protocol; a
+/// node whose role is `leader` (raft) or `primary` (primary-backup) leads.
+pub struct ClusterKvRoles;
+
+#[derive(Deserialize)]
+struct StatusReply {
+    ok: bool,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    term: Option<u64>,
+    #[serde(default)]
+    time_ms: Option<u64>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+impl RoleQuery for ClusterKvRoles {
+    fn system(&self) -> &str {
+        "clusterkv"
+    }
+
+    fn status(
+        &self,
+        node: &str,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<NodeStatus, String> {
+        use std::io::{BufRead, Write};
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        stream
+            .write_all(b"{\"op\":\"status\"}\n")
+            .map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        std::io::BufReader::new(stream)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let status: StatusReply =
+            serde_json::from_str(&line).map_err(|e| format!("unreadable status {line:?}: {e}"))?;
+        if !status.ok {
+            return Err(status.error.unwrap_or_else(|| "status refused".to_owned()));
+        }
+        Ok(NodeStatus {
+            node: node.to_owned(),
+            is_leader: status
+                .role
+                .as_deref()
+                .is_some_and(|r| r == "leader" || r == "primary"),
+            term: status.term.unwrap_or(0),
+            time_ms: status.time_ms,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::net::Ipv4Addr;
     use tokio::net::TcpListener;
 
@@ -645,17 +666,57 @@ mod tests {
         assert!(matches!(client.invoke(&write).await, Outcome::Fail(_)));
     }
 
-    #[tokio::test]
-    async fn role_reads_the_status_answer() {
-        let status = json!({"ok": true, "node": "n2", "role": "leader", "leader": "n2", "term": 4, "time_ms": 1});
-        let addr = fake_node(vec![Some(status)]).await;
-        let mut system = ClusterKv::new(Arch::Raft);
-        let mut spec = node(2);
-        spec.ip = Ipv4Addr::LOCALHOST;
-        system.port = addr.port();
-        let role = system.role(&spec, Duration::from_secs(1)).await.unwrap();
-        assert!(role.is_leader());
-        assert_eq!(role.term, 4);
-        assert_eq!(role.leader.as_deref(), Some("n2"));
+    /// A one-request fake node on a thread, for the blocking status query.
+    fn status_node(reply: &'static str) -> SocketAddr {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            std::io::BufReader::new(&stream)
+                .read_line(&mut line)
+                .unwrap();
+            assert_eq!(line, "{\"op\":\"status\"}\n");
+            (&stream).write_all(reply.as_bytes()).unwrap();
+        });
+        addr
+    }
+
+    #[test]
+    fn the_role_query_reads_the_status_answer() {
+        let timeout = Duration::from_secs(5);
+        let addr = status_node(
+            "{\"ok\":true,\"node\":\"n2\",\"role\":\"leader\",\"leader\":\"n2\",\"term\":4,\"time_ms\":1}\n",
+        );
+        let status = ClusterKvRoles.status("n2", addr, timeout).unwrap();
+        assert_eq!(
+            status,
+            NodeStatus {
+                node: "n2".into(),
+                is_leader: true,
+                term: 4,
+                time_ms: Some(1)
+            }
+        );
+        let addr = status_node("{\"ok\":true,\"role\":\"primary\"}\n");
+        assert!(
+            ClusterKvRoles
+                .status("n1", addr, timeout)
+                .unwrap()
+                .is_leader
+        );
+        let addr = status_node("{\"ok\":true,\"role\":\"follower\",\"term\":4}\n");
+        assert!(
+            !ClusterKvRoles
+                .status("n3", addr, timeout)
+                .unwrap()
+                .is_leader
+        );
+        let addr = status_node("{\"ok\":false,\"error\":\"busy\"}\n");
+        assert_eq!(
+            ClusterKvRoles.status("n3", addr, timeout),
+            Err("busy".into())
+        );
     }
 }

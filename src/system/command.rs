@@ -469,6 +469,12 @@ impl System for CommandSystem {
         self.spec.name.as_deref().unwrap_or("command")
     }
 
+    /// A command system has no way to say who leads: faults aimed at the leader hit a
+    /// random node, and their records say so.
+    fn role_query(&self) -> Option<std::sync::Arc<dyn super::RoleQuery>> {
+        None
+    }
+
     fn version(&self) -> anyhow::Result<String> {
         // Called before anything starts: a program missing on this machine is reported
         // here (exit 69), not when the first node or client fails to start.

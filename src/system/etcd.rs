@@ -25,6 +25,7 @@
 //! cut after sending, unreadable reply) is `info`; a read that did not complete is `fail`,
 //! since reads have no effect. A cas whose compare fails is `fail` with `compare-failed`.
 
+use super::roles::{NodeStatus, RoleQuery};
 use super::{
     BoxFuture, Client, ClusterSpec, Function, LaunchSpec, NodeSpec, Outcome, Readiness, Request,
     System,
@@ -202,6 +203,10 @@ pub fn parse_version(output: &str) -> Option<String> {
 impl System for EtcdSystem {
     fn name(&self) -> &str {
         "etcd"
+    }
+
+    fn role_query(&self) -> Option<std::sync::Arc<dyn RoleQuery>> {
+        Some(std::sync::Arc::new(EtcdRoles))
     }
 
     fn version(&self) -> anyhow::Result<String> {
@@ -763,10 +768,103 @@ pub async fn measure_raw_rate(
     }
 }
 
+/// Who leads, per etcd: `POST /v3/maintenance/status` on the JSON gateway; the member whose
+/// id equals the reported leader id leads.
+pub struct EtcdRoles;
+
+#[derive(Deserialize)]
+struct EtcdStatus {
+    header: EtcdStatusHeader,
+    #[serde(default)]
+    leader: Option<String>,
+    #[serde(default, rename = "raftTerm")]
+    raft_term: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct EtcdStatusHeader {
+    member_id: String,
+}
+
+impl RoleQuery for EtcdRoles {
+    fn system(&self) -> &str {
+        "etcd"
+    }
+
+    fn status(
+        &self,
+        node: &str,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<NodeStatus, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let body = runtime.block_on(async {
+            tokio::time::timeout(timeout, status_post(addr))
+                .await
+                .map_err(|_| format!("no answer within {timeout:?}"))?
+        })?;
+        let status: EtcdStatus =
+            serde_json::from_slice(&body).map_err(|e| format!("unreadable status: {e}"))?;
+        Ok(NodeStatus {
+            node: node.to_owned(),
+            is_leader: status.leader.as_deref() == Some(status.header.member_id.as_str()),
+            term: status.raft_term.and_then(|t| t.parse().ok()).unwrap_or(0),
+            time_ms: None,
+        })
+    }
+}
+
+/// `POST /v3/maintenance/status` with an empty JSON body; the reply's body.
+async fn status_post(addr: SocketAddr) -> Result<Bytes, String> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    let (mut sender, conn) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    let driver = tokio::spawn(async move {
+        // Ends with an error whenever the peer goes away; the request sees that itself.
+        let _ = conn.await;
+    });
+    let request = hyper::Request::post("/v3/maintenance/status")
+        .header(hyper::header::HOST, addr.to_string())
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let ok = response.status().is_success();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    driver.abort();
+    if !ok {
+        return Err(format!("http error: {}", String::from_utf8_lossy(&bytes)));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn etcd_status_json_is_understood() {
+        let text = r#"{"header":{"cluster_id":"1","member_id":"42","revision":"3","raft_term":"2"},
+                       "version":"3.4.23","leader":"42","raftIndex":"9","raftTerm":"2"}"#;
+        let s: EtcdStatus = serde_json::from_str(text).unwrap();
+        assert_eq!(s.leader.as_deref(), Some(s.header.member_id.as_str()));
+        assert_eq!(s.raft_term.as_deref(), Some("2"));
+    }
 
     fn cluster(n: usize) -> ClusterSpec {
         ClusterSpec {

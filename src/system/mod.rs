@@ -9,6 +9,9 @@ pub mod clusterkv;
 pub mod command;
 pub mod etcd;
 pub mod in_memory;
+pub mod roles;
+
+pub use roles::{NodeStatus, RoleQuery};
 
 use splitbrain_checkers::Value;
 use std::future::Future;
@@ -120,6 +123,9 @@ pub trait System: Send + Sync {
     fn readiness(&self, node: &NodeSpec) -> Readiness;
     /// A client bound to `node`. Called on the client runtime (inside the cluster network).
     fn client(&self, node: &NodeSpec, cluster: &ClusterSpec) -> anyhow::Result<Box<dyn Client>>;
+    /// How to ask a node who leads (at its [`Readiness::TcpPort`] address); `None` when the
+    /// system cannot say (faults aimed at the leader then hit a random node).
+    fn role_query(&self) -> Option<std::sync::Arc<dyn RoleQuery>>;
 }
 
 /// Builds the [`System`] a campaign names: the one place systems are made from a campaign

@@ -284,6 +284,34 @@ const FIRST_SLICE: u64 = 1 << 12;
 /// How long the calling thread checks alone before it starts helper threads.
 const HELPERS_AFTER: Duration = Duration::from_micros(500);
 
+/// When the calling thread starts its helper threads: once, after it has checked alone for
+/// [`HELPERS_AFTER`], and only if work is still queued (never with one thread).
+///
+/// Timing only: every key gets the same result whether the calling thread checks it or a
+/// helper does, so mutation testing leaves this out (`.cargo/mutants.toml`).
+struct HelperStart {
+    at: Instant,
+    started: bool,
+}
+
+impl HelperStart {
+    fn new(threads: usize) -> Self {
+        HelperStart {
+            at: Instant::now() + HELPERS_AFTER,
+            started: threads <= 1,
+        }
+    }
+
+    /// True once: the first time it is asked after [`HELPERS_AFTER`] while work is queued.
+    fn due(&mut self, work_queued: impl FnOnce() -> bool) -> bool {
+        if self.started || Instant::now() < self.at || !work_queued() {
+            return false;
+        }
+        self.started = true;
+        true
+    }
+}
+
 /// One key waiting for (more) search.
 struct Task<'h, M: Model<'h>> {
     /// Position of the key in key order.
@@ -421,22 +449,15 @@ impl<'h> Run<'_, 'h> {
         // Most histories are decided in well under a millisecond, where starting threads
         // would cost more than it saves. So the calling thread works alone at first and
         // starts helpers only once the check has lasted a while and work is still queued.
-        let helpers_from = Instant::now() + HELPERS_AFTER;
-        std::thread::scope(|scope| {
-            let mut helpers_started = threads <= 1;
-            loop {
-                if !helpers_started
-                    && Instant::now() >= helpers_from
-                    && !queue.lock().expect("no panic holds the queue").is_empty()
-                {
-                    for _ in 1..threads {
-                        scope.spawn(|| while take_turn() {});
-                    }
-                    helpers_started = true;
+        let mut helpers = HelperStart::new(threads);
+        std::thread::scope(|scope| loop {
+            if helpers.due(|| !queue.lock().expect("no panic holds the queue").is_empty()) {
+                for _ in 1..threads {
+                    scope.spawn(|| while take_turn() {});
                 }
-                if !take_turn() {
-                    break;
-                }
+            }
+            if !take_turn() {
+                break;
             }
         });
         let results = results
@@ -669,6 +690,22 @@ mod tests {
         let r = check(&observed, &spec, &one_job()).unwrap();
         assert_eq!(r.verdict, Verdict::Valid);
         assert_eq!(r.cause, None);
+
+        // Operations that never completed are operations: the cause is that none
+        // completed ok, not that there were none.
+        let pending = history(&[
+            (0, Invoke, "write", Value::Int(1)),
+            (1, Invoke, "read", Value::Nil),
+        ]);
+        let r = check(&pending, &spec, &one_job()).unwrap();
+        assert_eq!(r.verdict, Verdict::Unknown);
+        assert!(
+            r.cause
+                .as_deref()
+                .unwrap()
+                .starts_with("no operation completed ok"),
+            "{r:?}"
+        );
     }
 
     /// Keys 0 and 2 are invalid (a read of a value never written), key 1 valid.

@@ -240,3 +240,80 @@ impl PhaseStats {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use splitbrain_checkers::Event;
+
+    fn event(index: u64, time: u64, process: u64, kind: EventType, f: &str, key: i64) -> Event {
+        Event {
+            index,
+            time: Some(time),
+            process: Process::Client(process),
+            kind,
+            f: f.to_owned(),
+            key: Some(Value::Int(key)),
+            value: Value::Int(7),
+            node: None,
+            error: None,
+        }
+    }
+
+    fn history() -> History {
+        History::new(vec![
+            event(0, 0, 0, EventType::Invoke, "write", 1),
+            event(1, 1_000_000, 1, EventType::Invoke, "read", 1),
+            event(2, 2_000_000, 0, EventType::Ok, "write", 1),
+            event(3, 4_000_000, 1, EventType::Info, "read", 1),
+            event(4, 5_000_000, 2, EventType::Invoke, "write", 2),
+            event(5, 6_000_000, 3, EventType::Invoke, "cas", 2),
+            event(6, 9_000_000, 3, EventType::Fail, "cas", 2),
+        ])
+    }
+
+    #[test]
+    fn each_invocation_pairs_with_its_process_next_completion() {
+        let ops = client_ops(&history());
+        let summary: Vec<(u64, &str, OpOutcome, Option<u64>)> = ops
+            .iter()
+            .map(|o| (o.index, o.f.as_str(), o.outcome, o.end_ns))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (0, "write", OpOutcome::Ok, Some(2_000_000)),
+                (1, "read", OpOutcome::Info, Some(4_000_000)),
+                (4, "write", OpOutcome::Pending, None),
+                (5, "cas", OpOutcome::Fail, Some(9_000_000)),
+            ]
+        );
+        assert_eq!(
+            ops[0].output,
+            Some(Value::Int(7)),
+            "an ok keeps what it saw"
+        );
+        assert_eq!(ops[1].output, None, "an info saw nothing");
+    }
+
+    #[test]
+    fn stats_count_outcomes_keys_and_latencies_of_completed_operations() {
+        let stats = op_stats(&history());
+        assert_eq!(
+            (stats.ok, stats.fail, stats.info, stats.pending),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(stats.operations(), 4);
+        assert_eq!(stats.availability, 0.25);
+        assert_eq!(stats.by_function["write"], [1, 0, 0, 1]);
+        assert_eq!(stats.ok_per_key["1"], 1);
+        assert_eq!(
+            stats.ok_per_key["2"], 0,
+            "a key without an ok is still listed"
+        );
+        // Latencies 2 ms, 3 ms, 3 ms; the pending write has none.
+        assert_eq!(stats.latency_ms.p50, 3.0);
+        assert_eq!(stats.latency_ms.max, 3.0);
+        assert_eq!(op_stats(&History::default()).availability, 0.0);
+    }
+}

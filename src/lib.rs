@@ -30,6 +30,7 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod summary;
+pub mod txn_check;
 pub mod workload;
 
 // The OS layer: network namespaces, topology, cgroups, node supervision, cleanup, probes.

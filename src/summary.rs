@@ -828,6 +828,8 @@ pub fn check_and_summarise(history: &History, facts: &RunFacts) -> anyhow::Resul
             invalid_keys: Vec::new(),
             linearizations: Vec::new(),
         });
+    } else if let Some(txn) = crate::txn_check::check(history, campaign)? {
+        outcomes.push(txn);
     } else if campaign.workload.kind == WorkloadKind::Set {
         let r = set_checker::check_sets(history);
         let lost: usize = r.keys.iter().map(|k| k.lost.len()).sum();

@@ -1324,6 +1324,6 @@ pub fn role_query_for(system: &crate::campaign::SystemSpec) -> Option<Arc<dyn Ro
     match system {
         SystemSpec::Etcd(_) => Some(Arc::new(roles::EtcdRoles)),
         SystemSpec::Clusterkv(_) => Some(Arc::new(roles::ClusterKvRoles)),
-        SystemSpec::Command(_) | SystemSpec::InMemory(_) => None,
+        SystemSpec::Command(_) | SystemSpec::Postgres(_) | SystemSpec::InMemory(_) => None,
     }
 }

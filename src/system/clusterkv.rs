@@ -451,6 +451,7 @@ fn encode(request: &Request) -> Result<Json, String> {
     Ok(match request.f {
         Function::Read => json!({"op": "read", "key": key}),
         Function::ReadSet => json!({"op": "read_set", "key": key}),
+        Function::Txn => return Err("clusterkv runs no transactions".into()),
         Function::Write => json!({"op": "write", "key": key, "value": to_json(&request.value)?}),
         Function::Add => json!({"op": "add", "key": key, "element": to_json(&request.value)?}),
         Function::Cas => {

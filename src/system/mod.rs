@@ -9,6 +9,7 @@ pub mod clusterkv;
 pub mod command;
 pub mod etcd;
 pub mod in_memory;
+pub mod postgres;
 
 use splitbrain_checkers::Value;
 use std::future::Future;
@@ -63,6 +64,8 @@ pub enum Function {
     Add,
     /// Read the whole set.
     ReadSet,
+    /// A transaction: the value is its micro-operations (see `crate::workload::MicroOp`).
+    Txn,
 }
 
 impl Function {
@@ -74,6 +77,7 @@ impl Function {
             Function::Cas => "cas",
             Function::Add => "add",
             Function::ReadSet => "read",
+            Function::Txn => "txn",
         }
     }
 }

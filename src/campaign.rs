@@ -985,7 +985,12 @@ impl Campaign {
             .validate(self.nodes)
             .map_err(|e| invalid("nemesis", e.to_string()))?;
         self.check_transactions(&invalid)?;
-        if let Some(model) = self.checker.model.as_ref().filter(|_| !w.kind.is_transactional()) {
+        if let Some(model) = self
+            .checker
+            .model
+            .as_ref()
+            .filter(|_| !w.kind.is_transactional())
+        {
             use splitbrain_checkers::models::ModelKind;
             let kind = model
                 .parse::<ModelKind>()
@@ -1298,7 +1303,10 @@ mod tests {
         let err = error_of(
             "name: t\nsystem: {postgres: {isolation: snapshot}}\nnodes: 1\nworkload: {kind: list-append}\n",
         );
-        assert!(err.contains("serializable") && err.contains("line 2"), "{err}");
+        assert!(
+            err.contains("serializable") && err.contains("line 2"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -59,7 +59,9 @@ pub fn system_for(spec: &SystemSpec) -> anyhow::Result<Arc<dyn System>> {
             Arc::new(kv)
         }
         SystemSpec::Command(c) => Arc::new(crate::system::command::CommandSystem::new(c.clone())?),
-        SystemSpec::Postgres(p) => Arc::new(crate::system::postgres::PostgresSystem::new(p.clone())),
+        SystemSpec::Postgres(p) => {
+            Arc::new(crate::system::postgres::PostgresSystem::new(p.clone()))
+        }
         SystemSpec::InMemory(_) => anyhow::bail!("the in-memory system has no nodes"),
     })
 }

@@ -34,7 +34,9 @@ pub fn check(history: &History, campaign: &Campaign) -> anyhow::Result<Option<Ch
         Err(e) => CheckerOutcome {
             checker,
             verdict: Verdict::Unknown,
-            detail: format!("not checked: the history is not one of {workload:?} transactions: {e}"),
+            detail: format!(
+                "not checked: the history is not one of {workload:?} transactions: {e}"
+            ),
             result: serde_json::Value::Null,
             counterexample: None,
             invalid_keys: Vec::new(),

@@ -227,9 +227,7 @@ pub enum MicroOp {
 impl MicroOp {
     pub fn key(self) -> i64 {
         match self {
-            MicroOp::Append { key, .. } | MicroOp::Write { key, .. } | MicroOp::Read { key } => {
-                key
-            }
+            MicroOp::Append { key, .. } | MicroOp::Write { key, .. } | MicroOp::Read { key } => key,
         }
     }
 
@@ -248,7 +246,11 @@ impl MicroOp {
             (MicroOp::Read { .. }, None) => Value::Nil,
             (MicroOp::Read { .. }, Some(read)) => read.to_value(),
         };
-        Value::List(vec![Value::Str(self.name().into()), Value::Int(self.key()), third])
+        Value::List(vec![
+            Value::Str(self.name().into()),
+            Value::Int(self.key()),
+            third,
+        ])
     }
 }
 
@@ -422,7 +424,8 @@ impl TxnGenerator {
             .map(|_| {
                 let slot = rng.gen_range(0..pool.active.len());
                 let key = pool.active[slot];
-                let read = rng.gen_range(0..self.read_weight + self.write_weight) < self.read_weight;
+                let read =
+                    rng.gen_range(0..self.read_weight + self.write_weight) < self.read_weight;
                 if read {
                     return MicroOp::Read { key };
                 }
@@ -567,7 +570,10 @@ mod tests {
                     assert_eq!(item.as_list().unwrap()[2], Value::Nil);
                 }
             }
-            let wrote = ops.iter().filter(|o| !matches!(o, MicroOp::Read { .. })).count();
+            let wrote = ops
+                .iter()
+                .filter(|o| !matches!(o, MicroOp::Read { .. }))
+                .count();
             read_only += usize::from(wrote == 0);
             write_only += usize::from(wrote == ops.len());
             for o in ops {
@@ -579,9 +585,16 @@ mod tests {
             }
         }
         assert_eq!(lengths.len(), 5, "every length from 1 to 5 occurs");
-        assert!(read_only > 20 && write_only > 20, "{read_only} {write_only}");
+        assert!(
+            read_only > 20 && write_only > 20,
+            "{read_only} {write_only}"
+        );
         for (key, values) in &writes {
-            assert!(values.len() <= 4, "key {key} written {} times", values.len());
+            assert!(
+                values.len() <= 4,
+                "key {key} written {} times",
+                values.len()
+            );
             let mut unique = values.clone();
             unique.dedup();
             assert_eq!(&unique, values, "key {key}: values unique and counting up");
@@ -647,7 +660,11 @@ mod tests {
         assert!(check_completion(&requested, &short).is_err());
         let garbage = Value::List(vec![
             ops[0].to_value(None),
-            Value::List(vec![Value::Str("r".into()), Value::Int(1), Value::Str("x".into())]),
+            Value::List(vec![
+                Value::Str("r".into()),
+                Value::Int(1),
+                Value::Str("x".into()),
+            ]),
             ops[2].to_value(None),
         ]);
         assert!(check_completion(&requested, &garbage).is_err());

@@ -30,7 +30,8 @@ const FAULTS: &str = "nemesis:\n  timeline:\n  \
     - {at: 4s, fault: pause, target: n2, for: 1500ms}\n  \
     - {at: 6500ms, fault: kill, target: n3, for: 1s}\n";
 
-fn run_campaign(system: &str, seed: u64) -> (RunReport, tempfile::TempDir) {
+/// A list-append run of `system` (YAML) with `timeout` per transaction.
+fn run_campaign(system: &str, timeout: &str, seed: u64) -> (RunReport, tempfile::TempDir) {
     let results = tempfile::tempdir().unwrap();
     let campaign = splitbrain::campaign::parse(
         &format!(
@@ -38,7 +39,7 @@ fn run_campaign(system: &str, seed: u64) -> (RunReport, tempfile::TempDir) {
              system: {system}\n\
              nodes: 3\n\
              workload: {{kind: list-append, concurrency: 6, key_count: 6, max_txn_length: 4, \
-               max_writes_per_key: 16, duration: 9s, timeout: 1s, recovery: 2s}}\n\
+               max_writes_per_key: 16, duration: 9s, timeout: {timeout}, recovery: 2s}}\n\
              {FAULTS}\
              checker: {{consistency: strict-serializable}}\n"
         ),
@@ -54,7 +55,8 @@ fn run_campaign(system: &str, seed: u64) -> (RunReport, tempfile::TempDir) {
     (report, results)
 }
 
-fn assert_strictly_serializable(report: &RunReport) {
+/// Valid, with at least `min_committed` committed transactions and reads that saw appends.
+fn assert_strictly_serializable(report: &RunReport, min_committed: u64) {
     assert_eq!(report.verdict, Verdict::Valid, "{}", report.summary);
     let outcome = report
         .results
@@ -64,7 +66,7 @@ fn assert_strictly_serializable(report: &RunReport) {
         .unwrap_or_else(|| panic!("{}", report.summary));
     assert_eq!(outcome.verdict, Verdict::Valid, "{}", outcome.detail);
     assert!(
-        outcome.result["committed"].as_u64().unwrap() > 100,
+        outcome.result["committed"].as_u64().unwrap() >= min_committed,
         "{}",
         outcome.detail
     );
@@ -76,7 +78,11 @@ fn assert_strictly_serializable(report: &RunReport) {
             .any(|l| l.contains(r#""type":"ok""#) && l.contains(r#"["r","#) && l.contains(",[1,")),
         "no read observed an append"
     );
-    assert_eq!(report.results.fault_effect.in_effect, 3, "{}", report.summary);
+    assert_eq!(
+        report.results.fault_effect.in_effect, 3,
+        "{}",
+        report.summary
+    );
 }
 
 #[test]
@@ -85,8 +91,8 @@ fn etcd_list_append_under_partitions_pauses_and_kills_is_strictly_serializable()
     if !have_root(test) || !have_etcd(test) {
         return;
     }
-    let (report, _results) = run_campaign("{etcd: {}}", 1);
-    assert_strictly_serializable(&report);
+    let (report, _results) = run_campaign("{etcd: {}}", "1s", 1);
+    assert_strictly_serializable(&report, 100);
 }
 
 #[test]
@@ -112,6 +118,8 @@ fn the_command_protocol_carries_transactions_through_the_example_client() {
     let system = format!(
         "\n  command:\n    name: etcd-py\n    node:\n      program: sh\n      args:\n        - -c\n        - >-\n          exec etcd --name {{node}} --data-dir {{data_dir}}\n          --listen-client-urls http://{{ip}}:2379 --advertise-client-urls http://{{ip}}:2379\n          --listen-peer-urls http://{{ip}}:2380 --initial-advertise-peer-urls http://{{ip}}:2380\n          --initial-cluster $(echo {{peers}} | sed 's|=|=http://|g')\n          --heartbeat-interval 50 --election-timeout 500 --logger zap\n      port: 2379\n      peer_port: 2380\n      readiness: {{tcp_port: 2379}}\n    client:\n      program: python3\n      args: ['{client}', '{{ip}}', '{{port}}']"
     );
-    let (report, _results) = run_campaign(&system, 2);
-    assert_strictly_serializable(&report);
+    // A client program's start (Python, on a busy machine) counts against its first
+    // request's deadline: a longer one than the built-in client needs.
+    let (report, _results) = run_campaign(&system, "5s", 2);
+    assert_strictly_serializable(&report, 20);
 }

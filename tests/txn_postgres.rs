@@ -87,7 +87,12 @@ fn postgres_serializable_under_pauses_and_kills_is_serializable() {
     let results = results_dir();
     for seed in [1, 2] {
         let report = run_postgres("serializable", "serializable", seed, results.path());
-        assert_eq!(report.verdict, Verdict::Valid, "seed {seed}: {}", report.summary);
+        assert_eq!(
+            report.verdict,
+            Verdict::Valid,
+            "seed {seed}: {}",
+            report.summary
+        );
         let outcome = txn_outcome(&report);
         assert_eq!(outcome.verdict, Verdict::Valid, "{}", outcome.detail);
         assert!(anomalies(&report).is_empty(), "{}", outcome.detail);
@@ -99,7 +104,11 @@ fn postgres_serializable_under_pauses_and_kills_is_serializable() {
             "{}",
             report.summary
         );
-        assert!(report.results.fault_kinds.contains("kill"), "{}", report.summary);
+        assert!(
+            report.results.fault_kinds.contains("kill"),
+            "{}",
+            report.summary
+        );
     }
 }
 

@@ -460,7 +460,9 @@ impl TxnKeyState {
                 .collect::<Result<_, _>>()
                 .map(TxnKeyState::List);
         }
-        text.parse().map(TxnKeyState::Register).map_err(|_| unreadable())
+        text.parse()
+            .map(TxnKeyState::Register)
+            .map_err(|_| unreadable())
     }
 }
 
@@ -611,12 +613,14 @@ impl EtcdClient {
             .iter()
             .map(|k| json!({"request_range": {"key": BASE64.encode(txn_key(*k))}}))
             .collect();
-        let snapshot: TxnReadResponse =
-            match self.call("/v3/kv/txn", json!({"success": ranges}), deadline).await {
-                Ok(snapshot) => snapshot,
-                // Nothing was written yet: the transaction certainly had no effect.
-                Err(e) => return Ok(Outcome::Fail(format!("reading the keys: {e}"))),
-            };
+        let snapshot: TxnReadResponse = match self
+            .call("/v3/kv/txn", json!({"success": ranges}), deadline)
+            .await
+        {
+            Ok(snapshot) => snapshot,
+            // Nothing was written yet: the transaction certainly had no effect.
+            Err(e) => return Ok(Outcome::Fail(format!("reading the keys: {e}"))),
+        };
         if snapshot.responses.len() != keys.len() {
             return Ok(Outcome::Fail(format!(
                 "reading the keys: {} answers to {} reads",

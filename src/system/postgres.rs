@@ -269,7 +269,13 @@ impl PostgresSystem {
 
     /// `setpriv` starting `postgres` as `uid`:`gid` on `data_dir`, listening on the node's
     /// address only.
-    pub fn server_launch(&self, node: &NodeSpec, data_dir: &Path, uid: u32, gid: u32) -> LaunchSpec {
+    pub fn server_launch(
+        &self,
+        node: &NodeSpec,
+        data_dir: &Path,
+        uid: u32,
+        gid: u32,
+    ) -> LaunchSpec {
         let setting = |name: &str, value: String| ["-c".to_owned(), format!("{name}={value}")];
         let mut args = vec![
             format!("--reuid={uid}"),
@@ -444,8 +450,11 @@ impl PostgresClient {
             // The harness's probe that the node serves (before the run): the table is there.
             Function::Read => {
                 let conn = self.conn.as_ref().expect("connected above");
-                match timeout_at(deadline, conn.client.simple_query("SELECT 1 FROM kv LIMIT 1"))
-                    .await
+                match timeout_at(
+                    deadline,
+                    conn.client.simple_query("SELECT 1 FROM kv LIMIT 1"),
+                )
+                .await
                 {
                     Ok(Ok(_)) => Outcome::Ok(Value::Nil),
                     Ok(Err(e)) => Outcome::Fail(describe(&e)),

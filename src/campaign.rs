@@ -103,7 +103,7 @@ impl SystemSpec {
             SystemSpec::Etcd(_) => "etcd".into(),
             SystemSpec::Clusterkv(c) => c.arch.name().to_owned(),
             SystemSpec::Command(_) => "command".into(),
-            SystemSpec::Postgres(_) => "postgres".into(),
+            SystemSpec::Postgres(p) => format!("postgres-{}", p.isolation.name()),
             SystemSpec::InMemory(_) => "in-memory".into(),
         }
     }
@@ -1027,14 +1027,14 @@ impl Campaign {
         if let SystemSpec::Clusterkv(kv) = &self.system {
             self.check_clusterkv_timing(kv, &invalid)?;
         }
-        if matches!(self.system, SystemSpec::Postgres(_)) && self.nodes != 1 {
-            return Err(invalid(
-                "nodes",
-                format!(
-                    "{}: the postgres system runs one node (streaming replicas are not supported yet)",
-                    self.nodes
-                ),
-            ));
+        if let SystemSpec::Postgres(p) = &self.system {
+            if p.read_from_standbys && self.nodes == 1 {
+                return Err(invalid(
+                    "system.postgres.read_from_standbys",
+                    "expected more than one node (n1 is the primary, the others its standbys)"
+                        .into(),
+                ));
+            }
         }
         Ok(())
     }
@@ -1293,8 +1293,8 @@ mod tests {
                 "workload.mix",
             ),
             (
-                "system: {postgres: {}}\nnodes: 3\nworkload: {kind: list-append}\n",
-                "nodes",
+                "system: {postgres: {read_from_standbys: true}}\nnodes: 1\nworkload: {kind: list-append}\n",
+                "read_from_standbys",
             ),
         ] {
             let err = error_of(&format!("name: t\n{yaml}"));

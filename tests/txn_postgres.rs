@@ -149,3 +149,19 @@ fn postgres_repeatable_read_is_snapshot_isolation() {
     let found = anomalies(&report);
     assert!(found.iter().all(|a| a == "G2-item"), "{found:?}");
 }
+
+#[test]
+fn compare_takes_each_isolation_level_as_a_system_of_its_own() {
+    let systems =
+        splitbrain::compare::parse_systems("postgres-serializable,postgres-read-committed,etcd")
+            .unwrap();
+    let names: Vec<String> = systems.iter().map(|s| s.name()).collect();
+    assert_eq!(
+        names,
+        ["postgres-serializable", "postgres-read-committed", "etcd"]
+    );
+    let err = splitbrain::compare::parse_systems("postgres-snapshot")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("postgres-repeatable-read"), "{err}");
+}

@@ -71,6 +71,10 @@ pub struct PostgresSpec {
     /// The unprivileged user the server runs as (default `postgres`).
     #[serde(default)]
     pub user: Option<String>,
+    /// With more than one node (`n1` the primary, the others its hot standbys): clients
+    /// bound to a standby run their read-only transactions there.
+    #[serde(default)]
+    pub read_from_standbys: bool,
 }
 
 /// PostgreSQL's isolation levels (`read uncommitted` is `read committed` in PostgreSQL).
@@ -84,6 +88,21 @@ pub enum Isolation {
 }
 
 impl Isolation {
+    pub const ALL: [Isolation; 3] = [
+        Isolation::Serializable,
+        Isolation::RepeatableRead,
+        Isolation::ReadCommitted,
+    ];
+
+    /// The name in campaign files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isolation::Serializable => "serializable",
+            Isolation::RepeatableRead => "repeatable-read",
+            Isolation::ReadCommitted => "read-committed",
+        }
+    }
+
     /// The level as SQL writes it.
     pub fn sql(self) -> &'static str {
         match self {
@@ -260,11 +279,85 @@ impl PostgresSystem {
         Ok(format!("postgres {version}"))
     }
 
-    fn launch_node(&self, node: &NodeSpec) -> anyhow::Result<LaunchSpec> {
+    fn launch_node(&self, node: &NodeSpec, cluster: &ClusterSpec) -> anyhow::Result<LaunchSpec> {
         let data_dir = std::path::absolute(&node.data_dir)?;
-        self.init_data_dir(&data_dir)?;
         let user = self.user()?;
-        Ok(self.server_launch(node, &data_dir, user.uid.as_raw(), user.gid.as_raw()))
+        let (uid, gid) = (user.uid.as_raw(), user.gid.as_raw());
+        match cluster.nodes.first() {
+            Some(primary) if primary.name != node.name => {
+                self.prepare_standby_dir(&data_dir, &user)?;
+                Ok(self.standby_launch(node, primary, &data_dir, uid, gid))
+            }
+            _ => {
+                self.init_data_dir(&data_dir)?;
+                Ok(self.server_launch(node, &data_dir, uid, gid))
+            }
+        }
+    }
+
+    /// An empty data directory for a standby, owned by the user, unless it holds one.
+    fn prepare_standby_dir(
+        &self,
+        data_dir: &Path,
+        user: &nix::unistd::User,
+    ) -> Result<(), PostgresError> {
+        let io = |error| PostgresError::Io {
+            path: data_dir.to_owned(),
+            error,
+        };
+        if data_dir.join("PG_VERSION").exists() {
+            return Ok(());
+        }
+        crate::results::create_dirs(data_dir).map_err(io)?;
+        check_reachable(data_dir, user)?;
+        nix::unistd::chown(data_dir, Some(user.uid), Some(user.gid)).map_err(|e| io(e.into()))?;
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700)).map_err(io)
+    }
+
+    /// A hot standby of `primary`: on its first start `pg_basebackup` copies the primary
+    /// (retried until the primary answers, `-R`: streaming from it), then the node's
+    /// process becomes `postgres` itself (`exec`). The values reach the fixed script as
+    /// arguments, never as script text.
+    pub fn standby_launch(
+        &self,
+        node: &NodeSpec,
+        primary: &NodeSpec,
+        data_dir: &Path,
+        uid: u32,
+        gid: u32,
+    ) -> LaunchSpec {
+        const SCRIPT: &str = r#"if [ ! -f "$3/PG_VERSION" ]; then
+  until "$1" -h "$2" -p "$4" -U postgres -D "$3" -R -X stream -c fast; do
+    find "$3" -mindepth 1 -delete; sleep 0.3
+  done
+fi
+shift 4
+exec "$@""#;
+        let server = self.server_launch(node, data_dir, uid, gid);
+        // `setpriv … --` as the server's, then the shell in place of `postgres`.
+        let split = server
+            .args
+            .iter()
+            .position(|a| a == "--")
+            .expect("server_launch has --")
+            + 1;
+        let mut args = server.args[..split].to_vec();
+        args.extend([
+            "sh".to_owned(),
+            "-c".to_owned(),
+            SCRIPT.to_owned(),
+            "sh".to_owned(),
+            self.bin("pg_basebackup").display().to_string(),
+            primary.ip.to_string(),
+            data_dir.display().to_string(),
+            PORT.to_string(),
+        ]);
+        args.extend(server.args[split..].iter().cloned());
+        LaunchSpec {
+            program: server.program,
+            args,
+            env: Vec::new(),
+        }
     }
 
     /// `setpriv` starting `postgres` as `uid`:`gid` on `data_dir`, listening on the node's
@@ -294,6 +387,8 @@ impl PostgresSystem {
                 setting("unix_socket_directories", String::new()),
                 setting("max_connections", "300".to_owned()),
                 setting("logging_collector", "off".to_owned()),
+                // A standby cut off by a partition catches up from the primary's WAL.
+                setting("wal_keep_size", "512MB".to_owned()),
             ]
             .into_iter()
             .flatten(),
@@ -315,8 +410,8 @@ impl System for PostgresSystem {
         self.version_text()
     }
 
-    fn launch(&self, node: &NodeSpec, _cluster: &ClusterSpec) -> anyhow::Result<LaunchSpec> {
-        self.launch_node(node)
+    fn launch(&self, node: &NodeSpec, cluster: &ClusterSpec) -> anyhow::Result<LaunchSpec> {
+        self.launch_node(node, cluster)
     }
 
     fn readiness(&self, node: &NodeSpec) -> Readiness {
@@ -336,15 +431,24 @@ impl System for PostgresSystem {
                 "-d".to_owned(),
                 "postgres".to_owned(),
                 "-c".to_owned(),
-                CREATE_TABLE.to_owned(),
+                // The primary (`n1`) creates the table; a standby is ready once it has it.
+                if node.id == 1 {
+                    CREATE_TABLE.to_owned()
+                } else {
+                    "SELECT 1 FROM kv LIMIT 0".to_owned()
+                },
             ],
             env: vec![("PGCONNECT_TIMEOUT".to_owned(), "2".to_owned())],
         })
     }
 
-    fn client(&self, node: &NodeSpec, _cluster: &ClusterSpec) -> anyhow::Result<Box<dyn Client>> {
+    fn client(&self, node: &NodeSpec, cluster: &ClusterSpec) -> anyhow::Result<Box<dyn Client>> {
+        let primary = cluster.nodes.first().unwrap_or(node);
+        let standby = (self.spec.read_from_standbys && primary.name != node.name)
+            .then(|| node.ip.to_string());
         Ok(Box::new(PostgresClient::new(
-            node.ip.to_string(),
+            primary.ip.to_string(),
+            standby,
             self.spec.isolation,
         )))
     }
@@ -365,10 +469,9 @@ impl Drop for Connection {
     }
 }
 
-/// A client of one PostgreSQL node.
-pub struct PostgresClient {
+/// One server a client talks to, and its connection once open.
+struct Endpoint {
     host: String,
-    isolation: Isolation,
     conn: Option<Connection>,
 }
 
@@ -378,14 +481,9 @@ struct TxnFailure {
     error: tokio_postgres::Error,
 }
 
-impl PostgresClient {
-    /// A client of the server at `host`:5432; it connects on first use.
-    pub fn new(host: String, isolation: Isolation) -> Self {
-        PostgresClient {
-            host,
-            isolation,
-            conn: None,
-        }
+impl Endpoint {
+    fn new(host: String) -> Self {
+        Endpoint { host, conn: None }
     }
 
     async fn connect(&self, deadline: Instant) -> Result<Connection, String> {
@@ -400,7 +498,7 @@ impl PostgresClient {
             let (client, connection) = config
                 .connect(tokio_postgres::NoTls)
                 .await
-                .map_err(|e| format!("connect: {e}"))?;
+                .map_err(|e| format!("connect to {}: {e}", self.host))?;
             let driver = tokio::spawn(async move {
                 // Ends with an error whenever the server goes away; the client sees that
                 // as a failed query.
@@ -423,65 +521,63 @@ impl PostgresClient {
                 }),
                 Err(e) => {
                     driver.abort();
-                    Err(format!("preparing statements: {e}"))
+                    Err(format!("preparing statements on {}: {e}", self.host))
                 }
             }
         };
         timeout_at(deadline, open)
             .await
-            .unwrap_or_else(|_| Err("connect timed out".to_owned()))
+            .unwrap_or_else(|_| Err(format!("connect to {} timed out", self.host)))
     }
 
-    /// Performs one request; never retries a transaction.
-    pub async fn perform(&mut self, request: &Request) -> Outcome {
-        let deadline = Instant::now() + request.timeout;
+    /// The open connection, or a new one; a failure here happens before anything is sent.
+    async fn connected(&mut self, deadline: Instant) -> Result<&Connection, String> {
         if self.conn.as_ref().is_some_and(|c| c.client.is_closed()) {
             self.conn = None;
         }
         if self.conn.is_none() {
-            match self.connect(deadline).await {
-                Ok(conn) => self.conn = Some(conn),
-                // Nothing was sent: no effect.
-                Err(e) => return Outcome::Fail(e),
-            }
+            self.conn = Some(self.connect(deadline).await?);
         }
-        match request.f {
-            Function::Txn => self.transaction(&request.value, deadline).await,
-            // The harness's probe that the node serves (before the run): the table is there.
-            Function::Read => {
-                let conn = self.conn.as_ref().expect("connected above");
-                match timeout_at(
-                    deadline,
-                    conn.client.simple_query("SELECT 1 FROM kv LIMIT 1"),
-                )
-                .await
-                {
-                    Ok(Ok(_)) => Outcome::Ok(Value::Nil),
-                    Ok(Err(e)) => Outcome::Fail(describe(&e)),
-                    Err(_) => {
-                        self.conn = None;
-                        Outcome::Fail("timed out".to_owned())
-                    }
-                }
+        Ok(self.conn.as_ref().expect("connected above"))
+    }
+
+    /// The harness's probe that the server serves (before the run): the table is there.
+    async fn probe(&mut self, deadline: Instant) -> Outcome {
+        let conn = match self.connected(deadline).await {
+            Ok(conn) => conn,
+            Err(e) => return Outcome::Fail(e),
+        };
+        match timeout_at(
+            deadline,
+            conn.client.simple_query("SELECT 1 FROM kv LIMIT 1"),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Outcome::Ok(Value::Nil),
+            Ok(Err(e)) => Outcome::Fail(describe(&e)),
+            Err(_) => {
+                self.conn = None;
+                Outcome::Fail("timed out".to_owned())
             }
-            other => Outcome::Fail(format!(
-                "postgres runs transactions, not `{}`",
-                other.name()
-            )),
         }
     }
 
-    async fn transaction(&mut self, value: &Value, deadline: Instant) -> Outcome {
-        let ops = match parse_txn(value) {
-            Ok(ops) => ops,
-            Err(e) => return Outcome::Fail(e.to_string()),
+    async fn transaction(
+        &mut self,
+        isolation: Isolation,
+        ops: &[MicroOp],
+        deadline: Instant,
+    ) -> Outcome {
+        let conn = match self.connected(deadline).await {
+            Ok(conn) => conn,
+            // Nothing was sent: no effect.
+            Err(e) => return Outcome::Fail(e),
         };
-        let conn = self.conn.as_ref().expect("connected before");
         let mut commit_sent = false;
-        let run = run_transaction(conn, self.isolation, &ops, &mut commit_sent);
+        let run = run_transaction(conn, isolation, ops, &mut commit_sent);
         let result = timeout_at(deadline, run).await;
         match result {
-            Ok(Ok(reads)) => Outcome::Ok(completed_txn_value(&ops, &reads)),
+            Ok(Ok(reads)) => Outcome::Ok(completed_txn_value(ops, &reads)),
             Err(_) => {
                 // The connection's state is unknown: a fresh one for the next request.
                 self.conn = None;
@@ -497,7 +593,7 @@ impl PostgresClient {
                 // connection).
                 if error.as_db_error().is_some() {
                     if !commit_sent {
-                        let conn = self.conn.as_ref().expect("connected before");
+                        let conn = self.conn.as_ref().expect("connected above");
                         let rolled_back =
                             timeout_at(deadline, conn.client.batch_execute("ROLLBACK")).await;
                         if !matches!(rolled_back, Ok(Ok(()))) {
@@ -515,6 +611,67 @@ impl PostgresClient {
                     Outcome::Fail(describe(&error))
                 }
             }
+        }
+    }
+}
+
+/// A client of a PostgreSQL cluster: transactions go to the primary; read-only ones to
+/// the node's own hot standby when it has one and reads from standbys are asked for.
+pub struct PostgresClient {
+    isolation: Isolation,
+    primary: Endpoint,
+    standby: Option<Endpoint>,
+}
+
+impl PostgresClient {
+    /// A client of the primary at `primary`:5432, reading from the standby at `standby`
+    /// when given; it connects on first use.
+    pub fn new(primary: String, standby: Option<String>, isolation: Isolation) -> Self {
+        PostgresClient {
+            isolation,
+            primary: Endpoint::new(primary),
+            standby: standby.map(Endpoint::new),
+        }
+    }
+
+    /// Performs one request; never retries a transaction.
+    pub async fn perform(&mut self, request: &Request) -> Outcome {
+        let deadline = Instant::now() + request.timeout;
+        match request.f {
+            Function::Txn => {
+                let ops = match parse_txn(&request.value) {
+                    Ok(ops) => ops,
+                    Err(e) => return Outcome::Fail(e.to_string()),
+                };
+                let read_only = ops.iter().all(|op| matches!(op, MicroOp::Read { .. }));
+                match &mut self.standby {
+                    // A hot standby refuses SERIALIZABLE; its snapshots are REPEATABLE
+                    // READ at best.
+                    Some(standby) if read_only => {
+                        let isolation = match self.isolation {
+                            Isolation::Serializable => Isolation::RepeatableRead,
+                            other => other,
+                        };
+                        standby.transaction(isolation, &ops, deadline).await
+                    }
+                    _ => {
+                        self.primary
+                            .transaction(self.isolation, &ops, deadline)
+                            .await
+                    }
+                }
+            }
+            Function::Read => match self.primary.probe(deadline).await {
+                Outcome::Ok(_) if self.standby.is_some() => {
+                    let standby = self.standby.as_mut().expect("checked");
+                    standby.probe(deadline).await
+                }
+                other => other,
+            },
+            other => Outcome::Fail(format!(
+                "postgres runs transactions, not `{}`",
+                other.name()
+            )),
         }
     }
 }
@@ -605,6 +762,50 @@ impl Client for PostgresClient {
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn a_standby_copies_the_primary_once_then_becomes_the_server() {
+        let system = PostgresSystem::new(PostgresSpec::default());
+        let node = |id: u8| NodeSpec {
+            name: format!("n{id}"),
+            id: id as usize,
+            ip: Ipv4Addr::new(10, 77, 0, id + 1),
+            data_dir: PathBuf::from(format!("/d{id}")),
+        };
+        let launch = system.standby_launch(&node(2), &node(1), Path::new("/d2"), 101, 104);
+        let args = &launch.args;
+        assert_eq!(launch.program, PathBuf::from("setpriv"));
+        assert_eq!(
+            &args[..6],
+            [
+                "--reuid=101",
+                "--regid=104",
+                "--clear-groups",
+                "--",
+                "sh",
+                "-c"
+            ]
+        );
+        // The script takes its values as arguments: pg_basebackup, primary, data, port.
+        assert!(
+            args[7..12]
+                .join(" ")
+                .ends_with("/pg_basebackup 10.77.0.2 /d2 5432"),
+            "{args:?}"
+        );
+        // Then the server's own command line, on the standby's address.
+        let server = args[12..].join(" ");
+        assert!(
+            server.contains("/postgres -D /d2 ") && server.contains("listen_addresses=10.77.0.3"),
+            "{server}"
+        );
+        // The shell script itself parses.
+        let status = std::process::Command::new("sh")
+            .args(["-n", "-c", &args[6]])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
 
     #[test]
     fn version_line_is_parsed() {

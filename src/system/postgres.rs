@@ -44,6 +44,29 @@ use tokio::time::{timeout_at, Instant};
 
 /// Where Debian's `postgresql-15` puts the server's programs.
 pub const DEFAULT_BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
+/// Where Debian puts each installed major version (`<version>/bin`).
+const DEBIAN_VERSIONS_DIR: &str = "/usr/lib/postgresql";
+
+/// The server programs' directory when the campaign names none: Debian's for the newest
+/// installed major version, else [`DEFAULT_BIN_DIR`].
+pub fn default_bin_dir() -> PathBuf {
+    newest_version_bin(Path::new(DEBIAN_VERSIONS_DIR))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_BIN_DIR))
+}
+
+/// `<versions>/<highest numeric version>/bin`, if it holds `postgres`.
+fn newest_version_bin(versions: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(versions)
+        .ok()?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let major: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("postgres").exists().then_some((major, bin))
+        })
+        .max_by_key(|(major, _)| *major)
+        .map(|(_, bin)| bin)
+}
 /// The unprivileged user the server runs as (created by Debian's package).
 pub const DEFAULT_USER: &str = "postgres";
 /// The port every node listens on (each node has its own address).
@@ -159,7 +182,7 @@ impl PostgresSystem {
         self.spec
             .bin_dir
             .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_BIN_DIR))
+            .unwrap_or_else(default_bin_dir)
             .join(program)
     }
 
@@ -805,6 +828,23 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    #[test]
+    fn the_newest_installed_major_version_is_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        for (version, with_server) in [("13", true), ("15", true), ("16", false), ("x", true)] {
+            let bin = dir.path().join(version).join("bin");
+            std::fs::create_dir_all(&bin).unwrap();
+            if with_server {
+                std::fs::write(bin.join("postgres"), "").unwrap();
+            }
+        }
+        assert_eq!(
+            newest_version_bin(dir.path()),
+            Some(dir.path().join("15").join("bin"))
+        );
+        assert_eq!(newest_version_bin(&dir.path().join("missing")), None);
     }
 
     #[test]

@@ -39,12 +39,24 @@ fn results_dir() -> tempfile::TempDir {
 /// A list-append run at `isolation`, checked against `consistency`, with a pause and a
 /// kill of the node.
 fn run_postgres(isolation: &str, consistency: &str, seed: u64, results: &Path) -> RunReport {
+    run_postgres_kind("list-append", isolation, consistency, seed, results)
+}
+
+/// A run of workload `kind` at `isolation`, checked against `consistency`, with a pause
+/// and a kill of the node.
+fn run_postgres_kind(
+    kind: &str,
+    isolation: &str,
+    consistency: &str,
+    seed: u64,
+    results: &Path,
+) -> RunReport {
     let campaign = splitbrain::campaign::parse(
         &format!(
             "name: txn-pg-{isolation}\n\
              system: {{postgres: {{isolation: {isolation}}}}}\n\
              nodes: 1\n\
-             workload: {{kind: list-append, concurrency: 6, key_count: 6, max_txn_length: 4, \
+             workload: {{kind: {kind}, concurrency: 6, key_count: 6, max_txn_length: 4, \
                max_writes_per_key: 16, duration: 7s, timeout: 1s, recovery: 2s}}\n\
              nemesis:\n  timeline:\n  - {{at: 1500ms, fault: pause, target: n1, for: 1500ms}}\n  \
                - {{at: 4s, fault: kill, target: n1, for: 1s}}\n\
@@ -67,7 +79,7 @@ fn txn_outcome(report: &RunReport) -> &splitbrain::summary::CheckerOutcome {
         .results
         .checkers
         .iter()
-        .find(|c| c.checker.starts_with("list-append"))
+        .find(|c| c.checker.starts_with("list-append") || c.checker.starts_with("rw-register"))
         .unwrap_or_else(|| panic!("no transactional checker: {}", report.summary))
 }
 
@@ -211,4 +223,37 @@ fn hot_standbys_serve_read_only_transactions_as_snapshots() {
         standby_reads > 20,
         "{standby_reads} read-only transactions on standbys"
     );
+}
+
+#[test]
+fn postgres_rw_register_at_serializable_is_serializable() {
+    let test = "postgres_rw_register_at_serializable_is_serializable";
+    if !have_root(test) || !have_postgres(test) {
+        return;
+    }
+    let results = results_dir();
+    let report = run_postgres_kind(
+        "rw-register",
+        "serializable",
+        "serializable",
+        6,
+        results.path(),
+    );
+    assert_eq!(report.verdict, Verdict::Valid, "{}", report.summary);
+    let outcome = txn_outcome(&report);
+    assert!(
+        outcome.checker.starts_with("rw-register"),
+        "{}",
+        outcome.checker
+    );
+    assert!(
+        outcome.result["committed"].as_u64().unwrap() > 100,
+        "{}",
+        outcome.detail
+    );
+    // Registers were read after being written: the history has something to check.
+    let history = std::fs::read_to_string(report.dir.join("history.jsonl")).unwrap();
+    assert!(history
+        .lines()
+        .any(|l| l.contains(r#""type":"ok""#) && l.contains(r#"["r","#) && !l.contains(",null]")));
 }

@@ -27,8 +27,9 @@
 //!
 //! Outcomes, nothing retried: an error before `COMMIT` was sent (a serialization failure,
 //! a deadlock, a lost connection, a timeout) is `fail` — a transaction whose `COMMIT` was
-//! never sent cannot commit; an error answer to `COMMIT` (a serialization failure at
-//! commit) is `fail`; a connection lost or a timeout after `COMMIT` was sent is `info`.
+//! never sent cannot commit; a rollback answer to `COMMIT` (a serialization failure at
+//! commit) is `fail`; a connection lost, a timeout or any other error answer (the server
+//! shutting down) after `COMMIT` was sent is `info`.
 
 use super::{
     BoxFuture, Client, ClusterSpec, Function, LaunchSpec, NodeSpec, Outcome, Readiness, Request,
@@ -611,6 +612,16 @@ impl Endpoint {
                 }
             }
             Ok(Err(TxnFailure { commit_sent, error })) => {
+                // An error answer to `COMMIT` that is not a rollback (the server shutting
+                // down, crashing, out of resources) leaves the commit unknown.
+                if commit_sent
+                    && error
+                        .as_db_error()
+                        .is_some_and(|db| !rolled_back_at_commit(db.code().code()))
+                {
+                    self.conn = None;
+                    return Outcome::Info(describe(&error));
+                }
                 // The server answered: the transaction is rolled back (at `COMMIT` the
                 // server has already aborted it; before, roll back to reuse the
                 // connection).
@@ -764,6 +775,17 @@ async fn run_transaction(
     Ok(reads)
 }
 
+/// Whether an error answer to `COMMIT` with this SQLSTATE certainly means the transaction
+/// was rolled back: a serialization failure or deadlock (class 40), a deferred constraint
+/// (23), an invalid transaction state (25). Anything else — the server shutting down (57),
+/// a connection problem (08), resources (53), an internal error (XX) — may have come
+/// after the commit was durable.
+fn rolled_back_at_commit(sqlstate: &str) -> bool {
+    ["40", "23", "25"]
+        .iter()
+        .any(|class| sqlstate.starts_with(class))
+}
+
 /// An error as one line: the server's SQLSTATE and message, or the client's.
 fn describe(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {
@@ -845,6 +867,16 @@ mod tests {
             Some(dir.path().join("15").join("bin"))
         );
         assert_eq!(newest_version_bin(&dir.path().join("missing")), None);
+    }
+
+    #[test]
+    fn only_a_rollback_answer_to_commit_is_a_failure() {
+        for rolled_back in ["40001", "40P01", "23505", "25P02"] {
+            assert!(rolled_back_at_commit(rolled_back), "{rolled_back}");
+        }
+        for unknown in ["57P01", "57P02", "08006", "53100", "XX000"] {
+            assert!(!rolled_back_at_commit(unknown), "{unknown}");
+        }
     }
 
     #[test]

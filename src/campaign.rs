@@ -50,6 +50,8 @@ pub enum SystemSpec {
     Clusterkv(ClusterKvSpec),
     /// Any system: node command templates and an external JSON-lines client.
     Command(crate::system::command::CommandSpec),
+    /// PostgreSQL (Debian's `postgresql`), for the transactional workloads.
+    Postgres(crate::system::postgres::PostgresSpec),
     /// An in-process linearizable store: no processes, no namespaces, no privileges. For
     /// measuring the harness itself and for trying campaigns out.
     InMemory(InMemorySpec),
@@ -62,6 +64,7 @@ struct SystemSection {
     etcd: Option<EtcdSpec>,
     clusterkv: Option<ClusterKvSpec>,
     command: Option<crate::system::command::CommandSpec>,
+    postgres: Option<crate::system::postgres::PostgresSpec>,
     in_memory: Option<InMemorySpec>,
 }
 
@@ -78,12 +81,15 @@ impl TryFrom<SystemSection> for SystemSpec {
         if let Some(x) = s.command {
             given.push(SystemSpec::Command(x));
         }
+        if let Some(x) = s.postgres {
+            given.push(SystemSpec::Postgres(x));
+        }
         if let Some(x) = s.in_memory {
             given.push(SystemSpec::InMemory(x));
         }
         if given.len() != 1 {
             return Err(format!(
-                "expected exactly one of `etcd`, `clusterkv`, `command`, `in-memory`, found {}",
+                "expected exactly one of `etcd`, `clusterkv`, `command`, `postgres`, `in-memory`, found {}",
                 given.len()
             ));
         }
@@ -97,8 +103,22 @@ impl SystemSpec {
             SystemSpec::Etcd(_) => "etcd".into(),
             SystemSpec::Clusterkv(c) => c.arch.name().to_owned(),
             SystemSpec::Command(_) => "command".into(),
+            SystemSpec::Postgres(p) => format!("postgres-{}", p.isolation.name()),
             SystemSpec::InMemory(_) => "in-memory".into(),
         }
+    }
+
+    /// Whether the system's clients run transactions (`list-append`, `rw-register`).
+    pub fn runs_transactions(&self) -> bool {
+        matches!(
+            self,
+            SystemSpec::Etcd(_) | SystemSpec::Command(_) | SystemSpec::Postgres(_)
+        )
+    }
+
+    /// Whether the system's clients run the single-key operations (read, write, cas, add).
+    pub fn runs_single_key_operations(&self) -> bool {
+        !matches!(self, SystemSpec::Postgres(_))
     }
     /// Whether the system runs real processes in namespaces (and so needs root).
     pub fn needs_cluster(&self) -> bool {
@@ -223,6 +243,24 @@ pub struct WorkloadSpec {
     /// judged by).
     #[serde(default = "defaults::yes")]
     pub final_reads: bool,
+    /// Transactional workloads: keys in the active pool at any time.
+    #[serde(
+        default = "defaults::key_count",
+        deserialize_with = "limits::usize_in::<_, 1, { limits::MAX_TXN_KEYS as u64 }>"
+    )]
+    pub key_count: usize,
+    /// Transactional workloads: micro-operations per transaction, at most (at least 1).
+    #[serde(
+        default = "defaults::max_txn_length",
+        deserialize_with = "limits::usize_in::<_, 1, { limits::MAX_TXN_LENGTH as u64 }>"
+    )]
+    pub max_txn_length: usize,
+    /// Transactional workloads: writes (appends) to a key before it retires from the pool.
+    #[serde(
+        default = "defaults::max_writes_per_key",
+        deserialize_with = "limits::u64_in::<_, 1, { limits::MAX_OPS }>"
+    )]
+    pub max_writes_per_key: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -236,6 +274,29 @@ pub enum WorkloadKind {
     Kv,
     /// Unique adds to sets, whole-set reads.
     Set,
+    /// Transactions of appends to lists and reads of whole lists (Elle's list-append).
+    ListAppend,
+    /// Transactions of writes and reads of registers (Elle's rw-register).
+    RwRegister,
+}
+
+impl WorkloadKind {
+    /// Whether each operation is a transaction (checked Elle-style).
+    pub fn is_transactional(self) -> bool {
+        matches!(self, WorkloadKind::ListAppend | WorkloadKind::RwRegister)
+    }
+
+    /// The name in campaign files.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Register => "register",
+            WorkloadKind::CasRegister => "cas-register",
+            WorkloadKind::Kv => "kv",
+            WorkloadKind::Set => "set",
+            WorkloadKind::ListAppend => "list-append",
+            WorkloadKind::RwRegister => "rw-register",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
@@ -278,6 +339,13 @@ impl WorkloadSpec {
                 cas: 0,
                 add: 9,
             },
+            // Per micro-operation: reads, and appends or writes.
+            WorkloadKind::ListAppend | WorkloadKind::RwRegister => Mix {
+                read: 1,
+                write: 1,
+                cas: 0,
+                add: 0,
+            },
         })
     }
 }
@@ -291,8 +359,14 @@ pub use crate::nemesis::schedule::NemesisSpec;
 #[serde(deny_unknown_fields)]
 pub struct CheckerSpec {
     /// Linearizability model; defaults to the workload's (`cas-register`, `kv`, `set`).
+    /// Transactional workloads: the workload's name, or absent.
     #[serde(default)]
     pub model: Option<String>,
+    /// Transactional workloads: the consistency model the history must satisfy
+    /// (`strict-serializable`, the default, `serializable`, `snapshot-isolation`,
+    /// `repeatable-read`, `read-committed`, `read-uncommitted`).
+    #[serde(default)]
+    pub consistency: Option<String>,
     /// Give up with `unknown` after this long.
     #[serde(
         serialize_with = "humantime_serde::serialize",
@@ -313,6 +387,7 @@ impl Default for CheckerSpec {
     fn default() -> Self {
         CheckerSpec {
             model: None,
+            consistency: None,
             time_limit: defaults::check_time_limit(),
             min_ok_per_key: defaults::min_ok_per_key(),
         }
@@ -348,6 +423,10 @@ pub mod limits {
     pub const MAX_FILE_BYTES: usize = 256 * 1024;
     /// Most YAML aliases (`*name`) in a campaign file: each one repeats what it names.
     pub const MAX_ALIASES: usize = 64;
+    /// Most keys in a transactional workload's active pool.
+    pub const MAX_TXN_KEYS: usize = 100_000;
+    /// Most micro-operations in one transaction.
+    pub const MAX_TXN_LENGTH: usize = 1_000;
 
     /// A value checked inside the parser's visitor, so that serde_yaml reports the place of
     /// the offending scalar itself (an error raised after deserializing would carry the place
@@ -664,6 +743,15 @@ mod defaults {
     pub fn min_ok_per_key() -> usize {
         10
     }
+    pub fn key_count() -> usize {
+        10
+    }
+    pub fn max_txn_length() -> usize {
+        4
+    }
+    pub fn max_writes_per_key() -> u64 {
+        32
+    }
     pub fn yes() -> bool {
         true
     }
@@ -858,7 +946,9 @@ impl Campaign {
         let mix = w.effective_mix();
         let allowed_total = match w.kind {
             WorkloadKind::Set => mix.read + mix.add,
-            WorkloadKind::Register => mix.read + mix.write,
+            WorkloadKind::Register | WorkloadKind::ListAppend | WorkloadKind::RwRegister => {
+                mix.read + mix.write
+            }
             WorkloadKind::CasRegister | WorkloadKind::Kv => mix.read + mix.write + mix.cas,
         };
         const MAX_WEIGHT: u32 = 1_000_000;
@@ -879,7 +969,9 @@ impl Campaign {
                     "expected positive weights, and only {} for a {} workload",
                     match w.kind {
                         WorkloadKind::Set => "read and add",
-                        WorkloadKind::Register => "read and write",
+                        WorkloadKind::Register
+                        | WorkloadKind::ListAppend
+                        | WorkloadKind::RwRegister => "read and write",
                         _ => "read, write and cas",
                     },
                     serde_json::to_string(&w.kind)
@@ -892,7 +984,13 @@ impl Campaign {
         self.nemesis
             .validate(self.nodes)
             .map_err(|e| invalid("nemesis", e.to_string()))?;
-        if let Some(model) = &self.checker.model {
+        self.check_transactions(&invalid)?;
+        if let Some(model) = self
+            .checker
+            .model
+            .as_ref()
+            .filter(|_| !w.kind.is_transactional())
+        {
             use splitbrain_checkers::models::ModelKind;
             let kind = model
                 .parse::<ModelKind>()
@@ -907,6 +1005,7 @@ impl Campaign {
                         ModelKind::Register | ModelKind::CasRegister | ModelKind::Kv
                     )
                 }
+                WorkloadKind::ListAppend | WorkloadKind::RwRegister => true,
             };
             if !fits {
                 return Err(invalid(
@@ -928,7 +1027,85 @@ impl Campaign {
         if let SystemSpec::Clusterkv(kv) = &self.system {
             self.check_clusterkv_timing(kv, &invalid)?;
         }
+        if let SystemSpec::Postgres(p) = &self.system {
+            if p.read_from_standbys && self.nodes == 1 {
+                return Err(invalid(
+                    "system.postgres.read_from_standbys",
+                    "expected more than one node (n1 is the primary, the others its standbys)"
+                        .into(),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// A transactional workload: a system whose clients run transactions, the checker's
+    /// model (if given) the workload's own, a known consistency model; the consistency
+    /// model only with a transactional workload.
+    fn check_transactions(
+        &self,
+        invalid: &dyn Fn(&'static str, String) -> CampaignError,
+    ) -> Result<(), CampaignError> {
+        let kind = self.workload.kind;
+        if !kind.is_transactional() {
+            if !self.system.runs_single_key_operations() {
+                return Err(invalid(
+                    "workload.kind",
+                    format!(
+                        "`{}`: the {} system runs transactions: expected list-append or rw-register",
+                        kind.name(),
+                        self.system.name()
+                    ),
+                ));
+            }
+            if self.checker.consistency.is_some() {
+                return Err(invalid(
+                    "checker.consistency",
+                    format!(
+                        "a consistency model applies to transactional workloads (list-append, rw-register), not to `{}`",
+                        kind.name()
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        if !self.system.runs_transactions() {
+            return Err(invalid(
+                "workload.kind",
+                format!(
+                    "`{}`: the {} system does not run transactions (etcd, postgres and command do)",
+                    kind.name(),
+                    self.system.name()
+                ),
+            ));
+        }
+        if let Some(model) = &self.checker.model {
+            if model != kind.name() {
+                return Err(invalid(
+                    "checker.model",
+                    format!(
+                        "`{model}` does not fit a {} workload (expected {}, or no model)",
+                        kind.name(),
+                        kind.name()
+                    ),
+                ));
+            }
+        }
+        self.consistency()
+            .map_err(|e| invalid("checker.consistency", e))?;
+        Ok(())
+    }
+
+    /// The consistency model a transactional history is checked against: the file's, else
+    /// strict serializability (as `splitbrain check` defaults to).
+    pub fn consistency(
+        &self,
+    ) -> Result<splitbrain_checkers::txn::consistency::ConsistencyModel, String> {
+        use splitbrain_checkers::txn::consistency::ConsistencyModel;
+        self.checker
+            .consistency
+            .as_deref()
+            .map_or(Ok(ConsistencyModel::StrictSerializable), str::parse)
     }
 
     /// clusterkv's timing, as its nodes need it: a heartbeat of at least 1 ms (they count
@@ -977,7 +1154,9 @@ impl Campaign {
         }
         match self.workload.kind {
             WorkloadKind::Register | WorkloadKind::CasRegister => ModelKind::CasRegister,
-            WorkloadKind::Kv => ModelKind::Kv,
+            // Not a linearizability model: transactional histories go to the txn checker
+            // (`crate::txn_check`); `kv` only stands in where a model kind is required.
+            WorkloadKind::Kv | WorkloadKind::ListAppend | WorkloadKind::RwRegister => ModelKind::Kv,
             WorkloadKind::Set => ModelKind::Set,
         }
     }
@@ -1070,6 +1249,64 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("workload.rate"), "{err}");
+    }
+
+    #[test]
+    fn transactional_workloads_need_a_system_that_runs_transactions() {
+        let c = parse_str(
+            "name: t\nsystem: {postgres: {isolation: read-committed}}\nnodes: 1\nworkload: {kind: list-append, key_count: 4}\nchecker: {consistency: serializable}\n",
+        )
+        .unwrap();
+        assert_eq!(c.workload.key_count, 4);
+        assert_eq!(c.workload.max_txn_length, 4);
+        assert_eq!(
+            c.consistency().unwrap(),
+            splitbrain_checkers::txn::consistency::ConsistencyModel::Serializable
+        );
+        for (yaml, field) in [
+            (
+                "system: {in-memory: {}}\nworkload: {kind: list-append}\n",
+                "workload.kind",
+            ),
+            (
+                "system: {clusterkv: {arch: raft}}\nworkload: {kind: rw-register}\n",
+                "workload.kind",
+            ),
+            (
+                "system: {postgres: {}}\nnodes: 1\nworkload: {kind: kv}\n",
+                "workload.kind",
+            ),
+            (
+                "system: {etcd: {}}\nworkload: {kind: kv}\nchecker: {consistency: serializable}\n",
+                "checker.consistency",
+            ),
+            (
+                "system: {etcd: {}}\nworkload: {kind: list-append}\nchecker: {consistency: linearizable}\n",
+                "checker.consistency",
+            ),
+            (
+                "system: {etcd: {}}\nworkload: {kind: list-append}\nchecker: {model: rw-register}\n",
+                "checker.model",
+            ),
+            (
+                "system: {etcd: {}}\nworkload: {kind: list-append, mix: {read: 1, cas: 1}}\n",
+                "workload.mix",
+            ),
+            (
+                "system: {postgres: {read_from_standbys: true}}\nnodes: 1\nworkload: {kind: list-append}\n",
+                "read_from_standbys",
+            ),
+        ] {
+            let err = error_of(&format!("name: t\n{yaml}"));
+            assert!(err.contains(field), "{yaml}: {err}");
+        }
+        let err = error_of(
+            "name: t\nsystem: {postgres: {isolation: snapshot}}\nnodes: 1\nworkload: {kind: list-append}\n",
+        );
+        assert!(
+            err.contains("serializable") && err.contains("line 2"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 /// A `--systems` list that names no system we know.
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
-    #[error("unknown system `{0}`: expected etcd, raft, caspaxos, primary-backup or dynamo")]
+    #[error("unknown system `{0}`: expected etcd, raft, caspaxos, primary-backup, dynamo, postgres-serializable, postgres-repeatable-read or postgres-read-committed")]
     UnknownSystem(String),
     #[error("no systems given")]
     NoSystems,
@@ -27,8 +27,16 @@ pub enum CompareError {
 pub fn parse_systems(list: &str) -> Result<Vec<SystemSpec>, CompareError> {
     let mut systems = Vec::new();
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let postgres = crate::system::postgres::Isolation::ALL
+            .into_iter()
+            .find(|level| name.strip_prefix("postgres-") == Some(level.name()));
         let spec = if name == "etcd" {
             SystemSpec::Etcd(EtcdSpec::default())
+        } else if let Some(isolation) = postgres {
+            SystemSpec::Postgres(crate::system::postgres::PostgresSpec {
+                isolation,
+                ..Default::default()
+            })
         } else {
             let arch: Arch = serde_json::from_value(serde_json::Value::String(name.to_owned()))
                 .map_err(|_| CompareError::UnknownSystem(name.to_owned()))?;

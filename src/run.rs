@@ -641,7 +641,6 @@ async fn final_reads(
     mut process: u64,
     keys: Vec<i64>,
 ) -> anyhow::Result<()> {
-    let f = ctx.generator.read_function();
     // Each attempt goes to the next node: one node that did not come back must not cost a
     // key its final read.
     let nodes = ctx.deployment.node_names().len().max(1);
@@ -653,11 +652,7 @@ async fn final_reads(
                 clients[target] = Some(ctx.deployment.client(target)?);
             }
             let (node, client) = clients[target].as_mut().expect("opened above");
-            let op = PlannedOp {
-                f,
-                key,
-                value: Value::Nil,
-            };
+            let op = ctx.generator.final_read(key);
             let (outcome, abandoned) =
                 perform(&ctx, client.as_mut(), process, node.as_deref(), op).await;
             if abandoned {
@@ -691,9 +686,11 @@ async fn perform(
     op: PlannedOp,
 ) -> (Outcome, bool) {
     let f_name = op.f.name();
+    // A transaction names its keys in its micro-operations, not in a key of its own.
+    let key = (op.f != Function::Txn).then_some(Value::Int(op.key));
     let request = Request {
         f: op.f,
-        key: Value::Int(op.key),
+        key: key.clone().unwrap_or_default(),
         value: op.value,
         timeout: ctx.timeout,
     };
@@ -701,7 +698,7 @@ async fn perform(
         process: Process::Client(process),
         kind,
         f: f_name.to_owned(),
-        key: Some(Value::Int(op.key)),
+        key: key.clone(),
         value,
         node: node.map(str::to_owned),
         error,

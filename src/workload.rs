@@ -9,12 +9,22 @@
 //! Written values are unique per key (a per-key counter), so a read names the write it
 //! observed. A cas expects a value that was written to the key before (or nil), so that
 //! it succeeds often enough to matter.
+//!
+//! Transactional workloads (`list-append`, `rw-register`) follow Jepsen's (Elle's)
+//! generators instead: every operation is one transaction of 1 to `max_txn_length`
+//! micro-operations over a rotating pool of `key_count` active keys. Each micro-operation
+//! reads or writes (appends) one key of the pool, as the mix weighs them, so read-only,
+//! write-only and mixed transactions all occur. Written values are unique per key (a
+//! per-key counter); a key retires after `max_writes_per_key` writes and a fresh key takes
+//! its place in the pool, so no key's version order grows without bound. The final reads
+//! read every key ever used, one transaction per key.
 
 use crate::campaign::{Mix, WorkloadKind, WorkloadSpec};
 use crate::system::Function;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use splitbrain_checkers::Value;
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// One operation to perform.
@@ -36,6 +46,8 @@ struct GroupState {
 
 /// Shared by every client slot of a run.
 pub struct Generator {
+    /// The pool of a transactional workload (`None` for the independent-keys shape).
+    txn: Option<TxnGenerator>,
     kind: WorkloadKind,
     mix: Mix,
     group_size: usize,
@@ -78,6 +90,7 @@ impl Generator {
             })
             .collect();
         Generator {
+            txn: TxnGenerator::for_spec(spec),
             kind: spec.kind,
             mix: spec.effective_mix(),
             group_size,
@@ -89,6 +102,9 @@ impl Generator {
 
     /// The next operation for client slot `slot`.
     pub fn next(&self, slot: usize, rng: &mut SlotRng) -> PlannedOp {
+        if let Some(txn) = &self.txn {
+            return txn.next(&mut rng.0);
+        }
         let f = self.pick_function(&mut rng.0);
         let group = (slot / self.group_size).min(self.groups_count - 1);
         let mut g = self.groups[group].lock().unwrap_or_else(|e| e.into_inner());
@@ -102,7 +118,8 @@ impl Generator {
         g.issued += 1;
         let key = g.key;
         let value = match f {
-            Function::Read | Function::ReadSet => Value::Nil,
+            // Transactions come from the transactional generator, never from here.
+            Function::Read | Function::ReadSet | Function::Txn => Value::Nil,
             Function::Write | Function::Add => {
                 let v = g.next_value;
                 g.next_value += 1;
@@ -152,6 +169,9 @@ impl Generator {
 
     /// Keys touched so far (for the final reads): every key up to each group's current one.
     pub fn keys_touched(&self) -> Vec<i64> {
+        if let Some(txn) = &self.txn {
+            return txn.keys_touched();
+        }
         let mut keys = Vec::new();
         for (g, state) in self.groups.iter().enumerate() {
             let current = state.lock().unwrap_or_else(|e| e.into_inner()).key;
@@ -167,11 +187,274 @@ impl Generator {
 
     /// The read function of this workload.
     pub fn read_function(&self) -> Function {
-        if self.kind == WorkloadKind::Set {
+        if self.txn.is_some() {
+            Function::Txn
+        } else if self.kind == WorkloadKind::Set {
             Function::ReadSet
         } else {
             Function::Read
         }
+    }
+
+    /// The final read of `key`: a plain read, or a transaction reading only `key`.
+    pub fn final_read(&self, key: i64) -> PlannedOp {
+        match &self.txn {
+            Some(_) => PlannedOp {
+                f: Function::Txn,
+                key: 0,
+                value: txn_value(&[MicroOp::Read { key }]),
+            },
+            None => PlannedOp {
+                f: self.read_function(),
+                key,
+                value: Value::Nil,
+            },
+        }
+    }
+}
+
+/// One micro-operation of a transaction, as planned (reads without their result).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MicroOp {
+    /// `["append", key, value]` (list-append).
+    Append { key: i64, value: i64 },
+    /// `["w", key, value]` (rw-register).
+    Write { key: i64, value: i64 },
+    /// `["r", key, null]`.
+    Read { key: i64 },
+}
+
+impl MicroOp {
+    pub fn key(self) -> i64 {
+        match self {
+            MicroOp::Append { key, .. } | MicroOp::Write { key, .. } | MicroOp::Read { key } => key,
+        }
+    }
+
+    /// The function's name in the history (`append`, `w`, `r`).
+    pub fn name(self) -> &'static str {
+        match self {
+            MicroOp::Append { .. } => "append",
+            MicroOp::Write { .. } => "w",
+            MicroOp::Read { .. } => "r",
+        }
+    }
+
+    fn to_value(self, read: Option<&ReadValue>) -> Value {
+        let third = match (self, read) {
+            (MicroOp::Append { value, .. } | MicroOp::Write { value, .. }, _) => Value::Int(value),
+            (MicroOp::Read { .. }, None) => Value::Nil,
+            (MicroOp::Read { .. }, Some(read)) => read.to_value(),
+        };
+        Value::List(vec![
+            Value::Str(self.name().into()),
+            Value::Int(self.key()),
+            third,
+        ])
+    }
+}
+
+/// What a read micro-operation observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadValue {
+    /// A list's elements in order (empty: never appended to).
+    List(Vec<i64>),
+    /// A register's value (`None`: never written).
+    Register(Option<i64>),
+}
+
+impl ReadValue {
+    fn to_value(&self) -> Value {
+        match self {
+            ReadValue::List(elements) => {
+                Value::List(elements.iter().copied().map(Value::Int).collect())
+            }
+            ReadValue::Register(None) => Value::Nil,
+            ReadValue::Register(Some(v)) => Value::Int(*v),
+        }
+    }
+}
+
+/// A transaction as invoked: every read's result `null`.
+pub fn txn_value(ops: &[MicroOp]) -> Value {
+    Value::List(ops.iter().map(|op| op.to_value(None)).collect())
+}
+
+/// A committed transaction: `reads[i]` is what micro-operation `i` read (`None` for writes).
+pub fn completed_txn_value(ops: &[MicroOp], reads: &[Option<ReadValue>]) -> Value {
+    Value::List(
+        ops.iter()
+            .zip(reads)
+            .map(|(op, read)| op.to_value(read.as_ref()))
+            .collect(),
+    )
+}
+
+/// A transaction value that is not a list of `[f, key, value]` micro-operations.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("micro-operation {index}: expected {expected}, found {found}")]
+pub struct TxnValueError {
+    pub index: usize,
+    pub expected: &'static str,
+    pub found: String,
+}
+
+/// Reads a transaction's micro-operations (as invoked: a read's third element is ignored).
+pub fn parse_txn(value: &Value) -> Result<Vec<MicroOp>, TxnValueError> {
+    let Some(items) = value.as_list() else {
+        return Err(TxnValueError {
+            index: 0,
+            expected: "a list of micro-operations",
+            found: value.to_string(),
+        });
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let error = |expected| TxnValueError {
+                index,
+                expected,
+                found: item.to_string(),
+            };
+            let Some([f, key, third]) = item.as_list() else {
+                return Err(error("[f, key, value]"));
+            };
+            let f = match f {
+                Value::Str(f) | Value::Keyword(f) => f.as_str(),
+                _ => return Err(error("a function name: append, w or r")),
+            };
+            let key = key.as_int().ok_or_else(|| error("an integer key"))?;
+            match f {
+                "r" => Ok(MicroOp::Read { key }),
+                "append" | "w" => {
+                    let value = third
+                        .as_int()
+                        .ok_or_else(|| error("an integer value to write"))?;
+                    Ok(if f == "append" {
+                        MicroOp::Append { key, value }
+                    } else {
+                        MicroOp::Write { key, value }
+                    })
+                }
+                _ => Err(error("a function name: append, w or r")),
+            }
+        })
+        .collect()
+}
+
+/// Checks that `completed` is `requested` with its reads filled in: the same
+/// micro-operations in the same order, writes unchanged, each read's result `null`, an
+/// integer or a list of integers. What an external client answered is judged by this
+/// before it enters the history.
+pub fn check_completion(requested: &Value, completed: &Value) -> Result<(), String> {
+    let planned = parse_txn(requested).map_err(|e| format!("the request: {e}"))?;
+    let done = parse_txn(completed).map_err(|e| e.to_string())?;
+    if planned != done {
+        return Err(format!(
+            "expected the requested micro-operations {requested} with reads filled in, found {completed}"
+        ));
+    }
+    let items = completed.as_list().unwrap_or_default();
+    for (index, (op, item)) in planned.iter().zip(items).enumerate() {
+        if let (MicroOp::Read { .. }, Some([_, _, read])) = (op, item.as_list()) {
+            let fits = match read {
+                Value::Nil | Value::Int(_) => true,
+                Value::List(elements) => elements.iter().all(|e| e.as_int().is_some()),
+                _ => false,
+            };
+            if !fits {
+                return Err(format!(
+                    "micro-operation {index}: expected a read's result (null, an integer or a list of integers), found {read}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The rotating pool of active keys of a transactional workload.
+struct KeyPool {
+    /// The active keys; a retired key's slot goes to a fresh key.
+    active: Vec<i64>,
+    /// Writes so far to each active key (also its last written value: values count up).
+    writes: HashMap<i64, u64>,
+    /// The next fresh key; every key below it has been used.
+    next_key: i64,
+}
+
+/// Jepsen's transactional generator (list-append and rw-register).
+struct TxnGenerator {
+    list_append: bool,
+    max_txn_length: usize,
+    max_writes_per_key: u64,
+    /// Weights of reads and writes among micro-operations.
+    read_weight: u32,
+    write_weight: u32,
+    pool: Mutex<KeyPool>,
+}
+
+impl TxnGenerator {
+    fn for_spec(spec: &WorkloadSpec) -> Option<TxnGenerator> {
+        let list_append = match spec.kind {
+            WorkloadKind::ListAppend => true,
+            WorkloadKind::RwRegister => false,
+            _ => return None,
+        };
+        let mix = spec.effective_mix();
+        let key_count = spec.key_count.max(1);
+        Some(TxnGenerator {
+            list_append,
+            max_txn_length: spec.max_txn_length.max(1),
+            max_writes_per_key: spec.max_writes_per_key.max(1),
+            read_weight: mix.read,
+            write_weight: mix.write,
+            pool: Mutex::new(KeyPool {
+                active: (0..key_count as i64).collect(),
+                writes: HashMap::new(),
+                next_key: key_count as i64,
+            }),
+        })
+    }
+
+    fn next(&self, rng: &mut StdRng) -> PlannedOp {
+        let length = rng.gen_range(1..=self.max_txn_length);
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let ops: Vec<MicroOp> = (0..length)
+            .map(|_| {
+                let slot = rng.gen_range(0..pool.active.len());
+                let key = pool.active[slot];
+                let read =
+                    rng.gen_range(0..self.read_weight + self.write_weight) < self.read_weight;
+                if read {
+                    return MicroOp::Read { key };
+                }
+                let written = pool.writes.entry(key).or_insert(0);
+                *written += 1;
+                let value = *written as i64;
+                if *written >= self.max_writes_per_key {
+                    // Retired: a fresh key takes its place in the pool.
+                    pool.writes.remove(&key);
+                    pool.active[slot] = pool.next_key;
+                    pool.next_key += 1;
+                }
+                if self.list_append {
+                    MicroOp::Append { key, value }
+                } else {
+                    MicroOp::Write { key, value }
+                }
+            })
+            .collect();
+        PlannedOp {
+            f: Function::Txn,
+            key: 0,
+            value: txn_value(&ops),
+        }
+    }
+
+    fn keys_touched(&self) -> Vec<i64> {
+        let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        (0..pool.next_key).collect()
     }
 }
 
@@ -254,6 +537,144 @@ mod tests {
         };
         assert_eq!(run(42), run(42));
         assert_ne!(run(42), run(43));
+    }
+
+    fn txn_spec(yaml: &str) -> WorkloadSpec {
+        parse(
+            &format!("name: t\nsystem: {{etcd: {{}}}}\nworkload: {yaml}\n"),
+            Path::new("t.yaml"),
+        )
+        .unwrap()
+        .workload
+    }
+
+    #[test]
+    fn transactions_are_bounded_rotate_their_keys_and_write_unique_values() {
+        let g = Generator::new(&txn_spec(
+            "{kind: list-append, key_count: 3, max_txn_length: 5, max_writes_per_key: 4}",
+        ));
+        let mut rngs: Vec<_> = (0..4).map(|s| SlotRng::new(9, s)).collect();
+        let mut writes: HashMap<i64, Vec<i64>> = HashMap::new();
+        let (mut read_only, mut write_only) = (0, 0);
+        let mut lengths = std::collections::BTreeSet::new();
+        for round in 0..500 {
+            let slot = round % 4;
+            let op = g.next(slot, &mut rngs[slot]);
+            assert_eq!(op.f, Function::Txn);
+            let ops = parse_txn(&op.value).unwrap();
+            assert!((1..=5).contains(&ops.len()), "{}", op.value);
+            lengths.insert(ops.len());
+            // Reads are invoked without a result.
+            for item in op.value.as_list().unwrap() {
+                if item.as_list().unwrap()[0] == Value::Str("r".into()) {
+                    assert_eq!(item.as_list().unwrap()[2], Value::Nil);
+                }
+            }
+            let wrote = ops
+                .iter()
+                .filter(|o| !matches!(o, MicroOp::Read { .. }))
+                .count();
+            read_only += usize::from(wrote == 0);
+            write_only += usize::from(wrote == ops.len());
+            for o in ops {
+                match o {
+                    MicroOp::Append { key, value } => writes.entry(key).or_default().push(value),
+                    MicroOp::Write { .. } => panic!("list-append writes by appending"),
+                    MicroOp::Read { .. } => {}
+                }
+            }
+        }
+        assert_eq!(lengths.len(), 5, "every length from 1 to 5 occurs");
+        assert!(
+            read_only > 20 && write_only > 20,
+            "{read_only} {write_only}"
+        );
+        for (key, values) in &writes {
+            assert!(
+                values.len() <= 4,
+                "key {key} written {} times",
+                values.len()
+            );
+            let mut unique = values.clone();
+            unique.dedup();
+            assert_eq!(&unique, values, "key {key}: values unique and counting up");
+        }
+        // Keys retired: many more keys than the pool holds, and the final reads read all.
+        let touched = g.keys_touched();
+        assert!(touched.len() > 100, "{}", touched.len());
+        assert_eq!(touched, (0..touched.len() as i64).collect::<Vec<_>>());
+        assert!(writes.keys().all(|k| touched.contains(k)));
+        let last = g.final_read(touched[5]);
+        assert_eq!(last.f, Function::Txn);
+        assert_eq!(
+            parse_txn(&last.value).unwrap(),
+            vec![MicroOp::Read { key: touched[5] }]
+        );
+    }
+
+    #[test]
+    fn transactions_are_the_same_for_the_same_seed() {
+        let run = |seed| {
+            let g = Generator::new(&txn_spec("{kind: rw-register}"));
+            let mut rng = SlotRng::new(seed, 0);
+            (0..100).map(|_| g.next(0, &mut rng)).collect::<Vec<_>>()
+        };
+        assert_eq!(run(5), run(5));
+        assert_ne!(run(5), run(6));
+        let ops: Vec<MicroOp> = run(5)
+            .iter()
+            .flat_map(|op| parse_txn(&op.value).unwrap())
+            .collect();
+        assert!(ops.iter().any(|o| matches!(o, MicroOp::Write { .. })));
+        assert!(!ops.iter().any(|o| matches!(o, MicroOp::Append { .. })));
+    }
+
+    #[test]
+    fn a_completed_transaction_is_the_request_with_its_reads_filled_in() {
+        let ops = [
+            MicroOp::Append { key: 1, value: 2 },
+            MicroOp::Read { key: 1 },
+            MicroOp::Read { key: 3 },
+        ];
+        let requested = txn_value(&ops);
+        let done = completed_txn_value(
+            &ops,
+            &[
+                None,
+                Some(ReadValue::List(vec![1, 2])),
+                Some(ReadValue::Register(None)),
+            ],
+        );
+        assert_eq!(
+            serde_json::to_string(&done).unwrap(),
+            r#"[["append",1,2],["r",1,[1,2]],["r",3,null]]"#
+        );
+        assert_eq!(check_completion(&requested, &done), Ok(()));
+        // A reply that changed a write, dropped a micro-operation or read garbage.
+        let changed = completed_txn_value(
+            &[MicroOp::Append { key: 1, value: 9 }, ops[1], ops[2]],
+            &[None, None, None],
+        );
+        assert!(check_completion(&requested, &changed).is_err());
+        let short = txn_value(&ops[..2]);
+        assert!(check_completion(&requested, &short).is_err());
+        let garbage = Value::List(vec![
+            ops[0].to_value(None),
+            Value::List(vec![
+                Value::Str("r".into()),
+                Value::Int(1),
+                Value::Str("x".into()),
+            ]),
+            ops[2].to_value(None),
+        ]);
+        assert!(check_completion(&requested, &garbage).is_err());
+        assert!(parse_txn(&Value::Int(3)).is_err());
+        assert!(parse_txn(&Value::List(vec![Value::List(vec![
+            Value::Str("cas".into()),
+            Value::Int(1),
+            Value::Int(2)
+        ])]))
+        .is_err());
     }
 
     #[test]

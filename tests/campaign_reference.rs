@@ -33,6 +33,10 @@ const SECTIONS: &[(&str, &str)] = &[
         "name: t\nsystem: {clusterkv: {arch: raft, X}}\nworkload: {kind: kv}\n",
     ),
     (
+        "system.postgres",
+        "name: t\nsystem: {postgres: {X}}\nnodes: 1\nworkload: {kind: list-append}\n",
+    ),
+    (
         "system.command",
         "name: t\nsystem: {command: {X, node: {program: p, port: 1, readiness: {tcp_port: 1}}, client: {program: c}}}\nworkload: {kind: kv}\n",
     ),

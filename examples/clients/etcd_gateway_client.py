@@ -13,6 +13,14 @@ Values are integers stored as decimal text.
 Outcomes follow Jepsen: `fail` when the request certainly had no effect (refused
 connection, failed compare, any read that went wrong), `info` when a write, cas or add
 may or may not have happened (timeout or broken connection after sending).
+
+Transactions (`{"f": "txn", "value": [["append", 1, 2], ["r", 1, null]]}`, workloads
+list-append and rw-register) are answered with the same micro-operations, reads filled
+in (`[["append", 1, 2], ["r", 1, [1, 2]]]`). Key K lives at `t/K` (a list as `[1,2]`, a
+register as `2`), as in the built-in client: one etcd Txn reads every key the
+transaction touches (a snapshot, with mod revisions), the micro-operations are applied
+to it here, and one more Txn puts the written keys if no key changed since. A changed
+key is `fail` (nothing is retried); a commit whose reply never came is `info`.
 """
 
 import base64
@@ -187,16 +195,77 @@ class Client:
         kvs = self.gateway.call("/v3/kv/range", body, deadline).get("kvs", [])
         return sorted(decode_value(unb64(kv.get("value", ""))) for kv in kvs)
 
+    def txn(self, key, ops, deadline):
+        if not isinstance(ops, list) or not all(
+            isinstance(op, list) and len(op) == 3 and op[0] in ("append", "w", "r")
+            and isinstance(op[1], int) for op in ops
+        ):
+            raise NotSent(f"a transaction is a list of [f, key, value], got {ops!r}")
+        keys = sorted({op[1] for op in ops})
+        try:
+            snapshot = self.gateway.call(
+                "/v3/kv/txn",
+                {"success": [{"request_range": {"key": b64(f"t/{k}")}} for k in keys]},
+                deadline,
+            )
+        except (MaybeSent, Rejected) as e:
+            # Nothing was written yet: the transaction certainly had no effect.
+            raise NotSent(f"reading the keys: {e}") from e
+        state, revisions = {}, {}
+        for k, response in zip(keys, snapshot.get("responses", [])):
+            kvs = response.get("response_range", {}).get("kvs", [])
+            revisions[k] = kvs[0].get("mod_revision", "0") if kvs else "0"
+            state[k] = json.loads(unb64(kvs[0].get("value", ""))) if kvs else None
+        if len(revisions) != len(keys):
+            raise NotSent("the snapshot read answered fewer keys than it asked")
+        completed, written = [], set()
+        for f, k, v in ops:
+            if f == "r":
+                current = state.get(k)
+                completed.append([f, k, list(current) if isinstance(current, list) else current])
+                continue
+            if f == "append":
+                state[k] = (state.get(k) or []) + [v]
+            else:
+                state[k] = v
+            written.add(k)
+            completed.append([f, k, v])
+        if not written:
+            return completed
+        body = {
+            "compare": [{"key": b64(f"t/{k}"), "target": "MOD", "result": "EQUAL",
+                         "mod_revision": revisions[k]} for k in keys],
+            "success": [{"request_put": {"key": b64(f"t/{k}"),
+                                         "value": b64(json.dumps(state[k], separators=(",", ":")))}}
+                        for k in sorted(written)],
+        }
+        reply = self.gateway.call("/v3/kv/txn", body, deadline)
+        if not reply.get("succeeded", False):
+            raise Rejected("conflict: a key changed since the transaction read it", None)
+        return completed
+
     def handle(self, request):
         f = request.get("f")
         operation = {
             "read": self.read, "write": self.write, "cas": self.cas,
-            "add": self.add, "read_set": self.read_set,
+            "add": self.add, "read_set": self.read_set, "txn": self.txn,
         }.get(f)
         if operation is None:
             return {"type": "fail", "error": f"unknown function {f!r}"}
         is_read = f in ("read", "read_set")
         deadline = time.monotonic() + request.get("timeout_ms", 1000) / 1000.0
+        if f == "txn":
+            try:
+                value = self.txn(None, request.get("value"), deadline)
+                return {"type": "ok", "value": value}
+            except NotSent as e:
+                return {"type": "fail", "error": str(e)}
+            except MaybeSent as e:
+                # The commit was sent; its reply never came.
+                return {"type": "info", "error": str(e)}
+            except Rejected as e:
+                definite = e.code in (None, GRPC_INVALID_ARGUMENT)
+                return {"type": "fail" if definite else "info", "error": str(e)}
         try:
             value = operation(request.get("key"), request.get("value"), deadline)
             return {"type": "ok", "value": value}

@@ -4,6 +4,7 @@
 //! * [`faults`] — fault windows out of the nemesis's records; their effect; leaders.
 //! * [`results`] — `results.json`, the typed [`RunResults`] (format-versioned).
 //! * [`check`] — the checkers that fit the workload, and the checks of the evidence.
+//! * [`txn`] — the transactional check of a `list-append` or `rw-register` run.
 //! * [`CounterexampleText`] — the one way a counterexample is put in words (the run's
 //!   summary, its HTML and JUnit reports and `splitbrain check` all use it).
 //!
@@ -13,6 +14,7 @@ pub mod counterexample;
 pub mod faults;
 pub mod ops;
 pub mod results;
+pub mod txn;
 
 pub use counterexample::CounterexampleText;
 pub use faults::{fault_windows, leader_changes, FaultEffect, FaultWindow};
@@ -142,6 +144,8 @@ pub fn check(history: &History, facts: &RunFacts) -> anyhow::Result<Judged> {
             invalid_keys: Vec::new(),
             linearizations: Vec::new(),
         });
+    } else if let Some(txn) = txn::check(history, campaign)? {
+        outcomes.push(txn);
     } else if campaign.workload.kind == WorkloadKind::Set {
         let r = set_checker::check_sets(history);
         let lost: usize = r.keys.iter().map(|k| k.lost.len()).sum();

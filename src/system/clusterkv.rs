@@ -383,6 +383,7 @@ fn encode(request: &Request) -> Result<Json, String> {
     let line = match request.f {
         Function::Read => ClientRequest::Read { key },
         Function::ReadSet => ClientRequest::ReadSet { key },
+        Function::Txn => return Err("clusterkv runs no transactions".into()),
         Function::Write => ClientRequest::Write {
             key,
             value: to_json(&request.value)?,

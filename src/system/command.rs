@@ -559,7 +559,9 @@ fn program_path(program: String) -> PathBuf {
 #[derive(Debug, Serialize)]
 struct WireRequest<'a> {
     f: &'static str,
-    key: &'a Value,
+    /// Absent for a transaction: its micro-operations name their keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a Value>,
     value: &'a Value,
     timeout_ms: u64,
 }
@@ -589,6 +591,7 @@ fn wire_name(f: Function) -> &'static str {
         Function::Cas => "cas",
         Function::Add => "add",
         Function::ReadSet => "read_set",
+        Function::Txn => "txn",
     }
 }
 
@@ -731,7 +734,7 @@ impl CommandClient {
         let running = self.running.as_mut().expect("program was just started");
         let mut line = serde_json::to_string(&WireRequest {
             f: wire_name(request.f),
-            key: &request.key,
+            key: (request.f != Function::Txn).then_some(&request.key),
             value: &request.value,
             timeout_ms: request.timeout.as_millis().try_into().unwrap_or(u64::MAX),
         })
@@ -777,6 +780,17 @@ impl CommandClient {
         let is_read = matches!(request.f, Function::Read | Function::ReadSet);
         match self.exchange(request).await {
             Ok(WireReply::Ok { value }) if is_read => Outcome::Ok(value),
+            // A transaction's reads are in its completed value, which must be the request
+            // with the reads filled in; anything else leaves its effect unknown.
+            Ok(WireReply::Ok { value }) if request.f == Function::Txn => {
+                match crate::workload::check_completion(&request.value, &value) {
+                    Ok(()) => Outcome::Ok(value),
+                    Err(e) => {
+                        self.stop().await;
+                        Outcome::Info(format!("client program's transaction reply: {e}"))
+                    }
+                }
+            }
             // What a write, cas or add did is its request's value; an echo that differs
             // must not rewrite the history.
             Ok(WireReply::Ok { .. }) => Outcome::Ok(request.value.clone()),

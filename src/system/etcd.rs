@@ -20,6 +20,15 @@
 //! element is a single idempotent put that can never clobber another element, and reading
 //! the set is one range over the prefix.
 //!
+//! Transactions (`list-append`, `rw-register`): the key `k` lives at `t/<k>`, a list as
+//! `[1,2,3]`, a register as `3`. A transaction is one read of every key it touches, all in
+//! one etcd `Txn` (a consistent snapshot, with each key's mod revision), then the
+//! micro-operations applied to that snapshot in the client, then — unless it only reads —
+//! one `Txn` that puts every written key if and only if no key it touched changed since
+//! (a compare on each key's mod revision). A changed key fails the transaction
+//! (`conflict`); nothing is retried. The first round has no effect, so its failure is
+//! `fail`; a commit whose reply never came is `info`.
+//!
 //! Outcomes: a request that certainly never reached etcd (refused connection, connect
 //! timeout) is `fail`; a write, cas or add whose reply never came (timeout, connection
 //! cut after sending, unreadable reply) is `info`; a read that did not complete is `fail`,
@@ -390,6 +399,82 @@ struct TxnResponse {
     succeeded: bool,
 }
 
+/// The reply to a `Txn` of range requests.
+#[derive(Deserialize)]
+struct TxnReadResponse {
+    #[serde(default)]
+    responses: Vec<TxnReadResponseOp>,
+}
+
+#[derive(Deserialize)]
+struct TxnReadResponseOp {
+    #[serde(default)]
+    response_range: RevisionedRange,
+}
+
+#[derive(Deserialize, Default)]
+struct RevisionedRange {
+    #[serde(default)]
+    kvs: Vec<RevisionedKeyValue>,
+}
+
+#[derive(Deserialize)]
+struct RevisionedKeyValue {
+    #[serde(default)]
+    value: String,
+    /// An int64, which proto3 JSON writes as a string.
+    #[serde(default)]
+    mod_revision: String,
+}
+
+/// A transactional key as stored: a list (`[1,2]`) or a register (`2`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TxnKeyState {
+    Absent,
+    List(Vec<i64>),
+    Register(i64),
+}
+
+impl TxnKeyState {
+    fn encode(&self) -> String {
+        match self {
+            TxnKeyState::Absent => String::new(),
+            TxnKeyState::List(list) => {
+                let items: Vec<String> = list.iter().map(i64::to_string).collect();
+                format!("[{}]", items.join(","))
+            }
+            TxnKeyState::Register(v) => v.to_string(),
+        }
+    }
+
+    /// Reads a base64 value as stored; anything else is someone else's data, which the
+    /// transaction must not build on.
+    fn decode(base64_value: &str) -> Result<TxnKeyState, CallError> {
+        let bytes = BASE64
+            .decode(base64_value)
+            .map_err(|e| CallError::NotSent(format!("value is not base64: {e}")))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let unreadable = || CallError::NotSent(format!("unreadable transactional value {text:?}"));
+        if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+            if inner.is_empty() {
+                return Ok(TxnKeyState::List(Vec::new()));
+            }
+            return inner
+                .split(',')
+                .map(|e| e.parse::<i64>().map_err(|_| unreadable()))
+                .collect::<Result<_, _>>()
+                .map(TxnKeyState::List);
+        }
+        text.parse()
+            .map(TxnKeyState::Register)
+            .map_err(|_| unreadable())
+    }
+}
+
+fn txn_key(key: i64) -> String {
+    format!("t/{key}")
+}
+
 /// A client of one etcd member over the v3 JSON gateway.
 pub struct EtcdClient {
     addr: SocketAddr,
@@ -416,6 +501,7 @@ impl EtcdClient {
             Function::Cas => self.cas(&request.key, &request.value, deadline).await,
             Function::Add => self.add(&request.key, &request.value, deadline).await,
             Function::ReadSet => self.read_set(&request.key, deadline).await,
+            Function::Txn => self.txn(&request.value, deadline).await,
         };
         match result {
             Ok(outcome) => outcome,
@@ -519,6 +605,110 @@ impl EtcdClient {
             .collect::<Result<Vec<_>, _>>()?;
         elements.sort();
         Ok(Outcome::Ok(Value::List(elements)))
+    }
+
+    /// One transaction: a snapshot read of every key it touches, the micro-operations
+    /// applied to it, and a commit guarded by the keys' mod revisions (see the module
+    /// documentation).
+    async fn txn(&mut self, value: &Value, deadline: Instant) -> Result<Outcome, CallError> {
+        use crate::workload::{completed_txn_value, parse_txn, MicroOp, ReadValue};
+        let ops = parse_txn(value).map_err(|e| CallError::NotSent(e.to_string()))?;
+        let keys: std::collections::BTreeSet<i64> = ops.iter().map(|op| op.key()).collect();
+        let ranges: Vec<_> = keys
+            .iter()
+            .map(|k| json!({"request_range": {"key": BASE64.encode(txn_key(*k))}}))
+            .collect();
+        let snapshot: TxnReadResponse = match self
+            .call("/v3/kv/txn", json!({"success": ranges}), deadline)
+            .await
+        {
+            Ok(snapshot) => snapshot,
+            // Nothing was written yet: the transaction certainly had no effect.
+            Err(e) => return Ok(Outcome::Fail(format!("reading the keys: {e}"))),
+        };
+        if snapshot.responses.len() != keys.len() {
+            return Ok(Outcome::Fail(format!(
+                "reading the keys: {} answers to {} reads",
+                snapshot.responses.len(),
+                keys.len()
+            )));
+        }
+        let mut state: BTreeMap<i64, TxnKeyState> = BTreeMap::new();
+        let mut revisions: Vec<(i64, String)> = Vec::with_capacity(keys.len());
+        for (key, response) in keys.iter().zip(&snapshot.responses) {
+            let kv = response.response_range.kvs.first();
+            let revision = kv.map_or_else(|| "0".to_owned(), |kv| kv.mod_revision.clone());
+            let parsed = match kv {
+                None => TxnKeyState::Absent,
+                Some(kv) => TxnKeyState::decode(&kv.value)?,
+            };
+            revisions.push((*key, revision));
+            state.insert(*key, parsed);
+        }
+        let mut reads = Vec::with_capacity(ops.len());
+        let mut written = std::collections::BTreeSet::new();
+        for op in &ops {
+            let current = state.entry(op.key()).or_insert(TxnKeyState::Absent);
+            match *op {
+                MicroOp::Read { .. } => {
+                    reads.push(Some(match current {
+                        TxnKeyState::Absent => ReadValue::Register(None),
+                        TxnKeyState::List(list) => ReadValue::List(list.clone()),
+                        TxnKeyState::Register(v) => ReadValue::Register(Some(*v)),
+                    }));
+                    continue;
+                }
+                MicroOp::Append { key, value } => match current {
+                    TxnKeyState::Absent => *current = TxnKeyState::List(vec![value]),
+                    TxnKeyState::List(list) => list.push(value),
+                    TxnKeyState::Register(_) => {
+                        return Err(CallError::NotSent(format!(
+                            "append to key {key}, which holds a register"
+                        )))
+                    }
+                },
+                MicroOp::Write { value, .. } => *current = TxnKeyState::Register(value),
+            }
+            written.insert(op.key());
+            reads.push(None);
+        }
+        let completed = completed_txn_value(&ops, &reads);
+        if written.is_empty() {
+            // Read-only: the snapshot is the transaction.
+            return Ok(Outcome::Ok(completed));
+        }
+        let compare: Vec<_> = revisions
+            .iter()
+            .map(|(k, revision)| {
+                json!({
+                    "key": BASE64.encode(txn_key(*k)),
+                    "target": "MOD",
+                    "result": "EQUAL",
+                    "mod_revision": revision,
+                })
+            })
+            .collect();
+        let puts: Vec<_> = written
+            .iter()
+            .map(|k| {
+                json!({"request_put": {
+                    "key": BASE64.encode(txn_key(*k)),
+                    "value": BASE64.encode(state[k].encode()),
+                }})
+            })
+            .collect();
+        let reply: TxnResponse = self
+            .call(
+                "/v3/kv/txn",
+                json!({"compare": compare, "success": puts}),
+                deadline,
+            )
+            .await?;
+        Ok(if reply.succeeded {
+            Outcome::Ok(completed)
+        } else {
+            Outcome::Fail("conflict: a key changed since the transaction read it".to_owned())
+        })
     }
 
     /// POSTs `body` to `path` and parses the reply, all before `deadline`.
@@ -987,6 +1177,20 @@ mod tests {
             classify(Function::Cas, unavailable),
             Outcome::Info(_)
         ));
+    }
+
+    #[test]
+    fn transactional_values_round_trip() {
+        for state in [
+            TxnKeyState::List(vec![]),
+            TxnKeyState::List(vec![1, -2, 30]),
+            TxnKeyState::Register(-7),
+        ] {
+            let stored = BASE64.encode(state.encode());
+            assert_eq!(TxnKeyState::decode(&stored).unwrap(), state);
+        }
+        assert!(TxnKeyState::decode(&BASE64.encode("[1,x]")).is_err());
+        assert!(TxnKeyState::decode(&BASE64.encode("hello")).is_err());
     }
 
     #[test]

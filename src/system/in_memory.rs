@@ -76,6 +76,7 @@ impl InMemoryClient {
                     .push(request.value.clone());
                 Outcome::Ok(request.value.clone())
             }
+            Function::Txn => Outcome::Fail("the in-memory system runs no transactions".into()),
             Function::ReadSet => Outcome::Ok(Value::List(
                 store.sets.get(&request.key).cloned().unwrap_or_default(),
             )),

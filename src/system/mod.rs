@@ -9,6 +9,7 @@ pub mod clusterkv;
 pub mod command;
 pub mod etcd;
 pub mod in_memory;
+pub mod postgres;
 pub mod roles;
 
 pub use roles::{NodeStatus, RoleQuery};
@@ -66,6 +67,8 @@ pub enum Function {
     Add,
     /// Read the whole set.
     ReadSet,
+    /// A transaction: the value is its micro-operations (see `crate::workload::MicroOp`).
+    Txn,
 }
 
 impl Function {
@@ -77,6 +80,7 @@ impl Function {
             Function::Cas => "cas",
             Function::Add => "add",
             Function::ReadSet => "read",
+            Function::Txn => "txn",
         }
     }
 }
@@ -154,6 +158,7 @@ pub fn system_for(spec: &crate::campaign::SystemSpec) -> anyhow::Result<Box<dyn 
             Box::new(kv)
         }
         SystemSpec::Command(c) => Box::new(command::CommandSystem::new(c.clone())?),
+        SystemSpec::Postgres(p) => Box::new(postgres::PostgresSystem::new(p.clone())),
         SystemSpec::InMemory(_) => anyhow::bail!("the in-memory system has no nodes"),
     })
 }

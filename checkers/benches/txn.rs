@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench -p splitbrain-checkers --bench txn -- [--txns N] [--keys N] [--write DIR]
 //!     [--process SPLITBRAIN] [--rounds N] [--formats jsonl,edn] [--in-process|--no-in-process]
+//!     [--parts N]
 //! ```
 //!
 //! Two histories of `--txns` transactions (default 1,000,000; up to 4 micro-operations
@@ -83,6 +84,41 @@ fn children_cpu_seconds() -> f64 {
     };
     // cutime and cstime: the 16th and 17th fields.
     (ticks(13) + ticks(14)) / 100.0
+}
+
+/// Writes a valid history of `parts` generated histories one after the other (each with
+/// its own seed, keys and processes, invoked after the previous one completed), so that a
+/// history far larger than what fits in memory as events can be written a part at a time.
+fn write_parts(path: &Path, gen: &GenOptions, parts: u64) {
+    use splitbrain_checkers::history::{Process, Value};
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    let mut offset = 0u64;
+    for part in 0..parts {
+        let history = generate::list_append(&GenOptions {
+            seed: gen.seed + part,
+            ..gen.clone()
+        });
+        let count = history.events.len() as u64;
+        for (i, mut event) in history.events.into_iter().enumerate() {
+            event.index = offset + i as u64;
+            event.time = event.time.map(|t| t + offset);
+            if let Process::Client(p) = event.process {
+                event.process = Process::Client(p + part * 1_000_000);
+            }
+            if let Value::List(mops) = &mut event.value {
+                for mop in mops {
+                    if let Value::List(parts_of_mop) = mop {
+                        if let Some(Value::Int(key)) = parts_of_mop.get_mut(1) {
+                            *key += (part * 1_000_000_000) as i64;
+                        }
+                    }
+                }
+            }
+            jsonl::write_event(&mut w, &event).expect("write");
+        }
+        offset += count;
+        println!("wrote part {} of {parts}", part + 1);
+    }
 }
 
 /// One whole `splitbrain check` process.
@@ -266,6 +302,7 @@ fn main() -> ExitCode {
     let mut rounds = 3usize;
     let mut formats: Vec<String> = vec!["jsonl".to_owned()];
     let mut in_process = true;
+    let mut parts: Option<u64> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -273,7 +310,12 @@ fn main() -> ExitCode {
             "--keys" => keys = args.next().and_then(|s| s.parse().ok()).expect("--keys N"),
             "--write" => write = args.next().map(PathBuf::from),
             "--process" => process = args.next().map(PathBuf::from),
-            "--rounds" => rounds = args.next().and_then(|s| s.parse().ok()).expect("--rounds N"),
+            "--rounds" => {
+                rounds = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--rounds N")
+            }
             "--formats" => {
                 formats = args
                     .next()
@@ -283,6 +325,7 @@ fn main() -> ExitCode {
                     .collect()
             }
             "--in-process" => in_process = true,
+            "--parts" => parts = args.next().and_then(|s| s.parse().ok()),
             "--no-in-process" => in_process = false,
             "--bench" => {}
             other => {
@@ -301,6 +344,26 @@ fn main() -> ExitCode {
         failed: 0.0,
         seed: 42,
     };
+    if let Some(parts) = parts {
+        // `parts` × `txns` transactions, one file; timed by `--process` when given.
+        let dir = write
+            .take()
+            .unwrap_or_else(|| PathBuf::from("../target/bench-results/txn"));
+        std::fs::create_dir_all(&dir).expect("create the output directory");
+        let path = dir.join(format!("txn-valid-{}.jsonl", parts * txns as u64));
+        write_parts(&path, &gen, parts);
+        let ok = match process {
+            Some(splitbrain) => {
+                compare_processes(&splitbrain, &[("valid".to_owned(), path, 0)], rounds)
+            }
+            None => true,
+        };
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     let started = Instant::now();
     let valid = generate::list_append(&gen);
     println!(

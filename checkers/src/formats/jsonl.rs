@@ -199,8 +199,12 @@ impl Events {
     /// Parses `chunk`: whole lines, of which the last may lack its newline only when
     /// `at_end` (the end of the input).
     fn push_chunk(&mut self, chunk: &[u8], at_end: bool) -> Result<(), DataError> {
-        self.lines_before =
-            line_spans(chunk, self.lines_before, self.max_line_bytes, &mut self.spans)?;
+        self.lines_before = line_spans(
+            chunk,
+            self.lines_before,
+            self.max_line_bytes,
+            &mut self.spans,
+        )?;
 
         // Malformed lines are rare: parsing notes the first one and goes on; it is then
         // diagnosed, and forgiven only if it is the unfinished last line of the input.

@@ -242,10 +242,7 @@ pub fn infer(
     // Elements nobody read come after the whole known order: ww from the writer of its
     // last element.
     for (&(key, value), w) in &index.writers {
-        if w.pos == u32::MAX
-            && !w.aborted
-            && index.orders.contains_key(&key)
-        {
+        if w.pos == u32::MAX && !w.aborted && index.orders.contains_key(&key) {
             index
                 .unobserved
                 .entry(key)

@@ -96,13 +96,11 @@ pub fn read_file(
             error,
         });
     }
-    reader
-        .finish()
-        .map_err(|(error, line)| TxnReadError::Txn {
-            path: path.to_owned(),
-            line,
-            error,
-        })
+    reader.finish().map_err(|(error, line)| TxnReadError::Txn {
+        path: path.to_owned(),
+        line,
+        error,
+    })
 }
 
 /// One line, typed.
@@ -252,8 +250,12 @@ impl Reader {
 
 impl ChunkSink for Reader {
     fn push_chunk(&mut self, chunk: &[u8], at_end: bool) -> Result<(), DataError> {
-        self.lines_before =
-            jsonl::line_spans(chunk, self.lines_before, self.max_line_bytes, &mut self.spans)?;
+        self.lines_before = jsonl::line_spans(
+            chunk,
+            self.lines_before,
+            self.max_line_bytes,
+            &mut self.spans,
+        )?;
         let workload = self.workload;
         let spans = std::mem::take(&mut self.spans);
         let mut parts: Vec<Part> = if chunk.len() < jsonl::PARALLEL_THRESHOLD {
@@ -314,7 +316,10 @@ mod tests {
         std::fs::write(&path, data).unwrap();
         let opts = ReadOptions::default();
         let typed = match read_file(&path, &opts, workload) {
-            Ok(r) => format!("{:?} {:?} {} {:?}", r.history, r.warnings, r.events, r.lines),
+            Ok(r) => format!(
+                "{:?} {:?} {} {:?}",
+                r.history, r.warnings, r.events, r.lines
+            ),
             Err(e) => format!("error {e}"),
         };
         let generic = match formats::read_file(&path, &opts) {
@@ -391,38 +396,134 @@ mod tests {
             r#"{"index":6,"time":7,"process":3,"type":"invoke","f":"txn","value":[["r",2,null],["append",1,2]]}"#,
         ];
         let variants: Vec<(usize, &str)> = vec![
-            (1, r#"{"process":"nemesis","type":"info","f":"partition","value":"halves"}"#),
-            (1, r#"{"index":1,"process":1,"type":"invoke","f":"txn","value":[["r",1,null]]}"#),
-            (1, r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["r",1,5]]}"#),
-            (1, r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["r",1,[7]]],"node":"n1","key":null}"#),
-            (1, r#"{ "index" : 1 , "process" : 1 , "type" : "invoke" , "f" : "txn" , "value" : [ [ "r" , 1 , null ] ] }"#),
-            (1, r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["r",1,{"a":1}]]}"#),
-            (1, r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["w",1,2]]}"#),
-            (1, r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"read","value":[["r",1,null]]}"#),
-            (1, r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","key":3,"value":[["r",1,null]]}"#),
-            (1, r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":"x"}"#),
-            (1, r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["r",1]]}"#),
-            (1, r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["r","k",null]]}"#),
-            (1, r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[]}"#),
-            (1, r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["r",1,null]],"f":"txn"}"#),
-            (1, r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["r",1,null]]"#),
-            (1, r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["r",1,null]],"colour":1}"#),
-            (1, r#"{"index":9,"time":2,"process":1,"type":"invoke","f":"txn","value":[["r",1,null]]}"#),
-            (2, r#"{"index":2,"time":3,"process":0,"type":"ok","f":"txn","value":[["append",1,1],["r",1,[1,1]]]}"#),
-            (2, r#"{"index":2,"time":3,"process":0,"type":"ok","f":"txn","value":[["append",1,1],["r",1,7]]}"#),
-            (2, r#"{"index":2,"time":3,"process":0,"type":"ok","f":"txn","value":[["append",1,"x"],["r",1,[1]]]}"#),
-            (2, r#"{"index":2,"time":3,"process":0,"type":"ok","f":"txn","value":[["append",1,1],["r",1,[1.5]]]}"#),
-            (2, r#"{"index":2,"time":3,"process":0,"type":"ok","f":"txn","value":[["append",1,1],["r",1,["1"]]]}"#),
-            (2, r#"{"index":2,"time":3,"process":0,"type":"ok","f":"txn","value":[["append",1,1],["r",1,[]]]}"#),
-            (2, r#"{"index":2,"time":3,"process":0,"type":"fail","f":"txn","value":[["append",1,1],["r",1,[1]]]}"#),
-            (2, r#"{"index":2,"time":3,"process":5,"type":"ok","f":"txn","value":[["append",1,1],["r",1,[1]]]}"#),
-            (2, r#"{"index":2,"time":3,"process":1,"type":"invoke","f":"txn","value":[["append",1,1]]}"#),
-            (2, r#"{"type":"ok","index":2,"process":0,"f":"txn","time":3,"value":[["append",1,1],["r",1,[1]]]}"#),
-            (5, r#"{"index":5,"time":6,"process":2,"type":"fail","f":"txn","value":[["append",2,5]]}"#),
-            (5, r#"{"index":5,"time":6,"process":2,"type":"info","f":"txn","value":[["append",2,5]],"error":["a",{"b":1}]}"#),
-            (6, r#"{"index":6,"time":7,"process":3,"type":"invoke","f":"txn","value":[["r",2,null],["append",1,"v"]]}"#),
-            (6, r#"{"index":6,"time":7,"process":3,"type":"invoke","f":"txn","value":[["r",2,null],["append",1,2]"#),
-            (6, r#"{"index":6,"time":7,"process":3,"type":"invoke","f":"txn","value":[["r",2,null],["append",1,2]],"#),
+            (
+                1,
+                r#"{"process":"nemesis","type":"info","f":"partition","value":"halves"}"#,
+            ),
+            (
+                1,
+                r#"{"index":1,"process":1,"type":"invoke","f":"txn","value":[["r",1,null]]}"#,
+            ),
+            (
+                1,
+                r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["r",1,5]]}"#,
+            ),
+            (
+                1,
+                r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["r",1,[7]]],"node":"n1","key":null}"#,
+            ),
+            (
+                1,
+                r#"{ "index" : 1 , "process" : 1 , "type" : "invoke" , "f" : "txn" , "value" : [ [ "r" , 1 , null ] ] }"#,
+            ),
+            (
+                1,
+                r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["r",1,{"a":1}]]}"#,
+            ),
+            (
+                1,
+                r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["w",1,2]]}"#,
+            ),
+            (
+                1,
+                r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"read","value":[["r",1,null]]}"#,
+            ),
+            (
+                1,
+                r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","key":3,"value":[["r",1,null]]}"#,
+            ),
+            (
+                1,
+                r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":"x"}"#,
+            ),
+            (
+                1,
+                r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["r",1]]}"#,
+            ),
+            (
+                1,
+                r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["r","k",null]]}"#,
+            ),
+            (
+                1,
+                r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[]}"#,
+            ),
+            (
+                1,
+                r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["r",1,null]],"f":"txn"}"#,
+            ),
+            (
+                1,
+                r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["r",1,null]]"#,
+            ),
+            (
+                1,
+                r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["r",1,null]],"colour":1}"#,
+            ),
+            (
+                1,
+                r#"{"index":9,"time":2,"process":1,"type":"invoke","f":"txn","value":[["r",1,null]]}"#,
+            ),
+            (
+                2,
+                r#"{"index":2,"time":3,"process":0,"type":"ok","f":"txn","value":[["append",1,1],["r",1,[1,1]]]}"#,
+            ),
+            (
+                2,
+                r#"{"index":2,"time":3,"process":0,"type":"ok","f":"txn","value":[["append",1,1],["r",1,7]]}"#,
+            ),
+            (
+                2,
+                r#"{"index":2,"time":3,"process":0,"type":"ok","f":"txn","value":[["append",1,"x"],["r",1,[1]]]}"#,
+            ),
+            (
+                2,
+                r#"{"index":2,"time":3,"process":0,"type":"ok","f":"txn","value":[["append",1,1],["r",1,[1.5]]]}"#,
+            ),
+            (
+                2,
+                r#"{"index":2,"time":3,"process":0,"type":"ok","f":"txn","value":[["append",1,1],["r",1,["1"]]]}"#,
+            ),
+            (
+                2,
+                r#"{"index":2,"time":3,"process":0,"type":"ok","f":"txn","value":[["append",1,1],["r",1,[]]]}"#,
+            ),
+            (
+                2,
+                r#"{"index":2,"time":3,"process":0,"type":"fail","f":"txn","value":[["append",1,1],["r",1,[1]]]}"#,
+            ),
+            (
+                2,
+                r#"{"index":2,"time":3,"process":5,"type":"ok","f":"txn","value":[["append",1,1],["r",1,[1]]]}"#,
+            ),
+            (
+                2,
+                r#"{"index":2,"time":3,"process":1,"type":"invoke","f":"txn","value":[["append",1,1]]}"#,
+            ),
+            (
+                2,
+                r#"{"type":"ok","index":2,"process":0,"f":"txn","time":3,"value":[["append",1,1],["r",1,[1]]]}"#,
+            ),
+            (
+                5,
+                r#"{"index":5,"time":6,"process":2,"type":"fail","f":"txn","value":[["append",2,5]]}"#,
+            ),
+            (
+                5,
+                r#"{"index":5,"time":6,"process":2,"type":"info","f":"txn","value":[["append",2,5]],"error":["a",{"b":1}]}"#,
+            ),
+            (
+                6,
+                r#"{"index":6,"time":7,"process":3,"type":"invoke","f":"txn","value":[["r",2,null],["append",1,"v"]]}"#,
+            ),
+            (
+                6,
+                r#"{"index":6,"time":7,"process":3,"type":"invoke","f":"txn","value":[["r",2,null],["append",1,2]"#,
+            ),
+            (
+                6,
+                r#"{"index":6,"time":7,"process":3,"type":"invoke","f":"txn","value":[["r",2,null],["append",1,2]],"#,
+            ),
             (6, r#"{"index":6,"time":"#),
             (6, r#"{"index":6,"#),
             (6, ""),
@@ -457,7 +558,10 @@ mod tests {
         ];
         let data = lines.join("\n");
         let (typed, generic) = both(data.as_bytes(), Workload::RwRegister);
-        assert!(typed.contains("ReadRegister { key: 1, value: Some(Some(1)) }"), "{typed}");
+        assert!(
+            typed.contains("ReadRegister { key: 1, value: Some(Some(1)) }"),
+            "{typed}"
+        );
         assert_eq!(typed, generic);
     }
 }

@@ -9,6 +9,7 @@
 //! * [`progress`] — the progress line while a run is going.
 //! * [`recheck_run`] — checks a stored run again with its own settings.
 
+pub mod cycle_graph;
 pub mod html;
 pub mod junit;
 pub mod progress;

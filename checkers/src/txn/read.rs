@@ -61,7 +61,10 @@ pub fn read_file(
     opts: &ReadOptions,
     workload: Workload,
 ) -> Result<TxnReadOutput, TxnReadError> {
-    let mut opened = formats::open(path, opts, 0)?;
+    // Every regular file that may be JSON Lines is streamed, whatever its size (checked
+    // against the input limit when opened); what has no size (a pipe) is read whole, with
+    // the limit enforced while reading.
+    let mut opened = formats::open(path, opts, 1)?;
     if !opened.streamable {
         let read = formats::read_whole(path, opened, opts)?;
         let history =
@@ -545,6 +548,63 @@ mod tests {
             }
         }
         assert_eq!(checked, 35 * 4);
+    }
+
+    /// Reads a named pipe fed `data` by a thread, with an input limit of `max_input` bytes.
+    fn through_pipe(
+        data: &[u8],
+        max_input: u64,
+        read: impl FnOnce(&Path, &ReadOptions) -> String,
+    ) -> String {
+        let dir = std::env::temp_dir().join(format!("splitbrain-txn-pipe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pipe");
+        let _ = std::fs::remove_file(&path);
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let (feed, data) = (path.clone(), data.to_vec());
+        let writer = std::thread::spawn(move || {
+            use std::io::Write as _;
+            if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&feed) {
+                let _ = f.write_all(&data);
+            }
+        });
+        let opts = ReadOptions {
+            max_input_bytes: Some(max_input),
+            ..ReadOptions::default()
+        };
+        let out = read(&path, &opts);
+        writer.join().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_pipe_is_bounded_like_the_generic_reader_bounds_it() {
+        let data = generated(300, 3, 0.0);
+        for max_input in [1000, 1 << 30] {
+            let typed = through_pipe(&data, max_input, |path, opts| {
+                match read_file(path, opts, Workload::ListAppend) {
+                    Ok(r) => format!("{:?} {:?}", r.history, r.warnings),
+                    Err(e) => format!("error {e}"),
+                }
+            });
+            let generic = through_pipe(&data, max_input, |path, opts| {
+                match formats::read_file(path, opts) {
+                    Ok(read) => {
+                        let h = from_history(&read.history, Workload::ListAppend).unwrap();
+                        format!("{h:?} {:?}", read.warnings)
+                    }
+                    Err(e) => format!("error {e}"),
+                }
+            });
+            assert_eq!(typed, generic);
+            assert_eq!(
+                typed.contains("at most 1000 bytes"),
+                max_input == 1000,
+                "{typed}"
+            );
+        }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! cargo bench -p splitbrain-checkers --bench txn -- [--txns N] [--keys N] [--write DIR]
+//!     [--process SPLITBRAIN] [--rounds N] [--formats jsonl,edn] [--in-process|--no-in-process]
+//!     [--parts N]
 //! ```
 //!
 //! Two histories of `--txns` transactions (default 1,000,000; up to 4 micro-operations
@@ -12,16 +14,25 @@
 //! during it (the process's high-water mark is reset before the check) are printed. With
 //! `--write DIR` both histories are also written as JSON Lines (`txn-valid.jsonl`,
 //! `txn-g-single.jsonl`) so that a whole `splitbrain check` process can be measured.
+//!
+//! With `--process SPLITBRAIN` (a release build of the `splitbrain` binary, e.g.
+//! `target/release/splitbrain`), the histories are written (JSON Lines, and EDN with
+//! `--formats jsonl,edn`) into `--write DIR` (default `target/bench-results/txn`) and the
+//! whole `splitbrain check FILE --model list-append --consistency serializable` process is
+//! timed on each, side by side: `--rounds` rounds (default 3), the files alternating within
+//! each round, so that the machine's changing load falls on all of them alike. Each run
+//! prints wall time, the child's CPU time (user + system) and its peak resident set size
+//! (`VmHWM`, sampled every millisecond), and fails the bench on a wrong verdict.
 
-use splitbrain_checkers::formats::jsonl;
+use splitbrain_checkers::formats::{edn, jsonl};
 use splitbrain_checkers::txn::anomaly::AnomalyKind;
 use splitbrain_checkers::txn::consistency::ConsistencyModel;
 use splitbrain_checkers::txn::generate::{self, GenOptions};
 use splitbrain_checkers::txn::{self, TxnCheckOptions, Workload};
 use splitbrain_checkers::{History, Verdict};
-use std::path::PathBuf;
-use std::process::ExitCode;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
 
 fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -58,6 +69,186 @@ fn cpu_seconds() -> f64 {
             .unwrap_or(0.0)
     };
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU time (user + system) of this process's waited-for children so far, in seconds.
+fn children_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // cutime and cstime: the 16th and 17th fields.
+    (ticks(13) + ticks(14)) / 100.0
+}
+
+/// Writes a valid history of `parts` generated histories one after the other (each with
+/// its own seed, keys and processes, invoked after the previous one completed), so that a
+/// history far larger than what fits in memory as events can be written a part at a time.
+fn write_parts(path: &Path, gen: &GenOptions, parts: u64) {
+    use splitbrain_checkers::history::{Process, Value};
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    let mut offset = 0u64;
+    for part in 0..parts {
+        let history = generate::list_append(&GenOptions {
+            seed: gen.seed + part,
+            ..gen.clone()
+        });
+        let count = history.events.len() as u64;
+        for (i, mut event) in history.events.into_iter().enumerate() {
+            event.index = offset + i as u64;
+            event.time = event.time.map(|t| t + offset);
+            if let Process::Client(p) = event.process {
+                event.process = Process::Client(p + part * 1_000_000);
+            }
+            if let Value::List(mops) = &mut event.value {
+                for mop in mops {
+                    if let Value::List(parts_of_mop) = mop {
+                        if let Some(Value::Int(key)) = parts_of_mop.get_mut(1) {
+                            *key += (part * 1_000_000_000) as i64;
+                        }
+                    }
+                }
+            }
+            jsonl::write_event(&mut w, &event).expect("write");
+        }
+        offset += count;
+        println!("wrote part {} of {parts}", part + 1);
+    }
+}
+
+/// One whole `splitbrain check` process.
+struct ProcessRun {
+    wall: Duration,
+    cpu: f64,
+    peak_kib: u64,
+    exit: Option<i32>,
+    output: String,
+}
+
+/// The child's peak resident set size so far (`VmHWM`).
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Runs `splitbrain check FILE --model list-append --consistency serializable`, killed
+/// after 10 minutes.
+fn run_process(splitbrain: &Path, file: &Path, log: &Path) -> Result<ProcessRun, String> {
+    let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let cpu_before = children_cpu_seconds();
+    let started = Instant::now();
+    let mut child = Command::new(splitbrain)
+        .arg("check")
+        .arg(file)
+        .args(["--model", "list-append", "--consistency", "serializable"])
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", splitbrain.display()))?;
+    let mut peak = 0;
+    let status = loop {
+        if let Some(hwm) = vm_hwm_kib(child.id()) {
+            peak = peak.max(hwm);
+        }
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let wall = started.elapsed();
+    Ok(ProcessRun {
+        wall,
+        cpu: children_cpu_seconds() - cpu_before,
+        peak_kib: peak,
+        exit: status.code(),
+        output: std::fs::read_to_string(log).unwrap_or_default(),
+    })
+}
+
+/// Writes the valid and the G-single history in each format; returns (name, path,
+/// expected exit code) per file.
+fn write_files(
+    dir: &Path,
+    valid: &History,
+    invalid: &History,
+    formats: &[String],
+) -> Vec<(String, PathBuf, i32)> {
+    std::fs::create_dir_all(dir).expect("create the output directory");
+    let mut files = Vec::new();
+    for format in formats {
+        for (name, history, code) in [("valid", valid, 0), ("g-single", invalid, 1)] {
+            let path = dir.join(format!("txn-{name}.{format}"));
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
+            match format.as_str() {
+                "jsonl" => jsonl::write_history(&mut w, &history.events).expect("write"),
+                "edn" => edn::write_history(&mut w, &history.events).expect("write"),
+                other => panic!("unknown format {other}"),
+            }
+            drop(w);
+            files.push((format!("{name}.{format}"), path, code));
+        }
+    }
+    files
+}
+
+/// Times the whole process on each file, `rounds` times, alternating.
+fn compare_processes(splitbrain: &Path, files: &[(String, PathBuf, i32)], rounds: usize) -> bool {
+    let mut ok = true;
+    let mut walls: Vec<Vec<f64>> = vec![Vec::new(); files.len()];
+    for round in 1..=rounds {
+        for (i, (name, path, expect)) in files.iter().enumerate() {
+            let log = path.with_extension("log");
+            match run_process(splitbrain, path, &log) {
+                Ok(run) => {
+                    let read = run
+                        .output
+                        .lines()
+                        .find(|l| l.starts_with("read "))
+                        .unwrap_or("")
+                        .to_owned();
+                    println!(
+                        "round {round}: {name}: whole process {:.2} s wall, {:.2} s CPU, peak {} MiB, exit {:?} ({read})",
+                        run.wall.as_secs_f64(),
+                        run.cpu,
+                        run.peak_kib >> 10,
+                        run.exit
+                    );
+                    walls[i].push(run.wall.as_secs_f64());
+                    if run.exit != Some(*expect) {
+                        eprintln!("{name}: expected exit {expect}:\n{}", run.output);
+                        ok = false;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("{name}: {e}");
+                    ok = false;
+                }
+            }
+        }
+    }
+    // Ratios to the first file, per round (the same load falls on the files of a round).
+    for (i, (name, _, _)) in files.iter().enumerate().skip(1) {
+        let ratios: Vec<String> = (0..walls[i].len().min(walls[0].len()))
+            .map(|r| format!("{:.2}", walls[i][r] / walls[0][r]))
+            .collect();
+        println!("{name} / {}: {}", files[0].0, ratios.join(", "));
+    }
+    ok
 }
 
 fn reset_peak() {
@@ -107,12 +298,35 @@ fn main() -> ExitCode {
     let mut txns = 1_000_000usize;
     let mut keys = 10_000u64;
     let mut write: Option<PathBuf> = None;
+    let mut process: Option<PathBuf> = None;
+    let mut rounds = 3usize;
+    let mut formats: Vec<String> = vec!["jsonl".to_owned()];
+    let mut in_process = true;
+    let mut parts: Option<u64> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--txns" => txns = args.next().and_then(|s| s.parse().ok()).expect("--txns N"),
             "--keys" => keys = args.next().and_then(|s| s.parse().ok()).expect("--keys N"),
             "--write" => write = args.next().map(PathBuf::from),
+            "--process" => process = args.next().map(PathBuf::from),
+            "--rounds" => {
+                rounds = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--rounds N")
+            }
+            "--formats" => {
+                formats = args
+                    .next()
+                    .expect("--formats jsonl,edn")
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect()
+            }
+            "--in-process" => in_process = true,
+            "--parts" => parts = args.next().and_then(|s| s.parse().ok()),
+            "--no-in-process" => in_process = false,
             "--bench" => {}
             other => {
                 eprintln!("unknown argument {other}");
@@ -130,6 +344,26 @@ fn main() -> ExitCode {
         failed: 0.0,
         seed: 42,
     };
+    if let Some(parts) = parts {
+        // `parts` × `txns` transactions, one file; timed by `--process` when given.
+        let dir = write
+            .take()
+            .unwrap_or_else(|| PathBuf::from("../target/bench-results/txn"));
+        std::fs::create_dir_all(&dir).expect("create the output directory");
+        let path = dir.join(format!("txn-valid-{}.jsonl", parts * txns as u64));
+        write_parts(&path, &gen, parts);
+        let ok = match process {
+            Some(splitbrain) => {
+                compare_processes(&splitbrain, &[("valid".to_owned(), path, 0)], rounds)
+            }
+            None => true,
+        };
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     let started = Instant::now();
     let valid = generate::list_append(&gen);
     println!(
@@ -138,32 +372,35 @@ fn main() -> ExitCode {
         started.elapsed().as_secs_f64()
     );
     let mut ok = true;
-    for model in [
+    let models = [
         ConsistencyModel::Serializable,
         ConsistencyModel::StrictSerializable,
-    ] {
-        ok &= measure("valid", &valid, model, Verdict::Valid, None);
+    ];
+    if in_process {
+        for model in models {
+            ok &= measure("valid", &valid, model, Verdict::Valid, None);
+        }
     }
-    let mut invalid = valid;
+    let mut invalid = valid.clone();
     let middle = invalid.events.len() / 2;
     generate::inject(&mut invalid, AnomalyKind::GSingle, middle, 1 << 40, 1 << 40);
-    for model in [
-        ConsistencyModel::Serializable,
-        ConsistencyModel::StrictSerializable,
-    ] {
-        let kind = Some(AnomalyKind::GSingle);
-        ok &= measure("g-single", &invalid, model, Verdict::Invalid, kind);
+    if in_process {
+        for model in models {
+            let kind = Some(AnomalyKind::GSingle);
+            ok &= measure("g-single", &invalid, model, Verdict::Invalid, kind);
+        }
     }
-    if let Some(dir) = write {
-        let path = dir.join("txn-g-single.jsonl");
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
-        jsonl::write_history(&mut w, &invalid.events).expect("write");
-        println!("wrote {}", path.display());
-        let valid = generate::list_append(&gen);
-        let path = dir.join("txn-valid.jsonl");
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
-        jsonl::write_history(&mut w, &valid.events).expect("write");
-        println!("wrote {}", path.display());
+    if let Some(splitbrain) = process {
+        let dir = write
+            .take()
+            .unwrap_or_else(|| PathBuf::from("../target/bench-results/txn"));
+        let files = write_files(&dir, &valid, &invalid, &formats);
+        drop((valid, invalid));
+        ok &= compare_processes(&splitbrain, &files, rounds);
+    } else if let Some(dir) = write {
+        for (_, path, _) in write_files(&dir, &valid, &invalid, &formats) {
+            println!("wrote {}", path.display());
+        }
     }
     if ok {
         ExitCode::SUCCESS

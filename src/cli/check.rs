@@ -770,21 +770,26 @@ fn check_txn_file(path: &Path, read_opts: &ReadOptions, opts: &TxnCheckOptions) 
         error: None,
         error_code: exit::DATA_ERR,
     };
-    let (read, parse_seconds) = read_timed(path, read_opts);
-    report.parse_seconds = parse_seconds;
-    let read: ReadOutput = match read {
+    // Read straight into transactions (streamed for JSON Lines).
+    let started = Instant::now();
+    let read = txn::read::read_file(path, read_opts, opts.workload);
+    report.parse_seconds = started.elapsed().as_secs_f64();
+    let read = match read {
         Ok(read) => read,
-        Err((error, code)) => {
-            report.error_code = code;
-            report.error = Some(error);
+        Err(e) => {
+            report.error_code = match e {
+                txn::read::TxnReadError::Read(ReadError::Io { .. }) => exit::NO_INPUT,
+                _ => exit::DATA_ERR,
+            };
+            report.error = Some(e.to_string());
             return report;
         }
     };
     report.format = Some(read.format.name());
-    report.events = read.history.events.len();
+    report.events = read.events;
     report.warnings = read.warnings.clone();
     let check_start = Instant::now();
-    let checked = txn::check(&read.history, opts);
+    let checked = txn::check_txns(&read.history, opts);
     report.check_seconds = check_start.elapsed().as_secs_f64();
     match checked {
         Ok(result) => {

@@ -15,6 +15,7 @@
 //! * [`recheck_run`] — checks a stored run again with its own settings.
 
 pub mod compare;
+pub mod cycle_graph;
 pub mod html;
 pub mod junit;
 pub mod progress;

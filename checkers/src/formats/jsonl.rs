@@ -123,26 +123,26 @@ pub(crate) fn read_serde_only(line: &[u8]) -> Option<Event> {
 
 /// Inputs smaller than this are parsed on the calling thread; larger ones line by line in
 /// parallel (waking the thread pool costs more than it saves on small files).
-const PARALLEL_THRESHOLD: usize = 1 << 20;
+pub(crate) const PARALLEL_THRESHOLD: usize = 1 << 20;
 
 /// Bytes read and parsed at a time when streaming a file.
 const STREAM_CHUNK: usize = 8 << 20;
 
 /// Where a non-blank line is in a chunk.
-struct LineSpan {
-    start: usize,
-    end: usize,
+pub(crate) struct LineSpan {
+    pub start: usize,
+    pub end: usize,
     /// 1-based line number in the whole input.
-    number: usize,
+    pub number: usize,
 }
 
 /// Marks "no index in the file" in `Event::index` between parsing and renumbering, so the
 /// parsed events need no side vector (a file that writes this very index loses only the
 /// order check of that one event).
-const NO_INDEX: u64 = u64::MAX;
+pub(crate) const NO_INDEX: u64 = u64::MAX;
 
 /// Parses one line by the fast path, else by serde; `None` when the line is malformed.
-fn parse_line(line: &[u8]) -> Option<Event> {
+pub(crate) fn parse_line(line: &[u8]) -> Option<Event> {
     let (mut event, index) = match super::jsonl_fast::parse_line(line) {
         Some(parsed) => parsed,
         None => {
@@ -199,26 +199,12 @@ impl Events {
     /// Parses `chunk`: whole lines, of which the last may lack its newline only when
     /// `at_end` (the end of the input).
     fn push_chunk(&mut self, chunk: &[u8], at_end: bool) -> Result<(), DataError> {
-        self.spans.clear();
-        let mut start = 0usize;
-        let mut number = self.lines_before;
-        while start < chunk.len() {
-            number += 1;
-            let newline = memchr::memchr(b'\n', &chunk[start..]).map(|off| start + off);
-            let next = newline.map_or(chunk.len(), |n| n + 1);
-            let mut end = newline.unwrap_or(chunk.len());
-            if end > start && chunk[end - 1] == b'\r' {
-                end -= 1;
-            }
-            if end - start > self.max_line_bytes {
-                return Err(line_too_long(number, self.max_line_bytes));
-            }
-            if !chunk[start..end].iter().all(u8::is_ascii_whitespace) {
-                self.spans.push(LineSpan { start, end, number });
-            }
-            start = next;
-        }
-        self.lines_before = number;
+        self.lines_before = line_spans(
+            chunk,
+            self.lines_before,
+            self.max_line_bytes,
+            &mut self.spans,
+        )?;
 
         // Malformed lines are rare: parsing notes the first one and goes on; it is then
         // diagnosed, and forgiven only if it is the unfinished last line of the input.
@@ -243,13 +229,10 @@ impl Events {
         if first_bad != usize::MAX {
             let span = &self.spans[first_bad];
             let line = &chunk[span.start..span.end];
-            let typed_error = serde_json::from_slice::<LineIn>(line)
-                .err()
-                .map_or_else(String::new, |e| e.to_string());
             let unfinished = at_end && first_bad + 1 == self.spans.len() && span.end == chunk.len();
             if !(unfinished && is_recorder_truncation(line, &self.raw.events[..before + first_bad]))
             {
-                return Err(diagnose(line, span.number, &typed_error));
+                return Err(malformed_line(line, span.number));
             }
             self.raw
                 .warnings
@@ -266,10 +249,59 @@ impl Events {
     }
 }
 
+/// Locates the non-blank lines of `chunk` (whole lines, the last perhaps without its
+/// newline) into `spans`, numbered after `lines_before`; returns the number of the chunk's
+/// last line. A line longer than `max_line_bytes` is bad data.
+pub(crate) fn line_spans(
+    chunk: &[u8],
+    lines_before: usize,
+    max_line_bytes: usize,
+    spans: &mut Vec<LineSpan>,
+) -> Result<usize, DataError> {
+    spans.clear();
+    let mut start = 0usize;
+    let mut number = lines_before;
+    while start < chunk.len() {
+        number += 1;
+        let newline = memchr::memchr(b'\n', &chunk[start..]).map(|off| start + off);
+        let next = newline.map_or(chunk.len(), |n| n + 1);
+        let mut end = newline.unwrap_or(chunk.len());
+        if end > start && chunk[end - 1] == b'\r' {
+            end -= 1;
+        }
+        if end - start > max_line_bytes {
+            return Err(line_too_long(number, max_line_bytes));
+        }
+        if !chunk[start..end].iter().all(u8::is_ascii_whitespace) {
+            spans.push(LineSpan { start, end, number });
+        }
+        start = next;
+    }
+    Ok(number)
+}
+
+/// The error for line `number`, which does not parse: which field is wrong and how.
+pub(crate) fn malformed_line(line: &[u8], number: usize) -> DataError {
+    let typed_error = serde_json::from_slice::<LineIn>(line)
+        .err()
+        .map_or_else(String::new, |e| e.to_string());
+    diagnose(line, number, &typed_error)
+}
+
 /// Whether `line`, the unterminated last line, is a record of our recorder cut mid-write
 /// (see the module documentation); `before` are the events of every line before it, with
 /// their given indexes.
 fn is_recorder_truncation(line: &[u8], before: &[Event]) -> bool {
+    let recorded = before
+        .iter()
+        .enumerate()
+        .all(|(i, e)| e.index == i as u64 && e.time.is_some());
+    is_recorder_cut(line, before.len(), recorded)
+}
+
+/// [`is_recorder_truncation`] given the number of events before the line and whether
+/// they are all in the recorder's form (index `i` on the `i`-th, a time on each).
+pub(crate) fn is_recorder_cut(line: &[u8], events_before: usize, recorded: bool) -> bool {
     // Parsed into values, so that what is there must be right, numbers in range included,
     // up to where the line ends.
     let cut_json = matches!(
@@ -279,11 +311,7 @@ fn is_recorder_truncation(line: &[u8], before: &[Event]) -> bool {
     if !cut_json {
         return false;
     }
-    let recorded = before
-        .iter()
-        .enumerate()
-        .all(|(i, e)| e.index == i as u64 && e.time.is_some());
-    let beginning = format!(r#"{{"index":{},"time":"#, before.len());
+    let beginning = format!(r#"{{"index":{},"time":"#, events_before);
     recorded && (line.starts_with(beginning.as_bytes()) || beginning.as_bytes().starts_with(line))
 }
 
@@ -329,6 +357,46 @@ fn read_stream_in_chunks(
     let expected_lines = usize::try_from(size_hint / 64).unwrap_or(0);
     events.raw.events.reserve(expected_lines);
     events.raw.lines.reserve(expected_lines);
+    stream_chunks(&mut events, head, input, chunk_bytes, max_line_bytes)?;
+    Ok(events.raw)
+}
+
+/// What takes a streamed input's lines, a chunk of whole lines at a time.
+pub(crate) trait ChunkSink {
+    /// Takes `chunk`: whole lines, of which the last may lack its newline only when
+    /// `at_end` (the end of the input).
+    fn push_chunk(&mut self, chunk: &[u8], at_end: bool) -> Result<(), DataError>;
+    /// Lines taken so far.
+    fn lines_before(&self) -> usize;
+}
+
+impl ChunkSink for Events {
+    fn push_chunk(&mut self, chunk: &[u8], at_end: bool) -> Result<(), DataError> {
+        Events::push_chunk(self, chunk, at_end)
+    }
+    fn lines_before(&self) -> usize {
+        self.lines_before
+    }
+}
+
+/// Streams `head`, then the rest of `input`, into `sink` in chunks of whole lines of about
+/// [`STREAM_CHUNK`] bytes. A line longer than `max_line_bytes` is bad data.
+pub(crate) fn stream_into(
+    sink: &mut impl ChunkSink,
+    head: Vec<u8>,
+    input: &mut impl io::Read,
+    max_line_bytes: usize,
+) -> Result<(), StreamError> {
+    stream_chunks(sink, head, input, STREAM_CHUNK, max_line_bytes)
+}
+
+fn stream_chunks(
+    events: &mut impl ChunkSink,
+    head: Vec<u8>,
+    input: &mut impl io::Read,
+    chunk_bytes: usize,
+    max_line_bytes: usize,
+) -> Result<(), StreamError> {
     let mut buffer = head;
     let mut chunk = chunk_bytes.max(buffer.len());
     loop {
@@ -342,7 +410,7 @@ fn read_stream_in_chunks(
             events
                 .push_chunk(&buffer, true)
                 .map_err(StreamError::Data)?;
-            return Ok(events.raw);
+            return Ok(());
         }
         match memchr::memrchr(b'\n', &buffer) {
             Some(last) => {
@@ -353,7 +421,7 @@ fn read_stream_in_chunks(
             }
             None if buffer.len() > max_line_bytes => {
                 return Err(StreamError::Data(line_too_long(
-                    events.lines_before + 1,
+                    events.lines_before() + 1,
                     max_line_bytes,
                 )));
             }

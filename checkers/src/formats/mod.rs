@@ -25,7 +25,7 @@
 pub mod edn;
 pub mod jepsen_log;
 pub mod jsonl;
-mod jsonl_fast;
+pub(crate) mod jsonl_fast;
 
 use crate::history::{Event, EventType, History, Process, Value};
 use rustc_hash::FxHashMap as HashMap;
@@ -310,11 +310,39 @@ const HEAD_BYTES: u64 = 2 * DETECTION_WINDOW as u64;
 
 /// Reads a history file.
 pub fn read_file(path: &Path, opts: &ReadOptions) -> Result<ReadOutput, ReadError> {
-    let io_error = |source| ReadError::Io {
+    let mut opened = open(path, opts, STREAM_THRESHOLD)?;
+    if opened.streamable {
+        let head = std::mem::take(&mut opened.head);
+        let raw = jsonl::read_stream(head, &mut opened.file, opened.size, opts.max_line_bytes)
+            .map_err(|e| stream_error(path, e))?;
+        return finish(raw, Format::Jsonl, opts.independent)
+            .map_err(|error| bytes_error(path, BytesError::Data(error)));
+    }
+    read_whole(path, opened, opts)
+}
+
+/// A history file opened, its beginning read when it may be streamed.
+pub(crate) struct Opened {
+    /// The rest of the file, bounded by the input limit.
+    pub file: std::io::Take<std::fs::File>,
+    /// The first bytes (up to [`HEAD_BYTES`]), when read.
+    pub head: Vec<u8>,
+    /// The file's size (0 for what is not a regular file).
+    pub size: u64,
+    max_input: u64,
+    /// Whether the content is JSON Lines that may be read a chunk at a time.
+    pub streamable: bool,
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> ReadError {
+    ReadError::Io {
         path: path.to_owned(),
         source,
-    };
-    let bytes_error = |e| match e {
+    }
+}
+
+fn bytes_error(path: &Path, e: BytesError) -> ReadError {
+    match e {
         BytesError::UnknownFormat => ReadError::UnknownFormat {
             path: path.to_owned(),
         },
@@ -322,9 +350,26 @@ pub fn read_file(path: &Path, opts: &ReadOptions) -> Result<ReadOutput, ReadErro
             path: path.to_owned(),
             error,
         },
-    };
-    let file = std::fs::File::open(path).map_err(io_error)?;
-    let metadata = file.metadata().map_err(io_error)?;
+    }
+}
+
+pub(crate) fn stream_error(path: &Path, e: jsonl::StreamError) -> ReadError {
+    match e {
+        jsonl::StreamError::Io(source) => io_error(path, source),
+        jsonl::StreamError::Data(error) => bytes_error(path, BytesError::Data(error)),
+    }
+}
+
+/// Opens a history file, checks its size against the input limit, and — when it is at
+/// least `stream_threshold` bytes and may be JSON Lines — reads its beginning to tell
+/// whether it can be streamed.
+pub(crate) fn open(
+    path: &Path,
+    opts: &ReadOptions,
+    stream_threshold: u64,
+) -> Result<Opened, ReadError> {
+    let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+    let metadata = file.metadata().map_err(|e| io_error(path, e))?;
     let size = metadata.len();
     let max_input = opts.max_input_bytes.unwrap_or(if metadata.is_file() {
         MAX_FILE_BYTES
@@ -332,35 +377,47 @@ pub fn read_file(path: &Path, opts: &ReadOptions) -> Result<ReadOutput, ReadErro
         MAX_STREAM_BYTES
     });
     if metadata.is_file() && size > max_input {
-        return Err(bytes_error(BytesError::Data(input_too_large(1, max_input))));
+        return Err(bytes_error(
+            path,
+            BytesError::Data(input_too_large(1, max_input)),
+        ));
     }
     let mut file = file.take(max_input.saturating_add(1));
     let mut head = Vec::new();
-    if size >= STREAM_THRESHOLD && matches!(opts.format, None | Some(Format::Jsonl)) {
+    let mut streamable = false;
+    if size >= stream_threshold && matches!(opts.format, None | Some(Format::Jsonl)) {
         (&mut file)
             .take(HEAD_BYTES)
             .read_to_end(&mut head)
-            .map_err(io_error)?;
+            .map_err(|e| io_error(path, e))?;
         // Detection needs the whole first line; a head without one is read whole instead.
-        let streamable = memchr::memchr(b'\n', &head).is_some()
+        streamable = memchr::memchr(b'\n', &head).is_some()
             && !head.iter().all(u8::is_ascii_whitespace)
             && opts.format.or_else(|| Format::detect(&head)) == Some(Format::Jsonl);
-        if streamable {
-            let raw = jsonl::read_stream(head, &mut file, size, opts.max_line_bytes).map_err(
-                |e| match e {
-                    jsonl::StreamError::Io(source) => io_error(source),
-                    jsonl::StreamError::Data(error) => bytes_error(BytesError::Data(error)),
-                },
-            )?;
-            return finish(raw, Format::Jsonl, opts.independent)
-                .map_err(|error| bytes_error(BytesError::Data(error)));
-        }
     }
-    read_bounded(&mut file, &mut head, opts.max_line_bytes, max_input).map_err(|e| match e {
-        jsonl::StreamError::Io(source) => io_error(source),
-        jsonl::StreamError::Data(error) => bytes_error(BytesError::Data(error)),
-    })?;
-    read_bytes(&head, opts).map_err(bytes_error)
+    Ok(Opened {
+        file,
+        head,
+        size,
+        max_input,
+        streamable,
+    })
+}
+
+/// Reads the rest of an opened file into memory, then the whole of it.
+pub(crate) fn read_whole(
+    path: &Path,
+    mut opened: Opened,
+    opts: &ReadOptions,
+) -> Result<ReadOutput, ReadError> {
+    read_bounded(
+        &mut opened.file,
+        &mut opened.head,
+        opts.max_line_bytes,
+        opened.max_input,
+    )
+    .map_err(|e| stream_error(path, e))?;
+    read_bytes(&opened.head, opts).map_err(|e| bytes_error(path, e))
 }
 
 /// Bytes read at a time by [`read_bounded`].

@@ -23,6 +23,8 @@ struct Writer {
     txn: TxnId,
     /// Whether this was the transaction's last append to the key.
     last: bool,
+    /// Whether the transaction failed (kept here: looking it up is a cache miss).
+    aborted: bool,
     /// Position in the key's version order, `u32::MAX` when unknown.
     pos: u32,
 }
@@ -82,6 +84,7 @@ pub fn infer(
                 let w = Writer {
                     txn: t as TxnId,
                     last,
+                    aborted: txn.outcome == Outcome::Aborted,
                     pos: u32::MAX,
                 };
                 if index.writers.insert((key, value), w).is_some() {
@@ -138,7 +141,11 @@ pub fn infer(
         index.orders.insert(
             key,
             KeyOrder {
-                elements: dedup(h.list(r)),
+                elements: if duplicated.contains(&r) {
+                    dedup(h.list(r))
+                } else {
+                    h.list(r).to_vec()
+                },
                 writers: Vec::new(),
             },
         );
@@ -204,8 +211,7 @@ pub fn infer(
             w.pos = pos as u32;
             let w = *w;
             order_writers.push(Some(w));
-            let outcome = h.txns[w.txn as usize].outcome;
-            if outcome == Outcome::Aborted {
+            if w.aborted {
                 first_aborted.entry(key).or_insert((pos, w.txn));
                 aborted_seen.get_or_insert(w.txn);
                 previous = None;
@@ -236,10 +242,7 @@ pub fn infer(
     // Elements nobody read come after the whole known order: ww from the writer of its
     // last element.
     for (&(key, value), w) in &index.writers {
-        if w.pos == u32::MAX
-            && h.txns[w.txn as usize].outcome != Outcome::Aborted
-            && index.orders.contains_key(&key)
-        {
+        if w.pos == u32::MAX && !w.aborted && index.orders.contains_key(&key) {
             index
                 .unobserved
                 .entry(key)
@@ -253,7 +256,7 @@ pub fn infer(
             .elements
             .last()
             .and_then(|e| index.writers.get(&(*key, *e)))
-            .filter(|w| h.txns[w.txn as usize].outcome != Outcome::Aborted);
+            .filter(|w| !w.aborted);
         if let Some(lw) = last_writer {
             for &(_, t) in list.iter() {
                 edges.add(lw.txn, t, Rels::WW);
@@ -294,8 +297,8 @@ pub fn infer(
                 };
                 if let Some(w) = last_writer {
                     if w.txn != t {
-                        match h.txns[w.txn as usize].outcome {
-                            Outcome::Aborted => {
+                        match w.aborted {
+                            true => {
                                 if !first_aborted.contains_key(&key) {
                                     // An aborted element in a key without a usable order.
                                     found.add(AnomalyKind::G1a, || Anomaly {
@@ -313,7 +316,7 @@ pub fn infer(
                                     });
                                 }
                             }
-                            _ => {
+                            false => {
                                 if !w.last {
                                     found.add(AnomalyKind::G1b, || Anomaly {
                                         kind: AnomalyKind::G1b,
@@ -349,7 +352,7 @@ pub fn infer(
                 };
                 if let Some(p) = next_pos.filter(|&p| p < order.len()) {
                     if let Some(w) = key_order.writers[p] {
-                        if h.txns[w.txn as usize].outcome != Outcome::Aborted {
+                        if !w.aborted {
                             edges.add(t, w.txn, Rels::RW);
                         }
                     }

@@ -23,6 +23,7 @@ pub mod generate;
 pub mod graph;
 pub mod list_append;
 pub mod order;
+pub mod read;
 pub mod rw_register;
 pub mod transactions;
 

@@ -169,13 +169,72 @@ fn name_of(v: &Value) -> Option<&str> {
 
 /// Reads the transactions of a generic history.
 pub fn from_history(history: &History, workload: Workload) -> Result<TxnHistory, TxnDataError> {
-    let mut out = TxnHistory::default();
-    // The open invocation of each process: (txn id, event position).
-    let mut open: HashMap<u64, (TxnId, usize)> = HashMap::default();
-    let events = &history.events;
-    for (pos, event) in events.iter().enumerate() {
+    let mut builder = TxnBuilder::new(workload);
+    for event in &history.events {
+        builder.push_event(event)?;
+    }
+    builder.finish()
+}
+
+/// An invocation waiting for its completion.
+#[derive(Debug)]
+struct OpenTxn {
+    id: TxnId,
+    invoke_index: u64,
+    /// The invocation's micro-operations (reads unobserved), or why they are malformed: an
+    /// error only when they are needed (the completion is not `ok`, or never comes).
+    mops: Result<Vec<MicroOp>, TxnDataError>,
+}
+
+/// Pairs a history's events into transactions one event at a time, in history order, so
+/// that a reader can hand them over as it reads and keep no event.
+#[derive(Debug)]
+pub struct TxnBuilder {
+    workload: Workload,
+    out: TxnHistory,
+    /// The open invocation of each process.
+    open: HashMap<u64, OpenTxn>,
+}
+
+/// A micro-operation as a reader typed it, before pairing: what it means depends on the
+/// workload and on whether its event is an `ok` completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawMop {
+    /// `[append k v]` (list-append) or `[w k v]` (rw-register).
+    Write { key: i64, value: i64 },
+    /// `[r k result]`.
+    Read { key: i64, result: RawRead },
+}
+
+/// The result of a typed read: nil, an integer (rw-register), or a list of integers
+/// (list-append) as a range of the reader's element buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawRead {
+    Nil,
+    Int(i64),
+    List(u32, u32),
+}
+
+impl TxnBuilder {
+    pub fn new(workload: Workload) -> Self {
+        TxnBuilder {
+            workload,
+            out: TxnHistory::default(),
+            open: HashMap::default(),
+        }
+    }
+
+    /// Room for about this many transactions.
+    pub fn reserve(&mut self, txns: usize) {
+        self.out.txns.reserve(txns);
+        self.out.timeline.reserve(txns * 2);
+        self.out.mops.reserve(txns * 3);
+    }
+
+    /// Takes the next event of the history (its `index` is its position).
+    pub fn push_event(&mut self, event: &Event) -> Result<(), TxnDataError> {
         let Process::Client(process) = event.process else {
-            continue;
+            return Ok(());
         };
         if event.f != "txn" {
             return Err(TxnDataError {
@@ -193,86 +252,190 @@ pub fn from_history(history: &History, workload: Workload) -> Result<TxnHistory,
                 Some(key),
             ));
         }
-        match event.kind {
-            EventType::Invoke => {
-                if let Some((_, p)) = open.get(&process) {
-                    return Err(TxnDataError {
-                        index: event.index,
-                        field: Some("process".to_owned()),
-                        expected: format!(
-                            "a completion of process {process}'s invocation at event {} first",
-                            events[*p].index
-                        ),
-                        found: Some("another invocation".to_owned()),
-                    });
-                }
-                let id = TxnId::try_from(out.txns.len()).map_err(|_| TxnDataError {
-                    index: event.index,
-                    field: None,
-                    expected: "at most 2^32 transactions".to_owned(),
-                    found: None,
-                })?;
-                out.txns.push(Txn {
-                    process,
-                    outcome: Outcome::Indeterminate,
-                    invoke_index: event.index,
-                    complete_index: None,
-                    mops: (0, 0),
-                });
-                out.timeline.push((event.index, id, true));
-                open.insert(process, (id, pos));
+        if event.kind == EventType::Invoke {
+            let mut mops = Vec::new();
+            let parsed = parse_mops(event, self.workload, false, &mut mops, &mut Vec::new());
+            self.invoke(event.index, process, parsed.map(|()| mops))
+        } else {
+            let start = self.out.mops.len() as u32;
+            let id = self.complete(event.index, process, event.kind)?;
+            if event.kind == EventType::Ok {
+                parse_mops(
+                    event,
+                    self.workload,
+                    true,
+                    &mut self.out.mops,
+                    &mut self.out.elements,
+                )?;
             }
-            kind => {
-                let Some((id, invoke_pos)) = open.remove(&process) else {
-                    return Err(TxnDataError {
-                        index: event.index,
-                        field: Some("type".to_owned()),
-                        expected: format!(
-                            "an invocation by process {process} before its completion"
-                        ),
-                        found: Some(kind.as_str().to_owned()),
-                    });
-                };
-                let txn = &mut out.txns[id as usize];
-                txn.complete_index = Some(event.index);
-                txn.outcome = match kind {
-                    EventType::Ok => Outcome::Committed,
-                    EventType::Fail => Outcome::Aborted,
-                    _ => Outcome::Indeterminate,
-                };
-                if kind == EventType::Ok {
-                    out.timeline.push((event.index, id, false));
+            self.set_mops(id, start);
+            Ok(())
+        }
+    }
+
+    /// Takes the next event of the history, typed by a reader: a client event of `f` txn
+    /// without a key, whose micro-operations fit the workload (`[append k v]` or `[w k v]`
+    /// with an integer value; reads with nil, a list of integers for list-append, an
+    /// integer for rw-register), their lists in `elements`.
+    pub fn push_typed(
+        &mut self,
+        index: u64,
+        process: u64,
+        kind: EventType,
+        mops: &[RawMop],
+        elements: &[i64],
+    ) -> Result<(), TxnDataError> {
+        if kind == EventType::Invoke {
+            let mut typed = Vec::with_capacity(mops.len());
+            for m in mops {
+                typed.push(self.typed(m, false, elements));
+            }
+            self.invoke(index, process, Ok(typed))
+        } else {
+            let start = self.out.mops.len() as u32;
+            let id = self.complete(index, process, kind)?;
+            if kind == EventType::Ok {
+                for m in mops {
+                    let typed = self.typed(m, true, elements);
+                    self.out.mops.push(typed);
                 }
-                let source = if kind == EventType::Ok {
-                    event
-                } else {
-                    &events[invoke_pos]
-                };
-                let observed = kind == EventType::Ok;
-                let start = out.mops.len() as u32;
-                parse_mops(source, workload, observed, &mut out)?;
-                let end = out.mops.len() as u32;
-                out.txns[id as usize].mops = (start, end);
+            }
+            self.set_mops(id, start);
+            Ok(())
+        }
+    }
+
+    /// One typed micro-operation as [`parse_mops`] would read it.
+    fn typed(&mut self, m: &RawMop, observed: bool, elements: &[i64]) -> MicroOp {
+        match (*m, self.workload) {
+            (RawMop::Write { key, value }, Workload::ListAppend) => MicroOp::Append { key, value },
+            (RawMop::Write { key, value }, Workload::RwRegister) => MicroOp::Write { key, value },
+            (RawMop::Read { key, result }, Workload::ListAppend) => {
+                let elements = observed.then(|| {
+                    let start = self.out.elements.len() as u32;
+                    if let RawRead::List(a, b) = result {
+                        self.out
+                            .elements
+                            .extend_from_slice(&elements[a as usize..b as usize]);
+                    }
+                    (start, self.out.elements.len() as u32)
+                });
+                MicroOp::ReadList { key, elements }
+            }
+            (RawMop::Read { key, result }, Workload::RwRegister) => {
+                let value = observed.then_some(match result {
+                    RawRead::Int(v) => Some(v),
+                    _ => None,
+                });
+                MicroOp::ReadRegister { key, value }
             }
         }
     }
-    // Invocations that never completed: indeterminate, with the invocation's micro-ops.
-    let mut pending: Vec<_> = open.into_values().collect();
-    pending.sort_unstable();
-    for (id, pos) in pending {
-        let start = out.mops.len() as u32;
-        parse_mops(&events[pos], workload, false, &mut out)?;
-        let end = out.mops.len() as u32;
-        out.txns[id as usize].mops = (start, end);
+
+    fn invoke(
+        &mut self,
+        index: u64,
+        process: u64,
+        mops: Result<Vec<MicroOp>, TxnDataError>,
+    ) -> Result<(), TxnDataError> {
+        if let Some(open) = self.open.get(&process) {
+            return Err(TxnDataError {
+                index,
+                field: Some("process".to_owned()),
+                expected: format!(
+                    "a completion of process {process}'s invocation at event {} first",
+                    open.invoke_index
+                ),
+                found: Some("another invocation".to_owned()),
+            });
+        }
+        let id = TxnId::try_from(self.out.txns.len()).map_err(|_| TxnDataError {
+            index,
+            field: None,
+            expected: "at most 2^32 transactions".to_owned(),
+            found: None,
+        })?;
+        self.out.txns.push(Txn {
+            process,
+            outcome: Outcome::Indeterminate,
+            invoke_index: index,
+            complete_index: None,
+            mops: (0, 0),
+        });
+        self.out.timeline.push((index, id, true));
+        self.open.insert(
+            process,
+            OpenTxn {
+                id,
+                invoke_index: index,
+                mops,
+            },
+        );
+        Ok(())
     }
-    Ok(out)
+
+    /// Closes the process's open transaction; unless the completion is `ok`, its
+    /// micro-operations are the invocation's, appended here.
+    fn complete(
+        &mut self,
+        index: u64,
+        process: u64,
+        kind: EventType,
+    ) -> Result<TxnId, TxnDataError> {
+        let Some(open) = self.open.remove(&process) else {
+            return Err(TxnDataError {
+                index,
+                field: Some("type".to_owned()),
+                expected: format!("an invocation by process {process} before its completion"),
+                found: Some(kind.as_str().to_owned()),
+            });
+        };
+        let txn = &mut self.out.txns[open.id as usize];
+        txn.complete_index = Some(index);
+        txn.outcome = match kind {
+            EventType::Ok => Outcome::Committed,
+            EventType::Fail => Outcome::Aborted,
+            _ => Outcome::Indeterminate,
+        };
+        if kind == EventType::Ok {
+            self.out.timeline.push((index, open.id, false));
+        } else {
+            self.out.mops.extend(open.mops?);
+        }
+        Ok(open.id)
+    }
+
+    fn set_mops(&mut self, id: TxnId, start: u32) {
+        self.out.txns[id as usize].mops = (start, self.out.mops.len() as u32);
+    }
+
+    /// Transactions still open.
+    pub fn pending(&self) -> usize {
+        self.open.len()
+    }
+
+    /// The history: invocations that never completed are indeterminate, with the
+    /// invocation's micro-operations.
+    pub fn finish(mut self) -> Result<TxnHistory, TxnDataError> {
+        let mut pending: Vec<OpenTxn> = self.open.into_values().collect();
+        pending.sort_unstable_by_key(|o| o.id);
+        for open in pending {
+            let start = self.out.mops.len() as u32;
+            self.out.mops.extend(open.mops?);
+            self.out.txns[open.id as usize].mops = (start, self.out.mops.len() as u32);
+        }
+        Ok(self.out)
+    }
 }
 
+/// Reads an event's micro-operations into `mops`, the lists of observed reads into
+/// `elements`.
 fn parse_mops(
     event: &Event,
     workload: Workload,
     observed: bool,
-    out: &mut TxnHistory,
+    mops_out: &mut Vec<MicroOp>,
+    elements_out: &mut Vec<i64>,
 ) -> Result<(), TxnDataError> {
     let shape = match workload {
         Workload::ListAppend => "a list of micro-operations [append k v] / [r k [v …]]",
@@ -327,9 +490,9 @@ fn parse_mops(
                             ))
                         }
                     };
-                    let start = out.elements.len() as u32;
+                    let start = elements_out.len() as u32;
                     for item in items {
-                        out.elements.push(item.as_int().ok_or_else(|| {
+                        elements_out.push(item.as_int().ok_or_else(|| {
                             TxnDataError::new(
                                 event,
                                 "value",
@@ -338,7 +501,7 @@ fn parse_mops(
                             )
                         })?);
                     }
-                    Some((start, out.elements.len() as u32))
+                    Some((start, elements_out.len() as u32))
                 };
                 MicroOp::ReadList { key, elements }
             }
@@ -363,7 +526,7 @@ fn parse_mops(
             }
             _ => return Err(bad()),
         };
-        out.mops.push(parsed);
+        mops_out.push(parsed);
     }
     Ok(())
 }

@@ -5,7 +5,8 @@
 //! * [`cli`] — one file per subcommand; the binary only calls [`cli::main`]. `cli::main` is
 //!   the one place a failure ([`exit`]) becomes an exit code.
 //! * [`campaign`] — campaign files (the one YAML loader); each part's section is that
-//!   part's own type (the nemesis's spec lives in [`nemesis`]).
+//!   part's own type (the nemesis's spec lives in [`nemesis`], the system's in
+//!   [`system::spec`]); [`limits`] range-checks every count and duration while parsing.
 //! * [`system`] — the systems under test: how to start their nodes and talk to them;
 //!   [`system::system_for`] builds a campaign's system, once per run.
 //! * [`workload`] — the operation generator (Jepsen's independent-keys shape).
@@ -35,7 +36,7 @@
 //! the file and line of each import on it; it lists the imports that still go up, each
 //! with what removes it). Lowest first:
 //!
-//! 0. `netns`, `cgroup`
+//! 0. `netns`, `cgroup`, `limits`
 //! 1. `capability`, `cleanup`
 //! 2. `exit`, `doctor`, `topology`
 //! 3. `results`
@@ -52,6 +53,7 @@
 
 pub mod cli;
 pub mod exit;
+pub mod limits;
 pub mod system;
 
 // Running campaigns.

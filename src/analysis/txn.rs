@@ -1,8 +1,8 @@
 //! The check of a transactional run (`list-append`, `rw-register`): Elle-style,
 //! against the campaign's `checker.consistency`, with the campaign's time limit.
 
-use crate::campaign::{Campaign, WorkloadKind};
 use super::CheckerOutcome;
+use crate::campaign::{Campaign, WorkloadKind};
 use splitbrain_checkers::txn::{self, TxnCheckOptions, TxnCheckResult, Workload};
 use splitbrain_checkers::{History, Verdict};
 

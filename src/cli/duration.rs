@@ -5,7 +5,7 @@
 //! longest duration ([`MAX_DURATION`], a week), so an absurd value is a usage error, never an
 //! overflow once the cluster is up.
 
-use crate::campaign::limits::MAX_DURATION;
+use crate::limits::MAX_DURATION;
 use std::time::Duration;
 
 /// Parses `20`, `2.5` (seconds) or `20s`, `1m30s`, `500ms` (with units), at most [`MAX_DURATION`].

@@ -73,10 +73,7 @@ pub enum CommandError {
 #[serde(deny_unknown_fields)]
 pub struct CommandSpec {
     /// Short name for tables and paths; `command` when absent.
-    #[serde(
-        default,
-        deserialize_with = "crate::campaign::limits::option_path_name"
-    )]
+    #[serde(default, deserialize_with = "crate::limits::option_path_name")]
     pub name: Option<String>,
     pub node: NodeCommand,
     pub client: ClientCommand,
@@ -172,7 +169,7 @@ pub struct ClientCommand {
     /// before it gives up and restarts the program.
     #[serde(
         default = "default_grace_ms",
-        deserialize_with = "crate::campaign::limits::u64_in::<_, 0, MAX_GRACE_MS>"
+        deserialize_with = "crate::limits::u64_in::<_, 0, MAX_GRACE_MS>"
     )]
     pub grace_ms: u64,
 }
@@ -783,7 +780,7 @@ impl CommandClient {
             // A transaction's reads are in its completed value, which must be the request
             // with the reads filled in; anything else leaves its effect unknown.
             Ok(WireReply::Ok { value }) if request.f == Function::Txn => {
-                match crate::workload::check_completion(&request.value, &value) {
+                match super::txn::check_completion(&request.value, &value) {
                     Ok(()) => Outcome::Ok(value),
                     Err(e) => {
                         self.stop().await;

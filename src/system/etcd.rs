@@ -611,7 +611,7 @@ impl EtcdClient {
     /// applied to it, and a commit guarded by the keys' mod revisions (see the module
     /// documentation).
     async fn txn(&mut self, value: &Value, deadline: Instant) -> Result<Outcome, CallError> {
-        use crate::workload::{completed_txn_value, parse_txn, MicroOp, ReadValue};
+        use super::txn::{completed_txn_value, parse_txn, MicroOp, ReadValue};
         let ops = parse_txn(value).map_err(|e| CallError::NotSent(e.to_string()))?;
         let keys: std::collections::BTreeSet<i64> = ops.iter().map(|op| op.key()).collect();
         let ranges: Vec<_> = keys

@@ -11,8 +11,11 @@ pub mod etcd;
 pub mod in_memory;
 pub mod postgres;
 pub mod roles;
+pub mod spec;
+pub mod txn;
 
 pub use roles::{NodeStatus, RoleQuery};
+pub use spec::SystemSpec;
 
 use splitbrain_checkers::Value;
 use std::future::Future;
@@ -67,7 +70,7 @@ pub enum Function {
     Add,
     /// Read the whole set.
     ReadSet,
-    /// A transaction: the value is its micro-operations (see `crate::workload::MicroOp`).
+    /// A transaction: the value is its micro-operations (see [`txn::MicroOp`]).
     Txn,
 }
 
@@ -135,8 +138,7 @@ pub trait System: Send + Sync {
 /// Builds the [`System`] a campaign names: the one place systems are made from a campaign
 /// (a run builds it once and hands `&dyn System` to whatever needs it). The in-memory
 /// system has no nodes and so no [`System`]: an error.
-pub fn system_for(spec: &crate::campaign::SystemSpec) -> anyhow::Result<Box<dyn System>> {
-    use crate::campaign::SystemSpec;
+pub fn system_for(spec: &SystemSpec) -> anyhow::Result<Box<dyn System>> {
     Ok(match spec {
         SystemSpec::Etcd(e) => {
             let mut etcd = etcd::EtcdSystem::default();

@@ -31,11 +31,11 @@
 //! commit) is `fail`; a connection lost, a timeout or any other error answer (the server
 //! shutting down) after `COMMIT` was sent is `info`.
 
+use super::txn::{completed_txn_value, parse_txn, MicroOp, ReadValue};
 use super::{
     BoxFuture, Client, ClusterSpec, Function, LaunchSpec, NodeSpec, Outcome, Readiness, Request,
     System,
 };
-use crate::workload::{completed_txn_value, parse_txn, MicroOp, ReadValue};
 use serde::{Deserialize, Serialize};
 use splitbrain_checkers::Value;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

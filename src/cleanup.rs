@@ -97,6 +97,8 @@ pub enum Resource {
     /// A cgroup, as a path below the harness' cgroup root whose first component is the
     /// run id (`<run>` or `<run>/<node>`).
     Cgroup(String),
+    /// A disk layer's FUSE mount (an absolute path: a node's data directory).
+    Mount(PathBuf),
 }
 
 impl Resource {
@@ -104,6 +106,7 @@ impl Resource {
         match self {
             Resource::Netns(name) => format!("netns {name}"),
             Resource::Cgroup(path) => format!("cgroup {path}"),
+            Resource::Mount(path) => format!("mount {}", path.display()),
         }
     }
 
@@ -123,6 +126,14 @@ impl Resource {
                     Err(format!("cgroup {path:?} is not below the run's own cgroup"))
                 }
             }
+            Some(("mount", path))
+                if path.starts_with('/')
+                    && !Path::new(path)
+                        .components()
+                        .any(|c| matches!(c, std::path::Component::ParentDir)) =>
+            {
+                Ok(Resource::Mount(PathBuf::from(path)))
+            }
             _ => Err(format!("unreadable line {line:?}")),
         }
     }
@@ -133,6 +144,7 @@ impl Resource {
             Resource::Netns(name) => netns::exists(name),
             Resource::Cgroup(path) => cgroup::harness_root()
                 .is_ok_and(|root| cgroup::Cgroup::at(root.join(path)).exists()),
+            Resource::Mount(path) => crate::disk::is_our_mount(path),
         }
     }
 }
@@ -229,7 +241,7 @@ impl RunRecord {
             .iter()
             .filter_map(|r| match r {
                 Resource::Netns(name) => Some(name.clone()),
-                Resource::Cgroup(_) => None,
+                Resource::Cgroup(_) | Resource::Mount(_) => None,
             })
             .collect()
     }
@@ -241,7 +253,7 @@ impl RunRecord {
             .iter()
             .filter_map(|r| match r {
                 Resource::Cgroup(path) => Some(path.clone()),
-                Resource::Netns(_) => None,
+                Resource::Netns(_) | Resource::Mount(_) => None,
             })
             .collect();
         paths.sort_by_key(|p| p.matches('/').count());
@@ -396,6 +408,11 @@ pub const STEPS: &[CleanupStep] = &[
         name: "processes in run namespaces",
         run: kill_namespace_processes,
     },
+    // After the nodes are gone, so nothing holds the mounts busy (detached all the same).
+    CleanupStep {
+        name: "disk layer mounts",
+        run: unmount_disks,
+    },
     // Partition routes, nftables `splitbrain*` tables: inside the recorded namespaces, so
     // removed before those go (deleting the namespace would drop them too).
     CleanupStep {
@@ -414,6 +431,28 @@ pub const STEPS: &[CleanupStep] = &[
     // Resources of later fault kinds are added here, one line each (and recorded by the
     // code that makes them, before it makes them).
 ];
+
+/// Lazily unmounts the disk layers the run recorded, if they are still our mounts.
+fn unmount_disks(record: &RunRecord, report: &mut CleanupReport) {
+    for resource in &record.resources {
+        let Resource::Mount(path) = resource else {
+            continue;
+        };
+        match crate::disk::detach_if_ours(path) {
+            Ok(true) => report.removed.push(format!(
+                "run {}: disk layer mount {}",
+                record.run,
+                path.display()
+            )),
+            Ok(false) => {}
+            Err(e) => report.errors.push(format!(
+                "run {}: unmounting the disk layer {}: {e}",
+                record.run,
+                path.display()
+            )),
+        }
+    }
+}
 
 /// Removes what run `run` (or every run, when `None`) recorded, for each run whose
 /// controller is gone; runs still in progress are left alone and listed as such.

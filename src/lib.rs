@@ -36,6 +36,7 @@ pub mod workload;
 pub mod capability;
 pub mod cgroup;
 pub mod cleanup;
+pub mod disk;
 pub mod doctor;
 pub mod netns;
 pub mod node;

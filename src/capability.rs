@@ -29,10 +29,11 @@ pub enum Capability {
     TcNetem,
     TimeNamespaces,
     Etcd,
+    Fuse,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 14] = [
+    pub const ALL: [Capability; 15] = [
         Capability::Root,
         Capability::NetworkNamespaces,
         Capability::VethBridge,
@@ -47,6 +48,7 @@ impl Capability {
         Capability::TcNetem,
         Capability::TimeNamespaces,
         Capability::Etcd,
+        Capability::Fuse,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +67,7 @@ impl Capability {
             Capability::TcNetem => "tc netem",
             Capability::TimeNamespaces => "time namespaces",
             Capability::Etcd => "etcd binary",
+            Capability::Fuse => "FUSE",
         }
     }
 
@@ -89,6 +92,7 @@ impl Capability {
             Capability::TcNetem => "delay/reorder/duplicate via netem (NFQUEUE is the fallback)",
             Capability::TimeNamespaces => "nothing yet (a future monotonic-clock fault would use them)",
             Capability::Etcd => "the etcd system",
+            Capability::Fuse => "disk faults (the lazy disk layer under each node)",
         }
     }
 
@@ -216,11 +220,39 @@ fn probe_with(capability: Capability, scratch: &Result<ScratchNetns, String>) ->
         C::TcNetem => with_scratch(scratch, probe_netem),
         C::TimeNamespaces => probe_time_namespace(),
         C::Etcd => program_version("etcd", &["--version"]),
+        C::Fuse => probe_fuse(),
     };
     match result {
         Ok(detail) => Probe::ok(capability, detail),
         Err(detail) => Probe::missing(capability, detail),
     }
+}
+
+/// Mounts a scratch disk layer over a scratch directory, writes through it, and unmounts.
+fn probe_fuse() -> Result<String, String> {
+    if !Path::new("/dev/fuse").exists() {
+        return Err("/dev/fuse is missing (no FUSE in this kernel or container)".to_owned());
+    }
+    require_root().map_err(|e| format!("mounting needs root: {e}"))?;
+    let scratch =
+        std::env::temp_dir().join(format!("splitbrain-fuse-probe-{}", std::process::id()));
+    let result = (|| {
+        let mut layer = crate::disk::DiskLayer::mount(
+            &scratch.join("mnt"),
+            &scratch.join("backing"),
+            &scratch.join("parked"),
+            1 << 20,
+        )
+        .map_err(|e| format!("mounting a scratch layer: {e}"))?;
+        let written = std::fs::write(scratch.join("mnt/probe"), b"probe")
+            .map_err(|e| format!("writing through a scratch layer: {e}"));
+        layer
+            .unmount()
+            .map_err(|e| format!("unmounting a scratch layer: {e}"))?;
+        written.map(|()| "mounted, wrote and unmounted a scratch layer".to_owned())
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
 }
 
 fn with_scratch(

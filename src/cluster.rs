@@ -24,6 +24,9 @@ pub struct Cluster {
     pub spec: ClusterSpec,
     /// Declared before the topology: nodes are killed before their namespaces go.
     pub nodes: Vec<Node>,
+    /// The disk layers mounted as the nodes' data directories (when the campaign has disk
+    /// faults); after the nodes, so they are unmounted once the nodes are gone.
+    pub disks: crate::disk::NodeDisks,
     pub topology: Topology,
     /// How long creating the network took, and how long until every node was ready.
     pub network_ready_in: Duration,
@@ -96,6 +99,7 @@ impl Deployment {
             system,
             spec,
             nodes: Vec::new(),
+            disks: crate::disk::NodeDisks::default(),
             topology,
             network_ready_in,
             nodes_ready_in: Duration::ZERO,
@@ -112,6 +116,12 @@ impl Deployment {
             }
             crate::results::create_dirs(&node.data_dir)
                 .with_context(|| format!("creating {}", node.data_dir.display()))?;
+            if crate::nemesis::faults::disk::wanted(&campaign.nemesis) {
+                cluster
+                    .disks
+                    .mount_node(run, &node.name, &node.data_dir)
+                    .with_context(|| format!("mounting the disk layer of {}", node.name))?;
+            }
             let config = NodeConfig::for_topology(
                 &cluster.topology,
                 &node.name,
@@ -175,6 +185,9 @@ impl Deployment {
                     }
                 }
                 c.nodes.clear();
+                if let Err(e) = c.disks.unmount_all() {
+                    first_error.get_or_insert(anyhow::Error::from(e));
+                }
                 if let Err(e) = c.topology.destroy() {
                     first_error.get_or_insert(anyhow::Error::from(e));
                 }

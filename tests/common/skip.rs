@@ -41,10 +41,12 @@ pub enum Need {
     Clusterkv,
     /// A host whose own addresses leave the nodes' subnet free.
     FreeSubnet,
+    /// FUSE (`/dev/fuse`, root to mount): the disk layer.
+    Fuse,
 }
 
 impl Need {
-    pub const ALL: [Need; 10] = [
+    pub const ALL: [Need; 11] = [
         Need::Root,
         Need::Etcd,
         Need::Nftables,
@@ -55,6 +57,7 @@ impl Need {
         Need::Conformance,
         Need::Clusterkv,
         Need::FreeSubnet,
+        Need::Fuse,
     ];
 
     /// The name used in `SPLITBRAIN_REQUIRE`.
@@ -70,6 +73,7 @@ impl Need {
             Need::Conformance => "conformance",
             Need::Clusterkv => "clusterkv",
             Need::FreeSubnet => "free-subnet",
+            Need::Fuse => "fuse",
         }
     }
 }

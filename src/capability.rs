@@ -228,14 +228,24 @@ fn probe_with(capability: Capability, scratch: &Result<ScratchNetns, String>) ->
     }
 }
 
-/// Mounts a scratch disk layer over a scratch directory, writes through it, and unmounts.
+/// Mounts a scratch disk layer over a scratch directory, writes through it, and unmounts;
+/// once per process (probes are serialised: the answer does not change while it runs).
 fn probe_fuse() -> Result<String, String> {
+    static ANSWER: std::sync::Mutex<Option<Result<String, String>>> = std::sync::Mutex::new(None);
+    let mut answer = ANSWER.lock().unwrap_or_else(|e| e.into_inner());
+    answer.get_or_insert_with(probe_fuse_once).clone()
+}
+
+fn probe_fuse_once() -> Result<String, String> {
     if !Path::new("/dev/fuse").exists() {
         return Err("/dev/fuse is missing (no FUSE in this kernel or container)".to_owned());
     }
     require_root().map_err(|e| format!("mounting needs root: {e}"))?;
-    let scratch =
-        std::env::temp_dir().join(format!("splitbrain-fuse-probe-{}", std::process::id()));
+    let scratch = std::env::temp_dir().join(format!(
+        "splitbrain-fuse-probe-{}-{}",
+        std::process::id(),
+        rand::thread_rng().gen::<u32>()
+    ));
     let result = (|| {
         let mut layer = crate::disk::DiskLayer::mount(
             &scratch.join("mnt"),
@@ -251,7 +261,9 @@ fn probe_fuse() -> Result<String, String> {
             .map_err(|e| format!("unmounting a scratch layer: {e}"))?;
         written.map(|()| "mounted, wrote and unmounted a scratch layer".to_owned())
     })();
-    let _ = std::fs::remove_dir_all(&scratch);
+    if !crate::disk::is_our_mount(&scratch.join("mnt")) {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
     result
 }
 

@@ -266,7 +266,12 @@ struct AppliedDiskFault {
 }
 
 impl AppliedFault for AppliedDiskFault {
+    /// For kills, nothing to add to what applying recorded (the processes reaped, what
+    /// each cache dropped); otherwise the fault read back from each node's layer.
     fn evidence(&self, ctx: &NemesisContext) -> FaultRecord {
+        if self.mode.kills() {
+            return FaultRecord::default();
+        }
         let evidence = self
             .nodes
             .iter()

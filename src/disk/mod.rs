@@ -107,17 +107,25 @@ impl Drop for DiskLayer {
 /// The layers of a cluster's nodes, by node name. Dropping it unmounts them all.
 #[derive(Default)]
 pub struct NodeDisks {
-    layers: Vec<(String, DiskLayer)>,
+    /// Boxed: a cluster without layers carries one pointer.
+    layers: Box<Layers>,
 }
+
+#[derive(Default)]
+struct Layers(Vec<(String, DiskLayer)>);
 
 impl NodeDisks {
     /// The layer under `node`, if the cluster has layers.
     pub fn get(&self, node: &str) -> Option<&DiskLayer> {
-        self.layers.iter().find(|(n, _)| n == node).map(|(_, l)| l)
+        self.layers
+            .0
+            .iter()
+            .find(|(n, _)| n == node)
+            .map(|(_, l)| l)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.layers.is_empty()
+        self.layers.0.is_empty()
     }
 
     /// Mounts the layer of `node` at its data directory `data_dir` (the backing directory
@@ -134,21 +142,21 @@ impl NodeDisks {
             &disk.join("parked"),
             CACHE_LIMIT,
         )?;
-        self.layers.push((node.to_owned(), layer));
+        self.layers.0.push((node.to_owned(), layer));
         Ok(())
     }
 
     /// Unmounts every layer, reporting the first error.
     pub fn unmount_all(&mut self) -> io::Result<()> {
         let mut first = Ok(());
-        for (_, layer) in &mut self.layers {
+        for (_, layer) in &mut self.layers.0 {
             if let Err(e) = layer.unmount() {
                 if first.is_ok() {
                     first = Err(e);
                 }
             }
         }
-        self.layers.clear();
+        self.layers.0.clear();
         first
     }
 }

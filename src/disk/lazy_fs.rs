@@ -13,6 +13,7 @@
 //! `fsync`/`fdatasync` of a file writes its data and commits the directory journal up to
 //! the entry that gave the file its name; `fsync` of a directory commits the journal up to
 //! the last entry in that directory. Directory entries commit in the order they were made.
+//! Syncs also sync the backing directory, so that they take as long as on a real disk.
 //! When the cached data passes its limit, every dirty file is written back (unsynced data
 //! reaching the disk, as the kernel's writeback does); the counts say how much.
 
@@ -410,6 +411,8 @@ impl LazyFs {
         }
         self.check_sync()?;
         self.write_back(ino)?;
+        // The backing file is synced too, so that a sync takes as long as on a real disk.
+        File::open(self.full(&path))?.sync_data()?;
         if let Some(last) = self.journal.iter().rposition(|op| op.names(&path)) {
             self.commit(last + 1);
         }
@@ -420,6 +423,7 @@ impl LazyFs {
     pub fn fsync_dir(&mut self, ino: Ino) -> io::Result<()> {
         let dir = self.path(ino)?;
         self.check_sync()?;
+        File::open(self.full(&dir))?.sync_all()?;
         if let Some(last) = self.journal.iter().rposition(|op| op.touches_dir(&dir)) {
             self.commit(last + 1);
         }

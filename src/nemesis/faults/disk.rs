@@ -325,9 +325,24 @@ impl AppliedFault for AppliedDiskFault {
                     let mut fs = layer.state();
                     fs.faults = Default::default();
                     evidence.push(format!(
-                        "{name}: healed; {} syncs failed while in force",
+                        "{name}: healed; {} syncs failed since the layer was mounted",
                         fs.counters.failed_syncs
                     ));
+                }
+            }
+            // A node that stopped on the error (as databases do on a failed fsync) starts
+            // again on the healed disk.
+            let stopped: Vec<&Node> = nodes
+                .iter()
+                .filter_map(|n| ctx.node(n))
+                .filter(|n| !n.is_running())
+                .collect();
+            for result in process::start_all(&stopped, RESTART_READY_TIMEOUT) {
+                match result {
+                    Ok(e) => evidence.push(format!("stopped on the fault, started again: {e}")),
+                    Err(e) => {
+                        error.get_or_insert(e.to_string());
+                    }
                 }
             }
         }

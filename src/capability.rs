@@ -233,12 +233,17 @@ fn probe_with(capability: Capability, scratch: &Result<ScratchNetns, String>) ->
 fn probe_fuse() -> Result<String, String> {
     static ANSWER: std::sync::Mutex<Option<Result<String, String>>> = std::sync::Mutex::new(None);
     let mut answer = ANSWER.lock().unwrap_or_else(|e| e.into_inner());
-    answer.get_or_insert_with(probe_fuse_once).clone()
+    answer
+        .get_or_insert_with(|| probe_fuse_once(Path::new("/dev/fuse")))
+        .clone()
 }
 
-fn probe_fuse_once() -> Result<String, String> {
-    if !Path::new("/dev/fuse").exists() {
-        return Err("/dev/fuse is missing (no FUSE in this kernel or container)".to_owned());
+fn probe_fuse_once(device: &Path) -> Result<String, String> {
+    if !device.exists() {
+        return Err(format!(
+            "{} is missing (no FUSE in this kernel or container)",
+            device.display()
+        ));
     }
     require_root().map_err(|e| format!("mounting needs root: {e}"))?;
     let scratch = std::env::temp_dir().join(format!(
@@ -518,6 +523,38 @@ mod tests {
         }
         assert!(Capability::Root.essential());
         assert!(!Capability::Etcd.essential());
+    }
+
+    /// Without the FUSE device the probe says so, and a disk campaign is refused as
+    /// unavailable (exit 69) naming FUSE.
+    #[test]
+    fn a_missing_fuse_device_is_named_and_refuses_disk_faults() {
+        let err = probe_fuse_once(Path::new("/dev/splitbrain-no-such-fuse")).unwrap_err();
+        assert!(
+            err.contains("/dev/splitbrain-no-such-fuse is missing"),
+            "{err}"
+        );
+        let refused = crate::nemesis::NemesisError::Unavailable {
+            fault: "disk",
+            missing: Capability::Fuse.name(),
+            detail: err,
+        };
+        assert_eq!(refused.kind(), crate::exit::FailureKind::Unavailable);
+        assert!(refused.to_string().contains("need FUSE"), "{refused}");
+        // The disk kinds ask for this capability: what `need` returns for it here.
+        let kind = crate::nemesis::faults::FaultKind::named("disk-lose-unsynced").unwrap();
+        let system = crate::system::clusterkv::ClusterKv::new(crate::system::clusterkv::Arch::Raft);
+        match (
+            kind.check_host(&Default::default(), &system, 3),
+            probe(Capability::Fuse),
+        ) {
+            (Ok(()), p) => assert!(p.is_ok(), "accepted without FUSE: {}", p.detail),
+            (Err(crate::nemesis::NemesisError::Unavailable { missing, .. }), p) => {
+                assert_eq!(missing, "FUSE");
+                assert!(!p.is_ok());
+            }
+            (Err(e), _) => panic!("{e}"),
+        }
     }
 
     #[test]

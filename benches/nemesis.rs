@@ -27,6 +27,7 @@ fn network(nodes: usize) -> Arc<Deployment> {
         system: Arc::new(EtcdSystem::default()),
         spec: ClusterSpec { nodes: Vec::new() },
         nodes: Vec::new(),
+        disks: Default::default(),
         topology: Topology::create(RunId::random(), nodes).expect("create topology"),
         network_ready_in: Duration::ZERO,
         nodes_ready_in: Duration::ZERO,

@@ -8,7 +8,6 @@
 //! `etcd-server`; a system that is missing is skipped with the usual line).
 
 use splitbrain::campaign::{self, Campaign};
-use splitbrain::cluster::Deployment;
 use splitbrain::run::{run, RunOptions};
 use splitbrain::system::{Function, Outcome, Request, System};
 use splitbrain::topology::RunId;
@@ -44,8 +43,11 @@ fn campaign(system: &str, nodes: usize) -> Campaign {
 /// The runner's clients and generator in a bare loop: no recorder, no bookkeeping.
 /// Transactions per second that completed (ok or fail: both are answers).
 fn raw_rate(c: &Campaign, dir: &Path) -> f64 {
-    let deployment =
-        Arc::new(Deployment::start(c, &RunId::random(), dir, None).expect("start the cluster"));
+    let system = splitbrain::system::system_for(&c.system).expect("the campaign's system");
+    let deployment = Arc::new(
+        splitbrain::run::deploy(c, Some(system.into()), &RunId::random(), dir, None)
+            .expect("start the cluster"),
+    );
     let rt = deployment.client_runtime(2).unwrap();
     rt.block_on(splitbrain::run::wait_serving(
         deployment.clone(),

@@ -29,10 +29,11 @@ pub enum Capability {
     TcNetem,
     TimeNamespaces,
     Etcd,
+    Fuse,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 14] = [
+    pub const ALL: [Capability; 15] = [
         Capability::Root,
         Capability::NetworkNamespaces,
         Capability::VethBridge,
@@ -47,6 +48,7 @@ impl Capability {
         Capability::TcNetem,
         Capability::TimeNamespaces,
         Capability::Etcd,
+        Capability::Fuse,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +67,7 @@ impl Capability {
             Capability::TcNetem => "tc netem",
             Capability::TimeNamespaces => "time namespaces",
             Capability::Etcd => "etcd binary",
+            Capability::Fuse => "FUSE",
         }
     }
 
@@ -89,6 +92,7 @@ impl Capability {
             Capability::TcNetem => "delay/reorder/duplicate via netem (NFQUEUE is the fallback)",
             Capability::TimeNamespaces => "nothing yet (a future monotonic-clock fault would use them)",
             Capability::Etcd => "the etcd system",
+            Capability::Fuse => "disk faults (the lazy disk layer under each node)",
         }
     }
 
@@ -216,11 +220,56 @@ fn probe_with(capability: Capability, scratch: &Result<ScratchNetns, String>) ->
         C::TcNetem => with_scratch(scratch, probe_netem),
         C::TimeNamespaces => probe_time_namespace(),
         C::Etcd => program_version("etcd", &["--version"]),
+        C::Fuse => probe_fuse(),
     };
     match result {
         Ok(detail) => Probe::ok(capability, detail),
         Err(detail) => Probe::missing(capability, detail),
     }
+}
+
+/// Mounts a scratch disk layer over a scratch directory, writes through it, and unmounts;
+/// once per process (probes are serialised: the answer does not change while it runs).
+fn probe_fuse() -> Result<String, String> {
+    static ANSWER: std::sync::Mutex<Option<Result<String, String>>> = std::sync::Mutex::new(None);
+    let mut answer = ANSWER.lock().unwrap_or_else(|e| e.into_inner());
+    answer
+        .get_or_insert_with(|| probe_fuse_once(Path::new("/dev/fuse")))
+        .clone()
+}
+
+fn probe_fuse_once(device: &Path) -> Result<String, String> {
+    if !device.exists() {
+        return Err(format!(
+            "{} is missing (no FUSE in this kernel or container)",
+            device.display()
+        ));
+    }
+    require_root().map_err(|e| format!("mounting needs root: {e}"))?;
+    let scratch = std::env::temp_dir().join(format!(
+        "splitbrain-fuse-probe-{}-{}",
+        std::process::id(),
+        rand::thread_rng().gen::<u32>()
+    ));
+    let result = (|| {
+        let mut layer = crate::disk::DiskLayer::mount(
+            &scratch.join("mnt"),
+            &scratch.join("backing"),
+            &scratch.join("parked"),
+            1 << 20,
+        )
+        .map_err(|e| format!("mounting a scratch layer: {e}"))?;
+        let written = std::fs::write(scratch.join("mnt/probe"), b"probe")
+            .map_err(|e| format!("writing through a scratch layer: {e}"));
+        layer
+            .unmount()
+            .map_err(|e| format!("unmounting a scratch layer: {e}"))?;
+        written.map(|()| "mounted, wrote and unmounted a scratch layer".to_owned())
+    })();
+    if !crate::disk::is_our_mount(&scratch.join("mnt")) {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    result
 }
 
 fn with_scratch(
@@ -474,6 +523,17 @@ mod tests {
         }
         assert!(Capability::Root.essential());
         assert!(!Capability::Etcd.essential());
+    }
+
+    /// Without the FUSE device the probe says so (the disk faults' refusal is tested
+    /// with them, in `nemesis::faults::disk`).
+    #[test]
+    fn a_missing_fuse_device_is_named_and_refuses_disk_faults() {
+        let err = probe_fuse_once(Path::new("/dev/splitbrain-no-such-fuse")).unwrap_err();
+        assert!(
+            err.contains("/dev/splitbrain-no-such-fuse is missing"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -159,6 +159,8 @@ pub enum Resource {
     /// A cgroup, as a path below the harness' cgroup root whose first component is the
     /// run id (`<run>` or `<run>/<node>`).
     Cgroup(String),
+    /// A disk layer's FUSE mount (an absolute path: a node's data directory).
+    Mount(PathBuf),
 }
 
 impl Resource {
@@ -166,6 +168,7 @@ impl Resource {
         match self {
             Resource::Netns(name) => format!("netns {name}"),
             Resource::Cgroup(path) => format!("cgroup {path}"),
+            Resource::Mount(path) => format!("mount {}", path.display()),
         }
     }
 
@@ -185,6 +188,14 @@ impl Resource {
                     Err(format!("cgroup {path:?} is not below the run's own cgroup"))
                 }
             }
+            Some(("mount", path))
+                if path.starts_with('/')
+                    && !Path::new(path)
+                        .components()
+                        .any(|c| matches!(c, std::path::Component::ParentDir)) =>
+            {
+                Ok(Resource::Mount(PathBuf::from(path)))
+            }
             _ => Err(format!("unreadable line {line:?}")),
         }
     }
@@ -195,6 +206,7 @@ impl Resource {
             Resource::Netns(name) => netns::exists(name),
             Resource::Cgroup(path) => cgroup::harness_root()
                 .is_ok_and(|root| cgroup::Cgroup::at(root.join(path)).exists()),
+            Resource::Mount(path) => crate::disk::is_our_mount(path),
         }
     }
 }
@@ -291,7 +303,7 @@ impl RunRecord {
             .iter()
             .filter_map(|r| match r {
                 Resource::Netns(name) => Some(name.clone()),
-                Resource::Cgroup(_) => None,
+                Resource::Cgroup(_) | Resource::Mount(_) => None,
             })
             .collect()
     }
@@ -303,7 +315,7 @@ impl RunRecord {
             .iter()
             .filter_map(|r| match r {
                 Resource::Cgroup(path) => Some(path.clone()),
-                Resource::Netns(_) => None,
+                Resource::Netns(_) | Resource::Mount(_) => None,
             })
             .collect();
         paths.sort_by_key(|p| p.matches('/').count());
@@ -458,6 +470,11 @@ const BEFORE_NAMESPACE_STEPS: &[CleanupStep] = &[
         name: "processes in run namespaces",
         run: kill_namespace_processes,
     },
+    // After the nodes are gone, so nothing holds the mounts busy (detached all the same).
+    CleanupStep {
+        name: "disk layer mounts",
+        run: unmount_disks,
+    },
 ];
 
 /// The last step: the namespaces themselves (which drops whatever is still inside them).
@@ -474,6 +491,28 @@ pub fn steps(inside_namespaces: &[CleanupStep]) -> Vec<&CleanupStep> {
         .chain(inside_namespaces)
         .chain(std::iter::once(&NAMESPACE_STEP))
         .collect()
+}
+
+/// Lazily unmounts the disk layers the run recorded, if they are still our mounts.
+fn unmount_disks(record: &RunRecord, report: &mut CleanupReport) {
+    for resource in &record.resources {
+        let Resource::Mount(path) = resource else {
+            continue;
+        };
+        match crate::disk::detach_if_ours(path) {
+            Ok(true) => report.removed.push(format!(
+                "run {}: disk layer mount {}",
+                record.run,
+                path.display()
+            )),
+            Ok(false) => {}
+            Err(e) => report.errors.push(format!(
+                "run {}: unmounting the disk layer {}: {e}",
+                record.run,
+                path.display()
+            )),
+        }
+    }
 }
 
 /// Removes what run `run` (or every run, when `None`) recorded, for each run whose
@@ -741,7 +780,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn other_modules_steps_run_after_the_processes_and_before_the_namespaces() {
+    fn other_modules_steps_run_after_the_processes_and_mounts_and_before_the_namespaces() {
         let inside = [CleanupStep {
             name: "rules inside",
             run: |_, _| {},
@@ -752,11 +791,12 @@ mod tests {
             [
                 "node cgroups",
                 "processes in run namespaces",
+                "disk layer mounts",
                 "rules inside",
                 "network namespaces"
             ]
         );
-        assert_eq!(steps(&[]).len(), 3);
+        assert_eq!(steps(&[]).len(), 4);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! The caller hands in the system and whatever each node's launch needs beyond the
 //! system's own command line ([`NodeEnv`]): the cluster knows neither campaigns nor faults.
 
+use crate::cleanup::Resource;
 use crate::node::{EventSender, Node, NodeConfig};
 use crate::system::in_memory::InMemory;
 use crate::system::{Client, ClusterSpec, NodeSpec, System};
@@ -27,6 +28,9 @@ pub struct Cluster {
     pub spec: ClusterSpec,
     /// Declared before the topology: nodes are killed before their namespaces go.
     pub nodes: Vec<Node>,
+    /// The disk layers mounted as the nodes' data directories (when the campaign has disk
+    /// faults); after the nodes, so they are unmounted once the nodes are gone.
+    pub disks: crate::disk::NodeDisks,
     pub topology: Topology,
     /// How long creating the network took, and how long until every node was ready.
     pub network_ready_in: Duration,
@@ -52,12 +56,15 @@ impl Deployment {
 
     /// Starts `nodes` nodes of `system` on a fresh network; node directories go under
     /// `run_dir/nodes/<node>/`, and each launch gets `node_env` of its node's directory.
+    /// With `disk_layer`, each node's data directory is a lazy disk layer (`crate::disk`),
+    /// for disk faults.
     pub fn start(
         system: Arc<dyn System>,
         nodes: usize,
         run: &RunId,
         run_dir: &Path,
         node_env: Option<NodeEnv<'_>>,
+        disk_layer: bool,
         events: Option<EventSender>,
     ) -> anyhow::Result<Deployment> {
         let started = Instant::now();
@@ -84,6 +91,7 @@ impl Deployment {
             system,
             spec,
             nodes: Vec::new(),
+            disks: crate::disk::NodeDisks::default(),
             topology,
             network_ready_in,
             nodes_ready_in: Duration::ZERO,
@@ -98,6 +106,14 @@ impl Deployment {
             }
             crate::results::create_dirs(&node.data_dir)
                 .with_context(|| format!("creating {}", node.data_dir.display()))?;
+            if disk_layer {
+                cluster
+                    .disks
+                    .mount_node(&node.name, &node.data_dir, |mount| {
+                        crate::cleanup::record(run, &[Resource::Mount(mount.to_owned())])
+                    })
+                    .with_context(|| format!("mounting the disk layer of {}", node.name))?;
+            }
             let config = NodeConfig::for_topology(
                 &cluster.topology,
                 &node.name,
@@ -161,6 +177,9 @@ impl Deployment {
                     }
                 }
                 c.nodes.clear();
+                if let Err(e) = c.disks.unmount_all() {
+                    first_error.get_or_insert(anyhow::Error::from(e));
+                }
                 if let Err(e) = c.topology.destroy() {
                     first_error.get_or_insert(anyhow::Error::from(e));
                 }

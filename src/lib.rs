@@ -25,7 +25,8 @@
 //!   `environment.json`.
 //! * [`compare`] — one workload against several systems.
 //! * The OS layer: [`netns`], [`topology`] (namespaces), [`cgroup`], [`node`]
-//!   (supervision), [`capability`] (probes, the root check), [`doctor`], [`cleanup`]
+//!   (supervision), [`disk`] (the lazy FUSE layer under a node's data directory),
+//!   [`capability`] (probes, the root check), [`doctor`], [`cleanup`]
 //!   (run records, and removal of what crashed runs left; the modules that leave state
 //!   inside a run's namespaces hand it their steps).
 //!
@@ -36,7 +37,7 @@
 //! the file and line of each import on it; it lists the imports that still go up, each
 //! with what removes it). Lowest first:
 //!
-//! 0. `netns`, `cgroup`, `limits`
+//! 0. `netns`, `cgroup`, `limits`, `disk`
 //! 1. `capability`, `cleanup`
 //! 2. `exit`, `doctor`, `topology`
 //! 3. `results`
@@ -72,6 +73,7 @@ pub mod workload;
 pub mod capability;
 pub mod cgroup;
 pub mod cleanup;
+pub mod disk;
 pub mod doctor;
 pub mod netns;
 pub mod node;

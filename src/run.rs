@@ -199,7 +199,8 @@ struct RunSystem {
 
 /// Deploys `campaign` on `system` (`None`: the in-memory store), its nodes' directories
 /// under `run_dir`. Nodes of a campaign with clock faults start with libfaketime preloaded
-/// (clock faults then move a node's clock by rewriting its offset file).
+/// (clock faults then move a node's clock by rewriting its offset file); those of a campaign
+/// with disk faults get the lazy disk layer as their data directories.
 pub fn deploy(
     campaign: &Campaign,
     system: Option<Arc<dyn System>>,
@@ -215,7 +216,16 @@ pub fn deploy(
         true => Some(&clock_env),
         false => None,
     };
-    Deployment::start(system, campaign.nodes, run, run_dir, node_env, events)
+    let disk_layer = crate::nemesis::faults::disk::wanted(&campaign.nemesis);
+    Deployment::start(
+        system,
+        campaign.nodes,
+        run,
+        run_dir,
+        node_env,
+        disk_layer,
+        events,
+    )
 }
 
 /// The run proper, once nothing refused it.

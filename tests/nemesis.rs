@@ -234,6 +234,7 @@ fn sleep_cluster(count: usize, dir: &Path) -> Arc<Deployment> {
         system,
         spec,
         nodes,
+        disks: Default::default(),
         topology,
         network_ready_in: Duration::ZERO,
         nodes_ready_in: Duration::ZERO,

@@ -32,7 +32,7 @@ impl MicroOp {
         }
     }
 
-    fn to_value(self, read: Option<&ReadValue>) -> Value {
+    pub(crate) fn to_value(self, read: Option<&ReadValue>) -> Value {
         let third = match (self, read) {
             (MicroOp::Append { value, .. } | MicroOp::Write { value, .. }, _) => Value::Int(value),
             (MicroOp::Read { .. }, None) => Value::Nil,

@@ -43,10 +43,12 @@ pub enum Need {
     FreeSubnet,
     /// PostgreSQL 15's server programs and its `postgres` user (Debian `postgresql`).
     Postgres,
+    /// FUSE (`/dev/fuse`, root to mount): the disk layer.
+    Fuse,
 }
 
 impl Need {
-    pub const ALL: [Need; 11] = [
+    pub const ALL: [Need; 12] = [
         Need::Root,
         Need::Etcd,
         Need::Nftables,
@@ -58,6 +60,7 @@ impl Need {
         Need::Clusterkv,
         Need::FreeSubnet,
         Need::Postgres,
+        Need::Fuse,
     ];
 
     /// The name used in `SPLITBRAIN_REQUIRE`.
@@ -74,6 +77,7 @@ impl Need {
             Need::Clusterkv => "clusterkv",
             Need::FreeSubnet => "free-subnet",
             Need::Postgres => "postgres",
+            Need::Fuse => "fuse",
         }
     }
 }

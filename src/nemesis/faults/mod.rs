@@ -11,12 +11,14 @@
 //! * [`partition`] — network partitions of some shape;
 //! * [`process`] — pause / resume and kill / start again;
 //! * [`clock`] — clock bumps and strobes (libfaketime);
-//! * [`packet`] — loss, delay, reorder, duplication.
+//! * [`packet`] — loss, delay, reorder, duplication;
+//! * [`disk`] — lost unsynced writes, torn writes, failing syncs, a full or slow disk.
 //!
 //! Effects go through the nemesis' effectful modules (`net`, `netlink`, `nfqueue`,
 //! `process`, `clock`, `packet`), one per mechanism; what is here decides and records.
 
 pub mod clock;
+pub mod disk;
 pub mod packet;
 pub mod partition;
 pub mod process;
@@ -46,6 +48,12 @@ pub static REGISTRY: &[&dyn FaultType] = &[
     &packet::DELAY,
     &packet::REORDER,
     &packet::DUPLICATE,
+    &disk::DISK,
+    &disk::LOSE_UNSYNCED,
+    &disk::TORN_WRITE,
+    &disk::FSYNC_ERROR,
+    &disk::ENOSPC,
+    &disk::SLOW,
 ];
 
 /// A kind of fault: checks this machine can do it, and plans one. Kinds are constants

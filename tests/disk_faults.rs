@@ -1,0 +1,94 @@
+//! clusterkv's raft and caspaxos fsync what they acknowledge: under kills that lose every
+//! unsynced write (the lazy disk layer under each node) their histories stay valid, and
+//! the history records what each kill dropped.
+//!
+//! Needs root, FUSE and the `clusterkv` binary (built by `cargo test --workspace`).
+
+mod common;
+
+use common::{skip, Need};
+use splitbrain::campaign;
+use splitbrain::run::{run, RunOptions};
+use splitbrain_checkers::Verdict;
+use std::path::Path;
+use tokio_util::sync::CancellationToken;
+
+fn skip_reason() -> Option<(Need, String)> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some((
+            Need::Root,
+            "needs root (namespaces, cgroups, mounts)".into(),
+        ));
+    }
+    let fuse = splitbrain::capability::probe(splitbrain::capability::Capability::Fuse);
+    if !fuse.is_ok() {
+        return Some((Need::Fuse, format!("FUSE is not usable: {}", fuse.detail)));
+    }
+    let binary = splitbrain::system::clusterkv::locate_binary();
+    if !binary.is_file() {
+        return Some((
+            Need::Clusterkv,
+            format!(
+                "clusterkv not built at {}; run `cargo test --workspace`",
+                binary.display()
+            ),
+        ));
+    }
+    None
+}
+
+fn stays_valid_under_lost_unsynced_writes(test: &str, arch: &str) {
+    if let Some((need, why)) = skip_reason() {
+        skip(test, need, why);
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let c = campaign::parse(
+        &format!(
+            "name: {arch}-lose-unsynced\nsystem: {{clusterkv: {{arch: {arch}}}}}\nnodes: 3\n\
+             workload: {{kind: kv, concurrency: 4, rate: 100, duration: 8s, \
+             ops_per_key: 100, recovery: 2s}}\nchecker: {{min_ok_per_key: 5}}\n\
+             nemesis: {{faults: [disk-lose-unsynced], interval: 1500ms, hold: 1s}}\n"
+        ),
+        Path::new("test.yaml"),
+    )
+    .unwrap();
+    let opts = RunOptions {
+        results_root: results.path().to_owned(),
+        seed: Some(7),
+        ..RunOptions::default()
+    };
+    let report = run(&c, &opts, CancellationToken::new()).unwrap();
+    assert_eq!(
+        report.verdict,
+        Verdict::Valid,
+        "{arch}:\n{}",
+        report.summary
+    );
+    let history = std::fs::read_to_string(report.dir.join("history.jsonl")).unwrap();
+    let kills = history.matches("\"disk-fault\"").count();
+    assert!(kills >= 2, "{arch}: {kills} disk fault events\n{history}");
+    let faults: Vec<&str> = history.lines().filter(|l| l.contains("disk-")).collect();
+    assert!(
+        history.contains("unsynced bytes of"),
+        "{arch}: the evidence counts what was dropped:\n{}",
+        faults.join("\n")
+    );
+    assert!(
+        !splitbrain::disk::is_our_mount(&report.dir.join("nodes/n1/data")),
+        "{arch}: the layer is unmounted at the end"
+    );
+}
+
+#[test]
+fn raft_stays_valid_under_lost_unsynced_writes() {
+    stays_valid_under_lost_unsynced_writes("raft_stays_valid_under_lost_unsynced_writes", "raft");
+}
+
+#[test]
+fn caspaxos_stays_valid_under_lost_unsynced_writes() {
+    stays_valid_under_lost_unsynced_writes(
+        "caspaxos_stays_valid_under_lost_unsynced_writes",
+        "caspaxos",
+    );
+}

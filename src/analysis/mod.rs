@@ -143,6 +143,7 @@ pub fn check(history: &History, facts: &RunFacts) -> anyhow::Result<Judged> {
             counterexample: None,
             invalid_keys: Vec::new(),
             linearizations: Vec::new(),
+            anomalies: Vec::new(),
         });
     } else if let Some(txn) = txn::check(history, campaign)? {
         outcomes.push(txn);
@@ -162,6 +163,7 @@ pub fn check(history: &History, facts: &RunFacts) -> anyhow::Result<Judged> {
             counterexample: None,
             invalid_keys: Vec::new(),
             linearizations: Vec::new(),
+            anomalies: Vec::new(),
         });
     } else {
         let model = ModelSpec::new(campaign.model());
@@ -226,6 +228,7 @@ pub fn check(history: &History, facts: &RunFacts) -> anyhow::Result<Judged> {
                 .map(|k| k.key.clone().unwrap_or(Value::Nil))
                 .collect(),
             linearizations,
+            anomalies: Vec::new(),
         });
     }
 
@@ -261,6 +264,7 @@ pub fn check(history: &History, facts: &RunFacts) -> anyhow::Result<Judged> {
         counterexample: None,
         invalid_keys: Vec::new(),
         linearizations: Vec::new(),
+        anomalies: Vec::new(),
     });
     // A fault that did not bite was not tested: the run says so instead of passing.
     let fault_effect = FaultEffect::of(&analysis.faults, campaign.nemesis.require_effect);
@@ -343,6 +347,7 @@ pub fn check(history: &History, facts: &RunFacts) -> anyhow::Result<Judged> {
             counterexample: None,
             invalid_keys: Vec::new(),
             linearizations: Vec::new(),
+            anomalies: Vec::new(),
         });
     }
     // A run cut short by a signal did not test what the campaign asked for: `unknown`
@@ -356,6 +361,7 @@ pub fn check(history: &History, facts: &RunFacts) -> anyhow::Result<Judged> {
             counterexample: None,
             invalid_keys: Vec::new(),
             linearizations: Vec::new(),
+            anomalies: Vec::new(),
         });
     }
     let verdict = outcomes

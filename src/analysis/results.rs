@@ -30,6 +30,10 @@ pub struct CheckerOutcome {
     /// [`drawable_keys`]): each key's linearization, in key order. Not in `results.json`.
     #[serde(skip)]
     pub linearizations: Vec<(Option<Value>, Linearization)>,
+    /// The anomalies a transactional check found, explained (the HTML report draws each
+    /// cycle). Not a field of its own in `results.json`: `result` holds them.
+    #[serde(skip)]
+    pub anomalies: Vec<splitbrain_checkers::txn::explain::Anomaly>,
 }
 
 /// The version of `results.json` this build writes. 1: no `format` field, `latency_ms` as

@@ -29,6 +29,7 @@ pub fn check(history: &History, campaign: &Campaign) -> anyhow::Result<Option<Ch
             counterexample: None,
             invalid_keys: Vec::new(),
             linearizations: Vec::new(),
+            anomalies: result.anomalies.clone(),
         },
         // The recorder wrote this history: a transaction it cannot read is never `valid`.
         Err(e) => CheckerOutcome {
@@ -41,6 +42,7 @@ pub fn check(history: &History, campaign: &Campaign) -> anyhow::Result<Option<Ch
             counterexample: None,
             invalid_keys: Vec::new(),
             linearizations: Vec::new(),
+            anomalies: Vec::new(),
         },
     };
     Ok(Some(outcome))

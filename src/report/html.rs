@@ -1001,6 +1001,7 @@ pub fn render(facts: &RunFacts, history: &History, checked: &Checked) -> String 
         );
     }
     out.push_str("</table>");
+    transactional_anomalies(&mut out, checked);
 
     let s = &analysis.ops;
     out.push_str("<h2>Operations</h2><table><tr><th>function</th><th>ok</th><th>fail</th><th>info</th><th>pending</th></tr>");
@@ -1133,4 +1134,38 @@ pub fn render(facts: &RunFacts, history: &History, checked: &Checked) -> String 
         text(&checked.table)
     );
     out
+}
+
+/// Most anomalies drawn per checker: the rest are counted in its detail and listed in
+/// `results.json`.
+const MAX_DRAWN_ANOMALIES: usize = 8;
+
+/// Each anomaly a transactional check found: its name, its explanation, and its cycle as a
+/// small graph.
+fn transactional_anomalies(out: &mut String, checked: &Checked) {
+    for o in checked
+        .results
+        .checkers
+        .iter()
+        .filter(|o| !o.anomalies.is_empty())
+    {
+        let _ = write!(
+            out,
+            r#"<h2>Anomalies: {}</h2><p class="note">{} found; each cycle's transactions in order, each arrow with why one must come before the next.</p>"#,
+            text(&o.checker),
+            o.anomalies.len()
+        );
+        for anomaly in o.anomalies.iter().take(MAX_DRAWN_ANOMALIES) {
+            let _ = write!(
+                out,
+                r#"<div class="anomaly"><h3>{}</h3><pre>{}</pre>"#,
+                text(&anomaly.kind.to_string()),
+                text(&anomaly.explanation)
+            );
+            if let Some(svg) = super::cycle_graph::cycle_svg(anomaly) {
+                out.push_str(&svg);
+            }
+            out.push_str("</div>");
+        }
+    }
 }

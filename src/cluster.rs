@@ -47,6 +47,23 @@ pub fn system_for(spec: &SystemSpec) -> anyhow::Result<Arc<dyn System>> {
             etcd.client_options.serializable_reads = e.serializable_reads;
             Arc::new(etcd)
         }
+        SystemSpec::Zookeeper(z) => {
+            let mut zookeeper = crate::system::zookeeper::ZooKeeperSystem::default();
+            zookeeper.java = z.java.clone().unwrap_or(zookeeper.java);
+            zookeeper.jar = z.jar.clone().unwrap_or(zookeeper.jar);
+            zookeeper.client_options.sync_reads = z.sync_reads;
+            Arc::new(zookeeper)
+        }
+        SystemSpec::Redis(r) => {
+            let mut redis = crate::system::redis::RedisSystem::default();
+            redis.client_options.replica_reads = r.replica_reads;
+            redis.client_options.wait =
+                r.wait.as_ref().map(|w| crate::system::redis::WaitOptions {
+                    replicas: w.replicas as u32,
+                    timeout: Duration::from_millis(w.timeout_ms),
+                });
+            Arc::new(redis)
+        }
         SystemSpec::Clusterkv(c) => {
             let mut kv = crate::system::clusterkv::ClusterKv::new(c.arch);
             let o = &mut kv.options;

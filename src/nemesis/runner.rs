@@ -1324,6 +1324,8 @@ pub fn role_query_for(system: &crate::campaign::SystemSpec) -> Option<Arc<dyn Ro
     match system {
         SystemSpec::Etcd(_) => Some(Arc::new(roles::EtcdRoles)),
         SystemSpec::Clusterkv(_) => Some(Arc::new(roles::ClusterKvRoles)),
+        SystemSpec::Zookeeper(_) => Some(Arc::new(crate::system::zookeeper::ZooKeeperRoles)),
+        SystemSpec::Redis(_) => Some(Arc::new(crate::system::redis::RedisRoles::default())),
         SystemSpec::Command(_) | SystemSpec::InMemory(_) => None,
     }
 }

@@ -9,6 +9,8 @@ pub mod clusterkv;
 pub mod command;
 pub mod etcd;
 pub mod in_memory;
+pub mod redis;
+pub mod zookeeper;
 
 use splitbrain_checkers::Value;
 use std::future::Future;

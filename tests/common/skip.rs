@@ -41,10 +41,14 @@ pub enum Need {
     Clusterkv,
     /// A host whose own addresses leave the nodes' subnet free.
     FreeSubnet,
+    /// ZooKeeper's jar and a `java` (Debian `zookeeper`).
+    Zookeeper,
+    /// `redis-server`, `redis-sentinel` and `redis-cli` (Debian `redis-server`, `redis-sentinel`).
+    Redis,
 }
 
 impl Need {
-    pub const ALL: [Need; 10] = [
+    pub const ALL: [Need; 12] = [
         Need::Root,
         Need::Etcd,
         Need::Nftables,
@@ -55,6 +59,8 @@ impl Need {
         Need::Conformance,
         Need::Clusterkv,
         Need::FreeSubnet,
+        Need::Zookeeper,
+        Need::Redis,
     ];
 
     /// The name used in `SPLITBRAIN_REQUIRE`.
@@ -70,6 +76,8 @@ impl Need {
             Need::Conformance => "conformance",
             Need::Clusterkv => "clusterkv",
             Need::FreeSubnet => "free-subnet",
+            Need::Zookeeper => "zookeeper",
+            Need::Redis => "redis",
         }
     }
 }

@@ -20,9 +20,12 @@
 //!
 //! * read: `getData` (after `sync` with `sync_reads: true`); a missing znode reads nil.
 //! * write: `setData` without a version, or `create` when the znode does not exist yet.
-//! * cas `[old new]`: `getData`, compare, then `setData` with the version read — ZooKeeper
-//!   refuses it (`BadVersion`) if anyone wrote in between, so the cas is atomic even when the
-//!   read was stale. `[nil new]` creates the znode (refused if it exists).
+//! * cas `[old new]`: `getData` (after `sync` with `sync_reads: true`), compare, then
+//!   `setData` with the version read — ZooKeeper refuses it (`BadVersion`) if anyone wrote
+//!   in between, so a cas that succeeds is atomic even when the read was stale. A failed
+//!   compare is reported as `compare-failed`, an observation of the value, only as good as
+//!   the read it came from; a refused version is `version-changed`, which observes nothing.
+//!   `[nil new]` creates the znode (`compare-failed` if it exists).
 //!
 //! What ZooKeeper promises: writes are linearizable (they go through the leader's atomic
 //! broadcast); plain reads are served by the contacted server from its local state, so they
@@ -320,7 +323,15 @@ impl ZooKeeperClient {
                 Function::Write => {
                     write(session, &register_path(&request.key), &request.value).await
                 }
-                Function::Cas => cas(session, &register_path(&request.key), &request.value).await,
+                Function::Cas => {
+                    cas(
+                        session,
+                        &register_path(&request.key),
+                        &request.value,
+                        sync_reads,
+                    )
+                    .await
+                }
                 Function::Add => add(session, &request.key, &request.value).await,
                 Function::ReadSet => read_set(session, &request.key, sync_reads).await,
             }
@@ -421,7 +432,16 @@ async fn write(session: &zk::Client, path: &str, value: &Value) -> Result<Outcom
     ))
 }
 
-async fn cas(session: &zk::Client, path: &str, pair: &Value) -> Result<Outcome, CallError> {
+/// `compare-failed` is an observation (the value was not the expected one), so it is only
+/// said after a read of the same kind as the reads: synced with `sync_reads`. A `setData`
+/// refused for its version is a definite failure, but says nothing about the value (the
+/// same value may have been written again), so it is `version-changed`.
+async fn cas(
+    session: &zk::Client,
+    path: &str,
+    pair: &Value,
+    sync: bool,
+) -> Result<Outcome, CallError> {
     let (expected, new) = match pair {
         Value::List(items) if items.len() == 2 => (&items[0], &items[1]),
         other => {
@@ -439,6 +459,13 @@ async fn cas(session: &zk::Client, path: &str, pair: &Value) -> Result<Outcome, 
             Err(e) => Err(sent_error(e)),
         };
     }
+    if sync {
+        match session.sync(path).await {
+            Ok(()) | Err(zk::Error::NoNode) => {}
+            // Nothing was changed yet: the cas certainly did not happen.
+            Err(e) => return Err(CallError::NotSent(e.to_string())),
+        }
+    }
     let (current, stat) = match session.get_data(path).await {
         Ok(found) => found,
         Err(zk::Error::NoNode) => return Ok(Outcome::Fail("compare-failed".to_owned())),
@@ -448,10 +475,16 @@ async fn cas(session: &zk::Client, path: &str, pair: &Value) -> Result<Outcome, 
     if decode_value(&current) != *expected {
         return Ok(Outcome::Fail("compare-failed".to_owned()));
     }
-    match session.set_data(path, &data, Some(stat.version)).await {
-        Ok(_) => Ok(Outcome::Ok(pair.clone())),
+    let set = session.set_data(path, &data, Some(stat.version)).await;
+    versioned_set_outcome(set.map(|_| ()), pair)
+}
+
+/// The outcome of the cas's `setData` with a version.
+fn versioned_set_outcome(set: Result<(), zk::Error>, pair: &Value) -> Result<Outcome, CallError> {
+    match set {
+        Ok(()) => Ok(Outcome::Ok(pair.clone())),
         Err(zk::Error::BadVersion) | Err(zk::Error::NoNode) => {
-            Ok(Outcome::Fail("compare-failed".to_owned()))
+            Ok(Outcome::Fail("version-changed".to_owned()))
         }
         Err(e) => Err(sent_error(e)),
     }
@@ -715,6 +748,23 @@ mod tests {
         assert!(matches!(
             sent_error(zk::Error::ConnectionLoss),
             CallError::MaybeSent(_)
+        ));
+    }
+
+    #[test]
+    fn a_refused_version_is_not_a_failed_compare() {
+        // `compare-failed` tells the checker the value differed; a version refused by the
+        // leader only says someone wrote, possibly the same value.
+        let pair = Value::List(vec![Value::Int(1), Value::Int(2)]);
+        let refused = versioned_set_outcome(Err(zk::Error::BadVersion), &pair).unwrap();
+        assert_eq!(refused, Outcome::Fail("version-changed".to_owned()));
+        assert_eq!(
+            versioned_set_outcome(Ok(()), &pair).unwrap(),
+            Outcome::Ok(pair.clone())
+        );
+        assert!(matches!(
+            versioned_set_outcome(Err(zk::Error::ConnectionLoss), &pair),
+            Err(CallError::MaybeSent(_))
         ));
     }
 

@@ -38,7 +38,9 @@ pub struct Campaign {
     pub seed: Option<u64>,
 }
 
-pub use crate::system::spec::{ClusterKvSpec, EtcdSpec, InMemorySpec, SystemSpec};
+pub use crate::system::spec::{
+    ClusterKvSpec, EtcdSpec, InMemorySpec, RedisSpec, RedisWaitSpec, SystemSpec, ZooKeeperSpec,
+};
 
 /// What the clients do.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -851,7 +853,7 @@ mod tests {
 
     #[test]
     fn unknown_system_is_rejected_with_choices() {
-        let err = parse_str("name: t\nsystem: {zookeeper: {}}\nworkload: {kind: kv}\n")
+        let err = parse_str("name: t\nsystem: {zookeepr: {}}\nworkload: {kind: kv}\n")
             .unwrap_err()
             .to_string();
         assert!(err.contains("zookeeper") && err.contains("etcd"), "{err}");

@@ -29,6 +29,18 @@ const SECTIONS: &[(&str, &str)] = &[
         "name: t\nsystem: {etcd: {X}}\nworkload: {kind: kv}\n",
     ),
     (
+        "system.zookeeper",
+        "name: t\nsystem: {zookeeper: {X}}\nworkload: {kind: kv}\n",
+    ),
+    (
+        "system.redis",
+        "name: t\nsystem: {redis: {X}}\nworkload: {kind: kv}\n",
+    ),
+    (
+        "system.redis.wait",
+        "name: t\nsystem: {redis: {wait: {replicas: 1, timeout_ms: 1, X}}}\nworkload: {kind: kv}\n",
+    ),
+    (
         "system.clusterkv",
         "name: t\nsystem: {clusterkv: {arch: raft, X}}\nworkload: {kind: kv}\n",
     ),

@@ -191,7 +191,10 @@ impl System for SleepSystem {
     fn client(&self, _: &NodeSpec, _: &ClusterSpec) -> anyhow::Result<Box<dyn Client>> {
         Ok(Box::new(NoClient))
     }
-    fn role_query(&self) -> Option<Arc<dyn splitbrain::system::RoleQuery>> {
+    fn role_query(
+        &self,
+        _cluster: &splitbrain::system::ClusterSpec,
+    ) -> Option<Arc<dyn splitbrain::system::RoleQuery>> {
         None
     }
 }

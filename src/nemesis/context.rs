@@ -8,7 +8,6 @@ use super::roles::{self, NodeStatus, RoleQuery};
 use crate::cluster::{Cluster, Deployment};
 use crate::node::Node;
 use crate::recorder::{Entry, Recorder};
-use crate::system::Readiness;
 use crate::topology::NodeNet;
 use splitbrain_checkers::{EventType, Process, Value};
 use std::net::SocketAddr;
@@ -129,21 +128,19 @@ impl NemesisContext {
 
     /// The system's way of asking a node who leads.
     fn role_query(&self) -> Option<Arc<dyn RoleQuery>> {
-        self.cluster().system.role_query()
+        let cluster = self.cluster();
+        cluster.system.role_query(&cluster.spec)
     }
 
-    /// Where each node answers role queries: its readiness address (the client port of
-    /// etcd and clusterkv).
+    /// Where each node answers role queries (the system says: etcd's and clusterkv's
+    /// client port, ZooKeeper's, Redis's).
     fn role_addrs(&self) -> Vec<(String, SocketAddr)> {
         let cluster = self.cluster();
         cluster
             .spec
             .nodes
             .iter()
-            .filter_map(|n| match cluster.system.readiness(n) {
-                Readiness::TcpPort(addr) => Some((n.name.clone(), addr)),
-                Readiness::Command(_) => None,
-            })
+            .filter_map(|n| Some((n.name.clone(), cluster.system.role_address(n)?)))
             .collect()
     }
 

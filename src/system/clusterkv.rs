@@ -157,7 +157,7 @@ impl System for ClusterKv {
         self.arch.name()
     }
 
-    fn role_query(&self) -> Option<std::sync::Arc<dyn RoleQuery>> {
+    fn role_query(&self, _cluster: &ClusterSpec) -> Option<std::sync::Arc<dyn RoleQuery>> {
         Some(std::sync::Arc::new(ClusterKvRoles))
     }
 

@@ -468,7 +468,10 @@ impl System for CommandSystem {
 
     /// A command system has no way to say who leads: faults aimed at the leader hit a
     /// random node, and their records say so.
-    fn role_query(&self) -> Option<std::sync::Arc<dyn super::RoleQuery>> {
+    fn role_query(
+        &self,
+        _cluster: &super::ClusterSpec,
+    ) -> Option<std::sync::Arc<dyn super::RoleQuery>> {
         None
     }
 

@@ -214,7 +214,7 @@ impl System for EtcdSystem {
         "etcd"
     }
 
-    fn role_query(&self) -> Option<std::sync::Arc<dyn RoleQuery>> {
+    fn role_query(&self, _cluster: &ClusterSpec) -> Option<std::sync::Arc<dyn RoleQuery>> {
         Some(std::sync::Arc::new(EtcdRoles))
     }
 

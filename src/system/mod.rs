@@ -10,9 +10,11 @@ pub mod command;
 pub mod etcd;
 pub mod in_memory;
 pub mod postgres;
+pub mod redis;
 pub mod roles;
 pub mod spec;
 pub mod txn;
+pub mod zookeeper;
 
 pub use roles::{NodeStatus, RoleQuery};
 pub use spec::SystemSpec;
@@ -130,9 +132,17 @@ pub trait System: Send + Sync {
     fn readiness(&self, node: &NodeSpec) -> Readiness;
     /// A client bound to `node`. Called on the client runtime (inside the cluster network).
     fn client(&self, node: &NodeSpec, cluster: &ClusterSpec) -> anyhow::Result<Box<dyn Client>>;
-    /// How to ask a node who leads (at its [`Readiness::TcpPort`] address); `None` when the
+    /// How to ask a node of `cluster` who leads (at its [`System::role_address`]); `None` when the
     /// system cannot say (faults aimed at the leader then hit a random node).
-    fn role_query(&self) -> Option<std::sync::Arc<dyn RoleQuery>>;
+    fn role_query(&self, cluster: &ClusterSpec) -> Option<std::sync::Arc<dyn RoleQuery>>;
+    /// Where `node` answers role queries: by default its [`Readiness::TcpPort`] address
+    /// (`None`: the node is not asked).
+    fn role_address(&self, node: &NodeSpec) -> Option<SocketAddr> {
+        match self.readiness(node) {
+            Readiness::TcpPort(addr) => Some(addr),
+            Readiness::Command(_) => None,
+        }
+    }
 }
 
 /// Builds the [`System`] a campaign names: the one place systems are made from a campaign
@@ -161,6 +171,22 @@ pub fn system_for(spec: &SystemSpec) -> anyhow::Result<Box<dyn System>> {
         }
         SystemSpec::Command(c) => Box::new(command::CommandSystem::new(c.clone())?),
         SystemSpec::Postgres(p) => Box::new(postgres::PostgresSystem::new(p.clone())),
+        SystemSpec::Zookeeper(z) => {
+            let mut zookeeper = zookeeper::ZooKeeperSystem::default();
+            zookeeper.java = z.java.clone().unwrap_or(zookeeper.java);
+            zookeeper.jar = z.jar.clone().unwrap_or(zookeeper.jar);
+            zookeeper.client_options.sync_reads = z.sync_reads;
+            Box::new(zookeeper)
+        }
+        SystemSpec::Redis(r) => {
+            let mut redis = redis::RedisSystem::default();
+            redis.client_options.replica_reads = r.replica_reads;
+            redis.client_options.wait = r.wait.as_ref().map(|w| redis::WaitOptions {
+                replicas: w.replicas as u32,
+                timeout: Duration::from_millis(w.timeout_ms),
+            });
+            Box::new(redis)
+        }
         SystemSpec::InMemory(_) => anyhow::bail!("the in-memory system has no nodes"),
     })
 }

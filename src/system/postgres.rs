@@ -429,7 +429,10 @@ impl System for PostgresSystem {
     /// Not asked yet: the primary is the first node by configuration (there is no
     /// failover), but no query confirms it, so faults aimed at the leader hit a random node
     /// and their records say so.
-    fn role_query(&self) -> Option<std::sync::Arc<dyn super::RoleQuery>> {
+    fn role_query(
+        &self,
+        _cluster: &super::ClusterSpec,
+    ) -> Option<std::sync::Arc<dyn super::RoleQuery>> {
         None
     }
 

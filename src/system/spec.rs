@@ -15,6 +15,10 @@ use std::time::Duration;
 pub enum SystemSpec {
     /// Debian's `etcd-server`.
     Etcd(EtcdSpec),
+    /// Debian's `zookeeper`: an ensemble of JVMs started by the harness.
+    Zookeeper(ZooKeeperSpec),
+    /// Debian's `redis-server` and `redis-sentinel`: a primary, replicas, three Sentinels.
+    Redis(RedisSpec),
     /// The project's own cluster architectures.
     Clusterkv(ClusterKvSpec),
     /// Any system: node command templates and an external JSON-lines client.
@@ -31,6 +35,8 @@ pub enum SystemSpec {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct SystemSection {
     etcd: Option<EtcdSpec>,
+    zookeeper: Option<ZooKeeperSpec>,
+    redis: Option<RedisSpec>,
     clusterkv: Option<ClusterKvSpec>,
     command: Option<super::command::CommandSpec>,
     postgres: Option<super::postgres::PostgresSpec>,
@@ -43,6 +49,12 @@ impl TryFrom<SystemSection> for SystemSpec {
         let mut given = Vec::new();
         if let Some(x) = s.etcd {
             given.push(SystemSpec::Etcd(x));
+        }
+        if let Some(x) = s.zookeeper {
+            given.push(SystemSpec::Zookeeper(x));
+        }
+        if let Some(x) = s.redis {
+            given.push(SystemSpec::Redis(x));
         }
         if let Some(x) = s.clusterkv {
             given.push(SystemSpec::Clusterkv(x));
@@ -58,7 +70,7 @@ impl TryFrom<SystemSection> for SystemSpec {
         }
         if given.len() != 1 {
             return Err(format!(
-                "expected exactly one of `etcd`, `clusterkv`, `command`, `postgres`, `in-memory`, found {}",
+                "expected exactly one of `etcd`, `zookeeper`, `redis`, `clusterkv`, `command`, `postgres`, `in-memory`, found {}",
                 given.len()
             ));
         }
@@ -70,6 +82,8 @@ impl SystemSpec {
     pub fn name(&self) -> String {
         match self {
             SystemSpec::Etcd(_) => "etcd".into(),
+            SystemSpec::Zookeeper(_) => "zookeeper".into(),
+            SystemSpec::Redis(_) => "redis".into(),
             SystemSpec::Clusterkv(c) => c.arch.name().to_owned(),
             SystemSpec::Command(_) => "command".into(),
             SystemSpec::Postgres(p) => format!("postgres-{}", p.isolation.name()),
@@ -104,6 +118,40 @@ pub struct EtcdSpec {
     /// Path of the `etcd` binary (default: `etcd` on PATH).
     #[serde(default)]
     pub binary: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZooKeeperSpec {
+    /// `sync` before every read, so the contacted server catches up with the leader first.
+    #[serde(default)]
+    pub sync_reads: bool,
+    /// Path of the `java` binary (default: `java` on PATH).
+    #[serde(default)]
+    pub java: Option<PathBuf>,
+    /// ZooKeeper's jar (default: Debian's `/usr/share/java/zookeeper.jar`).
+    #[serde(default)]
+    pub jar: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSpec {
+    /// `WAIT replicas timeout_ms` after every write; fewer acknowledgements make it `info`.
+    #[serde(default)]
+    pub wait: Option<RedisWaitSpec>,
+    /// Read from a replica (found through Sentinel) instead of the primary.
+    #[serde(default)]
+    pub replica_reads: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisWaitSpec {
+    #[serde(deserialize_with = "limits::u64_in::<_, 1, { limits::MAX_NODES as u64 }>")]
+    pub replicas: u64,
+    #[serde(deserialize_with = "limits::u64_in::<_, 1, 3_600_000>")]
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -45,10 +45,14 @@ pub enum Need {
     Postgres,
     /// FUSE (`/dev/fuse`, root to mount): the disk layer.
     Fuse,
+    /// ZooKeeper's jar and a `java` (Debian `zookeeper`).
+    Zookeeper,
+    /// `redis-server`, `redis-sentinel` and `redis-cli` (Debian `redis-server`, `redis-sentinel`).
+    Redis,
 }
 
 impl Need {
-    pub const ALL: [Need; 12] = [
+    pub const ALL: [Need; 14] = [
         Need::Root,
         Need::Etcd,
         Need::Nftables,
@@ -61,6 +65,8 @@ impl Need {
         Need::FreeSubnet,
         Need::Postgres,
         Need::Fuse,
+        Need::Zookeeper,
+        Need::Redis,
     ];
 
     /// The name used in `SPLITBRAIN_REQUIRE`.
@@ -78,6 +84,8 @@ impl Need {
             Need::FreeSubnet => "free-subnet",
             Need::Postgres => "postgres",
             Need::Fuse => "fuse",
+            Need::Zookeeper => "zookeeper",
+            Need::Redis => "redis",
         }
     }
 }

@@ -1,0 +1,122 @@
+//! Redis with Sentinel as a built-in system: campaigns load, and real clusters run in
+//! namespaces — the baseline is valid, a pause/kill campaign that hits the first primary
+//! ends with a verdict and its faults in the history. Needs root and Debian's
+//! `redis-server` and `redis-sentinel` (skips otherwise, see `common::skip`).
+
+mod common;
+
+use common::{skip, Need};
+use splitbrain::campaign::SystemSpec;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn workload(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("workloads")
+        .join(name)
+}
+
+/// Why Redis with Sentinel cannot run here, if it cannot.
+fn redis_missing() -> Option<String> {
+    for program in ["redis-server", "redis-sentinel", "redis-cli"] {
+        match Command::new(program).arg("--version").output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => return Some(format!("`{program} --version` failed: {}", out.status)),
+            Err(e) => {
+                return Some(format!(
+                    "no `{program}` ({e}; apt-get install redis-server redis-sentinel)"
+                ))
+            }
+        }
+    }
+    None
+}
+
+fn run(campaign: &Path, results: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_splitbrain"))
+        .arg("run")
+        .arg(campaign)
+        .arg("--results")
+        .arg(results)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The history of the run `out` reports (`results: <dir>`).
+fn history_of(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("results: "))
+        .unwrap_or_else(|| panic!("no results directory in: {}", text(out)));
+    std::fs::read_to_string(Path::new(dir.trim()).join("history.edn")).unwrap()
+}
+
+#[test]
+fn redis_campaigns_load_with_their_options() {
+    let campaign = splitbrain::campaign::load(&workload("redis-partition.yaml")).unwrap();
+    match campaign.system {
+        SystemSpec::Redis(r) => {
+            let wait = r.wait.expect("wait");
+            assert_eq!((wait.replicas, wait.timeout_ms), (1, 100));
+            assert!(!r.replica_reads);
+        }
+        other => panic!("not redis: {other:?}"),
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "name: t\nsystem: {redis: {wait: {replicas: 0, timeout_ms: 10}}}\nworkload: {kind: kv}\n",
+    )
+    .unwrap();
+    let err = splitbrain::campaign::load(&bad).unwrap_err().to_string();
+    assert!(err.contains("replicas"), "{err}");
+}
+
+/// One test runs both clusters, one after the other.
+#[test]
+fn redis_serves_and_fails_over() {
+    let test = "redis_serves_and_fails_over";
+    if !common::have_root(test) {
+        return;
+    }
+    if let Some(reason) = redis_missing() {
+        skip(test, Need::Redis, reason);
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+
+    let baseline = run(
+        &workload("redis-register.yaml"),
+        &results.path().join("baseline"),
+        &["--time-limit", "10s", "--seed", "1"],
+    );
+    assert_eq!(baseline.status.code(), Some(0), "{}", text(&baseline));
+
+    let faults = run(
+        &workload("redis-pause-kill.yaml"),
+        &results.path().join("faults"),
+        &["--time-limit", "20s", "--seed", "1"],
+    );
+    // Valid or invalid are both findings; unknown (2) or an error (64-77) are not.
+    assert!(
+        matches!(faults.status.code(), Some(0 | 1)),
+        "{}",
+        text(&faults)
+    );
+    let history = history_of(&faults);
+    assert!(
+        history.contains(":nemesis") && (history.contains("pause") || history.contains("kill")),
+        "no pause or kill in the history"
+    );
+}

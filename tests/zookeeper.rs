@@ -1,0 +1,117 @@
+//! ZooKeeper as a built-in system: campaigns load, and real ensembles run in namespaces —
+//! the baseline is valid, a partition campaign ends with a verdict and its faults in the
+//! history. Needs root and Debian's `zookeeper` (skips otherwise, see `common::skip`).
+
+mod common;
+
+use common::{skip, Need};
+use splitbrain::campaign::SystemSpec;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn workload(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("workloads")
+        .join(name)
+}
+
+/// Why ZooKeeper cannot run here, if it cannot.
+fn zookeeper_missing() -> Option<String> {
+    let jar = Path::new(splitbrain::system::zookeeper::DEBIAN_JAR);
+    if !jar.exists() {
+        return Some(format!("no {} (apt-get install zookeeper)", jar.display()));
+    }
+    match Command::new("java").arg("-version").output() {
+        Ok(out) if out.status.success() => None,
+        Ok(out) => Some(format!("`java -version` failed: {}", out.status)),
+        Err(e) => Some(format!("no `java` ({e})")),
+    }
+}
+
+fn run(campaign: &Path, results: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_splitbrain"))
+        .arg("run")
+        .arg(campaign)
+        .arg("--results")
+        .arg(results)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The history of the run `out` reports (`results: <dir>`).
+fn history_of(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("results: "))
+        .unwrap_or_else(|| panic!("no results directory in: {}", text(out)));
+    std::fs::read_to_string(Path::new(dir.trim()).join("history.edn")).unwrap()
+}
+
+#[test]
+fn zookeeper_campaigns_load_with_their_options() {
+    let campaign = splitbrain::campaign::load(&workload("zookeeper-register.yaml")).unwrap();
+    match campaign.system {
+        SystemSpec::Zookeeper(z) => assert!(z.sync_reads),
+        other => panic!("not zookeeper: {other:?}"),
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "name: t\nsystem: {zookeeper: {sync_read: true}}\nworkload: {kind: kv}\n",
+    )
+    .unwrap();
+    let err = splitbrain::campaign::load(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("sync_read") && err.contains("sync_reads"),
+        "{err}"
+    );
+}
+
+/// One test runs both ensembles, one after the other: the JVMs are heavy for a small machine.
+#[test]
+fn zookeeper_ensembles_serve_and_survive_partitions() {
+    let test = "zookeeper_ensembles_serve_and_survive_partitions";
+    if !common::have_root(test) {
+        return;
+    }
+    if let Some(reason) = zookeeper_missing() {
+        skip(test, Need::Zookeeper, reason);
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+
+    let baseline = run(
+        &workload("zookeeper-register.yaml"),
+        &results.path().join("baseline"),
+        &["--time-limit", "10s", "--seed", "1"],
+    );
+    assert_eq!(baseline.status.code(), Some(0), "{}", text(&baseline));
+
+    let faults = run(
+        &workload("zookeeper-partition-sync.yaml"),
+        &results.path().join("partition"),
+        &["--time-limit", "20s", "--seed", "1"],
+    );
+    // Valid or invalid are both findings; unknown (2) or an error (64-77) are not.
+    assert!(
+        matches!(faults.status.code(), Some(0 | 1)),
+        "{}",
+        text(&faults)
+    );
+    let history = history_of(&faults);
+    assert!(
+        history.contains(":nemesis") && history.contains("partition"),
+        "no partition in the history"
+    );
+}

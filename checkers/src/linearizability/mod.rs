@@ -708,6 +708,36 @@ mod tests {
         );
     }
 
+    /// Eight overlapping writes of one value, then a read of a value nobody wrote: every
+    /// order of the writes fails, so the search must exhaust them. The memo visits each
+    /// set of writes once (2^8 = 256 configurations, plus the state around them); without
+    /// it the search would walk every ordered prefix (over 100,000).
+    #[test]
+    fn the_memo_visits_each_set_of_operations_once() {
+        use EventType::*;
+        let mut rows = Vec::new();
+        for p in 0..8u64 {
+            rows.push((p, Invoke, "write", Value::Int(1)));
+        }
+        for p in 0..8u64 {
+            rows.push((p, Ok, "write", Value::Int(1)));
+        }
+        rows.push((8, Invoke, "read", Value::Nil));
+        rows.push((8, Ok, "read", Value::Int(2)));
+        let r = check(
+            &history(&rows),
+            &ModelSpec::new(ModelKind::CasRegister),
+            &one_job(),
+        )
+        .unwrap();
+        assert_eq!(r.verdict, Verdict::Invalid);
+        assert!(
+            (256..=1_024).contains(&r.configurations),
+            "{} configurations",
+            r.configurations
+        );
+    }
+
     /// Keys 0 and 2 are invalid (a read of a value never written), key 1 valid.
     fn two_invalid_keys() -> History {
         use EventType::*;

@@ -41,7 +41,7 @@ use super::{
     BoxFuture, Client, ClusterSpec, Function, LaunchSpec, NodeSpec, Outcome, Readiness, Request,
     System,
 };
-use crate::nemesis::roles::{NodeStatus, RoleQuery};
+use super::{NodeStatus, RoleQuery};
 use redis::aio::MultiplexedConnection;
 use redis::sentinel::Sentinel;
 use splitbrain_checkers::Value;

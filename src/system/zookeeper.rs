@@ -42,7 +42,7 @@ use super::{
     BoxFuture, Client, ClusterSpec, Function, LaunchSpec, NodeSpec, Outcome, Readiness, Request,
     System,
 };
-use crate::nemesis::roles::{NodeStatus, RoleQuery};
+use super::{NodeStatus, RoleQuery};
 use splitbrain_checkers::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

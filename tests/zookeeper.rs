@@ -4,16 +4,11 @@
 
 mod common;
 
+use common::runs::{history_of, run, text, workload};
 use common::{skip, Need};
 use splitbrain::campaign::SystemSpec;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn workload(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("workloads")
-        .join(name)
-}
+use std::path::Path;
+use std::process::Command;
 
 /// Why ZooKeeper cannot run here, if it cannot.
 fn zookeeper_missing() -> Option<String> {
@@ -26,35 +21,6 @@ fn zookeeper_missing() -> Option<String> {
         Ok(out) => Some(format!("`java -version` failed: {}", out.status)),
         Err(e) => Some(format!("no `java` ({e})")),
     }
-}
-
-fn run(campaign: &Path, results: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_splitbrain"))
-        .arg("run")
-        .arg(campaign)
-        .arg("--results")
-        .arg(results)
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// The history of the run `out` reports (`results: <dir>`).
-fn history_of(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let dir = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("results: "))
-        .unwrap_or_else(|| panic!("no results directory in: {}", text(out)));
-    std::fs::read_to_string(Path::new(dir.trim()).join("history.edn")).unwrap()
 }
 
 #[test]

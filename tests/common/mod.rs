@@ -1,6 +1,7 @@
 //! Helpers shared by the OS-layer tests (namespaces, cgroups, nodes).
 #![allow(dead_code)]
 
+pub mod runs;
 pub mod skip;
 pub use skip::{skip, Need};
 

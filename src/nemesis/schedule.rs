@@ -11,7 +11,7 @@
 pub use super::faults::{FaultKind, PlanError, Targets};
 pub use super::spec::{NemesisSpec, TargetSpec, TimelineItem};
 
-use super::faults::{FaultRequest, Holds, PlannedFault};
+use super::faults::{ChosenBy, FaultRequest, Holds, PlannedFault};
 use super::partition::Shape;
 use super::record::FaultRecord;
 use rand::seq::SliceRandom;
@@ -162,6 +162,7 @@ pub fn plan(
             if item.hold.is_zero() {
                 return Err(PlanError::ZeroDuration);
             }
+            check_chosen_by(item)?;
             let ask = Ask {
                 kind: item.fault,
                 shape: item.shape.unwrap_or(Shape::Halves),
@@ -257,6 +258,27 @@ fn check_overlap(items: &[&TimelineItem]) -> Result<(), PlanError> {
         }
     }
     Ok(())
+}
+
+/// A timeline item gives the option its kind picks nodes by: `shape` for partitions,
+/// `target` for the others (a partition's `target: n3` would otherwise be ignored).
+fn check_chosen_by(item: &TimelineItem) -> Result<(), PlanError> {
+    let kind = item.fault.name();
+    match item.fault.chosen_by() {
+        ChosenBy::Shape if item.target.is_some() => Err(PlanError::IgnoredOption {
+            kind,
+            at: item.at,
+            given: "target",
+            hint: "a partition's sides come from `shape` (`isolate-one`, `isolate-leader`, `halves`, …)",
+        }),
+        ChosenBy::Target if item.shape.is_some() => Err(PlanError::IgnoredOption {
+            kind,
+            at: item.at,
+            given: "shape",
+            hint: "only partitions have a shape; `target` picks the nodes (`one`, `primaries`, `n3`, …)",
+        }),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -450,6 +472,27 @@ timeline:
         let kinds: std::collections::BTreeSet<&str> =
             s.faults.iter().map(|f| f.kind().name()).collect();
         assert_eq!(kinds.len(), 3, "{kinds:?}");
+    }
+
+    /// A partition's nodes come from its shape, every other kind's from its target: a
+    /// timeline item giving the other option is refused, not silently ignored.
+    #[test]
+    fn an_option_the_kind_does_not_read_is_refused() {
+        let refused = |yaml: &str| {
+            let spec: NemesisSpec = serde_yaml::from_str(yaml).unwrap();
+            plan(&spec, &nodes(3), 0, Duration::from_secs(60))
+                .err()
+                .map(|e| e.to_string())
+        };
+        let e = refused("timeline: [{at: 1s, fault: partition, target: n3, for: 5s}]").unwrap();
+        assert!(e.contains("partition at 1s gives `target`"), "{e}");
+        assert!(e.contains("shape"), "{e}");
+        let e = refused("timeline: [{at: 1s, fault: pause, shape: halves, for: 5s}]").unwrap();
+        assert!(e.contains("pause at 1s gives `shape`"), "{e}");
+        assert_eq!(
+            refused("timeline: [{at: 1s, fault: partition, shape: isolate-one, for: 5s}, {at: 7s, fault: pause, target: n3, for: 1s}]"),
+            None
+        );
     }
 
     #[test]

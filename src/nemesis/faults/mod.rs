@@ -73,6 +73,12 @@ pub trait FaultType: Sync + std::panic::RefUnwindSafe {
     fn needs_clock(&self) -> bool {
         false
     }
+    /// How a fault of this kind picks its nodes: by a [`TargetSpec`] (`target:`), or, for
+    /// partitions, by a [`Shape`] (`shape:`). A timeline item giving the other one is
+    /// refused, never ignored.
+    fn chosen_by(&self) -> ChosenBy {
+        ChosenBy::Target
+    }
     /// Checks, before anything starts, that this machine can do faults of this kind to
     /// `nodes` nodes of `system`; the error names what is missing.
     fn check_host(
@@ -167,6 +173,15 @@ impl<T: PlannedFault + Serialize + Clone + 'static> PlanData for T {
     }
 }
 
+/// How a fault kind picks the nodes it hits (see [`FaultType::chosen_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChosenBy {
+    /// `target:` (`one`, `minority`, `primaries`, `n3`, …).
+    Target,
+    /// `shape:` (`halves`, `isolate-one`, `isolate-leader`, …).
+    Shape,
+}
+
 /// A fault kind of [`REGISTRY`], by name; what campaigns write (`faults: [partition]`).
 #[derive(Clone, Copy)]
 pub struct FaultKind(&'static dyn FaultType);
@@ -203,6 +218,10 @@ impl FaultKind {
 
     pub fn needs_clock(self) -> bool {
         self.0.needs_clock()
+    }
+
+    pub fn chosen_by(self) -> ChosenBy {
+        self.0.chosen_by()
     }
 
     pub fn check_host(
@@ -382,6 +401,13 @@ pub enum PlanError {
     BothModes,
     #[error("interval and hold must be positive")]
     ZeroDuration,
+    #[error("the {kind} at {at:?} gives `{given}`, which {kind} faults do not read: {hint}")]
+    IgnoredOption {
+        kind: &'static str,
+        at: Duration,
+        given: &'static str,
+        hint: &'static str,
+    },
     #[error("{first} at {first_at:?} and {second} at {second_at:?} overlap: {why}")]
     SharedOverlap {
         first: &'static str,

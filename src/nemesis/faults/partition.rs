@@ -24,6 +24,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(200);
 pub struct Partition;
 
 impl FaultType for Partition {
+    fn chosen_by(&self) -> super::ChosenBy {
+        super::ChosenBy::Shape
+    }
+
     fn name(&self) -> &'static str {
         "partition"
     }

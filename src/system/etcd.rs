@@ -1045,7 +1045,6 @@ async fn status_post(addr: SocketAddr) -> Result<Bytes, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
 
     #[test]
     fn etcd_status_json_is_understood() {
@@ -1057,16 +1056,7 @@ mod tests {
     }
 
     fn cluster(n: usize) -> ClusterSpec {
-        ClusterSpec {
-            nodes: (1..=n)
-                .map(|id| NodeSpec {
-                    name: format!("n{id}"),
-                    id,
-                    ip: Ipv4Addr::new(10, 77, 0, id as u8 + 1),
-                    data_dir: PathBuf::from(format!("/data/n{id}")),
-                })
-                .collect(),
-        }
+        crate::system::test_cluster(n, std::path::Path::new("/data"))
     }
 
     fn arg_after<'a>(args: &'a [String], flag: &str) -> &'a str {

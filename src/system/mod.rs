@@ -190,3 +190,19 @@ pub fn system_for(spec: &SystemSpec) -> anyhow::Result<Box<dyn System>> {
         SystemSpec::InMemory(_) => anyhow::bail!("the in-memory system has no nodes"),
     })
 }
+
+/// `n` nodes `n1`, `n2`, … at 10.77.0.2, 10.77.0.3, …, data directories `root/n1`, … (the
+/// systems' unit tests).
+#[cfg(test)]
+pub(crate) fn test_cluster(n: usize, root: &std::path::Path) -> ClusterSpec {
+    ClusterSpec {
+        nodes: (1..=n)
+            .map(|id| NodeSpec {
+                name: format!("n{id}"),
+                id,
+                ip: Ipv4Addr::new(10, 77, 0, id as u8 + 1),
+                data_dir: root.join(format!("n{id}")),
+            })
+            .collect(),
+    }
+}

@@ -768,18 +768,7 @@ impl RoleQuery for RedisRoles {
 mod tests {
     use super::*;
 
-    fn cluster(n: usize, root: &Path) -> ClusterSpec {
-        ClusterSpec {
-            nodes: (1..=n)
-                .map(|id| NodeSpec {
-                    name: format!("n{id}"),
-                    id,
-                    ip: Ipv4Addr::new(10, 77, 0, id as u8 + 1),
-                    data_dir: root.join(format!("n{id}")),
-                })
-                .collect(),
-        }
-    }
+    use crate::system::test_cluster as cluster;
 
     #[test]
     fn first_node_is_primary_and_three_nodes_run_sentinels() {

@@ -668,20 +668,8 @@ impl RoleQuery for ZooKeeperRoles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
 
-    fn cluster(n: usize, root: &Path) -> ClusterSpec {
-        ClusterSpec {
-            nodes: (1..=n)
-                .map(|id| NodeSpec {
-                    name: format!("n{id}"),
-                    id,
-                    ip: Ipv4Addr::new(10, 77, 0, id as u8 + 1),
-                    data_dir: root.join(format!("n{id}")),
-                })
-                .collect(),
-        }
-    }
+    use crate::system::test_cluster as cluster;
 
     #[test]
     fn launch_writes_the_ensemble_config_and_myid() {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::runs::{history_of, run, text, workload};
+use common::runs::{baseline_then_faults, workload};
 use common::{skip, Need};
 use splitbrain::campaign::SystemSpec;
 use std::process::Command;
@@ -61,25 +61,11 @@ fn redis_serves_and_fails_over() {
     }
     let results = tempfile::tempdir().unwrap();
 
-    let baseline = run(
-        &workload("redis-register.yaml"),
-        &results.path().join("baseline"),
-        &["--time-limit", "10s", "--seed", "1"],
+    let history = baseline_then_faults(
+        "redis-register.yaml",
+        "redis-pause-kill.yaml",
+        results.path(),
     );
-    assert_eq!(baseline.status.code(), Some(0), "{}", text(&baseline));
-
-    let faults = run(
-        &workload("redis-pause-kill.yaml"),
-        &results.path().join("faults"),
-        &["--time-limit", "20s", "--seed", "1"],
-    );
-    // Valid or invalid are both findings; unknown (2) or an error (64-77) are not.
-    assert!(
-        matches!(faults.status.code(), Some(0 | 1)),
-        "{}",
-        text(&faults)
-    );
-    let history = history_of(&faults);
     assert!(
         history.contains(":nemesis") && (history.contains("pause") || history.contains("kill")),
         "no pause or kill in the history"

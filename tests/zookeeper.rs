@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::runs::{history_of, run, text, workload};
+use common::runs::{baseline_then_faults, workload};
 use common::{skip, Need};
 use splitbrain::campaign::SystemSpec;
 use std::path::Path;
@@ -57,25 +57,11 @@ fn zookeeper_ensembles_serve_and_survive_partitions() {
     }
     let results = tempfile::tempdir().unwrap();
 
-    let baseline = run(
-        &workload("zookeeper-register.yaml"),
-        &results.path().join("baseline"),
-        &["--time-limit", "10s", "--seed", "1"],
+    let history = baseline_then_faults(
+        "zookeeper-register.yaml",
+        "zookeeper-partition-sync.yaml",
+        results.path(),
     );
-    assert_eq!(baseline.status.code(), Some(0), "{}", text(&baseline));
-
-    let faults = run(
-        &workload("zookeeper-partition-sync.yaml"),
-        &results.path().join("partition"),
-        &["--time-limit", "20s", "--seed", "1"],
-    );
-    // Valid or invalid are both findings; unknown (2) or an error (64-77) are not.
-    assert!(
-        matches!(faults.status.code(), Some(0 | 1)),
-        "{}",
-        text(&faults)
-    );
-    let history = history_of(&faults);
     assert!(
         history.contains(":nemesis") && history.contains("partition"),
         "no partition in the history"

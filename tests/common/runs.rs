@@ -40,3 +40,21 @@ pub fn history_of(out: &Output) -> String {
         .unwrap_or_else(|| panic!("no results directory in: {}", text(out)));
     std::fs::read_to_string(Path::new(dir.trim()).join("history.edn")).unwrap()
 }
+
+/// Runs the `baseline` campaign (no faults: must be valid) and then the `faults` one (valid
+/// or invalid are both findings; unknown or an error are not), each for a short main phase
+/// with seed 1, under `results`; the fault run's history.
+pub fn baseline_then_faults(baseline: &str, faults: &str, results: &Path) -> String {
+    let run_one = |name: &str, dir: &str, time_limit: &str| {
+        run(
+            &workload(name),
+            &results.join(dir),
+            &["--time-limit", time_limit, "--seed", "1"],
+        )
+    };
+    let out = run_one(baseline, "baseline", "10s");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run_one(faults, "faults", "20s");
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(&out));
+    history_of(&out)
+}

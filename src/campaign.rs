@@ -568,6 +568,17 @@ impl Campaign {
         }
         if let SystemSpec::Clusterkv(kv) = &self.system {
             self.check_clusterkv_timing(kv, &invalid)?;
+            if let Some(bug) = kv.bug.filter(|bug| bug.arch() != kv.arch) {
+                return Err(invalid(
+                    "system.clusterkv.bug",
+                    format!(
+                        "`{}` is a variant of {}, not of {}",
+                        bug.name(),
+                        bug.arch().name(),
+                        kv.arch.name()
+                    ),
+                ));
+            }
         }
         if let SystemSpec::Postgres(p) = &self.system {
             if p.read_from_standbys && self.nodes == 1 {
@@ -742,6 +753,32 @@ mod tests {
             "name: t\nsystem: {clusterkv: {arch: raft, heartbeat: 50ms, election_timeout: 1s}}\nworkload: {kind: kv}\n",
         )
         .unwrap();
+    }
+
+    #[test]
+    fn a_zoo_bug_must_be_a_variant_of_the_campaigns_architecture() {
+        let err = parse_str(
+            "name: t\nsystem:\n  clusterkv: {arch: caspaxos, bug: stale-local-read}\nworkload: {kind: kv}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("system.clusterkv.bug")
+                && err.contains("line 3")
+                && err.contains("variant of raft"),
+            "{err}"
+        );
+        let err = parse_str(
+            "name: t\nsystem:\n  clusterkv: {arch: raft, bug: typo}\nworkload: {kind: kv}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("stale-local-read"), "{err}");
+        let c = parse_str(
+            "name: t\nsystem: {clusterkv: {arch: raft, bug: no-fsync}}\nworkload: {kind: kv}\n",
+        )
+        .unwrap();
+        assert_eq!(c.system.name(), "raft-no-fsync");
     }
 
     #[test]

@@ -11,19 +11,20 @@ use crate::campaign::{Campaign, ClusterKvSpec, EtcdSpec, SystemSpec};
 /// The comparison's rows and their table, with everything else people read.
 pub use crate::report::compare::{table, Cell, Row};
 use crate::run::{run, RunError, RunOptions};
-use crate::system::clusterkv::Arch;
+use crate::system::clusterkv::{Arch, Bug};
 use tokio_util::sync::CancellationToken;
 
 /// A `--systems` list that names no system we know.
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
-    #[error("unknown system `{0}`: expected etcd, raft, caspaxos, primary-backup, dynamo, postgres-serializable, postgres-repeatable-read or postgres-read-committed")]
+    #[error("unknown system `{0}`: expected etcd, raft, caspaxos, primary-backup, dynamo, a bug variant (raft-stale-local-read, …, caspaxos-ack-before-quorum), postgres-serializable, postgres-repeatable-read or postgres-read-committed")]
     UnknownSystem(String),
     #[error("no systems given")]
     NoSystems,
 }
 
-/// Parses `raft,caspaxos,etcd`: the shipped clusterkv architectures and etcd.
+/// Parses `raft,caspaxos,etcd`: the shipped clusterkv architectures, their bug variants
+/// (`raft-stale-local-read`, …), etcd and PostgreSQL's isolation levels.
 pub fn parse_systems(list: &str) -> Result<Vec<SystemSpec>, CompareError> {
     let mut systems = Vec::new();
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -38,10 +39,15 @@ pub fn parse_systems(list: &str) -> Result<Vec<SystemSpec>, CompareError> {
                 ..Default::default()
             })
         } else {
-            let arch: Arch = serde_json::from_value(serde_json::Value::String(name.to_owned()))
-                .map_err(|_| CompareError::UnknownSystem(name.to_owned()))?;
+            let bug = Bug::ALL.into_iter().find(|bug| bug.variant_name() == name);
+            let arch: Arch = match bug {
+                Some(bug) => bug.arch(),
+                None => serde_json::from_value(serde_json::Value::String(name.to_owned()))
+                    .map_err(|_| CompareError::UnknownSystem(name.to_owned()))?,
+            };
             SystemSpec::Clusterkv(ClusterKvSpec {
                 arch,
+                bug,
                 replication: None,
                 n: None,
                 r: None,

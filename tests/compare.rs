@@ -32,6 +32,9 @@ fn systems_parse_to_clusterkv_architectures_and_etcd() {
         "{err}"
     );
     assert!(compare::parse_systems(" , ").is_err());
+    let variants = compare::parse_systems("raft-lease-pause,caspaxos-ack-before-quorum").unwrap();
+    let names: Vec<String> = variants.iter().map(SystemSpec::name).collect();
+    assert_eq!(names, ["raft-lease-pause", "caspaxos-ack-before-quorum"]);
 }
 
 #[test]

@@ -54,6 +54,84 @@ impl Arch {
     }
 }
 
+/// A seeded bug of the bug zoo: a variant of a correct architecture that is linearizable
+/// while no fault happens and broken by one specific kind of fault (`--bug`, campaign
+/// `system: {clusterkv: {arch: raft, bug: stale-local-read}}`). clusters/README.md says what
+/// each one gets wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum Bug {
+    /// raft: the leader answers reads from its own state, without a read index or a lease.
+    StaleLocalRead,
+    /// raft: reads under a leader lease measured with the wall clock.
+    LeaseClock,
+    /// raft: the lease is checked before a blocking step and trusted after it.
+    LeasePause,
+    /// raft: acknowledges before the log is durable (no fsync).
+    NoFsync,
+    /// raft: a timed-out proposal is proposed again without a request id.
+    RetryReapply,
+    /// caspaxos: the proposer answers after the first accept, not a quorum of them.
+    AckBeforeQuorum,
+}
+
+impl Bug {
+    /// Every bug, in the order the docs list them.
+    pub const ALL: [Bug; 6] = [
+        Bug::StaleLocalRead,
+        Bug::LeaseClock,
+        Bug::LeasePause,
+        Bug::NoFsync,
+        Bug::RetryReapply,
+        Bug::AckBeforeQuorum,
+    ];
+
+    /// The name campaigns, `--bug` and tables use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::StaleLocalRead => "stale-local-read",
+            Bug::LeaseClock => "lease-clock",
+            Bug::LeasePause => "lease-pause",
+            Bug::NoFsync => "no-fsync",
+            Bug::RetryReapply => "retry-reapply",
+            Bug::AckBeforeQuorum => "ack-before-quorum",
+        }
+    }
+
+    /// The architecture the bug is a variant of.
+    pub fn arch(self) -> Arch {
+        match self {
+            Bug::AckBeforeQuorum => Arch::Caspaxos,
+            _ => Arch::Raft,
+        }
+    }
+
+    /// The campaign fault kinds (`faults: [...]`) that expose the bug, each on its own.
+    pub fn exposed_by(self) -> &'static [&'static str] {
+        match self {
+            Bug::StaleLocalRead => &["partition"],
+            Bug::LeaseClock => &["clock"],
+            Bug::LeasePause => &["pause"],
+            Bug::NoFsync => &["disk-lose-unsynced"],
+            Bug::RetryReapply => &["delay", "loss"],
+            Bug::AckBeforeQuorum => &["partition", "loss"],
+        }
+    }
+
+    /// `arch` + `bug` as tables and result paths name the variant, e.g. `raft-stale-local-read`.
+    pub fn variant_name(self) -> &'static str {
+        match self {
+            Bug::StaleLocalRead => "raft-stale-local-read",
+            Bug::LeaseClock => "raft-lease-clock",
+            Bug::LeasePause => "raft-lease-pause",
+            Bug::NoFsync => "raft-no-fsync",
+            Bug::RetryReapply => "raft-retry-reapply",
+            Bug::AckBeforeQuorum => "caspaxos-ack-before-quorum",
+        }
+    }
+}
+
 /// When the primary of `primary-backup` acknowledges a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
@@ -276,6 +354,19 @@ pub fn failure_for(request: &ClientRequest, error: &str, maybe_applied: bool) ->
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn bugs_are_spelt_as_campaigns_and_flags_spell_them() {
+        for bug in Bug::ALL {
+            let json = serde_json::to_value(bug).unwrap();
+            assert_eq!(json, Json::String(bug.name().to_owned()));
+            assert_eq!(serde_json::from_value::<Bug>(json).unwrap(), bug);
+            assert!(bug.variant_name().starts_with(bug.arch().name()));
+            assert!(bug.variant_name().ends_with(bug.name()));
+            assert!(bug.arch().claims_linearizability());
+        }
+        assert!(serde_json::from_str::<Bug>(r#""no-such-bug""#).is_err());
+    }
 
     #[test]
     fn architectures_are_spelt_as_campaigns_and_flags_spell_them() {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// The architectures and primary-backup's replication modes (`--arch`, `--replication`),
 /// as campaigns spell them.
-pub use clusterkv_protocol::{Arch, Replication};
+pub use clusterkv_protocol::{Arch, Bug, Replication};
 
 /// One member of the cluster: `nK=IP:PORT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,8 @@ pub struct Peer {
 pub enum ConfigError {
     #[error("peer `{0}`: expected nK=IP:PORT")]
     BadPeer(String),
+    #[error("--bug {bug} is a variant of {arch}, not of {given}", bug = .bug.name(), arch = .bug.arch().name(), given = .given.name())]
+    BugForOtherArch { bug: Bug, given: Arch },
     #[error("--peers names n{0} twice")]
     DuplicatePeer(u64),
     #[error(
@@ -60,6 +62,9 @@ pub struct Config {
     /// The architecture to run.
     #[arg(long, value_enum)]
     pub arch: Arch,
+    /// A seeded bug of the bug zoo (a variant of `raft` or `caspaxos`; see clusters/README.md).
+    #[arg(long, value_enum)]
+    pub bug: Option<Bug>,
     /// This node's id (its name is `n<id>`).
     #[arg(long)]
     pub id: u64,
@@ -101,6 +106,22 @@ pub struct Config {
 impl Config {
     pub fn name(&self) -> String {
         format!("n{}", self.id)
+    }
+
+    /// Whether the node runs `bug`.
+    pub fn has_bug(&self, bug: Bug) -> bool {
+        self.bug == Some(bug)
+    }
+
+    /// Refuses a bug of another architecture than `--arch`.
+    pub fn check_bug(&self) -> Result<(), ConfigError> {
+        match self.bug {
+            Some(bug) if bug.arch() != self.arch => Err(ConfigError::BugForOtherArch {
+                bug,
+                given: self.arch,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Every member, this node included, sorted by id, and checked for duplicates.
@@ -165,6 +186,37 @@ mod tests {
         assert_eq!(config.election_timeout, Duration::from_secs(1));
         let ids: Vec<u64> = config.members().unwrap().iter().map(|p| p.id).collect();
         assert_eq!(ids, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_bug_belongs_to_one_architecture() {
+        let parse = |arch: &str, bug: &str| {
+            Config::try_parse_from([
+                "clusterkv",
+                "--arch",
+                arch,
+                "--id",
+                "1",
+                "--listen",
+                "127.0.0.1:7000",
+                "--peers",
+                "n1=127.0.0.1:7000",
+                "--data-dir",
+                "/tmp/x",
+                "--bug",
+                bug,
+            ])
+            .unwrap()
+        };
+        let raft = parse("raft", "stale-local-read");
+        assert!(raft.has_bug(Bug::StaleLocalRead) && !raft.has_bug(Bug::NoFsync));
+        assert!(raft.check_bug().is_ok());
+        let wrong = parse("caspaxos", "lease-clock");
+        assert_eq!(
+            wrong.check_bug().unwrap_err().to_string(),
+            "--bug lease-clock is a variant of raft, not of caspaxos"
+        );
+        assert!(parse("caspaxos", "ack-before-quorum").check_bug().is_ok());
     }
 
     #[test]

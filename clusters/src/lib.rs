@@ -40,6 +40,7 @@ pub enum StartError {
 
 /// Starts the node described by `config` and serves until the process is killed.
 pub async fn run(config: config::Config) -> Result<(), StartError> {
+    config.check_bug()?;
     let config = Arc::new(config);
     log::set_node_name(config.name());
     let listener = TcpListener::bind(config.listen)
@@ -50,8 +51,12 @@ pub async fn run(config: config::Config) -> Result<(), StartError> {
         })?;
     std::fs::create_dir_all(&config.data_dir).map_err(storage::StorageError::from)?;
     log!(
-        "starting {} on {} with {} peers",
+        "starting {}{} on {} with {} peers",
         config.arch.name(),
+        config
+            .bug
+            .map(|bug| format!(" with bug {}", bug.name()))
+            .unwrap_or_default(),
         config.listen,
         config.peers.len()
     );

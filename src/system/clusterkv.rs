@@ -60,12 +60,14 @@ pub enum ClusterKvError {
 
 /// The architectures and primary-backup's replication modes, defined with the protocol
 /// the nodes serve.
-pub use clusterkv_protocol::{Arch, Replication};
+pub use clusterkv_protocol::{Arch, Bug, Replication};
 
 /// Node options passed on every node's command line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterKvOptions {
     pub replication: Replication,
+    /// A seeded bug of the bug zoo (`--bug`), a variant of the architecture.
+    pub bug: Option<Bug>,
     /// dynamo: replicas per key, read and write quorums.
     pub n: usize,
     pub r: usize,
@@ -80,6 +82,7 @@ impl Default for ClusterKvOptions {
     fn default() -> Self {
         ClusterKvOptions {
             replication: Replication::Async,
+            bug: None,
             n: 3,
             r: 2,
             w: 2,
@@ -154,7 +157,10 @@ fn member_name(node: &NodeSpec) -> String {
 
 impl System for ClusterKv {
     fn name(&self) -> &str {
-        self.arch.name()
+        match self.options.bug {
+            Some(bug) => bug.variant_name(),
+            None => self.arch.name(),
+        }
     }
 
     fn role_query(&self, _cluster: &ClusterSpec) -> Option<std::sync::Arc<dyn RoleQuery>> {
@@ -178,7 +184,7 @@ impl System for ClusterKv {
             }
             .into());
         }
-        Ok(format!("{text} ({})", self.arch.name()))
+        Ok(format!("{text} ({})", self.name()))
     }
 
     fn launch(&self, node: &NodeSpec, cluster: &ClusterSpec) -> anyhow::Result<LaunchSpec> {
@@ -221,6 +227,12 @@ impl System for ClusterKv {
         ]
         .into_iter()
         .flatten()
+        .chain(
+            options
+                .bug
+                .into_iter()
+                .flat_map(|bug| flag("bug", bug.name().to_owned())),
+        )
         .collect();
         Ok(LaunchSpec {
             program: self.binary.clone(),
@@ -547,6 +559,21 @@ mod tests {
         );
         let stranger = node(9);
         assert!(system.launch(&stranger, &cluster).is_err());
+        assert!(!args.contains("--bug"), "{args}");
+    }
+
+    #[test]
+    fn a_bug_variant_is_named_and_passed_to_every_node() {
+        let cluster = ClusterSpec {
+            nodes: (1..=3).map(node).collect(),
+        };
+        let mut system = ClusterKv::new(Arch::Raft);
+        system.options.bug = Some(Bug::LeaseClock);
+        assert_eq!(system.name(), "raft-lease-clock");
+        for n in &cluster.nodes {
+            let args = system.launch(n, &cluster).unwrap().args.join(" ");
+            assert!(args.ends_with("--bug lease-clock"), "{args}");
+        }
     }
 
     #[test]

@@ -162,6 +162,7 @@ pub fn system_for(spec: &SystemSpec) -> anyhow::Result<Box<dyn System>> {
             let mut kv = clusterkv::ClusterKv::new(c.arch);
             let o = &mut kv.options;
             o.replication = c.replication.unwrap_or(o.replication);
+            o.bug = c.bug;
             o.n = c.n.unwrap_or(o.n);
             o.r = c.r.unwrap_or(o.r);
             o.w = c.w.unwrap_or(o.w);

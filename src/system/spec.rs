@@ -84,7 +84,10 @@ impl SystemSpec {
             SystemSpec::Etcd(_) => "etcd".into(),
             SystemSpec::Zookeeper(_) => "zookeeper".into(),
             SystemSpec::Redis(_) => "redis".into(),
-            SystemSpec::Clusterkv(c) => c.arch.name().to_owned(),
+            SystemSpec::Clusterkv(c) => match c.bug {
+                Some(bug) => bug.variant_name().to_owned(),
+                None => c.arch.name().to_owned(),
+            },
             SystemSpec::Command(_) => "command".into(),
             SystemSpec::Postgres(p) => format!("postgres-{}", p.isolation.name()),
             SystemSpec::InMemory(_) => "in-memory".into(),
@@ -162,6 +165,9 @@ pub struct ClusterKvSpec {
     /// primary-backup: acknowledge before (`async`) or after (`sync`) the backups have it.
     #[serde(default)]
     pub replication: Option<super::clusterkv::Replication>,
+    /// A seeded bug of the bug zoo: a variant of `arch` broken by one kind of fault.
+    #[serde(default)]
+    pub bug: Option<super::clusterkv::Bug>,
     /// dynamo: replicas per key, read quorum, write quorum.
     #[serde(
         default,

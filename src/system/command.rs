@@ -112,7 +112,20 @@ pub struct NodeCommand {
         deserialize_with = "templates::option_list"
     )]
     pub role: Option<Vec<String>>,
+    /// How long the `role` command may take before its node counts as not answering.
+    #[serde(
+        default = "default_role_timeout_ms",
+        deserialize_with = "crate::limits::u64_in::<_, 100, MAX_ROLE_TIMEOUT_MS>"
+    )]
+    pub role_timeout_ms: u64,
 }
+
+fn default_role_timeout_ms() -> u64 {
+    2_000
+}
+
+/// Longest `role_timeout_ms`: a minute.
+pub const MAX_ROLE_TIMEOUT_MS: u64 = 60_000;
 
 /// How to tell a node is ready. Written `{ tcp_port: 7000 }` or
 /// `{ command: [program, arg, ...] }`.
@@ -510,6 +523,7 @@ impl System for CommandSystem {
             .collect();
         Some(Arc::new(RoleCommand {
             system: self.name().to_owned(),
+            timeout: Duration::from_millis(self.spec.node.role_timeout_ms),
             probes,
         }))
     }
@@ -596,12 +610,11 @@ impl System for CommandSystem {
 /// its first line of output is the node's role, optionally followed by its term.
 struct RoleCommand {
     system: String,
+    /// How long one run of the command may take (`node.role_timeout_ms`).
+    timeout: Duration,
     /// The expanded command per node.
     probes: BTreeMap<String, LaunchSpec>,
 }
-
-/// The least time a role command is given.
-pub const ROLE_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Role words meaning "this node leads" (leader-based and primary/replica systems alike).
 pub const LEADING_ROLES: &[&str] = &["leader", "primary", "master"];
@@ -664,19 +677,19 @@ impl super::RoleQuery for RoleCommand {
     }
 
     /// Runs the node's role command (the calling thread is in the node's namespace, so the
-    /// child is too), for at most `timeout` or [`ROLE_COMMAND_TIMEOUT`], the longer: starting
-    /// a program costs more than the built-in systems' queries.
+    /// child is too), for at most `node.role_timeout_ms` (not the built-in systems' query
+    /// `_timeout`: starting a program costs more than a request).
     fn status(
         &self,
         node: &str,
         _addr: SocketAddr,
-        timeout: Duration,
+        _timeout: Duration,
     ) -> Result<super::NodeStatus, String> {
         let probe = self
             .probes
             .get(node)
             .ok_or_else(|| format!("no role command for {node}"))?;
-        let output = run_bounded(probe, timeout.max(ROLE_COMMAND_TIMEOUT))?;
+        let output = run_bounded(probe, self.timeout)?;
         let (is_leader, term) = parse_role(&output)?;
         Ok(super::NodeStatus {
             node: node.to_owned(),

@@ -715,3 +715,88 @@ fn startup_deadlines_out_of_bounds_are_refused_at_load() {
         assert!(!started, "{bad}");
     }
 }
+
+#[test]
+fn a_client_read_readiness_asks_the_client_program_until_it_answers_ok() {
+    use splitbrain::system::command::ClientReadProbe;
+    let dir = tempfile::tempdir().unwrap();
+    let synced = dir.path().join("synced");
+    let seen = dir.path().join("requests");
+    // Answers `fail` until the file `synced` exists, like a replica before its first sync.
+    let script = format!(
+        r#"read -r line; echo "$line" >> '{seen}'
+if [ -e '{synced}' ]; then echo '{{"type":"ok","value":null}}'
+else echo '{{"type":"fail","error":"replica not synced"}}'; fi"#,
+        seen = seen.display(),
+        synced = synced.display()
+    );
+    let probe = ClientReadProbe {
+        client: splitbrain::system::LaunchSpec {
+            program: PathBuf::from("sh"),
+            args: vec!["-c".to_owned(), script],
+            env: Vec::new(),
+        },
+        key: Value::Int(0),
+    };
+    let err = probe.attempt(None, Duration::from_secs(5)).unwrap_err();
+    assert!(err.contains("replica not synced"), "{err}");
+    std::fs::write(&synced, "").unwrap();
+    probe.attempt(None, Duration::from_secs(5)).unwrap();
+    let requests = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(requests.lines().count(), 2, "{requests}");
+    let first: serde_json::Value = serde_json::from_str(requests.lines().next().unwrap()).unwrap();
+    assert_eq!(first["f"], "read");
+    assert_eq!(first["key"], 0);
+    assert!(first["value"].is_null());
+    // A program that never answers is not ready, within the budget.
+    let silent = ClientReadProbe {
+        client: splitbrain::system::LaunchSpec {
+            program: PathBuf::from("sleep"),
+            args: vec!["30".to_owned()],
+            env: Vec::new(),
+        },
+        key: Value::Int(0),
+    };
+    let started = Instant::now();
+    let err = silent
+        .attempt(None, Duration::from_millis(300))
+        .unwrap_err();
+    assert!(err.contains("did not answer"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn a_client_read_readiness_is_one_of_three_ways() {
+    let base = "node: {program: p, port: 1, readiness: READY}\nclient: {program: c}\n";
+    let parsed = spec(&base.replace("READY", "{client_read: 0}"));
+    assert_eq!(
+        parsed.node.readiness,
+        splitbrain::system::command::ReadinessCommand::ClientRead(Value::Int(0))
+    );
+    for bad in ["{client_read: 0, tcp_port: 1}", "{client_read: null}", "{}"] {
+        let err = serde_yaml::from_str::<CommandSpec>(&base.replace("READY", bad))
+            .map(drop)
+            .unwrap_err();
+        assert!(err.to_string().contains("client_read"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn a_node_whose_client_read_never_succeeds_is_not_ready_with_the_clients_error() {
+    if !common::have_root(
+        "a_node_whose_client_read_never_succeeds_is_not_ready_with_the_clients_error",
+    ) {
+        return;
+    }
+    let started = Instant::now();
+    let (code, stderr, _) = run_campaign_with(
+        "    node: {program: /bin/sleep, args: ['100'], port: 7000, readiness: {client_read: 0}}\n    \
+         client: {program: /bin/sh, args: [-c, 'read -r l; echo \"{{\\\"type\\\":\\\"fail\\\",\\\"error\\\":\\\"replica not synced\\\"}}\"']}\n",
+        "startup: {ready_timeout: 2s}\n",
+    );
+    let took = started.elapsed();
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(stderr.contains("replica not synced"), "{stderr}");
+    assert!(stderr.contains("startup.ready_timeout (2s)"), "{stderr}");
+    assert!(took < Duration::from_secs(10), "took {took:?}: {stderr}");
+}

@@ -127,8 +127,8 @@ fn default_role_timeout_ms() -> u64 {
 /// Longest `role_timeout_ms`: a minute.
 pub const MAX_ROLE_TIMEOUT_MS: u64 = 60_000;
 
-/// How to tell a node is ready. Written `{ tcp_port: 7000 }` or
-/// `{ command: [program, arg, ...] }`.
+/// How to tell a node is ready. Written `{ tcp_port: 7000 }`,
+/// `{ command: [program, arg, ...] }` or `{ client_read: KEY }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "ReadinessFields", into = "ReadinessFields")]
 pub enum ReadinessCommand {
@@ -136,6 +136,8 @@ pub enum ReadinessCommand {
     TcpPort(u16),
     /// This argv (templated, first entry the program) exits 0.
     Command(Vec<String>),
+    /// The client program, bound to the node, answers `ok` to a read of this key.
+    ClientRead(Value),
 }
 
 /// The written form of [`ReadinessCommand`]: a map with exactly one of two keys (YAML
@@ -151,30 +153,134 @@ struct ReadinessFields {
         deserialize_with = "templates::option_list"
     )]
     command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_read: Option<Value>,
 }
 
 impl TryFrom<ReadinessFields> for ReadinessCommand {
     type Error = String;
     fn try_from(fields: ReadinessFields) -> Result<Self, String> {
-        match (fields.tcp_port, fields.command) {
-            (Some(port), None) => Ok(ReadinessCommand::TcpPort(port)),
-            (None, Some(argv)) => Ok(ReadinessCommand::Command(argv)),
-            _ => Err("readiness needs exactly one of `tcp_port` and `command`".to_owned()),
+        match (fields.tcp_port, fields.command, fields.client_read) {
+            (Some(port), None, None) => Ok(ReadinessCommand::TcpPort(port)),
+            (None, Some(argv), None) => Ok(ReadinessCommand::Command(argv)),
+            (None, None, Some(key)) if key != Value::Nil => Ok(ReadinessCommand::ClientRead(key)),
+            (None, None, Some(_)) => Err("readiness `client_read` needs a key".to_owned()),
+            _ => Err(
+                "readiness needs exactly one of `tcp_port`, `command` and `client_read`".to_owned(),
+            ),
         }
     }
 }
 
 impl From<ReadinessCommand> for ReadinessFields {
     fn from(readiness: ReadinessCommand) -> Self {
+        let mut fields = ReadinessFields {
+            tcp_port: None,
+            command: None,
+            client_read: None,
+        };
         match readiness {
-            ReadinessCommand::TcpPort(port) => ReadinessFields {
-                tcp_port: Some(port),
-                command: None,
-            },
-            ReadinessCommand::Command(argv) => ReadinessFields {
-                tcp_port: None,
-                command: Some(argv),
-            },
+            ReadinessCommand::TcpPort(port) => fields.tcp_port = Some(port),
+            ReadinessCommand::Command(argv) => fields.command = Some(argv),
+            ReadinessCommand::ClientRead(key) => fields.client_read = Some(key),
+        }
+        fields
+    }
+}
+
+/// A readiness check through the campaign's client program: start it, send one read of
+/// `key`, and call the node ready when the answer is `ok`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientReadProbe {
+    /// The client program as bound to the node.
+    pub client: LaunchSpec,
+    pub key: Value,
+}
+
+/// Longest one readiness read may take (the node's remaining deadline may be shorter).
+const CLIENT_READ_ATTEMPT: Duration = Duration::from_secs(5);
+
+impl ClientReadProbe {
+    /// One attempt, with the program started in namespace `netns` (`None`: this one), for
+    /// at most `budget` (and [`CLIENT_READ_ATTEMPT`]). The error says why the node is not
+    /// ready: the program's `fail`/`info` error, or what went wrong with the program.
+    pub fn attempt(&self, netns: Option<&str>, budget: Duration) -> Result<(), String> {
+        use std::io::{Read, Write};
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let budget = budget.min(CLIENT_READ_ATTEMPT);
+        let program = self.client.program.display();
+        let mut command = match netns {
+            Some(netns) => {
+                crate::netns::command(netns, &self.client.program).map_err(|e| e.to_string())?
+            }
+            None => std::process::Command::new(&self.client.program),
+        };
+        let mut child = command
+            .args(&self.client.args)
+            .envs(self.client.env.iter().cloned())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            // Its own group, so whatever it starts goes with it.
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start client program {program}: {e}"))?;
+        let deadline = std::time::Instant::now() + budget;
+        let mut request = serde_json::to_string(&WireRequest {
+            f: "read",
+            key: Some(&self.key),
+            value: &Value::Nil,
+            timeout_ms: budget.as_millis().try_into().unwrap_or(u64::MAX),
+        })
+        .map_err(|e| e.to_string())?;
+        request.push('\n');
+        let answer = (|| {
+            let mut stdin = child.stdin.take().expect("stdin is piped");
+            stdin
+                .write_all(request.as_bytes())
+                .map_err(|e| format!("client program's stdin: {e}"))?;
+            let mut stdout = child.stdout.take().expect("stdout is piped");
+            use nix::fcntl::{fcntl, FcntlArg, OFlag};
+            fcntl(stdout.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+                .map_err(|e| e.to_string())?;
+            let mut line = Vec::new();
+            let mut buf = [0u8; 1024];
+            loop {
+                match stdout.read(&mut buf) {
+                    Ok(0) => return Err("client program closed its output".to_owned()),
+                    Ok(n) => {
+                        line.extend_from_slice(&buf[..n]);
+                        if let Some(end) = line.iter().position(|b| *b == b'\n') {
+                            line.truncate(end);
+                            return Ok(String::from_utf8_lossy(&line).into_owned());
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if std::time::Instant::now() >= deadline {
+                            return Err(format!(
+                                "client program did not answer within {} ms",
+                                budget.as_millis()
+                            ));
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => return Err(format!("reading the answer: {e}")),
+                }
+            }
+        })();
+        // Killed before it is reaped: its pid still names its group.
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = child.wait();
+        let answer = answer?;
+        match serde_json::from_str::<WireReply>(answer.trim_end()) {
+            Ok(WireReply::Ok { .. }) => Ok(()),
+            Ok(WireReply::Fail { error } | WireReply::Info { error }) => {
+                Err(format!("the client's read: {error}"))
+            }
+            Err(e) => Err(format!("unreadable answer {answer:?}: {e}")),
         }
     }
 }
@@ -329,7 +435,7 @@ impl CommandSpec {
         let node_templates = self.node.args.iter().chain(self.node.env.values());
         let client_templates = self.client.args.iter().chain(self.client.env.values());
         let readiness_templates: &[String] = match &self.node.readiness {
-            ReadinessCommand::TcpPort(_) => &[],
+            ReadinessCommand::TcpPort(_) | ReadinessCommand::ClientRead(_) => &[],
             ReadinessCommand::Command(argv) if argv.is_empty() => {
                 return Err(CommandError::EmptyReadinessCommand)
             }
@@ -357,7 +463,7 @@ impl CommandSpec {
     pub fn find_programs(&self) -> Result<(), CommandError> {
         let readiness = match &self.node.readiness {
             ReadinessCommand::Command(argv) => argv.first(),
-            ReadinessCommand::TcpPort(_) => None,
+            ReadinessCommand::TcpPort(_) | ReadinessCommand::ClientRead(_) => None,
         };
         let programs = [
             ("node", Some(&self.node.program)),
@@ -592,6 +698,17 @@ impl System for CommandSystem {
                     program: program_path(expanded[0].clone()),
                     args: expanded[1..].to_vec(),
                     env: Vec::new(),
+                })
+            }
+            ReadinessCommand::ClientRead(key) => {
+                // As for a readiness command, the client is templated with this node alone.
+                let client = self
+                    .spec
+                    .client_launch(node, &Self::cluster_of_one(node))
+                    .expect("client templates are validated when the system is built");
+                Readiness::ClientRead(ClientReadProbe {
+                    client,
+                    key: key.clone(),
                 })
             }
         }

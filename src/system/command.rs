@@ -199,16 +199,20 @@ pub struct ClientReadProbe {
 
 /// Longest one readiness read may take (the node's remaining deadline may be shorter).
 const CLIENT_READ_ATTEMPT: Duration = Duration::from_secs(5);
+/// Shortest one readiness read is given, even when the node's deadline is nearer: a last
+/// attempt cut to nothing would report only that it ran out, not what the client said.
+const CLIENT_READ_ATTEMPT_MIN: Duration = Duration::from_secs(1);
 
 impl ClientReadProbe {
     /// One attempt, with the program started in namespace `netns` (`None`: this one), for
-    /// at most `budget` (and [`CLIENT_READ_ATTEMPT`]). The error says why the node is not
-    /// ready: the program's `fail`/`info` error, or what went wrong with the program.
+    /// `budget` bounded to [`CLIENT_READ_ATTEMPT_MIN`]..[`CLIENT_READ_ATTEMPT`]. The error
+    /// says why the node is not ready: the program's `fail`/`info` error, or what went wrong
+    /// with the program.
     pub fn attempt(&self, netns: Option<&str>, budget: Duration) -> Result<(), String> {
         use std::io::{Read, Write};
         use std::os::fd::AsRawFd;
         use std::os::unix::process::CommandExt;
-        let budget = budget.min(CLIENT_READ_ATTEMPT);
+        let budget = budget.clamp(CLIENT_READ_ATTEMPT_MIN, CLIENT_READ_ATTEMPT);
         let program = self.client.program.display();
         let mut command = match netns {
             Some(netns) => {

@@ -32,6 +32,9 @@ pub struct Campaign {
     pub nemesis: NemesisSpec,
     #[serde(default)]
     pub checker: CheckerSpec,
+    /// How long the cluster may take to start, before the run gives up.
+    #[serde(default)]
+    pub startup: StartupSpec,
     /// Seed of every random choice (operations, keys, fault schedule). `--seed` overrides it;
     /// without either a fresh one is drawn and recorded.
     #[serde(default)]
@@ -41,6 +44,54 @@ pub struct Campaign {
 pub use crate::system::spec::{
     ClusterKvSpec, EtcdSpec, InMemorySpec, RedisSpec, RedisWaitSpec, SystemSpec, ZooKeeperSpec,
 };
+
+/// The deadlines of a cluster's start: every node ready, then a read served through every
+/// node. A node that exits before it is ready stops the run at once, whatever these say.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartupSpec {
+    /// How long each node may take to pass its readiness check (after all were started).
+    #[serde(
+        serialize_with = "humantime_serde::serialize",
+        deserialize_with = "startup_timeout",
+        default = "defaults::startup_timeout"
+    )]
+    pub ready_timeout: Duration,
+    /// How long, once every node is ready, a read through each node may take to succeed
+    /// (retried every 100 ms) before the main phase begins.
+    #[serde(
+        serialize_with = "humantime_serde::serialize",
+        deserialize_with = "startup_timeout",
+        default = "defaults::startup_timeout"
+    )]
+    pub first_read_timeout: Duration,
+}
+
+impl Default for StartupSpec {
+    fn default() -> Self {
+        StartupSpec {
+            ready_timeout: defaults::startup_timeout(),
+            first_read_timeout: defaults::startup_timeout(),
+        }
+    }
+}
+
+/// Shortest startup deadline.
+pub const MIN_STARTUP_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest startup deadline.
+pub const MAX_STARTUP_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// A startup deadline: a duration from [`MIN_STARTUP_TIMEOUT`] to [`MAX_STARTUP_TIMEOUT`].
+fn startup_timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let value = limits::duration(d)?;
+    if !(MIN_STARTUP_TIMEOUT..=MAX_STARTUP_TIMEOUT).contains(&value) {
+        return Err(serde::de::Error::custom(format!(
+            "expected 1s to 1h, found {}",
+            humantime::format_duration(value)
+        )));
+    }
+    Ok(value)
+}
 
 /// What the clients do.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -278,6 +329,9 @@ mod defaults {
     }
     pub fn recovery() -> Duration {
         Duration::from_secs(5)
+    }
+    pub fn startup_timeout() -> Duration {
+        Duration::from_secs(30)
     }
     pub fn check_time_limit() -> Duration {
         Duration::from_secs(120)

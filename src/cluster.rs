@@ -19,9 +19,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long a node may take to become ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// A real cluster of processes in namespaces.
 pub struct Cluster {
     pub system: Arc<dyn System>,
@@ -57,7 +54,9 @@ impl Deployment {
     /// Starts `nodes` nodes of `system` on a fresh network; node directories go under
     /// `run_dir/nodes/<node>/`, and each launch gets `node_env` of its node's directory.
     /// With `disk_layer`, each node's data directory is a lazy disk layer (`crate::disk`),
-    /// for disk faults.
+    /// for disk faults. Each node may take `ready_timeout` to pass its readiness check; one
+    /// that exits before is an error at once.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         system: Arc<dyn System>,
         nodes: usize,
@@ -66,6 +65,7 @@ impl Deployment {
         node_env: Option<NodeEnv<'_>>,
         disk_layer: bool,
         events: Option<EventSender>,
+        ready_timeout: Duration,
     ) -> anyhow::Result<Deployment> {
         let started = Instant::now();
         let topology =
@@ -127,7 +127,13 @@ impl Deployment {
         }
         // Nodes of a cluster often wait for each other; check readiness after all started.
         for node in &cluster.nodes {
-            node.wait_ready(READY_TIMEOUT)?;
+            node.wait_ready(ready_timeout).map_err(|e| match e {
+                crate::node::NodeError::NotReady { .. } => anyhow::Error::from(e).context(format!(
+                    "startup.ready_timeout ({}) ran out",
+                    humantime::format_duration(ready_timeout)
+                )),
+                other => other.into(),
+            })?;
         }
         cluster.nodes_ready_in = started.elapsed();
         Ok(Deployment::Cluster(cluster))

@@ -487,6 +487,7 @@ impl Node {
         match &self.config.readiness {
             Readiness::TcpPort(addr) => tcp_probe(&self.config.probe_netns, *addr, budget),
             Readiness::Command(spec) => command_probe(&self.config.netns, spec, budget),
+            Readiness::ClientRead(probe) => probe.attempt(Some(&self.config.probe_netns), budget),
         }
     }
 

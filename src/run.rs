@@ -126,18 +126,33 @@ impl RunError {
     }
 
     /// Sorts an error from inside a run: an unusable run directory (73 or 77), a node program
-    /// that is not on this machine (69, found only at start when a placeholder names it);
-    /// anything else is internal.
+    /// that is not on this machine (69, found only at start when a placeholder names it) or
+    /// that exits before it is ready (69, with its stderr), a cluster that misses a startup
+    /// deadline (69); anything else is internal.
     fn classify(e: anyhow::Error) -> RunError {
         let e = match e.downcast::<crate::results::ResultsDirError>() {
             Ok(dir) => return RunError::ResultsDir(dir),
             Err(e) => e,
         };
+        // A node program that exits before it is ready (a bad flag, a missing library) will
+        // do so again: the system is unavailable as configured, not the harness broken.
         let missing = e.chain().find_map(|c| match c.downcast_ref() {
-            Some(missing @ crate::node::NodeError::ProgramNotFound { .. }) => {
-                Some(missing.to_string())
-            }
+            Some(
+                missing @ (crate::node::NodeError::ProgramNotFound { .. }
+                | crate::node::NodeError::DiedBeforeReady { .. }),
+            ) => Some(missing.to_string()),
             _ => None,
+        });
+        // A cluster that did not get ready or serve in time (startup deadlines) is
+        // unavailable as configured, too.
+        let missing = missing.or_else(|| {
+            let late = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref(),
+                    Some(crate::node::NodeError::NotReady { .. })
+                ) || c.is::<NotServing>()
+            });
+            late.then(|| format!("{e:#}"))
         });
         match missing {
             Some(missing) => RunError::Unavailable(missing),
@@ -225,6 +240,7 @@ pub fn deploy(
         node_env,
         disk_layer,
         events,
+        campaign.startup.ready_timeout,
     )
 }
 
@@ -268,9 +284,10 @@ fn run_validated(
     let client_rt = deployment.client_runtime(opts.client_threads)?;
     // A node can accept connections before its cluster serves (no leader yet): wait until
     // every node answers a read, so the main phase measures the system, not its start-up.
-    client_rt.block_on(wait_serving(
+    client_rt.block_on(wait_serving_within(
         deployment.clone(),
         campaign.workload.timeout,
+        campaign.startup.first_read_timeout,
         &cancel,
     ))?;
 
@@ -524,13 +541,36 @@ impl Drop for FinishOnDrop<'_> {
     }
 }
 
-/// How long a fresh cluster may take to serve its first read on every node.
-const SERVING_TIMEOUT: Duration = Duration::from_secs(30);
+/// A node through which no read succeeded before `startup.first_read_timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "node {node} did not serve a read within {} (startup.first_read_timeout): {last}",
+    humantime::format_duration(*within)
+)]
+pub struct NotServing {
+    pub node: String,
+    pub within: Duration,
+    /// Why the last read failed.
+    pub last: String,
+}
 
-/// Waits until a read succeeds through every node (not recorded: the run has not begun).
+/// Waits until a read succeeds through every node (not recorded: the run has not begun),
+/// within the default `startup.first_read_timeout`.
 pub async fn wait_serving(
     deployment: Arc<Deployment>,
     timeout: Duration,
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
+    let within = crate::campaign::StartupSpec::default().first_read_timeout;
+    wait_serving_within(deployment, timeout, within, cancel).await
+}
+
+/// Waits until a read (each attempt bounded by `timeout`) succeeds through every node,
+/// for at most `within`.
+pub async fn wait_serving_within(
+    deployment: Arc<Deployment>,
+    timeout: Duration,
+    within: Duration,
     cancel: &CancellationToken,
 ) -> anyhow::Result<()> {
     let nodes = deployment.node_names().len().max(1);
@@ -546,19 +586,21 @@ pub async fn wait_serving(
                     value: Value::Nil,
                     timeout,
                 };
-                let deadline = Instant::now() + SERVING_TIMEOUT;
+                let deadline = Instant::now() + within;
                 let mut last = String::new();
                 while Instant::now() < deadline {
                     match client.invoke(&request).await {
-                        Outcome::Ok(_) => return Ok(()),
+                        Outcome::Ok(_) => return anyhow::Ok(()),
                         Outcome::Fail(e) | Outcome::Info(e) => last = e,
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                anyhow::bail!(
-                    "node {} did not serve a read within {SERVING_TIMEOUT:?}: {last}",
-                    node.unwrap_or_default()
-                )
+                Err(NotServing {
+                    node: node.unwrap_or_default(),
+                    within,
+                    last,
+                }
+                .into())
             })
         })
         .collect();

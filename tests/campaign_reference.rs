@@ -104,6 +104,10 @@ const SECTIONS: &[(&str, &str)] = &[
         "checker",
         "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nchecker: {X}\n",
     ),
+    (
+        "startup",
+        "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nstartup: {X}\n",
+    ),
 ];
 
 /// The fields the loader accepts in a section: the names its unknown-field error lists.

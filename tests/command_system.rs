@@ -392,11 +392,16 @@ async fn missing_client_program_fails_without_effect() {
 /// Runs `splitbrain run` on a campaign with this `command` system and returns its exit code,
 /// its stderr and whether the run got as far as making a run directory.
 fn run_campaign(system: &str) -> (Option<i32>, String, bool) {
+    run_campaign_with(system, "")
+}
+
+/// As [`run_campaign`], with `extra` top-level campaign lines.
+fn run_campaign_with(system: &str, extra: &str) -> (Option<i32>, String, bool) {
     let dir = tempfile::tempdir().unwrap();
     let campaign = dir.path().join("campaign.yaml");
     std::fs::write(
         &campaign,
-        format!("name: cmd\nsystem:\n  command:\n{system}nodes: 1\nworkload: {{kind: register, duration: 1s}}\n"),
+        format!("name: cmd\nsystem:\n  command:\n{system}nodes: 1\nworkload: {{kind: register, duration: 1s}}\n{extra}"),
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_splitbrain"))
@@ -482,4 +487,316 @@ fn a_missing_etcd_binary_is_said_once() {
     assert_eq!(out.status.code(), Some(69), "{stderr}");
     assert!(stderr.contains("/nonexistent/etcd"), "{stderr}");
     assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
+}
+
+const ROLE_COMMAND: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/clients/etcd_role.py");
+
+/// A three-member etcd cluster run as a `command` system (etcd wants `http://` in its peer
+/// list, hence the shell), clients through the example gateway client, `role:` as given.
+fn etcd_command_campaign(role: &str, nemesis: &str) -> String {
+    format!(
+        r#"name: etcd-command
+system:
+  command:
+    name: etcd-cmd
+    node:
+      program: sh
+      args:
+        - -c
+        - >-
+          exec etcd --name {{node}} --data-dir {{data_dir}}
+          --listen-peer-urls http://{{ip}}:2380 --initial-advertise-peer-urls http://{{ip}}:2380
+          --listen-client-urls http://{{ip}}:2379 --advertise-client-urls http://{{ip}}:2379
+          --initial-cluster "$(echo {{peers}} | sed 's#=#=http://#g')"
+          --initial-cluster-state new --initial-cluster-token etcd-command
+          --logger zap --log-outputs stderr
+      port: 2379
+      peer_port: 2380
+      readiness: {{tcp_port: 2379}}
+{role}    client:
+      program: python3
+      args: ["{EXAMPLE_CLIENT}", "{{ip}}", "{{port}}"]
+nodes: 3
+workload: {{kind: register, concurrency: 3, rate: 50, duration: 12s, timeout: 5s, recovery: 3s}}
+startup: {{first_read_timeout: 60s}}
+{nemesis}"#
+    )
+}
+
+/// The run directory a finished `splitbrain run` names on stdout.
+fn run_dir_of(stdout: &[u8]) -> PathBuf {
+    let stdout = String::from_utf8_lossy(stdout);
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("results: "))
+        .unwrap_or_else(|| panic!("no results directory in: {stdout}"));
+    PathBuf::from(dir.trim())
+}
+
+/// The nemesis `info` events of a JSON-lines history whose `f` is `f`.
+fn nemesis_infos(history: &str, f: &str) -> Vec<serde_json::Value> {
+    history
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["process"] == "nemesis" && e["type"] == "info" && e["f"] == f)
+        .collect()
+}
+
+#[test]
+fn a_role_command_points_isolate_leader_at_the_node_that_really_leads() {
+    let test = "a_role_command_points_isolate_leader_at_the_node_that_really_leads";
+    if !common::have_root(test) {
+        return;
+    }
+    if !runs("etcd", "--version") {
+        skip(
+            test,
+            Need::Etcd,
+            "needs `etcd` (apt-get install etcd-server)",
+        );
+        return;
+    }
+    if !runs("python3", "--version") {
+        skip(
+            test,
+            Need::Python3,
+            "needs `python3` (apt-get install python3)",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = dir.path().join("campaign.yaml");
+    std::fs::write(
+        &campaign,
+        etcd_command_campaign(
+            &format!(
+                "      role: [python3, \"{ROLE_COMMAND}\", \"{{ip}}\", \"{{port}}\"]\n      \
+                 role_timeout_ms: 10000\n"
+            ),
+            "nemesis: {timeline: [{at: 3s, fault: partition, shape: isolate-leader, for: 6s}]}\n",
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_splitbrain"))
+        .args(["run", "--seed", "1", "--results"])
+        .arg(dir.path().join("results"))
+        .arg(&campaign)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A verdict, whichever (few `ok` operations on a loaded machine make it `unknown`):
+    // what is tested here is where the partition went.
+    assert!(matches!(out.status.code(), Some(0..=2)), "{text}");
+    let run = run_dir_of(&out.stdout);
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    let starts = nemesis_infos(&history, "start-partition");
+    assert_eq!(starts.len(), 1, "{history}");
+    let record = &starts[0]["value"];
+    let note = record["note"].as_str().unwrap_or_default();
+    let isolated = note
+        .strip_prefix("isolated ")
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("no isolated node in {record}"));
+    assert!(
+        note.ends_with("leader per etcd-cmd status"),
+        "the role command was not used: {record}"
+    );
+    // Every node answered its role command before the fault, one of them as the leader.
+    let roles: Vec<&str> = record["roles_before"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no roles in {record}"))
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(roles.len(), 3, "{record}");
+    assert!(
+        roles
+            .iter()
+            .any(|r| r.starts_with(&format!("{isolated}: leader (term"))),
+        "{record}"
+    );
+    assert_eq!(
+        roles.iter().filter(|r| r.contains(": leader")).count(),
+        1,
+        "{record}"
+    );
+    // etcd's own log agrees: the isolated node was elected leader in the term it reported
+    // (raft elects at most one leader per term).
+    let term = roles
+        .iter()
+        .find_map(|r| r.strip_prefix(&format!("{isolated}: leader (term ")))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no term for {isolated} in {record}"));
+    let log = std::fs::read_to_string(run.join("nodes").join(isolated).join("stderr.log"))
+        .unwrap_or_default();
+    assert!(
+        log.contains(&format!("became leader at term {term}")),
+        "{isolated}'s log has no election at term {term}:\n{log}"
+    );
+}
+
+#[test]
+fn a_node_that_exits_at_once_stops_the_run_at_once_naming_it_with_its_stderr() {
+    if !common::have_root(
+        "a_node_that_exits_at_once_stops_the_run_at_once_naming_it_with_its_stderr",
+    ) {
+        return;
+    }
+    let started = Instant::now();
+    let (code, stderr, _) = run_campaign(
+        "    node: {program: /bin/sh, args: [-c, 'echo \"mykv: unknown flag --bogus\" >&2; exit 2'], \
+         port: 7000, readiness: {tcp_port: 7000}}\n    client: {program: /bin/cat}\n",
+    );
+    let took = started.elapsed();
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(
+        stderr.contains("node n1 exited before it was ready"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unknown flag --bogus"), "{stderr}");
+    // The default readiness deadline is 30 s: this must not wait for it.
+    assert!(took < Duration::from_secs(10), "took {took:?}: {stderr}");
+}
+
+#[test]
+fn the_startup_deadlines_are_campaign_options() {
+    if !common::have_root("the_startup_deadlines_are_campaign_options") {
+        return;
+    }
+    // Never ready: the readiness command always fails.
+    let started = Instant::now();
+    let (code, stderr, _) = run_campaign_with(
+        "    node: {program: /bin/sleep, args: ['100'], port: 7000, readiness: {command: [/bin/false]}}\n    \
+         client: {program: /bin/cat}\n",
+        "startup: {ready_timeout: 2s}\n",
+    );
+    let took = started.elapsed();
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(stderr.contains("startup.ready_timeout (2s)"), "{stderr}");
+    assert!(took < Duration::from_secs(10), "took {took:?}: {stderr}");
+    // Ready, but the client never answers a read (`cat` echoes the request back).
+    let started = Instant::now();
+    let (code, stderr, _) = run_campaign_with(
+        "    node: {program: /bin/sleep, args: ['100'], port: 7000, readiness: {command: [/bin/true]}}\n    \
+         client: {program: /bin/cat}\n",
+        "startup: {first_read_timeout: 2s}\n",
+    );
+    let took = started.elapsed();
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(
+        stderr.contains("node n1 did not serve a read within 2s (startup.first_read_timeout)"),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}: {stderr}");
+}
+
+#[test]
+fn startup_deadlines_out_of_bounds_are_refused_at_load() {
+    for (bad, says) in [
+        ("{ready_timeout: 0s}", "expected 1s to 1h, found 0s"),
+        ("{first_read_timeout: 2h}", "expected 1s to 1h, found 2h"),
+        (
+            "{ready: 5s}",
+            "expected `ready_timeout` or `first_read_timeout`",
+        ),
+    ] {
+        let (code, stderr, started) = run_campaign_with(
+            "    node: {program: /bin/sleep, port: 7000, readiness: {tcp_port: 7000}}\n    \
+             client: {program: /bin/cat}\n",
+            &format!("startup: {bad}\n"),
+        );
+        assert_eq!(code, Some(64), "{bad}: {stderr}");
+        assert!(stderr.contains(says), "{bad}: {stderr}");
+        assert!(stderr.contains("line 8"), "{bad}: {stderr}");
+        assert!(!started, "{bad}");
+    }
+}
+
+#[test]
+fn a_client_read_readiness_asks_the_client_program_until_it_answers_ok() {
+    use splitbrain::system::command::ClientReadProbe;
+    let dir = tempfile::tempdir().unwrap();
+    let synced = dir.path().join("synced");
+    let seen = dir.path().join("requests");
+    // Answers `fail` until the file `synced` exists, like a replica before its first sync.
+    let script = format!(
+        r#"read -r line; echo "$line" >> '{seen}'
+if [ -e '{synced}' ]; then echo '{{"type":"ok","value":null}}'
+else echo '{{"type":"fail","error":"replica not synced"}}'; fi"#,
+        seen = seen.display(),
+        synced = synced.display()
+    );
+    let probe = ClientReadProbe {
+        client: splitbrain::system::LaunchSpec {
+            program: PathBuf::from("sh"),
+            args: vec!["-c".to_owned(), script],
+            env: Vec::new(),
+        },
+        key: Value::Int(0),
+    };
+    let err = probe.attempt(None, Duration::from_secs(5)).unwrap_err();
+    assert!(err.contains("replica not synced"), "{err}");
+    std::fs::write(&synced, "").unwrap();
+    probe.attempt(None, Duration::from_secs(5)).unwrap();
+    let requests = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(requests.lines().count(), 2, "{requests}");
+    let first: serde_json::Value = serde_json::from_str(requests.lines().next().unwrap()).unwrap();
+    assert_eq!(first["f"], "read");
+    assert_eq!(first["key"], 0);
+    assert!(first["value"].is_null());
+    // A program that never answers is not ready, within the budget.
+    let silent = ClientReadProbe {
+        client: splitbrain::system::LaunchSpec {
+            program: PathBuf::from("sleep"),
+            args: vec!["30".to_owned()],
+            env: Vec::new(),
+        },
+        key: Value::Int(0),
+    };
+    let started = Instant::now();
+    let err = silent
+        .attempt(None, Duration::from_millis(300))
+        .unwrap_err();
+    assert!(err.contains("did not answer within 1000 ms"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[test]
+fn a_client_read_readiness_is_one_of_three_ways() {
+    let base = "node: {program: p, port: 1, readiness: READY}\nclient: {program: c}\n";
+    let parsed = spec(&base.replace("READY", "{client_read: 0}"));
+    assert_eq!(
+        parsed.node.readiness,
+        splitbrain::system::command::ReadinessCommand::ClientRead(Value::Int(0))
+    );
+    for bad in ["{client_read: 0, tcp_port: 1}", "{client_read: null}", "{}"] {
+        let err = serde_yaml::from_str::<CommandSpec>(&base.replace("READY", bad))
+            .map(drop)
+            .unwrap_err();
+        assert!(err.to_string().contains("client_read"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn a_node_whose_client_read_never_succeeds_is_not_ready_with_the_clients_error() {
+    if !common::have_root(
+        "a_node_whose_client_read_never_succeeds_is_not_ready_with_the_clients_error",
+    ) {
+        return;
+    }
+    let started = Instant::now();
+    let (code, stderr, _) = run_campaign_with(
+        "    node: {program: /bin/sleep, args: ['100'], port: 7000, readiness: {client_read: 0}}\n    \
+         client: {program: /bin/sh, args: [-c, 'read -r l; echo \"{{\\\"type\\\":\\\"fail\\\",\\\"error\\\":\\\"replica not synced\\\"}}\"']}\n",
+        "startup: {ready_timeout: 2s}\n",
+    );
+    let took = started.elapsed();
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(stderr.contains("replica not synced"), "{stderr}");
+    assert!(stderr.contains("startup.ready_timeout (2s)"), "{stderr}");
+    assert!(took < Duration::from_secs(10), "took {took:?}: {stderr}");
 }

@@ -4,13 +4,12 @@
 use super::clock;
 use super::net::NetBackend;
 use super::netlink::RouteWorkers;
-use super::roles::{self, NodeStatus, RoleQuery};
+use super::roles::{self, NodeStatus, RoleQuery, RoleTarget};
 use crate::cluster::{Cluster, Deployment};
 use crate::node::Node;
 use crate::recorder::{Entry, Recorder};
 use crate::topology::NodeNet;
 use splitbrain_checkers::{EventType, Process, Value};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -133,24 +132,30 @@ impl NemesisContext {
     }
 
     /// Where each node answers role queries (the system says: etcd's and clusterkv's
-    /// client port, ZooKeeper's, Redis's).
-    fn role_addrs(&self) -> Vec<(String, SocketAddr)> {
+    /// client port, ZooKeeper's, Redis's), and the node's namespace.
+    fn role_targets(&self) -> Vec<RoleTarget> {
         let cluster = self.cluster();
         cluster
             .spec
             .nodes
             .iter()
-            .filter_map(|n| Some((n.name.clone(), cluster.system.role_address(n)?)))
+            .filter_map(|n| {
+                Some(RoleTarget {
+                    node: n.name.clone(),
+                    addr: cluster.system.role_address(n)?,
+                    netns: self.net(&n.name)?.netns.clone(),
+                })
+            })
             .collect()
     }
 
     /// Every node's status (empty when the system cannot say).
     pub fn statuses(&self) -> Vec<Result<NodeStatus, String>> {
         match self.role_query() {
-            Some(query) => roles::statuses(
+            Some(query) => roles::statuses_of(
                 &query,
                 self.cluster().topology.switch_netns(),
-                &self.role_addrs(),
+                &self.role_targets(),
                 ROLE_TIMEOUT,
             ),
             None => Vec::new(),
@@ -165,7 +170,7 @@ impl NemesisContext {
 
     /// Every node's role, one line each, from `statuses`.
     pub fn role_lines_of(&self, statuses: &[Result<NodeStatus, String>]) -> Vec<String> {
-        let nodes: Vec<String> = self.role_addrs().into_iter().map(|(n, _)| n).collect();
+        let nodes: Vec<String> = self.role_targets().into_iter().map(|t| t.node).collect();
         role_lines(&nodes, statuses)
     }
 

@@ -10,6 +10,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// One node to ask: its name, where it answers, and its own network namespace.
+#[derive(Debug, Clone)]
+pub struct RoleTarget {
+    pub node: String,
+    pub addr: SocketAddr,
+    pub netns: String,
+}
+
 /// Queries every `(node, addr)` in parallel from namespace `from_netns`.
 pub fn statuses(
     query: &Arc<dyn RoleQuery>,
@@ -17,12 +25,35 @@ pub fn statuses(
     nodes: &[(String, SocketAddr)],
     timeout: Duration,
 ) -> Vec<Result<NodeStatus, String>> {
+    let targets: Vec<RoleTarget> = nodes
+        .iter()
+        .map(|(node, addr)| RoleTarget {
+            node: node.clone(),
+            addr: *addr,
+            netns: from_netns.to_owned(),
+        })
+        .collect();
+    statuses_of(query, from_netns, &targets, timeout)
+}
+
+/// Queries every target in parallel from namespace `from_netns` (or from each node's own
+/// namespace when the query says so).
+pub fn statuses_of(
+    query: &Arc<dyn RoleQuery>,
+    from_netns: &str,
+    nodes: &[RoleTarget],
+    timeout: Duration,
+) -> Vec<Result<NodeStatus, String>> {
     let handles: Vec<_> = nodes
         .iter()
-        .map(|(node, addr)| {
+        .map(|target| {
             let query = query.clone();
-            let (node, addr) = (node.clone(), *addr);
-            netns::spawn_in(from_netns, move || query.status(&node, addr, timeout))
+            let (node, addr) = (target.node.clone(), target.addr);
+            let netns = match query.asks_from_node_namespace() {
+                true => &target.netns,
+                false => from_netns,
+            };
+            netns::spawn_in(netns, move || query.status(&node, addr, timeout))
                 .map_err(|e| e.to_string())
         })
         .collect();

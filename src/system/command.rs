@@ -56,6 +56,8 @@ pub enum CommandError {
     EmptyProgram { what: &'static str },
     #[error("readiness command is empty")]
     EmptyReadinessCommand,
+    #[error("role command is empty")]
+    EmptyRoleCommand,
     #[error("node {0} is not part of the cluster")]
     NodeNotInCluster(String),
     #[error("cannot run version command {program:?}: {message}")]
@@ -100,10 +102,33 @@ pub struct NodeCommand {
     #[serde(default)]
     pub peer_port: Option<u16>,
     pub readiness: ReadinessCommand,
+    /// A command (argv, templated) run inside the node's network namespace that prints the
+    /// node's role (`leader`, `follower`, `primary`, `replica`, …, optionally followed by
+    /// its term), so faults aimed at the leader hit the node that leads. Absent: the
+    /// system cannot say who leads.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "templates::option_list"
+    )]
+    pub role: Option<Vec<String>>,
+    /// How long the `role` command may take before its node counts as not answering.
+    #[serde(
+        default = "default_role_timeout_ms",
+        deserialize_with = "crate::limits::u64_in::<_, 100, MAX_ROLE_TIMEOUT_MS>"
+    )]
+    pub role_timeout_ms: u64,
 }
 
-/// How to tell a node is ready. Written `{ tcp_port: 7000 }` or
-/// `{ command: [program, arg, ...] }`.
+fn default_role_timeout_ms() -> u64 {
+    2_000
+}
+
+/// Longest `role_timeout_ms`: a minute.
+pub const MAX_ROLE_TIMEOUT_MS: u64 = 60_000;
+
+/// How to tell a node is ready. Written `{ tcp_port: 7000 }`,
+/// `{ command: [program, arg, ...] }` or `{ client_read: KEY }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "ReadinessFields", into = "ReadinessFields")]
 pub enum ReadinessCommand {
@@ -111,6 +136,8 @@ pub enum ReadinessCommand {
     TcpPort(u16),
     /// This argv (templated, first entry the program) exits 0.
     Command(Vec<String>),
+    /// The client program, bound to the node, answers `ok` to a read of this key.
+    ClientRead(Value),
 }
 
 /// The written form of [`ReadinessCommand`]: a map with exactly one of two keys (YAML
@@ -126,30 +153,138 @@ struct ReadinessFields {
         deserialize_with = "templates::option_list"
     )]
     command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_read: Option<Value>,
 }
 
 impl TryFrom<ReadinessFields> for ReadinessCommand {
     type Error = String;
     fn try_from(fields: ReadinessFields) -> Result<Self, String> {
-        match (fields.tcp_port, fields.command) {
-            (Some(port), None) => Ok(ReadinessCommand::TcpPort(port)),
-            (None, Some(argv)) => Ok(ReadinessCommand::Command(argv)),
-            _ => Err("readiness needs exactly one of `tcp_port` and `command`".to_owned()),
+        match (fields.tcp_port, fields.command, fields.client_read) {
+            (Some(port), None, None) => Ok(ReadinessCommand::TcpPort(port)),
+            (None, Some(argv), None) => Ok(ReadinessCommand::Command(argv)),
+            (None, None, Some(key)) if key != Value::Nil => Ok(ReadinessCommand::ClientRead(key)),
+            (None, None, Some(_)) => Err("readiness `client_read` needs a key".to_owned()),
+            _ => Err(
+                "readiness needs exactly one of `tcp_port`, `command` and `client_read`".to_owned(),
+            ),
         }
     }
 }
 
 impl From<ReadinessCommand> for ReadinessFields {
     fn from(readiness: ReadinessCommand) -> Self {
+        let mut fields = ReadinessFields {
+            tcp_port: None,
+            command: None,
+            client_read: None,
+        };
         match readiness {
-            ReadinessCommand::TcpPort(port) => ReadinessFields {
-                tcp_port: Some(port),
-                command: None,
-            },
-            ReadinessCommand::Command(argv) => ReadinessFields {
-                tcp_port: None,
-                command: Some(argv),
-            },
+            ReadinessCommand::TcpPort(port) => fields.tcp_port = Some(port),
+            ReadinessCommand::Command(argv) => fields.command = Some(argv),
+            ReadinessCommand::ClientRead(key) => fields.client_read = Some(key),
+        }
+        fields
+    }
+}
+
+/// A readiness check through the campaign's client program: start it, send one read of
+/// `key`, and call the node ready when the answer is `ok`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientReadProbe {
+    /// The client program as bound to the node.
+    pub client: LaunchSpec,
+    pub key: Value,
+}
+
+/// Longest one readiness read may take (the node's remaining deadline may be shorter).
+const CLIENT_READ_ATTEMPT: Duration = Duration::from_secs(5);
+/// Shortest one readiness read is given, even when the node's deadline is nearer: a last
+/// attempt cut to nothing would report only that it ran out, not what the client said.
+const CLIENT_READ_ATTEMPT_MIN: Duration = Duration::from_secs(1);
+
+impl ClientReadProbe {
+    /// One attempt, with the program started in namespace `netns` (`None`: this one), for
+    /// `budget` bounded to [`CLIENT_READ_ATTEMPT_MIN`]..[`CLIENT_READ_ATTEMPT`]. The error
+    /// says why the node is not ready: the program's `fail`/`info` error, or what went wrong
+    /// with the program.
+    pub fn attempt(&self, netns: Option<&str>, budget: Duration) -> Result<(), String> {
+        use std::io::{Read, Write};
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let budget = budget.clamp(CLIENT_READ_ATTEMPT_MIN, CLIENT_READ_ATTEMPT);
+        let program = self.client.program.display();
+        let mut command = match netns {
+            Some(netns) => {
+                crate::netns::command(netns, &self.client.program).map_err(|e| e.to_string())?
+            }
+            None => std::process::Command::new(&self.client.program),
+        };
+        let mut child = command
+            .args(&self.client.args)
+            .envs(self.client.env.iter().cloned())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            // Its own group, so whatever it starts goes with it.
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start client program {program}: {e}"))?;
+        let deadline = std::time::Instant::now() + budget;
+        let mut request = serde_json::to_string(&WireRequest {
+            f: "read",
+            key: Some(&self.key),
+            value: &Value::Nil,
+            timeout_ms: budget.as_millis().try_into().unwrap_or(u64::MAX),
+        })
+        .map_err(|e| e.to_string())?;
+        request.push('\n');
+        let answer = (|| {
+            let mut stdin = child.stdin.take().expect("stdin is piped");
+            stdin
+                .write_all(request.as_bytes())
+                .map_err(|e| format!("client program's stdin: {e}"))?;
+            let mut stdout = child.stdout.take().expect("stdout is piped");
+            use nix::fcntl::{fcntl, FcntlArg, OFlag};
+            fcntl(stdout.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+                .map_err(|e| e.to_string())?;
+            let mut line = Vec::new();
+            let mut buf = [0u8; 1024];
+            loop {
+                match stdout.read(&mut buf) {
+                    Ok(0) => return Err("client program closed its output".to_owned()),
+                    Ok(n) => {
+                        line.extend_from_slice(&buf[..n]);
+                        if let Some(end) = line.iter().position(|b| *b == b'\n') {
+                            line.truncate(end);
+                            return Ok(String::from_utf8_lossy(&line).into_owned());
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if std::time::Instant::now() >= deadline {
+                            return Err(format!(
+                                "client program did not answer within {} ms",
+                                budget.as_millis()
+                            ));
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => return Err(format!("reading the answer: {e}")),
+                }
+            }
+        })();
+        // Killed before it is reaped: its pid still names its group.
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = child.wait();
+        let answer = answer?;
+        match serde_json::from_str::<WireReply>(answer.trim_end()) {
+            Ok(WireReply::Ok { .. }) => Ok(()),
+            Ok(WireReply::Fail { error } | WireReply::Info { error }) => {
+                Err(format!("the client's read: {error}"))
+            }
+            Err(e) => Err(format!("unreadable answer {answer:?}: {e}")),
         }
     }
 }
@@ -304,15 +439,21 @@ impl CommandSpec {
         let node_templates = self.node.args.iter().chain(self.node.env.values());
         let client_templates = self.client.args.iter().chain(self.client.env.values());
         let readiness_templates: &[String] = match &self.node.readiness {
-            ReadinessCommand::TcpPort(_) => &[],
+            ReadinessCommand::TcpPort(_) | ReadinessCommand::ClientRead(_) => &[],
             ReadinessCommand::Command(argv) if argv.is_empty() => {
                 return Err(CommandError::EmptyReadinessCommand)
             }
             ReadinessCommand::Command(argv) => argv,
         };
+        let role_templates: &[String] = match &self.node.role {
+            Some(argv) if argv.is_empty() => return Err(CommandError::EmptyRoleCommand),
+            Some(argv) => argv,
+            None => &[],
+        };
         for template in node_templates
             .chain(client_templates)
             .chain(readiness_templates)
+            .chain(role_templates)
             .chain([&self.node.program, &self.client.program])
         {
             substitute(template, &dummy)?;
@@ -320,18 +461,22 @@ impl CommandSpec {
         Ok(())
     }
 
-    /// Checks that the node, client and readiness programs exist on this machine (a program
+    /// Checks that the node, client, readiness and role programs exist on this machine (a program
     /// with a `/` as a path, any other on `PATH`). A program named by a placeholder is only
     /// known per node and is left to the start of that node.
     pub fn find_programs(&self) -> Result<(), CommandError> {
         let readiness = match &self.node.readiness {
             ReadinessCommand::Command(argv) => argv.first(),
-            ReadinessCommand::TcpPort(_) => None,
+            ReadinessCommand::TcpPort(_) | ReadinessCommand::ClientRead(_) => None,
         };
         let programs = [
             ("node", Some(&self.node.program)),
             ("client", Some(&self.client.program)),
             ("readiness", readiness),
+            (
+                "role",
+                self.node.role.as_ref().and_then(|argv| argv.first()),
+            ),
         ];
         for (what, program) in programs {
             let Some(program) = program else { continue };
@@ -466,13 +611,41 @@ impl System for CommandSystem {
         self.spec.name.as_deref().unwrap_or("command")
     }
 
-    /// A command system has no way to say who leads: faults aimed at the leader hit a
-    /// random node, and their records say so.
-    fn role_query(
-        &self,
-        _cluster: &super::ClusterSpec,
-    ) -> Option<std::sync::Arc<dyn super::RoleQuery>> {
-        None
+    /// With a `role` command, each node is asked through it (in its own namespace); without
+    /// one the system cannot say who leads: faults aimed at the leader hit a random node,
+    /// and their records say so.
+    fn role_query(&self, cluster: &ClusterSpec) -> Option<Arc<dyn super::RoleQuery>> {
+        let argv = self.spec.node.role.as_ref()?;
+        let probes = cluster
+            .nodes
+            .iter()
+            .map(|node| {
+                let values = self.spec.values_for(node, cluster);
+                let expanded = CommandSpec::expand_all(argv, &values)
+                    .expect("role templates are validated when the system is built");
+                let probe = LaunchSpec {
+                    program: program_path(expanded[0].clone()),
+                    args: expanded[1..].to_vec(),
+                    env: Vec::new(),
+                };
+                (node.name.clone(), probe)
+            })
+            .collect();
+        Some(Arc::new(RoleCommand {
+            system: self.name().to_owned(),
+            timeout: Duration::from_millis(self.spec.node.role_timeout_ms),
+            probes,
+        }))
+    }
+
+    /// Only nodes with a `role` command are asked; the address is the client address, for
+    /// the record (the command itself says where it connects).
+    fn role_address(&self, node: &NodeSpec) -> Option<SocketAddr> {
+        self.spec
+            .node
+            .role
+            .as_ref()
+            .map(|_| SocketAddr::new(node.ip.into(), self.spec.node.port))
     }
 
     fn version(&self) -> anyhow::Result<String> {
@@ -531,6 +704,17 @@ impl System for CommandSystem {
                     env: Vec::new(),
                 })
             }
+            ReadinessCommand::ClientRead(key) => {
+                // As for a readiness command, the client is templated with this node alone.
+                let client = self
+                    .spec
+                    .client_launch(node, &Self::cluster_of_one(node))
+                    .expect("client templates are validated when the system is built");
+                Readiness::ClientRead(ClientReadProbe {
+                    client,
+                    key: key.clone(),
+                })
+            }
         }
     }
 
@@ -540,6 +724,154 @@ impl System for CommandSystem {
             launch,
             Duration::from_millis(self.spec.client.grace_ms),
         )))
+    }
+}
+
+/// Who leads, per the campaign's `role` command: run inside each node's network namespace,
+/// its first line of output is the node's role, optionally followed by its term.
+struct RoleCommand {
+    system: String,
+    /// How long one run of the command may take (`node.role_timeout_ms`).
+    timeout: Duration,
+    /// The expanded command per node.
+    probes: BTreeMap<String, LaunchSpec>,
+}
+
+/// Role words meaning "this node leads" (leader-based and primary/replica systems alike).
+pub const LEADING_ROLES: &[&str] = &["leader", "primary", "master"];
+/// Role words meaning "this node does not lead".
+pub const FOLLOWING_ROLES: &[&str] = &[
+    "follower",
+    "candidate",
+    "replica",
+    "secondary",
+    "standby",
+    "slave",
+    "learner",
+    "observer",
+    "none",
+];
+
+/// Parses a role command's output: the first non-empty line, `ROLE [TERM]`, the role one of
+/// [`LEADING_ROLES`] or [`FOLLOWING_ROLES`] (any case). Returns whether the node leads and
+/// its term (0 when not given).
+pub fn parse_role(output: &str) -> Result<(bool, u64), String> {
+    let line = output
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .ok_or_else(|| "the role command printed nothing".to_owned())?;
+    let mut words = line.split_whitespace();
+    let role = words.next().unwrap_or_default().to_ascii_lowercase();
+    let leads = if LEADING_ROLES.contains(&role.as_str()) {
+        true
+    } else if FOLLOWING_ROLES.contains(&role.as_str()) {
+        false
+    } else {
+        return Err(format!(
+            "the role command printed {line:?}: expected one of {}, {} (then optionally a term)",
+            LEADING_ROLES.join(", "),
+            FOLLOWING_ROLES.join(", ")
+        ));
+    };
+    let term = match words.next() {
+        None => 0,
+        Some(term) => term.parse().map_err(|_| {
+            format!("the role command printed {line:?}: the term {term:?} is not an integer")
+        })?,
+    };
+    if let Some(extra) = words.next() {
+        return Err(format!(
+            "the role command printed {line:?}: unexpected {extra:?} after the term"
+        ));
+    }
+    Ok((leads, term))
+}
+
+impl super::RoleQuery for RoleCommand {
+    fn system(&self) -> &str {
+        &self.system
+    }
+
+    fn asks_from_node_namespace(&self) -> bool {
+        true
+    }
+
+    /// Runs the node's role command (the calling thread is in the node's namespace, so the
+    /// child is too), for at most `node.role_timeout_ms` (not the built-in systems' query
+    /// `_timeout`: starting a program costs more than a request).
+    fn status(
+        &self,
+        node: &str,
+        _addr: SocketAddr,
+        _timeout: Duration,
+    ) -> Result<super::NodeStatus, String> {
+        let probe = self
+            .probes
+            .get(node)
+            .ok_or_else(|| format!("no role command for {node}"))?;
+        let output = run_bounded(probe, self.timeout)?;
+        let (is_leader, term) = parse_role(&output)?;
+        Ok(super::NodeStatus {
+            node: node.to_owned(),
+            is_leader,
+            term,
+            time_ms: None,
+        })
+    }
+}
+
+/// Runs `probe` (stdin closed) for at most `timeout` and returns its standard output; a
+/// failed exit, a start failure or the deadline is an error quoting its stderr.
+fn run_bounded(probe: &LaunchSpec, timeout: Duration) -> Result<String, String> {
+    use std::io::Read;
+    let program = probe.program.display();
+    let mut child = std::process::Command::new(&probe.program)
+        .args(&probe.args)
+        .envs(probe.env.iter().cloned())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{program} did not finish within {timeout:?}"));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(format!("waiting for {program}: {e}")),
+        }
+    };
+    // What the program wrote is in the pipe by now; read it without blocking, so a helper it
+    // left running with the pipe open cannot hold the caller.
+    fn drain(pipe: Option<impl Read + std::os::fd::AsRawFd>) -> String {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        let mut bytes = Vec::new();
+        let Some(mut pipe) = pipe else {
+            return String::new();
+        };
+        if fcntl(pipe.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).is_ok() {
+            let mut buf = [0u8; 4096];
+            while bytes.len() < 64 * 1024 {
+                match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => bytes.extend_from_slice(&buf[..n]),
+                }
+            }
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+    let stdout = drain(child.stdout.take());
+    if status.success() {
+        Ok(stdout)
+    } else {
+        let stderr = drain(child.stderr.take());
+        Err(format!("{program} {status}: {}", stderr.trim()))
     }
 }
 
@@ -929,6 +1261,53 @@ client:
         assert!(err.to_string().contains("exactly one"), "{err}");
         let typo = spec_yaml().replace("tcp_port: 7000 }", "tcp: 7000 }");
         assert!(serde_yaml::from_str::<CommandSpec>(&typo).is_err());
+    }
+
+    #[test]
+    fn role_output_is_a_role_word_and_an_optional_term() {
+        assert_eq!(parse_role("leader 7\n"), Ok((true, 7)));
+        assert_eq!(parse_role("\n  Primary\n"), Ok((true, 0)));
+        assert_eq!(parse_role("master"), Ok((true, 0)));
+        assert_eq!(parse_role("follower 3"), Ok((false, 3)));
+        assert_eq!(parse_role("replica\nignored"), Ok((false, 0)));
+        for bad in ["", "boss", "leader x", "leader 3 extra", "1 leader"] {
+            assert!(parse_role(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn a_role_command_is_templated_per_node_and_run_for_its_answer() {
+        let cluster = cluster();
+        let plain = CommandSystem::new(serde_yaml::from_str(spec_yaml()).unwrap()).unwrap();
+        assert!(plain.role_query(&cluster).is_none());
+        assert_eq!(plain.role_address(&cluster.nodes[0]), None);
+        let yaml = spec_yaml().replace(
+            "readiness: { tcp_port: 7000 }",
+            "readiness: { tcp_port: 7000 }\n  role: [sh, -c, 'if [ {id} = 2 ]; then echo leader 4; else echo follower 4; fi']",
+        );
+        let system = CommandSystem::new(serde_yaml::from_str(&yaml).unwrap()).unwrap();
+        let query = system.role_query(&cluster).expect("a role query");
+        assert!(query.asks_from_node_namespace());
+        assert_eq!(
+            system.role_address(&cluster.nodes[1]),
+            Some("10.9.0.2:7000".parse().unwrap())
+        );
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let timeout = Duration::from_secs(5);
+        let n2 = query.status("n2", addr, timeout).unwrap();
+        assert!(n2.is_leader && n2.term == 4, "{n2:?}");
+        assert!(!query.status("n1", addr, timeout).unwrap().is_leader);
+        let yaml = yaml.replace("echo follower 4", "echo oops >&2; exit 3");
+        let system = CommandSystem::new(serde_yaml::from_str(&yaml).unwrap()).unwrap();
+        let query = system.role_query(&cluster).unwrap();
+        let err = query.status("n1", addr, timeout).unwrap_err();
+        assert!(err.contains("oops"), "{err}");
+        let yaml = spec_yaml().replace(
+            "readiness: { tcp_port: 7000 }",
+            "readiness: { tcp_port: 7000 }\n  role: [\"{nope}\"]",
+        );
+        let err = serde_yaml::from_str::<CommandSpec>(&yaml).unwrap_err();
+        assert!(err.to_string().contains("{nope}"), "{err}");
     }
 
     #[test]

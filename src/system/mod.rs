@@ -60,6 +60,9 @@ pub enum Readiness {
     TcpPort(SocketAddr),
     /// This command, run inside the node's namespace, exits 0.
     Command(LaunchSpec),
+    /// The `command` system's client program, bound to the node and run where clients
+    /// run, answers `ok` to a read.
+    ClientRead(command::ClientReadProbe),
 }
 
 /// The operations a client can be asked to perform.
@@ -140,7 +143,7 @@ pub trait System: Send + Sync {
     fn role_address(&self, node: &NodeSpec) -> Option<SocketAddr> {
         match self.readiness(node) {
             Readiness::TcpPort(addr) => Some(addr),
-            Readiness::Command(_) => None,
+            Readiness::Command(_) | Readiness::ClientRead(_) => None,
         }
     }
 }

@@ -18,10 +18,16 @@ pub struct NodeStatus {
 }
 
 /// Asks one node about its role. Blocking; called from a thread inside the network the
-/// clients use (the node's readiness address is reachable from there).
+/// clients use (the node's readiness address is reachable from there), or inside the node's
+/// own namespace when [`RoleQuery::asks_from_node_namespace`] says so.
 pub trait RoleQuery: Send + Sync {
     /// The system's name, for notes.
     fn system(&self) -> &str;
     fn status(&self, node: &str, addr: SocketAddr, timeout: Duration)
         -> Result<NodeStatus, String>;
+    /// Whether [`RoleQuery::status`] is called from inside the node's own network namespace
+    /// (the `command` system's role command) rather than from the clients' (the default).
+    fn asks_from_node_namespace(&self) -> bool {
+        false
+    }
 }

@@ -97,12 +97,20 @@ const SECTIONS: &[(&str, &str)] = &[
         "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nnemesis: {duplicate: {X}}\n",
     ),
     (
+        "nemesis.corrupt",
+        "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nnemesis: {corrupt: {X}}\n",
+    ),
+    (
         "nemesis.timeline[]",
         "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nnemesis: {timeline: [{at: 1s, fault: kill, for: 1s, X}]}\n",
     ),
     (
         "checker",
         "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nchecker: {X}\n",
+    ),
+    (
+        "disk",
+        "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\ndisk: {X}\n",
     ),
 ];
 

@@ -8,9 +8,10 @@
 //! * time from nothing to a 3-node etcd cluster that serves a read on every node;
 //! * the runner's rate against the in-process store with the history written to disk
 //!   (target ≥ 100,000 operations per second);
-//! * against etcd: the runner's rate beside a raw client loop's rate — the same clients,
-//!   concurrency and operation mix, without generator bookkeeping or recording (target:
-//!   runner ≥ 0.9 × raw).
+//! * against etcd and clusterkv raft: the runner's rate beside a raw client loop's rate —
+//!   the same clients, concurrency and operation mix, without generator bookkeeping or
+//!   recording (target: runner ≥ 0.9 × raw) — each without and with the lazy disk layer
+//!   under the nodes (`disk: {layer: true}`), alternating.
 
 use splitbrain::campaign::{self, Campaign};
 use splitbrain::run::{run, RunOptions};
@@ -83,20 +84,22 @@ fn in_memory_rate() {
     );
 }
 
-fn etcd_campaign() -> Campaign {
+/// A 3-node kv campaign on `system` (a campaign's `system:` value), on the lazy disk layer
+/// with `layer`.
+fn system_campaign(system: &str, layer: bool) -> Campaign {
     campaign(&format!(
-        "name: bench-etcd\nsystem: {{etcd: {{}}}}\nnodes: 3\nworkload: {{kind: kv, concurrency: {CONCURRENCY}, \
-         duration: {ETCD_SECONDS}s, recovery: 0s, final_reads: false}}\n"
+        "name: bench-sys\nsystem: {system}\nnodes: 3\nworkload: {{kind: kv, concurrency: {CONCURRENCY}, \
+         duration: {ETCD_SECONDS}s, recovery: 0s, final_reads: false}}\ndisk: {{layer: {layer}}}\n"
     ))
 }
 
 /// The same clients as the runner's, driven in a bare loop: no recorder, no bookkeeping.
 fn raw_rate(c: &Campaign, dir: &Path) -> (f64, Duration) {
     let started = Instant::now();
-    let system = splitbrain::system::system_for(&c.system).expect("etcd");
+    let system = splitbrain::system::system_for(&c.system).expect("the system");
     let deployment = Arc::new(
         splitbrain::run::deploy(c, Some(system.into()), &RunId::random(), dir, None)
-            .expect("start etcd"),
+            .expect("start the cluster"),
     );
     let rt = deployment.client_runtime(2).unwrap();
     let cancel = CancellationToken::new();
@@ -105,7 +108,7 @@ fn raw_rate(c: &Campaign, dir: &Path) -> (f64, Duration) {
         c.workload.timeout,
         &cancel,
     ))
-    .expect("etcd serves");
+    .expect("the cluster serves");
     let ready_in = started.elapsed();
     let generator = Arc::new(Generator::new(&c.workload));
     let deadline = Instant::now() + Duration::from_secs(ETCD_SECONDS);
@@ -142,38 +145,53 @@ fn raw_rate(c: &Campaign, dir: &Path) -> (f64, Duration) {
     (rate, ready_in)
 }
 
-fn etcd_figures() {
-    let c = etcd_campaign();
+/// The runner's rate beside the raw loop's on `system`, without and with the lazy disk
+/// layer under the nodes, alternating in each round (four clusters per round).
+fn runner_vs_raw(label: &str, system: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let mut raw = Vec::new();
-    let mut runner = Vec::new();
+    // [without the layer, with it]
+    let mut raw = [Vec::new(), Vec::new()];
+    let mut runner = [Vec::new(), Vec::new()];
     let mut ready = Vec::new();
-    // Each measurement starts its own cluster, and etcd's rate (fsync-bound) varies from
-    // cluster to cluster: alternate several rounds and compare medians.
+    // Each measurement starts its own cluster, and an fsync-bound rate varies from cluster
+    // to cluster: alternate several rounds and compare medians.
     for round in 0..ETCD_ROUNDS {
-        let (rate, ready_in) = raw_rate(&c, &dir.path().join(format!("raw{round}")));
-        raw.push(rate);
-        ready.push(ready_in.as_secs_f64() * 1e3);
-        let opts = RunOptions {
-            results_root: dir.path().to_owned(),
-            seed: Some(round),
-            ..RunOptions::default()
-        };
-        let report = run(&c, &opts, CancellationToken::new()).expect("etcd run");
-        runner.push(report.rate);
-        println!(
-            "etcd round {round}: raw loop {:.0} ops/s, runner {:.0} ops/s ({})",
-            raw[round as usize], report.rate, report.verdict
-        );
+        for (i, layer) in [false, true].into_iter().enumerate() {
+            let c = system_campaign(system, layer);
+            let (rate, ready_in) = raw_rate(&c, &dir.path().join(format!("raw{round}-{i}")));
+            raw[i].push(rate);
+            if !layer {
+                ready.push(ready_in.as_secs_f64() * 1e3);
+            }
+            let opts = RunOptions {
+                results_root: dir.path().to_owned(),
+                seed: Some(round),
+                ..RunOptions::default()
+            };
+            let report = run(&c, &opts, CancellationToken::new()).expect("runner run");
+            runner[i].push(report.rate);
+            println!(
+                "{label} round {round}{}: raw loop {rate:.0} ops/s, runner {:.0} ops/s ({})",
+                if layer { ", on the disk layer" } else { "" },
+                report.rate,
+                report.verdict
+            );
+        }
     }
     println!(
-        "3-node etcd ready (network + processes + a read served on every node): {:.0} ms (median of {ETCD_ROUNDS})",
+        "3-node {label} ready (network + processes + a read served on every node): {:.0} ms (median of {ETCD_ROUNDS})",
         median(ready)
     );
-    let (raw_m, runner_m) = (median(raw), median(runner));
+    let medians = |i: usize| (median(runner[i].clone()), median(raw[i].clone()));
+    let (runner_plain, raw_plain) = medians(0);
+    let (runner_layer, raw_layer) = medians(1);
     println!(
-        "etcd, {CONCURRENCY} clients, medians of {ETCD_ROUNDS}: runner {runner_m:.0} ops/s vs raw loop {raw_m:.0} ops/s = {:.2} (target >= 0.9)",
-        runner_m / raw_m
+        "{label}, {CONCURRENCY} clients, medians of {ETCD_ROUNDS}: runner {runner_plain:.0} ops/s vs raw loop {raw_plain:.0} ops/s = {:.2} (target >= 0.9); \
+         on the disk layer: runner {runner_layer:.0} vs raw loop {raw_layer:.0} = {:.2}; layer vs none: raw loop {:.2}, runner {:.2}",
+        runner_plain / raw_plain,
+        runner_layer / raw_layer,
+        raw_layer / raw_plain,
+        runner_layer / runner_plain
     );
 }
 
@@ -190,12 +208,21 @@ fn main() {
             .version()
             .is_ok()
         {
-            etcd_figures();
+            runner_vs_raw("etcd", "{etcd: {}}");
         } else {
             skip::skip(
                 "runner: etcd figures",
                 skip::Need::Etcd,
                 "needs etcd (apt-get install etcd-server)",
+            );
+        }
+        if splitbrain::system::clusterkv::locate_binary().is_file() {
+            runner_vs_raw("clusterkv raft", "{clusterkv: {arch: raft}}");
+        } else {
+            skip::skip(
+                "runner: clusterkv figures",
+                skip::Need::Clusterkv,
+                "needs clusterkv beside the bench (cargo build --release --bin clusterkv)",
             );
         }
     } else {

@@ -35,6 +35,9 @@ pub struct Campaign {
     /// How long the cluster may take to start, before the run gives up.
     #[serde(default)]
     pub startup: StartupSpec,
+    /// The lazy disk layer under each node's data directory, without faults.
+    #[serde(default, skip_serializing_if = "DiskSpec::is_default")]
+    pub disk: DiskSpec,
     /// Seed of every random choice (operations, keys, fault schedule). `--seed` overrides it;
     /// without either a fresh one is drawn and recorded.
     #[serde(default)]
@@ -268,6 +271,22 @@ impl WorkloadSpec {
 /// `hold`, `targets`, `shapes`, `backend`, `clock`, `loss`, `timeline`).
 pub use crate::nemesis::schedule::NemesisSpec;
 
+/// `disk:` — whether each node's data directory is the lazy disk layer (docs/nemesis.md,
+/// "Disk faults") even when no disk fault is named, so that a campaign runs on it as it is
+/// (its overhead measured, its faithfulness tested). Disk faults mount it in any case.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSpec {
+    #[serde(default)]
+    pub layer: bool,
+}
+
+impl DiskSpec {
+    fn is_default(&self) -> bool {
+        *self == DiskSpec::default()
+    }
+}
+
 /// How the history is checked.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -454,6 +473,25 @@ fn written_offset(text: &str, index: usize) -> Duration {
 }
 
 impl Campaign {
+    /// Whether each node's data directory is the lazy disk layer: asked for by `disk.layer`,
+    /// or needed by a disk fault.
+    pub fn disk_layer(&self) -> bool {
+        self.disk.layer || crate::nemesis::faults::disk::wanted(&self.nemesis)
+    }
+
+    /// Whether this machine can mount the layer `disk.layer` asks for (disk faults are
+    /// checked by the nemesis): the FUSE probe's reason when it cannot.
+    pub fn check_disk_host(&self) -> Result<(), String> {
+        if !self.disk.layer {
+            return Ok(());
+        }
+        let fuse = crate::capability::probe(crate::capability::Capability::Fuse);
+        match fuse.is_ok() {
+            true => Ok(()),
+            false => Err(format!("disk.layer needs FUSE: {}", fuse.detail)),
+        }
+    }
+
     /// The nemesis' durations, against [`limits::MAX_DURATION`]: they are parsed by the
     /// nemesis' own schema, so their place in the file is found again by key.
     fn check_nemesis_durations(&self, path: &Path, text: &str) -> Result<(), CampaignError> {
@@ -511,6 +549,13 @@ impl Campaign {
                 .map(|(line, column)| format!(" at line {line} column {column}"))
                 .unwrap_or_default(),
         };
+        if self.disk.layer && !self.system.needs_cluster() {
+            return Err(invalid(
+                "disk.layer",
+                "true: the in-memory system has no data directory to put the layer under"
+                    .to_owned(),
+            ));
+        }
         let w = &self.workload;
         if let Some(g) = w.group_size {
             if g > w.concurrency {
@@ -833,6 +878,34 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.system.name(), "raft-no-fsync");
+    }
+
+    #[test]
+    fn the_disk_layer_is_mounted_when_asked_for_or_when_a_disk_fault_needs_it() {
+        let kv = "system: {clusterkv: {arch: raft}}\nworkload: {kind: kv}\n";
+        let plain = parse_str(&format!("name: t\n{kv}")).unwrap();
+        assert!(!plain.disk_layer());
+        assert!(!serde_json::to_string(&plain).unwrap().contains("disk"));
+        let asked = parse_str(&format!("name: t\n{kv}disk: {{layer: true}}\n")).unwrap();
+        assert!(asked.disk_layer());
+        let faults = parse_str(&format!(
+            "name: t\n{kv}nemesis: {{faults: [disk-lose-unsynced]}}\n"
+        ))
+        .unwrap();
+        assert!(faults.disk_layer() && !faults.disk.layer);
+        let err = parse_str(&format!("name: t\n{kv}disk: {{layers: true}}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("layer"), "{err}");
+        let err = parse_str(
+            "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\ndisk: {layer: true}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("disk.layer") && err.contains("in-memory") && err.contains("line 4"),
+            "{err}"
+        );
     }
 
     #[test]

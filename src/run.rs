@@ -194,6 +194,7 @@ pub fn run(
         false => None,
     };
     crate::nemesis::validate(&campaign.nemesis, system.as_deref(), campaign.nodes)?;
+    campaign.check_disk_host().map_err(RunError::Unavailable)?;
     let system = match system {
         Some(system) => {
             let version = system
@@ -215,7 +216,8 @@ struct RunSystem {
 /// Deploys `campaign` on `system` (`None`: the in-memory store), its nodes' directories
 /// under `run_dir`. Nodes of a campaign with clock faults start with libfaketime preloaded
 /// (clock faults then move a node's clock by rewriting its offset file); those of a campaign
-/// with disk faults get the lazy disk layer as their data directories.
+/// with disk faults (or `disk: {layer: true}`) get the lazy disk layer as their data
+/// directories.
 pub fn deploy(
     campaign: &Campaign,
     system: Option<Arc<dyn System>>,
@@ -231,7 +233,7 @@ pub fn deploy(
         true => Some(&clock_env),
         false => None,
     };
-    let disk_layer = crate::nemesis::faults::disk::wanted(&campaign.nemesis);
+    let disk_layer = campaign.disk_layer();
     Deployment::start(
         system,
         campaign.nodes,

@@ -97,6 +97,10 @@ const SECTIONS: &[(&str, &str)] = &[
         "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nnemesis: {duplicate: {X}}\n",
     ),
     (
+        "nemesis.corrupt",
+        "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nnemesis: {corrupt: {X}}\n",
+    ),
+    (
         "nemesis.timeline[]",
         "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nnemesis: {timeline: [{at: 1s, fault: kill, for: 1s, X}]}\n",
     ),
@@ -107,6 +111,10 @@ const SECTIONS: &[(&str, &str)] = &[
     (
         "startup",
         "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nstartup: {X}\n",
+    ),
+    (
+        "disk",
+        "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\ndisk: {X}\n",
     ),
 ];
 

@@ -92,3 +92,53 @@ fn caspaxos_stays_valid_under_lost_unsynced_writes() {
         "caspaxos",
     );
 }
+
+/// `disk-corrupt` flips bits of raft's vote file while the node is down: the node refuses
+/// to start on it (raft must not forget a vote), and the run reports the crash and ends on
+/// time instead of hanging; the history names the file, the bytes and their checksums.
+#[test]
+fn a_node_refusing_its_corrupted_vote_is_reported_and_the_run_ends() {
+    let test = "a_node_refusing_its_corrupted_vote_is_reported_and_the_run_ends";
+    if let Some((need, why)) = skip_reason() {
+        skip(test, need, why);
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let c = campaign::parse(
+        "name: raft-corrupt-vote\nsystem: {clusterkv: {arch: raft}}\nnodes: 3\n\
+         workload: {kind: kv, concurrency: 4, rate: 100, duration: 6s, ops_per_key: 100, \
+         recovery: 2s}\nchecker: {min_ok_per_key: 5}\n\
+         nemesis: {faults: [disk-corrupt], interval: 2s, hold: 1s, targets: [one], \
+         corrupt: {styles: [bit-flip], files: raft-vote.json}}\n",
+        Path::new("test.yaml"),
+    )
+    .unwrap();
+    let opts = RunOptions {
+        results_root: results.path().to_owned(),
+        seed: Some(1),
+        ..RunOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let report = run(&c, &opts, CancellationToken::new()).unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(90),
+        "the run hung"
+    );
+    let history = std::fs::read_to_string(report.dir.join("history.jsonl")).unwrap();
+    let corrupted: Vec<&str> = history
+        .lines()
+        .filter(|l| l.contains("raft-vote.json: bit-flip of "))
+        .collect();
+    assert!(!corrupted.is_empty(), "{history}");
+    assert!(corrupted[0].contains("fnv1a64 0x"), "{}", corrupted[0]);
+    assert!(
+        report.summary.contains("node crashes"),
+        "the refusal to start is reported:\n{}",
+        report.summary
+    );
+    let refused = ["n1", "n2", "n3"].iter().any(|n| {
+        std::fs::read_to_string(report.dir.join(format!("nodes/{n}/stderr.log")))
+            .is_ok_and(|log| log.contains("unreadable vote"))
+    });
+    assert!(refused, "a node refused its corrupted vote");
+}

@@ -190,3 +190,79 @@ fn cleanup_after_sigkill_unmounts_the_layer() {
             .is_clean()
     );
 }
+
+/// Runs the shipped `campaign` with `disk: {layer: true}` appended (no disk fault), for a
+/// short main phase: it must stay valid, and its nodes' data must be on the layer's backing
+/// directory (the layer was mounted and the nodes wrote through it).
+fn shipped_campaign_passes_on_the_layer(campaign: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = fs::read_to_string(common::runs::workload(campaign)).unwrap();
+    let on_layer = dir.path().join(campaign);
+    fs::write(&on_layer, format!("{text}\ndisk: {{layer: true}}\n")).unwrap();
+    let out = common::runs::run(
+        &on_layer,
+        &dir.path().join("results"),
+        &["--time-limit", "8s", "--seed", "1"],
+    );
+    let report = common::runs::text(&out);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let run_dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("results: "))
+        .unwrap_or_else(|| panic!("no results directory in: {report}"));
+    let run_dir = Path::new(run_dir.trim());
+    for node in ["n1", "n2", "n3"] {
+        let backing = run_dir.join(format!("nodes/{node}/disk/backing"));
+        let files = fs::read_dir(&backing)
+            .unwrap_or_else(|e| panic!("{}: {e}", backing.display()))
+            .count();
+        assert!(files > 0, "{node} wrote nothing through the layer");
+        assert!(
+            !is_our_mount(&run_dir.join(format!("nodes/{node}/data"))),
+            "{node}'s layer is unmounted at the end"
+        );
+    }
+}
+
+#[test]
+fn raft_campaign_passes_on_the_layer() {
+    let test = "raft_campaign_passes_on_the_layer";
+    if !nix::unistd::geteuid().is_root() {
+        skip(test, Need::Root, "needs root (namespaces, cgroups)");
+        return;
+    }
+    if !have_fuse(test) {
+        return;
+    }
+    if !splitbrain::system::clusterkv::locate_binary().is_file() {
+        skip(test, Need::Clusterkv, "clusterkv is not built");
+        return;
+    }
+    shipped_campaign_passes_on_the_layer("raft.yaml");
+}
+
+#[test]
+fn etcd_campaign_passes_on_the_layer() {
+    let test = "etcd_campaign_passes_on_the_layer";
+    if !nix::unistd::geteuid().is_root() {
+        skip(test, Need::Root, "needs root (namespaces, cgroups)");
+        return;
+    }
+    if !have_fuse(test) {
+        return;
+    }
+    let etcd = Command::new("etcd")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status();
+    if !etcd.is_ok_and(|s| s.success()) {
+        skip(
+            test,
+            Need::Etcd,
+            "needs `etcd` (apt-get install etcd-server)",
+        );
+        return;
+    }
+    shipped_campaign_passes_on_the_layer("etcd-kv.yaml");
+}

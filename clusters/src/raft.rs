@@ -13,6 +13,12 @@
 //! * Durability: the vote and every log entry are fsynced before openraft is told they are
 //!   stored. The state machine lives in memory and is rebuilt by re-applying the log after a
 //!   restart; logs are never compacted (snapshots are off), which suits test-length runs.
+//!   With `--bug no-fsync` the log appends and truncations are written but not fsynced
+//!   before openraft is told they are stored, so an entry is acknowledged (and committed
+//!   once a majority "stored" it) while it may still sit in the page cache: a power loss of
+//!   a majority loses acknowledged writes. The vote and membership entries are still
+//!   fsynced (the bug is in the data path, as in systems that sync their vote and cluster
+//!   configuration but skip the syncs of ordinary log appends).
 //! * Peer messages use the shared JSON-lines port (`rpc` = `raft_append`, `raft_vote`,
 //!   `raft_snapshot`, `forward`).
 
@@ -102,6 +108,8 @@ struct Inner {
     log: BTreeMap<u64, Entry<TypeConfig>>,
     last_purged: Option<LogId<NodeId>>,
     wal: Arc<Wal>,
+    /// Whether log records are fsynced before they count as stored (false: `no-fsync`).
+    sync_log: bool,
     machine: StateMachine,
     snapshot: Option<StoredSnapshot>,
     snapshots_built: u64,
@@ -118,7 +126,7 @@ fn io_error(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
 }
 
 impl Store {
-    fn open(dir: &std::path::Path) -> Result<Store, WalError> {
+    fn open(dir: &std::path::Path, sync_log: bool) -> Result<Store, WalError> {
         let vote_path = dir.join("raft-vote.json");
         let vote = match std::fs::read_to_string(&vote_path) {
             // A vote that cannot be read must not be forgotten: the node could vote twice.
@@ -158,6 +166,7 @@ impl Store {
                 log,
                 last_purged,
                 wal,
+                sync_log,
                 machine: StateMachine::default(),
                 snapshot: None,
                 snapshots_built: 0,
@@ -180,9 +189,19 @@ impl Store {
     }
 
     async fn log_records(&self, records: Vec<LogRecord>) -> Result<(), StorageError<NodeId>> {
-        let wal = Arc::clone(&self.lock().wal);
+        let (wal, sync_log) = {
+            let inner = self.lock();
+            (Arc::clone(&inner.wal), inner.sync_log)
+        };
         for record in &records {
             wal.append(record).map_err(io_error)?;
+        }
+        let membership = |r: &LogRecord| matches!(r, LogRecord::Append(e) if matches!(e.payload, EntryPayload::Membership(_)));
+        if !sync_log && !records.iter().any(membership) {
+            // The bug: the records are in the page cache, not on the disk, and are
+            // reported stored all the same. (Membership changes, rare, still go through
+            // a synced write, as cluster configurations usually do.)
+            return Ok(());
         }
         wal.sync().await.map_err(io_error)
     }
@@ -497,7 +516,10 @@ impl RaftNode {
     pub async fn start(config: Arc<Config>) -> Result<Arc<Self>, crate::StartError> {
         let members = config.members()?;
         let peers = Peers::new(config.id, members.clone());
-        let store = Store::open(&config.data_dir)?;
+        let store = Store::open(
+            &config.data_dir,
+            !config.has_bug(crate::config::Bug::NoFsync),
+        )?;
         let fresh = {
             let inner = store.lock();
             inner.vote.is_none() && inner.log.is_empty() && inner.last_purged.is_none()

@@ -10,6 +10,7 @@
 //! panic, signals: the run's guards drop the cluster), and by `splitbrain cleanup` (lazily)
 //! after the harness was killed.
 
+pub mod corrupt;
 pub mod fuse;
 pub mod lazy_fs;
 
@@ -28,6 +29,10 @@ pub const CACHE_LIMIT: u64 = 64 * 1024 * 1024;
 pub struct DiskLayer {
     state: Arc<Mutex<LazyFs>>,
     mountpoint: PathBuf,
+    backing: PathBuf,
+    /// Copies of backing files kept by `disk-corrupt` faults (path relative to the backing
+    /// directory → bytes, the oldest kept), for `old-copy` to put back.
+    kept_copies: Mutex<std::collections::BTreeMap<PathBuf, Vec<u8>>>,
     session: Option<::fuser::BackgroundSession>,
 }
 
@@ -55,6 +60,8 @@ impl DiskLayer {
         Ok(DiskLayer {
             state,
             mountpoint: mountpoint.to_path_buf(),
+            backing: backing.to_path_buf(),
+            kept_copies: Mutex::default(),
             session: Some(session),
         })
     }
@@ -66,6 +73,16 @@ impl DiskLayer {
 
     pub fn mountpoint(&self) -> &Path {
         &self.mountpoint
+    }
+
+    /// The backing directory: the node's disk, what survives it.
+    pub fn backing(&self) -> &Path {
+        &self.backing
+    }
+
+    /// The copies of backing files kept so far (see [`corrupt`]).
+    pub fn kept_copies(&self) -> MutexGuard<'_, std::collections::BTreeMap<PathBuf, Vec<u8>>> {
+        self.kept_copies.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Unmounts (idempotent): what the node wrote is written back first; a busy mount is

@@ -3,6 +3,7 @@
 //! kind, in [`super::faults`].
 
 use super::faults::clock::ClockSpec;
+use super::faults::corrupt::CorruptSpec;
 use super::faults::packet::{DelaySpec, DuplicateSpec, LossSpec, ReorderSpec};
 use super::faults::FaultKind;
 use super::net::NetBackend;
@@ -192,6 +193,8 @@ pub struct NemesisSpec {
     pub reorder: ReorderSpec,
     #[serde(default)]
     pub duplicate: DuplicateSpec,
+    #[serde(default)]
+    pub corrupt: CorruptSpec,
     /// A scripted schedule instead of the random one.
     #[serde(default)]
     pub timeline: Vec<TimelineItem>,
@@ -215,6 +218,7 @@ impl Default for NemesisSpec {
             delay: DelaySpec::default(),
             reorder: ReorderSpec::default(),
             duplicate: DuplicateSpec::default(),
+            corrupt: CorruptSpec::default(),
             timeline: Vec::new(),
             require_effect: defaults::require_effect(),
         }

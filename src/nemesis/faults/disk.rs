@@ -82,7 +82,7 @@ pub fn wanted(spec: &NemesisSpec) -> bool {
         .any(|k| k.holds() == Holds::Shared(HOLDS))
 }
 
-const HOLDS: &str = "a node's disk layer";
+pub(super) const HOLDS: &str = "a node's disk layer";
 
 impl FaultType for DiskFault {
     fn name(&self) -> &'static str {

@@ -12,12 +12,14 @@
 //! * [`process`] — pause / resume and kill / start again;
 //! * [`clock`] — clock bumps and strobes (libfaketime);
 //! * [`packet`] — loss, delay, reorder, duplication;
-//! * [`disk`] — lost unsynced writes, torn writes, failing syncs, a full or slow disk.
+//! * [`disk`] — lost unsynced writes, torn writes, failing syncs, a full or slow disk;
+//! * [`corrupt`] — a file of a node's disk corrupted while the node is down.
 //!
 //! Effects go through the nemesis' effectful modules (`net`, `netlink`, `nfqueue`,
 //! `process`, `clock`, `packet`), one per mechanism; what is here decides and records.
 
 pub mod clock;
+pub mod corrupt;
 pub mod disk;
 pub mod packet;
 pub mod partition;
@@ -54,6 +56,7 @@ pub static REGISTRY: &[&dyn FaultType] = &[
     &disk::FSYNC_ERROR,
     &disk::ENOSPC,
     &disk::SLOW,
+    &corrupt::CORRUPT,
 ];
 
 /// A kind of fault: checks this machine can do it, and plans one. Kinds are constants

@@ -1,0 +1,306 @@
+//! `disk-corrupt`: a node is killed, a file of its disk (the lazy disk layer's backing
+//! directory) is corrupted while it is down — bits flipped in a region, the file truncated,
+//! or an older copy of it put back ([`crate::disk::corrupt`]) — and the node starts again
+//! when the fault heals, as a `kill` does. What the node's process had written reaches the
+//! disk first (a crash keeps the page cache: this fault is about the disk, not power).
+//! Seeded: the style is drawn when the fault is planned, the file, offset and bits from a
+//! seed drawn then too (among the node's files, sorted). Evidence: which file, which bytes,
+//! the file's checksum before and after.
+
+use super::disk::HOLDS;
+use super::{
+    need, Applied, AppliedFault, Failed, FaultKind, FaultRequest, FaultType, Holds, PlanError,
+    PlannedFault, Targets, Undone,
+};
+use crate::capability::Capability;
+use crate::disk::corrupt::{self, CorruptStyle};
+use crate::disk::DiskLayer;
+use crate::nemesis::context::{Leadership, NemesisContext};
+use crate::nemesis::process::{self, RESTART_READY_TIMEOUT};
+use crate::nemesis::record::FaultRecord;
+use crate::nemesis::{NemesisError, NemesisSpec};
+use crate::node::Node;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Settings of `disk-corrupt` (`nemesis.corrupt:`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorruptSpec {
+    /// The styles drawn from, per fault (default: all three).
+    #[serde(default = "all_styles")]
+    pub styles: Vec<CorruptStyle>,
+    /// Which files may be corrupted: a glob relative to the node's data directory (`*`,
+    /// `**`, `?`); default: any non-empty file in it.
+    #[serde(default)]
+    pub files: Option<String>,
+}
+
+fn all_styles() -> Vec<CorruptStyle> {
+    CorruptStyle::ALL.to_vec()
+}
+
+impl Default for CorruptSpec {
+    fn default() -> Self {
+        CorruptSpec {
+            styles: all_styles(),
+            files: None,
+        }
+    }
+}
+
+/// The `disk-corrupt` kind.
+pub struct Corrupt;
+
+pub static CORRUPT: Corrupt = Corrupt;
+
+impl FaultType for Corrupt {
+    fn name(&self) -> &'static str {
+        "disk-corrupt"
+    }
+
+    fn start_event(&self) -> &'static str {
+        "disk-fault"
+    }
+
+    fn stop_event(&self) -> &'static str {
+        "disk-heal"
+    }
+
+    fn holds(&self) -> Holds {
+        Holds::Shared(HOLDS)
+    }
+
+    fn check_host(
+        &self,
+        _: &NemesisSpec,
+        _: &dyn crate::system::System,
+        _: usize,
+    ) -> Result<(), NemesisError> {
+        need(self.name(), Capability::Fuse)
+    }
+
+    fn plan(&self, request: &mut FaultRequest<'_>) -> Result<Box<dyn PlannedFault>, PlanError> {
+        let styles = &request.spec.corrupt.styles;
+        if styles.is_empty() {
+            return Err(PlanError::Fault {
+                kind: "disk-corrupt",
+                message: "nemesis.corrupt.styles: expected at least one of bit-flip, truncate, \
+                          old-copy"
+                    .into(),
+            });
+        }
+        let style = styles[request.rng.gen_range(0..styles.len())];
+        Ok(Box::new(CorruptPlan {
+            style,
+            files: request.spec.corrupt.files.clone(),
+            seed: request.rng.gen(),
+            targets: request.targets()?,
+        }))
+    }
+}
+
+/// A planned corruption.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CorruptPlan {
+    pub style: CorruptStyle,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<String>,
+    /// Seeds the choice of file, offset and bits.
+    pub seed: u64,
+    #[serde(flatten)]
+    pub targets: Targets,
+}
+
+impl PlannedFault for CorruptPlan {
+    fn kind(&self) -> FaultKind {
+        FaultKind(&CORRUPT)
+    }
+
+    fn describe(&self) -> FaultRecord {
+        FaultRecord {
+            targets: Some(self.targets.planned()),
+            ..FaultRecord::default()
+        }
+    }
+
+    fn apply(&self, ctx: &NemesisContext, leadership: &Leadership) -> Result<Applied, Failed> {
+        let (nodes, note) = self.targets.resolve(leadership);
+        let mut done = Vec::new();
+        let mut evidence = Vec::new();
+        let mut in_effect = true;
+        let applied =
+            |nodes: Vec<String>| -> Box<dyn AppliedFault> { Box::new(AppliedCorruption { nodes }) };
+        for (i, name) in nodes.iter().enumerate() {
+            let (Some(node), Some(layer)) = (ctx.node(name), ctx.cluster().disks.get(name)) else {
+                return Err(Failed {
+                    partial: Some(applied(done)),
+                    message: format!("node {name} has no disk layer"),
+                });
+            };
+            match process::kill(node) {
+                Ok(e) => {
+                    in_effect &= e.in_effect;
+                    evidence.push(e.to_string());
+                }
+                Err(e) => {
+                    return Err(Failed {
+                        partial: Some(applied(done)),
+                        message: e.to_string(),
+                    })
+                }
+            }
+            done.push(name.clone());
+            let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed.wrapping_add(i as u64));
+            match self.corrupt(layer, &mut rng) {
+                Ok((line, changed)) => {
+                    in_effect &= changed;
+                    evidence.push(format!("{name}: {line}"));
+                }
+                Err(e) => {
+                    return Err(Failed {
+                        partial: Some(applied(done)),
+                        message: format!("{name}: corrupting its disk: {e}"),
+                    })
+                }
+            }
+        }
+        let effective = in_effect && !done.is_empty();
+        Ok(Applied {
+            fault: applied(done),
+            record: FaultRecord {
+                nodes,
+                evidence,
+                effective: Some(effective),
+                note,
+                ..FaultRecord::default()
+            },
+        })
+    }
+}
+
+impl CorruptPlan {
+    /// Corrupts one file of `layer`'s disk: the evidence line, and whether bytes changed.
+    fn corrupt(
+        &self,
+        layer: &DiskLayer,
+        rng: &mut rand::rngs::StdRng,
+    ) -> std::io::Result<(String, bool)> {
+        // What the killed process wrote is in the page cache, which a crash keeps.
+        layer.state().sync_all()?;
+        let backing = layer.backing();
+        let files = corrupt::candidates(backing, self.files.as_deref())?;
+        let mut kept = layer.kept_copies();
+        if self.style == CorruptStyle::OldCopy {
+            let mut stale: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+            for file in &files {
+                if let Some(old) = kept.get(file) {
+                    if std::fs::read(backing.join(file))? != *old {
+                        stale.push((file.clone(), old.clone()));
+                    }
+                }
+            }
+            if !stale.is_empty() {
+                let (file, old) = &stale[rng.gen_range(0..stale.len())];
+                let done = corrupt::put_back(backing, file, old)?;
+                return Ok((done.to_string(), true));
+            }
+        }
+        let Some(file) = (!files.is_empty()).then(|| files[rng.gen_range(0..files.len())].clone())
+        else {
+            let which = self.files.as_deref().unwrap_or("*");
+            return Ok((
+                format!("no non-empty file matching {which} to corrupt"),
+                false,
+            ));
+        };
+        let bytes = std::fs::read(backing.join(&file))?;
+        kept.entry(file.clone()).or_insert(bytes);
+        let done = match self.style {
+            CorruptStyle::BitFlip => corrupt::flip_bits(backing, &file, rng)?,
+            CorruptStyle::Truncate => corrupt::truncate(backing, &file, rng)?,
+            CorruptStyle::OldCopy => {
+                return Ok((
+                    format!(
+                        "old-copy: no older copy of any file kept yet; kept {} for a later fault, \
+                         nothing changed",
+                        file.display()
+                    ),
+                    false,
+                ))
+            }
+        };
+        Ok((done.to_string(), true))
+    }
+}
+
+/// Corrupted nodes, down until healed.
+struct AppliedCorruption {
+    /// Emptied by the undo.
+    nodes: Vec<String>,
+}
+
+impl AppliedFault for AppliedCorruption {
+    /// Starts the nodes again on their corrupted disks. A node that refuses to start (a
+    /// checksum error, an unreadable file) is the undo's error, reported by the run.
+    fn undo(&mut self, ctx: &NemesisContext) -> Undone {
+        let nodes = std::mem::take(&mut self.nodes);
+        if nodes.is_empty() {
+            return Undone::default();
+        }
+        let mut evidence = Vec::new();
+        let mut error = None;
+        let refs: Vec<&Node> = nodes.iter().filter_map(|n| ctx.node(n)).collect();
+        for result in process::start_all(&refs, RESTART_READY_TIMEOUT) {
+            match result {
+                Ok(e) => evidence.push(e.to_string()),
+                Err(e) => {
+                    evidence.push(format!("did not start on its corrupted disk: {e}"));
+                    error.get_or_insert(e.to_string());
+                }
+            }
+        }
+        Undone {
+            record: FaultRecord {
+                nodes,
+                evidence,
+                ..FaultRecord::default()
+            },
+            error,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{nodes, plan_one};
+    use super::*;
+
+    #[test]
+    fn corruption_plans_a_style_of_the_campaigns_and_a_seed() {
+        let mut spec = NemesisSpec::default();
+        spec.corrupt = CorruptSpec {
+            styles: vec![CorruptStyle::Truncate],
+            files: Some("raft-*".into()),
+        };
+        let plan = plan_one("disk-corrupt", &spec, &nodes(3), |_| {}).unwrap();
+        assert_eq!(plan.kind().name(), "disk-corrupt");
+        let json = plan.to_json();
+        assert_eq!(json["style"], "truncate");
+        assert_eq!(json["files"], "raft-*");
+        assert!(json["seed"].is_u64());
+        assert_eq!(
+            FaultKind::named("disk-corrupt").unwrap().holds(),
+            Holds::Shared(HOLDS)
+        );
+        let mut with = NemesisSpec::default();
+        with.faults = vec![FaultKind::named("disk-corrupt").unwrap()];
+        assert!(
+            super::super::disk::wanted(&with),
+            "the layer is mounted for it"
+        );
+        spec.corrupt.styles.clear();
+        assert!(plan_one("disk-corrupt", &spec, &nodes(3), |_| {}).is_err());
+    }
+}

@@ -354,3 +354,86 @@ fn a_command_over_the_open_master_is_much_faster_than_a_fresh_connection() {
         "the master does not help: {over_master:?} vs {fresh:?}"
     );
 }
+
+/// `splitbrain` run on the controller's side of the hosts' network.
+fn splitbrain_on(hosts: &SshHosts, args: &[&str]) -> (i32, String, String) {
+    let output = splitbrain::netns::command(hosts.switch_netns(), env!("CARGO_BIN_EXE_splitbrain"))
+        .expect("switch namespace")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("splitbrain runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn doctor_checks_each_host_over_ssh_and_run_refuses_remote_hosts() {
+    if !ready("doctor_checks_each_host_over_ssh_and_run_refuses_remote_hosts") {
+        return;
+    }
+    let hosts = start(3);
+    let campaign = |binary: &str, sections: &str| {
+        format!("name: remote\nsystem: {{etcd: {{binary: {binary}}}}}\nnodes: 3\nworkload: {{kind: kv}}\n{sections}")
+    };
+    let good = hosts.dir().join("good.yaml");
+    std::fs::write(&good, campaign("/bin/sh", &hosts.campaign_sections())).unwrap();
+    let (code, stdout, stderr) =
+        splitbrain_on(&hosts, &["doctor", "--hosts", good.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    for host in ["n1", "n2", "n3"] {
+        assert!(stdout.contains(host), "{host}: {stdout}");
+    }
+    assert!(
+        stdout.contains("root") && stdout.contains("/bin/sh"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ready: all 3 hosts"), "{stdout}");
+
+    // The system's program missing everywhere, and one host that does not answer: 69,
+    // naming each host and check; the other hosts are still checked.
+    let third = &hosts.hosts()[2].address;
+    let bad_sections = hosts
+        .campaign_sections()
+        .replace(&format!("address: {third}}}"), "address: 10.73.0.99}");
+    let bad = hosts.dir().join("bad.yaml");
+    std::fs::write(&bad, campaign("/nonexistent/etcd", &bad_sections)).unwrap();
+    let (code, stdout, stderr) =
+        splitbrain_on(&hosts, &["doctor", "--hosts", bad.to_str().unwrap()]);
+    assert_eq!(code, 69, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("n1: system program") && stdout.contains("n3: ssh"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("n1: ssh"), "{stdout}");
+    assert!(stdout.contains("`/nonexistent/etcd`"), "{stdout}");
+
+    // A campaign without hosts has nothing remote to check.
+    let local = hosts.dir().join("local.yaml");
+    std::fs::write(&local, campaign("/bin/sh", "")).unwrap();
+    let (code, _, stderr) = splitbrain_on(&hosts, &["doctor", "--hosts", local.to_str().unwrap()]);
+    assert_eq!(code, 64, "{stderr}");
+    assert!(stderr.contains("no `hosts:` section"), "{stderr}");
+
+    // `run` refuses a campaign with hosts rather than running it on this machine.
+    let results = hosts.dir().join("results");
+    let (code, stdout, stderr) = splitbrain_on(
+        &hosts,
+        &[
+            "run",
+            good.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 69, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("runs on remote hosts are not supported yet")
+            && stderr.contains("n1 at 10.73.0.11"),
+        "{stderr}"
+    );
+    assert!(!results.exists(), "a run directory was made");
+}

@@ -8,7 +8,9 @@
 //!   where every `ssh` of the test runs ([`SshHosts::on_network`]);
 //! * its own mount namespace, private from the machine's, with a fresh tmpfs on `/run` (so
 //!   `sshd`'s privilege-separation directory `/run/sshd` is the host's own and nothing is
-//!   created in the machine's `/run`) and on `/tmp` (files uploaded to a host stay on it);
+//!   created in the machine's `/run`) and on `/tmp` (files uploaded to a host stay on it),
+//!   and no `/root/.bashrc` (bash reads it for every command over SSH; the machine's may
+//!   be slow);
 //! * its own host key (generated per test), `sshd_config` (port [`SSHD_PORT`], its pid file,
 //!   no PAM, root by key only) and log, under a directory of the test in the build
 //!   directory. One client key per test is the only authorized key.
@@ -372,6 +374,19 @@ fn start_sshd(netns: &str, config: &Path, log: &Path) -> Result<Child, String> {
             }
             check(libc::mkdir(c"/run/sshd".as_ptr(), 0o755))?;
             check(libc::chmod(c"/run".as_ptr(), 0o755))?;
+            // The host's root has no shell start-up file: Debian's bash reads ~/.bashrc for
+            // every command sshd runs, and this machine's may take seconds (see
+            // docs/remote-hosts.md). No file there, nothing to hide.
+            let hidden = libc::mount(
+                c"/dev/null".as_ptr(),
+                c"/root/.bashrc".as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            );
+            if hidden == -1 && io::Error::last_os_error().raw_os_error() != Some(libc::ENOENT) {
+                return Err(io::Error::last_os_error());
+            }
             Ok(())
         });
     }

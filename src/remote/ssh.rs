@@ -232,7 +232,6 @@ impl SshTransport {
             o.strict_host_key_checking.ssh_value()
         ));
         opt("LogLevel=ERROR".into());
-        let mut args = args;
         if let Some(known_hosts) = &o.known_hosts {
             args.push("-o".into());
             let mut value = OsString::from("UserKnownHostsFile=");

@@ -42,7 +42,15 @@ pub struct Campaign {
     /// without either a fresh one is drawn and recorded.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// The machines that run the nodes, one per node; empty: namespaces on this machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostSpec>,
+    /// How to log in to `hosts` (absent: root on port 22 with OpenSSH's default key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshSpec>,
 }
+
+pub use crate::remote::{HostSpec, SshSpec};
 
 pub use crate::system::spec::{
     ClusterKvSpec, EtcdSpec, InMemorySpec, RedisSpec, RedisWaitSpec, SystemSpec, ZooKeeperSpec,
@@ -622,6 +630,7 @@ impl Campaign {
             ));
         }
         self.check_nemesis_durations(path, text)?;
+        self.check_hosts(path, text)?;
         self.nemesis
             .validate(self.nodes)
             .map_err(|e| invalid("nemesis", e.to_string()))?;
@@ -689,6 +698,36 @@ impl Campaign {
             }
         }
         Ok(())
+    }
+
+    /// The `hosts:` and `ssh:` sections ([`crate::remote::spec::validate`]), the value at
+    /// fault located in the file by its key and value.
+    fn check_hosts(&self, path: &Path, text: &str) -> Result<(), CampaignError> {
+        let Err(problem) =
+            crate::remote::spec::validate(&self.hosts, self.ssh.as_ref(), self.nodes)
+        else {
+            return Ok(());
+        };
+        let seen = std::cell::Cell::new(0);
+        let place = limits::locate_key(text, problem.key, |value| {
+            // `locate_key` hands over the value without its leading signs.
+            let matches = problem
+                .value
+                .as_deref()
+                .is_none_or(|v| v.trim_start_matches(['+', '-']) == value);
+            if matches {
+                seen.set(seen.get() + 1);
+            }
+            matches && seen.get() > problem.occurrence
+        })
+        .map(|(line, column)| format!(" at line {line} column {column}"))
+        .unwrap_or_default();
+        Err(CampaignError::Invalid {
+            path: path.to_owned(),
+            field: problem.field,
+            message: problem.message,
+            place,
+        })
     }
 
     /// A transactional workload: a system whose clients run transactions, the checker's
@@ -820,6 +859,95 @@ mod tests {
 
     fn parse_str(s: &str) -> Result<Campaign, CampaignError> {
         parse(s, Path::new("test.yaml"))
+    }
+
+    const HOSTS_CAMPAIGN: &str = "name: t\nsystem: {etcd: {}}\nnodes: 3\nworkload: {kind: kv}\n\
+hosts:\n  - {name: n1, address: 10.1.0.11}\n  - {name: n2, address: 10.1.0.12}\n  - {name: n3, address: 10.1.0.13}\n\
+ssh: {user: root, identity: ~/.ssh/id_ed25519, port: 22, strict_host_key_checking: yes}\n";
+
+    #[test]
+    fn hosts_and_ssh_sections_load() {
+        let c = parse_str(HOSTS_CAMPAIGN).unwrap();
+        assert_eq!(c.hosts.len(), 3);
+        assert_eq!(c.hosts[1].address, "10.1.0.12");
+        let ssh = c.ssh.unwrap();
+        assert_eq!(ssh.identity.as_deref(), Some("~/.ssh/id_ed25519"));
+        assert_eq!(
+            ssh.strict_host_key_checking,
+            crate::remote::StrictHostKeyChecking::Yes
+        );
+        // Without them: today's local namespaces, and nothing new in what is written back.
+        let local = parse_str("name: t\nsystem: {etcd: {}}\nworkload: {kind: kv}\n").unwrap();
+        assert!(local.hosts.is_empty() && local.ssh.is_none());
+        let yaml = serde_yaml::to_string(&local).unwrap();
+        assert!(!yaml.contains("hosts") && !yaml.contains("ssh"), "{yaml}");
+    }
+
+    #[test]
+    fn bad_hosts_and_ssh_fields_name_their_line_and_column() {
+        for (from, to, field, place) in [
+            (
+                "{name: n3, address: 10.1.0.13}",
+                "{name: n7, address: 10.1.0.13}",
+                "hosts.name",
+                "line 8 column 6",
+            ),
+            (
+                "{name: n3, address: 10.1.0.13}",
+                "{name: n1, address: 10.1.0.13}",
+                "hosts.name",
+                "line 8 column 6",
+            ),
+            (
+                "{name: n2, address: 10.1.0.12}",
+                "{name: n2, address: 10.1.0.300}",
+                "hosts.address",
+                "line 7 column 16",
+            ),
+            (
+                "{name: n3, address: 10.1.0.13}",
+                "{name: n3, address: 10.1.0.11}",
+                "hosts.address",
+                "line 8 column 16",
+            ),
+            (
+                "user: root",
+                "user: -oProxyCommand=x",
+                "ssh.user",
+                "line 9 column 7",
+            ),
+            ("port: 22", "port: 0", "ssh.port", "line 9 column 48"),
+            (
+                "identity: ~/",
+                "identity: ~bob/",
+                "ssh.identity",
+                "line 9 column 19",
+            ),
+            ("nodes: 3", "nodes: 4", "hosts", "line 5 column 1"),
+        ] {
+            let yaml = HOSTS_CAMPAIGN.replace(from, to);
+            assert_ne!(yaml, HOSTS_CAMPAIGN, "{from}");
+            let err = parse_str(&yaml).expect_err(to).to_string();
+            assert!(
+                err.starts_with(&format!("test.yaml: {field}: ")) && err.ends_with(place),
+                "{to}: {err}"
+            );
+        }
+        // Typos and unknown values are refused by the schema, with their place.
+        let err = parse_str(&HOSTS_CAMPAIGN.replace("port: 22", "prot: 22")).unwrap_err();
+        assert!(err.to_string().contains("unknown field `prot`"), "{err}");
+        let err =
+            parse_str(&HOSTS_CAMPAIGN.replace("checking: yes", "checking: maybe")).unwrap_err();
+        assert!(err.to_string().contains("accept-new"), "{err}");
+        // `ssh:` without `hosts:` is a mistake, not something quietly ignored.
+        let err =
+            parse_str("name: t\nsystem: {etcd: {}}\nworkload: {kind: kv}\nssh: {user: root}\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("ssh: ") && err.contains("line 4 column 1"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -29,6 +29,8 @@
 //!   [`capability`] (probes, the root check), [`doctor`], [`cleanup`]
 //!   (run records, and removal of what crashed runs left; the modules that leave state
 //!   inside a run's namespaces hand it their steps).
+//! * [`remote`] — remote hosts over SSH: the campaign's `hosts:`/`ssh:` sections, shell
+//!   quoting, the multiplexed `ssh` transport.
 //!
 //! # Layers
 //!
@@ -38,7 +40,7 @@
 //! with what removes it). Lowest first:
 //!
 //! 0. `netns`, `cgroup`, `limits`, `disk`
-//! 1. `capability`, `cleanup`
+//! 1. `capability`, `cleanup`, `remote`
 //! 2. `exit`, `doctor`, `topology`
 //! 3. `results`
 //! 4. `recorder`, `system`
@@ -77,4 +79,5 @@ pub mod disk;
 pub mod doctor;
 pub mod netns;
 pub mod node;
+pub mod remote;
 pub mod topology;

@@ -107,6 +107,9 @@ pub enum RunError {
     /// The system under test is not on this machine.
     #[error("the system under test is not available: {0}")]
     Unavailable(String),
+    /// The campaign names remote hosts (`hosts:`), where runs are not supported yet.
+    #[error("campaign `{campaign}` names remote hosts ({hosts}): runs on remote hosts are not supported yet; `splitbrain doctor --hosts` checks the hosts, and a campaign without `hosts:` runs in namespaces on this machine")]
+    RemoteHosts { campaign: String, hosts: String },
     /// The run directory cannot be created.
     #[error(transparent)]
     ResultsDir(#[from] crate::results::ResultsDirError),
@@ -119,7 +122,9 @@ impl RunError {
     pub fn kind(&self) -> crate::exit::FailureKind {
         match self {
             RunError::Refused(e) => e.kind(),
-            RunError::Unavailable(_) => crate::exit::FailureKind::Unavailable,
+            RunError::Unavailable(_) | RunError::RemoteHosts { .. } => {
+                crate::exit::FailureKind::Unavailable
+            }
             RunError::ResultsDir(e) => e.kind(),
             RunError::Internal(_) => crate::exit::FailureKind::Internal,
         }
@@ -177,6 +182,19 @@ pub fn run(
     cancel: CancellationToken,
 ) -> Result<RunReport, RunError> {
     let start = Instant::now();
+    // Remote hosts are validated and checked by `doctor --hosts`, but runs on them do not
+    // exist yet: refused, never quietly run on this machine instead.
+    if !campaign.hosts.is_empty() {
+        return Err(RunError::RemoteHosts {
+            campaign: campaign.name.clone(),
+            hosts: campaign
+                .hosts
+                .iter()
+                .map(|h| format!("{} at {}", h.name, h.address))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
     let mut campaign = campaign.clone();
     if let Some(d) = opts.duration {
         campaign.workload.duration = d;

@@ -116,6 +116,14 @@ const SECTIONS: &[(&str, &str)] = &[
         "disk",
         "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\ndisk: {X}\n",
     ),
+    (
+        "hosts[]",
+        "name: t\nsystem: {etcd: {}}\nnodes: 1\nworkload: {kind: kv}\nhosts: [{name: n1, address: 10.0.0.1, X}]\n",
+    ),
+    (
+        "ssh",
+        "name: t\nsystem: {etcd: {}}\nnodes: 1\nworkload: {kind: kv}\nhosts: [{name: n1, address: 10.0.0.1}]\nssh: {X}\n",
+    ),
 ];
 
 /// The fields the loader accepts in a section: the names its unknown-field error lists.

@@ -3,6 +3,7 @@
 
 pub mod runs;
 pub mod skip;
+pub mod ssh_hosts;
 pub use skip::{skip, Need};
 
 use std::io::{Read, Write};

@@ -49,10 +49,12 @@ pub enum Need {
     Zookeeper,
     /// `redis-server`, `redis-sentinel` and `redis-cli` (Debian `redis-server`, `redis-sentinel`).
     Redis,
+    /// OpenSSH's `sshd` and client tools (Debian `openssh-server`): the remote-host tests.
+    Sshd,
 }
 
 impl Need {
-    pub const ALL: [Need; 14] = [
+    pub const ALL: [Need; 15] = [
         Need::Root,
         Need::Etcd,
         Need::Nftables,
@@ -67,6 +69,7 @@ impl Need {
         Need::Fuse,
         Need::Zookeeper,
         Need::Redis,
+        Need::Sshd,
     ];
 
     /// The name used in `SPLITBRAIN_REQUIRE`.
@@ -86,6 +89,7 @@ impl Need {
             Need::Fuse => "fuse",
             Need::Zookeeper => "zookeeper",
             Need::Redis => "redis",
+            Need::Sshd => "sshd",
         }
     }
 }

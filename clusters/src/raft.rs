@@ -21,8 +21,29 @@
 //!   configuration but skip the syncs of ordinary log appends).
 //! * Peer messages use the shared JSON-lines port (`rpc` = `raft_append`, `raft_vote`,
 //!   `raft_snapshot`, `forward`).
+//!
+//! # The bug zoo's variants (`--bug`)
+//!
+//! Each is the kind of shortcut real leader-based systems took, linearizable while no fault
+//! happens (clusters/README.md, "The bug zoo", says which fault exposes which):
+//!
+//! * `stale-local-read`: a node that believes it leads answers reads from its own state
+//!   machine, with no read index and no lease: a deposed leader that has not heard of its
+//!   successor keeps answering.
+//! * `lease-clock`: the leader serves reads locally under a lease whose end is a wall-clock
+//!   time ([`Lease::until_wall_ms`], extended by every quorum confirmation and never
+//!   shortened); while its lease holds by its clock it sets higher terms aside (no one can
+//!   have been elected before its lease ends — if clocks agree), stops renewing the lease and
+//!   yields when it lapses; its heartbeats carry their
+//!   wall-clock send time, and a follower that finds one older than an election timeout by
+//!   its own clock takes the leader's lease for lapsed and stands for election.
+//! * `lease-pause`: a background task checks the lease (a quorum confirmation) every
+//!   heartbeat and records the answer; reads trust the recorded answer until the next check,
+//!   however long the process was stopped in between.
+//! * `retry-reapply`: a proposal not committed within `--rpc-timeout` is proposed again, with
+//!   nothing to tell the copies apart: both may commit, and a write or cas applies twice.
 
-use crate::config::Config;
+use crate::config::{Bug, Config};
 use crate::log;
 use crate::net::{Node, Peers, RpcError};
 use crate::protocol::{failure_for, read_answer, ClientRequest, Mutation, Response, Status};
@@ -33,8 +54,8 @@ use openraft::error::{
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, ClientWriteResponse, InstallSnapshotRequest,
+    InstallSnapshotResponse, VoteRequest, VoteResponse,
 };
 use openraft::storage::{
     Adaptor, LogState, RaftLogReader, RaftSnapshotBuilder, RaftStorage, Snapshot,
@@ -50,7 +71,9 @@ use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::RangeBounds;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// One replicated command: a mutation of one key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,7 +97,7 @@ type NodeId = <TypeConfig as RaftTypeConfig>::NodeId;
 type Raft = openraft::Raft<TypeConfig>;
 
 /// How long a node without a usable leader waits before asking openraft again.
-const LEADER_WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(20);
+const LEADER_WAIT_STEP: Duration = Duration::from_millis(20);
 
 // ---------------------------------------------------------------------------------------
 // Storage
@@ -412,6 +435,68 @@ impl RaftStorage<TypeConfig> for Store {
 }
 
 // ---------------------------------------------------------------------------------------
+// Leases (the zoo's lease-clock and lease-pause variants only)
+
+/// A leader lease. Correct raft has none: every read goes through a read index.
+#[derive(Debug, Default)]
+pub struct Lease {
+    /// lease-clock: when the lease ends, in ms of this node's wall clock since the epoch;
+    /// each quorum confirmation extends it to the confirmation's start plus the lease length,
+    /// and it is never shortened.
+    until_wall_ms: AtomicU64,
+    /// lease-pause: whether the last check found the lease held; reads trust it until the
+    /// next check.
+    held: AtomicBool,
+    /// lease-clock: a higher term was seen and set aside; the lease is no longer renewed,
+    /// and the leader yields when it lapses.
+    yielding: AtomicBool,
+    /// When an ignored higher term was last logged (ms of the wall clock), to log a few.
+    ignored_logged_ms: AtomicU64,
+    /// lease-clock: when this follower last stood for election over a lapsed lease.
+    last_campaign: Mutex<Option<Instant>>,
+}
+
+impl Lease {
+    /// lease-clock: whether the lease holds by this node's wall clock.
+    fn holds_by_wall_clock(&self) -> bool {
+        log::wall_clock_ms() < self.until_wall_ms.load(Ordering::SeqCst)
+    }
+
+    /// Notes a higher term set aside (the lease will not be renewed) and logs it, at most
+    /// once a second.
+    fn ignored(&self, what: &str) {
+        self.yielding.store(true, Ordering::SeqCst);
+        let now = log::wall_clock_ms();
+        let last = self.ignored_logged_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 1_000
+            && self
+                .ignored_logged_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            log!("lease: {what}");
+        }
+    }
+
+    /// lease-clock: whether a follower may stand for election again (once per `pause`).
+    fn may_campaign(&self, pause: Duration) -> bool {
+        let mut last = self.last_campaign.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|at| at.elapsed() < pause) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+}
+
+/// How long a lease lasts after the quorum confirmation it rests on: half the election
+/// timeout, well inside openraft's own leader lease (the election timeout's maximum, twice
+/// the minimum here), during which a follower that confirmed the leader grants no vote.
+fn lease_length(config: &Config) -> Duration {
+    config.election_timeout / 2
+}
+
+// ---------------------------------------------------------------------------------------
 // Network
 
 /// A peer message: `{"rpc": <kind>, "body": <request>}`. The body is decoded by its own
@@ -421,6 +506,9 @@ impl RaftStorage<TypeConfig> for Store {
 struct Envelope<'a, T> {
     rpc: &'a str,
     body: T,
+    /// lease-clock: the sender's wall clock when it sent an append (ms since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent_at_ms: Option<u64>,
 }
 
 const APPEND: &str = "raft_append";
@@ -431,11 +519,15 @@ const FORWARD: &str = "forward";
 /// Creates one [`PeerLink`] per target; they share the connection pool.
 pub struct Network {
     peers: Arc<Peers>,
+    bug: Option<Bug>,
+    lease: Arc<Lease>,
 }
 
 pub struct PeerLink {
     peers: Arc<Peers>,
     target: NodeId,
+    bug: Option<Bug>,
+    lease: Arc<Lease>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -445,8 +537,18 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         PeerLink {
             peers: Arc::clone(&self.peers),
             target,
+            bug: self.bug,
+            lease: Arc::clone(&self.lease),
         }
     }
+}
+
+/// lease-clock: a higher term a leader ignored because its lease still held by its clock.
+#[derive(Debug, thiserror::Error)]
+#[error("n{from} answered with a higher vote ({vote}); ignored while this node's lease holds")]
+struct IgnoredWhileLeased {
+    from: NodeId,
+    vote: String,
 }
 
 impl PeerLink {
@@ -455,15 +557,21 @@ impl PeerLink {
         rpc: &str,
         body: Req,
         option: &RPCOption,
+        sent_at_ms: Option<u64>,
     ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
     where
         Req: Serialize,
         Resp: serde::de::DeserializeOwned,
         E: std::error::Error + serde::de::DeserializeOwned,
     {
+        let envelope = Envelope {
+            rpc,
+            body,
+            sent_at_ms,
+        };
         let reply: Result<Resp, RaftError<NodeId, E>> = self
             .peers
-            .call(self.target, &Envelope { rpc, body }, option.hard_ttl())
+            .call(self.target, &envelope, option.hard_ttl())
             .await
             .map_err(|e| match e {
                 RpcError::Connect { .. } => RPCError::Unreachable(Unreachable::new(&e)),
@@ -479,7 +587,25 @@ impl RaftNetwork<TypeConfig> for PeerLink {
         request: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.send(APPEND, request, &option).await
+        if self.bug != Some(Bug::LeaseClock) {
+            return self.send(APPEND, request, &option, None).await;
+        }
+        let reply = self
+            .send(APPEND, request, &option, Some(log::wall_clock_ms()))
+            .await;
+        // The lease is taken for proof that nobody else leads before it ends, so a higher
+        // vote before then is set aside (as if the answer had been lost).
+        match reply {
+            Ok(AppendEntriesResponse::HigherVote(vote)) if self.lease.holds_by_wall_clock() => {
+                let ignored = IgnoredWhileLeased {
+                    from: self.target,
+                    vote: vote.to_string(),
+                };
+                self.lease.ignored(&ignored.to_string());
+                Err(RPCError::Network(NetworkError::new(&ignored)))
+            }
+            other => other,
+        }
     }
 
     async fn install_snapshot(
@@ -490,7 +616,7 @@ impl RaftNetwork<TypeConfig> for PeerLink {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        self.send(SNAPSHOT, request, &option).await
+        self.send(SNAPSHOT, request, &option, None).await
     }
 
     async fn vote(
@@ -498,7 +624,7 @@ impl RaftNetwork<TypeConfig> for PeerLink {
         request: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.send(VOTE, request, &option).await
+        self.send(VOTE, request, &option, None).await
     }
 }
 
@@ -510,6 +636,7 @@ pub struct RaftNode {
     peers: Arc<Peers>,
     raft: Raft,
     store: Store,
+    lease: Arc<Lease>,
 }
 
 impl RaftNode {
@@ -536,11 +663,14 @@ impl RaftNode {
         .validate()
         .map_err(|e| crate::StartError::Raft(e.to_string()))?;
         let (log_store, state_machine) = Adaptor::new(store.clone());
+        let lease = Arc::new(Lease::default());
         let raft = Raft::new(
             config.id,
             Arc::new(raft_config),
             Network {
                 peers: Arc::clone(&peers),
+                bug: config.bug,
+                lease: Arc::clone(&lease),
             },
             log_store,
             state_machine,
@@ -562,14 +692,140 @@ impl RaftNode {
             "raft node starting ({} data dir)",
             if fresh { "fresh" } else { "existing" }
         );
+        let keeps_lease = config.has_bug(Bug::LeaseClock) || config.has_bug(Bug::LeasePause);
         let node = Arc::new(RaftNode {
             config,
             peers,
             raft,
             store,
+            lease,
         });
         tokio::spawn(Arc::clone(&node).log_role_changes());
+        if keeps_lease {
+            tokio::spawn(Arc::clone(&node).keep_lease());
+        }
         Ok(node)
+    }
+
+    /// lease-clock and lease-pause: every heartbeat interval, a leader confirms its
+    /// leadership with a quorum (a read index round) and records the lease that gives it.
+    async fn keep_lease(self: Arc<Self>) {
+        let length = lease_length(&self.config);
+        let length_ms = length.as_millis() as u64;
+        loop {
+            tokio::time::sleep(self.config.heartbeat).await;
+            if !self.is_leader() {
+                self.lease.held.store(false, Ordering::SeqCst);
+                self.lease.yielding.store(false, Ordering::SeqCst);
+                continue;
+            }
+            if self.config.has_bug(Bug::LeasePause) {
+                // openraft bounds the check (each heartbeat it sends times out after a
+                // heartbeat interval). Its answer stands for the lease until the next check:
+                // nothing compares it with a clock when a read trusts it.
+                let confirmed = self.raft.ensure_linearizable().await.is_ok();
+                self.lease.held.store(confirmed, Ordering::SeqCst);
+                continue;
+            }
+            if self.lease.yielding.load(Ordering::SeqCst) {
+                continue;
+            }
+            let asked_at_ms = log::wall_clock_ms();
+            // A confirmation slower than the lease length would give no lease.
+            let confirmed = matches!(
+                tokio::time::timeout(length, self.raft.ensure_linearizable()).await,
+                Ok(Ok(_))
+            );
+            if confirmed {
+                self.lease
+                    .until_wall_ms
+                    .fetch_max(asked_at_ms + length_ms, Ordering::SeqCst);
+            }
+        }
+    }
+
+    fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// Whether this node's variant answers a read from its own state machine now, without a
+    /// read index (correct raft never does).
+    fn serves_local_read(&self) -> bool {
+        match self.config.bug {
+            Some(Bug::StaleLocalRead) => self.is_leader(),
+            Some(Bug::LeaseClock) => self.lease.holds_by_wall_clock(),
+            Some(Bug::LeasePause) => self.lease.held.load(Ordering::SeqCst),
+            _ => false,
+        }
+    }
+
+    /// Proposes `command`; retry-reapply proposes it again whenever it is not committed
+    /// within the RPC timeout, the earlier copy left in the log.
+    async fn propose(
+        &self,
+        command: Command,
+    ) -> Result<
+        ClientWriteResponse<TypeConfig>,
+        RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>,
+    > {
+        if !self.config.has_bug(Bug::RetryReapply) {
+            return self.raft.client_write(command).await;
+        }
+        loop {
+            let attempt = self.raft.client_write(command.clone());
+            match tokio::time::timeout(self.config.rpc_timeout, attempt).await {
+                Ok(result) => return result,
+                Err(_) => log!(
+                    "proposal for key {} not committed within {:?}: proposing it again",
+                    command.key,
+                    self.config.rpc_timeout
+                ),
+            }
+        }
+    }
+
+    /// lease-clock: the lease is taken for proof that nobody else leads before it ends, so
+    /// a message of a higher term is refused while it holds by this node's clock.
+    fn refused_while_leased(&self, rpc: &str, vote: &Vote<NodeId>) -> Option<Json> {
+        if !self.config.has_bug(Bug::LeaseClock) || !self.lease.holds_by_wall_clock() {
+            return None;
+        }
+        let mine = self.raft.metrics().borrow().vote;
+        if *vote <= mine {
+            return None;
+        }
+        let what = format!("{rpc} of higher vote {vote} refused while this node's lease holds");
+        self.lease.ignored(&what);
+        Some(serde_json::json!({ "error": what }))
+    }
+
+    /// lease-clock: a follower judges its leader's lease by the age of the leader's heartbeat
+    /// on its own wall clock; older than an election timeout, the lease has lapsed, and it
+    /// stands for election.
+    async fn check_heartbeat_age(&self, vote: &Vote<NodeId>, sent_at_ms: u64) {
+        let age_ms = log::wall_clock_ms().saturating_sub(sent_at_ms);
+        if age_ms <= self.config.election_timeout.as_millis() as u64 {
+            return;
+        }
+        let (state, leader) = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            (m.state, m.current_leader)
+        };
+        let sender = vote.leader_id().voted_for();
+        if state != ServerState::Follower || leader.is_none() || leader != sender {
+            return;
+        }
+        if !self.lease.may_campaign(self.config.election_timeout) {
+            return;
+        }
+        log!(
+            "heartbeat of n{} is {age_ms} ms old by this node's clock: its lease has lapsed, standing for election",
+            leader.unwrap_or_default()
+        );
+        if let Err(e) = self.raft.trigger().elect().await {
+            log!("cannot stand for election: {e}");
+        }
     }
 
     /// Logs every change of role, term or leader, as openraft reports them.
@@ -613,6 +869,7 @@ impl RaftNode {
             return Ok(Response::status(self.status()));
         };
         match request.mutation() {
+            None if self.serves_local_read() => Ok(read_answer(request, &self.store.read(key))),
             None => match self.raft.ensure_linearizable().await {
                 Ok(_) => Ok(read_answer(request, &self.store.read(key))),
                 Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(
@@ -625,7 +882,7 @@ impl RaftNode {
                     key: key.to_string(),
                     mutation,
                 };
-                match self.raft.client_write(command).await {
+                match self.propose(command).await {
                     Ok(written) => Ok(written.data),
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                         Err(f.leader_id)
@@ -643,6 +900,7 @@ impl RaftNode {
         let forwarded = Envelope {
             rpc: FORWARD,
             body: request,
+            sent_at_ms: None,
         };
         match self
             .peers
@@ -696,7 +954,8 @@ impl Node for RaftNode {
     async fn handle_peer(self: Arc<Self>, mut message: Json) -> Json {
         let body = message["body"].take();
         let kind = message["rpc"].as_str().unwrap_or_default().to_string();
-        match self.dispatch(&kind, body).await {
+        let sent_at_ms = message["sent_at_ms"].as_u64();
+        match self.dispatch(&kind, body, sent_at_ms).await {
             Ok(reply) => reply,
             Err(e) => serde_json::json!({"error": format!("{kind}: {e}")}),
         }
@@ -704,12 +963,41 @@ impl Node for RaftNode {
 }
 
 impl RaftNode {
-    async fn dispatch(&self, kind: &str, body: Json) -> Result<Json, serde_json::Error> {
+    async fn dispatch(
+        &self,
+        kind: &str,
+        body: Json,
+        sent_at_ms: Option<u64>,
+    ) -> Result<Json, serde_json::Error> {
         use serde_json::from_value;
         Ok(match kind {
-            APPEND => crate::net::to_json(&self.raft.append_entries(from_value(body)?).await),
-            VOTE => crate::net::to_json(&self.raft.vote(from_value(body)?).await),
-            SNAPSHOT => crate::net::to_json(&self.raft.install_snapshot(from_value(body)?).await),
+            APPEND => {
+                let request: AppendEntriesRequest<TypeConfig> = from_value(body)?;
+                if let Some(refusal) = self.refused_while_leased(kind, &request.vote) {
+                    return Ok(refusal);
+                }
+                let vote = request.vote;
+                let reply = crate::net::to_json(&self.raft.append_entries(request).await);
+                if let (Some(sent_at_ms), true) = (sent_at_ms, self.config.has_bug(Bug::LeaseClock))
+                {
+                    self.check_heartbeat_age(&vote, sent_at_ms).await;
+                }
+                reply
+            }
+            VOTE => {
+                let request: VoteRequest<NodeId> = from_value(body)?;
+                if let Some(refusal) = self.refused_while_leased(kind, &request.vote) {
+                    return Ok(refusal);
+                }
+                crate::net::to_json(&self.raft.vote(request).await)
+            }
+            SNAPSHOT => {
+                let request: InstallSnapshotRequest<TypeConfig> = from_value(body)?;
+                if let Some(refusal) = self.refused_while_leased(kind, &request.vote) {
+                    return Ok(refusal);
+                }
+                crate::net::to_json(&self.raft.install_snapshot(request).await)
+            }
             FORWARD => {
                 let request: ClientRequest = from_value(body)?;
                 let work = self.execute(&request);

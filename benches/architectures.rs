@@ -13,97 +13,13 @@
 
 use splitbrain::campaign;
 use splitbrain::run::{run, RunOptions};
-use splitbrain_checkers::linearizability::{check, CheckOptions};
 use splitbrain_checkers::models::ModelSpec;
-use splitbrain_checkers::{EventType, History, Process, Value, Verdict};
-use std::collections::HashMap;
+use splitbrain_checkers::Verdict;
 use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
-struct RunFigures {
-    verdict: Verdict,
-    first_anomaly_s: Option<f64>,
-    min_ok_complete_key: u64,
-    faults: usize,
-    effective: usize,
-    availability: f64,
-}
-
-fn figures(history: &History, model: &ModelSpec, ops_per_key: u64) -> RunFigures {
-    let start = history
-        .events
-        .iter()
-        .find(|e| matches!(e.process, Process::Client(_)))
-        .and_then(|e| e.time)
-        .unwrap_or(0);
-    let result = check(history, model, &CheckOptions::default()).expect("history fits the model");
-    let first_anomaly_s = result
-        .keys
-        .iter()
-        .filter_map(|k| k.counterexample.as_ref())
-        .filter_map(|c| history.events.get(c.operation.index as usize)?.time)
-        .min()
-        .map(|t| t.saturating_sub(start) as f64 / 1e9);
-    // Per key: invocations and ok completions.
-    let mut per_key: HashMap<String, (u64, u64)> = HashMap::new();
-    let mut open: HashMap<u64, String> = HashMap::new();
-    let (mut faults, mut effective, mut ok, mut all) = (0, 0, 0u64, 0u64);
-    for e in &history.events {
-        match e.process {
-            Process::Client(p) => {
-                let key = e.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
-                if e.kind == EventType::Invoke {
-                    per_key.entry(key.clone()).or_default().0 += 1;
-                    open.insert(p, key);
-                    all += 1;
-                } else if let Some(key) = open.remove(&p) {
-                    if e.kind == EventType::Ok {
-                        per_key.entry(key).or_default().1 += 1;
-                        ok += 1;
-                    }
-                }
-            }
-            Process::Nemesis => {
-                if e.kind == EventType::Info
-                    && !e.f.starts_with("stop")
-                    && !matches!(e.f.as_str(), "resume" | "start" | "clock-reset")
-                {
-                    faults += 1;
-                    if let Value::Map(fields) = &e.value {
-                        if fields.iter().any(|(k, v)| {
-                            k.as_str() == Some("effective") && *v == Value::Bool(true)
-                        }) {
-                            effective += 1;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let min_ok_complete_key = per_key
-        .values()
-        .filter(|(invoked, _)| *invoked >= ops_per_key)
-        .map(|(_, ok)| *ok)
-        .min()
-        .unwrap_or(0);
-    RunFigures {
-        verdict: result.verdict,
-        first_anomaly_s,
-        min_ok_complete_key,
-        faults,
-        effective,
-        availability: if all == 0 {
-            0.0
-        } else {
-            ok as f64 / all as f64
-        },
-    }
-}
-
-fn median(mut xs: Vec<f64>) -> Option<f64> {
-    xs.sort_by(f64::total_cmp);
-    (!xs.is_empty()).then(|| xs[xs.len() / 2])
-}
+mod common;
+use common::{figures, median};
 
 #[allow(dead_code)]
 #[path = "../tests/common/skip.rs"]

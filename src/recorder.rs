@@ -9,6 +9,7 @@
 
 use splitbrain_checkers::formats::jsonl;
 use splitbrain_checkers::{Event, EventType, History, Process, Value};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
@@ -32,6 +33,68 @@ pub struct Entry {
 struct Inner {
     next_index: u64,
     tx: Option<mpsc::Sender<Event>>,
+    /// When each client process's open operation was invoked (ns since the start).
+    open: HashMap<u64, u64>,
+    tally: Tally,
+}
+
+/// Running counts of the clients' completions, for whoever watches the run as it goes
+/// (the feedback nemesis): what the history shows so far, without reading it back.
+/// Differences of two tallies describe the window between them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Client operations completed `ok`.
+    pub ok: u64,
+    /// Completed `fail` (did not take effect).
+    pub failed: u64,
+    /// Completed `info` (indeterminate: timed out, connection lost).
+    pub indeterminate: u64,
+    /// Sum and maximum of the `ok` operations' latencies, ns.
+    pub ok_latency_ns: u64,
+    pub max_latency_ns: u64,
+}
+
+impl Tally {
+    /// Every completion.
+    pub fn completed(&self) -> u64 {
+        self.ok + self.failed + self.indeterminate
+    }
+
+    /// What happened between `earlier` and `self` (the maximum is the later one's when it
+    /// grew, else unknown: 0).
+    pub fn since(&self, earlier: &Tally) -> Tally {
+        Tally {
+            ok: self.ok.saturating_sub(earlier.ok),
+            failed: self.failed.saturating_sub(earlier.failed),
+            indeterminate: self.indeterminate.saturating_sub(earlier.indeterminate),
+            ok_latency_ns: self.ok_latency_ns.saturating_sub(earlier.ok_latency_ns),
+            max_latency_ns: if self.max_latency_ns > earlier.max_latency_ns {
+                self.max_latency_ns
+            } else {
+                0
+            },
+        }
+    }
+
+    /// Mean latency of the `ok` operations, ns (`None`: none completed).
+    pub fn mean_ok_latency_ns(&self) -> Option<u64> {
+        (self.ok > 0).then(|| self.ok_latency_ns / self.ok)
+    }
+
+    fn count(&mut self, kind: EventType, latency_ns: Option<u64>) {
+        match kind {
+            EventType::Invoke => {}
+            EventType::Ok => {
+                self.ok += 1;
+                if let Some(l) = latency_ns {
+                    self.ok_latency_ns += l;
+                    self.max_latency_ns = self.max_latency_ns.max(l);
+                }
+            }
+            EventType::Fail => self.failed += 1,
+            EventType::Info => self.indeterminate += 1,
+        }
+    }
 }
 
 /// A cheap handle; clone it into every client task.
@@ -86,6 +149,8 @@ impl Recorder {
             inner: Arc::new(Mutex::new(Inner {
                 next_index: 0,
                 tx: Some(tx),
+                open: HashMap::new(),
+                tally: Tally::default(),
             })),
             start,
             writer: Arc::new(Mutex::new(Some(writer))),
@@ -97,9 +162,18 @@ impl Recorder {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let index = inner.next_index;
         inner.next_index += 1;
+        let now = self.start.elapsed().as_nanos() as u64;
+        if let Process::Client(p) = entry.process {
+            if entry.kind == EventType::Invoke {
+                inner.open.insert(p, now);
+            } else {
+                let latency = inner.open.remove(&p).map(|t| now.saturating_sub(t));
+                inner.tally.count(entry.kind, latency);
+            }
+        }
         let event = Event {
             index,
-            time: Some(self.start.elapsed().as_nanos() as u64),
+            time: Some(now),
             process: entry.process,
             kind: entry.kind,
             f: entry.f,
@@ -114,6 +188,11 @@ impl Recorder {
             let _ = tx.send(event);
         }
         index
+    }
+
+    /// The clients' completions so far.
+    pub fn tally(&self) -> Tally {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).tally
     }
 
     /// Nanoseconds since the run started.
@@ -183,6 +262,34 @@ mod tests {
             assert!(t >= last_time, "time goes forward with the index");
             last_time = t;
         }
+    }
+
+    #[test]
+    fn the_tally_counts_client_completions_and_their_latency() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Recorder::create(&dir.path().join("history.jsonl"), Instant::now()).unwrap();
+        assert_eq!(rec.tally(), Tally::default());
+        rec.record(entry(0, EventType::Invoke));
+        rec.record(entry(1, EventType::Invoke));
+        rec.record(entry(2, EventType::Invoke));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        rec.record(entry(0, EventType::Ok));
+        let first = rec.tally();
+        rec.record(entry(1, EventType::Fail));
+        rec.record(entry(2, EventType::Info));
+        // Nemesis events are not client completions.
+        rec.record(Entry {
+            process: Process::Nemesis,
+            ..entry(0, EventType::Info)
+        });
+        let now = rec.tally();
+        assert_eq!((now.ok, now.failed, now.indeterminate), (1, 1, 1));
+        assert_eq!(now.completed(), 3);
+        assert!(now.mean_ok_latency_ns().unwrap() >= 5_000_000);
+        let window = now.since(&first);
+        assert_eq!((window.ok, window.failed, window.indeterminate), (0, 1, 1));
+        assert_eq!(window.mean_ok_latency_ns(), None);
+        rec.finish().unwrap();
     }
 
     #[test]

@@ -77,6 +77,10 @@ const SECTIONS: &[(&str, &str)] = &[
         "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nnemesis: {X}\n",
     ),
     (
+        "nemesis.feedback",
+        "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nnemesis: {feedback: {X}}\n",
+    ),
+    (
         "nemesis.clock",
         "name: t\nsystem: {in-memory: {}}\nworkload: {kind: kv}\nnemesis: {clock: {X}}\n",
     ),

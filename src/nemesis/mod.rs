@@ -4,6 +4,7 @@
 //! * [`faults`] — one file per fault kind, each planning, applying, proving and undoing
 //!   itself; [`faults::REGISTRY`] lists them.
 //! * [`schedule`] — when each fault starts and how long it holds, from the spec and the seed.
+//! * [`feedback`] — the feedback mode's chooser: the next fault from what the run shows.
 //! * [`runner`] — executes a schedule on a live cluster, records, undoes on every path.
 //! * [`context`] — what faults see of the run: the cluster, the history, who leads.
 //! * [`record`] — what a fault writes into the history ([`record::FaultRecord`]).
@@ -22,6 +23,7 @@
 pub mod clock;
 pub mod context;
 pub mod faults;
+pub mod feedback;
 pub mod net;
 pub mod netlink;
 pub mod nfqueue;
@@ -116,14 +118,24 @@ pub fn start_for_run(
         return Ok(None);
     }
     let nodes = deployment.node_names();
-    let schedule = schedule::plan(spec, &nodes, seed, duration)?;
+    let plan = match spec.mode {
+        spec::NemesisMode::Random => {
+            runner::Plan::Schedule(schedule::plan(spec, &nodes, seed, duration)?)
+        }
+        spec::NemesisMode::Feedback => runner::Plan::Feedback(Box::new(runner::FeedbackPlan {
+            chooser: feedback::FeedbackChooser::new(spec, nodes.len(), seed)?,
+            spec: spec.clone(),
+            nodes,
+            duration,
+        })),
+    };
     let ctx = NemesisContext {
         deployment: deployment.clone(),
         recorder: recorder.clone(),
         backend: spec.backend,
         routes: route_workers(spec, deployment),
     };
-    Ok(Some(Nemesis::start(ctx, schedule, origin)?))
+    Ok(Some(Nemesis::start(ctx, plan, origin)?))
 }
 
 /// Netlink threads for blackhole partitions; without them (a kernel or sandbox that refuses

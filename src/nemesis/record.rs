@@ -209,6 +209,12 @@ pub struct FaultRecord {
         deserialize_with = "lenient::text"
     )]
     pub note: Option<String>,
+    /// Why the feedback nemesis chose this fault (its arm's score and what it is made of).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::text"
+    )]
+    pub chosen_for: Option<String>,
     /// Every node's role just before the fault and once healed (`n1: leader (term 3)`).
     #[serde(
         skip_serializing_if = "Vec::is_empty",

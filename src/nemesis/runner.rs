@@ -11,8 +11,10 @@
 
 use super::context::{Leadership, NemesisContext};
 use super::faults::{micros, AppliedFault, FaultKind};
+use super::feedback::{FeedbackChooser, Observation};
 use super::record::FaultRecord;
-use super::schedule::{Schedule, ScheduledFault};
+use super::schedule::{self, Schedule, ScheduledFault};
+use super::spec::NemesisSpec;
 use crate::cluster::Deployment;
 use serde::Serialize;
 use splitbrain_checkers::EventType;
@@ -65,10 +67,65 @@ pub struct FaultTiming {
 /// What the nemesis did over the run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct NemesisReport {
+    /// The faults, as planned up front or (feedback mode) as chosen.
     pub schedule: Schedule,
+    /// Feedback mode: each chosen fault's observation window and disturbance, and the arms'
+    /// standing at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<FeedbackReport>,
     pub faults: Vec<FaultTiming>,
     /// Undo failures (each also recorded in the history).
     pub undo_errors: Vec<String>,
+}
+
+/// What the feedback mode saw after each fault it chose.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FeedbackReport {
+    pub observations: Vec<ObservedFault>,
+    /// Every arm (`pause primaries`, `partition halves`), how often it was tried and its mean
+    /// disturbance.
+    pub arms: Vec<ArmStanding>,
+}
+
+/// One chosen fault's window: from its start to the end of the calm after it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObservedFault {
+    pub id: usize,
+    pub ok: u64,
+    pub failed: u64,
+    pub indeterminate: u64,
+    pub mean_ok_latency_ms: Option<f64>,
+    pub leader_before: Option<String>,
+    pub leader_after: Option<String>,
+    pub disturbance: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArmStanding {
+    pub arm: String,
+    pub tries: u32,
+    pub mean_disturbance: Option<f64>,
+}
+
+/// What the nemesis executes: a schedule planned up front, or the feedback mode's choices.
+pub enum Plan {
+    Schedule(Schedule),
+    Feedback(Box<FeedbackPlan>),
+}
+
+impl From<Schedule> for Plan {
+    fn from(schedule: Schedule) -> Plan {
+        Plan::Schedule(schedule)
+    }
+}
+
+/// The feedback mode's chooser and what it plans faults with.
+pub struct FeedbackPlan {
+    pub chooser: FeedbackChooser,
+    pub spec: NemesisSpec,
+    pub nodes: Vec<String>,
+    /// No fault starts after this, from the start of the main phase.
+    pub duration: Duration,
 }
 
 struct ActiveFault {
@@ -236,12 +293,13 @@ pub struct Nemesis {
 }
 
 impl Nemesis {
-    /// Starts executing `schedule`; times are relative to `origin` (the main phase start).
+    /// Starts executing `plan`; times are relative to `origin` (the main phase start).
     pub fn start(
         ctx: NemesisContext,
-        schedule: Schedule,
+        plan: impl Into<Plan>,
         origin: Instant,
     ) -> Result<Nemesis, RunnerError> {
+        let plan = plan.into();
         if matches!(&*ctx.deployment, Deployment::InMemory(_)) {
             return Err(RunnerError::NoCluster);
         }
@@ -250,7 +308,10 @@ impl Nemesis {
         let ctx = Arc::new(ctx);
         let thread = std::thread::Builder::new()
             .name("nemesis".into())
-            .spawn(move || run_schedule(ctx, schedule, origin, &thread_signal))
+            .spawn(move || match plan {
+                Plan::Schedule(schedule) => run_schedule(ctx, schedule, origin, &thread_signal),
+                Plan::Feedback(plan) => run_feedback(ctx, *plan, origin, &thread_signal),
+            })
             .map_err(RunnerError::Thread)?;
         Ok(Nemesis {
             signal,
@@ -340,4 +401,120 @@ fn run_schedule(
     let mut report = std::mem::take(&mut active.report);
     report.schedule = schedule;
     report
+}
+
+/// Who leads per `prepared` (`None`: nobody claims to, or the system cannot say).
+fn leader_of(prepared: &Prepared) -> Option<String> {
+    match &prepared.leadership {
+        Leadership::Leader { node, .. } => Some(node.clone()),
+        _ => None,
+    }
+}
+
+/// The feedback mode: calm for `interval`, ask the chooser (fed with what followed the
+/// previous fault), start its fault, hold it, and again until the main phase ends.
+fn run_feedback(
+    ctx: Arc<NemesisContext>,
+    mut plan: FeedbackPlan,
+    origin: Instant,
+    signal: &StopSignal,
+) -> NemesisReport {
+    let spec = &plan.spec;
+    let hold = spec.hold.unwrap_or(spec.interval);
+    let mut active = ActiveFaults {
+        ctx,
+        active: Vec::new(),
+        report: NemesisReport::default(),
+    };
+    let mut feedback = FeedbackReport::default();
+    let mut schedule = Schedule::default();
+    // The fault whose window is open: its id, the tally and leader when it started.
+    let mut open: Option<(usize, crate::recorder::Tally, Option<String>)> = None;
+    let mut window_start = active.ctx.recorder.tally();
+    let mut at = spec.interval;
+    while at < plan.duration {
+        let due = origin + at;
+        if !signal.sleep_until(due.checked_sub(PREPARE_AHEAD).unwrap_or(due)) {
+            break;
+        }
+        let prepared = prepare(&active.ctx);
+        let now = active.ctx.recorder.tally();
+        let leader = leader_of(&prepared);
+        match open.take() {
+            None => plan.chooser.calm(&now.since(&window_start)),
+            Some((id, before, leader_before)) => {
+                let observation = Observation {
+                    window: now.since(&before),
+                    leader_before,
+                    leader_after: leader.clone(),
+                };
+                if let Some(disturbance) = plan.chooser.observe(&observation) {
+                    feedback
+                        .observations
+                        .push(observed(id, &observation, disturbance));
+                }
+            }
+        }
+        window_start = now;
+        let choice = plan.chooser.choose();
+        let id = schedule.faults.len() + 1;
+        let why = format!("{}: {}", choice.arm, choice.reason);
+        let fault = match schedule::plan_chosen(
+            spec,
+            &plan.nodes,
+            &choice.arm,
+            id,
+            at,
+            why,
+            plan.chooser.rng(),
+        ) {
+            Ok(fault) => fault,
+            Err(e) => {
+                // Validation planned every arm; a failure here is recorded, not hidden.
+                active
+                    .report
+                    .undo_errors
+                    .push(format!("planning fault {id}: {e}"));
+                break;
+            }
+        };
+        if !signal.sleep_until(due) {
+            break;
+        }
+        active.start(&fault, prepared, due);
+        open = Some((id, window_start, leader));
+        schedule.faults.push(fault);
+        if !signal.sleep_until(due + hold) {
+            break;
+        }
+        active.stop(id);
+        at += hold + spec.interval;
+    }
+    active.heal_all();
+    feedback.arms = plan
+        .chooser
+        .arms()
+        .map(|(arm, tries, mean)| ArmStanding {
+            arm: arm.to_string(),
+            tries,
+            mean_disturbance: mean,
+        })
+        .collect();
+    let mut report = std::mem::take(&mut active.report);
+    report.schedule = schedule;
+    report.feedback = Some(feedback);
+    report
+}
+
+fn observed(id: usize, o: &Observation, disturbance: f64) -> ObservedFault {
+    ObservedFault {
+        id,
+        ok: o.window.ok,
+        failed: o.window.failed,
+        indeterminate: o.window.indeterminate,
+        mean_ok_latency_ms: o.window.mean_ok_latency_ns().map(|ns| ns as f64 / 1e6),
+        leader_before: o.leader_before.clone(),
+        leader_after: o.leader_after.clone(),
+        disturbance,
+    }
 }

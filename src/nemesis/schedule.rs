@@ -12,8 +12,10 @@ pub use super::faults::{FaultKind, PlanError, Targets};
 pub use super::spec::{NemesisSpec, TargetSpec, TimelineItem};
 
 use super::faults::{ChosenBy, FaultRequest, Holds, PlannedFault};
+use super::feedback::{Aim, Arm, FeedbackChooser};
 use super::partition::Shape;
 use super::record::FaultRecord;
+use super::spec::NemesisMode;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -28,6 +30,8 @@ pub struct ScheduledFault {
     pub hold: Duration,
     /// What the fault does, planned by its kind.
     pub fault: Box<dyn PlannedFault>,
+    /// Why the feedback mode chose it (absent in the random and scripted modes).
+    pub chosen_for: Option<String>,
 }
 
 impl ScheduledFault {
@@ -44,6 +48,7 @@ impl ScheduledFault {
         FaultRecord {
             id: Some(self.id as i64),
             hold_ms: Some(self.hold.as_millis() as i64),
+            chosen_for: self.chosen_for.clone(),
             ..self.fault.describe()
         }
     }
@@ -56,6 +61,7 @@ impl Clone for ScheduledFault {
             at: self.at,
             hold: self.hold,
             fault: self.fault.clone_box(),
+            chosen_for: self.chosen_for.clone(),
         }
     }
 }
@@ -67,21 +73,25 @@ impl PartialEq for ScheduledFault {
             && self.hold == other.hold
             && self.kind() == other.kind()
             && self.fault.to_json() == other.fault.to_json()
+            && self.chosen_for == other.chosen_for
     }
 }
 
 impl Eq for ScheduledFault {}
 
-/// In `nemesis.json`: `{id, at, hold, kind, plan}`.
+/// In `nemesis.json`: `{id, at, hold, kind, plan}`, and `chosen_for` in the feedback mode.
 impl Serialize for ScheduledFault {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut out = s.serialize_struct("ScheduledFault", 5)?;
+        let mut out = s.serialize_struct("ScheduledFault", 6)?;
         out.serialize_field("id", &self.id)?;
         out.serialize_field("at", &self.at)?;
         out.serialize_field("hold", &self.hold)?;
         out.serialize_field("kind", &self.kind())?;
         out.serialize_field("plan", &self.fault.to_json())?;
+        if let Some(why) = &self.chosen_for {
+            out.serialize_field("chosen_for", why)?;
+        }
         out.end()
     }
 }
@@ -96,9 +106,28 @@ pub struct Schedule {
 const NEMESIS_SALT: u64 = 0x6e65_6d65_7369_7321;
 
 impl NemesisSpec {
-    /// Checks the spec against the cluster size (a trial plan with a fixed seed).
+    /// Checks the spec against the cluster size (a trial plan with a fixed seed; in the
+    /// feedback mode, one trial fault of every arm).
     pub fn validate(&self, node_count: usize) -> Result<(), PlanError> {
         let nodes: Vec<String> = (1..=node_count).map(crate::topology::node_name).collect();
+        if self.mode == NemesisMode::Feedback {
+            if !self.timeline.is_empty() {
+                return Err(PlanError::Fault {
+                    kind: "feedback",
+                    message: "`mode: feedback` chooses among `faults` as the run goes; a `timeline` is scripted: give one or the other".into(),
+                });
+            }
+            let chooser = FeedbackChooser::new(self, node_count, 0)?;
+            let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+            let hold = self.hold.unwrap_or(self.interval);
+            if self.interval.is_zero() || hold.is_zero() {
+                return Err(PlanError::ZeroDuration);
+            }
+            for (arm, _, _) in chooser.arms() {
+                plan_chosen(self, &nodes, arm, 1, self.interval, String::new(), &mut rng)?;
+            }
+            return Ok(());
+        }
         plan(self, &nodes, 0, Duration::from_secs(3600)).map(|_| ())
     }
 }
@@ -142,7 +171,39 @@ fn plan_fault(
     ask.kind.plan(&mut request)
 }
 
-/// Computes the schedule for `nodes` over a main phase of `duration`.
+/// Plans one fault of the feedback mode's `arm`, numbered `id`, starting `at` (from the
+/// start of the main phase) and held for the spec's `hold`.
+pub fn plan_chosen(
+    spec: &NemesisSpec,
+    nodes: &[String],
+    arm: &Arm,
+    id: usize,
+    at: Duration,
+    chosen_for: String,
+    rng: &mut rand::rngs::StdRng,
+) -> Result<ScheduledFault, PlanError> {
+    let (shape, target) = match &arm.aim {
+        Aim::Shape(shape) => (*shape, TargetSpec::One),
+        Aim::Target(target) => (Shape::Halves, target.clone()),
+    };
+    let ask = Ask {
+        kind: arm.kind,
+        shape,
+        target,
+        item: None,
+    };
+    Ok(ScheduledFault {
+        id,
+        at,
+        hold: spec.hold.unwrap_or(spec.interval),
+        fault: plan_fault(spec, nodes, ask, rng)?,
+        chosen_for: Some(chosen_for),
+    })
+}
+
+/// Computes the schedule for `nodes` over a main phase of `duration` (in the feedback
+/// mode, nothing is planned up front: the schedule is empty and the runner asks the
+/// chooser as it goes).
 pub fn plan(
     spec: &NemesisSpec,
     nodes: &[String],
@@ -174,11 +235,12 @@ pub fn plan(
                 at: item.at,
                 hold: item.hold,
                 fault: plan_fault(spec, nodes, ask, &mut rng)?,
+                chosen_for: None,
             });
         }
         return Ok(Schedule { faults });
     }
-    if spec.faults.is_empty() {
+    if spec.faults.is_empty() || spec.mode == NemesisMode::Feedback {
         return Ok(Schedule::default());
     }
     let hold = spec.hold.unwrap_or(spec.interval);
@@ -226,6 +288,7 @@ pub fn plan(
             at,
             hold,
             fault: plan_fault(spec, nodes, ask, &mut rng)?,
+            chosen_for: None,
         });
         at += hold + spec.interval;
     }

@@ -147,8 +147,58 @@ pub struct TimelineItem {
     pub max_delay: Option<Duration>,
 }
 
+/// How the faults of `faults:` are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NemesisMode {
+    /// Drawn up front from the seed, uniformly (Jepsen's nemesis).
+    #[default]
+    Random,
+    /// Chosen one at a time after each calm, from what the run shows ([`super::feedback`]).
+    Feedback,
+}
+
+/// Settings of the feedback mode (`feedback:`).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackSpec {
+    /// Weight of the exploration bonus (UCB1's), 0 to 10: how much an arm tried less often
+    /// is favoured over one that disturbed more.
+    #[serde(default = "defaults::exploration", deserialize_with = "weight")]
+    pub exploration: f64,
+    /// Weight of the bonus a fault kind earns while it is not tried, 0 to 10.
+    #[serde(default = "defaults::staleness", deserialize_with = "weight")]
+    pub staleness: f64,
+}
+
+impl Default for FeedbackSpec {
+    fn default() -> Self {
+        FeedbackSpec {
+            exploration: defaults::exploration(),
+            staleness: defaults::staleness(),
+        }
+    }
+}
+
+/// A weight of the feedback mode: a number from 0 to 10.
+fn weight<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let w = f64::deserialize(d)?;
+    if !(0.0..=10.0).contains(&w) {
+        return Err(serde::de::Error::custom(format!(
+            "expected a weight from 0 to 10, got {w}"
+        )));
+    }
+    Ok(w)
+}
+
 pub(crate) mod defaults {
     use super::*;
+    pub fn exploration() -> f64 {
+        0.5
+    }
+    pub fn staleness() -> f64 {
+        0.3
+    }
     pub fn interval() -> Duration {
         Duration::from_secs(5)
     }
@@ -195,6 +245,12 @@ pub struct NemesisSpec {
     pub duplicate: DuplicateSpec,
     #[serde(default)]
     pub corrupt: CorruptSpec,
+    /// How faults of `faults` are chosen: `random` (up front) or `feedback` (online).
+    #[serde(default)]
+    pub mode: NemesisMode,
+    /// Settings of the feedback mode.
+    #[serde(default)]
+    pub feedback: FeedbackSpec,
     /// A scripted schedule instead of the random one.
     #[serde(default)]
     pub timeline: Vec<TimelineItem>,
@@ -219,6 +275,8 @@ impl Default for NemesisSpec {
             reorder: ReorderSpec::default(),
             duplicate: DuplicateSpec::default(),
             corrupt: CorruptSpec::default(),
+            mode: NemesisMode::default(),
+            feedback: FeedbackSpec::default(),
             timeline: Vec::new(),
             require_effect: defaults::require_effect(),
         }

@@ -15,6 +15,10 @@ use common::runs::{run, text, workload};
 use common::{skip, Need};
 use std::path::Path;
 
+/// The tests' campaigns run one at a time: side by side they would slow each other down on
+/// a small machine.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn can_run(test: &str) -> bool {
     if !common::have_root(test) {
         return false;
@@ -68,6 +72,7 @@ fn ack_before_quorum_is_found_by_partitions_only() {
     if !can_run(test) {
         return;
     }
+    let _one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let results = tempfile::tempdir().unwrap();
     let baseline = workload("zoo/caspaxos-ack-before-quorum-baseline.yaml");
     assert_code(
@@ -99,6 +104,7 @@ fn dynamo_reads_and_writes_are_found_by_clock_bumps_and_partitions_only() {
     if !can_run(test) {
         return;
     }
+    let _one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let results = tempfile::tempdir().unwrap();
     assert_code(
         0,

@@ -405,12 +405,22 @@ impl CasPaxos {
         Response::fail(format!("unavailable: {last_error}"), true)
     }
 
-    /// Takes the promise this proposer holds for `key`, if any: a round uses it once.
+    /// Takes the promise this proposer holds for `key`, if any: a round uses it once. A hold
+    /// whose ballot this node's own acceptor has since promised past (another proposer
+    /// prepared) is dropped: its accept would be refused.
     fn take_held(&self, key: &str) -> Option<Held> {
-        self.held
+        let held = self
+            .held
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(key)
+            .remove(key)?;
+        let promised = self
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .map(|slot| slot.promised);
+        (promised == Some(held.ballot)).then_some(held)
     }
 
     fn hold(&self, key: &str, held: Held) {

@@ -80,11 +80,13 @@ fn ack_before_quorum_is_found_by_partitions_only() {
         "ack-before-quorum, no fault",
         verdict(&baseline, results.path(), 1, "15s"),
     );
+    // Seed 2: a schedule under which a cut-off node held a key's promise in every measured
+    // run (the campaign finds the bug in most seeds, not all: clusters/README.md).
     let faulted = workload("zoo/caspaxos-ack-before-quorum.yaml");
     assert_code(
         1,
         "ack-before-quorum under partitions",
-        verdict(&faulted, results.path(), 1, "20s"),
+        verdict(&faulted, results.path(), 2, "20s"),
     );
     let correct = with_correct_caspaxos(
         "zoo/caspaxos-ack-before-quorum.yaml",

@@ -78,7 +78,7 @@ fn ack_before_quorum_is_found_by_partitions_only() {
     assert_code(
         0,
         "ack-before-quorum, no fault",
-        verdict(&baseline, results.path(), 1, "15s"),
+        verdict(&baseline, results.path(), 1, "20s"),
     );
     // Seed 2: a schedule under which a cut-off node held a key's promise in every measured
     // run (the campaign finds the bug in most seeds, not all: clusters/README.md).
@@ -115,7 +115,7 @@ fn dynamo_reads_and_writes_are_found_by_clock_bumps_and_partitions_only() {
             &workload("zoo/dynamo-baseline.yaml"),
             results.path(),
             1,
-            "15s",
+            "20s",
         ),
     );
     for faults in ["clock", "partition"] {

@@ -130,10 +130,12 @@ fn dynamo_reads_and_writes_are_found_by_clock_bumps_and_partitions_only() {
             "{clusterkv: {arch: dynamo, n: 3, r: 2, w: 2}}",
             results.path(),
         );
+        // 10 s: caspaxos's indeterminate writes under 5-node contention make a longer
+        // history costly to check on a small machine (the checker's time limit: unknown).
         assert_code(
             0,
             &format!("correct caspaxos under the same {faults} faults"),
-            verdict(&correct, results.path(), 1, "20s"),
+            verdict(&correct, results.path(), 1, "10s"),
         );
     }
 }

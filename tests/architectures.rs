@@ -92,8 +92,9 @@ fn primary_backup_serves_on_three_and_five_nodes() {
     );
 }
 
-/// One client: dynamo's last-write-wins and non-atomic cas are not linearizable under
-/// concurrency even without faults, but a single client reads its own writes.
+/// One client: dynamo's cas is a read and then a write (no consensus, so not atomic), and
+/// concurrent cas lose updates even without faults; one client's reads, writes and cas are
+/// linearizable (concurrent reads and writes are too: `tests/zoo_leaderless.rs`).
 #[test]
 fn dynamo_serves_on_three_and_five_nodes() {
     serves_without_faults("dynamo_serves_on_three_and_five_nodes", "dynamo", 1);

@@ -111,7 +111,7 @@ impl Bug {
     pub fn exposed_by(self) -> &'static [&'static str] {
         match self {
             Bug::StaleLocalRead => &["partition"],
-            Bug::LeaseClock => &["clock"],
+            Bug::LeaseClock => &["clock-bump"],
             Bug::LeasePause => &["pause"],
             Bug::NoFsync => &["disk-lose-unsynced"],
             Bug::RetryReapply => &["delay", "loss"],

@@ -11,11 +11,22 @@
 //! * Acceptors persist promises and accepted values (fsync) before they answer. A ballot is
 //!   (counter, incarnation, node): the incarnation is bumped and persisted at every start,
 //!   so a restarted proposer can never reuse a ballot of its previous life.
+//! * One round trip when uncontended (the CASPaxos paper's piggybacked prepare): a node's
+//!   rounds on one key take turns, and an accept also carries the proposer's next ballot,
+//!   which an acceptor that accepts promises. A proposer whose accept a majority took holds
+//!   that promise and the value it wrote, so its next round on the key skips the prepare
+//!   phase; a refused accept drops the hold.
 //! * Contention: a rejected round backs off for a random time and retries, a bounded number
 //!   of times. Only a round that certainly reached no acceptor's accepted state is retried;
 //!   an accept that may have landed somewhere is reported as indeterminate.
+//! * `--bug ack-before-quorum`: the proposer takes acceptors that stay silent (no answer
+//!   within the RPC timeout) to agree, so it answers after the first accept when nobody
+//!   refused, and holds the next promise as if a majority had taken it. While every
+//!   acceptor answers, a refused accept still fails the round; a proposer cut off from the
+//!   majority keeps answering from its own acceptor, and the majority side overwrites what
+//!   it acknowledged.
 
-use crate::config::Config;
+use crate::config::{Bug, Config};
 use crate::log;
 use crate::net::{Node, Peers, RpcError};
 use crate::protocol::{read_answer, ClientRequest, Mutation, Response, Status};
@@ -61,6 +72,9 @@ enum Rpc {
         key: String,
         ballot: Ballot,
         value: Json,
+        /// Promised along with the accept: the proposer's next ballot for this key.
+        #[serde(default)]
+        next: Option<Ballot>,
     },
 }
 
@@ -77,6 +91,14 @@ struct Record {
     slot: Slot,
 }
 
+/// A promise a proposer holds for its next round on a key: the ballot the acceptors that
+/// took its last accept promised, and the value they accepted.
+#[derive(Debug, Clone)]
+struct Held {
+    ballot: Ballot,
+    value: Json,
+}
+
 /// The change a round applies to the register.
 enum Change {
     Identity,
@@ -90,6 +112,11 @@ pub struct CasPaxos {
     /// Highest ballot counter seen anywhere; the next proposal goes above it.
     highest_counter: AtomicU64,
     slots: Mutex<HashMap<String, Slot>>,
+    /// Per key, the promise this proposer holds from its last successful accept.
+    held: Mutex<HashMap<String, Held>>,
+    /// Per key, a lock that makes this node's rounds on the key take turns, so they use
+    /// the held promise one after another instead of preempting each other.
+    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     wal: Wal,
 }
 
@@ -128,6 +155,8 @@ impl CasPaxos {
             incarnation,
             highest_counter: AtomicU64::new(highest),
             slots: Mutex::new(slots),
+            held: Mutex::new(HashMap::new()),
+            turns: Mutex::new(HashMap::new()),
             wal,
         }))
     }
@@ -198,11 +227,19 @@ impl CasPaxos {
                 })
                 .await
             }
-            Rpc::Accept { key, ballot, value } => {
+            Rpc::Accept {
+                key,
+                ballot,
+                value,
+                next,
+            } => {
                 self.saw(ballot);
+                if let Some(next) = next {
+                    self.saw(next);
+                }
                 self.update_slot(key, |slot| {
                     if ballot >= slot.promised && ballot >= slot.accepted {
-                        slot.promised = ballot;
+                        slot.promised = next.filter(|n| *n > ballot).unwrap_or(ballot);
                         slot.accepted = ballot;
                         slot.value = value;
                         true
@@ -276,32 +313,49 @@ impl CasPaxos {
     ) -> Response {
         let majority = self.peers.majority();
         let deadline = tokio::time::Instant::now() + self.config.request_timeout;
+        let turn = Arc::clone(
+            self.turns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(key.to_string())
+                .or_default(),
+        );
+        let Ok(_turn) = tokio::time::timeout_at(deadline, turn.lock_owned()).await else {
+            return Response::fail("unavailable: busy", true);
+        };
         let mut last_error = String::from("no-quorum");
         for round in 0..MAX_ROUNDS {
             if tokio::time::Instant::now() >= deadline {
                 break;
             }
-            let ballot = self.next_ballot();
-            let promises = self
-                .broadcast(
-                    || Rpc::Prepare {
-                        key: key.to_string(),
-                        ballot,
-                    },
-                    majority,
-                )
-                .await;
-            let granted: Vec<&Reply> = promises.iter().flatten().filter(|r| r.ok).collect();
-            if granted.len() < majority {
-                last_error = describe("prepare", granted.len(), majority, &promises);
-                self.back_off(round, deadline).await;
-                continue;
-            }
-            let current = granted
-                .iter()
-                .max_by_key(|r| r.slot.accepted)
-                .map(|r| r.slot.value.clone())
-                .unwrap_or(Json::Null);
+            let (ballot, current) = match self.take_held(key) {
+                // A majority promised this ballot when it took our last accept: no prepare.
+                Some(held) => (held.ballot, held.value),
+                None => {
+                    let ballot = self.next_ballot();
+                    let promises = self
+                        .broadcast(
+                            || Rpc::Prepare {
+                                key: key.to_string(),
+                                ballot,
+                            },
+                            majority,
+                        )
+                        .await;
+                    let granted: Vec<&Reply> = promises.iter().flatten().filter(|r| r.ok).collect();
+                    if granted.len() < majority {
+                        last_error = describe("prepare", granted.len(), majority, &promises);
+                        self.back_off(round, deadline).await;
+                        continue;
+                    }
+                    let current = granted
+                        .iter()
+                        .max_by_key(|r| r.slot.accepted)
+                        .map(|r| r.slot.value.clone())
+                        .unwrap_or(Json::Null);
+                    (ballot, current)
+                }
+            };
             let (new, answer) = match &change {
                 Change::Identity => (current.clone(), read_answer(request, &current)),
                 Change::Apply(mutation) => match mutation.apply(&current) {
@@ -310,18 +364,30 @@ impl CasPaxos {
                 },
             };
             let writes_new_value = answer.ok && matches!(change, Change::Apply(_));
-            let accepts = self
-                .broadcast(
-                    || Rpc::Accept {
-                        key: key.to_string(),
-                        ballot,
-                        value: new.clone(),
-                    },
-                    majority,
-                )
-                .await;
+            let next = self.next_ballot();
+            let make = || Rpc::Accept {
+                key: key.to_string(),
+                ballot,
+                value: new.clone(),
+                next: Some(next),
+            };
+            let accepts = self.broadcast(make, majority).await;
+            let needed = if self.config.has_bug(Bug::AckBeforeQuorum) && !refused(&accepts) {
+                // The bug: acceptors that stayed silent are taken to agree, so one accept
+                // (in practice the proposer's own) is enough when nobody refused.
+                1
+            } else {
+                majority
+            };
             let accepted = accepts.iter().flatten().filter(|r| r.ok).count();
-            if accepted >= majority {
+            if accepted >= needed {
+                self.hold(
+                    key,
+                    Held {
+                        ballot: next,
+                        value: new,
+                    },
+                );
                 return answer;
             }
             let maybe_landed = accepted > 0
@@ -339,6 +405,31 @@ impl CasPaxos {
         Response::fail(format!("unavailable: {last_error}"), true)
     }
 
+    /// Takes the promise this proposer holds for `key`, if any: a round uses it once. A hold
+    /// whose ballot this node's own acceptor has since promised past (another proposer
+    /// prepared) is dropped: its accept would be refused.
+    fn take_held(&self, key: &str) -> Option<Held> {
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key)?;
+        let promised = self
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .map(|slot| slot.promised);
+        (promised == Some(held.ballot)).then_some(held)
+    }
+
+    fn hold(&self, key: &str, held: Held) {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string(), held);
+    }
+
     async fn back_off(&self, round: u32, deadline: tokio::time::Instant) {
         let ceiling_ms = (5u64 << round.min(6)).min(250);
         let pause = Duration::from_millis(rand::thread_rng().gen_range(1..=ceiling_ms));
@@ -354,6 +445,11 @@ impl CasPaxos {
             time_ms: crate::log::wall_clock_ms(),
         }
     }
+}
+
+/// Whether some acceptor answered and refused.
+fn refused(replies: &[Result<Reply, RpcError>]) -> bool {
+    replies.iter().flatten().any(|r| !r.ok)
 }
 
 fn describe(

@@ -2,15 +2,19 @@
 //!
 //! * Each key lives on `n` replicas: the members that follow the key's hash on a ring of
 //!   member ids. Any node coordinates any request.
-//! * A write stamps the value with the coordinator's wall clock (ties broken by node id)
-//!   and succeeds once `w` replicas stored it; a replica keeps the newest stamp it has seen
-//!   (last write wins).
-//! * A read asks the replicas and answers the newest of the first `r` replies, then repairs
-//!   the replicas that answered something older.
-//! * `cas` and `add` read a quorum, compute, and write a quorum — two steps, not atomic.
+//! * A write stamps the value with the coordinator's wall clock in microseconds (above the
+//!   coordinator's previous stamp; ties broken by node id) and succeeds once `w` replicas
+//!   stored it; a replica keeps the newest stamp it has seen (last write wins).
+//! * A read asks the replicas, takes the newest of the first `r` replies, and before it
+//!   answers writes that version back until `w` replicas hold it (blocking read repair), so
+//!   no later read can return something older.
+//! * `cas` and `add` read a quorum, compute, and write a quorum — two steps, not atomic:
+//!   without consensus there is no atomic read-modify-write.
 //!
-//! With `r + w > n` and no faults a single client sees its own writes. Concurrent cas or
-//! add lose updates, and a skewed clock makes a later write lose to an earlier one.
+//! With `r + w > n`, synchronised clocks and no faults, reads and writes are linearizable
+//! (the newest stamp is the linearization order, as in ABD's multi-writer register).
+//! Concurrent cas or add lose updates, and a skewed clock makes a later write lose to an
+//! earlier one.
 
 use crate::config::{Config, ConfigError};
 use crate::log;
@@ -27,7 +31,8 @@ use tokio::task::JoinSet;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Versioned {
     pub value: Json,
-    /// Coordinator's wall clock at the write, ms since the epoch.
+    /// Coordinator's wall clock at the write, µs since the epoch (raised above the
+    /// coordinator's previous stamp when the clock did not move).
     pub ts: u64,
     /// Coordinator's id: breaks ties between equal clocks.
     pub node: u64,
@@ -66,6 +71,8 @@ pub struct Dynamo {
     config: Arc<Config>,
     peers: Arc<Peers>,
     store: Mutex<HashMap<String, Versioned>>,
+    /// The last stamp this node gave a write, in µs.
+    last_stamp: Mutex<u64>,
     wal: Wal,
 }
 
@@ -114,13 +121,16 @@ impl Dynamo {
             peers: Peers::new(config.id, members),
             config,
             store: Mutex::new(store),
+            last_stamp: Mutex::new(0),
             wal,
         }))
     }
 
-    fn replicas(&self, key: &str) -> Vec<u64> {
+    /// Every member in ring order from `key`'s position: the first `n` are its replicas,
+    /// the rest stand in for replicas that do not answer (sloppy quorum).
+    fn ring_walk(&self, key: &str) -> Vec<u64> {
         let ids: Vec<u64> = self.peers.members().iter().map(|p| p.id).collect();
-        preference_list(key, &ids, self.config.replicas)
+        preference_list(key, &ids, ids.len())
     }
 
     /// Stores `version` if it is newer than what this replica has.
@@ -188,19 +198,31 @@ impl Dynamo {
     }
 
     /// Reads `r` replicas; the newest version among their replies (`Ok(None)` = absent).
+    /// A replica that does not answer is replaced by the next member on the ring.
     async fn quorum_read(self: &Arc<Self>, key: &str) -> Result<Option<Versioned>, String> {
+        let walk = self.ring_walk(key);
+        let mut asked = self.config.replicas.min(walk.len());
         let mut pending = JoinSet::new();
-        for replica in self.replicas(key) {
+        let ask = |pending: &mut JoinSet<_>, replica: u64| {
             let node = Arc::clone(self);
             let key = key.to_string();
             pending.spawn(async move { (replica, node.get_from(replica, key).await) });
+        };
+        for &replica in &walk[..asked] {
+            ask(&mut pending, replica);
         }
         let mut replies: Vec<(u64, Option<Versioned>)> = Vec::new();
         let mut errors = Vec::new();
         while replies.len() < self.config.read_quorum {
             match pending.join_next().await {
                 Some(Ok((replica, Ok(version)))) => replies.push((replica, version)),
-                Some(Ok((replica, Err(e)))) => errors.push(format!("n{replica}: {e}")),
+                Some(Ok((replica, Err(e)))) => {
+                    errors.push(format!("n{replica}: {e}"));
+                    if let Some(&stand_in) = walk.get(asked) {
+                        ask(&mut pending, stand_in);
+                        asked += 1;
+                    }
+                }
                 Some(Err(_)) => errors.push("a read task failed".into()),
                 None => {
                     return Err(format!(
@@ -217,18 +239,30 @@ impl Dynamo {
             .filter_map(|(_, v)| v.clone())
             .max_by_key(Versioned::stamp);
         if let Some(newest) = &newest {
-            // Read repair: bring replicas that answered something older up to date.
-            for (replica, version) in &replies {
-                if version.as_ref().map(Versioned::stamp) < Some(newest.stamp()) {
-                    tokio::spawn(Arc::clone(self).put_to(
-                        *replica,
-                        key.to_string(),
-                        newest.clone(),
-                    ));
-                }
+            let holding = replies
+                .iter()
+                .filter(|(_, v)| v.as_ref().map(Versioned::stamp) >= Some(newest.stamp()))
+                .count();
+            if holding < self.config.write_quorum {
+                // Blocking read repair: the version is answered only once a write quorum
+                // holds it, so every later quorum read sees it (or something newer).
+                self.store_quorum(key, newest.clone())
+                    .await
+                    .map_err(|(e, _)| format!("read repair: {e}"))?;
             }
         }
         Ok(newest)
+    }
+
+    /// A stamp for a new write: the wall clock in µs, above this node's previous stamp.
+    fn stamp(&self) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        let mut last = self.last_stamp.lock().unwrap_or_else(|p| p.into_inner());
+        *last = now.max(*last + 1);
+        *last
     }
 
     /// Writes `value` stamped with this node's clock to the key's replicas; `Ok` once `w`
@@ -236,15 +270,33 @@ impl Dynamo {
     async fn quorum_write(self: &Arc<Self>, key: &str, value: Json) -> Result<(), (String, bool)> {
         let version = Versioned {
             value,
-            ts: crate::log::wall_clock_ms(),
+            ts: self.stamp(),
             node: self.config.id,
         };
+        self.store_quorum(key, version).await
+    }
+
+    /// Sends `version` to the key's replicas; `Ok` once `w` hold it (or something newer),
+    /// otherwise the error and whether any replica may have stored it. A replica that does
+    /// not answer is replaced by the next member on the ring, which keeps the version as
+    /// its own (sloppy quorum, without hinted handoff: the replica catches up when a read
+    /// repairs it).
+    async fn store_quorum(
+        self: &Arc<Self>,
+        key: &str,
+        version: Versioned,
+    ) -> Result<(), (String, bool)> {
+        let walk = self.ring_walk(key);
+        let mut asked = self.config.replicas.min(walk.len());
         let mut pending = JoinSet::new();
-        for replica in self.replicas(key) {
+        let send = |pending: &mut JoinSet<_>, replica: u64| {
             let node = Arc::clone(self);
             let key = key.to_string();
             let version = version.clone();
             pending.spawn(async move { (replica, node.put_to(replica, key, version).await) });
+        };
+        for &replica in &walk[..asked] {
+            send(&mut pending, replica);
         }
         let mut acks = 0;
         let mut maybe_stored = false;
@@ -260,6 +312,10 @@ impl Dynamo {
                 Some(Ok((replica, Err(e)))) => {
                     maybe_stored |= e.maybe_delivered();
                     errors.push(format!("n{replica}: {e}"));
+                    if let Some(&stand_in) = walk.get(asked) {
+                        send(&mut pending, stand_in);
+                        asked += 1;
+                    }
                 }
                 Some(Err(_)) => maybe_stored = true,
                 None => {

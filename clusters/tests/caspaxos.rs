@@ -89,3 +89,28 @@ fn a_minority_down_keeps_serving_and_a_majority_down_refuses() {
     let read = until_ok(Duration::from_secs(5), || Some(client.read("k")));
     assert_eq!(read["value"], json!(2));
 }
+
+/// `--bug ack-before-quorum`: a proposer that holds the promise for a key (its last round
+/// on the key succeeded) answers a write that only its own acceptor took, once the others
+/// are silent; correct caspaxos refuses it (indeterminate: its own acceptor took it).
+#[test]
+fn ack_before_quorum_answers_a_write_no_majority_has() {
+    for (bug, acknowledged) in [(true, true), (false, false)] {
+        let args: &[&str] = if bug {
+            &["--request-timeout", "1s", "--bug", "ack-before-quorum"]
+        } else {
+            &["--request-timeout", "1s"]
+        };
+        let mut cluster = Cluster::start("caspaxos", 3, args);
+        let mut client = cluster.client(1);
+        assert_eq!(client.write("k", 1)["ok"], json!(true));
+        assert_eq!(client.read("k")["value"], json!(1));
+        cluster.kill(2);
+        cluster.kill(3);
+        let reply = client.write("k", 2);
+        assert_eq!(reply["ok"], json!(acknowledged), "bug {bug}: {reply}");
+        if !acknowledged {
+            assert_eq!(reply["definite"], json!(false), "{reply}");
+        }
+    }
+}

@@ -279,10 +279,12 @@ mod tests {
 
     #[test]
     fn corruption_plans_a_style_of_the_campaigns_and_a_seed() {
-        let mut spec = NemesisSpec::default();
-        spec.corrupt = CorruptSpec {
-            styles: vec![CorruptStyle::Truncate],
-            files: Some("raft-*".into()),
+        let mut spec = NemesisSpec {
+            corrupt: CorruptSpec {
+                styles: vec![CorruptStyle::Truncate],
+                files: Some("raft-*".into()),
+            },
+            ..NemesisSpec::default()
         };
         let plan = plan_one("disk-corrupt", &spec, &nodes(3), |_| {}).unwrap();
         assert_eq!(plan.kind().name(), "disk-corrupt");
@@ -294,8 +296,10 @@ mod tests {
             FaultKind::named("disk-corrupt").unwrap().holds(),
             Holds::Shared(HOLDS)
         );
-        let mut with = NemesisSpec::default();
-        with.faults = vec![FaultKind::named("disk-corrupt").unwrap()];
+        let with = NemesisSpec {
+            faults: vec![FaultKind::named("disk-corrupt").unwrap()],
+            ..NemesisSpec::default()
+        };
         assert!(
             super::super::disk::wanted(&with),
             "the layer is mounted for it"

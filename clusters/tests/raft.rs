@@ -169,11 +169,22 @@ fn read_queued_during_a_leader_pause(bug: Option<&str>) -> Value {
 
 #[test]
 fn lease_pause_answers_reads_queued_during_a_pause_from_the_old_state() {
-    let stale = read_queued_during_a_leader_pause(Some("lease-pause"));
-    assert_eq!(
-        stale,
-        json!({"ok": true, "value": 1}),
-        "the read trusted the lease checked before the pause"
+    // A race, as GC-pause bugs are: on resume, the queued read and the overdue lease check
+    // become ready together, and the read is stale only when it is served first. It must
+    // be stale at least once in a few tries; correct raft never is.
+    let tries: Vec<Value> = (0..4)
+        .map(|_| read_queued_during_a_leader_pause(Some("lease-pause")))
+        .scan(false, |seen_stale, read| {
+            if *seen_stale {
+                return None;
+            }
+            *seen_stale = read == json!({"ok": true, "value": 1});
+            Some(read)
+        })
+        .collect();
+    assert!(
+        tries.contains(&json!({"ok": true, "value": 1})),
+        "no read trusted the lease checked before the pause: {tries:?}"
     );
     let correct = read_queued_during_a_leader_pause(None);
     assert_ne!(correct["value"], json!(1), "correct raft: {correct}");

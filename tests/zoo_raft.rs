@@ -102,13 +102,32 @@ fn zoo_bug(test: &str, bug: &str) -> Option<String> {
     );
     let faulted = zoo_campaign(bug);
     // 30 s: four or five faults, where the measurements (clusters/README.md) ran 20 s.
-    let out = expect(
-        &faulted,
-        &results,
-        "30s",
-        1,
-        &format!("{bug} under its fault"),
-    );
+    // Each bug is a race its fault makes likely, not certain (retry-reapply also depends on
+    // the machine's load: clusters/README.md), so it must be found in one of three seeds.
+    let mut outputs = Vec::new();
+    let out = (1..=3)
+        .find_map(|seed: u64| {
+            let run = run(
+                &faulted,
+                &results,
+                &["--time-limit", "30s", "--seed", &seed.to_string()],
+            );
+            let output = text(&run);
+            if run.status.code() == Some(1) {
+                return Some(output);
+            }
+            outputs.push(format!(
+                "seed {seed}: exit {:?}\n{output}",
+                run.status.code()
+            ));
+            None
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{bug} under its fault: not found in seeds 1 to 3\n{}",
+                outputs.join("\n")
+            )
+        });
     let correct = variant(bug, dir.path(), "correct.yaml", on_correct_raft);
     expect(
         &correct,

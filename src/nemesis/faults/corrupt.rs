@@ -9,8 +9,8 @@
 
 use super::disk::HOLDS;
 use super::{
-    need, Applied, AppliedFault, Failed, FaultKind, FaultRequest, FaultType, Holds, PlanError,
-    PlannedFault, Targets, Undone,
+    need, Applied, AppliedFault, ApplyLog, Failed, FaultKind, FaultRequest, FaultType, Holds,
+    PlanError, PlannedFault, Targets, UndoLog, Undone,
 };
 use crate::capability::Capability;
 use crate::disk::corrupt::{self, CorruptStyle};
@@ -127,56 +127,25 @@ impl PlannedFault for CorruptPlan {
 
     fn apply(&self, ctx: &NemesisContext, leadership: &Leadership) -> Result<Applied, Failed> {
         let (nodes, note) = self.targets.resolve(leadership);
-        let mut done = Vec::new();
-        let mut evidence = Vec::new();
-        let mut in_effect = true;
-        let applied =
-            |nodes: Vec<String>| -> Box<dyn AppliedFault> { Box::new(AppliedCorruption { nodes }) };
+        let mut log = ApplyLog::new(|nodes| -> Box<dyn AppliedFault> {
+            Box::new(AppliedCorruption { nodes })
+        });
         for (i, name) in nodes.iter().enumerate() {
             let (Some(node), Some(layer)) = (ctx.node(name), ctx.cluster().disks.get(name)) else {
-                return Err(Failed {
-                    partial: Some(applied(done)),
-                    message: format!("node {name} has no disk layer"),
-                });
+                return Err(log.failed(format!("node {name} has no disk layer")));
             };
             match process::kill(node) {
-                Ok(e) => {
-                    in_effect &= e.in_effect;
-                    evidence.push(e.to_string());
-                }
-                Err(e) => {
-                    return Err(Failed {
-                        partial: Some(applied(done)),
-                        message: e.to_string(),
-                    })
-                }
+                Ok(e) => log.evidence(e.to_string(), e.in_effect),
+                Err(e) => return Err(log.failed(e)),
             }
-            done.push(name.clone());
+            log.hit(name);
             let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed.wrapping_add(i as u64));
             match self.corrupt(layer, &mut rng) {
-                Ok((line, changed)) => {
-                    in_effect &= changed;
-                    evidence.push(format!("{name}: {line}"));
-                }
-                Err(e) => {
-                    return Err(Failed {
-                        partial: Some(applied(done)),
-                        message: format!("{name}: corrupting its disk: {e}"),
-                    })
-                }
+                Ok((line, changed)) => log.evidence(format!("{name}: {line}"), changed),
+                Err(e) => return Err(log.failed(format!("{name}: corrupting its disk: {e}"))),
             }
         }
-        let effective = in_effect && !done.is_empty();
-        Ok(Applied {
-            fault: applied(done),
-            record: FaultRecord {
-                nodes,
-                evidence,
-                effective: Some(effective),
-                note,
-                ..FaultRecord::default()
-            },
-        })
+        Ok(log.applied(nodes, note))
     }
 }
 
@@ -249,26 +218,14 @@ impl AppliedFault for AppliedCorruption {
         if nodes.is_empty() {
             return Undone::default();
         }
-        let mut evidence = Vec::new();
-        let mut error = None;
         let refs: Vec<&Node> = nodes.iter().filter_map(|n| ctx.node(n)).collect();
-        for result in process::start_all(&refs, RESTART_READY_TIMEOUT) {
-            match result {
-                Ok(e) => evidence.push(e.to_string()),
-                Err(e) => {
-                    evidence.push(format!("did not start on its corrupted disk: {e}"));
-                    error.get_or_insert(e.to_string());
-                }
-            }
-        }
-        Undone {
-            record: FaultRecord {
-                nodes,
-                evidence,
-                ..FaultRecord::default()
-            },
-            error,
-        }
+        let mut log = UndoLog::default();
+        log.restarts(
+            process::start_all(&refs, RESTART_READY_TIMEOUT),
+            "",
+            Some("did not start on its corrupted disk: "),
+        );
+        log.undone(nodes)
     }
 }
 

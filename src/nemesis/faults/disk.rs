@@ -7,8 +7,8 @@
 //! own account (bytes and entries dropped, syncs failed) is the evidence.
 
 use super::{
-    need, Applied, AppliedFault, Failed, FaultKind, FaultRequest, FaultType, Holds, PlanError,
-    PlannedFault, Targets, Undone,
+    need, Applied, AppliedFault, ApplyLog, Failed, FaultKind, FaultRequest, FaultType, Holds,
+    PlanError, PlannedFault, Targets, UndoLog, Undone,
 };
 use crate::capability::Capability;
 use crate::disk::lazy_fs::Dropped;
@@ -158,37 +158,23 @@ impl PlannedFault for DiskPlan {
 
     fn apply(&self, ctx: &NemesisContext, leadership: &Leadership) -> Result<Applied, Failed> {
         let (nodes, note) = self.targets.resolve(leadership);
-        let mut done = Vec::new();
-        let mut evidence = Vec::new();
-        let mut in_effect = true;
-        let applied = |nodes: Vec<String>| -> Box<dyn AppliedFault> {
+        let mut log = ApplyLog::new(|nodes| -> Box<dyn AppliedFault> {
             Box::new(AppliedDiskFault {
                 mode: self.mode,
                 nodes,
             })
-        };
+        });
         for name in &nodes {
             let (Some(node), Some(layer)) = (ctx.node(name), ctx.cluster().disks.get(name)) else {
-                return Err(Failed {
-                    partial: Some(applied(done)),
-                    message: format!("node {name} has no disk layer"),
-                });
+                return Err(log.failed(format!("node {name} has no disk layer")));
             };
             if self.mode.kills() {
                 match process::kill(node) {
-                    Ok(e) => {
-                        in_effect &= e.in_effect;
-                        evidence.push(e.to_string());
-                    }
-                    Err(e) => {
-                        return Err(Failed {
-                            partial: Some(applied(done)),
-                            message: e.to_string(),
-                        })
-                    }
+                    Ok(e) => log.evidence(e.to_string(), e.in_effect),
+                    Err(e) => return Err(log.failed(e)),
                 }
                 let dropped = drop_cache(self.mode, &mut layer.state());
-                evidence.push(dropped_line(name, &dropped));
+                log.evidence(dropped_line(name, &dropped), true);
             } else {
                 let mut fs = layer.state();
                 match self.mode {
@@ -196,21 +182,11 @@ impl PlannedFault for DiskPlan {
                     DiskMode::Enospc => fs.faults.enospc = true,
                     _ => fs.faults.fsync_delay = self.sync_delay.unwrap_or(DEFAULT_SYNC_DELAY),
                 }
-                evidence.push(format!("{name}: {}", faults_line(&fs.faults)));
+                log.evidence(format!("{name}: {}", faults_line(&fs.faults)), true);
             }
-            done.push(name.clone());
+            log.hit(name);
         }
-        let effective = in_effect && !done.is_empty();
-        Ok(Applied {
-            fault: applied(done),
-            record: FaultRecord {
-                nodes,
-                evidence,
-                effective: Some(effective),
-                note,
-                ..FaultRecord::default()
-            },
-        })
+        Ok(log.applied(nodes, note))
     }
 }
 
@@ -298,33 +274,25 @@ impl AppliedFault for AppliedDiskFault {
         if nodes.is_empty() {
             return Undone::default();
         }
-        let mut evidence = Vec::new();
-        let mut error = None;
+        let mut log = UndoLog::default();
         if self.mode.kills() {
             // Anything the dying node had in flight is dropped too, right before it starts.
             for name in &nodes {
                 if let Some(layer) = ctx.cluster().disks.get(name) {
                     let dropped = drop_cache(self.mode, &mut layer.state());
                     if dropped.lost != Default::default() || !dropped.errors.is_empty() {
-                        evidence.push(dropped_line(name, &dropped));
+                        log.evidence(dropped_line(name, &dropped));
                     }
                 }
             }
             let refs: Vec<&Node> = nodes.iter().filter_map(|n| ctx.node(n)).collect();
-            for result in process::start_all(&refs, RESTART_READY_TIMEOUT) {
-                match result {
-                    Ok(e) => evidence.push(e.to_string()),
-                    Err(e) => {
-                        error.get_or_insert(e.to_string());
-                    }
-                }
-            }
+            log.restarts(process::start_all(&refs, RESTART_READY_TIMEOUT), "", None);
         } else {
             for name in &nodes {
                 if let Some(layer) = ctx.cluster().disks.get(name) {
                     let mut fs = layer.state();
                     fs.faults = Default::default();
-                    evidence.push(format!(
+                    log.evidence(format!(
                         "{name}: healed; {} syncs failed since the layer was mounted",
                         fs.counters.failed_syncs
                     ));
@@ -337,23 +305,13 @@ impl AppliedFault for AppliedDiskFault {
                 .filter_map(|n| ctx.node(n))
                 .filter(|n| !n.is_running())
                 .collect();
-            for result in process::start_all(&stopped, RESTART_READY_TIMEOUT) {
-                match result {
-                    Ok(e) => evidence.push(format!("stopped on the fault, started again: {e}")),
-                    Err(e) => {
-                        error.get_or_insert(e.to_string());
-                    }
-                }
-            }
+            log.restarts(
+                process::start_all(&stopped, RESTART_READY_TIMEOUT),
+                "stopped on the fault, started again: ",
+                None,
+            );
         }
-        Undone {
-            record: FaultRecord {
-                nodes,
-                evidence,
-                ..FaultRecord::default()
-            },
-            error,
-        }
+        log.undone(nodes)
     }
 }
 

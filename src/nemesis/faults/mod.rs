@@ -26,10 +26,12 @@ pub mod partition;
 pub mod process;
 
 use super::context::{Leadership, NemesisContext};
+use super::process::ProcessEvidence;
 use super::record::{FaultRecord, PlannedTargets};
 use super::spec::{NemesisSpec, SignedDuration, TargetSpec};
 use super::{NemesisError, Shape};
 use crate::capability::{self, Capability};
+use crate::node::NodeError;
 use crate::system::System;
 use rand::seq::SliceRandom;
 use rand::RngCore;
@@ -158,6 +160,110 @@ impl Failed {
 pub struct Undone {
     pub record: FaultRecord,
     pub error: Option<String>,
+}
+
+/// What applying a fault node after node has done so far: the nodes it hit, their
+/// evidence, and whether every piece of evidence says the fault took. On a failure the
+/// nodes hit so far are the part to undo.
+pub struct ApplyLog<F: Fn(Vec<String>) -> Box<dyn AppliedFault>> {
+    /// Makes the applied fault (or the failure's part to undo) of the nodes hit.
+    applied: F,
+    hit: Vec<String>,
+    evidence: Vec<String>,
+    in_effect: bool,
+}
+
+impl<F: Fn(Vec<String>) -> Box<dyn AppliedFault>> ApplyLog<F> {
+    pub fn new(applied: F) -> Self {
+        ApplyLog {
+            applied,
+            hit: Vec::new(),
+            evidence: Vec::new(),
+            in_effect: true,
+        }
+    }
+
+    /// `node` is hit: from now on it is part of what must be undone.
+    pub fn hit(&mut self, node: &str) {
+        self.hit.push(node.to_owned());
+    }
+
+    /// A line of evidence, and whether it shows the fault in effect.
+    pub fn evidence(&mut self, line: String, in_effect: bool) {
+        self.evidence.push(line);
+        self.in_effect &= in_effect;
+    }
+
+    /// The fault stopped part way: what was hit is handed back to be undone.
+    pub fn failed(self, message: impl fmt::Display) -> Failed {
+        Failed {
+            partial: Some((self.applied)(self.hit)),
+            message: message.to_string(),
+        }
+    }
+
+    /// Every target was handled: the fault is in effect when some node was hit and every
+    /// piece of evidence says so.
+    pub fn applied(self, nodes: Vec<String>, note: Option<String>) -> Applied {
+        let effective = self.in_effect && !self.hit.is_empty();
+        Applied {
+            fault: (self.applied)(self.hit),
+            record: FaultRecord {
+                nodes,
+                evidence: self.evidence,
+                effective: Some(effective),
+                note,
+                ..FaultRecord::default()
+            },
+        }
+    }
+}
+
+/// What an undo gathers while it heals node after node: evidence lines, and the first
+/// error (the undo's error; the other nodes are still healed).
+#[derive(Debug, Default)]
+pub struct UndoLog {
+    evidence: Vec<String>,
+    error: Option<String>,
+}
+
+impl UndoLog {
+    pub fn evidence(&mut self, line: String) {
+        self.evidence.push(line);
+    }
+
+    /// Records each node's result of being started again or resumed: its evidence after
+    /// `started`, or its error. With `failed`, an error is evidence too, after that prefix
+    /// (a node that would not start on a corrupted disk is part of what the fault did).
+    pub fn restarts(
+        &mut self,
+        results: Vec<Result<ProcessEvidence, NodeError>>,
+        started: &str,
+        failed: Option<&str>,
+    ) {
+        for result in results {
+            match result {
+                Ok(e) => self.evidence.push(format!("{started}{e}")),
+                Err(e) => {
+                    if let Some(failed) = failed {
+                        self.evidence.push(format!("{failed}{e}"));
+                    }
+                    self.error.get_or_insert(e.to_string());
+                }
+            }
+        }
+    }
+
+    pub fn undone(self, nodes: Vec<String>) -> Undone {
+        Undone {
+            record: FaultRecord {
+                nodes,
+                evidence: self.evidence,
+                ..FaultRecord::default()
+            },
+            error: self.error,
+        }
+    }
 }
 
 /// The plan as data: cloned into reports, compared in tests, written to `nemesis.json`.

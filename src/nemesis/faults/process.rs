@@ -3,8 +3,8 @@
 //! freezer, reaped process, readiness after the restart) is the evidence.
 
 use super::{
-    Applied, AppliedFault, Failed, FaultKind, FaultRequest, FaultType, PlanError, PlannedFault,
-    Targets, Undone,
+    Applied, AppliedFault, ApplyLog, Failed, FaultKind, FaultRequest, FaultType, PlanError,
+    PlannedFault, Targets, UndoLog, Undone,
 };
 use crate::nemesis::context::{Leadership, NemesisContext};
 use crate::nemesis::process::{self, ProcessEvidence, RESTART_READY_TIMEOUT};
@@ -107,42 +107,23 @@ impl PlannedFault for ProcessPlan {
     /// the part to undo.
     fn apply(&self, ctx: &NemesisContext, leadership: &Leadership) -> Result<Applied, Failed> {
         let (nodes, note) = self.targets.resolve(leadership);
-        let mut done = Vec::new();
-        let mut evidence = Vec::new();
-        let mut in_effect = true;
-        let applied = |nodes: Vec<String>| -> Box<dyn AppliedFault> {
+        let mut log = ApplyLog::new(|nodes| -> Box<dyn AppliedFault> {
             Box::new(AppliedProcessFault {
                 action: self.action,
                 nodes,
             })
-        };
+        });
         for name in &nodes {
             let Some(node) = ctx.node(name) else { continue };
             match self.action.act(node) {
                 Ok(e) => {
-                    evidence.push(e.to_string());
-                    in_effect &= e.in_effect;
-                    done.push(name.clone());
+                    log.evidence(e.to_string(), e.in_effect);
+                    log.hit(name);
                 }
-                Err(e) => {
-                    return Err(Failed {
-                        partial: Some(applied(done)),
-                        message: e.to_string(),
-                    })
-                }
+                Err(e) => return Err(log.failed(e)),
             }
         }
-        let effective = in_effect && !done.is_empty();
-        Ok(Applied {
-            fault: applied(done),
-            record: FaultRecord {
-                nodes,
-                evidence,
-                effective: Some(effective),
-                note,
-                ..FaultRecord::default()
-            },
-        })
+        Ok(log.applied(nodes, note))
     }
 }
 
@@ -177,24 +158,9 @@ impl AppliedFault for AppliedProcessFault {
 
 /// The record of undoing a process fault: every node's evidence, the first error.
 fn undone(nodes: Vec<String>, results: Vec<Result<ProcessEvidence, NodeError>>) -> Undone {
-    let mut evidence = Vec::new();
-    let mut error = None;
-    for result in results {
-        match result {
-            Ok(e) => evidence.push(e.to_string()),
-            Err(e) => {
-                error.get_or_insert(e.to_string());
-            }
-        }
-    }
-    Undone {
-        record: FaultRecord {
-            nodes,
-            evidence,
-            ..FaultRecord::default()
-        },
-        error,
-    }
+    let mut log = UndoLog::default();
+    log.restarts(results, "", None);
+    log.undone(nodes)
 }
 
 #[cfg(test)]

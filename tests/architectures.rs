@@ -5,36 +5,14 @@
 
 mod common;
 
-use common::{skip, Need};
 use splitbrain::campaign;
 use splitbrain::run::{run, RunOptions};
 use splitbrain_checkers::Verdict;
 use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
-fn skip_reason() -> Option<(Need, String)> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some((
-            Need::Root,
-            "needs root (network namespaces, cgroups)".into(),
-        ));
-    }
-    let binary = splitbrain::system::clusterkv::locate_binary();
-    if !binary.is_file() {
-        return Some((
-            Need::Clusterkv,
-            format!(
-                "clusterkv not built at {}; run `cargo test --workspace`",
-                binary.display()
-            ),
-        ));
-    }
-    None
-}
-
 fn serves_without_faults(test: &str, arch: &str, concurrency: usize) {
-    if let Some((need, why)) = skip_reason() {
-        skip(test, need, why);
+    if !common::can_run_clusterkv(test, false) {
         return;
     }
     let results = tempfile::tempdir().unwrap();

@@ -6,40 +6,14 @@
 
 mod common;
 
-use common::{skip, Need};
 use splitbrain::campaign;
 use splitbrain::run::{run, RunOptions};
 use splitbrain_checkers::Verdict;
 use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
-fn skip_reason() -> Option<(Need, String)> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some((
-            Need::Root,
-            "needs root (namespaces, cgroups, mounts)".into(),
-        ));
-    }
-    let fuse = splitbrain::capability::probe(splitbrain::capability::Capability::Fuse);
-    if !fuse.is_ok() {
-        return Some((Need::Fuse, format!("FUSE is not usable: {}", fuse.detail)));
-    }
-    let binary = splitbrain::system::clusterkv::locate_binary();
-    if !binary.is_file() {
-        return Some((
-            Need::Clusterkv,
-            format!(
-                "clusterkv not built at {}; run `cargo test --workspace`",
-                binary.display()
-            ),
-        ));
-    }
-    None
-}
-
 fn stays_valid_under_lost_unsynced_writes(test: &str, arch: &str) {
-    if let Some((need, why)) = skip_reason() {
-        skip(test, need, why);
+    if !common::can_run_clusterkv(test, true) {
         return;
     }
     let results = tempfile::tempdir().unwrap();
@@ -99,8 +73,7 @@ fn caspaxos_stays_valid_under_lost_unsynced_writes() {
 #[test]
 fn a_node_refusing_its_corrupted_vote_is_reported_and_the_run_ends() {
     let test = "a_node_refusing_its_corrupted_vote_is_reported_and_the_run_ends";
-    if let Some((need, why)) = skip_reason() {
-        skip(test, need, why);
+    if !common::can_run_clusterkv(test, true) {
         return;
     }
     let results = tempfile::tempdir().unwrap();

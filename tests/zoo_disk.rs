@@ -7,34 +7,11 @@
 mod common;
 
 use common::runs::{history_of, run, text, workload};
-use common::{skip, Need};
-
-fn skip_reason() -> Option<(Need, String)> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some((
-            Need::Root,
-            "needs root (namespaces, cgroups, mounts)".into(),
-        ));
-    }
-    let fuse = splitbrain::capability::probe(splitbrain::capability::Capability::Fuse);
-    if !fuse.is_ok() {
-        return Some((Need::Fuse, format!("FUSE is not usable: {}", fuse.detail)));
-    }
-    let binary = splitbrain::system::clusterkv::locate_binary();
-    if !binary.is_file() {
-        return Some((
-            Need::Clusterkv,
-            format!("clusterkv not built at {}", binary.display()),
-        ));
-    }
-    None
-}
 
 #[test]
 fn no_fsync_raft_is_valid_without_faults_and_loses_acknowledged_writes_on_power_loss() {
     let test = "no_fsync_raft_is_valid_without_faults_and_loses_acknowledged_writes_on_power_loss";
-    if let Some((need, why)) = skip_reason() {
-        skip(test, need, why);
+    if !common::can_run_clusterkv(test, true) {
         return;
     }
     let results = tempfile::tempdir().unwrap();

@@ -12,7 +12,6 @@
 mod common;
 
 use common::runs::{run, text, workload};
-use common::{skip, Need};
 use std::path::Path;
 
 /// The tests' campaigns run one at a time: side by side they would slow each other down on
@@ -20,22 +19,7 @@ use std::path::Path;
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn can_run(test: &str) -> bool {
-    if !common::have_root(test) {
-        return false;
-    }
-    let binary = splitbrain::system::clusterkv::locate_binary();
-    if !binary.is_file() {
-        skip(
-            test,
-            Need::Clusterkv,
-            format!(
-                "clusterkv not built at {}; run `cargo test --workspace`",
-                binary.display()
-            ),
-        );
-        return false;
-    }
-    true
+    common::can_run_clusterkv(test, false)
 }
 
 /// Runs `campaign` with `seed` for `time_limit` of main phase; its exit code (0 valid,

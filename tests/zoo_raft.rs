@@ -21,27 +21,6 @@ fn zoo_campaign(bug: &str) -> PathBuf {
         .join(format!("raft-{bug}.yaml"))
 }
 
-/// Why campaigns of clusterkv cannot run here, if they cannot.
-fn skip_reason() -> Option<(Need, String)> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some((
-            Need::Root,
-            "needs root (network namespaces, cgroups)".into(),
-        ));
-    }
-    let binary = splitbrain::system::clusterkv::locate_binary();
-    if !binary.is_file() {
-        return Some((
-            Need::Clusterkv,
-            format!(
-                "clusterkv not built at {}; run `cargo build -p splitbrain-clusters`",
-                binary.display()
-            ),
-        ));
-    }
-    None
-}
-
 /// The campaign of `bug`, changed by `edit`, written to `dir/<file>`.
 fn variant(bug: &str, dir: &Path, file: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
     let text = std::fs::read_to_string(zoo_campaign(bug)).unwrap();
@@ -86,8 +65,7 @@ fn expect(campaign: &Path, results: &Path, time_limit: &str, expected: i32, what
 /// The baseline is valid, the faulted run of the bug invalid, correct raft under the same
 /// faulted campaign valid. Returns the faulted run's output.
 fn zoo_bug(test: &str, bug: &str) -> Option<String> {
-    if let Some((need, why)) = skip_reason() {
-        skip(test, need, why);
+    if !common::can_run_clusterkv(test, false) {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -33,6 +33,39 @@ pub fn have_nft(test: &str) -> bool {
     }
 }
 
+/// Whether runs of clusterkv clusters can go on here: root (namespaces, cgroups), with
+/// `disk` FUSE for the disk layer, and the built `clusterkv`. Otherwise skips `test`
+/// naming the first that is missing (see [`skip`]).
+pub fn can_run_clusterkv(test: &str, disk: bool) -> bool {
+    if !have_root(test) {
+        return false;
+    }
+    if disk {
+        let fuse = splitbrain::capability::probe(splitbrain::capability::Capability::Fuse);
+        if !fuse.is_ok() {
+            skip(
+                test,
+                Need::Fuse,
+                format!("FUSE is not usable: {}", fuse.detail),
+            );
+            return false;
+        }
+    }
+    let binary = splitbrain::system::clusterkv::locate_binary();
+    if !binary.is_file() {
+        skip(
+            test,
+            Need::Clusterkv,
+            format!(
+                "clusterkv not built at {}; run `cargo build -p splitbrain-clusters`",
+                binary.display()
+            ),
+        );
+        return false;
+    }
+    true
+}
+
 /// The (device, inode) of a namespace file, to compare namespaces.
 pub fn ns_identity(path: &Path) -> (u64, u64) {
     splitbrain::netns::identity(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

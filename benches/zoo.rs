@@ -12,7 +12,11 @@
 //! * `exposing` — the same, drawing only from the kinds that expose the bug
 //!   (`Bug::exposed_by`; for dynamo partitions and clock skew; for a correct control every
 //!   kind that exposes one of its architecture's bugs);
-//! * `feedback` — the mix chosen by the feedback nemesis (`mode: feedback`).
+//! * `feedback` — the mix chosen by the feedback nemesis (`mode: feedback`), one fault at a
+//!   time (the mix runs up to three at once).
+//!
+//! Each variant runs as its own zoo campaign sets it up (its `system`, timings included);
+//! the workload and nemesis are zoo.yaml's.
 //!
 //! Knobs: `SPLITBRAIN_SEEDS=N` (default 10), `SPLITBRAIN_VARIANTS=raft-lease-clock,dynamo,…`
 //! (also `primary-backup`, not in the default set), `SPLITBRAIN_MODES=mix,exposing,feedback`,
@@ -149,10 +153,7 @@ fn campaign_for(zoo: &Path, variant: &Variant, mode: Mode) -> Campaign {
         "name".into(),
         format!("zoo-{}-{}", variant.name, mode.name()).into(),
     );
-    map.insert(
-        "system".into(),
-        serde_yaml::from_str(&variant.system).unwrap(),
-    );
+    map.insert("system".into(), variant_system(variant));
     if variant.register {
         map["workload"]
             .as_mapping_mut()
@@ -168,11 +169,33 @@ fn campaign_for(zoo: &Path, variant: &Variant, mode: Mode) -> Campaign {
             nemesis.insert("faults".into(), kinds.into());
         }
         Mode::Feedback => {
+            // The feedback mode chooses one fault at a time.
             nemesis.insert("mode".into(), "feedback".into());
+            nemesis.insert("concurrency".into(), 1.into());
         }
     }
     let text = serde_yaml::to_string(&doc).unwrap();
     campaign::parse(&text, zoo).unwrap_or_else(|e| panic!("{}: {e}", variant.name))
+}
+
+/// The variant's `system` as its own zoo campaign (`workloads/zoo/<variant>.yaml`) sets it
+/// up, timings included (retry-reapply's heartbeat), or the bare variant without one.
+fn variant_system(variant: &Variant) -> serde_yaml::Value {
+    let own = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("workloads/zoo")
+        .join(format!("{}.yaml", variant.name));
+    let bare: serde_yaml::Value = serde_yaml::from_str(&variant.system).unwrap();
+    let Ok(text) = std::fs::read_to_string(&own) else {
+        return bare;
+    };
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let system = doc["system"].clone();
+    assert_eq!(
+        system["clusterkv"]["bug"], bare["clusterkv"]["bug"],
+        "{} sets up another variant",
+        own.display()
+    );
+    system
 }
 
 fn env(name: &str) -> Option<String> {

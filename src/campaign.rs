@@ -514,6 +514,7 @@ impl Campaign {
             top("max_delay", n.reorder.max_delay),
         ];
         durations.extend(n.hold.map(|d| top("hold", d)));
+        durations.extend(n.hold_max.map(|d| top("hold_max", d)));
         for (i, item) in n.timeline.iter().enumerate() {
             let at =
                 |key: &'static str, d: Duration| (format!("nemesis.timeline[{i}].{key}"), key, d);

@@ -420,7 +420,6 @@ fn run_feedback(
     signal: &StopSignal,
 ) -> NemesisReport {
     let spec = &plan.spec;
-    let hold = spec.hold.unwrap_or(spec.interval);
     let mut active = ActiveFaults {
         ctx,
         active: Vec::new(),
@@ -483,6 +482,7 @@ fn run_feedback(
         }
         active.start(&fault, prepared, due);
         open = Some((id, window_start, leader));
+        let hold = fault.hold;
         schedule.faults.push(fault);
         if !signal.sleep_until(due + hold) {
             break;

@@ -110,6 +110,29 @@ impl NemesisSpec {
     /// feedback mode, one trial fault of every arm).
     pub fn validate(&self, node_count: usize) -> Result<(), PlanError> {
         let nodes: Vec<String> = (1..=node_count).map(crate::topology::node_name).collect();
+        let hold = self.hold.unwrap_or(self.interval);
+        if let Some(max) = self.hold_max {
+            if max < hold {
+                return Err(PlanError::Fault {
+                    kind: "hold_max",
+                    message: format!(
+                        "{} is shorter than `hold` ({}): each fault holds from `hold` to `hold_max`",
+                        humantime::format_duration(max),
+                        humantime::format_duration(hold)
+                    ),
+                });
+            }
+        }
+        if self.concurrency > 1 && (self.mode == NemesisMode::Feedback || !self.timeline.is_empty())
+        {
+            return Err(PlanError::Fault {
+                kind: "concurrency",
+                message: format!(
+                    "{} faults at once is for the random schedule; the feedback mode and a timeline choose one fault at a time (a timeline's items may overlap by their own times)",
+                    self.concurrency
+                ),
+            });
+        }
         if self.mode == NemesisMode::Feedback {
             if !self.timeline.is_empty() {
                 return Err(PlanError::Fault {
@@ -172,7 +195,7 @@ fn plan_fault(
 }
 
 /// Plans one fault of the feedback mode's `arm`, numbered `id`, starting `at` (from the
-/// start of the main phase) and held for the spec's `hold`.
+/// start of the main phase) and held for the spec's `hold` (or a duration up to `hold_max`).
 pub fn plan_chosen(
     spec: &NemesisSpec,
     nodes: &[String],
@@ -195,7 +218,7 @@ pub fn plan_chosen(
     Ok(ScheduledFault {
         id,
         at,
-        hold: spec.hold.unwrap_or(spec.interval),
+        hold: draw_hold(spec, spec.hold.unwrap_or(spec.interval), rng),
         fault: plan_fault(spec, nodes, ask, rng)?,
         chosen_for: Some(chosen_for),
     })
@@ -268,15 +291,40 @@ pub fn plan(
             message: "expected at least one target".into(),
         });
     }
-    let mut at = spec.interval;
-    while at < duration {
-        let kind = *spec.faults.choose(&mut rng).expect("faults is not empty");
+    // Each lane is its own round of calm and fault; lanes start staggered across the first
+    // round and the next fault is always the earliest lane's, so ids follow start times.
+    // One lane with a fixed hold draws exactly what one fault at a time always drew.
+    let lanes = spec.concurrency.max(1);
+    let round = spec.interval + hold;
+    let mut next: Vec<Duration> = (0..lanes)
+        .map(|lane| spec.interval + round * lane as u32 / lanes as u32)
+        .collect();
+    loop {
+        let (lane, at) = next
+            .iter()
+            .copied()
+            .enumerate()
+            .min_by_key(|&(lane, at)| (at, lane))
+            .expect("at least one lane");
+        if at >= duration {
+            break;
+        }
+        let this_hold = draw_hold(spec, hold, &mut rng);
+        let in_force: Vec<FaultKind> = faults
+            .iter()
+            .filter(|f: &&ScheduledFault| f.end() > at)
+            .map(|f| f.kind())
+            .collect();
+        let kind = draw_kind(&spec.faults, &in_force, &mut rng);
         let shape = *shapes.choose(&mut rng).unwrap_or(&Shape::Halves);
         let target = spec
             .targets
             .choose(&mut rng)
             .expect("targets is not empty")
             .clone();
+        next[lane] = at + this_hold + spec.interval;
+        // No kind may join the faults in force: this lane stays calm for its round.
+        let Some(kind) = kind else { continue };
         let ask = Ask {
             kind,
             shape,
@@ -286,13 +334,41 @@ pub fn plan(
         faults.push(ScheduledFault {
             id: faults.len() + 1,
             at,
-            hold,
+            hold: this_hold,
             fault: plan_fault(spec, nodes, ask, &mut rng)?,
             chosen_for: None,
         });
-        at += hold + spec.interval;
     }
     Ok(Schedule { faults })
+}
+
+/// How long a fault holds: `hold`, or with `hold_max` a duration drawn from `hold` to
+/// `hold_max` (whole milliseconds).
+fn draw_hold(spec: &NemesisSpec, hold: Duration, rng: &mut rand::rngs::StdRng) -> Duration {
+    match spec.hold_max {
+        Some(max) if max > hold => {
+            Duration::from_millis(rng.gen_range(hold.as_millis() as u64..=max.as_millis() as u64))
+        }
+        _ => hold,
+    }
+}
+
+/// A kind of `kinds` that may join the faults `in_force` ([`FaultKind::may_overlap`]),
+/// drawn at random; `None` when none may. With nothing in force, one plain draw.
+fn draw_kind(
+    kinds: &[FaultKind],
+    in_force: &[FaultKind],
+    rng: &mut rand::rngs::StdRng,
+) -> Option<FaultKind> {
+    if in_force.is_empty() {
+        return kinds.choose(rng).copied();
+    }
+    let fits: Vec<FaultKind> = kinds
+        .iter()
+        .copied()
+        .filter(|k| in_force.iter().all(|f| k.may_overlap(*f)))
+        .collect();
+    fits.choose(rng).copied()
 }
 
 /// Items of a timeline (sorted by start) that hold the same state must not overlap:
@@ -422,6 +498,118 @@ mod tests {
         }
         assert_eq!(kinds.len(), 5, "{kinds:?}");
         assert!(primaries);
+    }
+
+    #[test]
+    fn lanes_overlap_faults_that_hold_different_state_and_never_two_on_processes() {
+        let spec = NemesisSpec {
+            faults: [
+                "partition",
+                "pause",
+                "kill",
+                "clock",
+                "loss",
+                "delay",
+                "reorder",
+            ]
+            .map(kind)
+            .to_vec(),
+            concurrency: 3,
+            interval: Duration::from_secs(1),
+            hold: Some(Duration::from_secs(1)),
+            hold_max: Some(Duration::from_secs(6)),
+            ..random_spec()
+        };
+        spec.validate(5).unwrap();
+        let one_lane = NemesisSpec {
+            concurrency: 1,
+            ..spec.clone()
+        };
+        let (mut overlaps, mut held) = (0, std::collections::BTreeSet::new());
+        for seed in 0..40 {
+            let s = plan(&spec, &nodes(5), seed, Duration::from_secs(60)).unwrap();
+            assert_eq!(
+                s,
+                plan(&spec, &nodes(5), seed, Duration::from_secs(60)).unwrap()
+            );
+            let single = plan(&one_lane, &nodes(5), seed, Duration::from_secs(60)).unwrap();
+            assert!(
+                s.faults.len() > single.faults.len(),
+                "three lanes bring more faults than one (seed {seed})"
+            );
+            for (i, f) in s.faults.iter().enumerate() {
+                assert_eq!(f.id, i + 1);
+                assert!(f.at < Duration::from_secs(60));
+                assert!(f.hold >= Duration::from_secs(1) && f.hold <= Duration::from_secs(6));
+                held.insert(f.hold.as_millis());
+                let in_force: Vec<&ScheduledFault> =
+                    s.faults[..i].iter().filter(|g| g.end() > f.at).collect();
+                assert!(in_force.len() < 3, "at most three at once");
+                for g in in_force {
+                    overlaps += 1;
+                    assert!(
+                        f.kind().may_overlap(g.kind()),
+                        "{} and {} overlap (seed {seed})",
+                        f.kind().name(),
+                        g.kind().name()
+                    );
+                    assert!(g.at <= f.at, "ids follow start times");
+                }
+            }
+        }
+        assert!(overlaps > 100, "lanes overlap: {overlaps}");
+        assert!(held.len() > 50, "holds are drawn from the range");
+        let (pause, kill, clock) = (kind("pause"), kind("kill"), kind("clock"));
+        assert!(!pause.may_overlap(kill) && !kill.may_overlap(kill));
+        assert!(pause.may_overlap(clock) && kind("partition").may_overlap(kill));
+        assert!(!kind("delay").may_overlap(kind("reorder")));
+        assert!(!kind("clock").may_overlap(kind("clock-bump")));
+        // A timeline may not overlap them either: they set the same offset file.
+        let spec: NemesisSpec = serde_yaml::from_str(
+            "timeline: [{at: 1s, fault: clock, target: one, for: 5s}, {at: 2s, fault: clock-strobe, target: all, for: 1s}]",
+        )
+        .unwrap();
+        assert!(spec
+            .validate(3)
+            .unwrap_err()
+            .to_string()
+            .contains("offset file"));
+    }
+
+    #[test]
+    fn one_lane_with_a_fixed_hold_is_the_schedule_one_fault_at_a_time() {
+        // Starts at 2, 7, 12, …: the first round's calm, then fault and calm in turn.
+        let spec = random_spec();
+        let s = plan(&spec, &nodes(5), 3, Duration::from_secs(60)).unwrap();
+        let starts: Vec<u64> = s.faults.iter().map(|f| f.at.as_secs()).collect();
+        assert_eq!(starts, (0..12).map(|i| 2 + 5 * i).collect::<Vec<u64>>());
+        // A range of holds: each fault ends calm `interval` before the next starts.
+        let ranged = NemesisSpec {
+            hold_max: Some(Duration::from_secs(9)),
+            ..random_spec()
+        };
+        let s = plan(&ranged, &nodes(5), 3, Duration::from_secs(60)).unwrap();
+        for pair in s.faults.windows(2) {
+            assert_eq!(pair[0].end() + Duration::from_secs(2), pair[1].at);
+        }
+        assert!(s.faults.iter().any(|f| f.hold > Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn a_hold_max_below_hold_and_lanes_outside_the_random_schedule_are_refused() {
+        let refused = |yaml: &str| {
+            let spec: NemesisSpec = serde_yaml::from_str(yaml).unwrap();
+            spec.validate(3).unwrap_err().to_string()
+        };
+        assert!(refused("{faults: [pause], hold: 5s, hold_max: 2s}").contains("shorter than"));
+        assert!(refused("{faults: [pause], mode: feedback, concurrency: 2}")
+            .contains("one fault at a time"));
+        assert!(refused(
+            "{concurrency: 2, timeline: [{at: 1s, fault: pause, target: one, for: 1s}]}"
+        )
+        .contains("one fault at a time"));
+        assert!(serde_yaml::from_str::<NemesisSpec>("{faults: [pause], concurrency: 9}").is_err());
+        assert!(serde_yaml::from_str::<NemesisSpec>("{faults: [pause], concurrency: 0}").is_err());
     }
 
     #[test]

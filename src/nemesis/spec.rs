@@ -202,6 +202,9 @@ pub(crate) mod defaults {
     pub fn interval() -> Duration {
         Duration::from_secs(5)
     }
+    pub fn concurrency() -> usize {
+        1
+    }
     pub fn require_effect() -> bool {
         true
     }
@@ -209,6 +212,9 @@ pub(crate) mod defaults {
         vec![TargetSpec::One, TargetSpec::Minority, TargetSpec::Primaries]
     }
 }
+
+/// The most faults of a random schedule in force at once (`nemesis.concurrency`).
+pub const MAX_CONCURRENT_FAULTS: usize = 8;
 
 /// The nemesis part of a campaign (`nemesis:` in the YAML).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -223,6 +229,18 @@ pub struct NemesisSpec {
     /// How long each fault of the random schedule lasts (default: `interval`).
     #[serde(with = "humantime_serde::option", default)]
     pub hold: Option<Duration>,
+    /// With it, each fault of the random schedule (and of the feedback mode) lasts a
+    /// duration drawn from `hold` to `hold_max`: short faults and long ones in one run.
+    #[serde(with = "humantime_serde::option", default)]
+    pub hold_max: Option<Duration>,
+    /// How many faults of the random schedule may be in force at once: that many lanes,
+    /// each its own round of calm and fault, staggered. Faults that overlap never hold the
+    /// same state, nor do two of them act on node processes.
+    #[serde(
+        default = "defaults::concurrency",
+        deserialize_with = "crate::limits::usize_in::<_, 1, { MAX_CONCURRENT_FAULTS as u64 }>"
+    )]
+    pub concurrency: usize,
     /// Targets the random schedule draws from for process, clock and packet faults.
     #[serde(default = "defaults::targets")]
     pub targets: Vec<TargetSpec>,
@@ -266,6 +284,8 @@ impl Default for NemesisSpec {
             faults: Vec::new(),
             interval: defaults::interval(),
             hold: None,
+            hold_max: None,
+            concurrency: defaults::concurrency(),
             targets: defaults::targets(),
             shapes: Vec::new(),
             backend: NetBackend::default(),

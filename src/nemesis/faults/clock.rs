@@ -4,7 +4,7 @@
 //! nodes report are the evidence.
 
 use super::{
-    need, Applied, AppliedFault, Failed, FaultKind, FaultRequest, FaultType, PlanError,
+    need, Applied, AppliedFault, Failed, FaultKind, FaultRequest, FaultType, Holds, PlanError,
     PlannedFault, Targets, Undone,
 };
 use crate::capability::Capability;
@@ -99,6 +99,11 @@ impl FaultType for ClockFault {
 
     fn needs_clock(&self) -> bool {
         true
+    }
+
+    /// `clock`, `clock-bump` and `clock-strobe` all set the same per-node offset file.
+    fn holds(&self) -> Holds {
+        Holds::Shared("clock faults take turns (one libfaketime offset file per node)")
     }
 
     /// libfaketime, and node binaries it can skew (not static, not Go).

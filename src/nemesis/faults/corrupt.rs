@@ -60,6 +60,10 @@ impl FaultType for Corrupt {
         "disk-corrupt"
     }
 
+    fn acts_on_processes(&self) -> bool {
+        true
+    }
+
     fn start_event(&self) -> &'static str {
         "disk-fault"
     }

@@ -96,6 +96,10 @@ impl FaultType for DiskFault {
         }
     }
 
+    fn acts_on_processes(&self) -> bool {
+        true
+    }
+
     fn start_event(&self) -> &'static str {
         "disk-fault"
     }

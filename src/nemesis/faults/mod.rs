@@ -78,6 +78,12 @@ pub trait FaultType: Sync + std::panic::RefUnwindSafe {
     fn needs_clock(&self) -> bool {
         false
     }
+    /// Whether faults of this kind stop, freeze or restart node processes. A random
+    /// schedule never overlaps two such faults: a node killed while frozen would start
+    /// again frozen.
+    fn acts_on_processes(&self) -> bool {
+        false
+    }
     /// How a fault of this kind picks its nodes: by a [`TargetSpec`] (`target:`), or, for
     /// partitions, by a [`Shape`] (`shape:`). A timeline item giving the other one is
     /// refused, never ignored.
@@ -327,6 +333,16 @@ impl FaultKind {
 
     pub fn needs_clock(self) -> bool {
         self.0.needs_clock()
+    }
+
+    pub fn acts_on_processes(self) -> bool {
+        self.0.acts_on_processes()
+    }
+
+    /// Whether faults of this kind and of `other` may be in force at once in a random
+    /// schedule: they hold different state and do not both act on node processes.
+    pub fn may_overlap(self, other: FaultKind) -> bool {
+        self.holds() != other.holds() && !(self.acts_on_processes() && other.acts_on_processes())
     }
 
     pub fn chosen_by(self) -> ChosenBy {

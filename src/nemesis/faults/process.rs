@@ -60,6 +60,10 @@ impl FaultType for ProcessFault {
         }
     }
 
+    fn acts_on_processes(&self) -> bool {
+        true
+    }
+
     fn start_event(&self) -> &'static str {
         match self.action {
             ProcessAction::Pause => "pause",

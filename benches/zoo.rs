@@ -191,7 +191,8 @@ fn variant_system(variant: &Variant) -> serde_yaml::Value {
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     let system = doc["system"].clone();
     assert_eq!(
-        system["clusterkv"]["bug"], bare["clusterkv"]["bug"],
+        system["clusterkv"]["bug"],
+        bare["clusterkv"]["bug"],
         "{} sets up another variant",
         own.display()
     );

@@ -304,7 +304,7 @@ impl ScratchNetns {
 impl Drop for ScratchNetns {
     fn drop(&mut self) {
         if let Err(e) = netns::delete(std::slice::from_ref(&self.name)) {
-            eprintln!(
+            crate::stderr_line!(
                 "splitbrain: warning: deleting probe namespace {}: {e}",
                 self.name
             );

@@ -769,7 +769,7 @@ impl Drop for RunGuard {
         if self.armed {
             let report = cleanup_run(&self.run);
             for line in &report.errors {
-                eprintln!("splitbrain: warning: cleanup of run {}: {line}", self.run);
+                crate::stderr_line!("splitbrain: warning: cleanup of run {}: {line}", self.run);
             }
         }
     }

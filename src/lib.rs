@@ -54,6 +54,17 @@
 //! 12. `compare`
 //! 13. `cli`
 
+/// `eprintln!` that cannot panic. With standard error gone (a closed pipe, the shell that
+/// started the run killed) `eprintln!` panics, and a panic in a signal handler, a drop or a
+/// clean-up step would skip what must be undone; the line is dropped instead.
+#[macro_export]
+macro_rules! stderr_line {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::writeln!(::std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod cli;
 pub mod exit;
 pub mod limits;

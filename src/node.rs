@@ -676,7 +676,7 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown() {
-            eprintln!(
+            crate::stderr_line!(
                 "splitbrain: warning: shutting down node {}: {e}",
                 self.config.name
             );

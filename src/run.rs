@@ -364,7 +364,7 @@ fn run_validated(
     if let Some(nemesis) = nemesis {
         let report = nemesis.stop();
         for e in &report.undo_errors {
-            eprintln!("splitbrain: warning: nemesis: {e}");
+            crate::stderr_line!("splitbrain: warning: nemesis: {e}");
         }
         if !report.undo_errors.is_empty() {
             heal_everything(&deployment, &run_id);
@@ -399,10 +399,12 @@ fn run_validated(
     match Arc::into_inner(deployment) {
         Some(deployment) => {
             if let Err(e) = deployment.shutdown() {
-                eprintln!("splitbrain: warning: stopping the cluster: {e:#}");
+                crate::stderr_line!("splitbrain: warning: stopping the cluster: {e:#}");
             }
         }
-        None => eprintln!("splitbrain: warning: the cluster was still in use at shutdown"),
+        None => {
+            crate::stderr_line!("splitbrain: warning: the cluster was still in use at shutdown")
+        }
     }
     let history = Arc::new(recorder.finish().context("writing the history")?);
     let node_deaths = crashes.join().unwrap_or_default();
@@ -410,7 +412,7 @@ fn run_validated(
     // A signal at any point up to the verdict interrupts the run, and the results say so:
     // one during recovery or shutdown is seen here, one during the check ends the check.
     if opts.progress != crate::report::progress::ProgressStyle::Off {
-        eprintln!(
+        crate::stderr_line!(
             "splitbrain: checking the history ({} events)",
             history.events.len()
         );
@@ -498,7 +500,7 @@ fn heal_everything(deployment: &Deployment, run_id: &RunId) {
         }
     }
     for e in &report.errors {
-        eprintln!("splitbrain: warning: healing the cluster: {e}");
+        crate::stderr_line!("splitbrain: warning: healing the cluster: {e}");
     }
 }
 
@@ -646,7 +648,7 @@ fn watch_node_events() -> (
         while let Some(event) = rx.blocking_recv() {
             if let crate::node::NodeEventKind::Exited(report) = event.kind {
                 if !report.expected {
-                    eprintln!("splitbrain: {report}");
+                    crate::stderr_line!("splitbrain: {report}");
                     crashes.push(report.to_string());
                 }
             }

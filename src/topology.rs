@@ -276,7 +276,7 @@ impl Drop for Topology {
     fn drop(&mut self) {
         if !self.destroyed {
             if let Err(e) = self.destroy() {
-                eprintln!(
+                crate::stderr_line!(
                     "splitbrain: warning: tearing down the network of run {}: {e}",
                     self.plan.run
                 );

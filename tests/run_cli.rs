@@ -174,3 +174,34 @@ fn a_second_signal_abandons_the_check_promptly_and_the_run_is_unknown() {
     assert_eq!(doc["verdict"], "unknown", "{stderr}");
     assert_eq!(doc["cause"], "interrupted");
 }
+
+/// `splitbrain run … | head -1`, or a log shipper that went away: the run's output has no
+/// reader, yet its exit code is still the verdict's (printing must not panic, 101), for
+/// standard output and standard error alike.
+#[test]
+fn closed_output_pipes_leave_the_exit_code_to_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let campaign = write_campaign(dir.path());
+    let closed = || {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read);
+        std::process::Stdio::from(write)
+    };
+    for (name, stdout_closed) in [("stdout", true), ("stderr", false)] {
+        let (stdout, stderr) = if stdout_closed {
+            (closed(), std::process::Stdio::null())
+        } else {
+            (std::process::Stdio::null(), closed())
+        };
+        let status = Command::new(env!("CARGO_BIN_EXE_splitbrain"))
+            .arg("run")
+            .arg(&campaign)
+            .arg("--results")
+            .arg(dir.path().join("results"))
+            .stdout(stdout)
+            .stderr(stderr)
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(0), "{name} closed: {status}");
+    }
+}

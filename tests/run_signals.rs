@@ -52,6 +52,11 @@ fn start_run(results: &Path) -> Child {
 /// Starts a long raft run writing under `results`, its run record in `state_dir` (the
 /// default one when `None`).
 fn start_run_recording_in(results: &Path, state_dir: Option<&Path>) -> Child {
+    start_run_with(results, state_dir, Stdio::null())
+}
+
+/// Starts a long raft run writing under `results`, its standard error going to `stderr`.
+fn start_run_with(results: &Path, state_dir: Option<&Path>, stderr: Stdio) -> Child {
     let campaign = results.join("campaign.yaml");
     std::fs::write(
         &campaign,
@@ -66,7 +71,7 @@ fn start_run_recording_in(results: &Path, state_dir: Option<&Path>) -> Child {
         .arg("--results")
         .arg(results)
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(stderr);
     if let Some(dir) = state_dir {
         command.env(STATE_DIR_ENV, dir);
     }
@@ -168,12 +173,16 @@ fn assert_history_checkable(dir: &Path) {
 }
 
 fn interrupt_with(test: &str, signal: Signal) {
+    interrupt_with_stderr(test, signal, Stdio::null());
+}
+
+fn interrupt_with_stderr(test: &str, signal: Signal, stderr: Stdio) {
     if let Some((need, why)) = skip_reason() {
         skip(test, need, why);
         return;
     }
     let results = tempfile::tempdir().unwrap();
-    let mut child = start_run(results.path());
+    let mut child = start_run_with(results.path(), None, stderr);
     let dir = wait_for_history(results.path(), 40);
     let id = run_id(&dir);
     assert!(
@@ -197,6 +206,19 @@ fn ctrl_c_cleans_up_and_keeps_a_checkable_history() {
     interrupt_with(
         "ctrl_c_cleans_up_and_keeps_a_checkable_history",
         Signal::SIGINT,
+    );
+}
+
+/// A controller whose stderr is gone (its reader closed: the shell that started it killed,
+/// a pipe to a pager quit) still stops on Ctrl-C: saying so cannot fail the signal handler.
+#[test]
+fn ctrl_c_stops_the_run_when_stderr_is_a_closed_pipe() {
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    interrupt_with_stderr(
+        "ctrl_c_stops_the_run_when_stderr_is_a_closed_pipe",
+        Signal::SIGINT,
+        Stdio::from(write),
     );
 }
 

@@ -188,7 +188,7 @@ pub fn run(args: CheckArgs) -> super::Outcome {
     let kind = match args.model {
         CheckModel::Transactions(workload) => return run_transactions(&args, workload),
         CheckModel::Operations(_) if args.consistency.is_some() => {
-            eprintln!(
+            crate::stderr_line!(
                 "splitbrain: --consistency applies to transactional models (--model list-append or rw-register)"
             );
             return Ok(exit::USAGE);
@@ -253,7 +253,7 @@ pub fn run(args: CheckArgs) -> super::Outcome {
     };
     if args.json {
         let text = serde_json::to_string_pretty(&report).context("rendering the JSON report")?;
-        emit(&format!("{text}\n"));
+        super::emit(&format!("{text}\n"));
     } else {
         print_overall(&report);
     }
@@ -360,7 +360,7 @@ impl ProgressReporter {
                 let p = progress.snapshot();
                 let memory = resident_bytes()
                     .map_or_else(|| "?".to_owned(), |b| bytesize::ByteSize(b).to_string());
-                eprintln!(
+                crate::stderr_line!(
                     "splitbrain: checking {name}: {:.0}s, keys {} of {} done, {} configurations explored, memory {memory} (search memo {})",
                     started.elapsed().as_secs_f64(),
                     p.keys_done,
@@ -442,7 +442,7 @@ fn print_file(report: &FileReport) {
     let _ = writeln!(out, "== {name}");
     // The error is said once, on stderr; the verdict line below only says "not checked".
     if let Some(error) = &report.error {
-        eprintln!("splitbrain: {error}");
+        crate::stderr_line!("splitbrain: {error}");
     }
     if let Some(format) = report.format {
         let _ = writeln!(
@@ -523,7 +523,7 @@ fn print_file(report: &FileReport) {
         (None, _) => "not checked".to_owned(),
     };
     let _ = writeln!(out, "{name}: {verdict}");
-    emit(&out);
+    super::emit(&out);
 }
 
 /// Whether the key of `cex` is valid when checked again with `--nil-reads unknown`.
@@ -576,7 +576,7 @@ fn print_overall(report: &Report) {
             .verdict
             .map_or_else(|| "valid".to_owned(), |v| v.to_string())
     };
-    emit(&format!(
+    super::emit(&format!(
         "overall: {verdict} ({} file(s): {} valid, {} invalid, {} unknown, {} not checked)\n",
         report.files.len(),
         count(Verdict::Valid),
@@ -605,7 +605,7 @@ fn recheck_run_dir(dir: &Path, json: bool) -> super::Outcome {
     let finished = dir.join(crate::results::files::RESULTS).is_file();
     let mut table = std::mem::take(&mut checked.table);
     if !finished {
-        eprintln!("splitbrain: warning: {}: {UNFINISHED_RUN}", dir.display());
+        crate::stderr_line!("splitbrain: warning: {}: {UNFINISHED_RUN}", dir.display());
         let _ = writeln!(table, "warning: {UNFINISHED_RUN}");
         if checked.verdict == Verdict::Valid {
             checked.verdict = Verdict::Unknown;
@@ -616,12 +616,12 @@ fn recheck_run_dir(dir: &Path, json: bool) -> super::Outcome {
         checked.results.finished = false;
     }
     if json {
-        emit(&format!(
+        super::emit(&format!(
             "{}\n",
             serde_json::to_string_pretty(&checked.results)?
         ));
     } else {
-        emit(&table);
+        super::emit(&table);
     }
     Ok(checked.verdict.exit_code() as u8)
 }
@@ -736,7 +736,7 @@ fn run_transactions(args: &CheckArgs, workload: Workload) -> super::Outcome {
     };
     if args.json {
         let text = serde_json::to_string_pretty(&report).context("rendering the JSON report")?;
-        emit(&format!("{text}\n"));
+        super::emit(&format!("{text}\n"));
     } else {
         let count = |v: Verdict| report.files.iter().filter(|f| f.verdict == Some(v)).count();
         let errors = report.files.iter().filter(|f| f.error.is_some()).count();
@@ -745,7 +745,7 @@ fn run_transactions(args: &CheckArgs, workload: Workload) -> super::Outcome {
         } else {
             verdict.map_or_else(|| "valid".to_owned(), |v| v.to_string())
         };
-        emit(&format!(
+        super::emit(&format!(
             "overall: {overall} ({} file(s): {} valid, {} invalid, {} unknown, {} not checked)\n",
             report.files.len(),
             count(Verdict::Valid),
@@ -812,7 +812,7 @@ fn print_txn_file(report: &TxnFileReport) {
     let name = report.file.display();
     let _ = writeln!(out, "== {name}");
     if let Some(error) = &report.error {
-        eprintln!("splitbrain: {error}");
+        crate::stderr_line!("splitbrain: {error}");
     }
     if let Some(format) = report.format {
         let _ = writeln!(
@@ -834,32 +834,10 @@ fn print_txn_file(report: &TxnFileReport) {
         (None, None) => "not checked".to_owned(),
     };
     let _ = writeln!(out, "{name}: {verdict}");
-    emit(&out);
+    super::emit(&out);
 }
 
 /// Said of a run directory without `results.json`.
 const UNFINISHED_RUN: &str = "the run did not finish (no results.json; its controller was probably killed): the history is a prefix of the run";
 /// The cause of an unfinished run's `unknown` verdict.
 const UNFINISHED_RUN_CAUSE: &str = "the run did not finish: the history is a prefix";
-
-/// Writes `text` to stdout. A reader that went away (`check … | head -1`) is not an error:
-/// the rest of the output is dropped and the exit code stays the verdict's (`print!` would
-/// panic). Another failure to write is said once on stderr.
-fn emit(text: &str) {
-    use std::io::Write as _;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
-    if STDOUT_GONE.load(Ordering::Relaxed) {
-        return;
-    }
-    let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        STDOUT_GONE.store(true, Ordering::Relaxed);
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("splitbrain: cannot write to standard output: {e}");
-        }
-    }
-}

@@ -30,16 +30,16 @@ pub fn run(args: CleanupArgs) -> super::Outcome {
     crate::capability::require_root()?;
     let report = crate::cleanup::cleanup(run.as_ref(), crate::run::CLEANUP_INSIDE_NAMESPACES);
     for line in &report.removed {
-        println!("removed {line}");
+        super::emit(&format!("removed {line}\n"));
     }
     for line in &report.left_alone {
-        println!("left alone: {line}");
+        super::emit(&format!("left alone: {line}\n"));
     }
     for line in &report.errors {
-        eprintln!("splitbrain: could not remove: {line}");
+        crate::stderr_line!("splitbrain: could not remove: {line}");
     }
     if report.removed.is_empty() && report.errors.is_empty() && report.left_alone.is_empty() {
-        println!("nothing to clean up");
+        super::emit("nothing to clean up\n");
     }
     Ok(if report.errors.is_empty() {
         crate::exit::VALID

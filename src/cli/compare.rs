@@ -62,12 +62,12 @@ pub fn run(args: CompareArgs) -> super::Outcome {
             Cell::Refused { reason } => format!("refused: {reason}"),
             Cell::Error { reason } => format!("error: {reason}"),
         };
-        eprintln!("splitbrain: {} under {}: {what}", row.system, row.fault);
+        crate::stderr_line!("splitbrain: {} under {}: {what}", row.system, row.fault);
     });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        super::emit(&format!("{}\n", serde_json::to_string_pretty(&rows)?));
     } else {
-        print!("{}", compare::table(&rows));
+        super::emit(&compare::table(&rows).to_string());
     }
     if cancel.is_cancelled() {
         return Err(Failure::new(FailureKind::Interrupted, "interrupted"));

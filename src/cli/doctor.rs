@@ -24,16 +24,16 @@ pub fn run(args: DoctorArgs) -> super::Outcome {
         return run_hosts(&path);
     }
     let probes = crate::capability::probe_all();
-    println!("{}", crate::doctor::render(&probes));
+    super::emit(&format!("{}\n", crate::doctor::render(&probes)));
     if crate::capability::require_root().is_err() {
-        println!("run needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN) to create network namespaces and cgroups");
+        super::emit("run needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN) to create network namespaces and cgroups\n");
         return Ok(crate::exit::NO_PERM);
     }
     if crate::doctor::default_path_ready(&probes) {
-        println!("ready: the default faults (partitions, pauses, kills) can run");
+        super::emit("ready: the default faults (partitions, pauses, kills) can run\n");
         Ok(crate::exit::VALID)
     } else {
-        println!("not ready: an essential capability is missing (see above)");
+        super::emit("not ready: an essential capability is missing (see above)\n");
         Ok(crate::exit::UNAVAILABLE)
     }
 }
@@ -66,16 +66,15 @@ fn run_hosts(path: &std::path::Path) -> super::Outcome {
         &control_dir.0,
         program.as_deref(),
     );
-    println!("{}", crate::doctor::render_hosts(&probes));
+    super::emit(&format!("{}\n", crate::doctor::render_hosts(&probes)));
     let missing = crate::doctor::hosts_missing(&probes);
     if missing.is_empty() {
-        println!(
-            "ready: all {} hosts are reachable and can run the nodes with partitions, pauses and kills",
+        super::emit(&format!("ready: all {} hosts are reachable and can run the nodes with partitions, pauses and kills\n",
             campaign.hosts.len()
-        );
+        ));
         Ok(crate::exit::VALID)
     } else {
-        println!("not ready: missing {}", missing.join("; "));
+        super::emit(&format!("not ready: missing {}\n", missing.join("; ")));
         Ok(crate::exit::UNAVAILABLE)
     }
 }

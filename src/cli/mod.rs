@@ -67,8 +67,30 @@ pub fn main() -> ExitCode {
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("splitbrain: {failure}");
+            crate::stderr_line!("splitbrain: {failure}");
             ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+/// Writes `text` to stdout. A reader that went away (`run … | head -1`) is not an error:
+/// the rest of the output is dropped and the exit code stays the verdict's (`print!` would
+/// panic). Another failure to write is said once on stderr.
+pub(crate) fn emit(text: &str) {
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        STDOUT_GONE.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            crate::stderr_line!("splitbrain: cannot write to standard output: {e}");
         }
     }
 }

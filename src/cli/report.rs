@@ -42,28 +42,28 @@ pub fn run(args: ReportArgs) -> super::Outcome {
     if args.rewrite {
         for row in &rows {
             match rewrite(&row.dir) {
-                Ok(()) => eprintln!("splitbrain: rewrote {}", row.dir.display()),
-                Err(e) => eprintln!("splitbrain: {e}"),
+                Ok(()) => crate::stderr_line!("splitbrain: rewrote {}", row.dir.display()),
+                Err(e) => crate::stderr_line!("splitbrain: {e}"),
             }
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        super::emit(&format!("{}\n", serde_json::to_string_pretty(&rows)?));
     } else if rows.is_empty() {
-        println!(
-            "no runs under {}{}",
+        super::emit(&format!(
+            "no runs under {}{}\n",
             args.dir.display(),
             args.campaign
                 .as_deref()
                 .map_or_else(String::new, |c| format!(" for campaign {c}"))
-        );
+        ));
     } else {
-        print!("{}", runs::table(&rows));
+        super::emit(&runs::table(&rows).to_string());
     }
     // A run that could not be read is bad data: said on stderr too, and not a clean exit.
     let unreadable: Vec<&runs::RunRow> = rows.iter().filter(|r| r.unreadable.is_some()).collect();
     for row in &unreadable {
-        eprintln!(
+        crate::stderr_line!(
             "splitbrain: unreadable run {}: {}",
             row.dir.display(),
             row.unreadable.as_deref().unwrap_or_default()

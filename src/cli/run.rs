@@ -84,20 +84,20 @@ pub fn run_command(args: RunArgs) -> super::Outcome {
         if args.json {
             documents.push(serde_json::to_value(&report.results)?);
         } else if args.quiet {
-            println!(
-                "{} {} on {}: {}",
+            super::emit(&format!(
+                "{} {} on {}: {}\n",
                 report.verdict.as_str().to_uppercase(),
                 campaign.name,
                 campaign.system.name(),
                 report.dir.display()
-            );
+            ));
         } else {
             if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-                print!("{}", crate::report::table::for_terminal(&report.summary));
+                super::emit(&crate::report::table::for_terminal(&report.summary).to_string());
             } else {
-                print!("{}", report.summary);
+                super::emit(&report.summary.to_string());
             }
-            println!("results: {}", report.dir.display());
+            super::emit(&format!("results: {}\n", report.dir.display()));
         }
         if args.junit.is_some() {
             let path = report.dir.join(crate::results::files::JUNIT);
@@ -119,7 +119,7 @@ pub fn run_command(args: RunArgs) -> super::Outcome {
             1 => documents.remove(0),
             _ => serde_json::Value::Array(documents),
         };
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        super::emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?));
     }
     if let Some(path) = &args.junit {
         let xml = crate::report::junit::to_xml(&crate::report::junit::report(suites))
@@ -131,7 +131,7 @@ pub fn run_command(args: RunArgs) -> super::Outcome {
         let message = "interrupted; the cluster is cleaned up and the history so far was checked";
         // A violation found in the partial history is still a violation.
         if overall == Verdict::Invalid {
-            eprintln!("splitbrain: {message}");
+            crate::stderr_line!("splitbrain: {message}");
             return Ok(exit::INVALID);
         }
         return Err(Failure::new(FailureKind::Interrupted, message));
@@ -156,18 +156,21 @@ fn watch_signals_twice(cancel: CancellationToken, then: CancellationToken) -> an
         .spawn(move || {
             rt.block_on(async move {
                 use tokio::signal::unix::{signal, SignalKind};
-                let (Ok(mut int), Ok(mut term)) =
-                    (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-                else {
+                let (Ok(mut int), Ok(mut term)) = (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                ) else {
                     let _ = ready_tx.send(false);
                     return;
                 };
                 let _ = ready_tx.send(true);
-                tokio::select! {
-                    _ = int.recv() => eprintln!("splitbrain: interrupt: stopping the run and cleaning up"),
-                    _ = term.recv() => eprintln!("splitbrain: terminated: stopping the run and cleaning up"),
-                }
+                let why = tokio::select! {
+                    _ = int.recv() => "interrupt",
+                    _ = term.recv() => "terminated",
+                };
+                // Cancel first: telling the user must never stand in the way (stderr may be gone).
                 cancel.cancel();
+                crate::stderr_line!("splitbrain: {why}: stopping the run and cleaning up");
                 // Keep the handlers installed: a second signal must not kill the cleanup.
                 loop {
                     tokio::select! {
@@ -175,10 +178,12 @@ fn watch_signals_twice(cancel: CancellationToken, then: CancellationToken) -> an
                         _ = term.recv() => {}
                     }
                     if then.is_cancelled() {
-                        eprintln!("splitbrain: still cleaning up");
+                        crate::stderr_line!("splitbrain: still cleaning up");
                     } else {
-                        eprintln!("splitbrain: second signal: abandoning the check (verdict unknown)");
                         then.cancel();
+                        crate::stderr_line!(
+                            "splitbrain: second signal: abandoning the check (verdict unknown)"
+                        );
                     }
                 }
             })

@@ -112,7 +112,7 @@ impl DiskLayer {
 impl Drop for DiskLayer {
     fn drop(&mut self) {
         if let Err(e) = self.unmount() {
-            eprintln!(
+            crate::stderr_line!(
                 "splitbrain: unmounting the disk layer at {}: {e}",
                 self.mountpoint.display()
             );

@@ -156,7 +156,7 @@ fn route_workers(spec: &NemesisSpec, deployment: &Deployment) -> Option<netlink:
     match netlink::RouteWorkers::start(&namespaces) {
         Ok(w) => Some(w),
         Err(e) => {
-            eprintln!("splitbrain: warning: netlink route threads unavailable ({e}); partitions use ip -batch");
+            crate::stderr_line!("splitbrain: warning: netlink route threads unavailable ({e}); partitions use ip -batch");
             None
         }
     }

@@ -201,7 +201,7 @@ impl Drop for Holder {
     fn drop(&mut self) {
         if self.thread.is_some() {
             if let Err(e) = self.finish() {
-                eprintln!("splitbrain: warning: {e}");
+                crate::stderr_line!("splitbrain: warning: {e}");
             }
         }
     }

@@ -452,7 +452,7 @@ impl Drop for AppliedShaping {
     fn drop(&mut self) {
         if !self.healed {
             if let Err(e) = self.remove_rules() {
-                eprintln!(
+                crate::stderr_line!(
                     "splitbrain: warning: removing {} rules: {e}",
                     self.shaping.name()
                 );

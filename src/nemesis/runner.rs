@@ -344,7 +344,7 @@ impl Drop for Nemesis {
     fn drop(&mut self) {
         if self.thread.is_some() {
             for e in self.finish().undo_errors {
-                eprintln!("splitbrain: warning: nemesis: {e}");
+                crate::stderr_line!("splitbrain: warning: nemesis: {e}");
             }
         }
     }

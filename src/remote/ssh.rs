@@ -498,7 +498,7 @@ impl SshTransport {
 impl Drop for SshTransport {
     fn drop(&mut self) {
         if let Err(e) = self.close() {
-            eprintln!("splitbrain: warning: closing SSH connections: {e}");
+            crate::stderr_line!("splitbrain: warning: closing SSH connections: {e}");
         }
     }
 }

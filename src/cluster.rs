@@ -97,15 +97,10 @@ impl Deployment {
             nodes_ready_in: Duration::ZERO,
         };
         for node in &cluster.spec.nodes {
-            let mut launch = cluster.system.launch(node, &cluster.spec)?;
-            let log_dir = run_dir.join(crate::results::files::NODES).join(&node.name);
-            if let Some(node_env) = node_env {
-                crate::results::create_dirs(&log_dir)
-                    .with_context(|| format!("creating {}", log_dir.display()))?;
-                launch.env.extend(node_env(&log_dir)?);
-            }
             crate::results::create_dirs(&node.data_dir)
                 .with_context(|| format!("creating {}", node.data_dir.display()))?;
+            // The layer first: what the launch writes into the data directory (a
+            // configuration, an `initdb`) must be on the node's disk, not hidden under it.
             if disk_layer {
                 cluster
                     .disks
@@ -113,6 +108,20 @@ impl Deployment {
                         crate::cleanup::record(run, &[Resource::Mount(mount.to_owned())])
                     })
                     .with_context(|| format!("mounting the disk layer of {}", node.name))?;
+            }
+            let mut launch = cluster.system.launch(node, &cluster.spec)?;
+            // What the harness installed before the node's first start is durable, as a
+            // real machine's configuration would be: no power loss takes it back.
+            if let Some(layer) = cluster.disks.get(&node.name) {
+                layer.sync_all().with_context(|| {
+                    format!("syncing what the launch of {} wrote to its disk", node.name)
+                })?;
+            }
+            let log_dir = run_dir.join(crate::results::files::NODES).join(&node.name);
+            if let Some(node_env) = node_env {
+                crate::results::create_dirs(&log_dir)
+                    .with_context(|| format!("creating {}", log_dir.display()))?;
+                launch.env.extend(node_env(&log_dir)?);
             }
             let config = NodeConfig::for_topology(
                 &cluster.topology,

@@ -115,3 +115,63 @@ fn a_node_refusing_its_corrupted_vote_is_reported_and_the_run_ends() {
     });
     assert!(refused, "a node refused its corrupted vote");
 }
+
+/// What the harness writes into a node's data directory before its first start (here
+/// Redis's and Sentinel's configuration) is on the node's disk, synced: a power loss of
+/// every node does not take it back, and each node starts again from it.
+#[test]
+fn a_power_loss_keeps_the_configuration_the_harness_wrote() {
+    let test = "a_power_loss_keeps_the_configuration_the_harness_wrote";
+    if !nix::unistd::geteuid().is_root() {
+        skip(test, Need::Root, "needs root (namespaces, cgroups, mounts)");
+        return;
+    }
+    let fuse = splitbrain::capability::probe(splitbrain::capability::Capability::Fuse);
+    if !fuse.is_ok() {
+        skip(
+            test,
+            Need::Fuse,
+            format!("FUSE is not usable: {}", fuse.detail),
+        );
+        return;
+    }
+    use splitbrain::system::System;
+    if let Err(e) = splitbrain::system::redis::RedisSystem::default().version() {
+        skip(test, Need::Redis, format!("Redis is not installed: {e:#}"));
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let c = campaign::parse(
+        "name: redis-lose-unsynced\nsystem: {redis: {}}\nnodes: 3\n\
+         workload: {kind: kv, concurrency: 4, rate: 50, duration: 6s, ops_per_key: 100, \
+         recovery: 3s}\nchecker: {min_ok_per_key: 1}\n\
+         nemesis: {faults: [disk-lose-unsynced], interval: 3s, hold: 1s, targets: [all]}\n",
+        Path::new("test.yaml"),
+    )
+    .unwrap();
+    let opts = RunOptions {
+        results_root: results.path().to_owned(),
+        seed: Some(1),
+        ..RunOptions::default()
+    };
+    let report = run(&c, &opts, CancellationToken::new()).unwrap();
+    let history = std::fs::read_to_string(report.dir.join("history.jsonl")).unwrap();
+    let restarts: Vec<&str> = history
+        .lines()
+        .filter(|l| l.contains("running (start #"))
+        .collect();
+    assert!(!restarts.is_empty(), "no power loss healed:\n{history}");
+    for line in &restarts {
+        assert!(
+            !line.contains("not ready"),
+            "a node did not start again on its disk: {line}\n{}",
+            report.summary
+        );
+    }
+    for node in ["n1", "n2", "n3"] {
+        let conf = report
+            .dir
+            .join(format!("nodes/{node}/disk/backing/redis.conf"));
+        assert!(conf.is_file(), "{} is not on the disk", conf.display());
+    }
+}

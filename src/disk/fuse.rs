@@ -5,6 +5,11 @@
 //! dropped is the disk's state, not the kernel's memory of the lost writes. Links, symlinks,
 //! device nodes and extended attributes are refused; `fallocate` is not offered (the kernel
 //! answers EOPNOTSUPP and programs fall back to writing); locks are the kernel's own.
+//!
+//! The mount admits every user, and the kernel checks each access against the owners and
+//! modes the layer reports (`default_permissions`): a file or directory belongs to the user
+//! and group of the process that created it (the parent's group under a set-group-ID
+//! directory, as on ext4), and `chown`, `chmod` and `utimes` reach the backing entry.
 
 use super::lazy_fs::{Attr, EntryKind, Ino, LazyFs};
 use fuser::{
@@ -61,6 +66,22 @@ fn err(e: io::Error) -> Errno {
     Errno::from_i32(e.raw_os_error().unwrap_or(nix::libc::EIO))
 }
 
+/// The owner a new entry in `parent` gets from the request that creates it: the caller's
+/// user, and its group unless `parent` is set-group-ID (then the parent's group).
+fn new_owner(fs: &LazyFs, req: &Request, parent: INodeNo) -> io::Result<(u32, u32, bool)> {
+    let parent = fs.getattr(parent.0)?;
+    let setgid = parent.perm & 0o2000 != 0;
+    let gid = if setgid { parent.gid } else { req.gid() };
+    Ok((req.uid(), gid, setgid))
+}
+
+fn time_of(t: TimeOrNow) -> SystemTime {
+    match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => SystemTime::now(),
+    }
+}
+
 impl LazyFuse {
     fn fs(&self) -> MutexGuard<'_, LazyFs> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -111,11 +132,11 @@ impl Filesystem for LazyFuse {
         _req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
         size: Option<u64>,
-        _atime: Option<TimeOrNow>,
-        _mtime: Option<TimeOrNow>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         _fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
@@ -126,11 +147,16 @@ impl Filesystem for LazyFuse {
     ) {
         let mut fs = self.fs();
         let result = (|| {
+            // The owner before the mode: chown clears set-user/group-ID bits.
+            fs.set_owner(ino.0, uid, gid)?;
             if let Some(mode) = mode {
                 fs.set_mode(ino.0, mode)?;
             }
             if let Some(size) = size {
                 fs.set_size(ino.0, size)?;
+            }
+            if atime.is_some() || mtime.is_some() {
+                fs.set_times(ino.0, atime.map(time_of), mtime.map(time_of))?;
             }
             fs.getattr(ino.0)
         })();
@@ -142,14 +168,25 @@ impl Filesystem for LazyFuse {
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
         umask: u32,
         reply: ReplyEntry,
     ) {
-        match self.fs().mkdir(parent.0, name, mode & !umask) {
+        let mut fs = self.fs();
+        let result = (|| {
+            let (uid, gid, setgid) = new_owner(&fs, req, parent)?;
+            // A directory made in a set-group-ID directory is set-group-ID too.
+            let mode = (mode & !umask) | if setgid { 0o2000 } else { 0 };
+            let a = fs.mkdir(parent.0, name, mode)?;
+            fs.set_owner(a.ino, Some(uid), Some(gid))?;
+            // chown clears the set-group-ID bit the mode asked for: put it back.
+            fs.set_mode(a.ino, mode)?;
+            fs.getattr(a.ino)
+        })();
+        match result {
             Ok(a) => reply.entry(&TTL, &to_attr(&a), Generation(0)),
             Err(e) => reply.error(err(e)),
         }
@@ -314,7 +351,7 @@ impl Filesystem for LazyFuse {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -323,7 +360,13 @@ impl Filesystem for LazyFuse {
         reply: ReplyCreate,
     ) {
         let mut fs = self.fs();
-        let result = fs.create(parent.0, name, mode & !umask);
+        let result = (|| {
+            let (uid, gid, _) = new_owner(&fs, req, parent)?;
+            let a = fs.create(parent.0, name, mode & !umask)?;
+            fs.set_owner(a.ino, Some(uid), Some(gid))?;
+            fs.set_mode(a.ino, mode & !umask)?;
+            fs.getattr(a.ino)
+        })();
         match result {
             Ok(a) => reply.created(
                 &TTL,

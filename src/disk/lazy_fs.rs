@@ -277,6 +277,31 @@ impl LazyFs {
         fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777))
     }
 
+    /// Changes the owner and/or the group (at once, like the mode).
+    pub fn set_owner(&mut self, ino: Ino, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        if uid.is_none() && gid.is_none() {
+            return Ok(());
+        }
+        std::os::unix::fs::lchown(self.full(&self.path(ino)?), uid, gid)
+    }
+
+    /// Sets the access and/or modification times (at once, like the mode).
+    pub fn set_times(
+        &mut self,
+        ino: Ino,
+        accessed: Option<SystemTime>,
+        modified: Option<SystemTime>,
+    ) -> io::Result<()> {
+        let mut times = fs::FileTimes::new();
+        if let Some(t) = accessed {
+            times = times.set_accessed(t);
+        }
+        if let Some(t) = modified {
+            times = times.set_modified(t);
+        }
+        File::open(self.full(&self.path(ino)?))?.set_times(times)
+    }
+
     fn dirty_entry(&mut self, ino: Ino) -> io::Result<&mut DirtyFile> {
         if !self.dirty.contains_key(&ino) {
             let meta = fs::metadata(self.full(&self.path(ino)?))?;

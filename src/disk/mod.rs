@@ -47,6 +47,9 @@ impl DiskLayer {
         let state = Arc::new(Mutex::new(LazyFs::new(backing, parking, limit)?));
         std::fs::create_dir_all(mountpoint)?;
         let mut config = ::fuser::Config::default();
+        // Nodes that run as their own user (PostgreSQL) use the mount too; the kernel
+        // checks each access against the owners and modes the layer reports.
+        config.acl = ::fuser::SessionACL::All;
         config.mount_options = vec![
             ::fuser::MountOption::FSName(FS_NAME.to_owned()),
             ::fuser::MountOption::Subtype(FS_NAME.to_owned()),
@@ -83,6 +86,12 @@ impl DiskLayer {
     /// The copies of backing files kept so far (see [`corrupt`]).
     pub fn kept_copies(&self) -> MutexGuard<'_, std::collections::BTreeMap<PathBuf, Vec<u8>>> {
         self.kept_copies.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes everything written through the layer so far durable (every file's data and
+    /// every directory entry), as `sync(2)` would.
+    pub fn sync_all(&self) -> io::Result<()> {
+        self.state().sync_all()
     }
 
     /// Unmounts (idempotent): what the node wrote is written back first; a busy mount is

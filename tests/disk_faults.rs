@@ -122,22 +122,16 @@ fn a_node_refusing_its_corrupted_vote_is_reported_and_the_run_ends() {
 #[test]
 fn a_power_loss_keeps_the_configuration_the_harness_wrote() {
     let test = "a_power_loss_keeps_the_configuration_the_harness_wrote";
-    if !nix::unistd::geteuid().is_root() {
-        skip(test, Need::Root, "needs root (namespaces, cgroups, mounts)");
-        return;
-    }
-    let fuse = splitbrain::capability::probe(splitbrain::capability::Capability::Fuse);
-    if !fuse.is_ok() {
-        skip(
-            test,
-            Need::Fuse,
-            format!("FUSE is not usable: {}", fuse.detail),
-        );
+    if !common::can_use_the_disk_layer(test) {
         return;
     }
     use splitbrain::system::System;
     if let Err(e) = splitbrain::system::redis::RedisSystem::default().version() {
-        skip(test, Need::Redis, format!("Redis is not installed: {e:#}"));
+        common::skip(
+            test,
+            common::Need::Redis,
+            format!("Redis is not installed: {e:#}"),
+        );
         return;
     }
     let results = tempfile::tempdir().unwrap();

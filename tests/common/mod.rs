@@ -33,23 +33,35 @@ pub fn have_nft(test: &str) -> bool {
     }
 }
 
+/// Whether runs on the disk layer can go on here: root (namespaces, cgroups, mounts) and a
+/// usable FUSE. Otherwise skips `test` naming the first that is missing.
+pub fn can_use_the_disk_layer(test: &str) -> bool {
+    if !have_root(test) {
+        return false;
+    }
+    let fuse = splitbrain::capability::probe(splitbrain::capability::Capability::Fuse);
+    if !fuse.is_ok() {
+        skip(
+            test,
+            Need::Fuse,
+            format!("FUSE is not usable: {}", fuse.detail),
+        );
+        return false;
+    }
+    true
+}
+
 /// Whether runs of clusterkv clusters can go on here: root (namespaces, cgroups), with
 /// `disk` FUSE for the disk layer, and the built `clusterkv`. Otherwise skips `test`
 /// naming the first that is missing (see [`skip`]).
 pub fn can_run_clusterkv(test: &str, disk: bool) -> bool {
-    if !have_root(test) {
+    let runs = if disk {
+        can_use_the_disk_layer(test)
+    } else {
+        have_root(test)
+    };
+    if !runs {
         return false;
-    }
-    if disk {
-        let fuse = splitbrain::capability::probe(splitbrain::capability::Capability::Fuse);
-        if !fuse.is_ok() {
-            skip(
-                test,
-                Need::Fuse,
-                format!("FUSE is not usable: {}", fuse.detail),
-            );
-            return false;
-        }
     }
     let binary = splitbrain::system::clusterkv::locate_binary();
     if !binary.is_file() {

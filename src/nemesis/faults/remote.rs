@@ -1,0 +1,372 @@
+//! Faults on remote hosts: the same plans as locally ([`PartitionPlan`], [`ProcessPlan`]),
+//! put in force over SSH ([`crate::remote::hosts`]) instead of in namespaces on this
+//! machine.
+//!
+//! * `partition` — on each receiving host, the run's own nftables table drops input from
+//!   the addresses of the nodes it must not hear; healing deletes the table. Evidence: a
+//!   TCP connect from one host to another's client port across the cut (must time out)
+//!   and one beside it (must open), made *from the hosts*.
+//! * `pause` — SIGSTOP, SIGCONT at the end; `kill` — SIGKILL, started again at the end.
+//!   Evidence: the process state read back from `/proc/PID/stat` on the host.
+//!
+//! Every other kind is refused before the run starts ([`check_kinds`]).
+
+use super::partition::PartitionPlan;
+use super::process::{ProcessAction, ProcessPlan};
+use super::{Applied, AppliedFault, Failed, FaultKind, PlannedFault, Undone};
+use crate::cluster::RemoteCluster;
+use crate::nemesis::context::{Leadership, NemesisContext};
+use crate::nemesis::partition::Grudge;
+use crate::nemesis::process::RESTART_READY_TIMEOUT;
+use crate::nemesis::record::FaultRecord;
+use crate::nemesis::NemesisError;
+use crate::remote::hosts::{ProcessState, Reach};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The kinds a run on remote hosts can do.
+pub const REMOTE_KINDS: &[&str] = &["partition", "pause", "kill"];
+
+/// How long a probe from a host waits for a connection.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Refuses, before anything starts, the kinds remote hosts cannot do (yet), naming them.
+pub fn check_kinds(kinds: &[FaultKind]) -> Result<(), NemesisError> {
+    match kinds.iter().find(|k| !REMOTE_KINDS.contains(&k.name())) {
+        None => Ok(()),
+        Some(kind) => Err(NemesisError::Unavailable {
+            fault: kind.name(),
+            missing: "a remote implementation",
+            detail: format!(
+                "on remote hosts a run can do {} faults; `{kind}` faults run only in namespaces on this machine",
+                REMOTE_KINDS.join(", ")
+            ),
+        }),
+    }
+}
+
+/// Puts `plan` in force: on the remote hosts when the run has them, else as the plan
+/// does itself.
+pub fn apply(
+    plan: &dyn PlannedFault,
+    ctx: &NemesisContext,
+    leadership: &Leadership,
+) -> Result<Applied, Failed> {
+    let Some(remote) = ctx.remote() else {
+        return plan.apply(ctx, leadership);
+    };
+    let any = plan.as_any();
+    if let Some(partition) = any.downcast_ref::<PartitionPlan>() {
+        return apply_partition(partition, ctx, remote, leadership);
+    }
+    if let Some(process) = any.downcast_ref::<ProcessPlan>() {
+        return apply_process(process, remote, leadership);
+    }
+    Err(Failed::nothing_applied(format!(
+        "`{}` faults are not available on remote hosts",
+        plan.kind()
+    )))
+}
+
+fn address_of(remote: &RemoteCluster, node: &str) -> Option<String> {
+    remote
+        .spec
+        .nodes
+        .iter()
+        .find(|n| n.name == node)
+        .map(|n| n.ip.to_string())
+}
+
+fn apply_partition(
+    plan: &PartitionPlan,
+    ctx: &NemesisContext,
+    remote: &RemoteCluster,
+    leadership: &Leadership,
+) -> Result<Applied, Failed> {
+    let (grudge, note) = plan.grudge_now(&ctx.node_names(), leadership);
+    // Every receiving host at once: the partition is in force when the slowest is.
+    let per_host: Vec<(String, Vec<String>)> = grudge
+        .0
+        .iter()
+        .filter(|(_, senders)| !senders.is_empty())
+        .map(|(receiver, senders)| {
+            let addresses = senders
+                .iter()
+                .filter_map(|s| address_of(remote, s))
+                .collect();
+            (receiver.clone(), addresses)
+        })
+        .collect();
+    let results: Vec<(String, Result<String, String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = per_host
+            .iter()
+            .map(|(host, addresses)| {
+                scope.spawn(move || {
+                    (
+                        host.clone(),
+                        remote
+                            .hosts
+                            .partition(host, addresses)
+                            .map_err(|e| e.to_string()),
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("applying a partition does not panic"))
+            .collect()
+    });
+    let mut rules = Vec::new();
+    let mut error = None;
+    for (host, result) in results {
+        match result {
+            Ok(rule) => rules.push(format!("{host}: {rule}")),
+            Err(e) => {
+                error.get_or_insert(e);
+            }
+        }
+    }
+    let applied = Box::new(RemotePartition {
+        grudge: Some(grudge.clone()),
+    });
+    if let Some(message) = error {
+        return Err(Failed {
+            partial: Some(applied),
+            message,
+        });
+    }
+    Ok(Applied {
+        fault: applied,
+        record: FaultRecord {
+            shape: Some(plan.shape.name().to_owned()),
+            backend: Some("nftables on the hosts".to_owned()),
+            grudge: Some(
+                grudge
+                    .0
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            rules,
+            note,
+            ..FaultRecord::default()
+        },
+    })
+}
+
+/// A partition in force on the hosts, until healed.
+struct RemotePartition {
+    grudge: Option<Grudge>,
+}
+
+impl AppliedFault for RemotePartition {
+    fn evidence(&self, ctx: &NemesisContext) -> FaultRecord {
+        let (Some(grudge), Some(remote)) = (&self.grudge, ctx.remote()) else {
+            return FaultRecord::default();
+        };
+        let evidence = probes(remote, grudge, &ctx.node_names(), true);
+        let effective = evidence.first().is_some_and(|e| e.contains(": blocked"))
+            && evidence.iter().skip(1).all(|e| e.ends_with(": reachable"));
+        FaultRecord {
+            effective: Some(effective),
+            evidence,
+            ..FaultRecord::default()
+        }
+    }
+
+    fn undo(&mut self, ctx: &NemesisContext) -> Undone {
+        let (Some(grudge), Some(remote)) = (self.grudge.take(), ctx.remote()) else {
+            return Undone::default();
+        };
+        let errors: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = remote
+                .hosts
+                .hosts()
+                .iter()
+                .map(|h| scope.spawn(move || remote.hosts.heal(&h.name).err()))
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().expect("healing does not panic"))
+                .map(|e| e.to_string())
+                .collect()
+        });
+        if let Some(error) = errors.into_iter().next() {
+            // Not healed: a later undo tries again.
+            self.grudge = Some(grudge);
+            return Undone {
+                record: FaultRecord::default(),
+                error: Some(error),
+            };
+        }
+        Undone {
+            record: FaultRecord {
+                backend: Some("nftables on the hosts".to_owned()),
+                evidence: probes(remote, &grudge, &ctx.node_names(), false),
+                ..FaultRecord::default()
+            },
+            error: None,
+        }
+    }
+}
+
+/// A TCP connect from the sender's host to the receiver's client port, for one pair across
+/// the cut (and one pair beside it while in force).
+fn probes(
+    remote: &RemoteCluster,
+    grudge: &Grudge,
+    nodes: &[String],
+    in_force: bool,
+) -> Vec<String> {
+    let probe = |from: &str, to: &str| -> Option<String> {
+        let target = remote.nodes.iter().find(|n| n.name == to)?.ready_at;
+        let reach = remote
+            .hosts
+            .probe(from, target, PROBE_TIMEOUT)
+            .unwrap_or_else(|e| Reach::Blocked(format!("probe failed: {e}")));
+        Some(format!("{from}->{to}: {}", reach.describe()))
+    };
+    let mut evidence = Vec::new();
+    if let Some((sender, receiver)) = grudge.a_blocked_pair() {
+        evidence.extend(probe(&sender, &receiver));
+    }
+    if in_force {
+        if let Some((a, b)) = grudge.an_open_pair(nodes) {
+            evidence.extend(probe(&a, &b));
+        }
+    }
+    evidence
+}
+
+fn apply_process(
+    plan: &ProcessPlan,
+    remote: &RemoteCluster,
+    leadership: &Leadership,
+) -> Result<Applied, Failed> {
+    let (nodes, note) = plan.targets.resolve(leadership);
+    let mut done = Vec::new();
+    let mut evidence = Vec::new();
+    let mut in_effect = true;
+    for name in &nodes {
+        let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
+            continue;
+        };
+        let pid = node.process().map(|p| p.pid).unwrap_or_default();
+        let result = match plan.action {
+            ProcessAction::Pause => node.pause(&remote.hosts),
+            ProcessAction::Kill => node.kill(&remote.hosts),
+        };
+        match result {
+            Ok(state) => {
+                let (signal, expected) = match plan.action {
+                    ProcessAction::Pause => ("SIGSTOP", state == ProcessState::Running('T')),
+                    ProcessAction::Kill => ("SIGKILL", state == ProcessState::Gone),
+                };
+                evidence.push(format!(
+                    "{name}: pid {pid} on {}: {signal}, /proc/{pid}/stat: {}",
+                    node.host,
+                    state.describe()
+                ));
+                in_effect &= expected;
+                done.push(name.clone());
+            }
+            Err(e) => {
+                return Err(Failed {
+                    partial: Some(Box::new(RemoteProcessFault {
+                        action: plan.action,
+                        nodes: done,
+                    })),
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+    let effective = in_effect && !done.is_empty();
+    Ok(Applied {
+        fault: Box::new(RemoteProcessFault {
+            action: plan.action,
+            nodes: done,
+        }),
+        record: FaultRecord {
+            nodes,
+            evidence,
+            effective: Some(effective),
+            note,
+            ..FaultRecord::default()
+        },
+    })
+}
+
+/// Paused or killed remote nodes, until resumed or started again.
+struct RemoteProcessFault {
+    action: ProcessAction,
+    nodes: Vec<String>,
+}
+
+impl AppliedFault for RemoteProcessFault {
+    fn undo(&mut self, ctx: &NemesisContext) -> Undone {
+        let nodes = std::mem::take(&mut self.nodes);
+        let Some(remote) = ctx.remote() else {
+            return Undone::default();
+        };
+        if nodes.is_empty() {
+            return Undone::default();
+        }
+        let mut evidence = Vec::new();
+        let mut error = None;
+        for name in &nodes {
+            let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
+                continue;
+            };
+            let result = match self.action {
+                ProcessAction::Pause => node.resume(&remote.hosts).map(|state| {
+                    let pid = node.process().map(|p| p.pid).unwrap_or_default();
+                    format!(
+                        "{name}: pid {pid}: SIGCONT, /proc/{pid}/stat: {}",
+                        state.describe()
+                    )
+                }),
+                ProcessAction::Kill => node.start(&remote.hosts).and_then(|process| {
+                    let took = node.wait_ready(&remote.hosts, RESTART_READY_TIMEOUT)?;
+                    Ok(format!(
+                        "{name}: started again as pid {}, ready in {} ms",
+                        process.pid,
+                        took.as_millis()
+                    ))
+                }),
+            };
+            match result {
+                Ok(line) => evidence.push(line),
+                Err(e) => {
+                    error.get_or_insert(e.to_string());
+                }
+            }
+        }
+        Undone {
+            record: FaultRecord {
+                nodes,
+                evidence,
+                ..FaultRecord::default()
+            },
+            error,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_without_a_remote_implementation_are_refused_by_name() {
+        let kinds: Vec<FaultKind> = ["partition", "pause", "kill"]
+            .iter()
+            .map(|k| FaultKind::named(k).unwrap())
+            .collect();
+        check_kinds(&kinds).unwrap();
+        let err = check_kinds(&[FaultKind::named("clock-bump").unwrap()]).unwrap_err();
+        assert_eq!(err.kind(), crate::exit::FailureKind::Unavailable);
+        assert!(err.to_string().contains("clock-bump"), "{err}");
+    }
+}

@@ -323,3 +323,86 @@ fn a_killed_remote_run_is_removed_from_every_host_by_cleanup() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0));
 }
+
+/// The SSH path's speed: a partition on three hosts (each receiving host's table at once,
+/// over its persistent shell) from the moment it is due until the last host has it, and
+/// the heal. Prints p50/p99/max; checks that the cut is real (a probe from a host).
+#[test]
+fn a_partition_over_ssh_goes_in_with_one_round_trip_per_host() {
+    let test = "a_partition_over_ssh_goes_in_with_one_round_trip_per_host";
+    if !(have_root(test) && have_sshd(test)) {
+        return;
+    }
+    let hosts = SshHosts::start(3).unwrap_or_else(|e| panic!("starting the ssh hosts: {e}"));
+    let state = hosts.dir().join("state");
+    let list = hosts.hosts().to_vec();
+    let ssh = hosts.ssh_spec().clone();
+    let (apply, heal) = hosts.on_network(move || {
+        let run = splitbrain::cleanup::RunId::random();
+        // The run record goes to the test's own state directory (read once per record).
+        std::env::set_var(STATE_DIR_ENV, &state);
+        let remote = splitbrain::remote::RemoteHosts::connect(&run, &list, &ssh).expect("connect");
+        let address = |name: &str| {
+            list.iter()
+                .find(|h| h.name == name)
+                .unwrap()
+                .address
+                .clone()
+        };
+        // n1 cut from n2 and n3, both ways.
+        let grudge = [
+            ("n1", vec![address("n2"), address("n3")]),
+            ("n2", vec![address("n1")]),
+            ("n3", vec![address("n1")]),
+        ];
+        let (mut apply, mut heal) = (Vec::new(), Vec::new());
+        for round in 0..30 {
+            let due = Instant::now();
+            std::thread::scope(|scope| {
+                for (host, from) in &grudge {
+                    let remote = &remote;
+                    scope.spawn(move || remote.partition(host, from).expect("partition"));
+                }
+            });
+            apply.push(due.elapsed().as_micros() as i64);
+            if round == 0 {
+                let target: std::net::SocketAddr =
+                    format!("{}:2222", address("n1")).parse().unwrap();
+                let reach = remote
+                    .probe("n2", target, Duration::from_millis(300))
+                    .unwrap();
+                assert!(
+                    matches!(reach, splitbrain::remote::hosts::Reach::Blocked(_)),
+                    "n2 -> n1 across the cut: {reach:?}"
+                );
+            }
+            let due = Instant::now();
+            std::thread::scope(|scope| {
+                for (host, _) in &grudge {
+                    let remote = &remote;
+                    scope.spawn(move || remote.heal(host).expect("heal"));
+                }
+            });
+            heal.push(due.elapsed().as_micros() as i64);
+        }
+        let target: std::net::SocketAddr = format!("{}:2222", address("n1")).parse().unwrap();
+        assert_eq!(
+            remote.probe("n2", target, Duration::from_secs(2)).unwrap(),
+            splitbrain::remote::hosts::Reach::Reachable
+        );
+        remote.remove_run_dirs().unwrap();
+        splitbrain::cleanup::forget_if_done(&run);
+        (apply, heal)
+    });
+    for (what, mut figures) in [("partition in force", apply), ("healed", heal)] {
+        figures.sort();
+        println!(
+            "{what} on 3 hosts over SSH (n={}): p50 {} us, p99 {} us, max {} us",
+            figures.len(),
+            percentile(&figures, 0.5),
+            percentile(&figures, 0.99),
+            figures.last().unwrap()
+        );
+    }
+    assert_eq!(leftovers(&hosts), Vec::<String>::new());
+}

@@ -129,6 +129,8 @@ pub struct RemoteHosts {
     /// Before `control`: the masters close before their sockets' directory goes.
     shells: RemoteShells,
     hosts: Vec<HostSpec>,
+    /// The hosts whose partition table is in the record already (recorded once per run).
+    tables_recorded: Mutex<std::collections::BTreeSet<String>>,
     control: ControlDir,
 }
 
@@ -171,6 +173,7 @@ impl RemoteHosts {
             run: run.clone(),
             shells,
             hosts: hosts.to_vec(),
+            tables_recorded: Mutex::default(),
             control,
         })
     }
@@ -344,13 +347,21 @@ impl RemoteHosts {
     /// (and counted). Recorded before it is made.
     pub fn partition(&self, host: &str, drop_from: &[String]) -> Result<String, RemoteError> {
         let table = nft_table(&self.run);
-        record(
-            &self.run,
-            &RemoteRecord::NftTable {
-                host: host.to_owned(),
-                table: table.clone(),
-            },
-        )?;
+        let mut recorded = self
+            .tables_recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !recorded.contains(host) {
+            record(
+                &self.run,
+                &RemoteRecord::NftTable {
+                    host: host.to_owned(),
+                    table: table.clone(),
+                },
+            )?;
+            recorded.insert(host.to_owned());
+        }
+        drop(recorded);
         for address in drop_from {
             if address.parse::<std::net::IpAddr>().is_err() {
                 return Err(RemoteError::Host {
@@ -372,7 +383,8 @@ impl RemoteHosts {
         let table = nft_table(&self.run);
         self.sh(
             host,
-            &format!("if nft list table inet {table} >/dev/null 2>&1; then nft delete table inet {table}; fi"),
+            // One `nft` when the table is there; a second only to tell "not there" from a failure.
+            &format!("nft delete table inet {table} 2>/dev/null || ! nft list table inet {table} >/dev/null 2>&1"),
         )?;
         Ok(())
     }

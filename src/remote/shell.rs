@@ -167,7 +167,9 @@ impl RemoteShells {
             .write_all(script.as_bytes())
             .and_then(|()| live.stdin.flush())
         {
-            guard.take().map(Live::end);
+            if let Some(live) = guard.take() {
+                live.end();
+            }
             return Err(broken(format!("the remote shell is gone: {e}")));
         }
         let deadline = Instant::now() + timeout;
@@ -189,7 +191,9 @@ impl RemoteShells {
             match live.chunks.recv_timeout(left) {
                 Ok(chunk) => live.pending.extend_from_slice(&chunk),
                 Err(RecvTimeoutError::Timeout) => {
-                    guard.take().map(Live::end);
+                    if let Some(live) = guard.take() {
+                        live.end();
+                    }
                     return Err(SshError::Timeout {
                         host: host.to_owned(),
                         command: line.to_owned(),
@@ -197,7 +201,9 @@ impl RemoteShells {
                     });
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    guard.take().map(Live::end);
+                    if let Some(live) = guard.take() {
+                        live.end();
+                    }
                     return Err(broken("the remote shell ended".into()));
                 }
             }

@@ -258,12 +258,63 @@ fn wait_recorded(state: &Path, kind: &str, lines: usize, child: &mut Child) -> S
 }
 
 #[test]
-fn a_killed_remote_run_is_removed_from_every_host_by_cleanup() {
-    let test = "a_killed_remote_run_is_removed_from_every_host_by_cleanup";
+fn an_interrupted_remote_run_leaves_nothing_and_a_killed_one_is_cleaned_up() {
+    let test = "an_interrupted_remote_run_leaves_nothing_and_a_killed_one_is_cleaned_up";
     if !ready(test) {
         return;
     }
     let hosts = SshHosts::start(3).unwrap_or_else(|e| panic!("starting the ssh hosts: {e}"));
+
+    // SIGINT during a partition: the run heals, stops its nodes, fetches their logs and
+    // removes its directories on the way out.
+    let dir = hosts.dir().join("interrupted");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("campaign.yaml");
+    std::fs::write(
+        &file,
+        campaign(
+            &hosts,
+            "interrupted",
+            "{clusterkv: {arch: raft}}",
+            "60s",
+            "  - {at: 500ms, fault: partition, shape: halves, for: 50s}\n",
+        ),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let results = dir.join("results");
+    let mut child = splitbrain_command(
+        &hosts,
+        &state,
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_recorded(&state, "nft-table", 1, &mut child);
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert_eq!(leftovers(&hosts), Vec::<String>::new());
+    let run = run_dir(&results);
+    assert!(run.join("nodes/n1/node.log").is_file());
+    let records: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(records.is_empty(), "run records left: {records:?}");
+
+    // SIGKILL: everything stays on the hosts until `cleanup --run`.
     let dir = hosts.dir().join("killed");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("campaign.yaml");

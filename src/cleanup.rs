@@ -929,4 +929,28 @@ mod tests {
         assert_eq!(record.unreadable.len(), 2, "{:?}", record.unreadable);
         assert_eq!(record.controller, None);
     }
+
+    #[test]
+    fn remote_lines_are_kept_for_the_remote_step_and_named_nowhere_else() {
+        let run = RunId::parse("abc123").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let line = r#"{"kind":"dir","host":"n1","path":"/tmp/splitbrain-abc123"}"#;
+        record_in(
+            root.path(),
+            &run,
+            &[
+                Resource::Netns("sb-abc123-n1".into()),
+                Resource::Remote(line.into()),
+            ],
+        )
+        .unwrap();
+        let record = RunRecord::load_in(root.path(), &run).unwrap().unwrap();
+        assert!(record.unreadable.is_empty(), "{:?}", record.unreadable);
+        assert!(record.resources.contains(&Resource::Remote(line.into())));
+        assert_eq!(record.namespaces(), vec!["sb-abc123-n1"]);
+        assert!(record.cgroups().is_empty());
+        // Nothing on this machine to find: only the remote step can tell.
+        assert!(!Resource::Remote(line.into()).exists());
+        assert!(Resource::parse("remote ", &run).is_err());
+    }
 }

@@ -72,16 +72,6 @@ impl RemoteCluster {
         ready_timeout: Duration,
     ) -> anyhow::Result<RemoteCluster> {
         let started = Instant::now();
-        let remote = crate::remote::RemoteHosts::connect(run, hosts, ssh)?;
-        for (program, why) in needs {
-            let missing = remote.hosts_without(program)?;
-            if !missing.is_empty() {
-                anyhow::bail!(crate::remote::RemoteError::Host {
-                    host: missing.join(", "),
-                    what: format!("`{program}` is not on the host's PATH; {why} need it"),
-                });
-            }
-        }
         let root = crate::remote::hosts::run_root(run);
         let spec = ClusterSpec {
             nodes: hosts
@@ -97,6 +87,8 @@ impl RemoteCluster {
                 })
                 .collect::<anyhow::Result<_>>()?,
         };
+        let remote = crate::remote::RemoteHosts::connect(run, hosts, ssh)?;
+        // From here on, dropping the cluster (an error) removes whatever it made.
         let mut cluster = RemoteCluster {
             system,
             spec,
@@ -106,6 +98,15 @@ impl RemoteCluster {
             run_dir: run_dir.to_owned(),
             torn_down: false,
         };
+        for (program, why) in needs {
+            let missing = cluster.hosts.hosts_without(program)?;
+            if !missing.is_empty() {
+                anyhow::bail!(crate::remote::RemoteError::Host {
+                    host: missing.join(", "),
+                    what: format!("`{program}` is not on the host's PATH; {why} need it"),
+                });
+            }
+        }
         for node in &cluster.spec.nodes {
             let launch = cluster.system.launch(node, &cluster.spec)?;
             let crate::system::Readiness::TcpPort(ready_at) = cluster.system.readiness(node) else {
@@ -127,8 +128,13 @@ impl RemoteCluster {
                 launch.env,
                 ready_at,
             );
-            remote_node.start(&cluster.hosts)?;
+            // In the cluster before it starts: a failed start is stopped like the rest.
             cluster.nodes.push(remote_node);
+            cluster
+                .nodes
+                .last()
+                .expect("pushed")
+                .start(&cluster.hosts)?;
         }
         for node in &cluster.nodes {
             node.wait_ready(&cluster.hosts, ready_timeout)?;

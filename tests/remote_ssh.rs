@@ -445,4 +445,32 @@ fn doctor_checks_each_host_over_ssh_and_run_refuses_faults_hosts_cannot_do() {
         "{stderr}"
     );
     assert!(!results.exists(), "a run directory was made");
+
+    // A system program that is not on the hosts: 69, naming the hosts and the program,
+    // and nothing left on the hosts or in the run records.
+    let missing = hosts.dir().join("missing.yaml");
+    std::fs::write(
+        &missing,
+        campaign("no-such-etcd", &hosts.campaign_sections()),
+    )
+    .unwrap();
+    let state = hosts.dir().join("state");
+    let output = splitbrain::netns::command(hosts.switch_netns(), env!("CARGO_BIN_EXE_splitbrain"))
+        .expect("switch namespace")
+        .args(["run", missing.to_str().unwrap(), "--results"])
+        .arg(&results)
+        .env(splitbrain::cleanup::STATE_DIR_ENV, &state)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert!(
+        stderr.contains("host n1") && stderr.contains("`no-such-etcd` is not on the host's PATH"),
+        "{stderr}"
+    );
+    let records: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(records.is_empty(), "run records left: {records:?}");
 }

@@ -166,9 +166,18 @@ impl RemoteHosts {
                 what: format!("creating a control socket directory: {e}"),
             }
         })?;
-        let transport = SshTransport::connect(hosts, options, control.path())?;
-        let shells = RemoteShells::new(transport);
-        shells.open_all(COMMAND_TIMEOUT)?;
+        let opened = SshTransport::connect(hosts, options, control.path()).and_then(|t| {
+            let shells = RemoteShells::new(t);
+            shells.open_all(COMMAND_TIMEOUT).map(|()| shells)
+        });
+        let shells = match opened {
+            Ok(shells) => shells,
+            Err(e) => {
+                // Nothing was made on a host: the record names only how to reach them.
+                crate::cleanup::forget_if_done(run);
+                return Err(e.into());
+            }
+        };
         Ok(RemoteHosts {
             run: run.clone(),
             shells,

@@ -61,12 +61,15 @@ impl RemoteCluster {
     /// Starts one node of `system` per host of `hosts` (each host named like its node),
     /// after recording, connecting, checking that every host has the programs `needs`
     /// names (with what needs each), and installing the system's program on each host;
-    /// waits until every node accepts connections at its readiness port, from this machine.
+    /// each launch gets `node_env` of its host and node directory. Waits until every node
+    /// accepts connections at its readiness port, from this machine.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         system: Arc<dyn System>,
         hosts: &[crate::remote::HostSpec],
         ssh: &crate::remote::SshSpec,
         needs: &[(&str, &str)],
+        node_env: Option<RemoteNodeEnv<'_>>,
         run: &RunId,
         run_dir: &Path,
         ready_timeout: Duration,
@@ -108,7 +111,7 @@ impl RemoteCluster {
             }
         }
         for node in &cluster.spec.nodes {
-            let launch = cluster.system.launch(node, &cluster.spec)?;
+            let mut launch = cluster.system.launch(node, &cluster.spec)?;
             let crate::system::Readiness::TcpPort(ready_at) = cluster.system.readiness(node) else {
                 anyhow::bail!(
                     "{}: on remote hosts a node's readiness is checked by a TCP connect, which this system does not offer",
@@ -116,6 +119,11 @@ impl RemoteCluster {
                 );
             };
             let dir = cluster.hosts.make_node_dir(&node.name, &node.name)?;
+            if let Some(node_env) = node_env {
+                launch
+                    .env
+                    .extend(node_env(&cluster.hosts, &node.name, &dir)?);
+            }
             let program = cluster
                 .hosts
                 .install_program(&node.name, &launch.program, &dir)?;
@@ -209,6 +217,11 @@ fn ipv4_of(address: &str) -> anyhow::Result<std::net::Ipv4Addr> {
 /// it is called): the clock's libfaketime preload and offset file, say. The caller decides
 /// what a node needs; the cluster only adds it to every launch.
 pub type NodeEnv<'a> = &'a dyn Fn(&Path) -> anyhow::Result<Vec<(String, String)>>;
+
+/// [`NodeEnv`] for a node on a remote host: given the hosts, the host and the node's
+/// directory there (which exists when it is called).
+pub type RemoteNodeEnv<'a> =
+    &'a dyn Fn(&crate::remote::RemoteHosts, &str, &str) -> anyhow::Result<Vec<(String, String)>>;
 
 impl Deployment {
     /// The in-process store: nothing to start.

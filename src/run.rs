@@ -266,11 +266,28 @@ pub fn deploy(
             needs.push(("bash", "the reachability probes of partition faults"));
             needs.push(("timeout", "the reachability probes of partition faults"));
         }
+        // Clock faults: libfaketime of each host preloaded, its offset file in the node's
+        // directory there (the binary was checked skewable when the nemesis was validated).
+        let faketime = |hosts: &crate::remote::RemoteHosts, host: &str, dir: &str| {
+            let lib = hosts.find_libfaketime(host)?;
+            let file = format!("{dir}/{}", crate::nemesis::clock::OFFSET_FILE);
+            hosts.write_file(host, &file, "+0")?;
+            Ok(crate::nemesis::clock::faketime_env(
+                Path::new(&lib),
+                Path::new(&file),
+            ))
+        };
+        let node_env: Option<crate::cluster::RemoteNodeEnv<'_>> =
+            match campaign.nemesis.needs_clock() {
+                true => Some(&faketime),
+                false => None,
+            };
         return Ok(Deployment::Remote(crate::cluster::RemoteCluster::start(
             system,
             &campaign.hosts,
             campaign.ssh.as_ref().unwrap_or(&default_ssh),
             &needs,
+            node_env,
             run,
             run_dir,
             campaign.startup.ready_timeout,

@@ -123,15 +123,22 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 }
 
 /// Runs a campaign on the hosts and checks verdict, faults, logs and what is left.
-fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str) -> Vec<i64> {
-    let nemesis = "  - {at: 1s, fault: partition, shape: isolate-leader, for: 2s}\n\
+/// `clock`: a clock bump too (libfaketime; not for etcd, a Go program it cannot skew).
+fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<i64> {
+    let mut nemesis = "  - {at: 1s, fault: partition, shape: isolate-leader, for: 2s}\n\
                    \x20 - {at: 3500ms, fault: partition, shape: halves, for: 1500ms}\n\
                    \x20 - {at: 5500ms, fault: pause, target: one, for: 1500ms}\n\
-                   \x20 - {at: 7500ms, fault: kill, target: one, for: 1500ms}\n";
+                   \x20 - {at: 7500ms, fault: kill, target: one, for: 1500ms}\n"
+        .to_owned();
+    if clock {
+        nemesis.push_str(
+            "  - {at: 9100ms, fault: clock-bump, target: n2, offset: +30s, for: 700ms}\n",
+        );
+    }
     let dir = hosts.dir().join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("campaign.yaml");
-    std::fs::write(&file, campaign(hosts, name, system, "10s", nemesis)).unwrap();
+    std::fs::write(&file, campaign(hosts, name, system, "10s", &nemesis)).unwrap();
     let state = dir.join("state");
     let results = dir.join("results");
     let started = Instant::now();
@@ -162,6 +169,8 @@ fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str) -> Vec<i64> {
         "resume",
         "kill",
         "start",
+        "clock-bump",
+        "clock-reset",
     ] {
         for record in fault_records(&run, f) {
             println!("{name}: {f}: {}", record["value"]);
@@ -189,6 +198,12 @@ fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str) -> Vec<i64> {
     assert!(kill.contains("SIGKILL") && kill.contains("gone"), "{kill}");
     let restarted = fault_records(&run, "start")[0]["value"]["evidence"].to_string();
     assert!(restarted.contains("started again"), "{restarted}");
+    if clock {
+        // n2's clock, as n2 reports it, 30 s ahead of the controller's.
+        let bumps = fault_records(&run, "clock-bump");
+        assert_eq!(bumps.len(), 1, "{bumps:#?}");
+        assert_eq!(bumps[0]["value"]["effective"], true, "{:#}", bumps[0]);
+    }
 
     // Every node's log came back from its host.
     for node in ["n1", "n2", "n3"] {
@@ -220,8 +235,8 @@ fn raft_and_etcd_campaigns_run_on_remote_hosts_with_faults_in_effect() {
         return;
     }
     let hosts = SshHosts::start(3).unwrap_or_else(|e| panic!("starting the ssh hosts: {e}"));
-    let mut lateness = run_on_hosts(&hosts, "remote-raft", "{clusterkv: {arch: raft}}");
-    lateness.extend(run_on_hosts(&hosts, "remote-etcd", "{etcd: {}}"));
+    let mut lateness = run_on_hosts(&hosts, "remote-raft", "{clusterkv: {arch: raft}}", true);
+    lateness.extend(run_on_hosts(&hosts, "remote-etcd", "{etcd: {}}", false));
     lateness.sort();
     println!(
         "partition scheduled -> in force on 3 hosts over SSH (n={}): p50 {} us, p99 {} us, max {} us",

@@ -398,6 +398,33 @@ impl RemoteHosts {
         Ok(())
     }
 
+    /// libfaketime's library on `host`: the path `ldconfig -p` gives, else the Debian path.
+    pub fn find_libfaketime(&self, host: &str) -> Result<String, RemoteError> {
+        let line = "p=$(ldconfig -p 2>/dev/null | grep 'libfaketime.so' | head -n 1 | sed 's/.*=> //'); \
+                    if [ -z \"$p\" ]; then for c in /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1; do [ -e \"$c\" ] && p=$c && break; done; fi; \
+                    [ -n \"$p\" ] && echo \"$p\"";
+        let out = self.shells.run(host, line, COMMAND_TIMEOUT)?;
+        match out.output.trim() {
+            path if out.success() && !path.is_empty() => Ok(path.to_owned()),
+            _ => Err(RemoteError::Host {
+                host: host.to_owned(),
+                what: "libfaketime is not installed (clock faults need it: apt-get install libfaketime)".into(),
+            }),
+        }
+    }
+
+    /// Replaces `path` on `host` with `text` and a line break, atomically (write, rename).
+    pub fn write_file(&self, host: &str, path: &str, text: &str) -> Result<(), RemoteError> {
+        let file = quote::quote(path)?;
+        let tmp = quote::quote(&format!("{path}.tmp"))?;
+        let text = quote::quote(text)?;
+        self.sh(
+            host,
+            &format!("printf '%s\\n' {text} >{tmp} && mv {tmp} {file}"),
+        )?;
+        Ok(())
+    }
+
     /// Removes the run's partition table from every host.
     pub fn heal_all(&self) -> Result<(), RemoteError> {
         let mut first = None;

@@ -8,9 +8,13 @@
 //!   and one beside it (must open), made *from the hosts*.
 //! * `pause` — SIGSTOP, SIGCONT at the end; `kill` — SIGKILL, started again at the end.
 //!   Evidence: the process state read back from `/proc/PID/stat` on the host.
+//! * `clock-bump` — libfaketime's offset file in the node's directory on its host rewritten
+//!   (the node was started with libfaketime preloaded; never the host's own clock), `+0`
+//!   at the end. Evidence: each node's clock as it reports it, against the controller's.
 //!
 //! Every other kind is refused before the run starts ([`check_kinds`]).
 
+use super::clock::BumpPlan;
 use super::partition::PartitionPlan;
 use super::process::{ProcessAction, ProcessPlan};
 use super::{Applied, AppliedFault, Failed, FaultKind, PlannedFault, Undone};
@@ -25,7 +29,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The kinds a run on remote hosts can do.
-pub const REMOTE_KINDS: &[&str] = &["partition", "pause", "kill"];
+pub const REMOTE_KINDS: &[&str] = &["partition", "pause", "kill", "clock-bump"];
+
+/// How far a node's reported clock may be from the planned offset and still show it (the
+/// local clock faults' tolerance).
+const CLOCK_TOLERANCE_MS: i64 = 1_000;
 
 /// How long a probe from a host waits for a connection.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
@@ -61,6 +69,9 @@ pub fn apply(
     }
     if let Some(process) = any.downcast_ref::<ProcessPlan>() {
         return apply_process(process, remote, leadership);
+    }
+    if let Some(bump) = any.downcast_ref::<BumpPlan>() {
+        return apply_bump(bump, remote, leadership);
     }
     Err(Failed::nothing_applied(format!(
         "`{}` faults are not available on remote hosts",
@@ -354,6 +365,137 @@ impl AppliedFault for RemoteProcessFault {
     }
 }
 
+/// The offset file of a remote node (libfaketime reads it on every clock read).
+fn offset_file(node: &crate::remote::RemoteNode) -> String {
+    format!("{}/{}", node.dir, crate::nemesis::clock::OFFSET_FILE)
+}
+
+fn apply_bump(
+    plan: &BumpPlan,
+    remote: &RemoteCluster,
+    leadership: &Leadership,
+) -> Result<Applied, Failed> {
+    let (nodes, note) = plan.targets.resolve(leadership);
+    let mut applied = RemoteClock::default();
+    let mut offsets = Vec::new();
+    for (i, name) in nodes.iter().enumerate() {
+        let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
+            continue;
+        };
+        // A target beyond the planned offsets takes the first, as locally.
+        let offset = plan
+            .offsets_ms
+            .get(i)
+            .or(plan.offsets_ms.first())
+            .copied()
+            .unwrap_or(0);
+        let spec = crate::nemesis::clock::offset_spec(offset);
+        if let Err(e) = remote
+            .hosts
+            .write_file(&node.host, &offset_file(node), &spec)
+        {
+            return Err(Failed {
+                partial: Some(Box::new(applied)),
+                message: e.to_string(),
+            });
+        }
+        applied.nodes.push(name.clone());
+        applied.offsets_ms.push(offset);
+        offsets.push(format!("{name}: {spec}"));
+    }
+    Ok(Applied {
+        fault: Box::new(applied),
+        record: FaultRecord {
+            nodes,
+            offsets,
+            note,
+            ..FaultRecord::default()
+        },
+    })
+}
+
+/// Skewed remote clocks, until their offset files say `+0` again.
+#[derive(Default)]
+struct RemoteClock {
+    nodes: Vec<String>,
+    offsets_ms: Vec<i64>,
+}
+
+impl AppliedFault for RemoteClock {
+    fn evidence(&self, ctx: &NemesisContext) -> FaultRecord {
+        let mut observed = Vec::new();
+        let mut shown = 0;
+        for (node, skew) in observed_skews(ctx, &self.nodes) {
+            let planned = self
+                .nodes
+                .iter()
+                .position(|n| *n == node)
+                .and_then(|i| self.offsets_ms.get(i))
+                .copied()
+                .unwrap_or(0);
+            if (skew - planned).abs() <= CLOCK_TOLERANCE_MS {
+                shown += 1;
+            }
+            observed.push(format!("{node}: {skew:+}ms"));
+        }
+        FaultRecord {
+            observed,
+            effective: Some(!self.nodes.is_empty() && shown == self.nodes.len()),
+            ..FaultRecord::default()
+        }
+    }
+
+    fn undo(&mut self, ctx: &NemesisContext) -> Undone {
+        let nodes = std::mem::take(&mut self.nodes);
+        self.offsets_ms.clear();
+        let Some(remote) = ctx.remote() else {
+            return Undone::default();
+        };
+        if nodes.is_empty() {
+            return Undone::default();
+        }
+        let mut error = None;
+        for name in &nodes {
+            let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
+                continue;
+            };
+            if let Err(e) = remote
+                .hosts
+                .write_file(&node.host, &offset_file(node), "+0")
+            {
+                error.get_or_insert(e.to_string());
+            }
+        }
+        Undone {
+            record: FaultRecord {
+                offsets: vec!["+0".to_owned()],
+                observed: observed_skews(ctx, &nodes)
+                    .into_iter()
+                    .map(|(node, skew)| format!("{node}: {skew:+}ms"))
+                    .collect(),
+                nodes,
+                ..FaultRecord::default()
+            },
+            error,
+        }
+    }
+}
+
+/// Each of `nodes`' wall clock as it reports it, minus the controller's, in milliseconds
+/// (empty when the system does not report time).
+fn observed_skews(ctx: &NemesisContext, nodes: &[String]) -> Vec<(String, i64)> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    ctx.statuses()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|s| nodes.contains(&s.node))
+        .filter_map(|s| s.time_ms.map(|t| (s.node, t as i64 - now_ms)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,8 +507,11 @@ mod tests {
             .map(|k| FaultKind::named(k).unwrap())
             .collect();
         check_kinds(&kinds).unwrap();
-        let err = check_kinds(&[FaultKind::named("clock-bump").unwrap()]).unwrap_err();
-        assert_eq!(err.kind(), crate::exit::FailureKind::Unavailable);
-        assert!(err.to_string().contains("clock-bump"), "{err}");
+        check_kinds(&[FaultKind::named("clock-bump").unwrap()]).unwrap();
+        for refused in ["clock-strobe", "clock", "loss", "delay", "disk-lose-unsynced"] {
+            let err = check_kinds(&[FaultKind::named(refused).unwrap()]).unwrap_err();
+            assert_eq!(err.kind(), crate::exit::FailureKind::Unavailable);
+            assert!(err.to_string().contains(refused), "{err}");
+        }
     }
 }

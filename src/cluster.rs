@@ -39,7 +39,7 @@ pub enum Deployment {
     InMemory(InMemory),
     Cluster(Cluster),
     /// Nodes on remote hosts over SSH ([`RemoteCluster`]).
-    Remote(RemoteCluster),
+    Remote(Box<RemoteCluster>),
 }
 
 /// A cluster whose nodes run on remote hosts, one node per host, driven over SSH

@@ -282,16 +282,18 @@ pub fn deploy(
                 true => Some(&faketime),
                 false => None,
             };
-        return Ok(Deployment::Remote(crate::cluster::RemoteCluster::start(
-            system,
-            &campaign.hosts,
-            campaign.ssh.as_ref().unwrap_or(&default_ssh),
-            &needs,
-            node_env,
-            run,
-            run_dir,
-            campaign.startup.ready_timeout,
-        )?));
+        return Ok(Deployment::Remote(Box::new(
+            crate::cluster::RemoteCluster::start(
+                system,
+                &campaign.hosts,
+                campaign.ssh.as_ref().unwrap_or(&default_ssh),
+                &needs,
+                node_env,
+                run,
+                run_dir,
+                campaign.startup.ready_timeout,
+            )?,
+        )));
     }
     let clock_env = |node_dir: &Path| Ok(crate::nemesis::clock_env(node_dir)?);
     let node_env: Option<NodeEnv<'_>> = match campaign.nemesis.needs_clock() {

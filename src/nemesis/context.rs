@@ -110,7 +110,7 @@ impl NemesisContext {
     /// The cluster on remote hosts, when the run has one.
     pub fn remote(&self) -> Option<&RemoteCluster> {
         match &*self.deployment {
-            Deployment::Remote(c) => Some(c),
+            Deployment::Remote(c) => Some(c.as_ref()),
             Deployment::Cluster(_) | Deployment::InMemory(_) => None,
         }
     }

@@ -61,7 +61,8 @@ fn campaign(hosts: &SshHosts, name: &str, system: &str, duration: &str, nemesis:
 }
 
 /// What is left of any run on the hosts: run directories, partition tables, processes
-/// working in a run directory (one line each; empty when nothing).
+/// working in a run directory (one line each; empty when nothing). The test hosts share
+/// this machine's processes, so a host's processes are those in its network namespace.
 fn leftovers(hosts: &SshHosts) -> Vec<String> {
     let list = hosts.hosts().to_vec();
     let options = hosts.options();
@@ -79,7 +80,9 @@ fn leftovers(hosts: &SshHosts) -> Vec<String> {
                         "-c",
                         "ls -d /tmp/splitbrain-* 2>/dev/null; \
                          nft list tables 2>/dev/null | grep splitbrain_; \
-                         for p in /proc/[0-9]*; do case $(readlink $p/cwd 2>/dev/null) in /tmp/splitbrain-*) echo process ${p#/proc/};; esac; done; true",
+                         me=$(readlink /proc/self/ns/net); \
+                         for p in /proc/[0-9]*; do case $(readlink $p/cwd 2>/dev/null) in /tmp/splitbrain-*) \
+                         [ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$me\" ] && echo process ${p#/proc/};; esac; done; true",
                     ],
                     Duration::from_secs(20),
                 )

@@ -161,6 +161,11 @@ pub enum Resource {
     Cgroup(String),
     /// A disk layer's FUSE mount (an absolute path: a node's data directory).
     Mount(PathBuf),
+    /// Something made on a remote host (a directory, a process, a rule table), as one
+    /// line of the remote module's own typed record (`crate::remote::record`). This
+    /// module stores it and hands it to the remote cleanup step, which parses and checks
+    /// it; nothing here acts on it.
+    Remote(String),
 }
 
 impl Resource {
@@ -169,6 +174,7 @@ impl Resource {
             Resource::Netns(name) => format!("netns {name}"),
             Resource::Cgroup(path) => format!("cgroup {path}"),
             Resource::Mount(path) => format!("mount {}", path.display()),
+            Resource::Remote(line) => format!("remote {line}"),
         }
     }
 
@@ -196,6 +202,7 @@ impl Resource {
             {
                 Ok(Resource::Mount(PathBuf::from(path)))
             }
+            Some(("remote", rest)) if !rest.is_empty() => Ok(Resource::Remote(rest.to_owned())),
             _ => Err(format!("unreadable line {line:?}")),
         }
     }
@@ -207,6 +214,8 @@ impl Resource {
             Resource::Cgroup(path) => cgroup::harness_root()
                 .is_ok_and(|root| cgroup::Cgroup::at(root.join(path)).exists()),
             Resource::Mount(path) => crate::disk::is_our_mount(path),
+            // Not visible from here: the remote step reports what it could not remove.
+            Resource::Remote(_) => false,
         }
     }
 }
@@ -303,7 +312,7 @@ impl RunRecord {
             .iter()
             .filter_map(|r| match r {
                 Resource::Netns(name) => Some(name.clone()),
-                Resource::Cgroup(_) | Resource::Mount(_) => None,
+                Resource::Cgroup(_) | Resource::Mount(_) | Resource::Remote(_) => None,
             })
             .collect()
     }
@@ -315,7 +324,7 @@ impl RunRecord {
             .iter()
             .filter_map(|r| match r {
                 Resource::Cgroup(path) => Some(path.clone()),
-                Resource::Netns(_) | Resource::Mount(_) => None,
+                Resource::Netns(_) | Resource::Mount(_) | Resource::Remote(_) => None,
             })
             .collect();
         paths.sort_by_key(|p| p.matches('/').count());
@@ -919,5 +928,29 @@ mod tests {
         assert_eq!(record.namespaces(), vec!["sb-abc123-n1"]);
         assert_eq!(record.unreadable.len(), 2, "{:?}", record.unreadable);
         assert_eq!(record.controller, None);
+    }
+
+    #[test]
+    fn remote_lines_are_kept_for_the_remote_step_and_named_nowhere_else() {
+        let run = RunId::parse("abc123").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let line = r#"{"kind":"dir","host":"n1","path":"/tmp/splitbrain-abc123"}"#;
+        record_in(
+            root.path(),
+            &run,
+            &[
+                Resource::Netns("sb-abc123-n1".into()),
+                Resource::Remote(line.into()),
+            ],
+        )
+        .unwrap();
+        let record = RunRecord::load_in(root.path(), &run).unwrap().unwrap();
+        assert!(record.unreadable.is_empty(), "{:?}", record.unreadable);
+        assert!(record.resources.contains(&Resource::Remote(line.into())));
+        assert_eq!(record.namespaces(), vec!["sb-abc123-n1"]);
+        assert!(record.cgroups().is_empty());
+        // Nothing on this machine to find: only the remote step can tell.
+        assert!(!Resource::Remote(line.into()).exists());
+        assert!(Resource::parse("remote ", &run).is_err());
     }
 }

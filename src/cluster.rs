@@ -38,12 +38,190 @@ pub struct Cluster {
 pub enum Deployment {
     InMemory(InMemory),
     Cluster(Cluster),
+    /// Nodes on remote hosts over SSH ([`RemoteCluster`]).
+    Remote(Box<RemoteCluster>),
+}
+
+/// A cluster whose nodes run on remote hosts, one node per host, driven over SSH
+/// ([`crate::remote::hosts`]). Clients run on this machine and connect to the hosts'
+/// addresses. Dropping it stops the nodes and removes the run's directories on the hosts.
+pub struct RemoteCluster {
+    pub system: Arc<dyn System>,
+    pub spec: ClusterSpec,
+    /// Declared before the hosts: nodes are stopped while the connections are open.
+    pub nodes: Vec<crate::remote::RemoteNode>,
+    pub hosts: crate::remote::RemoteHosts,
+    pub nodes_ready_in: Duration,
+    /// Where the nodes' logs are fetched to (`<run dir>/nodes/<node>/node.log`).
+    run_dir: std::path::PathBuf,
+    torn_down: bool,
+}
+
+impl RemoteCluster {
+    /// Starts one node of `system` per host of `hosts` (each host named like its node),
+    /// after recording, connecting, checking that every host has the programs `needs`
+    /// names (with what needs each), and installing the system's program on each host;
+    /// each launch gets `node_env` of its host and node directory. Waits until every node
+    /// accepts connections at its readiness port, from this machine.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        system: Arc<dyn System>,
+        hosts: &[crate::remote::HostSpec],
+        ssh: &crate::remote::SshSpec,
+        needs: &[(&str, &str)],
+        node_env: Option<RemoteNodeEnv<'_>>,
+        run: &RunId,
+        run_dir: &Path,
+        ready_timeout: Duration,
+    ) -> anyhow::Result<RemoteCluster> {
+        let started = Instant::now();
+        let root = crate::remote::hosts::run_root(run);
+        let spec = ClusterSpec {
+            nodes: hosts
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    Ok(NodeSpec {
+                        name: h.name.clone(),
+                        id: i + 1,
+                        ip: ipv4_of(&h.address)?,
+                        data_dir: Path::new(&root).join(&h.name).join("data"),
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?,
+        };
+        let remote = crate::remote::RemoteHosts::connect(run, hosts, ssh)?;
+        // From here on, dropping the cluster (an error) removes whatever it made.
+        let mut cluster = RemoteCluster {
+            system,
+            spec,
+            nodes: Vec::new(),
+            hosts: remote,
+            nodes_ready_in: Duration::ZERO,
+            run_dir: run_dir.to_owned(),
+            torn_down: false,
+        };
+        for (program, why) in needs {
+            let missing = cluster.hosts.hosts_without(program)?;
+            if !missing.is_empty() {
+                anyhow::bail!(crate::remote::RemoteError::Host {
+                    host: missing.join(", "),
+                    what: format!("`{program}` is not on the host's PATH; {why} need it"),
+                });
+            }
+        }
+        for node in &cluster.spec.nodes {
+            let mut launch = cluster.system.launch(node, &cluster.spec)?;
+            let crate::system::Readiness::TcpPort(ready_at) = cluster.system.readiness(node) else {
+                anyhow::bail!(
+                    "{}: on remote hosts a node's readiness is checked by a TCP connect, which this system does not offer",
+                    cluster.system.name()
+                );
+            };
+            let dir = cluster.hosts.make_node_dir(&node.name, &node.name)?;
+            if let Some(node_env) = node_env {
+                launch
+                    .env
+                    .extend(node_env(&cluster.hosts, &node.name, &dir)?);
+            }
+            let program = cluster
+                .hosts
+                .install_program(&node.name, &launch.program, &dir)?;
+            let remote_node = crate::remote::RemoteNode::new(
+                node.name.clone(),
+                node.name.clone(),
+                dir,
+                program,
+                launch.args,
+                launch.env,
+                ready_at,
+            );
+            // In the cluster before it starts: a failed start is stopped like the rest.
+            cluster.nodes.push(remote_node);
+            cluster
+                .nodes
+                .last()
+                .expect("pushed")
+                .start(&cluster.hosts)?;
+        }
+        for node in &cluster.nodes {
+            node.wait_ready(&cluster.hosts, ready_timeout)?;
+        }
+        cluster.nodes_ready_in = started.elapsed();
+        Ok(cluster)
+    }
+
+    /// Stops every node, fetches the logs (`fetch_logs`), removes the run's directories
+    /// from the hosts and, when all went well, the run's ownership record. The first error.
+    fn teardown(&mut self, fetch_logs: bool) -> anyhow::Result<()> {
+        if std::mem::replace(&mut self.torn_down, true) {
+            return Ok(());
+        }
+        let mut first_error = None;
+        for node in &self.nodes {
+            if let Err(e) = node.stop(&self.hosts) {
+                first_error.get_or_insert(anyhow::Error::from(e));
+            }
+        }
+        if let Err(e) = self.hosts.heal_all() {
+            first_error.get_or_insert(anyhow::Error::from(e));
+        }
+        if fetch_logs {
+            for node in &self.nodes {
+                let local = self
+                    .run_dir
+                    .join(crate::results::files::NODES)
+                    .join(&node.name);
+                if let Err(e) = node.fetch_log(&self.hosts, &local) {
+                    first_error.get_or_insert(anyhow::Error::from(e));
+                }
+            }
+        }
+        if let Err(e) = self.hosts.remove_run_dirs() {
+            first_error.get_or_insert(anyhow::Error::from(e));
+        }
+        if first_error.is_none() {
+            crate::cleanup::forget_if_done(self.hosts.run());
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for RemoteCluster {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown(false) {
+            eprintln!("splitbrain: warning: tearing down the remote nodes: {e:#}");
+        }
+    }
+}
+
+/// A host's IPv4 address: the address itself, or the first IPv4 address its name resolves to.
+fn ipv4_of(address: &str) -> anyhow::Result<std::net::Ipv4Addr> {
+    use std::net::ToSocketAddrs;
+    if let Ok(ip) = address.parse() {
+        return Ok(ip);
+    }
+    (address, 0)
+        .to_socket_addrs()
+        .with_context(|| format!("resolving host address {address}"))?
+        .find_map(|a| match a.ip() {
+            std::net::IpAddr::V4(v4) => Some(v4),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .with_context(|| {
+            format!("host address {address}: no IPv4 address (nodes are addressed by IPv4)")
+        })
 }
 
 /// Extra environment for one node's launch, given the node's directory (which exists when
 /// it is called): the clock's libfaketime preload and offset file, say. The caller decides
 /// what a node needs; the cluster only adds it to every launch.
 pub type NodeEnv<'a> = &'a dyn Fn(&Path) -> anyhow::Result<Vec<(String, String)>>;
+
+/// [`NodeEnv`] for a node on a remote host: given the hosts, the host and the node's
+/// directory there (which exists when it is called).
+pub type RemoteNodeEnv<'a> =
+    &'a dyn Fn(&crate::remote::RemoteHosts, &str, &str) -> anyhow::Result<Vec<(String, String)>>;
 
 impl Deployment {
     /// The in-process store: nothing to start.
@@ -153,6 +331,7 @@ impl Deployment {
         match self {
             Deployment::InMemory(_) => Vec::new(),
             Deployment::Cluster(c) => c.spec.nodes.iter().map(|n| n.name.clone()).collect(),
+            Deployment::Remote(c) => c.spec.nodes.iter().map(|n| n.name.clone()).collect(),
         }
     }
 
@@ -165,17 +344,24 @@ impl Deployment {
                 let node = &c.spec.nodes[index % c.spec.nodes.len()];
                 Ok((Some(node.name.clone()), c.system.client(node, &c.spec)?))
             }
+            Deployment::Remote(c) => {
+                let node = &c.spec.nodes[index % c.spec.nodes.len()];
+                Ok((Some(node.name.clone()), c.system.client(node, &c.spec)?))
+            }
         }
     }
 
-    /// A runtime for clients: inside the switch namespace for a real cluster.
+    /// A runtime for clients: inside the switch namespace for a real cluster; in this
+    /// process's own network for remote hosts.
     pub fn client_runtime(&self, threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
         match self {
-            Deployment::InMemory(_) => Ok(tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(threads)
-                .enable_all()
-                .thread_name("client")
-                .build()?),
+            Deployment::InMemory(_) | Deployment::Remote(_) => {
+                Ok(tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(threads)
+                    .enable_all()
+                    .thread_name("client")
+                    .build()?)
+            }
             Deployment::Cluster(c) => Ok(c.topology.client_runtime(threads)?),
         }
     }
@@ -200,6 +386,7 @@ impl Deployment {
                 }
                 first_error.map_or(Ok(()), Err)
             }
+            Deployment::Remote(mut c) => c.teardown(true),
         }
     }
 }

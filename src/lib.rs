@@ -30,7 +30,10 @@
 //!   (run records, and removal of what crashed runs left; the modules that leave state
 //!   inside a run's namespaces hand it their steps).
 //! * [`remote`] — remote hosts over SSH: the campaign's `hosts:`/`ssh:` sections, shell
-//!   quoting, the multiplexed `ssh` transport.
+//!   quoting, the multiplexed `ssh` transport, one persistent shell per host, a run's
+//!   remote nodes, partition tables and probes, and their ownership records and cleanup
+//!   step. It knows neither systems nor faults: [`cluster`] builds remote nodes from a
+//!   system (`Deployment::Remote`), the nemesis puts faults in force through it.
 //!
 //! # Layers
 //!

@@ -107,9 +107,6 @@ pub enum RunError {
     /// The system under test is not on this machine.
     #[error("the system under test is not available: {0}")]
     Unavailable(String),
-    /// The campaign names remote hosts (`hosts:`), where runs are not supported yet.
-    #[error("campaign `{campaign}` names remote hosts ({hosts}): runs on remote hosts are not supported yet; `splitbrain doctor --hosts` checks the hosts, and a campaign without `hosts:` runs in namespaces on this machine")]
-    RemoteHosts { campaign: String, hosts: String },
     /// The run directory cannot be created.
     #[error(transparent)]
     ResultsDir(#[from] crate::results::ResultsDirError),
@@ -122,9 +119,7 @@ impl RunError {
     pub fn kind(&self) -> crate::exit::FailureKind {
         match self {
             RunError::Refused(e) => e.kind(),
-            RunError::Unavailable(_) | RunError::RemoteHosts { .. } => {
-                crate::exit::FailureKind::Unavailable
-            }
+            RunError::Unavailable(_) => crate::exit::FailureKind::Unavailable,
             RunError::ResultsDir(e) => e.kind(),
             RunError::Internal(_) => crate::exit::FailureKind::Internal,
         }
@@ -133,12 +128,19 @@ impl RunError {
     /// Sorts an error from inside a run: an unusable run directory (73 or 77), a node program
     /// that is not on this machine (69, found only at start when a placeholder names it) or
     /// that exits before it is ready (69, with its stderr), a cluster that misses a startup
-    /// deadline (69); anything else is internal.
+    /// deadline (69), a remote host that cannot be reached or lacks what the run needs
+    /// (69); anything else is internal.
     fn classify(e: anyhow::Error) -> RunError {
         let e = match e.downcast::<crate::results::ResultsDirError>() {
             Ok(dir) => return RunError::ResultsDir(dir),
             Err(e) => e,
         };
+        let remote = e
+            .chain()
+            .any(|c| c.is::<crate::remote::RemoteError>() || c.is::<crate::remote::SshError>());
+        if remote {
+            return RunError::Unavailable(format!("{e:#}"));
+        }
         // A node program that exits before it is ready (a bad flag, a missing library) will
         // do so again: the system is unavailable as configured, not the harness broken.
         let missing = e.chain().find_map(|c| match c.downcast_ref() {
@@ -182,18 +184,14 @@ pub fn run(
     cancel: CancellationToken,
 ) -> Result<RunReport, RunError> {
     let start = Instant::now();
-    // Remote hosts are validated and checked by `doctor --hosts`, but runs on them do not
-    // exist yet: refused, never quietly run on this machine instead.
+    // On remote hosts: only the faults that have a remote implementation, no disk layer.
     if !campaign.hosts.is_empty() {
-        return Err(RunError::RemoteHosts {
-            campaign: campaign.name.clone(),
-            hosts: campaign
-                .hosts
-                .iter()
-                .map(|h| format!("{} at {}", h.name, h.address))
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
+        crate::nemesis::faults::remote::check_kinds(&campaign.nemesis.kinds())?;
+        if campaign.disk_layer() {
+            return Err(RunError::Unavailable(
+                "the disk layer (disk faults, `disk: {layer: true}`) runs only on this machine, not on remote hosts".into(),
+            ));
+        }
     }
     let mut campaign = campaign.clone();
     if let Some(d) = opts.duration {
@@ -214,6 +212,13 @@ pub fn run(
     crate::nemesis::validate(&campaign.nemesis, system.as_deref(), campaign.nodes)?;
     campaign.check_disk_host().map_err(RunError::Unavailable)?;
     let system = match system {
+        // On remote hosts the program runs there: this machine need not have it.
+        Some(system) if !campaign.hosts.is_empty() => {
+            let version = system.version().unwrap_or_else(|_| {
+                format!("{} (version not known on the controller)", system.name())
+            });
+            Some(RunSystem { system, version })
+        }
         Some(system) => {
             let version = system
                 .version()
@@ -246,6 +251,50 @@ pub fn deploy(
     let Some(system) = system else {
         return Ok(Deployment::in_memory());
     };
+    if !campaign.hosts.is_empty() {
+        let default_ssh = crate::remote::SshSpec::default();
+        let mut needs = Vec::new();
+        if campaign
+            .nemesis
+            .kinds()
+            .iter()
+            .any(|k| k.name() == "partition")
+        {
+            needs.push(("nft", "partition faults"));
+        }
+        if needs.iter().any(|(p, _)| *p == "nft") {
+            needs.push(("bash", "the reachability probes of partition faults"));
+            needs.push(("timeout", "the reachability probes of partition faults"));
+        }
+        // Clock faults: libfaketime of each host preloaded, its offset file in the node's
+        // directory there (the binary was checked skewable when the nemesis was validated).
+        let faketime = |hosts: &crate::remote::RemoteHosts, host: &str, dir: &str| {
+            let lib = hosts.find_libfaketime(host)?;
+            let file = format!("{dir}/{}", crate::nemesis::clock::OFFSET_FILE);
+            hosts.write_file(host, &file, "+0")?;
+            Ok(crate::nemesis::clock::faketime_env(
+                Path::new(&lib),
+                Path::new(&file),
+            ))
+        };
+        let node_env: Option<crate::cluster::RemoteNodeEnv<'_>> =
+            match campaign.nemesis.needs_clock() {
+                true => Some(&faketime),
+                false => None,
+            };
+        return Ok(Deployment::Remote(Box::new(
+            crate::cluster::RemoteCluster::start(
+                system,
+                &campaign.hosts,
+                campaign.ssh.as_ref().unwrap_or(&default_ssh),
+                &needs,
+                node_env,
+                run,
+                run_dir,
+                campaign.startup.ready_timeout,
+            )?,
+        )));
+    }
     let clock_env = |node_dir: &Path| Ok(crate::nemesis::clock_env(node_dir)?);
     let node_env: Option<NodeEnv<'_>> = match campaign.nemesis.needs_clock() {
         true => Some(&clock_env),
@@ -472,8 +521,8 @@ fn run_validated(
 /// namespaces still exist) from the namespaces of a crashed run: the nemesis's partition
 /// routes, nftables tables and qdiscs. A module that leaves a new kind of state there adds
 /// one step here (and records the state before making it).
-pub const CLEANUP_INSIDE_NAMESPACES: &[crate::cleanup::CleanupStep] =
-    &[crate::cleanup::CleanupStep {
+pub const CLEANUP_INSIDE_NAMESPACES: &[crate::cleanup::CleanupStep] = &[
+    crate::cleanup::CleanupStep {
         name: "nemesis rules",
         run: |record, report| {
             let namespaces = crate::cleanup::run_namespaces_present(Some(&record.run));
@@ -481,7 +530,10 @@ pub const CLEANUP_INSIDE_NAMESPACES: &[crate::cleanup::CleanupStep] =
                 .errors
                 .extend(crate::nemesis::heal_leftovers(&namespaces));
         },
-    }];
+    },
+    // Processes, partition tables and directories on the remote hosts of a run.
+    crate::remote::hosts::CLEANUP_STEP,
+];
 
 /// The blanket heal after an undo failed: every partition route and table of the run's
 /// namespaces removed, every node thawed, so recovery and final reads see a healthy
@@ -496,6 +548,18 @@ fn heal_everything(deployment: &Deployment, run_id: &RunId) {
         for node in cluster.nodes.iter().filter(|n| n.is_paused()) {
             if let Err(e) = node.resume() {
                 report.errors.push(format!("resuming {}: {e}", node.name()));
+            }
+        }
+    }
+    if let Deployment::Remote(cluster) = deployment {
+        if let Err(e) = cluster.hosts.heal_all() {
+            report
+                .errors
+                .push(format!("removing the partition tables: {e}"));
+        }
+        for node in cluster.nodes.iter().filter(|n| n.is_paused()) {
+            if let Err(e) = node.resume(&cluster.hosts) {
+                report.errors.push(format!("resuming {}: {e}", node.name));
             }
         }
     }

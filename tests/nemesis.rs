@@ -247,7 +247,7 @@ fn sleep_cluster(count: usize, dir: &Path) -> Arc<Deployment> {
 fn cluster(d: &Deployment) -> &Cluster {
     match d {
         Deployment::Cluster(c) => c,
-        Deployment::InMemory(_) => unreachable!(),
+        Deployment::InMemory(_) | Deployment::Remote(_) => unreachable!(),
     }
 }
 

@@ -371,7 +371,7 @@ fn splitbrain_on(hosts: &SshHosts, args: &[&str]) -> (i32, String, String) {
 }
 
 #[test]
-fn doctor_checks_each_host_over_ssh_and_run_refuses_remote_hosts() {
+fn doctor_checks_each_host_over_ssh_and_run_refuses_faults_hosts_cannot_do() {
     if !ready("doctor_checks_each_host_over_ssh_and_run_refuses_remote_hosts") {
         return;
     }
@@ -418,22 +418,59 @@ fn doctor_checks_each_host_over_ssh_and_run_refuses_remote_hosts() {
     assert_eq!(code, 64, "{stderr}");
     assert!(stderr.contains("no `hosts:` section"), "{stderr}");
 
-    // `run` refuses a campaign with hosts rather than running it on this machine.
+    // `run` refuses, before anything starts, a fault that remote hosts cannot do (69,
+    // naming it) rather than running it on this machine.
+    let clock = hosts.dir().join("clock.yaml");
+    std::fs::write(
+        &clock,
+        campaign("/bin/sh", &hosts.campaign_sections()).replace(
+            "workload: {kind: kv}\n",
+            "workload: {kind: kv}\nnemesis: {faults: [clock]}\n",
+        ),
+    )
+    .unwrap();
     let results = hosts.dir().join("results");
     let (code, stdout, stderr) = splitbrain_on(
         &hosts,
         &[
             "run",
-            good.to_str().unwrap(),
+            clock.to_str().unwrap(),
             "--results",
             results.to_str().unwrap(),
         ],
     );
     assert_eq!(code, 69, "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("runs on remote hosts are not supported yet")
-            && stderr.contains("n1 at 10.73.0.11"),
+        stderr.contains("`clock") && stderr.contains("remote hosts"),
         "{stderr}"
     );
     assert!(!results.exists(), "a run directory was made");
+
+    // A system program that is not on the hosts: 69, naming the hosts and the program,
+    // and nothing left on the hosts or in the run records.
+    let missing = hosts.dir().join("missing.yaml");
+    std::fs::write(
+        &missing,
+        campaign("no-such-etcd", &hosts.campaign_sections()),
+    )
+    .unwrap();
+    let state = hosts.dir().join("state");
+    let output = splitbrain::netns::command(hosts.switch_netns(), env!("CARGO_BIN_EXE_splitbrain"))
+        .expect("switch namespace")
+        .args(["run", missing.to_str().unwrap(), "--results"])
+        .arg(&results)
+        .env(splitbrain::cleanup::STATE_DIR_ENV, &state)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert!(
+        stderr.contains("host n1") && stderr.contains("`no-such-etcd` is not on the host's PATH"),
+        "{stderr}"
+    );
+    let records: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(records.is_empty(), "run records left: {records:?}");
 }

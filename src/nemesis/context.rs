@@ -5,7 +5,7 @@ use super::clock;
 use super::net::NetBackend;
 use super::netlink::RouteWorkers;
 use super::roles::{self, NodeStatus, RoleQuery, RoleTarget};
-use crate::cluster::{Cluster, Deployment};
+use crate::cluster::{Cluster, Deployment, RemoteCluster};
 use crate::node::Node;
 use crate::recorder::{Entry, Recorder};
 use crate::topology::NodeNet;
@@ -99,6 +99,19 @@ impl NemesisContext {
         match &*self.deployment {
             Deployment::Cluster(c) => c,
             Deployment::InMemory(_) => unreachable!("checked in Nemesis::start"),
+            Deployment::Remote(_) => {
+                unreachable!(
+                    "faults on remote hosts go through faults::remote (checked when validated)"
+                )
+            }
+        }
+    }
+
+    /// The cluster on remote hosts, when the run has one.
+    pub fn remote(&self) -> Option<&RemoteCluster> {
+        match &*self.deployment {
+            Deployment::Remote(c) => Some(c.as_ref()),
+            Deployment::Cluster(_) | Deployment::InMemory(_) => None,
         }
     }
 
@@ -111,6 +124,9 @@ impl NemesisContext {
     }
 
     pub fn node_names(&self) -> Vec<String> {
+        if let Some(remote) = self.remote() {
+            return remote.spec.nodes.iter().map(|n| n.name.clone()).collect();
+        }
         self.cluster()
             .topology
             .nodes()
@@ -127,6 +143,9 @@ impl NemesisContext {
 
     /// The system's way of asking a node who leads.
     fn role_query(&self) -> Option<Arc<dyn RoleQuery>> {
+        if let Some(remote) = self.remote() {
+            return remote.system.role_query(&remote.spec);
+        }
         let cluster = self.cluster();
         cluster.system.role_query(&cluster.spec)
     }
@@ -134,6 +153,21 @@ impl NemesisContext {
     /// Where each node answers role queries (the system says: etcd's and clusterkv's
     /// client port, ZooKeeper's, Redis's), and the node's namespace.
     fn role_targets(&self) -> Vec<RoleTarget> {
+        if let Some(remote) = self.remote() {
+            // Asked from this process's own network, like the remote nodes' clients.
+            return remote
+                .spec
+                .nodes
+                .iter()
+                .filter_map(|n| {
+                    Some(RoleTarget {
+                        node: n.name.clone(),
+                        addr: remote.system.role_address(n)?,
+                        netns: String::new(),
+                    })
+                })
+                .collect();
+        }
         let cluster = self.cluster();
         cluster
             .spec
@@ -152,6 +186,9 @@ impl NemesisContext {
     /// Every node's status (empty when the system cannot say).
     pub fn statuses(&self) -> Vec<Result<NodeStatus, String>> {
         match self.role_query() {
+            Some(query) if self.remote().is_some() => {
+                roles::statuses_here(&query, &self.role_targets(), ROLE_TIMEOUT)
+            }
             Some(query) => roles::statuses_of(
                 &query,
                 self.cluster().topology.switch_netns(),

@@ -68,6 +68,30 @@ pub fn statuses_of(
         .collect()
 }
 
+/// Queries every target in parallel from this process's own network namespace (nodes on
+/// remote hosts, reached like any other machine).
+pub fn statuses_here(
+    query: &Arc<dyn RoleQuery>,
+    nodes: &[RoleTarget],
+    timeout: Duration,
+) -> Vec<Result<NodeStatus, String>> {
+    let handles: Vec<_> = nodes
+        .iter()
+        .map(|target| {
+            let query = query.clone();
+            let (node, addr) = (target.node.clone(), target.addr);
+            std::thread::spawn(move || query.status(&node, addr, timeout))
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err("status query panicked".to_owned()))
+        })
+        .collect()
+}
+
 /// The leader among `statuses`: the self-declared leader with the highest term.
 pub fn leader_of(statuses: &[Result<NodeStatus, String>]) -> Option<String> {
     statuses

@@ -148,7 +148,8 @@ impl ActiveFaults {
         self.ctx
             .record(EventType::Invoke, f, &scheduled.describe(), None);
         let began = Instant::now();
-        let outcome = scheduled.fault.apply(&self.ctx, &prepared.leadership);
+        let outcome =
+            super::faults::remote::apply(&*scheduled.fault, &self.ctx, &prepared.leadership);
         let in_force = Instant::now();
         // Evidence is gathered after the fault is in force and is not part of its timing.
         let outcome = outcome.map(|mut applied| {

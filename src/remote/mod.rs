@@ -5,13 +5,21 @@
 //!   command line through the login shell).
 //! * [`ssh`] — the transport: OpenSSH's `ssh` client with one multiplexed master
 //!   connection per host, commands with a timeout each, file upload over the same master.
+//! * [`shell`] — one persistent shell per host over its master: a command is one write and
+//!   one read.
+//! * [`hosts`] — a run's hosts: node processes started detached, signalled, stopped;
+//!   partition tables; probes from the hosts; logs fetched back; every remote resource in
+//!   the run's ownership record, and the cleanup step that removes them.
 //!
 //! No agent is installed on the hosts: everything runs through `ssh`, `scp` and the
 //! host's own tools.
 
+pub mod hosts;
 pub mod quote;
+pub mod shell;
 pub mod spec;
 pub mod ssh;
 
+pub use hosts::{RemoteError, RemoteHosts, RemoteNode};
 pub use spec::{HostSpec, SshSpec, StrictHostKeyChecking};
 pub use ssh::{RemoteOutput, SshError, SshOptions, SshTransport};

@@ -458,6 +458,16 @@ impl SshTransport {
         Ok(())
     }
 
+    /// An `ssh` command that opens one session on `host`'s master running `line` through
+    /// the remote login shell, its pipes left to the caller (a persistent shell,
+    /// [`super::shell::RemoteShell`]).
+    pub fn session_command(&self, host: &str, line: &str) -> Result<Command, SshError> {
+        let spec = self.host(host)?;
+        let mut cmd = self.ssh_command(spec)?;
+        cmd.args(["-o", "ControlMaster=no", "-T", "--", &spec.address, line]);
+        Ok(cmd)
+    }
+
     /// Closes every master (`ssh -O exit`). Idempotent; the first error is returned after
     /// all were tried.
     pub fn close(&mut self) -> Result<(), SshError> {

@@ -369,7 +369,7 @@ fn start_sshd(netns: &str, config: &Path, log: &Path) -> Result<Child, String> {
                     target.as_ptr(),
                     c"tmpfs".as_ptr(),
                     libc::MS_NOSUID | libc::MS_NODEV,
-                    c"mode=1777,size=64m".as_ptr().cast(),
+                    c"mode=1777,size=1g".as_ptr().cast(),
                 ))?;
             }
             check(libc::mkdir(c"/run/sshd".as_ptr(), 0o755))?;

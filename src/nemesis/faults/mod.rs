@@ -13,7 +13,8 @@
 //! * [`clock`] — clock bumps and strobes (libfaketime);
 //! * [`packet`] — loss, delay, reorder, duplication;
 //! * [`disk`] — lost unsynced writes, torn writes, failing syncs, a full or slow disk;
-//! * [`corrupt`] — a file of a node's disk corrupted while the node is down.
+//! * [`corrupt`] — a file of a node's disk corrupted while the node is down;
+//! * [`remote`] — partitions, pauses and kills of nodes on remote hosts (over SSH).
 //!
 //! Effects go through the nemesis' effectful modules (`net`, `netlink`, `nfqueue`,
 //! `process`, `clock`, `packet`), one per mechanism; what is here decides and records.
@@ -24,6 +25,7 @@ pub mod disk;
 pub mod packet;
 pub mod partition;
 pub mod process;
+pub mod remote;
 
 use super::context::{Leadership, NemesisContext};
 use super::process::ProcessEvidence;
@@ -277,6 +279,8 @@ impl UndoLog {
 pub trait PlanData {
     fn to_json(&self) -> serde_json::Value;
     fn clone_box(&self) -> Box<dyn PlannedFault>;
+    /// The plan as its own type (faults on remote hosts put plans in force their way).
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 impl<T: PlannedFault + Serialize + Clone + 'static> PlanData for T {
@@ -285,6 +289,9 @@ impl<T: PlannedFault + Serialize + Clone + 'static> PlanData for T {
     }
     fn clone_box(&self) -> Box<dyn PlannedFault> {
         Box::new(self.clone())
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

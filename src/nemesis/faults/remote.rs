@@ -1,0 +1,517 @@
+//! Faults on remote hosts: the same plans as locally ([`PartitionPlan`], [`ProcessPlan`]),
+//! put in force over SSH ([`crate::remote::hosts`]) instead of in namespaces on this
+//! machine.
+//!
+//! * `partition` — on each receiving host, the run's own nftables table drops input from
+//!   the addresses of the nodes it must not hear; healing deletes the table. Evidence: a
+//!   TCP connect from one host to another's client port across the cut (must time out)
+//!   and one beside it (must open), made *from the hosts*.
+//! * `pause` — SIGSTOP, SIGCONT at the end; `kill` — SIGKILL, started again at the end.
+//!   Evidence: the process state read back from `/proc/PID/stat` on the host.
+//! * `clock-bump` — libfaketime's offset file in the node's directory on its host rewritten
+//!   (the node was started with libfaketime preloaded; never the host's own clock), `+0`
+//!   at the end. Evidence: each node's clock as it reports it, against the controller's.
+//!
+//! Every other kind is refused before the run starts ([`check_kinds`]).
+
+use super::clock::BumpPlan;
+use super::partition::PartitionPlan;
+use super::process::{ProcessAction, ProcessPlan};
+use super::{Applied, AppliedFault, Failed, FaultKind, PlannedFault, Undone};
+use crate::cluster::RemoteCluster;
+use crate::nemesis::context::{Leadership, NemesisContext};
+use crate::nemesis::partition::Grudge;
+use crate::nemesis::process::RESTART_READY_TIMEOUT;
+use crate::nemesis::record::FaultRecord;
+use crate::nemesis::NemesisError;
+use crate::remote::hosts::{ProcessState, Reach};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The kinds a run on remote hosts can do.
+pub const REMOTE_KINDS: &[&str] = &["partition", "pause", "kill", "clock-bump"];
+
+/// How far a node's reported clock may be from the planned offset and still show it (the
+/// local clock faults' tolerance).
+const CLOCK_TOLERANCE_MS: i64 = 1_000;
+
+/// How long a probe from a host waits for a connection.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Refuses, before anything starts, the kinds remote hosts cannot do (yet), naming them.
+pub fn check_kinds(kinds: &[FaultKind]) -> Result<(), NemesisError> {
+    match kinds.iter().find(|k| !REMOTE_KINDS.contains(&k.name())) {
+        None => Ok(()),
+        Some(kind) => Err(NemesisError::Unavailable {
+            fault: kind.name(),
+            missing: "a remote implementation",
+            detail: format!(
+                "on remote hosts a run can do {} faults; `{kind}` faults run only in namespaces on this machine",
+                REMOTE_KINDS.join(", ")
+            ),
+        }),
+    }
+}
+
+/// Puts `plan` in force: on the remote hosts when the run has them, else as the plan
+/// does itself.
+pub fn apply(
+    plan: &dyn PlannedFault,
+    ctx: &NemesisContext,
+    leadership: &Leadership,
+) -> Result<Applied, Failed> {
+    let Some(remote) = ctx.remote() else {
+        return plan.apply(ctx, leadership);
+    };
+    let any = plan.as_any();
+    if let Some(partition) = any.downcast_ref::<PartitionPlan>() {
+        return apply_partition(partition, ctx, remote, leadership);
+    }
+    if let Some(process) = any.downcast_ref::<ProcessPlan>() {
+        return apply_process(process, remote, leadership);
+    }
+    if let Some(bump) = any.downcast_ref::<BumpPlan>() {
+        return apply_bump(bump, remote, leadership);
+    }
+    Err(Failed::nothing_applied(format!(
+        "`{}` faults are not available on remote hosts",
+        plan.kind()
+    )))
+}
+
+fn address_of(remote: &RemoteCluster, node: &str) -> Option<String> {
+    remote
+        .spec
+        .nodes
+        .iter()
+        .find(|n| n.name == node)
+        .map(|n| n.ip.to_string())
+}
+
+fn apply_partition(
+    plan: &PartitionPlan,
+    ctx: &NemesisContext,
+    remote: &RemoteCluster,
+    leadership: &Leadership,
+) -> Result<Applied, Failed> {
+    let (grudge, note) = plan.grudge_now(&ctx.node_names(), leadership);
+    // Every receiving host at once: the partition is in force when the slowest is.
+    let per_host: Vec<(String, Vec<String>)> = grudge
+        .0
+        .iter()
+        .filter(|(_, senders)| !senders.is_empty())
+        .map(|(receiver, senders)| {
+            let addresses = senders
+                .iter()
+                .filter_map(|s| address_of(remote, s))
+                .collect();
+            (receiver.clone(), addresses)
+        })
+        .collect();
+    let results: Vec<(String, Result<String, String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = per_host
+            .iter()
+            .map(|(host, addresses)| {
+                scope.spawn(move || {
+                    (
+                        host.clone(),
+                        remote
+                            .hosts
+                            .partition(host, addresses)
+                            .map_err(|e| e.to_string()),
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("applying a partition does not panic"))
+            .collect()
+    });
+    let mut rules = Vec::new();
+    let mut error = None;
+    for (host, result) in results {
+        match result {
+            Ok(rule) => rules.push(format!("{host}: {rule}")),
+            Err(e) => {
+                error.get_or_insert(e);
+            }
+        }
+    }
+    let applied = Box::new(RemotePartition {
+        grudge: Some(grudge.clone()),
+    });
+    if let Some(message) = error {
+        return Err(Failed {
+            partial: Some(applied),
+            message,
+        });
+    }
+    Ok(Applied {
+        fault: applied,
+        record: FaultRecord {
+            shape: Some(plan.shape.name().to_owned()),
+            backend: Some("nftables on the hosts".to_owned()),
+            grudge: Some(
+                grudge
+                    .0
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            rules,
+            note,
+            ..FaultRecord::default()
+        },
+    })
+}
+
+/// A partition in force on the hosts, until healed.
+struct RemotePartition {
+    grudge: Option<Grudge>,
+}
+
+impl AppliedFault for RemotePartition {
+    fn evidence(&self, ctx: &NemesisContext) -> FaultRecord {
+        let (Some(grudge), Some(remote)) = (&self.grudge, ctx.remote()) else {
+            return FaultRecord::default();
+        };
+        let evidence = probes(remote, grudge, &ctx.node_names(), true);
+        let effective = evidence.first().is_some_and(|e| e.contains(": blocked"))
+            && evidence.iter().skip(1).all(|e| e.ends_with(": reachable"));
+        FaultRecord {
+            effective: Some(effective),
+            evidence,
+            ..FaultRecord::default()
+        }
+    }
+
+    fn undo(&mut self, ctx: &NemesisContext) -> Undone {
+        let (Some(grudge), Some(remote)) = (self.grudge.take(), ctx.remote()) else {
+            return Undone::default();
+        };
+        let errors: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = remote
+                .hosts
+                .hosts()
+                .iter()
+                .map(|h| scope.spawn(move || remote.hosts.heal(&h.name).err()))
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().expect("healing does not panic"))
+                .map(|e| e.to_string())
+                .collect()
+        });
+        if let Some(error) = errors.into_iter().next() {
+            // Not healed: a later undo tries again.
+            self.grudge = Some(grudge);
+            return Undone {
+                record: FaultRecord::default(),
+                error: Some(error),
+            };
+        }
+        Undone {
+            record: FaultRecord {
+                backend: Some("nftables on the hosts".to_owned()),
+                evidence: probes(remote, &grudge, &ctx.node_names(), false),
+                ..FaultRecord::default()
+            },
+            error: None,
+        }
+    }
+}
+
+/// A TCP connect from the sender's host to the receiver's client port, for one pair across
+/// the cut (and one pair beside it while in force).
+fn probes(
+    remote: &RemoteCluster,
+    grudge: &Grudge,
+    nodes: &[String],
+    in_force: bool,
+) -> Vec<String> {
+    let probe = |from: &str, to: &str| -> Option<String> {
+        let target = remote.nodes.iter().find(|n| n.name == to)?.ready_at;
+        let reach = remote
+            .hosts
+            .probe(from, target, PROBE_TIMEOUT)
+            .unwrap_or_else(|e| Reach::Blocked(format!("probe failed: {e}")));
+        Some(format!("{from}->{to}: {}", reach.describe()))
+    };
+    let mut evidence = Vec::new();
+    if let Some((sender, receiver)) = grudge.a_blocked_pair() {
+        evidence.extend(probe(&sender, &receiver));
+    }
+    if in_force {
+        if let Some((a, b)) = grudge.an_open_pair(nodes) {
+            evidence.extend(probe(&a, &b));
+        }
+    }
+    evidence
+}
+
+fn apply_process(
+    plan: &ProcessPlan,
+    remote: &RemoteCluster,
+    leadership: &Leadership,
+) -> Result<Applied, Failed> {
+    let (nodes, note) = plan.targets.resolve(leadership);
+    let mut done = Vec::new();
+    let mut evidence = Vec::new();
+    let mut in_effect = true;
+    for name in &nodes {
+        let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
+            continue;
+        };
+        let pid = node.process().map(|p| p.pid).unwrap_or_default();
+        let result = match plan.action {
+            ProcessAction::Pause => node.pause(&remote.hosts),
+            ProcessAction::Kill => node.kill(&remote.hosts),
+        };
+        match result {
+            Ok(state) => {
+                let (signal, expected) = match plan.action {
+                    ProcessAction::Pause => ("SIGSTOP", state == ProcessState::Running('T')),
+                    ProcessAction::Kill => ("SIGKILL", state == ProcessState::Gone),
+                };
+                evidence.push(format!(
+                    "{name}: pid {pid} on {}: {signal}, /proc/{pid}/stat: {}",
+                    node.host,
+                    state.describe()
+                ));
+                in_effect &= expected;
+                done.push(name.clone());
+            }
+            Err(e) => {
+                return Err(Failed {
+                    partial: Some(Box::new(RemoteProcessFault {
+                        action: plan.action,
+                        nodes: done,
+                    })),
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+    let effective = in_effect && !done.is_empty();
+    Ok(Applied {
+        fault: Box::new(RemoteProcessFault {
+            action: plan.action,
+            nodes: done,
+        }),
+        record: FaultRecord {
+            nodes,
+            evidence,
+            effective: Some(effective),
+            note,
+            ..FaultRecord::default()
+        },
+    })
+}
+
+/// Paused or killed remote nodes, until resumed or started again.
+struct RemoteProcessFault {
+    action: ProcessAction,
+    nodes: Vec<String>,
+}
+
+impl AppliedFault for RemoteProcessFault {
+    fn undo(&mut self, ctx: &NemesisContext) -> Undone {
+        let nodes = std::mem::take(&mut self.nodes);
+        let Some(remote) = ctx.remote() else {
+            return Undone::default();
+        };
+        if nodes.is_empty() {
+            return Undone::default();
+        }
+        let mut evidence = Vec::new();
+        let mut error = None;
+        for name in &nodes {
+            let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
+                continue;
+            };
+            let result = match self.action {
+                ProcessAction::Pause => node.resume(&remote.hosts).map(|state| {
+                    let pid = node.process().map(|p| p.pid).unwrap_or_default();
+                    format!(
+                        "{name}: pid {pid}: SIGCONT, /proc/{pid}/stat: {}",
+                        state.describe()
+                    )
+                }),
+                ProcessAction::Kill => node.start(&remote.hosts).and_then(|process| {
+                    let took = node.wait_ready(&remote.hosts, RESTART_READY_TIMEOUT)?;
+                    Ok(format!(
+                        "{name}: started again as pid {}, ready in {} ms",
+                        process.pid,
+                        took.as_millis()
+                    ))
+                }),
+            };
+            match result {
+                Ok(line) => evidence.push(line),
+                Err(e) => {
+                    error.get_or_insert(e.to_string());
+                }
+            }
+        }
+        Undone {
+            record: FaultRecord {
+                nodes,
+                evidence,
+                ..FaultRecord::default()
+            },
+            error,
+        }
+    }
+}
+
+/// The offset file of a remote node (libfaketime reads it on every clock read).
+fn offset_file(node: &crate::remote::RemoteNode) -> String {
+    format!("{}/{}", node.dir, crate::nemesis::clock::OFFSET_FILE)
+}
+
+fn apply_bump(
+    plan: &BumpPlan,
+    remote: &RemoteCluster,
+    leadership: &Leadership,
+) -> Result<Applied, Failed> {
+    let (nodes, note) = plan.targets.resolve(leadership);
+    let mut applied = RemoteClock::default();
+    let mut offsets = Vec::new();
+    for (i, name) in nodes.iter().enumerate() {
+        let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
+            continue;
+        };
+        // A target beyond the planned offsets takes the first, as locally.
+        let offset = plan
+            .offsets_ms
+            .get(i)
+            .or(plan.offsets_ms.first())
+            .copied()
+            .unwrap_or(0);
+        let spec = crate::nemesis::clock::offset_spec(offset);
+        if let Err(e) = remote
+            .hosts
+            .write_file(&node.host, &offset_file(node), &spec)
+        {
+            return Err(Failed {
+                partial: Some(Box::new(applied)),
+                message: e.to_string(),
+            });
+        }
+        applied.nodes.push(name.clone());
+        applied.offsets_ms.push(offset);
+        offsets.push(format!("{name}: {spec}"));
+    }
+    Ok(Applied {
+        fault: Box::new(applied),
+        record: FaultRecord {
+            nodes,
+            offsets,
+            note,
+            ..FaultRecord::default()
+        },
+    })
+}
+
+/// Skewed remote clocks, until their offset files say `+0` again.
+#[derive(Default)]
+struct RemoteClock {
+    nodes: Vec<String>,
+    offsets_ms: Vec<i64>,
+}
+
+impl AppliedFault for RemoteClock {
+    fn evidence(&self, ctx: &NemesisContext) -> FaultRecord {
+        let mut observed = Vec::new();
+        let mut shown = 0;
+        for (node, skew) in observed_skews(ctx, &self.nodes) {
+            let planned = self
+                .nodes
+                .iter()
+                .position(|n| *n == node)
+                .and_then(|i| self.offsets_ms.get(i))
+                .copied()
+                .unwrap_or(0);
+            if (skew - planned).abs() <= CLOCK_TOLERANCE_MS {
+                shown += 1;
+            }
+            observed.push(format!("{node}: {skew:+}ms"));
+        }
+        FaultRecord {
+            observed,
+            effective: Some(!self.nodes.is_empty() && shown == self.nodes.len()),
+            ..FaultRecord::default()
+        }
+    }
+
+    fn undo(&mut self, ctx: &NemesisContext) -> Undone {
+        let nodes = std::mem::take(&mut self.nodes);
+        self.offsets_ms.clear();
+        let Some(remote) = ctx.remote() else {
+            return Undone::default();
+        };
+        if nodes.is_empty() {
+            return Undone::default();
+        }
+        let mut error = None;
+        for name in &nodes {
+            let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
+                continue;
+            };
+            if let Err(e) = remote
+                .hosts
+                .write_file(&node.host, &offset_file(node), "+0")
+            {
+                error.get_or_insert(e.to_string());
+            }
+        }
+        Undone {
+            record: FaultRecord {
+                offsets: vec!["+0".to_owned()],
+                observed: observed_skews(ctx, &nodes)
+                    .into_iter()
+                    .map(|(node, skew)| format!("{node}: {skew:+}ms"))
+                    .collect(),
+                nodes,
+                ..FaultRecord::default()
+            },
+            error,
+        }
+    }
+}
+
+/// Each of `nodes`' wall clock as it reports it, minus the controller's, in milliseconds
+/// (empty when the system does not report time).
+fn observed_skews(ctx: &NemesisContext, nodes: &[String]) -> Vec<(String, i64)> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    ctx.statuses()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|s| nodes.contains(&s.node))
+        .filter_map(|s| s.time_ms.map(|t| (s.node, t as i64 - now_ms)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_without_a_remote_implementation_are_refused_by_name() {
+        let kinds: Vec<FaultKind> = ["partition", "pause", "kill"]
+            .iter()
+            .map(|k| FaultKind::named(k).unwrap())
+            .collect();
+        check_kinds(&kinds).unwrap();
+        check_kinds(&[FaultKind::named("clock-bump").unwrap()]).unwrap();
+        for refused in ["clock-strobe", "clock", "loss", "delay", "disk-lose-unsynced"] {
+            let err = check_kinds(&[FaultKind::named(refused).unwrap()]).unwrap_err();
+            assert_eq!(err.kind(), crate::exit::FailureKind::Unavailable);
+            assert!(err.to_string().contains(refused), "{err}");
+        }
+    }
+}

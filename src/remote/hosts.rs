@@ -1,0 +1,913 @@
+//! A run's remote hosts: node processes started, signalled and stopped over SSH, partition
+//! tables, reachability probes, logs fetched back — and the ownership record of each.
+//!
+//! Every command goes through the host's persistent shell ([`RemoteShells`]), so an action
+//! costs one round trip on an open connection. Before anything is made on a host it is
+//! recorded in the run's ownership record ([`crate::cleanup`], one [`RemoteRecord`] per
+//! line), so `splitbrain cleanup --run ID` can remove it from each host after a controller
+//! that was killed ([`CLEANUP_STEP`]) — and only what this run made: a process by its pid
+//! *and* start time, a directory only below the run's own root, a table by its run name.
+//!
+//! Nothing here knows systems or faults: it takes a program and its arguments, addresses,
+//! tables. `crate::cluster` builds nodes from a system; the nemesis puts faults in force.
+
+use super::quote;
+use super::shell::RemoteShells;
+use super::spec::{HostSpec, SshSpec};
+use super::ssh::{SshError, SshOptions, SshTransport};
+use crate::cleanup::{CleanupReport, CleanupStep, Resource, RunId, RunRecord};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Where a run's directories go on each host: `<REMOTE_ROOT>/splitbrain-<run>/<node>/`.
+pub const REMOTE_ROOT: &str = "/tmp";
+
+/// How long one remote command may take (starting a node, a rule table, a probe).
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long a stopped node has after SIGTERM before SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The run's directory on every host.
+pub fn run_root(run: &RunId) -> String {
+    format!("{REMOTE_ROOT}/splitbrain-{}", run.as_str())
+}
+
+/// The nftables table (family `inet`) of a run's partitions on every host.
+pub fn nft_table(run: &RunId) -> String {
+    format!("splitbrain_{}", run.as_str())
+}
+
+/// One thing a run made on a remote host, as the run's ownership record holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum RemoteRecord {
+    /// How the hosts were reached (written first: cleanup connects the same way).
+    Ssh { hosts: Vec<HostSpec>, ssh: SshSpec },
+    /// A directory of the run on `host` (below [`run_root`]).
+    Dir { host: String, path: String },
+    /// A node process on `host`: pid and start time (field 22 of `/proc/PID/stat`), so a
+    /// reused pid is never signalled.
+    Process {
+        host: String,
+        pid: u32,
+        start_time: u64,
+    },
+    /// The run's nftables table on `host`.
+    NftTable { host: String, table: String },
+}
+
+impl RemoteRecord {
+    fn resource(&self) -> Resource {
+        Resource::Remote(serde_json::to_string(self).expect("a record is plain data"))
+    }
+}
+
+/// A remote process of ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteProcess {
+    pub pid: u32,
+    pub start_time: u64,
+}
+
+/// A process's state letter as `/proc/PID/stat` shows it (`R`, `S`, `T`, …), or gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessState {
+    Running(char),
+    Gone,
+}
+
+impl ProcessState {
+    pub fn describe(&self) -> String {
+        match self {
+            ProcessState::Running('T') => "state T (stopped)".into(),
+            ProcessState::Running(c) => format!("state {c}"),
+            ProcessState::Gone => "gone".into(),
+        }
+    }
+}
+
+/// Whether a probe got through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    Reachable,
+    Blocked(String),
+}
+
+impl Reach {
+    pub fn describe(&self) -> String {
+        match self {
+            Reach::Reachable => "reachable".into(),
+            Reach::Blocked(why) => format!("blocked ({why})"),
+        }
+    }
+}
+
+/// A failure on a remote host.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error("host {host}: {what}")]
+    Host { host: String, what: String },
+    #[error("recording {what} in the run's ownership record: {source}")]
+    Record {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Quote(#[from] quote::QuoteError),
+}
+
+/// The run's connections to its hosts and what it made there.
+pub struct RemoteHosts {
+    run: RunId,
+    /// Before `control`: the masters close before their sockets' directory goes.
+    shells: RemoteShells,
+    hosts: Vec<HostSpec>,
+    /// The hosts whose partition table is in the record already (recorded once per run).
+    tables_recorded: Mutex<std::collections::BTreeSet<String>>,
+    control: ControlDir,
+}
+
+impl RemoteHosts {
+    /// Records how the hosts are reached, opens a master and a shell per host (control
+    /// sockets in `/tmp/sb-ssh-<run>/`).
+    pub fn connect(
+        run: &RunId,
+        hosts: &[HostSpec],
+        ssh: &SshSpec,
+    ) -> Result<RemoteHosts, RemoteError> {
+        let options = SshOptions::from_spec(Some(ssh))?;
+        // Recorded with the controller's paths resolved, so cleanup connects the same way
+        // whoever's home it runs with.
+        let resolved = SshSpec {
+            identity: options.identity.as_ref().map(|p| p.display().to_string()),
+            known_hosts: options
+                .known_hosts
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            ..ssh.clone()
+        };
+        record(
+            run,
+            &RemoteRecord::Ssh {
+                hosts: hosts.to_vec(),
+                ssh: resolved,
+            },
+        )?;
+        let control = ControlDir::create(&format!("sb-ssh-{}", run.as_str())).map_err(|e| {
+            RemoteError::Host {
+                host: "controller".into(),
+                what: format!("creating a control socket directory: {e}"),
+            }
+        })?;
+        let opened = SshTransport::connect(hosts, options, control.path()).and_then(|t| {
+            let shells = RemoteShells::new(t);
+            shells.open_all(COMMAND_TIMEOUT).map(|()| shells)
+        });
+        let shells = match opened {
+            Ok(shells) => shells,
+            Err(e) => {
+                // Nothing was made on a host: the record names only how to reach them.
+                crate::cleanup::forget_if_done(run);
+                return Err(e.into());
+            }
+        };
+        Ok(RemoteHosts {
+            run: run.clone(),
+            shells,
+            hosts: hosts.to_vec(),
+            tables_recorded: Mutex::default(),
+            control,
+        })
+    }
+
+    pub fn hosts(&self) -> &[HostSpec] {
+        &self.hosts
+    }
+
+    pub fn run(&self) -> &RunId {
+        &self.run
+    }
+
+    /// Where the hosts' control sockets are.
+    pub fn control_dir(&self) -> &Path {
+        self.control.path()
+    }
+
+    pub fn shells(&self) -> &RemoteShells {
+        &self.shells
+    }
+
+    fn sh(&self, host: &str, line: &str) -> Result<String, RemoteError> {
+        Ok(self.shells.run_ok(host, line, COMMAND_TIMEOUT)?)
+    }
+
+    /// Node `node`'s directory on `host`, made (and recorded first).
+    pub fn make_node_dir(&self, host: &str, node: &str) -> Result<String, RemoteError> {
+        let path = format!("{}/{node}", run_root(&self.run));
+        record(
+            &self.run,
+            &RemoteRecord::Dir {
+                host: host.to_owned(),
+                path: run_root(&self.run),
+            },
+        )?;
+        self.sh(
+            host,
+            &format!("mkdir -p {}", quote::quote(&format!("{path}/data"))?),
+        )?;
+        Ok(path)
+    }
+
+    /// The program to run on `host`: a bare name must be on the host's `PATH` (with the
+    /// `sbin` directories); a path is uploaded from this machine into `node_dir/bin/`.
+    pub fn install_program(
+        &self,
+        host: &str,
+        program: &Path,
+        node_dir: &str,
+    ) -> Result<String, RemoteError> {
+        let text = program.display().to_string();
+        if !text.contains('/') {
+            let line = format!(
+                "PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin command -v {}",
+                quote::quote(&text)?
+            );
+            let found = self.shells.run(host, &line, COMMAND_TIMEOUT)?;
+            if !found.success() || found.output.trim().is_empty() {
+                return Err(RemoteError::Host {
+                    host: host.to_owned(),
+                    what: format!("the program `{text}` is not on the host's PATH: install it there, or name a local file to upload"),
+                });
+            }
+            return Ok(found.output.trim().to_owned());
+        }
+        let name = program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "program".into());
+        let bin = format!("{node_dir}/bin");
+        self.sh(host, &format!("mkdir -p {}", quote::quote(&bin)?))?;
+        let remote = format!("{bin}/{name}");
+        self.shells
+            .transport()
+            .upload(host, program, &remote, Duration::from_secs(120))?;
+        Ok(remote)
+    }
+
+    /// Starts `program args` on `host` detached (`setsid`, no terminal), in `node_dir/data`,
+    /// its output appended to `node_dir/node.log`, its pid in `node_dir/pid`; recorded.
+    pub fn start(
+        &self,
+        host: &str,
+        node_dir: &str,
+        program: &str,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> Result<RemoteProcess, RemoteError> {
+        let mut words: Vec<String> = vec!["setsid".into(), "env".into()];
+        words.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+        words.push(program.to_owned());
+        words.extend(args.iter().cloned());
+        let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+        let command = quote::join(&refs)?;
+        let dir = quote::quote(node_dir)?;
+        // A background job of a non-interactive shell is no process-group leader, so
+        // `setsid` makes its session without forking: `$!` is the node's pid.
+        let line = format!(
+            "cd {dir}/data && {{ {command} </dev/null >>{dir}/node.log 2>&1 & }} ; pid=$!; echo $pid >{dir}/pid; echo $pid $(sed 's/.*) //' /proc/$pid/stat | cut -d' ' -f20)"
+        );
+        let out = self.sh(host, &line)?;
+        let mut words = out.split_whitespace();
+        let parsed = (|| {
+            Some(RemoteProcess {
+                pid: words.next()?.parse().ok()?,
+                start_time: words.next()?.parse().ok()?,
+            })
+        })();
+        let process = parsed.ok_or_else(|| RemoteError::Host {
+            host: host.to_owned(),
+            what: format!("starting {program}: unexpected answer {out:?}"),
+        })?;
+        record(
+            &self.run,
+            &RemoteRecord::Process {
+                host: host.to_owned(),
+                pid: process.pid,
+                start_time: process.start_time,
+            },
+        )?;
+        Ok(process)
+    }
+
+    /// The process's state now.
+    pub fn state(&self, host: &str, process: RemoteProcess) -> Result<ProcessState, RemoteError> {
+        let out = self.sh(host, &state_script(process))?;
+        Ok(parse_state(&out))
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, `KILL`, `TERM`) and reads the state back.
+    pub fn signal(
+        &self,
+        host: &str,
+        process: RemoteProcess,
+        signal: &str,
+    ) -> Result<ProcessState, RemoteError> {
+        // A signal is delivered asynchronously: a stop shows as `T` a moment later.
+        let until = match signal {
+            "STOP" => "= T",
+            "CONT" => "!= T",
+            _ => "= gone",
+        };
+        let signal = quote::quote(signal)?;
+        let state = state_script(process);
+        let line = format!(
+            "if [ \"$({state})\" != gone ]; then kill -{signal} {pid}; fi; \
+             i=0; while [ $i -lt 200 ] && ! [ \"$({state})\" {until} ] && [ \"$({state})\" != gone ]; do sleep 0.005; i=$((i+1)); done; {state}",
+            pid = process.pid,
+        );
+        Ok(parse_state(&self.sh(host, &line)?))
+    }
+
+    /// Stops the process: SIGTERM, SIGKILL after `grace`; waits until it is gone.
+    pub fn stop(
+        &self,
+        host: &str,
+        process: RemoteProcess,
+        grace: Duration,
+    ) -> Result<ProcessState, RemoteError> {
+        Ok(parse_state(&self.sh(host, &stop_script(process, grace))?))
+    }
+
+    /// Kills the process (SIGKILL) and waits until it is gone.
+    pub fn kill(&self, host: &str, process: RemoteProcess) -> Result<ProcessState, RemoteError> {
+        Ok(parse_state(
+            &self.sh(host, &stop_script(process, Duration::ZERO))?,
+        ))
+    }
+
+    /// Puts the run's partition table in force on `host`: input from `drop_from` dropped
+    /// (and counted). Recorded before it is made.
+    pub fn partition(&self, host: &str, drop_from: &[String]) -> Result<String, RemoteError> {
+        let table = nft_table(&self.run);
+        let mut recorded = self
+            .tables_recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !recorded.contains(host) {
+            record(
+                &self.run,
+                &RemoteRecord::NftTable {
+                    host: host.to_owned(),
+                    table: table.clone(),
+                },
+            )?;
+            recorded.insert(host.to_owned());
+        }
+        drop(recorded);
+        for address in drop_from {
+            if address.parse::<std::net::IpAddr>().is_err() {
+                return Err(RemoteError::Host {
+                    host: host.to_owned(),
+                    what: format!("partition: {address:?} is not an IP address"),
+                });
+            }
+        }
+        let rule = format!("ip saddr {{ {} }} counter drop", drop_from.join(", "));
+        let line = format!(
+            "nft -f - <<'SPLITBRAIN_NFT'\ntable inet {table} {{\n chain input {{ type filter hook input priority -10; policy accept; {rule}; }}\n}}\nSPLITBRAIN_NFT"
+        );
+        self.sh(host, &line)?;
+        Ok(format!("table inet {table}: {rule}"))
+    }
+
+    /// Removes the run's partition table from `host` (nothing to do when it is not there).
+    pub fn heal(&self, host: &str) -> Result<(), RemoteError> {
+        let table = nft_table(&self.run);
+        self.sh(
+            host,
+            // One `nft` when the table is there; a second only to tell "not there" from a failure.
+            &format!("nft delete table inet {table} 2>/dev/null || ! nft list table inet {table} >/dev/null 2>&1"),
+        )?;
+        Ok(())
+    }
+
+    /// libfaketime's library on `host`: the path `ldconfig -p` gives, else the Debian path.
+    pub fn find_libfaketime(&self, host: &str) -> Result<String, RemoteError> {
+        let line = "p=$(ldconfig -p 2>/dev/null | grep 'libfaketime.so' | head -n 1 | sed 's/.*=> //'); \
+                    if [ -z \"$p\" ]; then for c in /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1; do [ -e \"$c\" ] && p=$c && break; done; fi; \
+                    [ -n \"$p\" ] && echo \"$p\"";
+        let out = self.shells.run(host, line, COMMAND_TIMEOUT)?;
+        match out.output.trim() {
+            path if out.success() && !path.is_empty() => Ok(path.to_owned()),
+            _ => Err(RemoteError::Host {
+                host: host.to_owned(),
+                what: "libfaketime is not installed (clock faults need it: apt-get install libfaketime)".into(),
+            }),
+        }
+    }
+
+    /// Replaces `path` on `host` with `text` and a line break, atomically (write, rename).
+    pub fn write_file(&self, host: &str, path: &str, text: &str) -> Result<(), RemoteError> {
+        let file = quote::quote(path)?;
+        let tmp = quote::quote(&format!("{path}.tmp"))?;
+        let text = quote::quote(text)?;
+        self.sh(
+            host,
+            &format!("printf '%s\\n' {text} >{tmp} && mv {tmp} {file}"),
+        )?;
+        Ok(())
+    }
+
+    /// Removes the run's partition table from every host.
+    pub fn heal_all(&self) -> Result<(), RemoteError> {
+        let mut first = None;
+        for host in &self.hosts {
+            if let Err(e) = self.heal(&host.name) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Checks that `program` is on every host's `PATH` (with the `sbin` directories): the
+    /// hosts that lack it, by name.
+    pub fn hosts_without(&self, program: &str) -> Result<Vec<String>, RemoteError> {
+        let line = format!(
+            "PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin command -v {}",
+            quote::quote(program)?
+        );
+        let mut missing = Vec::new();
+        for host in &self.hosts {
+            if !self
+                .shells
+                .run(&host.name, &line, COMMAND_TIMEOUT)?
+                .success()
+            {
+                missing.push(host.name.clone());
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Whether a TCP connection from `host` to `target` opens within `timeout`.
+    pub fn probe(
+        &self,
+        host: &str,
+        target: SocketAddr,
+        timeout: Duration,
+    ) -> Result<Reach, RemoteError> {
+        let line = probe_script(target, timeout);
+        let out = self.shells.run(host, &line, COMMAND_TIMEOUT)?;
+        Ok(match out.status {
+            0 => Reach::Reachable,
+            124 => Reach::Blocked(format!("no answer within {}ms", timeout.as_millis())),
+            _ => Reach::Blocked(out.output.trim().to_owned()),
+        })
+    }
+
+    /// Copies `remote` from `host` into the local file `local` (the output of `cat`).
+    pub fn fetch(&self, host: &str, remote: &str, local: &Path) -> Result<(), RemoteError> {
+        let out =
+            self.shells
+                .transport()
+                .run_ok(host, &["cat", remote], Duration::from_secs(60))?;
+        std::fs::write(local, &out.stdout).map_err(|e| RemoteError::Host {
+            host: host.to_owned(),
+            what: format!("writing {}: {e}", local.display()),
+        })
+    }
+
+    /// Removes the run's directory from every host.
+    pub fn remove_run_dirs(&self) -> Result<(), RemoteError> {
+        let root = quote::quote(&run_root(&self.run))?;
+        for host in &self.hosts {
+            self.sh(&host.name, &format!("rm -rf {root}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Prints the process's state letter, or `gone` (no such pid, a zombie, or another
+/// process that reuses the pid).
+fn state_script(process: RemoteProcess) -> String {
+    let pid = process.pid;
+    format!(
+        "s=$(sed 's/.*) //' /proc/{pid}/stat 2>/dev/null); set -- $s; if [ -n \"$s\" ] && [ \"$1\" != Z ] && [ \"${{20}}\" = {} ]; then echo $1; else echo gone; fi",
+        process.start_time
+    )
+}
+
+fn stop_script(process: RemoteProcess, grace: Duration) -> String {
+    let state = state_script(process);
+    let pid = process.pid;
+    let tenths = (grace.as_millis() / 100) as u64;
+    format!(
+        "i=0; if [ \"$({state})\" != gone ]; then kill -CONT {pid} 2>/dev/null; if [ {tenths} -gt 0 ]; then kill -TERM {pid}; fi; \
+         while [ $i -lt {tenths} ] && [ \"$({state})\" != gone ]; do sleep 0.1; i=$((i+1)); done; \
+         if [ \"$({state})\" != gone ]; then kill -KILL {pid}; fi; \
+         i=0; while [ $i -lt 100 ] && [ \"$({state})\" != gone ]; do sleep 0.05; i=$((i+1)); done; fi; {state}"
+    )
+}
+
+/// A TCP connect from the host: bash's `/dev/tcp` under `timeout` (status 124 when it ran out).
+fn probe_script(target: SocketAddr, timeout: Duration) -> String {
+    format!(
+        "timeout {:.3} bash -c 'exec 3<>/dev/tcp/{}/{}' 2>&1",
+        timeout.as_secs_f64(),
+        target.ip(),
+        target.port()
+    )
+}
+
+fn parse_state(out: &str) -> ProcessState {
+    match out.split_whitespace().last() {
+        Some("gone") | None => ProcessState::Gone,
+        Some(s) => ProcessState::Running(s.chars().next().unwrap_or('?')),
+    }
+}
+
+fn record(run: &RunId, record: &RemoteRecord) -> Result<(), RemoteError> {
+    crate::cleanup::record(run, &[record.resource()]).map_err(|source| RemoteError::Record {
+        what: format!("{record:?}"),
+        source,
+    })
+}
+
+/// A private directory under `/tmp` for control sockets (short: a socket path holds at most
+/// [`super::ssh::MAX_CONTROL_PATH`] bytes), removed when dropped.
+pub struct ControlDir(PathBuf);
+
+impl ControlDir {
+    pub fn create(name: &str) -> std::io::Result<ControlDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let path = Path::new("/tmp").join(name);
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        Ok(ControlDir(path))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ControlDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One node on a remote host: what starts it, and the process it runs now.
+pub struct RemoteNode {
+    pub name: String,
+    pub host: String,
+    /// The node's directory on its host.
+    pub dir: String,
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Where the controller checks that the node is ready (a TCP connect).
+    pub ready_at: SocketAddr,
+    process: Mutex<Option<RemoteProcess>>,
+    paused: AtomicBool,
+}
+
+impl RemoteNode {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: String,
+        host: String,
+        dir: String,
+        program: String,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        ready_at: SocketAddr,
+    ) -> RemoteNode {
+        RemoteNode {
+            name,
+            host,
+            dir,
+            program,
+            args,
+            env,
+            ready_at,
+            process: Mutex::new(None),
+            paused: AtomicBool::new(false),
+        }
+    }
+
+    pub fn process(&self) -> Option<RemoteProcess> {
+        *self.process.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    /// Starts the node (again).
+    pub fn start(&self, hosts: &RemoteHosts) -> Result<RemoteProcess, RemoteError> {
+        let process = hosts.start(&self.host, &self.dir, &self.program, &self.args, &self.env)?;
+        *self.process.lock().unwrap_or_else(|e| e.into_inner()) = Some(process);
+        Ok(process)
+    }
+
+    /// Waits until the node accepts TCP connections at [`RemoteNode::ready_at`] (from the
+    /// controller), failing early when its process is gone (with its log's tail).
+    pub fn wait_ready(
+        &self,
+        hosts: &RemoteHosts,
+        limit: Duration,
+    ) -> Result<Duration, RemoteError> {
+        let started = Instant::now();
+        let mut checks = 0u32;
+        loop {
+            if std::net::TcpStream::connect_timeout(&self.ready_at, Duration::from_millis(200))
+                .is_ok()
+            {
+                return Ok(started.elapsed());
+            }
+            checks += 1;
+            if checks % 10 == 0 {
+                if let Some(process) = self.process() {
+                    if hosts.state(&self.host, process)? == ProcessState::Gone {
+                        let tail = hosts
+                            .shells()
+                            .run(
+                                &self.host,
+                                &format!("tail -n 20 {}/node.log", quote::quote(&self.dir)?),
+                                COMMAND_TIMEOUT,
+                            )
+                            .map(|o| o.output)
+                            .unwrap_or_default();
+                        return Err(RemoteError::Host {
+                            host: self.host.clone(),
+                            what: format!(
+                                "node {} exited before it was ready: {}",
+                                self.name,
+                                tail.trim()
+                            ),
+                        });
+                    }
+                }
+            }
+            if started.elapsed() > limit {
+                return Err(RemoteError::Host {
+                    host: self.host.clone(),
+                    what: format!(
+                        "node {} did not accept connections at {} within {}",
+                        self.name,
+                        self.ready_at,
+                        humantime::format_duration(limit)
+                    ),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGSTOP; the state read back.
+    pub fn pause(&self, hosts: &RemoteHosts) -> Result<ProcessState, RemoteError> {
+        let process = self.require_process()?;
+        let state = hosts.signal(&self.host, process, "STOP")?;
+        self.paused.store(true, Ordering::SeqCst);
+        Ok(state)
+    }
+
+    /// SIGCONT; the state read back.
+    pub fn resume(&self, hosts: &RemoteHosts) -> Result<ProcessState, RemoteError> {
+        let process = self.require_process()?;
+        let state = hosts.signal(&self.host, process, "CONT")?;
+        self.paused.store(false, Ordering::SeqCst);
+        Ok(state)
+    }
+
+    /// SIGKILL, waited for.
+    pub fn kill(&self, hosts: &RemoteHosts) -> Result<ProcessState, RemoteError> {
+        let process = self.require_process()?;
+        hosts.kill(&self.host, process)
+    }
+
+    /// SIGTERM, then SIGKILL after [`STOP_GRACE`]; nothing to do when it never started.
+    pub fn stop(&self, hosts: &RemoteHosts) -> Result<(), RemoteError> {
+        if let Some(process) = self.process() {
+            hosts.stop(&self.host, process, STOP_GRACE)?;
+            self.paused.store(false, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn require_process(&self) -> Result<RemoteProcess, RemoteError> {
+        self.process().ok_or_else(|| RemoteError::Host {
+            host: self.host.clone(),
+            what: format!("node {} has no process", self.name),
+        })
+    }
+
+    /// Copies the node's log into `local_dir/node.log`.
+    pub fn fetch_log(&self, hosts: &RemoteHosts, local_dir: &Path) -> Result<PathBuf, RemoteError> {
+        std::fs::create_dir_all(local_dir).map_err(|e| RemoteError::Host {
+            host: self.host.clone(),
+            what: format!("creating {}: {e}", local_dir.display()),
+        })?;
+        let local = local_dir.join("node.log");
+        hosts.fetch(&self.host, &format!("{}/node.log", self.dir), &local)?;
+        Ok(local)
+    }
+}
+
+/// The cleanup step for remote hosts: for each run record with remote lines, connects to
+/// its hosts as the run did and removes, on each, the run's processes (by pid and start
+/// time, and any process whose working directory lies in the run's directory), its
+/// partition table and its directory.
+pub const CLEANUP_STEP: CleanupStep = CleanupStep {
+    name: "remote hosts",
+    run: cleanup_remote,
+};
+
+fn cleanup_remote(record: &RunRecord, report: &mut CleanupReport) {
+    let mut ssh = None;
+    let mut records = Vec::new();
+    for resource in &record.resources {
+        let Resource::Remote(line) = resource else {
+            continue;
+        };
+        match serde_json::from_str::<RemoteRecord>(line) {
+            Ok(RemoteRecord::Ssh { hosts, ssh: spec }) => ssh = Some((hosts, spec)),
+            Ok(other) => records.push(other),
+            Err(e) => report.errors.push(format!(
+                "run {}: unreadable remote record {line:?}: {e}",
+                record.run
+            )),
+        }
+    }
+    let Some((hosts, spec)) = ssh else {
+        if !records.is_empty() {
+            report.errors.push(format!(
+                "run {}: remote resources without the record of how to reach their hosts",
+                record.run
+            ));
+        }
+        return;
+    };
+    let control =
+        match ControlDir::create(&format!("sb-cleanup-{}-{}", record.run, std::process::id())) {
+            Ok(dir) => dir,
+            Err(e) => {
+                report
+                    .errors
+                    .push(format!("run {}: a control directory: {e}", record.run));
+                return;
+            }
+        };
+    let options = match SshOptions::from_spec(Some(&spec)) {
+        Ok(o) => o,
+        Err(e) => {
+            report.errors.push(format!("run {}: {e}", record.run));
+            return;
+        }
+    };
+    let transport = match SshTransport::connect(&hosts, options, control.path()) {
+        Ok(t) => t,
+        Err(e) => {
+            report
+                .errors
+                .push(format!("run {}: reaching its hosts: {e}", record.run));
+            return;
+        }
+    };
+    let shells = RemoteShells::new(transport);
+    // The dead controller's own control sockets (its masters exit when idle).
+    let local = Path::new("/tmp").join(format!("sb-ssh-{}", record.run));
+    if local.is_dir() {
+        match std::fs::remove_dir_all(&local) {
+            Ok(()) => report
+                .removed
+                .push(format!("run {}: {}", record.run, local.display())),
+            Err(e) => report.errors.push(format!(
+                "run {}: removing {}: {e}",
+                record.run,
+                local.display()
+            )),
+        }
+    }
+    let root = run_root(&record.run);
+    let table = nft_table(&record.run);
+    for host in &hosts {
+        let mut lines = Vec::new();
+        for r in &records {
+            match r {
+                RemoteRecord::Process {
+                    host: h,
+                    pid,
+                    start_time,
+                } if *h == host.name => {
+                    let process = RemoteProcess {
+                        pid: *pid,
+                        start_time: *start_time,
+                    };
+                    lines.push((
+                        format!("process {pid}"),
+                        format!(
+                            "if [ \"$({})\" != gone ]; then {}; echo removed; fi",
+                            state_script(process),
+                            stop_script(process, Duration::ZERO)
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        // Processes of the run's directory that were started after the last record line
+        // (a restart the controller died in the middle of).
+        let quoted_root = quote::quote(&root).expect("no NUL");
+        lines.push((
+            format!("processes in {root}"),
+            format!(
+                "found=; for p in /proc/[0-9]*; do case $(readlink $p/cwd 2>/dev/null) in {quoted_root}/*) kill -KILL ${{p#/proc/}} 2>/dev/null && found=1;; esac; done; [ -z \"$found\" ] || echo removed"
+            ),
+        ));
+        let recorded_table = records
+            .iter()
+            .any(|r| matches!(r, RemoteRecord::NftTable { host: h, table: t } if *h == host.name && *t == table));
+        if recorded_table {
+            lines.push((
+                format!("nftables table {table}"),
+                format!("if nft list table inet {table} >/dev/null 2>&1; then nft delete table inet {table} && echo removed; fi"),
+            ));
+        }
+        let recorded_dir = records.iter().any(
+            |r| matches!(r, RemoteRecord::Dir { host: h, path } if *h == host.name && *path == root),
+        );
+        if recorded_dir {
+            lines.push((
+                format!("directory {root}"),
+                format!("if [ -e {quoted_root} ]; then rm -rf {quoted_root} && echo removed; fi"),
+            ));
+        }
+        for (what, line) in lines {
+            match shells.run_ok(&host.name, &line, COMMAND_TIMEOUT) {
+                Ok(out) if out.contains("removed") => report
+                    .removed
+                    .push(format!("run {}: host {}: {what}", record.run, host.name)),
+                Ok(_) => {}
+                Err(e) => report.errors.push(format!(
+                    "run {}: host {}: removing {what}: {e}",
+                    record.run, host.name
+                )),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_as_one_line() {
+        let record = RemoteRecord::Process {
+            host: "n1".into(),
+            pid: 42,
+            start_time: 7,
+        };
+        let Resource::Remote(line) = record.resource() else {
+            panic!("a remote resource")
+        };
+        assert!(!line.contains('\n'));
+        assert_eq!(serde_json::from_str::<RemoteRecord>(&line).unwrap(), record);
+    }
+
+    #[test]
+    fn state_scripts_read_the_proc_stat_of_this_process() {
+        let me = crate::cleanup::ProcessIdentity::current();
+        let process = RemoteProcess {
+            pid: me.pid as u32,
+            start_time: me.start_time,
+        };
+        let out = std::process::Command::new("sh")
+            .args(["-c", &state_script(process)])
+            .output()
+            .unwrap();
+        let state = parse_state(&String::from_utf8_lossy(&out.stdout));
+        assert!(matches!(state, ProcessState::Running(_)), "{state:?}");
+        // Another start time: a reused pid, not ours.
+        let stranger = RemoteProcess {
+            start_time: me.start_time + 1,
+            ..process
+        };
+        let out = std::process::Command::new("sh")
+            .args(["-c", &state_script(stranger)])
+            .output()
+            .unwrap();
+        assert_eq!(
+            parse_state(&String::from_utf8_lossy(&out.stdout)),
+            ProcessState::Gone
+        );
+    }
+}

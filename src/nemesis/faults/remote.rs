@@ -508,7 +508,13 @@ mod tests {
             .collect();
         check_kinds(&kinds).unwrap();
         check_kinds(&[FaultKind::named("clock-bump").unwrap()]).unwrap();
-        for refused in ["clock-strobe", "clock", "loss", "delay", "disk-lose-unsynced"] {
+        for refused in [
+            "clock-strobe",
+            "clock",
+            "loss",
+            "delay",
+            "disk-lose-unsynced",
+        ] {
             let err = check_kinds(&[FaultKind::named(refused).unwrap()]).unwrap_err();
             assert_eq!(err.kind(), crate::exit::FailureKind::Unavailable);
             assert!(err.to_string().contains(refused), "{err}");

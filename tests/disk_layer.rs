@@ -243,11 +243,7 @@ fn shipped_campaign_passes_on_the_layer(campaign: &str) {
 
 /// Root, FUSE, and the system of `test` (`version` answers): otherwise skipped.
 fn can_run(test: &str, need: Need, system: &dyn splitbrain::system::System) -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        skip(test, Need::Root, "needs root (namespaces, cgroups)");
-        return false;
-    }
-    if !have_fuse(test) {
+    if !common::can_use_the_disk_layer(test) {
         return false;
     }
     if let Err(e) = system.version() {
@@ -263,16 +259,7 @@ fn can_run(test: &str, need: Need, system: &dyn splitbrain::system::System) -> b
 
 #[test]
 fn raft_campaign_passes_on_the_layer() {
-    let test = "raft_campaign_passes_on_the_layer";
-    if !nix::unistd::geteuid().is_root() {
-        skip(test, Need::Root, "needs root (namespaces, cgroups)");
-        return;
-    }
-    if !have_fuse(test) {
-        return;
-    }
-    if !splitbrain::system::clusterkv::locate_binary().is_file() {
-        skip(test, Need::Clusterkv, "clusterkv is not built");
+    if !common::can_run_clusterkv("raft_campaign_passes_on_the_layer", true) {
         return;
     }
     shipped_campaign_passes_on_the_layer("raft.yaml");
@@ -281,23 +268,8 @@ fn raft_campaign_passes_on_the_layer() {
 #[test]
 fn etcd_campaign_passes_on_the_layer() {
     let test = "etcd_campaign_passes_on_the_layer";
-    if !nix::unistd::geteuid().is_root() {
-        skip(test, Need::Root, "needs root (namespaces, cgroups)");
-        return;
-    }
-    if !have_fuse(test) {
-        return;
-    }
-    let etcd = Command::new("etcd")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status();
-    if !etcd.is_ok_and(|s| s.success()) {
-        skip(
-            test,
-            Need::Etcd,
-            "needs `etcd` (apt-get install etcd-server)",
-        );
+    let system = splitbrain::system::etcd::EtcdSystem::default();
+    if !can_run(test, Need::Etcd, &system) {
         return;
     }
     shipped_campaign_passes_on_the_layer("etcd-kv.yaml");
@@ -343,12 +315,7 @@ fn postgres_campaign_passes_on_the_layer() {
 /// `chmod` and `utimes` reach the backing entries.
 #[test]
 fn an_unprivileged_process_owns_what_it_creates() {
-    let test = "an_unprivileged_process_owns_what_it_creates";
-    if !nix::unistd::geteuid().is_root() {
-        skip(test, Need::Root, "needs root (to act as another user)");
-        return;
-    }
-    if !have_fuse(test) {
+    if !common::can_use_the_disk_layer("an_unprivileged_process_owns_what_it_creates") {
         return;
     }
     use std::os::unix::fs::{MetadataExt, PermissionsExt};

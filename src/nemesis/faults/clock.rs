@@ -431,7 +431,7 @@ fn shows_offset(skew_ms: i64, planned_ms: i64) -> bool {
 
 /// Each of `nodes`' wall clock as it reports it, minus ours, in milliseconds (empty when
 /// the system does not report time).
-fn observed_skews(ctx: &NemesisContext, nodes: &[String]) -> Vec<(String, i64)> {
+pub(super) fn observed_skews(ctx: &NemesisContext, nodes: &[String]) -> Vec<(String, i64)> {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

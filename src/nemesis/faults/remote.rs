@@ -14,7 +14,7 @@
 //!
 //! Every other kind is refused before the run starts ([`check_kinds`]).
 
-use super::clock::BumpPlan;
+use super::clock::{observed_skews, BumpPlan};
 use super::partition::PartitionPlan;
 use super::process::{ProcessAction, ProcessPlan};
 use super::{Applied, AppliedFault, Failed, FaultKind, PlannedFault, Undone};
@@ -479,21 +479,6 @@ impl AppliedFault for RemoteClock {
             error,
         }
     }
-}
-
-/// Each of `nodes`' wall clock as it reports it, minus the controller's, in milliseconds
-/// (empty when the system does not report time).
-fn observed_skews(ctx: &NemesisContext, nodes: &[String]) -> Vec<(String, i64)> {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    ctx.statuses()
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|s| nodes.contains(&s.node))
-        .filter_map(|s| s.time_ms.map(|t| (s.node, t as i64 - now_ms)))
-        .collect()
 }
 
 #[cfg(test)]

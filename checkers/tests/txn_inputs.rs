@@ -100,19 +100,26 @@ fn bad_data_names_the_event_and_field() {
     assert!(e.to_string().contains("appended to key 1 twice"), "{e}");
 
     // Of two repeats, the first in history order is named, whatever the keys' order.
-    let two_repeats = "{:process 0, :type :invoke, :f :txn, :value [[:append 9 5] [:append 9 5]]}\n\
+    let two_repeats =
+        "{:process 0, :type :invoke, :f :txn, :value [[:append 9 5] [:append 9 5]]}\n\
                        {:process 1, :type :invoke, :f :txn, :value [[:append 1 7]]}\n\
                        {:process 2, :type :invoke, :f :txn, :value [[:append 1 7]]}\n";
     let e = txn::check(&read(two_repeats, Format::Edn), &opts).unwrap_err();
     assert_eq!(e.index, 0, "{e}");
-    assert!(e.to_string().contains("5 is appended to key 9 twice"), "{e}");
+    assert!(
+        e.to_string().contains("5 is appended to key 9 twice"),
+        "{e}"
+    );
     let two_repeats = "{:process 3, :type :invoke, :f :txn, :value [[:append 9 1]]}\n\
                        {:process 1, :type :invoke, :f :txn, :value [[:append 1 7]]}\n\
                        {:process 2, :type :invoke, :f :txn, :value [[:append 1 7]]}\n\
                        {:process 0, :type :invoke, :f :txn, :value [[:append 9 1]]}\n";
     let e = txn::check(&read(two_repeats, Format::Edn), &opts).unwrap_err();
     assert_eq!(e.index, 2, "{e}");
-    assert!(e.to_string().contains("7 is appended to key 1 twice"), "{e}");
+    assert!(
+        e.to_string().contains("7 is appended to key 1 twice"),
+        "{e}"
+    );
 
     let wrong_mop = "{:process 0, :type :invoke, :f :txn, :value [[:w 1 5]]}\n";
     let e = txn::check(&read(wrong_mop, Format::Edn), &opts).unwrap_err();

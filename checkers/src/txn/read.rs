@@ -6,7 +6,9 @@
 //! nemesis event, an unusual field) is read by the generic reader and paired the same way;
 //! a malformed line is explained by it. What is read, accepted, warned about and rejected
 //! is exactly what [`formats::read_file`] then [`from_history`] would do; only faster and in
-//! a fraction of the memory. Other formats are read by [`formats::read_file`], then paired.
+//! a fraction of the memory. EDN streams the same way (the common line typed, any other read
+//! by the generic EDN parser from there, with the same result); Jepsen logs and
+//! pipes are read by [`formats::read_file`], then paired.
 //!
 //! [`from_history`]: super::from_history
 

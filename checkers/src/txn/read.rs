@@ -1266,6 +1266,9 @@ mod edn_tests {
             "{:index 1, :time 2, :type :invoke, :process 1, :f :txn, :value [[:r 1 nil]], :node \"a\\\"b\"}",
             "{:index 1, :time 2, :type :invoke, :process 1, :f :txn, :value [[:r 1 nil]], :error 1.5}",
             "{:index 1, :time 2, :type :invoke, :process 1, :f :txn, :value [[:r 1 nil]], :error [:a {:b 1}]}",
+            // A backslash then a newline: the newline character, its token going on.
+            "{:index 1, :time 2, :type :invoke, :process 1, :f :txn, :value [[:r 1 nil]], :error \\\n}",
+            "{:index 1, :time 2, :type :invoke, :process 1, :f :txn, :value [[:r 1 nil]]} \\\nx",
             "\"a string\"",
             "]",
             "[",
@@ -1313,6 +1316,24 @@ mod edn_tests {
         for empty in ["", "  \n\n", "; nothing\n", "[]", "[\n]\n", "#_ [1 2]"] {
             let t = assert_same(empty.as_bytes(), Workload::ListAppend, 8);
             assert!(t.contains("the history is empty"), "{t}");
+        }
+    }
+
+    /// A piece may end in the middle of a form, of a string, or right after the newline a
+    /// character token takes (`\` at the end of a line): read in pieces of every size,
+    /// these read as read whole.
+    #[test]
+    fn pieces_of_every_size_read_alike() {
+        let data = concat!(
+            "{:index 0, :type :invoke, :process 1, :f :txn, :value [[:r 1 nil]], :node \"a\n",
+            "b\", :error \\\n}\n",
+            "{:index 1, :type :info, :process 1,\n :f :txn, :value [[:r 1 nil]]}\n",
+            "{:index 2, :type :invoke, :process 2, :f :txn, :value [[:r 1 nil]]} \\\nx\n",
+        );
+        let whole = generic(data.as_bytes(), Workload::ListAppend);
+        assert!(whole.contains("found `\\\nx`"), "{whole}");
+        for chunk in 1..=data.len() {
+            assert_same(data.as_bytes(), Workload::ListAppend, chunk);
         }
     }
 

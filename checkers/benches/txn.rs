@@ -3,7 +3,7 @@
 //! ```text
 //! cargo bench -p splitbrain-checkers --bench txn -- [--txns N] [--keys N] [--write DIR]
 //!     [--process SPLITBRAIN] [--rounds N] [--formats jsonl,edn] [--in-process|--no-in-process]
-//!     [--parts N]
+//!     [--parts N] [--baseline OTHER_SPLITBRAIN]
 //! ```
 //!
 //! Two histories of `--txns` transactions (default 1,000,000; up to 4 micro-operations
@@ -22,7 +22,10 @@
 //! timed on each, side by side: `--rounds` rounds (default 3), the files alternating within
 //! each round, so that the machine's changing load falls on all of them alike. Each run
 //! prints wall time, the child's CPU time (user + system) and its peak resident set size
-//! (`VmHWM`, sampled every millisecond), and fails the bench on a wrong verdict.
+//! (`VmHWM`, sampled every millisecond), and fails the bench on a wrong verdict. With
+//! `--baseline OTHER_SPLITBRAIN` (e.g. a build of the previous version) each file is also
+//! checked by that binary right after `--process`, alternating within each round, and the
+//! baseline / process ratios of wall and CPU time are printed per run.
 
 use splitbrain_checkers::formats::{edn, jsonl};
 use splitbrain_checkers::txn::anomaly::AnomalyKind;
@@ -206,38 +209,57 @@ fn write_files(
     files
 }
 
-/// Times the whole process on each file, `rounds` times, alternating.
-fn compare_processes(splitbrain: &Path, files: &[(String, PathBuf, i32)], rounds: usize) -> bool {
+/// Times the whole process of each binary (`--process`, then `--baseline` if given) on
+/// each file, `rounds` times, alternating.
+fn compare_processes(
+    binaries: &[(&str, PathBuf)],
+    files: &[(String, PathBuf, i32)],
+    rounds: usize,
+) -> bool {
     let mut ok = true;
     let mut walls: Vec<Vec<f64>> = vec![Vec::new(); files.len()];
     for round in 1..=rounds {
         for (i, (name, path, expect)) in files.iter().enumerate() {
-            let log = path.with_extension("log");
-            match run_process(splitbrain, path, &log) {
-                Ok(run) => {
-                    let read = run
-                        .output
-                        .lines()
-                        .find(|l| l.starts_with("read "))
-                        .unwrap_or("")
-                        .to_owned();
-                    println!(
-                        "round {round}: {name}: whole process {:.2} s wall, {:.2} s CPU, peak {} MiB, exit {:?} ({read})",
-                        run.wall.as_secs_f64(),
-                        run.cpu,
-                        run.peak_kib >> 10,
-                        run.exit
-                    );
-                    walls[i].push(run.wall.as_secs_f64());
-                    if run.exit != Some(*expect) {
-                        eprintln!("{name}: expected exit {expect}:\n{}", run.output);
+            // (wall, CPU) of each binary on this file in this round.
+            let mut runs: Vec<(f64, f64)> = Vec::new();
+            for (label, splitbrain) in binaries {
+                let log = path.with_extension(format!("{label}.log"));
+                match run_process(splitbrain, path, &log) {
+                    Ok(run) => {
+                        let read = run
+                            .output
+                            .lines()
+                            .find(|l| l.starts_with("read "))
+                            .unwrap_or("")
+                            .to_owned();
+                        println!(
+                            "round {round}: {name} [{label}]: whole process {:.2} s wall, {:.2} s CPU, peak {} MiB, exit {:?} ({read})",
+                            run.wall.as_secs_f64(),
+                            run.cpu,
+                            run.peak_kib >> 10,
+                            run.exit
+                        );
+                        if runs.is_empty() {
+                            walls[i].push(run.wall.as_secs_f64());
+                        }
+                        runs.push((run.wall.as_secs_f64(), run.cpu));
+                        if run.exit != Some(*expect) {
+                            eprintln!("{name} [{label}]: expected exit {expect}:\n{}", run.output);
+                            ok = false;
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("{name} [{label}]: {e}");
                         ok = false;
                     }
                 }
-                Err(e) => {
-                    eprintln!("{name}: {e}");
-                    ok = false;
-                }
+            }
+            if let [(wall, cpu), (base_wall, base_cpu)] = runs[..] {
+                println!(
+                    "round {round}: {name}: baseline / process: wall {:.2}x, CPU {:.2}x",
+                    base_wall / wall,
+                    base_cpu / cpu
+                );
             }
         }
     }
@@ -294,6 +316,13 @@ fn measure(
     ok
 }
 
+/// The binaries to time: `--process`, then `--baseline` if given.
+fn binaries(process: PathBuf, baseline: Option<PathBuf>) -> Vec<(&'static str, PathBuf)> {
+    let mut binaries = vec![("process", process)];
+    binaries.extend(baseline.map(|b| ("baseline", b)));
+    binaries
+}
+
 fn main() -> ExitCode {
     let mut txns = 1_000_000usize;
     let mut keys = 10_000u64;
@@ -303,6 +332,7 @@ fn main() -> ExitCode {
     let mut formats: Vec<String> = vec!["jsonl".to_owned()];
     let mut in_process = true;
     let mut parts: Option<u64> = None;
+    let mut baseline: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -310,6 +340,7 @@ fn main() -> ExitCode {
             "--keys" => keys = args.next().and_then(|s| s.parse().ok()).expect("--keys N"),
             "--write" => write = args.next().map(PathBuf::from),
             "--process" => process = args.next().map(PathBuf::from),
+            "--baseline" => baseline = args.next().map(PathBuf::from),
             "--rounds" => {
                 rounds = args
                     .next()
@@ -353,9 +384,11 @@ fn main() -> ExitCode {
         let path = dir.join(format!("txn-valid-{}.jsonl", parts * txns as u64));
         write_parts(&path, &gen, parts);
         let ok = match process {
-            Some(splitbrain) => {
-                compare_processes(&splitbrain, &[("valid".to_owned(), path, 0)], rounds)
-            }
+            Some(splitbrain) => compare_processes(
+                &binaries(splitbrain, baseline),
+                &[("valid".to_owned(), path, 0)],
+                rounds,
+            ),
             None => true,
         };
         return if ok {
@@ -396,7 +429,7 @@ fn main() -> ExitCode {
             .unwrap_or_else(|| PathBuf::from("../target/bench-results/txn"));
         let files = write_files(&dir, &valid, &invalid, &formats);
         drop((valid, invalid));
-        ok &= compare_processes(&splitbrain, &files, rounds);
+        ok &= compare_processes(&binaries(splitbrain, baseline), &files, rounds);
     } else if let Some(dir) = write {
         for (_, path, _) in write_files(&dir, &valid, &invalid, &formats) {
             println!("wrote {}", path.display());

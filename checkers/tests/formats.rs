@@ -601,6 +601,19 @@ fn a_backslash_ends_a_token() {
     assert!(read_with(text, Some(Format::Edn)).is_err(), "{text}");
 }
 
+/// A backslash then a newline is the newline character; the line still ends there, so
+/// later lines keep their numbers (found by the differential fuzz test of the streamed
+/// transaction reader).
+#[test]
+fn a_newline_character_still_ends_its_line() {
+    let text = "{:process 0 :type :invoke :f :write :value \\\n}\n{:process 1\n";
+    let error = read_with(text, Some(Format::Edn)).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "4:1: expected `}` closing the map opened on line 3, found the end of the input"
+    );
+}
+
 /// A log op's function is a keyword: one holding an EDN delimiter is bad data (found by the
 /// fuzz test).
 #[test]

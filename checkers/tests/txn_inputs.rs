@@ -99,6 +99,28 @@ fn bad_data_names_the_event_and_field() {
     assert_eq!(e.index, 2, "{e}");
     assert!(e.to_string().contains("appended to key 1 twice"), "{e}");
 
+    // Of two repeats, the first in history order is named, whatever the keys' order.
+    let two_repeats =
+        "{:process 0, :type :invoke, :f :txn, :value [[:append 9 5] [:append 9 5]]}\n\
+                       {:process 1, :type :invoke, :f :txn, :value [[:append 1 7]]}\n\
+                       {:process 2, :type :invoke, :f :txn, :value [[:append 1 7]]}\n";
+    let e = txn::check(&read(two_repeats, Format::Edn), &opts).unwrap_err();
+    assert_eq!(e.index, 0, "{e}");
+    assert!(
+        e.to_string().contains("5 is appended to key 9 twice"),
+        "{e}"
+    );
+    let two_repeats = "{:process 3, :type :invoke, :f :txn, :value [[:append 9 1]]}\n\
+                       {:process 1, :type :invoke, :f :txn, :value [[:append 1 7]]}\n\
+                       {:process 2, :type :invoke, :f :txn, :value [[:append 1 7]]}\n\
+                       {:process 0, :type :invoke, :f :txn, :value [[:append 9 1]]}\n";
+    let e = txn::check(&read(two_repeats, Format::Edn), &opts).unwrap_err();
+    assert_eq!(e.index, 2, "{e}");
+    assert!(
+        e.to_string().contains("7 is appended to key 1 twice"),
+        "{e}"
+    );
+
     let wrong_mop = "{:process 0, :type :invoke, :f :txn, :value [[:w 1 5]]}\n";
     let e = txn::check(&read(wrong_mop, Format::Edn), &opts).unwrap_err();
     assert_eq!(e.index, 0);
@@ -172,5 +194,39 @@ fn register_edges_are_explained_in_register_words() {
     assert!(
         text.contains("T0 read nil at key 1, T1 wrote 1 after the initial state: rw"),
         "{text}"
+    );
+}
+
+/// A key appended to many times (its writers are searched, not scanned): every element
+/// read is attributed to its writer, and a missing one is garbage.
+#[test]
+fn keys_with_many_appends_are_inferred_alike() {
+    let mut lines = String::new();
+    let n = 40;
+    for v in 1..=n {
+        // Appended out of order of value, so that order of writing and of value differ.
+        let value = (v * 7) % 41;
+        lines.push_str(&format!(
+            "{{:process 0, :type :invoke, :f :txn, :value [[:append 1 {value}]]}}\n{{:process 0, :type :ok, :f :txn, :value [[:append 1 {value}]]}}\n"
+        ));
+    }
+    let all: Vec<String> = (1..=n).map(|v| ((v * 7) % 41).to_string()).collect();
+    let read_all = |extra: &str| {
+        format!(
+            "{lines}{{:process 1, :type :invoke, :f :txn, :value [[:r 1 nil]]}}\n{{:process 1, :type :ok, :f :txn, :value [[:r 1 [{}{extra}]]]}}\n",
+            all.join(" ")
+        )
+    };
+    let opts = TxnCheckOptions::new(Workload::ListAppend, ConsistencyModel::Serializable);
+    let valid = txn::check(&read(&read_all(""), Format::Edn), &opts).unwrap();
+    assert_eq!(valid.verdict, Verdict::Valid, "{}", valid.text());
+    // ww between consecutive appends, wr from the last: n edges.
+    assert_eq!(valid.edges, n, "{}", valid.text());
+    let garbage = txn::check(&read(&read_all(" 99"), Format::Edn), &opts).unwrap();
+    assert_eq!(
+        garbage.anomaly_counts.get(&AnomalyKind::GarbageRead),
+        Some(&1),
+        "{}",
+        garbage.text()
     );
 }

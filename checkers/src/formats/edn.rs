@@ -17,6 +17,19 @@ use super::{DataError, RawEvents};
 use crate::history::{Event, EventType, Process, Value};
 use std::io::{self, Write};
 
+/// One item of a history's top level (see [`Parser::top_item`]).
+#[derive(Debug)]
+pub(crate) enum TopItem {
+    /// A form (an op, or else bad data) and the offset where it starts.
+    Form(Form, usize),
+    /// A vector or list of ops opens, on `line`; `close` is the byte that closes it.
+    Open { close: u8, line: usize },
+    /// The vector or list being read closes.
+    Close,
+    /// The end of the input.
+    End,
+}
+
 /// An EDN form with the line it starts on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Form {
@@ -184,7 +197,7 @@ fn value_hash(kind: &FormKind) -> u64 {
 }
 
 /// Ends a token. A backslash does too: it starts a character, as in Clojure's reader.
-fn is_delimiter(b: u8) -> bool {
+pub(crate) fn is_delimiter(b: u8) -> bool {
     b.is_ascii_whitespace()
         || matches!(
             b,
@@ -203,9 +216,82 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// A parser of `data` from `pos`, which is on 1-based line `line`, starting at
+    /// `line_start`, inside `depth` levels of nesting.
+    pub(crate) fn resume(
+        data: &'a [u8],
+        pos: usize,
+        line: usize,
+        line_start: usize,
+        depth: usize,
+    ) -> Self {
+        Parser {
+            data,
+            pos,
+            line,
+            line_start,
+            depth,
+        }
+    }
+
     /// The current 1-based line.
     pub fn line(&self) -> usize {
         self.line
+    }
+
+    /// The current byte offset and the offset of its line's first byte.
+    pub(crate) fn position(&self) -> (usize, usize) {
+        (self.pos, self.line_start)
+    }
+
+    /// Whether the rest of the current line is blank (whitespace, commas, a comment).
+    pub(crate) fn rest_of_line_blank(&self) -> bool {
+        for &b in &self.data[self.pos..] {
+            match b {
+                b'\n' | b';' => return true,
+                b',' => {}
+                b if b.is_ascii_whitespace() => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// The next item of a history's top level, a top-level vector or list of ops read item
+    /// by item rather than whole: `inside` is the byte closing the vector or list being
+    /// read, and the line it was opened on. Reads what [`Parser::next_form`] then the
+    /// sequence's own reading would, with the same errors.
+    pub(crate) fn top_item(&mut self, inside: Option<(u8, usize)>) -> Result<TopItem, SyntaxError> {
+        self.depth = usize::from(inside.is_some());
+        if !self.skip_to_form()? {
+            return match inside {
+                None => Ok(TopItem::End),
+                Some((close, opened)) => Err(self.end_error(format!(
+                    "`{}` closing the {} opened on line {opened}",
+                    close as char,
+                    if close == b']' { "vector" } else { "list" }
+                ))),
+            };
+        }
+        let b = self.peek().unwrap_or(0);
+        match inside {
+            Some((close, _)) if b == close => {
+                self.pos += 1;
+                Ok(TopItem::Close)
+            }
+            None if b == b'[' || b == b'(' => {
+                let line = self.line;
+                self.pos += 1;
+                Ok(TopItem::Open {
+                    close: if b == b'[' { b']' } else { b')' },
+                    line,
+                })
+            }
+            _ => {
+                let start = self.pos;
+                Ok(TopItem::Form(self.form()?, start))
+            }
+        }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -264,7 +350,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Skips blanks and discarded forms; true when a form follows.
-    fn skip_to_form(&mut self) -> Result<bool, SyntaxError> {
+    pub(crate) fn skip_to_form(&mut self) -> Result<bool, SyntaxError> {
         loop {
             self.skip_blank();
             if self.data[self.pos..].starts_with(b"#_") {
@@ -555,7 +641,12 @@ impl<'a> Parser<'a> {
             0xe0..=0xef => 3,
             _ => 4,
         };
-        self.pos = (self.pos + width).min(self.data.len());
+        if first == b'\n' {
+            // `\` then a newline is the newline character: the line still ends there.
+            self.bump();
+        } else {
+            self.pos = (self.pos + width).min(self.data.len());
+        }
         while self.peek().is_some_and(|b| !is_delimiter(b)) {
             self.pos += 1;
         }
@@ -653,15 +744,21 @@ pub(crate) fn read(data: &[u8], max_form_bytes: usize) -> Result<RawEvents, Data
         let (start, start_line) = (parser.pos, parser.line());
         let form = parser.form().map_err(|e| e.error)?;
         if parser.pos - start > max_form_bytes {
-            return Err(DataError::new(
-                start_line,
-                format!("an EDN form of at most {max_form_bytes} bytes"),
-            )
-            .found("a longer one"));
+            return Err(form_too_long(start_line, max_form_bytes));
         }
         add_top_level(&form, &mut raw)?;
     }
     Ok(raw)
+}
+
+/// The error for a top-level form (or an op of a top-level vector, when read item by item)
+/// over the limit.
+pub(crate) fn form_too_long(line: usize, max_form_bytes: usize) -> DataError {
+    DataError::new(
+        line,
+        format!("an EDN form of at most {max_form_bytes} bytes"),
+    )
+    .found("a longer one")
 }
 
 fn add_top_level(form: &Form, raw: &mut RawEvents) -> Result<(), DataError> {
@@ -686,6 +783,13 @@ fn op_map(form: &Form) -> Option<&[(Form, Form)]> {
 }
 
 fn add_op(form: &Form, raw: &mut RawEvents) -> Result<(), DataError> {
+    let (event, given_index) = op_event(form)?;
+    raw.push(event, form.line, given_index);
+    Ok(())
+}
+
+/// The event an op form stands for (its `index` left 0), and the index the op gives.
+pub(crate) fn op_event(form: &Form) -> Result<(Event, Option<u64>), DataError> {
     let Some(pairs) = op_map(form) else {
         return Err(DataError::new(
             form.line,
@@ -778,7 +882,7 @@ fn add_op(form: &Form, raw: &mut RawEvents) -> Result<(), DataError> {
             v => Some(v),
         },
     };
-    raw.push(
+    Ok((
         Event {
             index: 0,
             time,
@@ -790,10 +894,8 @@ fn add_op(form: &Form, raw: &mut RawEvents) -> Result<(), DataError> {
             node,
             error,
         },
-        form.line,
         index,
-    );
-    Ok(())
+    ))
 }
 
 /// A keyword name that reads back as the same keyword.

@@ -23,6 +23,7 @@
 //! every recursive reader stops at a nesting depth (EDN: [`edn::MAX_DEPTH`]).
 
 pub mod edn;
+pub(crate) mod edn_txn;
 pub mod jepsen_log;
 pub mod jsonl;
 pub(crate) mod jsonl_fast;

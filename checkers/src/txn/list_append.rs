@@ -29,15 +29,98 @@ struct Writer {
     pos: u32,
 }
 
+/// Dense ids of the keys of a history, so that what is kept per key is a vector indexed
+/// by id rather than a hash table: one hash lookup per micro-operation, at the start.
+#[derive(Debug, Default)]
+struct Keys {
+    ids: HashMap<i64, u32>,
+    /// The key of each id.
+    keys: Vec<i64>,
+    /// The key id of each micro-operation of the history, in [`TxnHistory::mops`] order.
+    of_mop: Vec<u32>,
+}
+
+impl Keys {
+    fn new(h: &TxnHistory) -> Keys {
+        let mut k = Keys {
+            ids: HashMap::default(),
+            keys: Vec::new(),
+            of_mop: Vec::with_capacity(h.mops.len()),
+        };
+        for m in &h.mops {
+            let key = m.key();
+            let next = k.keys.len() as u32;
+            let id = *k.ids.entry(key).or_insert(next);
+            if id == next {
+                k.keys.push(key);
+            }
+            k.of_mop.push(id);
+        }
+        k
+    }
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+    /// The key ids of transaction `t`'s micro-operations.
+    fn of(&self, h: &TxnHistory, t: TxnId) -> &[u32] {
+        let (a, b) = h.txns[t as usize].mops;
+        &self.of_mop[a as usize..b as usize]
+    }
+}
+
+/// The writer of every appended element, grouped by key id and sorted by element within a
+/// key: a lookup is a search among the few elements of one key, near each other in
+/// memory, rather than a hash lookup in a table of every element of the history.
+#[derive(Debug, Default)]
+struct Writers {
+    /// The elements of key id `k` are `entries[starts[k]..starts[k + 1]]`.
+    starts: Vec<u32>,
+    entries: Vec<(i64, Writer)>,
+}
+
+impl Writers {
+    /// The entries of key id `key`.
+    fn of(&self, key: u32) -> &[(i64, Writer)] {
+        &self.entries[self.starts[key as usize] as usize..self.starts[key as usize + 1] as usize]
+    }
+    /// The position in `entries` of `value`'s writer at key id `key`.
+    fn find(&self, key: u32, value: i64) -> Option<usize> {
+        let of = self.of(key);
+        let at = if of.len() <= 16 {
+            of.iter().position(|&(v, _)| v == value)
+        } else {
+            of.binary_search_by_key(&value, |&(v, _)| v).ok()
+        };
+        at.map(|i| self.starts[key as usize] as usize + i)
+    }
+    fn get(&self, key: u32, value: i64) -> Option<Writer> {
+        self.find(key, value).map(|i| self.entries[i].1)
+    }
+}
+
 /// What inference learned, kept to explain edges afterwards.
 #[derive(Debug, Default)]
 pub struct ListAppendIndex {
-    writers: HashMap<(i64, i64), Writer>,
-    /// The version order of each key read: its longest read, duplicates dropped.
-    orders: HashMap<i64, KeyOrder>,
+    keys: Keys,
+    writers: Writers,
+    /// The version order of each key id read: its longest read, duplicates dropped.
+    orders: Vec<Option<KeyOrder>>,
     /// Elements of each ordered key that no read contains, with their (not failed) writer:
-    /// they were appended after every version read.
-    unobserved: HashMap<i64, Vec<(i64, TxnId)>>,
+    /// they were appended after every version read. Sorted by element.
+    unobserved: Vec<Vec<(i64, TxnId)>>,
+}
+
+impl ListAppendIndex {
+    fn id(&self, key: i64) -> Option<u32> {
+        self.keys.ids.get(&key).copied()
+    }
+    fn order(&self, key: i64) -> Option<&[i64]> {
+        let id = self.id(key)?;
+        self.orders[id as usize].as_ref().map(|o| &o.elements[..])
+    }
+    fn writer(&self, key: i64, value: i64) -> Option<TxnId> {
+        self.writers.get(self.id(key)?, value).map(|w| w.txn)
+    }
 }
 
 /// One key's known version order and who wrote each element (`None`: nobody).
@@ -66,16 +149,32 @@ fn ok_txns(h: &TxnHistory) -> impl Iterator<Item = TxnId> + '_ {
     (0..h.txns.len() as TxnId).filter(|&t| h.txns[t as usize].outcome == Outcome::Committed)
 }
 
-pub fn infer(
-    h: &TxnHistory,
-    found: &mut Collector,
-    edges: &mut EdgeBuffer,
-) -> Result<ListAppendIndex, TxnDataError> {
-    let mut index = ListAppendIndex::default();
-    index.writers.reserve(h.mops.len());
-    // Writers of every element, and whether each was its transaction's last to its key.
+/// The writers of every element, and whether each was its transaction's last to its key;
+/// an element appended twice to a key is bad data (the first repeat in history order).
+fn writers(h: &TxnHistory, keys: &Keys) -> Result<Writers, TxnDataError> {
+    let mut starts = vec![0u32; keys.len() + 1];
+    for (m, &k) in h.mops.iter().zip(&keys.of_mop) {
+        if let MicroOp::Append { .. } = m {
+            starts[k as usize + 1] += 1;
+        }
+    }
+    for k in 0..keys.len() {
+        starts[k + 1] += starts[k];
+    }
+    let appends = starts[keys.len()] as usize;
+    let mut cursor: Vec<u32> = starts[..keys.len()].to_vec();
+    let unset = Writer {
+        txn: 0,
+        last: false,
+        aborted: false,
+        pos: u32::MAX,
+    };
+    // Each entry with its rank in history order, to name the first repeat.
+    let mut entries = vec![((0i64, unset), 0u32); appends];
+    let mut rank = 0u32;
     for (t, txn) in h.txns.iter().enumerate() {
         let mops = h.mops_of(t as TxnId);
+        let ids = keys.of(h, t as TxnId);
         for (i, m) in mops.iter().enumerate() {
             if let MicroOp::Append { key, value } = *m {
                 let last = !mops[i + 1..]
@@ -87,29 +186,66 @@ pub fn infer(
                     aborted: txn.outcome == Outcome::Aborted,
                     pos: u32::MAX,
                 };
-                if index.writers.insert((key, value), w).is_some() {
-                    return Err(TxnDataError {
-                        index: txn.invoke_index,
-                        field: Some("value".to_owned()),
-                        expected: format!(
-                            "each value appended to a key once (list-append); {value} is appended to key {key} twice"
-                        ),
-                        found: None,
-                    });
-                }
+                let c = &mut cursor[ids[i] as usize];
+                entries[*c as usize] = ((value, w), rank);
+                *c += 1;
+                rank += 1;
             }
         }
     }
+    drop(cursor);
+    // Sorted by element within each key; a stable sort keeps repeats in history order.
+    let mut first_repeat: Option<(u32, i64, i64, TxnId)> = None;
+    for k in 0..keys.len() {
+        let slice = &mut entries[starts[k] as usize..starts[k + 1] as usize];
+        slice.sort_by_key(|&((v, _), _)| v);
+        for pair in slice.windows(2) {
+            let (((v, _), _), ((u, w), r)) = (pair[0], pair[1]);
+            if v == u && first_repeat.is_none_or(|(best, ..)| r < best) {
+                first_repeat = Some((r, keys.keys[k], v, w.txn));
+            }
+        }
+    }
+    if let Some((_, key, value, t)) = first_repeat {
+        return Err(TxnDataError {
+            index: h.txns[t as usize].invoke_index,
+            field: Some("value".to_owned()),
+            expected: format!(
+                "each value appended to a key once (list-append); {value} is appended to key {key} twice"
+            ),
+            found: None,
+        });
+    }
+    Ok(Writers {
+        starts,
+        entries: entries.into_iter().map(|(e, _)| e).collect(),
+    })
+}
+
+pub fn infer(
+    h: &TxnHistory,
+    found: &mut Collector,
+    edges: &mut EdgeBuffer,
+) -> Result<ListAppendIndex, TxnDataError> {
+    let keys = Keys::new(h);
+    let writers = writers(h, &keys)?;
+    let nkeys = keys.len();
+    let mut index = ListAppendIndex {
+        orders: (0..nkeys).map(|_| None).collect(),
+        unobserved: (0..nkeys).map(|_| Vec::new()).collect(),
+        keys,
+        writers,
+    };
 
     // Duplicates, internal consistency, and the longest read of each key.
-    let mut longest: HashMap<i64, ((u32, u32), usize)> = HashMap::default();
+    let mut longest: Vec<Option<((u32, u32), usize)>> = vec![None; nkeys];
     let mut duplicated: rustc_hash::FxHashSet<(u32, u32)> = Default::default();
     for t in ok_txns(h) {
         let mops = h.mops_of(t);
         if !check_internal(h, t, mops, found) {
             continue;
         }
-        for m in mops {
+        for (m, &id) in mops.iter().zip(index.keys.of(h, t)) {
             let MicroOp::ReadList {
                 key,
                 elements: Some(r),
@@ -130,30 +266,31 @@ pub fn infer(
                     explanation: format!("T{t} read key {key} holding {dup} more than once"),
                 });
             }
-            let e = longest.entry(key).or_insert((r, length));
+            let e = longest[id as usize].get_or_insert((r, length));
             if length > e.1 {
                 *e = (r, length);
             }
         }
     }
+    let is_duplicated = |r: &(u32, u32)| !duplicated.is_empty() && duplicated.contains(r);
 
-    for (key, (r, _)) in longest {
-        index.orders.insert(
-            key,
-            KeyOrder {
-                elements: if duplicated.contains(&r) {
+    for (id, l) in longest.iter().enumerate() {
+        if let Some((r, _)) = *l {
+            index.orders[id] = Some(KeyOrder {
+                elements: if is_duplicated(&r) {
                     dedup(h.list(r))
                 } else {
                     h.list(r).to_vec()
                 },
                 writers: Vec::new(),
-            },
-        );
+            });
+        }
     }
+    drop(longest);
     // Every read must be a prefix of the longest.
-    let mut incompatible: HashMap<i64, ()> = HashMap::default();
+    let mut incompatible = vec![false; nkeys];
     for t in ok_txns(h) {
-        for m in h.mops_of(t) {
+        for (m, &id) in h.mops_of(t).iter().zip(index.keys.of(h, t)) {
             let MicroOp::ReadList {
                 key,
                 elements: Some(r),
@@ -161,16 +298,17 @@ pub fn infer(
             else {
                 continue;
             };
-            let Some(order) = index.orders.get(&key).map(|o| &o.elements) else {
+            let Some(order) = index.orders[id as usize].as_ref().map(|o| &o.elements) else {
                 continue;
             };
             let a = h.list(r);
-            let compatible = if duplicated.contains(&r) {
+            let compatible = if is_duplicated(&r) {
                 order.starts_with(&dedup(a))
             } else {
                 order.starts_with(a)
             };
-            if !compatible && incompatible.insert(key, ()).is_none() {
+            if !compatible && !incompatible[id as usize] {
+                incompatible[id as usize] = true;
                 found.add(AnomalyKind::IncompatibleOrder, || Anomaly {
                     kind: AnomalyKind::IncompatibleOrder,
                     key: Some(key),
@@ -184,17 +322,22 @@ pub fn infer(
         }
     }
 
-    // Garbage, aborted and dirty elements in each version order, and ww edges.
-    let mut first_aborted: HashMap<i64, (usize, TxnId)> = HashMap::default();
-    let mut keys: Vec<i64> = index.orders.keys().copied().collect();
-    keys.sort_unstable();
-    for &key in &keys {
-        let order = std::mem::take(&mut index.orders.get_mut(&key).unwrap().elements);
+    // Garbage, aborted and dirty elements in each version order, and ww edges; keys in
+    // order, so that the examples kept do not depend on the ids.
+    let mut first_aborted: Vec<Option<(usize, TxnId)>> = vec![None; nkeys];
+    let mut ordered: Vec<u32> = (0..nkeys as u32)
+        .filter(|&id| index.orders[id as usize].is_some())
+        .collect();
+    ordered.sort_unstable_by_key(|&id| index.keys.keys[id as usize]);
+    for &id in &ordered {
+        let key = index.keys.keys[id as usize];
+        let o = index.orders[id as usize].as_mut().expect("an ordered key");
+        let order = std::mem::take(&mut o.elements);
         let mut order_writers: Vec<Option<Writer>> = Vec::with_capacity(order.len());
         let mut previous: Option<TxnId> = None;
         let mut aborted_seen: Option<TxnId> = None;
         for (pos, &e) in order.iter().enumerate() {
-            let Some(w) = index.writers.get_mut(&(key, e)) else {
+            let Some(at) = index.writers.find(id, e) else {
                 order_writers.push(None);
                 found.add(AnomalyKind::GarbageRead, || Anomaly {
                     kind: AnomalyKind::GarbageRead,
@@ -208,11 +351,12 @@ pub fn infer(
                 previous = None;
                 continue;
             };
+            let w = &mut index.writers.entries[at].1;
             w.pos = pos as u32;
             let w = *w;
             order_writers.push(Some(w));
             if w.aborted {
-                first_aborted.entry(key).or_insert((pos, w.txn));
+                first_aborted[id as usize].get_or_insert((pos, w.txn));
                 aborted_seen.get_or_insert(w.txn);
                 previous = None;
                 continue;
@@ -234,44 +378,48 @@ pub fn infer(
             }
             previous = Some(w.txn);
         }
-        let o = index.orders.get_mut(&key).unwrap();
+        let o = index.orders[id as usize].as_mut().expect("an ordered key");
         o.elements = order;
         o.writers = order_writers;
     }
 
     // Elements nobody read come after the whole known order: ww from the writer of its
     // last element.
-    for (&(key, value), w) in &index.writers {
-        if w.pos == u32::MAX && !w.aborted && index.orders.contains_key(&key) {
-            index
-                .unobserved
-                .entry(key)
-                .or_default()
-                .push((value, w.txn));
+    for &id in &ordered {
+        let mut unobserved: Vec<(i64, TxnId)> = index
+            .writers
+            .of(id)
+            .iter()
+            .filter(|(_, w)| w.pos == u32::MAX && !w.aborted)
+            .map(|&(value, w)| (value, w.txn))
+            .collect();
+        if unobserved.is_empty() {
+            continue;
         }
-    }
-    for (key, list) in index.unobserved.iter_mut() {
-        list.sort_unstable();
-        let last_writer = index.orders[key]
-            .elements
-            .last()
-            .and_then(|e| index.writers.get(&(*key, *e)))
+        unobserved.sort_unstable();
+        let last_writer = index.orders[id as usize]
+            .as_ref()
+            .and_then(|o| o.elements.last())
+            .and_then(|&e| index.writers.get(id, e))
             .filter(|w| !w.aborted);
         if let Some(lw) = last_writer {
-            for &(_, t) in list.iter() {
+            for &(_, t) in &unobserved {
                 edges.add(lw.txn, t, Rels::WW);
             }
         }
+        index.unobserved[id as usize] = unobserved;
     }
 
     // Per committed read: aborted reads, intermediate reads, wr and rw edges, lost updates.
-    let mut read_then_appended: HashMap<(i64, u32), TxnId> = HashMap::default();
+    let mut read_then_appended: HashMap<(u32, u32), TxnId> = HashMap::default();
     for t in ok_txns(h) {
         let mops = h.mops_of(t);
+        let ids = index.keys.of(h, t);
         for (i, key, r) in external_reads(mops) {
+            let id = ids[i];
             let list = h.list(r);
             let len = list.len();
-            if let Some(&(pos, aborted)) = first_aborted.get(&key) {
+            if let Some((pos, aborted)) = first_aborted[id as usize] {
                 if len > pos {
                     found.add(AnomalyKind::G1a, || Anomaly {
                         kind: AnomalyKind::G1a,
@@ -280,26 +428,28 @@ pub fn infer(
                         cycle: Vec::new(),
                         explanation: format!(
                             "T{t} read {} at key {key}, appended by T{aborted}, which failed",
-                            index.orders[&key].elements[pos]
+                            index.orders[id as usize]
+                                .as_ref()
+                                .expect("an ordered key")
+                                .elements[pos]
                         ),
                     });
                 }
             }
-            let key_order = index.orders.get(&key);
+            let key_order = index.orders[id as usize].as_ref();
             // A read that is a prefix of the order: its elements' writers are known by
             // position, without looking each up.
-            let prefix =
-                key_order.filter(|_| !incompatible.contains_key(&key) && !duplicated.contains(&r));
+            let prefix = key_order.filter(|_| !incompatible[id as usize] && !is_duplicated(&r));
             if let Some(&last) = list.last() {
                 let last_writer = match prefix {
                     Some(o) => o.writers[len - 1],
-                    None => index.writers.get(&(key, last)).copied(),
+                    None => index.writers.get(id, last),
                 };
                 if let Some(w) = last_writer {
                     if w.txn != t {
                         match w.aborted {
                             true => {
-                                if !first_aborted.contains_key(&key) {
+                                if first_aborted[id as usize].is_none() {
                                     // An aborted element in a key without a usable order.
                                     found.add(AnomalyKind::G1a, || Anomaly {
                                         kind: AnomalyKind::G1a,
@@ -346,7 +496,7 @@ pub fn infer(
                     (Some(_), Some(_)) => Some(len),
                     (Some(last), None) => index
                         .writers
-                        .get(&(key, *last))
+                        .get(id, *last)
                         .filter(|w| w.pos != u32::MAX)
                         .map(|w| w.pos as usize + 1),
                 };
@@ -358,15 +508,15 @@ pub fn infer(
                     }
                 } else if next_pos == Some(order.len()) {
                     // Saw the whole known order: every unread element came later.
-                    for &(_, w) in index.unobserved.get(&key).map_or(&[][..], |v| v) {
+                    for &(_, w) in &index.unobserved[id as usize] {
                         edges.add(t, w, Rels::RW);
                     }
                 }
                 let appends_later = mops[i + 1..]
                     .iter()
                     .any(|m| matches!(m, MicroOp::Append { key: k, .. } if *k == key));
-                if appends_later && !incompatible.contains_key(&key) {
-                    if let Some(&other) = read_then_appended.get(&(key, len as u32)) {
+                if appends_later && !incompatible[id as usize] {
+                    if let Some(&other) = read_then_appended.get(&(id, len as u32)) {
                         found.add(AnomalyKind::LostUpdate, || Anomaly {
                             kind: AnomalyKind::LostUpdate,
                             key: Some(key),
@@ -377,7 +527,7 @@ pub fn infer(
                             ),
                         });
                     } else {
-                        read_then_appended.insert((key, len as u32), t);
+                        read_then_appended.insert((id, len as u32), t);
                     }
                 }
             }
@@ -466,11 +616,11 @@ impl ListAppendIndex {
     /// Why `from → to` has the dependency relations in `rels`.
     pub fn reasons(&self, h: &TxnHistory, from: TxnId, to: TxnId, rels: Rels) -> Vec<EdgeReason> {
         let mut out = Vec::new();
-        let writer = |key: i64, e: i64| self.writers.get(&(key, e)).map(|w| w.txn);
+        let writer = |key: i64, e: i64| self.writer(key, e);
         if rels.intersects(Rels::WW) {
             'ww: for m in h.mops_of(to) {
                 if let MicroOp::Append { key, value } = *m {
-                    if let Some(order) = self.orders.get(&key).map(|o| &o.elements) {
+                    if let Some(order) = self.order(key) {
                         let previous = match order.iter().position(|&e| e == value) {
                             Some(p) if p > 0 => Some(order[p - 1]),
                             Some(_) => None,
@@ -503,7 +653,7 @@ impl ListAppendIndex {
         }
         if rels.intersects(Rels::RW) {
             for (_, key, r) in external_reads(h.mops_of(from)) {
-                let Some(order) = self.orders.get(&key).map(|o| &o.elements) else {
+                let Some(order) = self.order(key) else {
                     continue;
                 };
                 let list = h.list(r);
@@ -516,9 +666,8 @@ impl ListAppendIndex {
                         Some(order[p]).filter(|&e| writer(key, e) == Some(to))
                     }
                     Some(_) => self
-                        .unobserved
-                        .get(&key)
-                        .and_then(|u| u.iter().find(|&&(_, w)| w == to))
+                        .id(key)
+                        .and_then(|id| self.unobserved[id as usize].iter().find(|&&(_, w)| w == to))
                         .map(|&(e, _)| e),
                     None => None,
                 };

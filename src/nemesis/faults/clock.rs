@@ -409,18 +409,24 @@ impl AppliedFault for AppliedClock {
                 error.get_or_insert(e.to_string());
             }
         }
-        Undone {
-            record: FaultRecord {
-                offsets: vec!["+0".to_owned()],
-                observed: observed_skews(ctx, &nodes)
-                    .into_iter()
-                    .map(|(node, skew)| format!("{node}: {skew:+}ms"))
-                    .collect(),
-                nodes,
-                ..FaultRecord::default()
-            },
-            error,
-        }
+        reset(ctx, nodes, error)
+    }
+}
+
+/// The record of resetting `nodes`' clocks: offset +0, and each node's skew as it reports
+/// it afterwards (the evidence the reset took); `error`, the first failure to reset one.
+pub(super) fn reset(ctx: &NemesisContext, nodes: Vec<String>, error: Option<String>) -> Undone {
+    Undone {
+        record: FaultRecord {
+            offsets: vec!["+0".to_owned()],
+            observed: observed_skews(ctx, &nodes)
+                .into_iter()
+                .map(|(node, skew)| format!("{node}: {skew:+}ms"))
+                .collect(),
+            nodes,
+            ..FaultRecord::default()
+        },
+        error,
     }
 }
 

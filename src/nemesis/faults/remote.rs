@@ -466,18 +466,7 @@ impl AppliedFault for RemoteClock {
                 error.get_or_insert(e.to_string());
             }
         }
-        Undone {
-            record: FaultRecord {
-                offsets: vec!["+0".to_owned()],
-                observed: observed_skews(ctx, &nodes)
-                    .into_iter()
-                    .map(|(node, skew)| format!("{node}: {skew:+}ms"))
-                    .collect(),
-                nodes,
-                ..FaultRecord::default()
-            },
-            error,
-        }
+        super::clock::reset(ctx, nodes, error)
     }
 }
 

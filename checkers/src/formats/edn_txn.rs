@@ -13,20 +13,10 @@
 //! generic EDN reader, which either reads it or explains what is wrong with it.
 
 use super::edn::is_delimiter;
-use crate::history::EventType;
-use crate::txn::transactions::{RawMop, RawRead};
+use super::txn_fast::TxnOp;
+use super::txn_fast::{op_fields, or_rolled_back, OpSyntax};
+use crate::txn::transactions::RawMop;
 use crate::txn::Workload;
-
-/// An op of a transactional history, typed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TxnOp {
-    pub index: Option<u64>,
-    pub has_time: bool,
-    pub process: u64,
-    pub kind: EventType,
-    /// Range of the op's micro-operations in the caller's buffer.
-    pub mops: (u32, u32),
-}
 
 /// One line of the common shape: `[`? op? `]`? (at least one of them), blanks and a
 /// trailing comment allowed around them.
@@ -48,13 +38,9 @@ pub(crate) fn parse_txn_line(
     mops: &mut Vec<RawMop>,
     elements: &mut Vec<i64>,
 ) -> Option<TxnLine> {
-    let (mops_before, elements_before) = (mops.len(), elements.len());
-    let parsed = txn_line(line, workload, mops, elements);
-    if parsed.is_none() {
-        mops.truncate(mops_before);
-        elements.truncate(elements_before);
-    }
-    parsed
+    or_rolled_back(mops, elements, |mops, elements| {
+        txn_line(line, workload, mops, elements)
+    })
 }
 
 fn txn_line(
@@ -197,20 +183,6 @@ impl<'a> Cursor<'a> {
             i64::try_from(magnitude).ok()
         }
     }
-    fn u64(&mut self) -> Option<u64> {
-        if self.peek() == Some(b'-') {
-            return None;
-        }
-        self.i64().and_then(|i| u64::try_from(i).ok())
-    }
-    fn opt_u64(&mut self) -> Option<Option<u64>> {
-        if self.nil() {
-            Some(None)
-        } else {
-            self.u64().map(Some)
-        }
-    }
-
     /// A simple value read and dropped: nil, a boolean, an integer, a keyword, a plain
     /// string, or a vector of those.
     fn skip_simple(&mut self, nested: bool) -> Option<()> {
@@ -254,149 +226,67 @@ impl<'a> Cursor<'a> {
             self.ws();
         }
         self.eat(b'{')?;
-        let mut index = None;
-        let mut has_time = false;
-        let mut process = None;
-        let mut kind = None;
-        let mut range = None;
-        // One bit per field: a repeated one is the generic reader's to reject.
-        let mut seen = 0u16;
-        loop {
-            self.ws();
-            if self.peek()? == b'}' {
-                self.i += 1;
-                break;
-            }
-            let name = self.keyword()?;
-            self.ws();
-            let bit = match name {
-                b"index" => {
-                    index = self.opt_u64()?;
-                    1
-                }
-                b"time" => {
-                    has_time = self.opt_u64()?.is_some();
-                    2
-                }
-                b"process" => {
-                    process = Some(self.u64()?);
-                    4
-                }
-                b"type" => {
-                    kind = Some(match self.name()? {
-                        b"invoke" => EventType::Invoke,
-                        b"ok" => EventType::Ok,
-                        b"fail" => EventType::Fail,
-                        b"info" => EventType::Info,
-                        _ => return None,
-                    });
-                    8
-                }
-                b"f" => {
-                    if self.name()? != b"txn" {
-                        return None;
-                    }
-                    16
-                }
-                b"key" => {
-                    if !self.nil() {
-                        return None;
-                    }
-                    32
-                }
-                b"value" => {
-                    let start = mops.len() as u32;
-                    self.txn_mops(workload, mops, elements)?;
-                    range = Some((start, mops.len() as u32));
-                    64
-                }
-                b"node" => {
-                    if !self.nil() {
-                        match self.peek()? {
-                            b'-' | b'0'..=b'9' => self.i64().map(drop)?,
-                            _ => self.name().map(drop)?,
-                        }
-                    }
-                    128
-                }
-                b"error" => {
-                    self.skip_simple(false)?;
-                    256
-                }
-                _ => return None,
-            };
-            if seen & bit != 0 {
-                return None;
-            }
-            seen |= bit;
-        }
-        Some(TxnOp {
-            index,
-            has_time,
-            process: process?,
-            kind: kind?,
-            mops: range?,
-        })
-        .filter(|_| seen & 16 != 0)
+        op_fields(self, workload, mops, elements)
     }
+}
 
-    /// `[mop …]` of the workload's common shape.
-    fn txn_mops(
-        &mut self,
-        workload: Workload,
-        mops: &mut Vec<RawMop>,
-        elements: &mut Vec<i64>,
-    ) -> Option<()> {
-        self.eat(b'[')?;
-        loop {
-            self.ws();
-            if self.peek()? == b']' {
-                self.i += 1;
-                return Some(());
-            }
-            self.eat(b'[')?;
-            self.ws();
-            let f = self.name()?;
-            self.ws();
-            let key = self.i64()?;
-            self.ws();
-            let mop = match (f, workload) {
-                (b"append", Workload::ListAppend) | (b"w", Workload::RwRegister) => RawMop::Write {
-                    key,
-                    value: self.i64()?,
-                },
-                (b"r", _) => {
-                    let result = if self.nil() {
-                        RawRead::Nil
-                    } else if workload == Workload::RwRegister {
-                        RawRead::Int(self.i64()?)
-                    } else {
-                        let start = elements.len() as u32;
-                        self.eat(b'[')?;
-                        loop {
-                            self.ws();
-                            if self.peek()? == b']' {
-                                self.i += 1;
-                                break;
-                            }
-                            elements.push(self.i64()?);
-                        }
-                        RawRead::List(start, elements.len() as u32)
-                    };
-                    RawMop::Read { key, result }
-                }
-                _ => return None,
-            };
-            mops.push(mop);
-            self.ws();
-            self.eat(b']')?;
+impl<'a> OpSyntax<'a> for Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        Cursor::peek(self)
+    }
+    fn eat(&mut self, want: u8) -> Option<()> {
+        Cursor::eat(self, want)
+    }
+    fn ws(&mut self) {
+        Cursor::ws(self)
+    }
+    fn next_field(&mut self, _first: bool) -> Option<Option<&'a [u8]>> {
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(None);
         }
+        let name = self.keyword()?;
+        self.ws();
+        Some(Some(name))
+    }
+    fn name(&mut self) -> Option<&'a [u8]> {
+        Cursor::name(self)
+    }
+    fn nil(&mut self) -> bool {
+        Cursor::nil(self)
+    }
+    fn i64(&mut self) -> Option<i64> {
+        Cursor::i64(self)
+    }
+    fn skip_node(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'-' | b'0'..=b'9' => Cursor::i64(self).map(drop),
+            _ => Cursor::name(self).map(drop),
+        }
+    }
+    fn skip_error(&mut self) -> Option<()> {
+        self.skip_simple(false)
+    }
+    fn separator(&mut self) -> Option<()> {
+        self.ws();
+        Some(())
+    }
+    fn more_items(&mut self, _first: bool) -> Option<bool> {
+        self.ws();
+        if self.peek()? == b']' {
+            self.i += 1;
+            return Some(false);
+        }
+        Some(true)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::EventType;
+    use crate::txn::transactions::RawRead;
 
     fn parse(line: &str, workload: Workload) -> Option<(TxnLine, Vec<RawMop>, Vec<i64>)> {
         let (mut mops, mut elements) = (vec![RawMop::Write { key: 0, value: 0 }], vec![9]);

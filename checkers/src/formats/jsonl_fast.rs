@@ -7,8 +7,9 @@
 //! line or explains what is wrong with it. serde_json alone costs several times more per
 //! line than this, and a recorded million-operation history has two million lines.
 
+use super::txn_fast::{op_fields, or_rolled_back, OpSyntax, TxnOp};
 use crate::history::{Event, EventType, Process, Value};
-use crate::txn::transactions::{RawMop, RawRead};
+use crate::txn::transactions::RawMop;
 use crate::txn::Workload;
 
 /// Parses one line, or `None` when the line needs the full parser. Returns the event and
@@ -124,140 +125,25 @@ pub(crate) fn parse_line(line: &[u8]) -> Option<(Event, Option<u64>)> {
     Some((event, index))
 }
 
-/// A JSON Lines event of a transactional history, typed: a client event of `f` `"txn"`
-/// without a key, whose micro-operations went to the caller's buffers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TxnLine {
-    pub index: Option<u64>,
-    pub has_time: bool,
-    pub process: u64,
-    pub kind: EventType,
-    /// Range of the line's micro-operations in the caller's buffer.
-    pub mops: (u32, u32),
-}
-
 /// Parses one line of a transactional history straight into micro-operations (appended to
 /// `mops`, read lists to `elements`), or `None` — buffers as they were — when the line is
-/// not of the common shape: a client event of `f` `"txn"`, no key, a value of
-/// micro-operations that fit `workload` (`["append", k, v]` or `["w", k, v]` with integers;
-/// `["r", k, r]` with `r` nil, a list of integers for list-append, an integer for
-/// rw-register). Everything else — nemesis events, other shapes, errors — is the generic
-/// reader's to read or explain.
+/// not of the common shape ([`txn_fast`](super::txn_fast)): a client event of `f` `"txn"`,
+/// no key, a value of micro-operations that fit `workload`, written as JSON
+/// (`["append", k, v]`, `["r", k, [1, 2]]`, `null`). Everything else — nemesis events, other
+/// shapes, errors — is the generic reader's to read or explain.
 pub(crate) fn parse_txn_line(
     line: &[u8],
     workload: Workload,
     mops: &mut Vec<RawMop>,
     elements: &mut Vec<i64>,
-) -> Option<TxnLine> {
-    let (mops_before, elements_before) = (mops.len(), elements.len());
-    let parsed = txn_line(line, workload, mops, elements);
-    if parsed.is_none() {
-        mops.truncate(mops_before);
-        elements.truncate(elements_before);
-    }
-    parsed
-}
-
-fn txn_line(
-    line: &[u8],
-    workload: Workload,
-    mops: &mut Vec<RawMop>,
-    elements: &mut Vec<i64>,
-) -> Option<TxnLine> {
-    let mut c = Cursor { b: line, i: 0 };
-    c.ws();
-    c.eat(b'{')?;
-    let mut index = None;
-    let mut has_time = false;
-    let mut process = None;
-    let mut kind = None;
-    let mut range = None;
-    // One bit per field; `f` is required.
-    let mut seen = 0u16;
-    c.ws();
-    if c.peek() == Some(b'}') {
-        return None;
-    }
-    loop {
+) -> Option<TxnOp> {
+    or_rolled_back(mops, elements, |mops, elements| {
+        let mut c = Cursor { b: line, i: 0 };
         c.ws();
-        let name = c.plain_bytes()?;
+        c.eat(b'{')?;
+        let op = op_fields(&mut c, workload, mops, elements)?;
         c.ws();
-        c.eat(b':')?;
-        c.ws();
-        let bit = match name {
-            b"index" => {
-                index = c.opt_u64()?;
-                1
-            }
-            b"time" => {
-                has_time = c.opt_u64()?.is_some();
-                2
-            }
-            b"process" => {
-                process = Some(c.u64()?);
-                4
-            }
-            b"type" => {
-                kind = Some(match c.plain_bytes()? {
-                    b"invoke" => EventType::Invoke,
-                    b"ok" => EventType::Ok,
-                    b"fail" => EventType::Fail,
-                    b"info" => EventType::Info,
-                    _ => return None,
-                });
-                8
-            }
-            b"f" => {
-                if c.plain_bytes()? != b"txn" {
-                    return None;
-                }
-                16
-            }
-            b"key" => {
-                if !c.null() {
-                    return None;
-                }
-                32
-            }
-            b"value" => {
-                let start = mops.len() as u32;
-                c.txn_mops(workload, mops, elements)?;
-                range = Some((start, mops.len() as u32));
-                64
-            }
-            b"node" => {
-                if !c.null() {
-                    c.plain_str()?;
-                }
-                128
-            }
-            b"error" => {
-                c.value(0)?;
-                256
-            }
-            _ => return None,
-        };
-        if seen & bit != 0 {
-            return None;
-        }
-        seen |= bit;
-        c.ws();
-        match c.next()? {
-            b',' => continue,
-            b'}' => break,
-            _ => return None,
-        }
-    }
-    c.ws();
-    if c.i != line.len() || seen & 16 == 0 {
-        return None;
-    }
-    Some(TxnLine {
-        index,
-        has_time,
-        process: process?,
-        kind: kind?,
-        mops: range?,
+        (c.i == line.len()).then_some(op)
     })
 }
 
@@ -350,92 +236,6 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn u64(&mut self) -> Option<u64> {
-        if self.peek() == Some(b'-') {
-            return None;
-        }
-        self.i64().and_then(|i| u64::try_from(i).ok())
-    }
-
-    fn opt_u64(&mut self) -> Option<Option<u64>> {
-        if self.null() {
-            Some(None)
-        } else {
-            self.u64().map(Some)
-        }
-    }
-
-    /// `[mop, …]` of the workload's common shape (see [`parse_txn_line`]).
-    fn txn_mops(
-        &mut self,
-        workload: Workload,
-        mops: &mut Vec<RawMop>,
-        elements: &mut Vec<i64>,
-    ) -> Option<()> {
-        self.eat(b'[')?;
-        self.ws();
-        if self.peek() == Some(b']') {
-            self.i += 1;
-            return Some(());
-        }
-        loop {
-            self.ws();
-            self.eat(b'[')?;
-            self.ws();
-            let f = self.plain_bytes()?;
-            self.ws();
-            self.eat(b',')?;
-            self.ws();
-            let key = self.i64()?;
-            self.ws();
-            self.eat(b',')?;
-            self.ws();
-            let mop = match (f, workload) {
-                (b"append", Workload::ListAppend) | (b"w", Workload::RwRegister) => RawMop::Write {
-                    key,
-                    value: self.i64()?,
-                },
-                (b"r", _) => {
-                    let result = if self.null() {
-                        RawRead::Nil
-                    } else if workload == Workload::RwRegister {
-                        RawRead::Int(self.i64()?)
-                    } else {
-                        let start = elements.len() as u32;
-                        self.eat(b'[')?;
-                        self.ws();
-                        if self.peek() == Some(b']') {
-                            self.i += 1;
-                        } else {
-                            loop {
-                                self.ws();
-                                elements.push(self.i64()?);
-                                self.ws();
-                                match self.next()? {
-                                    b',' => continue,
-                                    b']' => break,
-                                    _ => return None,
-                                }
-                            }
-                        }
-                        RawRead::List(start, elements.len() as u32)
-                    };
-                    RawMop::Read { key, result }
-                }
-                _ => return None,
-            };
-            mops.push(mop);
-            self.ws();
-            self.eat(b']')?;
-            self.ws();
-            match self.next()? {
-                b',' => continue,
-                b']' => return Some(()),
-                _ => return None,
-            }
-        }
-    }
-
     fn value(&mut self, depth: u32) -> Option<Value> {
         match self.peek()? {
             b'n' => self.null().then_some(Value::Nil),
@@ -462,6 +262,74 @@ impl<'a> Cursor<'a> {
                 }
             }
             b'-' | b'0'..=b'9' => self.i64().map(Value::Int),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> OpSyntax<'a> for Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        Cursor::peek(self)
+    }
+    fn eat(&mut self, want: u8) -> Option<()> {
+        Cursor::eat(self, want)
+    }
+    fn ws(&mut self) {
+        Cursor::ws(self)
+    }
+    fn next_field(&mut self, first: bool) -> Option<Option<&'a [u8]>> {
+        self.ws();
+        if first {
+            if self.peek() == Some(b'}') {
+                self.i += 1;
+                return Some(None);
+            }
+        } else {
+            match self.next()? {
+                b',' => self.ws(),
+                b'}' => return Some(None),
+                _ => return None,
+            }
+        }
+        let name = self.plain_bytes()?;
+        self.ws();
+        self.eat(b':')?;
+        self.ws();
+        Some(Some(name))
+    }
+    fn name(&mut self) -> Option<&'a [u8]> {
+        self.plain_bytes()
+    }
+    fn nil(&mut self) -> bool {
+        self.null()
+    }
+    fn i64(&mut self) -> Option<i64> {
+        Cursor::i64(self)
+    }
+    fn skip_node(&mut self) -> Option<()> {
+        self.plain_str().map(drop)
+    }
+    fn skip_error(&mut self) -> Option<()> {
+        self.value(0).map(drop)
+    }
+    fn separator(&mut self) -> Option<()> {
+        self.ws();
+        self.eat(b',')?;
+        self.ws();
+        Some(())
+    }
+    fn more_items(&mut self, first: bool) -> Option<bool> {
+        self.ws();
+        if first {
+            if self.peek() == Some(b']') {
+                self.i += 1;
+                return Some(false);
+            }
+            return Some(true);
+        }
+        match self.next()? {
+            b',' => Some(true),
+            b']' => Some(false),
             _ => None,
         }
     }

@@ -27,6 +27,7 @@ pub(crate) mod edn_txn;
 pub mod jepsen_log;
 pub mod jsonl;
 pub(crate) mod jsonl_fast;
+pub(crate) mod txn_fast;
 
 use crate::history::{Event, EventType, History, Process, Value};
 use rustc_hash::FxHashMap as HashMap;

@@ -15,7 +15,8 @@
 use super::transactions::{RawMop, TxnBuilder, TxnDataError, TxnHistory, Workload};
 use crate::formats::edn::{self, Parser, TopItem};
 use crate::formats::jsonl::{self, ChunkSink, LineSpan};
-use crate::formats::jsonl_fast::{self, TxnLine};
+use crate::formats::jsonl_fast;
+use crate::formats::txn_fast::TxnOp;
 use crate::formats::{
     self, edn_txn, DataError, Format, Independent, IndexOrder, ReadError, ReadOptions,
 };
@@ -119,7 +120,7 @@ pub fn read_file(
 
 /// One line, typed.
 enum Parsed {
-    Typed(TxnLine),
+    Typed(TxnOp),
     /// Read by the generic reader (its `index` is the one the line gives, or
     /// [`jsonl::NO_INDEX`]).
     Generic(Box<Event>),

@@ -110,6 +110,16 @@ impl RemoteCluster {
                 });
             }
         }
+        // `tc` is needed for netem only: the kernel must have it too.
+        if let Some((_, why)) = needs.iter().find(|(program, _)| *program == "tc") {
+            let missing = cluster.hosts.hosts_without_netem()?;
+            if !missing.is_empty() {
+                anyhow::bail!(crate::remote::RemoteError::Host {
+                    host: missing.join(", "),
+                    what: format!("a netem qdisc cannot be added; {why} need it"),
+                });
+            }
+        }
         for node in &cluster.spec.nodes {
             let mut launch = cluster.system.launch(node, &cluster.spec)?;
             let crate::system::Readiness::TcpPort(ready_at) = cluster.system.readiness(node) else {

@@ -80,6 +80,7 @@ fn leftovers(hosts: &SshHosts) -> Vec<String> {
                         "-c",
                         "ls -d /tmp/splitbrain-* 2>/dev/null; \
                          nft list tables 2>/dev/null | grep splitbrain_; \
+                         tc qdisc show 2>/dev/null | grep -E ' 5b00: | netem '; \
                          me=$(readlink /proc/self/ns/net); \
                          for p in /proc/[0-9]*; do case $(readlink $p/cwd 2>/dev/null) in /tmp/splitbrain-*) \
                          [ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$me\" ] && echo process ${p#/proc/};; esac; done; true",
@@ -95,6 +96,33 @@ fn leftovers(hosts: &SshHosts) -> Vec<String> {
             );
         }
         found
+    })
+}
+
+/// Whether every host can add a netem qdisc (in a throwaway network namespace, as `doctor`
+/// tries it).
+fn hosts_have_netem(hosts: &SshHosts) -> bool {
+    let list = hosts.hosts().to_vec();
+    let options = hosts.options();
+    let control = hosts.dir().join("netem");
+    std::fs::create_dir_all(&control).unwrap();
+    hosts.on_network(move || {
+        let transport = SshTransport::connect(&list, options, &control).expect("connect");
+        list.iter().all(|host| {
+            transport
+                .run(
+                    &host.name,
+                    &[
+                        "unshare",
+                        "--net",
+                        "sh",
+                        "-c",
+                        "ip link set lo up && tc qdisc add dev lo root netem delay 1ms",
+                    ],
+                    Duration::from_secs(20),
+                )
+                .is_ok_and(|out| out.status.success())
+        })
     })
 }
 
@@ -138,10 +166,29 @@ fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<
             "  - {at: 9100ms, fault: clock-bump, target: n2, offset: +30s, for: 700ms}\n",
         );
     }
+    // Packet faults on the hosts (the raft run only: the CI time of one run covers them):
+    // loss by the run's nft table, and by netem where the hosts' kernel has it.
+    let packet = clock;
+    let netem = packet && hosts_have_netem(hosts);
+    if packet {
+        nemesis.push_str("  - {at: 10s, fault: loss, target: n1, percent: 30, for: 900ms}\n");
+    }
+    if netem {
+        nemesis.push_str(
+            "  - {at: 11s, fault: delay, target: n2, delay: 60ms, jitter: 5ms, for: 900ms}\n\
+             \x20 - {at: 12s, fault: reorder, target: n3, max_delay: 60ms, for: 900ms}\n\
+             \x20 - {at: 13s, fault: duplicate, target: n1, percent: 20, for: 900ms}\n",
+        );
+    }
+    let duration = match (packet, netem) {
+        (_, true) => "14s",
+        (true, false) => "11s",
+        _ => "10s",
+    };
     let dir = hosts.dir().join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("campaign.yaml");
-    std::fs::write(&file, campaign(hosts, name, system, "10s", &nemesis)).unwrap();
+    std::fs::write(&file, campaign(hosts, name, system, duration, &nemesis)).unwrap();
     let state = dir.join("state");
     let results = dir.join("results");
     let started = Instant::now();
@@ -174,6 +221,14 @@ fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<
         "start",
         "clock-bump",
         "clock-reset",
+        "start-loss",
+        "stop-loss",
+        "start-delay",
+        "stop-delay",
+        "start-reorder",
+        "stop-reorder",
+        "start-duplicate",
+        "stop-duplicate",
     ] {
         for record in fault_records(&run, f) {
             println!("{name}: {f}: {}", record["value"]);
@@ -206,6 +261,35 @@ fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<
         let bumps = fault_records(&run, "clock-bump");
         assert_eq!(bumps.len(), 1, "{bumps:#?}");
         assert_eq!(bumps[0]["value"]["effective"], true, "{:#}", bumps[0]);
+    }
+
+    if packet {
+        let kinds: &[&str] = match netem {
+            true => &[
+                "start-loss",
+                "start-delay",
+                "start-reorder",
+                "start-duplicate",
+            ],
+            false => &["start-loss"],
+        };
+        for f in kinds {
+            let records = fault_records(&run, f);
+            assert_eq!(records.len(), 1, "{f}: {records:#?}");
+            let value = &records[0]["value"];
+            assert_eq!(value["effective"], true, "{f} not in effect: {value:#}");
+        }
+        let loss = fault_records(&run, "start-loss")[0]["value"]["evidence"].to_string();
+        assert!(loss.contains("packets dropped (nft counter"), "{loss}");
+        if netem {
+            let delay = fault_records(&run, "start-delay")[0]["value"]["evidence"].to_string();
+            assert!(delay.contains("connect round trip n2->"), "{delay}");
+            let duplicate =
+                fault_records(&run, "start-duplicate")[0]["value"]["evidence"].to_string();
+            assert!(duplicate.contains("duplicate 20%"), "{duplicate}");
+        }
+        let healed = fault_records(&run, "stop-loss")[0]["value"]["evidence"].to_string();
+        assert!(healed.contains("dropped while in force"), "{healed}");
     }
 
     // Every node's log came back from its host.
@@ -248,6 +332,60 @@ fn raft_and_etcd_campaigns_run_on_remote_hosts_with_faults_in_effect() {
         percentile(&lateness, 0.99),
         lateness.last().unwrap()
     );
+}
+
+/// A delay fault on hosts whose kernel has no netem is refused at start (69, naming each
+/// host), leaving nothing on them; where they have it, it is put in force (the raft run
+/// above shows its evidence).
+#[test]
+fn a_netem_fault_on_hosts_without_netem_is_refused_naming_them() {
+    let test = "a_netem_fault_on_hosts_without_netem_is_refused_naming_them";
+    if !ready(test) {
+        return;
+    }
+    let hosts = SshHosts::start(3).unwrap_or_else(|e| panic!("starting the ssh hosts: {e}"));
+    if hosts_have_netem(&hosts) {
+        println!("{test}: the hosts have netem; the raft run covers delay, reorder, duplicate");
+        return;
+    }
+    let dir = hosts.dir().join("netem");
+    let file = dir.join("campaign.yaml");
+    std::fs::write(
+        &file,
+        campaign(
+            &hosts,
+            "remote-netem",
+            "{clusterkv: {arch: raft}}",
+            "3s",
+            "  - {at: 1s, fault: delay, target: n1, for: 1s}\n",
+        ),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let results = dir.join("results");
+    let output = splitbrain_command(
+        &hosts,
+        &state,
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    for host in ["n1", "n2", "n3"] {
+        assert!(stderr.contains(host), "{host}: {stderr}");
+    }
+    assert!(stderr.contains("a netem qdisc cannot be added"), "{stderr}");
+    assert_eq!(leftovers(&hosts), Vec::<String>::new());
+    let records: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(records.is_empty(), "run records left: {records:?}");
 }
 
 /// Waits until `state`'s only run record names `lines` remote resources of `kind`.

@@ -171,7 +171,10 @@ fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<
     let packet = clock;
     let netem = packet && hosts_have_netem(hosts);
     if packet {
-        nemesis.push_str("  - {at: 10s, fault: loss, target: n1, percent: 30, for: 900ms}\n");
+        nemesis.push_str(
+            "  - {at: 10s, fault: loss, target: n1, percent: 30, for: 900ms}\n\
+             \x20 - {at: 10s, fault: clock-strobe, target: n3, offset: +20s, for: 900ms}\n",
+        );
     }
     if netem {
         nemesis.push_str(
@@ -221,6 +224,7 @@ fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<
         "start",
         "clock-bump",
         "clock-reset",
+        "clock-strobe",
         "start-loss",
         "stop-loss",
         "start-delay",
@@ -288,6 +292,11 @@ fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<
                 fault_records(&run, "start-duplicate")[0]["value"]["evidence"].to_string();
             assert!(duplicate.contains("duplicate 20%"), "{duplicate}");
         }
+        // n3's clock seen 20 s ahead at least once while its strobe flips it; back at the
+        // reset, and the loop gone from the host (the leftovers below).
+        let strobes = fault_records(&run, "clock-strobe");
+        assert_eq!(strobes.len(), 1, "{strobes:#?}");
+        assert_eq!(strobes[0]["value"]["effective"], true, "{:#}", strobes[0]);
         let healed = fault_records(&run, "stop-loss")[0]["value"]["evidence"].to_string();
         assert!(healed.contains("dropped while in force"), "{healed}");
     }

@@ -321,6 +321,47 @@ impl RemoteHosts {
         Ok(process)
     }
 
+    /// Starts, detached in `node_dir` on `host`, a shell loop that flips the offset file
+    /// `file` between `high` (first) and `+0` every `period` (a clock strobe), written
+    /// atomically as [`RemoteHosts::write_file`] does; recorded like a node process (and,
+    /// working in the run's directory, removed by cleanup with it).
+    pub fn start_strobe(
+        &self,
+        host: &str,
+        node_dir: &str,
+        file: &str,
+        high: &str,
+        period: Duration,
+    ) -> Result<RemoteProcess, RemoteError> {
+        let inner = strobe_script(file, high, period)?;
+        let dir = quote::quote(node_dir)?;
+        let line = format!(
+            "cd {dir} && {{ setsid sh -c {} </dev/null >/dev/null 2>&1 & }} ; pid=$!; echo $pid $(sed 's/.*) //' /proc/$pid/stat | cut -d' ' -f20)",
+            quote::quote(&inner)?
+        );
+        let out = self.sh(host, &line)?;
+        let mut words = out.split_whitespace();
+        let process = (|| {
+            Some(RemoteProcess {
+                pid: words.next()?.parse().ok()?,
+                start_time: words.next()?.parse().ok()?,
+            })
+        })()
+        .ok_or_else(|| RemoteError::Host {
+            host: host.to_owned(),
+            what: format!("starting a clock strobe: unexpected answer {out:?}"),
+        })?;
+        record(
+            &self.run,
+            &RemoteRecord::Process {
+                host: host.to_owned(),
+                pid: process.pid,
+                start_time: process.start_time,
+            },
+        )?;
+        Ok(process)
+    }
+
     /// The process's state now.
     pub fn state(&self, host: &str, process: RemoteProcess) -> Result<ProcessState, RemoteError> {
         let out = self.sh(host, &state_script(process))?;
@@ -713,6 +754,18 @@ fn probe_script(target: SocketAddr, timeout: Duration) -> String {
         target.ip(),
         target.port()
     )
+}
+
+/// The shell loop of a clock strobe: `high` written first (by the caller), then `+0`,
+/// `high`, … every `period`.
+fn strobe_script(file: &str, high: &str, period: Duration) -> Result<String, RemoteError> {
+    let file_q = quote::quote(file)?;
+    let tmp_q = quote::quote(&format!("{file}.tmp"))?;
+    let high_q = quote::quote(high)?;
+    Ok(format!(
+        "high=1; while :; do sleep {:.3}; if [ $high = 1 ]; then high=0; s=+0; else high=1; s={high_q}; fi; printf '%s\\n' \"$s\" >{tmp_q} && mv {tmp_q} {file_q}; done",
+        period.as_secs_f64()
+    ))
 }
 
 /// Refuses anything but IP addresses where a command line takes one.
@@ -1228,6 +1281,34 @@ mod tests {
         assert!((rtts[0].as_secs_f64() - 0.060).abs() < 1e-4, "{rtts:?}");
         assert!((rtts[1].as_secs_f64() - 0.0005).abs() < 1e-4, "{rtts:?}");
         assert!(check_addresses("n1", "probe", &["10.0.0.1; reboot".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn a_strobe_loop_flips_its_file_between_the_offset_and_zero() {
+        let dir = std::env::temp_dir().join(format!("sb-strobe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("offset");
+        std::fs::write(&file, "+5.000\n").unwrap();
+        let script =
+            strobe_script(file.to_str().unwrap(), "+5.000", Duration::from_millis(40)).unwrap();
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .spawn()
+            .unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        let until = Instant::now() + Duration::from_secs(3);
+        while seen.len() < 2 && Instant::now() < until {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                seen.insert(text);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let expected: std::collections::BTreeSet<String> =
+            ["+0\n".to_owned(), "+5.000\n".to_owned()].into();
+        assert_eq!(seen, expected);
     }
 
     #[test]

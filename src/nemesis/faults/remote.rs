@@ -20,9 +20,14 @@
 //!   trips from the host to a peer (delay, reorder), the netem qdisc as `tc` shows it
 //!   (duplicate: netem counts no duplicates, as locally).
 //!
+//! * `clock-strobe` (and `clock` when it draws a strobe) — the same offset file flipped
+//!   between the offset and `+0` every period by a shell loop of ours on the host (recorded
+//!   as a process of the run, killed at the end, before the reset). Evidence: the nodes'
+//!   clocks sampled a few times, as locally.
+//!
 //! Every other kind is refused before the run starts ([`check_kinds`]).
 
-use super::clock::BumpPlan;
+use super::clock::{BumpPlan, StrobePlan};
 use super::packet::{
     rtts_show_delay, rtts_show_reorder, LossPlan, ShapingPlan, SHAPING_PROBES, SHAPING_PROBE_LIMIT,
 };
@@ -47,6 +52,8 @@ pub const REMOTE_KINDS: &[&str] = &[
     "pause",
     "kill",
     "clock-bump",
+    "clock-strobe",
+    "clock",
     "loss",
     "delay",
     "reorder",
@@ -97,6 +104,9 @@ pub fn apply(
     }
     if let Some(bump) = any.downcast_ref::<BumpPlan>() {
         return apply_bump(bump, remote, leadership);
+    }
+    if let Some(strobe) = any.downcast_ref::<StrobePlan>() {
+        return apply_strobe(strobe, remote, leadership);
     }
     if let Some(loss) = any.downcast_ref::<LossPlan>() {
         return apply_loss(loss, remote, leadership);
@@ -445,33 +455,91 @@ fn apply_bump(
     })
 }
 
-/// Skewed remote clocks, until their offset files say `+0` again.
+fn apply_strobe(
+    plan: &StrobePlan,
+    remote: &RemoteCluster,
+    leadership: &Leadership,
+) -> Result<Applied, Failed> {
+    let (nodes, note) = plan.targets.resolve(leadership);
+    let high = crate::nemesis::clock::offset_spec(plan.offset_ms);
+    let mut applied = RemoteClock::default();
+    for name in &nodes {
+        let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
+            continue;
+        };
+        // Every target is reset at the undo, whatever fails from here on.
+        applied.nodes.push(name.clone());
+        applied.offsets_ms.push(plan.offset_ms);
+        let file = offset_file(node);
+        let started = remote
+            .hosts
+            .write_file(&node.host, &file, &high)
+            .and_then(|()| {
+                remote
+                    .hosts
+                    .start_strobe(&node.host, &node.dir, &file, &high, plan.period)
+            });
+        match started {
+            Ok(process) => applied.strobes.push((node.host.clone(), process)),
+            Err(e) => {
+                return Err(Failed {
+                    partial: Some(Box::new(applied)),
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(Applied {
+        fault: Box::new(applied),
+        record: FaultRecord {
+            nodes,
+            offsets: vec![format!(
+                "0 / {high} every {}ms (a loop on each host)",
+                plan.period.as_millis()
+            )],
+            note,
+            ..FaultRecord::default()
+        },
+    })
+}
+
+/// Skewed remote clocks, until their offset files say `+0` again (a strobe's loops on
+/// the hosts stopped first).
 #[derive(Default)]
 struct RemoteClock {
     nodes: Vec<String>,
     offsets_ms: Vec<i64>,
+    /// A strobe's flipping loops: host and process.
+    strobes: Vec<(String, crate::remote::hosts::RemoteProcess)>,
 }
 
 impl AppliedFault for RemoteClock {
     fn evidence(&self, ctx: &NemesisContext) -> FaultRecord {
+        // A strobe flips between 0 and its offset: look a few times to catch it high.
+        let samples = if self.strobes.is_empty() { 1 } else { 4 };
         let mut observed = Vec::new();
-        let mut shown = 0;
-        for (node, skew) in observed_skews(ctx, &self.nodes) {
-            let planned = self
-                .nodes
-                .iter()
-                .position(|n| *n == node)
-                .and_then(|i| self.offsets_ms.get(i))
-                .copied()
-                .unwrap_or(0);
-            if (skew - planned).abs() <= CLOCK_TOLERANCE_MS {
-                shown += 1;
+        let mut shown = std::collections::BTreeSet::new();
+        for sample in 0..samples {
+            if sample > 0 {
+                std::thread::sleep(Duration::from_millis(50));
             }
-            observed.push(format!("{node}: {skew:+}ms"));
+            for (node, skew) in observed_skews(ctx, &self.nodes) {
+                let planned = self
+                    .nodes
+                    .iter()
+                    .position(|n| *n == node)
+                    .and_then(|i| self.offsets_ms.get(i))
+                    .copied()
+                    .unwrap_or(0);
+                if (skew - planned).abs() <= CLOCK_TOLERANCE_MS {
+                    shown.insert(node.clone());
+                }
+                observed.push(format!("{node}: {skew:+}ms"));
+            }
         }
         FaultRecord {
             observed,
-            effective: Some(!self.nodes.is_empty() && shown == self.nodes.len()),
+            effective: Some(!self.nodes.is_empty() && self.nodes.iter().all(|n| shown.contains(n))),
             ..FaultRecord::default()
         }
     }
@@ -479,6 +547,7 @@ impl AppliedFault for RemoteClock {
     fn undo(&mut self, ctx: &NemesisContext) -> Undone {
         let nodes = std::mem::take(&mut self.nodes);
         self.offsets_ms.clear();
+        let strobes = std::mem::take(&mut self.strobes);
         let Some(remote) = ctx.remote() else {
             return Undone::default();
         };
@@ -486,6 +555,21 @@ impl AppliedFault for RemoteClock {
             return Undone::default();
         }
         let mut error = None;
+        for (host, process) in &strobes {
+            match remote.hosts.kill(host, *process) {
+                Ok(ProcessState::Gone) => {}
+                Ok(state) => {
+                    error.get_or_insert(format!(
+                        "host {host}: the clock strobe loop (pid {}) is still there: {}",
+                        process.pid,
+                        state.describe()
+                    ));
+                }
+                Err(e) => {
+                    error.get_or_insert(e.to_string());
+                }
+            }
+        }
         for name in &nodes {
             let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
                 continue;
@@ -905,7 +989,10 @@ mod tests {
         for kind in ["loss", "delay", "reorder", "duplicate"] {
             check_kinds(&[FaultKind::named(kind).unwrap()]).unwrap();
         }
-        for refused in ["clock-strobe", "clock", "disk-lose-unsynced"] {
+        for kind in ["clock-strobe", "clock"] {
+            check_kinds(&[FaultKind::named(kind).unwrap()]).unwrap();
+        }
+        for refused in ["disk-lose-unsynced", "disk-slow"] {
             let err = check_kinds(&[FaultKind::named(refused).unwrap()]).unwrap_err();
             assert_eq!(err.kind(), crate::exit::FailureKind::Unavailable);
             assert!(err.to_string().contains(refused), "{err}");

@@ -298,6 +298,7 @@ pub fn deploy(
                 run,
                 run_dir,
                 campaign.startup.ready_timeout,
+                events,
             )?,
         )));
     }

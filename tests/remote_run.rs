@@ -397,6 +397,93 @@ fn a_netem_fault_on_hosts_without_netem_is_refused_naming_them() {
     assert!(records.is_empty(), "run records left: {records:?}");
 }
 
+/// A node that dies on its host without the harness asking is reported like a local one:
+/// a line on stderr naming node, pid and start, the tail of its log, and the death in the
+/// results' `node_deaths`.
+#[test]
+fn a_remote_node_that_dies_during_the_run_is_reported() {
+    let test = "a_remote_node_that_dies_during_the_run_is_reported";
+    if !ready(test) {
+        return;
+    }
+    let hosts = SshHosts::start(3).unwrap_or_else(|e| panic!("starting the ssh hosts: {e}"));
+    let dir = hosts.dir().join("death");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("campaign.yaml");
+    std::fs::write(
+        &file,
+        campaign(
+            &hosts,
+            "remote-death",
+            "{clusterkv: {arch: raft}}",
+            "6s",
+            "  - {at: 5s, fault: pause, target: n1, for: 300ms}\n",
+        ),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let results = dir.join("results");
+    let child = splitbrain_command(
+        &hosts,
+        &state,
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Once n3 is up (its pid file there) and the main phase has begun, SIGKILL it behind
+    // the harness's back.
+    let list = hosts.hosts().to_vec();
+    let options = hosts.options();
+    let control = hosts.dir().join("death-ssh");
+    std::fs::create_dir_all(&control).unwrap();
+    let killed = hosts.on_network(move || {
+        let transport = SshTransport::connect(&list, options, &control).expect("connect");
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until {
+            let out = transport
+                .run(
+                    "n3",
+                    &["sh", "-c", "cat /tmp/splitbrain-*/n3/pid 2>/dev/null"],
+                    Duration::from_secs(10),
+                )
+                .expect("reading the pid file");
+            let pid = out.stdout_text().trim().to_owned();
+            if !pid.is_empty() {
+                std::thread::sleep(Duration::from_secs(3));
+                transport
+                    .run_ok("n3", &["kill", "-KILL", &pid], Duration::from_secs(10))
+                    .expect("killing n3");
+                return pid;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("n3 never started");
+    });
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}\n{stderr}");
+    let reported = format!("n3 (pid {killed}, start #1) ended with unknown status unexpectedly");
+    assert!(stderr.contains(&reported), "{reported}: {stderr}");
+    assert!(
+        stderr.contains("lines of stdout"),
+        "the log's tail: {stderr}"
+    );
+    let run = run_dir(&results);
+    let verdict: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    let deaths = verdict["node_deaths"].to_string();
+    assert!(deaths.contains(&reported), "{verdict:#}");
+    assert_eq!(leftovers(&hosts), Vec::<String>::new());
+}
+
 /// Waits until `state`'s only run record names `lines` remote resources of `kind`.
 fn wait_recorded(state: &Path, kind: &str, lines: usize, child: &mut Child) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);

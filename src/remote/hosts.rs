@@ -919,6 +919,11 @@ pub struct RemoteNode {
     pub ready_at: SocketAddr,
     process: Mutex<Option<RemoteProcess>>,
     paused: AtomicBool,
+    /// The harness asked the current process to end (a kill fault, the stop at the end):
+    /// its death is no news. Also set once an unexpected death has been reported.
+    expecting_exit: AtomicBool,
+    /// Which start of the node the current process is (1 for the first).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl RemoteNode {
@@ -942,7 +947,52 @@ impl RemoteNode {
             ready_at,
             process: Mutex::new(None),
             paused: AtomicBool::new(false),
+            expecting_exit: AtomicBool::new(false),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Which start of the node the current process is (1 for the first).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Whether the current process died without the harness asking: checked over the
+    /// host's shell (one command); `Some(pid)` once per death (later calls say `None`).
+    pub fn died_unexpectedly(&self, hosts: &RemoteHosts) -> Result<Option<u32>, RemoteError> {
+        let Some(process) = self.process() else {
+            return Ok(None);
+        };
+        if self.expecting_exit.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        if hosts.state(&self.host, process)? != ProcessState::Gone {
+            return Ok(None);
+        }
+        // A kill or stop sets the flag before its signal: if it did meanwhile, the death
+        // was asked for. Otherwise the flag now says "reported".
+        let news = self
+            .expecting_exit
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+            && self.process() == Some(process);
+        Ok(news.then_some(process.pid))
+    }
+
+    /// The last `lines` lines of the node's log on its host.
+    pub fn log_tail(&self, hosts: &RemoteHosts, lines: usize) -> Vec<String> {
+        let Ok(dir) = quote::quote(&self.dir) else {
+            return Vec::new();
+        };
+        hosts
+            .shells()
+            .run(
+                &self.host,
+                &format!("tail -n {lines} {dir}/node.log"),
+                COMMAND_TIMEOUT,
+            )
+            .map(|o| o.output.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
     }
 
     pub fn process(&self) -> Option<RemoteProcess> {
@@ -957,6 +1007,8 @@ impl RemoteNode {
     pub fn start(&self, hosts: &RemoteHosts) -> Result<RemoteProcess, RemoteError> {
         let process = hosts.start(&self.host, &self.dir, &self.program, &self.args, &self.env)?;
         *self.process.lock().unwrap_or_else(|e| e.into_inner()) = Some(process);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.expecting_exit.store(false, Ordering::SeqCst);
         Ok(process)
     }
 
@@ -1033,12 +1085,14 @@ impl RemoteNode {
     /// SIGKILL, waited for.
     pub fn kill(&self, hosts: &RemoteHosts) -> Result<ProcessState, RemoteError> {
         let process = self.require_process()?;
+        self.expecting_exit.store(true, Ordering::SeqCst);
         hosts.kill(&self.host, process)
     }
 
     /// SIGTERM, then SIGKILL after [`STOP_GRACE`]; nothing to do when it never started.
     pub fn stop(&self, hosts: &RemoteHosts) -> Result<(), RemoteError> {
         if let Some(process) = self.process() {
+            self.expecting_exit.store(true, Ordering::SeqCst);
             hosts.stop(&self.host, process, STOP_GRACE)?;
             self.paused.store(false, Ordering::SeqCst);
         }

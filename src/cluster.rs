@@ -78,7 +78,7 @@ impl RemoteCluster {
         events: Option<crate::node::EventSender>,
     ) -> anyhow::Result<RemoteCluster> {
         let started = Instant::now();
-        let root = crate::remote::hosts::run_root(run);
+        let root = crate::remote::hosts::run_root(ssh.run_parent(), run);
         let spec = ClusterSpec {
             nodes: hosts
                 .iter()

@@ -78,11 +78,11 @@ fn leftovers(hosts: &SshHosts) -> Vec<String> {
                     &[
                         "sh",
                         "-c",
-                        "ls -d /tmp/splitbrain-* 2>/dev/null; \
+                        "ls -d /tmp/splitbrain-* /tmp/sb-root/splitbrain-* 2>/dev/null; \
                          nft list tables 2>/dev/null | grep splitbrain_; \
                          tc qdisc show 2>/dev/null | grep -E ' 5b00: | netem '; \
                          me=$(readlink /proc/self/ns/net); \
-                         for p in /proc/[0-9]*; do case $(readlink $p/cwd 2>/dev/null) in /tmp/splitbrain-*) \
+                         for p in /proc/[0-9]*; do case $(readlink $p/cwd 2>/dev/null) in /tmp/splitbrain-*|/tmp/sb-root/splitbrain-*) \
                          [ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$me\" ] && echo process ${p#/proc/};; esac; done; true",
                     ],
                     Duration::from_secs(20),
@@ -410,17 +410,15 @@ fn a_remote_node_that_dies_during_the_run_is_reported() {
     let dir = hosts.dir().join("death");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("campaign.yaml");
-    std::fs::write(
-        &file,
-        campaign(
-            &hosts,
-            "remote-death",
-            "{clusterkv: {arch: raft}}",
-            "6s",
-            "  - {at: 5s, fault: pause, target: n1, for: 300ms}\n",
-        ),
-    )
-    .unwrap();
+    // The run's directories under a root of the campaign's (`ssh.dir`), not `/tmp`.
+    let yaml = campaign(
+        &hosts,
+        "remote-death",
+        "{clusterkv: {arch: raft}}",
+        "6s",
+        "  - {at: 5s, fault: pause, target: n1, for: 300ms}\n",
+    ) + "  dir: /tmp/sb-root\n";
+    std::fs::write(&file, yaml).unwrap();
     let state = dir.join("state");
     let results = dir.join("results");
     let child = splitbrain_command(
@@ -450,7 +448,11 @@ fn a_remote_node_that_dies_during_the_run_is_reported() {
             let out = transport
                 .run(
                     "n3",
-                    &["sh", "-c", "cat /tmp/splitbrain-*/n3/pid 2>/dev/null"],
+                    &[
+                        "sh",
+                        "-c",
+                        "cat /tmp/sb-root/splitbrain-*/n3/pid 2>/dev/null",
+                    ],
                     Duration::from_secs(10),
                 )
                 .expect("reading the pid file");

@@ -23,7 +23,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Where a run's directories go on each host: `<REMOTE_ROOT>/splitbrain-<run>/<node>/`.
+/// Where a run's directories go on each host unless `ssh.dir` says otherwise:
+/// `<REMOTE_ROOT>/splitbrain-<run>/<node>/`.
 pub const REMOTE_ROOT: &str = "/tmp";
 
 /// How long one remote command may take (starting a node, a rule table, a probe).
@@ -32,9 +33,13 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a stopped node has after SIGTERM before SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// The run's directory on every host.
-pub fn run_root(run: &RunId) -> String {
-    format!("{REMOTE_ROOT}/splitbrain-{}", run.as_str())
+/// The run's directory on every host, under `parent` ([`SshSpec::run_parent`]).
+pub fn run_root(parent: &str, run: &RunId) -> String {
+    format!(
+        "{}/splitbrain-{}",
+        parent.trim_end_matches('/'),
+        run.as_str()
+    )
 }
 
 /// The nftables table (family `inet`) of a run's partitions on every host.
@@ -144,6 +149,8 @@ pub struct RemoteHosts {
     /// Before `control`: the masters close before their sockets' directory goes.
     shells: RemoteShells,
     hosts: Vec<HostSpec>,
+    /// The run's directory on every host ([`run_root`]).
+    root: String,
     /// The (host, table or interface) pairs in the record already (each recorded once per run).
     tables_recorded: Mutex<std::collections::BTreeSet<(String, String)>>,
     control: ControlDir,
@@ -197,6 +204,7 @@ impl RemoteHosts {
             run: run.clone(),
             shells,
             hosts: hosts.to_vec(),
+            root: run_root(ssh.run_parent(), run),
             tables_recorded: Mutex::default(),
             control,
         })
@@ -225,12 +233,12 @@ impl RemoteHosts {
 
     /// Node `node`'s directory on `host`, made (and recorded first).
     pub fn make_node_dir(&self, host: &str, node: &str) -> Result<String, RemoteError> {
-        let path = format!("{}/{node}", run_root(&self.run));
+        let path = format!("{}/{node}", self.root);
         record(
             &self.run,
             &RemoteRecord::Dir {
                 host: host.to_owned(),
-                path: run_root(&self.run),
+                path: self.root.clone(),
             },
         )?;
         self.sh(
@@ -716,7 +724,7 @@ impl RemoteHosts {
 
     /// Removes the run's directory from every host.
     pub fn remove_run_dirs(&self) -> Result<(), RemoteError> {
-        let root = quote::quote(&run_root(&self.run))?;
+        let root = quote::quote(&self.root)?;
         for host in &self.hosts {
             self.sh(&host.name, &format!("rm -rf {root}"))?;
         }
@@ -1193,7 +1201,7 @@ fn cleanup_remote(record: &RunRecord, report: &mut CleanupReport) {
             )),
         }
     }
-    let root = run_root(&record.run);
+    let root = run_root(spec.run_parent(), &record.run);
     let table = nft_table(&record.run);
     for host in &hosts {
         let mut lines = Vec::new();

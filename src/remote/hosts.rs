@@ -151,6 +151,8 @@ pub struct RemoteHosts {
     hosts: Vec<HostSpec>,
     /// The run's directory on every host ([`run_root`]).
     root: String,
+    /// The hosts where the SSH user is not root: privileged commands go through `sudo -n`.
+    with_sudo: std::collections::BTreeSet<String>,
     /// The (host, table or interface) pairs in the record already (each recorded once per run).
     tables_recorded: Mutex<std::collections::BTreeSet<(String, String)>>,
     control: ControlDir,
@@ -192,8 +194,12 @@ impl RemoteHosts {
             let shells = RemoteShells::new(t);
             shells.open_all(COMMAND_TIMEOUT).map(|()| shells)
         });
-        let shells = match opened {
-            Ok(shells) => shells,
+        let opened = opened.and_then(|shells| {
+            let with_sudo = hosts_with_sudo(&shells, hosts)?;
+            Ok((shells, with_sudo))
+        });
+        let (shells, with_sudo) = match opened {
+            Ok(opened) => opened,
             Err(e) => {
                 // Nothing was made on a host: the record names only how to reach them.
                 crate::cleanup::forget_if_done(run);
@@ -205,6 +211,7 @@ impl RemoteHosts {
             shells,
             hosts: hosts.to_vec(),
             root: run_root(ssh.run_parent(), run),
+            with_sudo,
             tables_recorded: Mutex::default(),
             control,
         })
@@ -228,7 +235,20 @@ impl RemoteHosts {
     }
 
     fn sh(&self, host: &str, line: &str) -> Result<String, RemoteError> {
-        Ok(self.shells.run_ok(host, line, COMMAND_TIMEOUT)?)
+        Ok(self
+            .shells
+            .run_ok(host, &self.privileged(host, line), COMMAND_TIMEOUT)?)
+    }
+
+    /// `line` for `host`: as it is for root; for another user, with `nft`, `tc` and
+    /// `unshare` run through `sudo -n` ([`sudo_prelude`]).
+    fn privileged(&self, host: &str, line: &str) -> String {
+        format!("{}{line}", sudo_prelude(self.with_sudo.contains(host)))
+    }
+
+    /// Whether privileged commands on `host` go through `sudo -n` (the SSH user is not root).
+    pub fn uses_sudo(&self, host: &str) -> bool {
+        self.with_sudo.contains(host)
     }
 
     /// Node `node`'s directory on `host`, made (and recorded first).
@@ -686,7 +706,11 @@ impl RemoteHosts {
         let line = "PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin; unshare --net sh -c 'ip link set lo up && tc qdisc add dev lo root netem delay 1ms' 2>&1 | head -n 1";
         let mut missing = Vec::new();
         for host in &self.hosts {
-            let out = self.shells.run(&host.name, line, COMMAND_TIMEOUT)?;
+            let out = self.shells.run(
+                &host.name,
+                &self.privileged(&host.name, line),
+                COMMAND_TIMEOUT,
+            )?;
             if !out.success() || !out.output.trim().is_empty() {
                 missing.push(format!("{} ({})", host.name, out.output.trim()));
             }
@@ -762,6 +786,36 @@ fn probe_script(target: SocketAddr, timeout: Duration) -> String {
         target.ip(),
         target.port()
     )
+}
+
+/// The commands that need root on a host: nftables, tc, and `unshare` (the netem check).
+pub const PRIVILEGED_COMMANDS: &[&str] = &["nft", "tc", "unshare"];
+
+/// What goes before a command line on a host where the SSH user is not root: shell
+/// functions that run each of [`PRIVILEGED_COMMANDS`] through `sudo -n` (never a password
+/// prompt: a missing sudo rule is an error, as `doctor` reports it). Empty for root.
+pub fn sudo_prelude(with_sudo: bool) -> String {
+    if !with_sudo {
+        return String::new();
+    }
+    PRIVILEGED_COMMANDS
+        .iter()
+        .map(|c| format!("{c}() {{ sudo -n {c} \"$@\"; }}; "))
+        .collect()
+}
+
+/// The hosts (of `hosts`) where the SSH user is not root (`id -u`).
+fn hosts_with_sudo(
+    shells: &RemoteShells,
+    hosts: &[HostSpec],
+) -> Result<std::collections::BTreeSet<String>, SshError> {
+    let mut with_sudo = std::collections::BTreeSet::new();
+    for host in hosts {
+        if shells.run_ok(&host.name, "id -u", COMMAND_TIMEOUT)?.trim() != "0" {
+            with_sudo.insert(host.name.clone());
+        }
+    }
+    Ok(with_sudo)
 }
 
 /// The shell loop of a clock strobe: `high` written first (by the caller), then `+0`,
@@ -1202,6 +1256,15 @@ fn cleanup_remote(record: &RunRecord, report: &mut CleanupReport) {
         }
     }
     let root = run_root(spec.run_parent(), &record.run);
+    let with_sudo = match hosts_with_sudo(&shells, &hosts) {
+        Ok(w) => w,
+        Err(e) => {
+            report
+                .errors
+                .push(format!("run {}: reaching its hosts: {e}", record.run));
+            return;
+        }
+    };
     let table = nft_table(&record.run);
     for host in &hosts {
         let mut lines = Vec::new();
@@ -1270,8 +1333,9 @@ fn cleanup_remote(record: &RunRecord, report: &mut CleanupReport) {
                 format!("if [ -e {quoted_root} ]; then rm -rf {quoted_root} && echo removed; fi"),
             ));
         }
+        let prelude = sudo_prelude(with_sudo.contains(&host.name));
         for (what, line) in lines {
-            match shells.run_ok(&host.name, &line, COMMAND_TIMEOUT) {
+            match shells.run_ok(&host.name, &format!("{prelude}{line}"), COMMAND_TIMEOUT) {
                 Ok(out) if out.contains("removed") => report
                     .removed
                     .push(format!("run {}: host {}: {what}", record.run, host.name)),
@@ -1371,6 +1435,32 @@ mod tests {
         let expected: std::collections::BTreeSet<String> =
             ["+0\n".to_owned(), "+5.000\n".to_owned()].into();
         assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn a_non_root_user_runs_the_privileged_commands_through_sudo_n() {
+        assert_eq!(sudo_prelude(false), "");
+        // A `sudo` of the test's that prints what it was asked to run.
+        let dir = std::env::temp_dir().join(format!("sb-sudo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sudo = dir.join("sudo");
+        std::fs::write(&sudo, "#!/bin/sh\necho \"sudo $*\"\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sudo, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let line = format!(
+            "{}nft delete table inet t; tc qdisc show dev 'eth 0'; unshare --net true; echo plain",
+            sudo_prelude(true)
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &line])
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
+            .output()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "sudo -n nft delete table inet t\nsudo -n tc qdisc show dev eth 0\nsudo -n unshare --net true\nplain\n"
+        );
     }
 
     #[test]

@@ -486,6 +486,82 @@ fn a_remote_node_that_dies_during_the_run_is_reported() {
     assert_eq!(leftovers(&hosts), Vec::<String>::new());
 }
 
+/// `compare` on a campaign with hosts runs each system on the hosts (one run per system
+/// and fault kind) and measures each: a row per system, every cell a run, nothing left.
+#[test]
+fn compare_runs_each_system_on_the_remote_hosts() {
+    let test = "compare_runs_each_system_on_the_remote_hosts";
+    if !ready(test) {
+        return;
+    }
+    let hosts = SshHosts::start(3).unwrap_or_else(|e| panic!("starting the ssh hosts: {e}"));
+    let dir = hosts.dir().join("compare");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("campaign.yaml");
+    std::fs::write(
+        &file,
+        campaign(
+            &hosts,
+            "remote-compare",
+            "{clusterkv: {arch: raft}}",
+            "3s",
+            "  - {at: 1s, fault: pause, target: one, for: 500ms}\n",
+        ),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let results = dir.join("results");
+    let output = splitbrain_command(
+        &hosts,
+        &state,
+        &[
+            "compare",
+            file.to_str().unwrap(),
+            "--systems",
+            "raft,etcd",
+            "--results",
+            results.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let rows: serde_json::Value = serde_json::from_str(&stdout).expect("compare's JSON rows");
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    for row in rows {
+        let text = row.to_string();
+        assert!(
+            !text.contains("refused") && !text.contains("\"error\""),
+            "a cell not run: {text}"
+        );
+    }
+    // Each cell ran on the hosts: its nodes' logs came back from them.
+    let logs: Vec<_> = walk(&results)
+        .into_iter()
+        .filter(|p| p.ends_with("nodes/n1/node.log"))
+        .collect();
+    assert_eq!(logs.len(), 2, "{logs:?}\n{stderr}");
+    assert_eq!(leftovers(&hosts), Vec::<String>::new());
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.is_symlink() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 /// Waits until `state`'s only run record names `lines` remote resources of `kind`.
 fn wait_recorded(state: &Path, kind: &str, lines: usize, child: &mut Child) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);

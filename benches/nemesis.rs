@@ -6,6 +6,13 @@
 //! namespace (the fallback). It prints, per path, the distribution of the time from a
 //! partition's scheduled start to the moment its routes are in (target: within 20 ms), and
 //! of the time to heal.
+//!
+//! Then the SSH path: three "remote hosts" (`sshd`s in namespaces of their own, as in
+//! `tests/remote_run.rs`; needs OpenSSH), and [`SSH_PARTITIONS`] partitions isolating one
+//! host, scheduled [`SSH_SPACING`] apart, each put in force on every host over the run's
+//! persistent shells: the time from its scheduled start until the last host's table is in
+//! (target: within 50 ms), and the time to heal. `cargo bench --bench nemesis -- ssh`
+//! runs only the SSH path; `-- local` only the local ones.
 
 use splitbrain::cluster::{Cluster, Deployment};
 use splitbrain::nemesis::netlink::RouteWorkers;
@@ -95,6 +102,75 @@ fn run(netlink: bool, seed: u64) -> (Vec<i64>, Vec<i64>) {
 #[path = "../tests/common/skip.rs"]
 mod skip;
 
+// `ssh_hosts` reaches the skip helpers as `super::skip`, `super::Need`.
+#[allow(dead_code)]
+#[path = "../tests/common/ssh_hosts.rs"]
+mod ssh_hosts;
+#[allow(unused_imports)]
+use skip::{skip, Need};
+
+/// How many partitions the SSH path puts in force.
+const SSH_PARTITIONS: u32 = 100;
+/// How far apart the SSH path's partitions are scheduled.
+const SSH_SPACING: Duration = Duration::from_millis(150);
+
+/// The SSH path: (lateness, heal) in microseconds, or why it was skipped.
+fn ssh_path() -> Option<(Vec<i64>, Vec<i64>)> {
+    if !ssh_hosts::have_sshd("nemesis (ssh path)") {
+        return None;
+    }
+    let hosts =
+        ssh_hosts::SshHosts::start(3).unwrap_or_else(|e| panic!("starting the ssh hosts: {e}"));
+    let list = hosts.hosts().to_vec();
+    let ssh = hosts.ssh_spec().clone();
+    Some(hosts.on_network(move || {
+        let run = splitbrain::cleanup::RunId::random();
+        let remote = splitbrain::remote::RemoteHosts::connect(&run, &list, &ssh).expect("connect");
+        let address = |name: &str| {
+            list.iter()
+                .find(|h| h.name == name)
+                .expect("a host")
+                .address
+                .clone()
+        };
+        // One host cut from the others, both ways (the shape of `isolate-leader`).
+        let grudge = [
+            ("n1", vec![address("n2"), address("n3")]),
+            ("n2", vec![address("n1")]),
+            ("n3", vec![address("n1")]),
+        ];
+        let (mut late, mut heal) = (Vec::new(), Vec::new());
+        let start = Instant::now() + SSH_SPACING;
+        for i in 0..SSH_PARTITIONS {
+            let due = start + SSH_SPACING * i;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            std::thread::scope(|scope| {
+                for (host, from) in &grudge {
+                    let remote = &remote;
+                    scope.spawn(move || remote.partition(host, from).expect("partition"));
+                }
+            });
+            late.push(Instant::now().duration_since(due).as_micros() as i64);
+            let healing = Instant::now();
+            std::thread::scope(|scope| {
+                for (host, _) in &grudge {
+                    let remote = &remote;
+                    scope.spawn(move || remote.heal(host).expect("heal"));
+                }
+            });
+            heal.push(healing.elapsed().as_micros() as i64);
+        }
+        remote
+            .remove_run_dirs()
+            .expect("removing the run's directories");
+        drop(remote);
+        splitbrain::cleanup::forget_if_done(&run);
+        (late, heal)
+    }))
+}
+
 fn main() {
     if !nix::unistd::geteuid().is_root() {
         skip::skip(
@@ -102,6 +178,23 @@ fn main() {
             skip::Need::Root,
             "needs root (network namespaces)",
         );
+        return;
+    }
+    let only = std::env::args()
+        .skip(1)
+        .find(|a| a == "ssh" || a == "local");
+    if only.as_deref() != Some("local") {
+        match ssh_path() {
+            Some((late, heal)) => println!(
+                "ssh, 3 hosts: {} partitions in force on every host after their scheduled time: {}; heal: {}",
+                late.len(),
+                percentiles(late),
+                percentiles(heal)
+            ),
+            None => println!("ssh path skipped (OpenSSH not installed)"),
+        }
+    }
+    if only.as_deref() == Some("ssh") {
         return;
     }
     let mut results = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];

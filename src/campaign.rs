@@ -924,6 +924,12 @@ ssh: {user: root, identity: ~/.ssh/id_ed25519, port: 22, strict_host_key_checkin
                 "ssh.identity",
                 "line 9 column 19",
             ),
+            (
+                "port: 22",
+                "port: 22, dir: srv/sb",
+                "ssh.dir",
+                "line 9 column 58",
+            ),
             ("nodes: 3", "nodes: 4", "hosts", "line 5 column 1"),
         ] {
             let yaml = HOSTS_CAMPAIGN.replace(from, to);

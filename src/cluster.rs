@@ -49,8 +49,10 @@ pub struct RemoteCluster {
     pub system: Arc<dyn System>,
     pub spec: ClusterSpec,
     /// Declared before the hosts: nodes are stopped while the connections are open.
-    pub nodes: Vec<crate::remote::RemoteNode>,
-    pub hosts: crate::remote::RemoteHosts,
+    pub nodes: Arc<Vec<crate::remote::RemoteNode>>,
+    pub hosts: Arc<crate::remote::RemoteHosts>,
+    /// Polls the nodes for deaths nobody asked for (stopped first at the teardown).
+    watcher: Option<DeathWatch>,
     pub nodes_ready_in: Duration,
     /// Where the nodes' logs are fetched to (`<run dir>/nodes/<node>/node.log`).
     run_dir: std::path::PathBuf,
@@ -73,9 +75,10 @@ impl RemoteCluster {
         run: &RunId,
         run_dir: &Path,
         ready_timeout: Duration,
+        events: Option<crate::node::EventSender>,
     ) -> anyhow::Result<RemoteCluster> {
         let started = Instant::now();
-        let root = crate::remote::hosts::run_root(run);
+        let root = crate::remote::hosts::run_root(ssh.run_parent(), run);
         let spec = ClusterSpec {
             nodes: hosts
                 .iter()
@@ -95,8 +98,9 @@ impl RemoteCluster {
         let mut cluster = RemoteCluster {
             system,
             spec,
-            nodes: Vec::new(),
-            hosts: remote,
+            nodes: Arc::new(Vec::new()),
+            hosts: Arc::new(remote),
+            watcher: None,
             nodes_ready_in: Duration::ZERO,
             run_dir: run_dir.to_owned(),
             torn_down: false,
@@ -107,6 +111,16 @@ impl RemoteCluster {
                 anyhow::bail!(crate::remote::RemoteError::Host {
                     host: missing.join(", "),
                     what: format!("`{program}` is not on the host's PATH; {why} need it"),
+                });
+            }
+        }
+        // `tc` is needed for netem only: the kernel must have it too.
+        if let Some((_, why)) = needs.iter().find(|(program, _)| *program == "tc") {
+            let missing = cluster.hosts.hosts_without_netem()?;
+            if !missing.is_empty() {
+                anyhow::bail!(crate::remote::RemoteError::Host {
+                    host: missing.join(", "),
+                    what: format!("a netem qdisc cannot be added; {why} need it"),
                 });
             }
         }
@@ -137,17 +151,26 @@ impl RemoteCluster {
                 ready_at,
             );
             // In the cluster before it starts: a failed start is stopped like the rest.
-            cluster.nodes.push(remote_node);
+            Arc::get_mut(&mut cluster.nodes)
+                .expect("not shared before the nodes are up")
+                .push(remote_node);
             cluster
                 .nodes
                 .last()
                 .expect("pushed")
                 .start(&cluster.hosts)?;
         }
-        for node in &cluster.nodes {
+        for node in cluster.nodes.iter() {
             node.wait_ready(&cluster.hosts, ready_timeout)?;
         }
         cluster.nodes_ready_in = started.elapsed();
+        if let Some(events) = events {
+            cluster.watcher = Some(DeathWatch::start(
+                cluster.nodes.clone(),
+                cluster.hosts.clone(),
+                events,
+            ));
+        }
         Ok(cluster)
     }
 
@@ -157,8 +180,11 @@ impl RemoteCluster {
         if std::mem::replace(&mut self.torn_down, true) {
             return Ok(());
         }
+        if let Some(watcher) = self.watcher.take() {
+            watcher.stop();
+        }
         let mut first_error = None;
-        for node in &self.nodes {
+        for node in self.nodes.iter() {
             if let Err(e) = node.stop(&self.hosts) {
                 first_error.get_or_insert(anyhow::Error::from(e));
             }
@@ -167,7 +193,7 @@ impl RemoteCluster {
             first_error.get_or_insert(anyhow::Error::from(e));
         }
         if fetch_logs {
-            for node in &self.nodes {
+            for node in self.nodes.iter() {
                 let local = self
                     .run_dir
                     .join(crate::results::files::NODES)
@@ -184,6 +210,67 @@ impl RemoteCluster {
             crate::cleanup::forget_if_done(self.hosts.run());
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// How often the death watch looks at each remote node (one command per host).
+const DEATH_WATCH_PERIOD: Duration = Duration::from_secs(1);
+
+/// A thread that polls each remote node's process over its host's shell and reports one
+/// that died without the harness asking, as a local node's death is reported
+/// ([`crate::node::NodeEventKind::Exited`], unexpected, with the tail of its log). Its exit
+/// status is not knowable there: nothing of ours waits for it on the host.
+struct DeathWatch {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl DeathWatch {
+    fn start(
+        nodes: Arc<Vec<crate::remote::RemoteNode>>,
+        hosts: Arc<crate::remote::RemoteHosts>,
+        events: crate::node::EventSender,
+    ) -> DeathWatch {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            use std::sync::atomic::Ordering;
+            while !flag.load(Ordering::SeqCst) {
+                for node in nodes.iter() {
+                    if flag.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    // A failed poll (a host unreachable for a moment) says nothing.
+                    let Ok(Some(pid)) = node.died_unexpectedly(&hosts) else {
+                        continue;
+                    };
+                    let report = crate::node::ExitReport {
+                        node: node.name.clone(),
+                        pid: pid as i32,
+                        generation: node.generation(),
+                        code: None,
+                        signal: None,
+                        expected: false,
+                        stdout_tail: node.log_tail(&hosts, crate::node::LOG_TAIL_LINES),
+                        stderr_tail: Vec::new(),
+                    };
+                    let _ = events.send(crate::node::NodeEvent {
+                        at: Instant::now(),
+                        kind: crate::node::NodeEventKind::Exited(report),
+                    });
+                }
+                let until = Instant::now() + DEATH_WATCH_PERIOD;
+                while Instant::now() < until && !flag.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        });
+        DeathWatch { stop, thread }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.thread.join();
     }
 }
 

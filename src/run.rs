@@ -254,17 +254,23 @@ pub fn deploy(
     if !campaign.hosts.is_empty() {
         let default_ssh = crate::remote::SshSpec::default();
         let mut needs = Vec::new();
-        if campaign
-            .nemesis
-            .kinds()
-            .iter()
-            .any(|k| k.name() == "partition")
-        {
+        let kinds = campaign.nemesis.kinds();
+        if kinds.iter().any(|k| k.name() == "partition") {
             needs.push(("nft", "partition faults"));
         }
+        if kinds.iter().any(|k| k.name() == "loss") {
+            needs.push(("nft", "loss faults"));
+        }
+        if kinds
+            .iter()
+            .any(|k| crate::nemesis::faults::remote::NETEM_KINDS.contains(&k.name()))
+        {
+            needs.push(("tc", "delay, reorder and duplicate faults"));
+            needs.push(("bash", "the round trip probes of delay and reorder faults"));
+        }
         if needs.iter().any(|(p, _)| *p == "nft") {
-            needs.push(("bash", "the reachability probes of partition faults"));
-            needs.push(("timeout", "the reachability probes of partition faults"));
+            needs.push(("bash", "the probes of partition and loss faults"));
+            needs.push(("timeout", "the probes of partition and loss faults"));
         }
         // Clock faults: libfaketime of each host preloaded, its offset file in the node's
         // directory there (the binary was checked skewable when the nemesis was validated).
@@ -292,6 +298,7 @@ pub fn deploy(
                 run,
                 run_dir,
                 campaign.startup.ready_timeout,
+                events,
             )?,
         )));
     }

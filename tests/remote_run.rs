@@ -78,10 +78,11 @@ fn leftovers(hosts: &SshHosts) -> Vec<String> {
                     &[
                         "sh",
                         "-c",
-                        "ls -d /tmp/splitbrain-* 2>/dev/null; \
+                        "ls -d /tmp/splitbrain-* /tmp/sb-root/splitbrain-* 2>/dev/null; \
                          nft list tables 2>/dev/null | grep splitbrain_; \
+                         tc qdisc show 2>/dev/null | grep -E ' 5b00: | netem '; \
                          me=$(readlink /proc/self/ns/net); \
-                         for p in /proc/[0-9]*; do case $(readlink $p/cwd 2>/dev/null) in /tmp/splitbrain-*) \
+                         for p in /proc/[0-9]*; do case $(readlink $p/cwd 2>/dev/null) in /tmp/splitbrain-*|/tmp/sb-root/splitbrain-*) \
                          [ \"$(readlink $p/ns/net 2>/dev/null)\" = \"$me\" ] && echo process ${p#/proc/};; esac; done; true",
                     ],
                     Duration::from_secs(20),
@@ -95,6 +96,33 @@ fn leftovers(hosts: &SshHosts) -> Vec<String> {
             );
         }
         found
+    })
+}
+
+/// Whether every host can add a netem qdisc (in a throwaway network namespace, as `doctor`
+/// tries it).
+fn hosts_have_netem(hosts: &SshHosts) -> bool {
+    let list = hosts.hosts().to_vec();
+    let options = hosts.options();
+    let control = hosts.dir().join("netem");
+    std::fs::create_dir_all(&control).unwrap();
+    hosts.on_network(move || {
+        let transport = SshTransport::connect(&list, options, &control).expect("connect");
+        list.iter().all(|host| {
+            transport
+                .run(
+                    &host.name,
+                    &[
+                        "unshare",
+                        "--net",
+                        "sh",
+                        "-c",
+                        "ip link set lo up && tc qdisc add dev lo root netem delay 1ms",
+                    ],
+                    Duration::from_secs(20),
+                )
+                .is_ok_and(|out| out.status.success())
+        })
     })
 }
 
@@ -138,10 +166,32 @@ fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<
             "  - {at: 9100ms, fault: clock-bump, target: n2, offset: +30s, for: 700ms}\n",
         );
     }
+    // Packet faults on the hosts (the raft run only: the CI time of one run covers them):
+    // loss by the run's nft table, and by netem where the hosts' kernel has it.
+    let packet = clock;
+    let netem = packet && hosts_have_netem(hosts);
+    if packet {
+        nemesis.push_str(
+            "  - {at: 10s, fault: loss, target: n1, percent: 30, for: 900ms}\n\
+             \x20 - {at: 10s, fault: clock-strobe, target: n3, offset: +20s, for: 900ms}\n",
+        );
+    }
+    if netem {
+        nemesis.push_str(
+            "  - {at: 11s, fault: delay, target: n2, delay: 60ms, jitter: 5ms, for: 900ms}\n\
+             \x20 - {at: 12s, fault: reorder, target: n3, max_delay: 60ms, for: 900ms}\n\
+             \x20 - {at: 13s, fault: duplicate, target: n1, percent: 20, for: 900ms}\n",
+        );
+    }
+    let duration = match (packet, netem) {
+        (_, true) => "14s",
+        (true, false) => "11s",
+        _ => "10s",
+    };
     let dir = hosts.dir().join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("campaign.yaml");
-    std::fs::write(&file, campaign(hosts, name, system, "10s", &nemesis)).unwrap();
+    std::fs::write(&file, campaign(hosts, name, system, duration, &nemesis)).unwrap();
     let state = dir.join("state");
     let results = dir.join("results");
     let started = Instant::now();
@@ -174,6 +224,15 @@ fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<
         "start",
         "clock-bump",
         "clock-reset",
+        "clock-strobe",
+        "start-loss",
+        "stop-loss",
+        "start-delay",
+        "stop-delay",
+        "start-reorder",
+        "stop-reorder",
+        "start-duplicate",
+        "stop-duplicate",
     ] {
         for record in fault_records(&run, f) {
             println!("{name}: {f}: {}", record["value"]);
@@ -206,6 +265,40 @@ fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<
         let bumps = fault_records(&run, "clock-bump");
         assert_eq!(bumps.len(), 1, "{bumps:#?}");
         assert_eq!(bumps[0]["value"]["effective"], true, "{:#}", bumps[0]);
+    }
+
+    if packet {
+        let kinds: &[&str] = match netem {
+            true => &[
+                "start-loss",
+                "start-delay",
+                "start-reorder",
+                "start-duplicate",
+            ],
+            false => &["start-loss"],
+        };
+        for f in kinds {
+            let records = fault_records(&run, f);
+            assert_eq!(records.len(), 1, "{f}: {records:#?}");
+            let value = &records[0]["value"];
+            assert_eq!(value["effective"], true, "{f} not in effect: {value:#}");
+        }
+        let loss = fault_records(&run, "start-loss")[0]["value"]["evidence"].to_string();
+        assert!(loss.contains("packets dropped (nft counter"), "{loss}");
+        if netem {
+            let delay = fault_records(&run, "start-delay")[0]["value"]["evidence"].to_string();
+            assert!(delay.contains("connect round trip n2->"), "{delay}");
+            let duplicate =
+                fault_records(&run, "start-duplicate")[0]["value"]["evidence"].to_string();
+            assert!(duplicate.contains("duplicate 20%"), "{duplicate}");
+        }
+        // n3's clock seen 20 s ahead at least once while its strobe flips it; back at the
+        // reset, and the loop gone from the host (the leftovers below).
+        let strobes = fault_records(&run, "clock-strobe");
+        assert_eq!(strobes.len(), 1, "{strobes:#?}");
+        assert_eq!(strobes[0]["value"]["effective"], true, "{:#}", strobes[0]);
+        let healed = fault_records(&run, "stop-loss")[0]["value"]["evidence"].to_string();
+        assert!(healed.contains("dropped while in force"), "{healed}");
     }
 
     // Every node's log came back from its host.
@@ -248,6 +341,225 @@ fn raft_and_etcd_campaigns_run_on_remote_hosts_with_faults_in_effect() {
         percentile(&lateness, 0.99),
         lateness.last().unwrap()
     );
+}
+
+/// A delay fault on hosts whose kernel has no netem is refused at start (69, naming each
+/// host), leaving nothing on them; where they have it, it is put in force (the raft run
+/// above shows its evidence).
+#[test]
+fn a_netem_fault_on_hosts_without_netem_is_refused_naming_them() {
+    let test = "a_netem_fault_on_hosts_without_netem_is_refused_naming_them";
+    if !ready(test) {
+        return;
+    }
+    let hosts = SshHosts::start(3).unwrap_or_else(|e| panic!("starting the ssh hosts: {e}"));
+    if hosts_have_netem(&hosts) {
+        println!("{test}: the hosts have netem; the raft run covers delay, reorder, duplicate");
+        return;
+    }
+    let dir = hosts.dir().join("netem");
+    let file = dir.join("campaign.yaml");
+    std::fs::write(
+        &file,
+        campaign(
+            &hosts,
+            "remote-netem",
+            "{clusterkv: {arch: raft}}",
+            "3s",
+            "  - {at: 1s, fault: delay, target: n1, for: 1s}\n",
+        ),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let results = dir.join("results");
+    let output = splitbrain_command(
+        &hosts,
+        &state,
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    for host in ["n1", "n2", "n3"] {
+        assert!(stderr.contains(host), "{host}: {stderr}");
+    }
+    assert!(stderr.contains("a netem qdisc cannot be added"), "{stderr}");
+    assert_eq!(leftovers(&hosts), Vec::<String>::new());
+    let records: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(records.is_empty(), "run records left: {records:?}");
+}
+
+/// A node that dies on its host without the harness asking is reported like a local one:
+/// a line on stderr naming node, pid and start, the tail of its log, and the death in the
+/// results' `node_deaths`.
+#[test]
+fn a_remote_node_that_dies_during_the_run_is_reported() {
+    let test = "a_remote_node_that_dies_during_the_run_is_reported";
+    if !ready(test) {
+        return;
+    }
+    let hosts = SshHosts::start(3).unwrap_or_else(|e| panic!("starting the ssh hosts: {e}"));
+    let dir = hosts.dir().join("death");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("campaign.yaml");
+    // The run's directories under a root of the campaign's (`ssh.dir`), not `/tmp`.
+    let yaml = campaign(
+        &hosts,
+        "remote-death",
+        "{clusterkv: {arch: raft}}",
+        "6s",
+        "  - {at: 5s, fault: pause, target: n1, for: 300ms}\n",
+    ) + "  dir: /tmp/sb-root\n";
+    std::fs::write(&file, yaml).unwrap();
+    let state = dir.join("state");
+    let results = dir.join("results");
+    let child = splitbrain_command(
+        &hosts,
+        &state,
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Once n3 is up (its pid file there) and the main phase has begun, SIGKILL it behind
+    // the harness's back.
+    let list = hosts.hosts().to_vec();
+    let options = hosts.options();
+    let control = hosts.dir().join("death-ssh");
+    std::fs::create_dir_all(&control).unwrap();
+    let killed = hosts.on_network(move || {
+        let transport = SshTransport::connect(&list, options, &control).expect("connect");
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until {
+            let out = transport
+                .run(
+                    "n3",
+                    &[
+                        "sh",
+                        "-c",
+                        "cat /tmp/sb-root/splitbrain-*/n3/pid 2>/dev/null",
+                    ],
+                    Duration::from_secs(10),
+                )
+                .expect("reading the pid file");
+            let pid = out.stdout_text().trim().to_owned();
+            if !pid.is_empty() {
+                std::thread::sleep(Duration::from_secs(3));
+                transport
+                    .run_ok("n3", &["kill", "-KILL", &pid], Duration::from_secs(10))
+                    .expect("killing n3");
+                return pid;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("n3 never started");
+    });
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}\n{stderr}");
+    let reported = format!("n3 (pid {killed}, start #1) ended with unknown status unexpectedly");
+    assert!(stderr.contains(&reported), "{reported}: {stderr}");
+    assert!(
+        stderr.contains("lines of stdout"),
+        "the log's tail: {stderr}"
+    );
+    let run = run_dir(&results);
+    let verdict: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    let deaths = verdict["node_deaths"].to_string();
+    assert!(deaths.contains(&reported), "{verdict:#}");
+    assert_eq!(leftovers(&hosts), Vec::<String>::new());
+}
+
+/// `compare` on a campaign with hosts runs each system on the hosts (one run per system
+/// and fault kind) and measures each: a row per system, every cell a run, nothing left.
+#[test]
+fn compare_runs_each_system_on_the_remote_hosts() {
+    let test = "compare_runs_each_system_on_the_remote_hosts";
+    if !ready(test) {
+        return;
+    }
+    let hosts = SshHosts::start(3).unwrap_or_else(|e| panic!("starting the ssh hosts: {e}"));
+    let dir = hosts.dir().join("compare");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("campaign.yaml");
+    std::fs::write(
+        &file,
+        campaign(
+            &hosts,
+            "remote-compare",
+            "{clusterkv: {arch: raft}}",
+            "3s",
+            "  - {at: 1s, fault: pause, target: one, for: 500ms}\n",
+        ),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let results = dir.join("results");
+    let output = splitbrain_command(
+        &hosts,
+        &state,
+        &[
+            "compare",
+            file.to_str().unwrap(),
+            "--systems",
+            "raft,etcd",
+            "--results",
+            results.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let rows: serde_json::Value = serde_json::from_str(&stdout).expect("compare's JSON rows");
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    for row in rows {
+        let text = row.to_string();
+        assert!(
+            !text.contains("refused") && !text.contains("\"error\""),
+            "a cell not run: {text}"
+        );
+    }
+    // Each cell ran on the hosts: its nodes' logs came back from them.
+    let logs: Vec<_> = walk(&results)
+        .into_iter()
+        .filter(|p| p.ends_with("nodes/n1/node.log"))
+        .collect();
+    assert_eq!(logs.len(), 2, "{logs:?}\n{stderr}");
+    assert_eq!(leftovers(&hosts), Vec::<String>::new());
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.is_symlink() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
 
 /// Waits until `state`'s only run record names `lines` remote resources of `kind`.

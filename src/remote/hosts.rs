@@ -23,7 +23,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Where a run's directories go on each host: `<REMOTE_ROOT>/splitbrain-<run>/<node>/`.
+/// Where a run's directories go on each host unless `ssh.dir` says otherwise:
+/// `<REMOTE_ROOT>/splitbrain-<run>/<node>/`.
 pub const REMOTE_ROOT: &str = "/tmp";
 
 /// How long one remote command may take (starting a node, a rule table, a probe).
@@ -32,15 +33,32 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a stopped node has after SIGTERM before SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// The run's directory on every host.
-pub fn run_root(run: &RunId) -> String {
-    format!("{REMOTE_ROOT}/splitbrain-{}", run.as_str())
+/// The run's directory on every host, under `parent` ([`SshSpec::run_parent`]).
+pub fn run_root(parent: &str, run: &RunId) -> String {
+    format!(
+        "{}/splitbrain-{}",
+        parent.trim_end_matches('/'),
+        run.as_str()
+    )
 }
 
 /// The nftables table (family `inet`) of a run's partitions on every host.
 pub fn nft_table(run: &RunId) -> String {
     format!("splitbrain_{}", run.as_str())
 }
+
+/// The nftables table (family `inet`) of a run's packet loss on every host.
+pub fn loss_table(run: &RunId) -> String {
+    format!("splitbrain_{}_loss", run.as_str())
+}
+
+/// The handle of a run's root qdisc (`prio`) on a host's interface toward its peers; the
+/// netem qdisc below it is [`NETEM_HANDLE`]. Only a root qdisc with this handle is ever
+/// deleted.
+pub const QDISC_HANDLE: &str = "5b00:";
+
+/// The handle of the netem qdisc under [`QDISC_HANDLE`] (on its fourth band).
+pub const NETEM_HANDLE: &str = "5b04:";
 
 /// One thing a run made on a remote host, as the run's ownership record holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,8 +75,10 @@ pub enum RemoteRecord {
         pid: u32,
         start_time: u64,
     },
-    /// The run's nftables table on `host`.
+    /// A nftables table of the run on `host` (partitions: [`nft_table`]; loss: [`loss_table`]).
     NftTable { host: String, table: String },
+    /// The run's root qdisc ([`QDISC_HANDLE`]) on interface `dev` of `host` (packet faults).
+    Qdisc { host: String, dev: String },
 }
 
 impl RemoteRecord {
@@ -129,8 +149,12 @@ pub struct RemoteHosts {
     /// Before `control`: the masters close before their sockets' directory goes.
     shells: RemoteShells,
     hosts: Vec<HostSpec>,
-    /// The hosts whose partition table is in the record already (recorded once per run).
-    tables_recorded: Mutex<std::collections::BTreeSet<String>>,
+    /// The run's directory on every host ([`run_root`]).
+    root: String,
+    /// The hosts where the SSH user is not root: privileged commands go through `sudo -n`.
+    with_sudo: std::collections::BTreeSet<String>,
+    /// The (host, table or interface) pairs in the record already (each recorded once per run).
+    tables_recorded: Mutex<std::collections::BTreeSet<(String, String)>>,
     control: ControlDir,
 }
 
@@ -170,8 +194,12 @@ impl RemoteHosts {
             let shells = RemoteShells::new(t);
             shells.open_all(COMMAND_TIMEOUT).map(|()| shells)
         });
-        let shells = match opened {
-            Ok(shells) => shells,
+        let opened = opened.and_then(|shells| {
+            let with_sudo = hosts_with_sudo(&shells, hosts)?;
+            Ok((shells, with_sudo))
+        });
+        let (shells, with_sudo) = match opened {
+            Ok(opened) => opened,
             Err(e) => {
                 // Nothing was made on a host: the record names only how to reach them.
                 crate::cleanup::forget_if_done(run);
@@ -182,6 +210,8 @@ impl RemoteHosts {
             run: run.clone(),
             shells,
             hosts: hosts.to_vec(),
+            root: run_root(ssh.run_parent(), run),
+            with_sudo,
             tables_recorded: Mutex::default(),
             control,
         })
@@ -205,17 +235,30 @@ impl RemoteHosts {
     }
 
     fn sh(&self, host: &str, line: &str) -> Result<String, RemoteError> {
-        Ok(self.shells.run_ok(host, line, COMMAND_TIMEOUT)?)
+        Ok(self
+            .shells
+            .run_ok(host, &self.privileged(host, line), COMMAND_TIMEOUT)?)
+    }
+
+    /// `line` for `host`: as it is for root; for another user, with `nft`, `tc` and
+    /// `unshare` run through `sudo -n` ([`sudo_prelude`]).
+    fn privileged(&self, host: &str, line: &str) -> String {
+        format!("{}{line}", sudo_prelude(self.with_sudo.contains(host)))
+    }
+
+    /// Whether privileged commands on `host` go through `sudo -n` (the SSH user is not root).
+    pub fn uses_sudo(&self, host: &str) -> bool {
+        self.with_sudo.contains(host)
     }
 
     /// Node `node`'s directory on `host`, made (and recorded first).
     pub fn make_node_dir(&self, host: &str, node: &str) -> Result<String, RemoteError> {
-        let path = format!("{}/{node}", run_root(&self.run));
+        let path = format!("{}/{node}", self.root);
         record(
             &self.run,
             &RemoteRecord::Dir {
                 host: host.to_owned(),
-                path: run_root(&self.run),
+                path: self.root.clone(),
             },
         )?;
         self.sh(
@@ -306,6 +349,47 @@ impl RemoteHosts {
         Ok(process)
     }
 
+    /// Starts, detached in `node_dir` on `host`, a shell loop that flips the offset file
+    /// `file` between `high` (first) and `+0` every `period` (a clock strobe), written
+    /// atomically as [`RemoteHosts::write_file`] does; recorded like a node process (and,
+    /// working in the run's directory, removed by cleanup with it).
+    pub fn start_strobe(
+        &self,
+        host: &str,
+        node_dir: &str,
+        file: &str,
+        high: &str,
+        period: Duration,
+    ) -> Result<RemoteProcess, RemoteError> {
+        let inner = strobe_script(file, high, period)?;
+        let dir = quote::quote(node_dir)?;
+        let line = format!(
+            "cd {dir} && {{ setsid sh -c {} </dev/null >/dev/null 2>&1 & }} ; pid=$!; echo $pid $(sed 's/.*) //' /proc/$pid/stat | cut -d' ' -f20)",
+            quote::quote(&inner)?
+        );
+        let out = self.sh(host, &line)?;
+        let mut words = out.split_whitespace();
+        let process = (|| {
+            Some(RemoteProcess {
+                pid: words.next()?.parse().ok()?,
+                start_time: words.next()?.parse().ok()?,
+            })
+        })()
+        .ok_or_else(|| RemoteError::Host {
+            host: host.to_owned(),
+            what: format!("starting a clock strobe: unexpected answer {out:?}"),
+        })?;
+        record(
+            &self.run,
+            &RemoteRecord::Process {
+                host: host.to_owned(),
+                pid: process.pid,
+                start_time: process.start_time,
+            },
+        )?;
+        Ok(process)
+    }
+
     /// The process's state now.
     pub fn state(&self, host: &str, process: RemoteProcess) -> Result<ProcessState, RemoteError> {
         let out = self.sh(host, &state_script(process))?;
@@ -356,29 +440,15 @@ impl RemoteHosts {
     /// (and counted). Recorded before it is made.
     pub fn partition(&self, host: &str, drop_from: &[String]) -> Result<String, RemoteError> {
         let table = nft_table(&self.run);
-        let mut recorded = self
-            .tables_recorded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if !recorded.contains(host) {
-            record(
-                &self.run,
-                &RemoteRecord::NftTable {
-                    host: host.to_owned(),
-                    table: table.clone(),
-                },
-            )?;
-            recorded.insert(host.to_owned());
-        }
-        drop(recorded);
-        for address in drop_from {
-            if address.parse::<std::net::IpAddr>().is_err() {
-                return Err(RemoteError::Host {
-                    host: host.to_owned(),
-                    what: format!("partition: {address:?} is not an IP address"),
-                });
-            }
-        }
+        self.record_once(
+            host,
+            &table,
+            RemoteRecord::NftTable {
+                host: host.to_owned(),
+                table: table.clone(),
+            },
+        )?;
+        check_addresses(host, "partition", drop_from)?;
         let rule = format!("ip saddr {{ {} }} counter drop", drop_from.join(", "));
         let line = format!(
             "nft -f - <<'SPLITBRAIN_NFT'\ntable inet {table} {{\n chain input {{ type filter hook input priority -10; policy accept; {rule}; }}\n}}\nSPLITBRAIN_NFT"
@@ -396,6 +466,162 @@ impl RemoteHosts {
             &format!("nft delete table inet {table} 2>/dev/null || ! nft list table inet {table} >/dev/null 2>&1"),
         )?;
         Ok(())
+    }
+
+    /// Records `what` unless this run recorded it (`host`, `key`) before.
+    fn record_once(&self, host: &str, key: &str, what: RemoteRecord) -> Result<(), RemoteError> {
+        let mut recorded = self
+            .tables_recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let key = (host.to_owned(), key.to_owned());
+        if !recorded.contains(&key) {
+            record(&self.run, &what)?;
+            recorded.insert(key);
+        }
+        Ok(())
+    }
+
+    /// Makes `percent`% of the packets between `host` and `peers` (both ways) dropped, and
+    /// counted, by the run's loss table. Recorded before it is made.
+    pub fn apply_loss(
+        &self,
+        host: &str,
+        peers: &[String],
+        percent: u8,
+    ) -> Result<String, RemoteError> {
+        check_addresses(host, "loss", peers)?;
+        let table = loss_table(&self.run);
+        self.record_once(
+            host,
+            &table,
+            RemoteRecord::NftTable {
+                host: host.to_owned(),
+                table: table.clone(),
+            },
+        )?;
+        let (script, rules) = loss_script(&table, peers, percent);
+        self.sh(
+            host,
+            &format!("nft -f - <<'SPLITBRAIN_NFT'\n{script}\nSPLITBRAIN_NFT"),
+        )?;
+        Ok(format!("table inet {table}: {rules}"))
+    }
+
+    /// How many packets the run's loss table on `host` dropped (its counters).
+    pub fn loss_dropped(&self, host: &str) -> Result<u64, RemoteError> {
+        let out = self.sh(
+            host,
+            &format!("nft list table inet {}", loss_table(&self.run)),
+        )?;
+        Ok(sum_counters(&out))
+    }
+
+    /// Removes the run's loss table from `host` (nothing to do when it is not there).
+    pub fn heal_loss(&self, host: &str) -> Result<(), RemoteError> {
+        let table = loss_table(&self.run);
+        self.sh(
+            host,
+            &format!("nft delete table inet {table} 2>/dev/null || ! nft list table inet {table} >/dev/null 2>&1"),
+        )?;
+        Ok(())
+    }
+
+    /// Sends `count` small UDP datagrams from `host` to `to`'s port `port` (bash's
+    /// `/dev/udp`; nobody need listen), to give a loss rule packets to match.
+    pub fn send_udp_burst(
+        &self,
+        host: &str,
+        to: &str,
+        port: u16,
+        count: usize,
+    ) -> Result<(), RemoteError> {
+        check_addresses(host, "probe", &[to.to_owned()])?;
+        self.sh(
+            host,
+            &format!(
+                "timeout 10 bash -c 'exec 3<>/dev/udp/{to}/{port} && for i in $(seq {count}); do echo splitbrain-probe >&3 2>/dev/null; done; true'"
+            ),
+        )?;
+        Ok(())
+    }
+
+    /// The interface of `host` its packets to `peer` leave by (`ip route get`).
+    pub fn interface_toward(&self, host: &str, peer: &str) -> Result<String, RemoteError> {
+        check_addresses(host, "route", &[peer.to_owned()])?;
+        let out = self.sh(
+            host,
+            &format!("PATH=$PATH:/usr/sbin:/sbin ip -o route get {peer}"),
+        )?;
+        parse_route_dev(&out).ok_or_else(|| RemoteError::Host {
+            host: host.to_owned(),
+            what: format!("no interface toward {peer} in {:?}", out.trim()),
+        })
+    }
+
+    /// Puts netem (`netem` its arguments, `delay 50ms` say) on what `host` sends to `peers`:
+    /// the run's `prio` root qdisc on the interface toward them, netem on its fourth band
+    /// and a filter per peer sending it there. Recorded before it is made; a root qdisc
+    /// that is not the default is never replaced (the command fails).
+    pub fn apply_netem(
+        &self,
+        host: &str,
+        peers: &[String],
+        netem: &[String],
+    ) -> Result<String, RemoteError> {
+        let Some(first) = peers.first() else {
+            return Err(RemoteError::Host {
+                host: host.to_owned(),
+                what: "netem: no peers".into(),
+            });
+        };
+        check_addresses(host, "netem", peers)?;
+        let dev = self.interface_toward(host, first)?;
+        self.record_once(
+            host,
+            &format!("qdisc {dev}"),
+            RemoteRecord::Qdisc {
+                host: host.to_owned(),
+                dev: dev.clone(),
+            },
+        )?;
+        let (line, rules) = netem_script(&dev, peers, netem)?;
+        self.sh(host, &line)?;
+        Ok(rules)
+    }
+
+    /// The run's qdiscs on `host` as `tc -s qdisc show` lists them (counters included).
+    pub fn qdisc_stats(&self, host: &str, dev: &str) -> Result<String, RemoteError> {
+        let dev = quote::quote(dev)?;
+        self.sh(
+            host,
+            &format!("PATH=$PATH:/usr/sbin:/sbin tc -s qdisc show dev {dev}"),
+        )
+    }
+
+    /// Removes the run's root qdisc from `dev` of `host` (nothing when it is not there).
+    pub fn heal_netem(&self, host: &str, dev: &str) -> Result<(), RemoteError> {
+        self.sh(host, &remove_qdisc_script(dev)?)?;
+        Ok(())
+    }
+
+    /// Connect round trips from `host` to `to`:`port` (`count` in a row, in one `bash`,
+    /// timed with `EPOCHREALTIME`): a refused connect comes back after one round trip.
+    pub fn connect_rtts(
+        &self,
+        host: &str,
+        to: &str,
+        port: u16,
+        count: usize,
+        limit: Duration,
+    ) -> Result<Vec<Duration>, RemoteError> {
+        check_addresses(host, "probe", &[to.to_owned()])?;
+        let line = format!(
+            "timeout {:.3} bash -c 'for i in $(seq {count}); do s=$EPOCHREALTIME; : 2>/dev/null 3<>/dev/tcp/{to}/{port}; e=$EPOCHREALTIME; echo \"$s $e\"; done'; true",
+            limit.as_secs_f64()
+        );
+        let out = self.sh(host, &line)?;
+        Ok(parse_rtts(&out))
     }
 
     /// libfaketime's library on `host`: the path `ldconfig -p` gives, else the Debian path.
@@ -425,12 +651,30 @@ impl RemoteHosts {
         Ok(())
     }
 
-    /// Removes the run's partition table from every host.
+    /// Removes the run's partition and loss tables and its root qdiscs from every host.
     pub fn heal_all(&self) -> Result<(), RemoteError> {
+        let made: Vec<(String, String)> = self
+            .tables_recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        let loss = loss_table(&self.run);
         let mut first = None;
         for host in &self.hosts {
             if let Err(e) = self.heal(&host.name) {
                 first.get_or_insert(e);
+            }
+            for (h, key) in made.iter().filter(|(h, _)| *h == host.name) {
+                let result = match key.strip_prefix("qdisc ") {
+                    Some(dev) => self.heal_netem(h, dev),
+                    None if *key == loss => self.heal_loss(h),
+                    None => Ok(()),
+                };
+                if let Err(e) = result {
+                    first.get_or_insert(e);
+                }
             }
         }
         first.map_or(Ok(()), Err)
@@ -451,6 +695,24 @@ impl RemoteHosts {
                 .success()
             {
                 missing.push(host.name.clone());
+            }
+        }
+        Ok(missing)
+    }
+
+    /// The hosts where a netem qdisc cannot be added (tried in a throwaway network namespace,
+    /// as `doctor` does), each with why.
+    pub fn hosts_without_netem(&self) -> Result<Vec<String>, RemoteError> {
+        let line = "PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin; unshare --net sh -c 'ip link set lo up && tc qdisc add dev lo root netem delay 1ms' 2>&1 | head -n 1";
+        let mut missing = Vec::new();
+        for host in &self.hosts {
+            let out = self.shells.run(
+                &host.name,
+                &self.privileged(&host.name, line),
+                COMMAND_TIMEOUT,
+            )?;
+            if !out.success() || !out.output.trim().is_empty() {
+                missing.push(format!("{} ({})", host.name, out.output.trim()));
             }
         }
         Ok(missing)
@@ -486,7 +748,7 @@ impl RemoteHosts {
 
     /// Removes the run's directory from every host.
     pub fn remove_run_dirs(&self) -> Result<(), RemoteError> {
-        let root = quote::quote(&run_root(&self.run))?;
+        let root = quote::quote(&self.root)?;
         for host in &self.hosts {
             self.sh(&host.name, &format!("rm -rf {root}"))?;
         }
@@ -524,6 +786,149 @@ fn probe_script(target: SocketAddr, timeout: Duration) -> String {
         target.ip(),
         target.port()
     )
+}
+
+/// The commands that need root on a host: nftables, tc, and `unshare` (the netem check).
+pub const PRIVILEGED_COMMANDS: &[&str] = &["nft", "tc", "unshare"];
+
+/// What goes before a command line on a host where the SSH user is not root: shell
+/// functions that run each of [`PRIVILEGED_COMMANDS`] through `sudo -n` (never a password
+/// prompt: a missing sudo rule is an error, as `doctor` reports it). Empty for root.
+pub fn sudo_prelude(with_sudo: bool) -> String {
+    if !with_sudo {
+        return String::new();
+    }
+    PRIVILEGED_COMMANDS
+        .iter()
+        .map(|c| format!("{c}() {{ sudo -n {c} \"$@\"; }}; "))
+        .collect()
+}
+
+/// The hosts (of `hosts`) where the SSH user is not root (`id -u`).
+fn hosts_with_sudo(
+    shells: &RemoteShells,
+    hosts: &[HostSpec],
+) -> Result<std::collections::BTreeSet<String>, SshError> {
+    let mut with_sudo = std::collections::BTreeSet::new();
+    for host in hosts {
+        if shells.run_ok(&host.name, "id -u", COMMAND_TIMEOUT)?.trim() != "0" {
+            with_sudo.insert(host.name.clone());
+        }
+    }
+    Ok(with_sudo)
+}
+
+/// The shell loop of a clock strobe: `high` written first (by the caller), then `+0`,
+/// `high`, … every `period`.
+fn strobe_script(file: &str, high: &str, period: Duration) -> Result<String, RemoteError> {
+    let file_q = quote::quote(file)?;
+    let tmp_q = quote::quote(&format!("{file}.tmp"))?;
+    let high_q = quote::quote(high)?;
+    Ok(format!(
+        "high=1; while :; do sleep {:.3}; if [ $high = 1 ]; then high=0; s=+0; else high=1; s={high_q}; fi; printf '%s\\n' \"$s\" >{tmp_q} && mv {tmp_q} {file_q}; done",
+        period.as_secs_f64()
+    ))
+}
+
+/// Refuses anything but IP addresses where a command line takes one.
+fn check_addresses(host: &str, what: &str, addresses: &[String]) -> Result<(), RemoteError> {
+    match addresses
+        .iter()
+        .find(|a| a.parse::<std::net::IpAddr>().is_err())
+    {
+        Some(address) => Err(RemoteError::Host {
+            host: host.to_owned(),
+            what: format!("{what}: {address:?} is not an IP address"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The nft script of a run's loss table (dropping `percent`% of the packets from and to
+/// `peers`, counted), and its rules in one line for the record.
+fn loss_script(table: &str, peers: &[String], percent: u8) -> (String, String) {
+    // numgen yields 0..=99; `<= P-1` drops P of them (as the local loss rules).
+    let below = percent.clamp(1, 100) - 1;
+    let set = peers.join(", ");
+    let input = format!("ip saddr {{ {set} }} numgen random mod 100 <= {below} counter drop");
+    let output = format!("ip daddr {{ {set} }} numgen random mod 100 <= {below} counter drop");
+    (
+        format!(
+            "table inet {table} {{\n chain input {{ type filter hook input priority -5; policy accept; {input}; }}\n chain output {{ type filter hook output priority -5; policy accept; {output}; }}\n}}"
+        ),
+        format!("input: {input}; output: {output}"),
+    )
+}
+
+/// The sum of the packet counters in an `nft list` listing.
+fn sum_counters(listing: &str) -> u64 {
+    listing
+        .split("counter packets ")
+        .skip(1)
+        .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The `dev` of an `ip -o route get` answer.
+fn parse_route_dev(out: &str) -> Option<String> {
+    let mut words = out.split_whitespace();
+    while let Some(word) = words.next() {
+        if word == "dev" {
+            return words.next().map(str::to_owned);
+        }
+    }
+    None
+}
+
+/// The shell line that puts the run's prio qdisc, netem and one filter per peer on `dev`
+/// (taking the prio qdisc out again when a later step fails), and the rules for the record.
+fn netem_script(
+    dev: &str,
+    peers: &[String],
+    netem: &[String],
+) -> Result<(String, String), RemoteError> {
+    let q = quote::quote(dev)?;
+    let netem: Vec<String> = netem
+        .iter()
+        .map(|a| quote::quote(a))
+        .collect::<Result<_, _>>()?;
+    let netem = netem.join(" ");
+    let mut steps = vec![format!(
+        "tc qdisc add dev {q} parent {QDISC_HANDLE}4 handle {NETEM_HANDLE} netem {netem}"
+    )];
+    steps.extend(peers.iter().map(|p| {
+        format!("tc filter add dev {q} parent {QDISC_HANDLE} protocol ip prio 1 u32 match ip dst {p}/32 flowid {QDISC_HANDLE}4")
+    }));
+    let line = format!(
+        "PATH=$PATH:/usr/sbin:/sbin; tc qdisc add dev {q} root handle {QDISC_HANDLE} prio bands 4 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1 || exit 1; \
+         {{ {}; }} || {{ tc qdisc del dev {q} root handle {QDISC_HANDLE}; exit 1; }}",
+        steps.join(" && ")
+    );
+    let rules = format!(
+        "{dev}: prio {QDISC_HANDLE}, netem {netem} for {}",
+        peers.join(", ")
+    );
+    Ok((line, rules))
+}
+
+/// Deletes the root qdisc of `dev` when it is the run's ([`QDISC_HANDLE`]), and says `removed`.
+fn remove_qdisc_script(dev: &str) -> Result<String, RemoteError> {
+    let q = quote::quote(dev)?;
+    Ok(format!(
+        "PATH=$PATH:/usr/sbin:/sbin; if tc qdisc show dev {q} 2>/dev/null | grep -q '^qdisc prio {QDISC_HANDLE} root'; then tc qdisc del dev {q} root && echo removed; fi"
+    ))
+}
+
+/// Round trips from lines of two `EPOCHREALTIME` readings (`start end`, seconds).
+fn parse_rtts(out: &str) -> Vec<Duration> {
+    out.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let start: f64 = w.next()?.replace(',', ".").parse().ok()?;
+            let end: f64 = w.next()?.replace(',', ".").parse().ok()?;
+            Some(Duration::from_secs_f64((end - start).max(0.0)))
+        })
+        .collect()
 }
 
 fn parse_state(out: &str) -> ProcessState {
@@ -576,6 +981,11 @@ pub struct RemoteNode {
     pub ready_at: SocketAddr,
     process: Mutex<Option<RemoteProcess>>,
     paused: AtomicBool,
+    /// The harness asked the current process to end (a kill fault, the stop at the end):
+    /// its death is no news. Also set once an unexpected death has been reported.
+    expecting_exit: AtomicBool,
+    /// Which start of the node the current process is (1 for the first).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl RemoteNode {
@@ -599,7 +1009,52 @@ impl RemoteNode {
             ready_at,
             process: Mutex::new(None),
             paused: AtomicBool::new(false),
+            expecting_exit: AtomicBool::new(false),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Which start of the node the current process is (1 for the first).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Whether the current process died without the harness asking: checked over the
+    /// host's shell (one command); `Some(pid)` once per death (later calls say `None`).
+    pub fn died_unexpectedly(&self, hosts: &RemoteHosts) -> Result<Option<u32>, RemoteError> {
+        let Some(process) = self.process() else {
+            return Ok(None);
+        };
+        if self.expecting_exit.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        if hosts.state(&self.host, process)? != ProcessState::Gone {
+            return Ok(None);
+        }
+        // A kill or stop sets the flag before its signal: if it did meanwhile, the death
+        // was asked for. Otherwise the flag now says "reported".
+        let news = self
+            .expecting_exit
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+            && self.process() == Some(process);
+        Ok(news.then_some(process.pid))
+    }
+
+    /// The last `lines` lines of the node's log on its host.
+    pub fn log_tail(&self, hosts: &RemoteHosts, lines: usize) -> Vec<String> {
+        let Ok(dir) = quote::quote(&self.dir) else {
+            return Vec::new();
+        };
+        hosts
+            .shells()
+            .run(
+                &self.host,
+                &format!("tail -n {lines} {dir}/node.log"),
+                COMMAND_TIMEOUT,
+            )
+            .map(|o| o.output.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
     }
 
     pub fn process(&self) -> Option<RemoteProcess> {
@@ -614,6 +1069,8 @@ impl RemoteNode {
     pub fn start(&self, hosts: &RemoteHosts) -> Result<RemoteProcess, RemoteError> {
         let process = hosts.start(&self.host, &self.dir, &self.program, &self.args, &self.env)?;
         *self.process.lock().unwrap_or_else(|e| e.into_inner()) = Some(process);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.expecting_exit.store(false, Ordering::SeqCst);
         Ok(process)
     }
 
@@ -690,12 +1147,14 @@ impl RemoteNode {
     /// SIGKILL, waited for.
     pub fn kill(&self, hosts: &RemoteHosts) -> Result<ProcessState, RemoteError> {
         let process = self.require_process()?;
+        self.expecting_exit.store(true, Ordering::SeqCst);
         hosts.kill(&self.host, process)
     }
 
     /// SIGTERM, then SIGKILL after [`STOP_GRACE`]; nothing to do when it never started.
     pub fn stop(&self, hosts: &RemoteHosts) -> Result<(), RemoteError> {
         if let Some(process) = self.process() {
+            self.expecting_exit.store(true, Ordering::SeqCst);
             hosts.stop(&self.host, process, STOP_GRACE)?;
             self.paused.store(false, Ordering::SeqCst);
         }
@@ -796,7 +1255,16 @@ fn cleanup_remote(record: &RunRecord, report: &mut CleanupReport) {
             )),
         }
     }
-    let root = run_root(&record.run);
+    let root = run_root(spec.run_parent(), &record.run);
+    let with_sudo = match hosts_with_sudo(&shells, &hosts) {
+        Ok(w) => w,
+        Err(e) => {
+            report
+                .errors
+                .push(format!("run {}: reaching its hosts: {e}", record.run));
+            return;
+        }
+    };
     let table = nft_table(&record.run);
     for host in &hosts {
         let mut lines = Vec::new();
@@ -832,14 +1300,29 @@ fn cleanup_remote(record: &RunRecord, report: &mut CleanupReport) {
                 "found=; for p in /proc/[0-9]*; do case $(readlink $p/cwd 2>/dev/null) in {quoted_root}/*) kill -KILL ${{p#/proc/}} 2>/dev/null && found=1;; esac; done; [ -z \"$found\" ] || echo removed"
             ),
         ));
-        let recorded_table = records
-            .iter()
-            .any(|r| matches!(r, RemoteRecord::NftTable { host: h, table: t } if *h == host.name && *t == table));
-        if recorded_table {
-            lines.push((
-                format!("nftables table {table}"),
-                format!("if nft list table inet {table} >/dev/null 2>&1; then nft delete table inet {table} && echo removed; fi"),
-            ));
+        // Only the run's own tables (partitions, loss) and root qdiscs.
+        for t in [table.clone(), loss_table(&record.run)] {
+            let recorded_table = records
+                .iter()
+                .any(|r| matches!(r, RemoteRecord::NftTable { host: h, table: rt } if *h == host.name && *rt == t));
+            if recorded_table {
+                lines.push((
+                    format!("nftables table {t}"),
+                    format!("if nft list table inet {t} >/dev/null 2>&1; then nft delete table inet {t} && echo removed; fi"),
+                ));
+            }
+        }
+        for r in &records {
+            if let RemoteRecord::Qdisc { host: h, dev } = r {
+                if *h == host.name {
+                    match remove_qdisc_script(dev) {
+                        Ok(line) => lines.push((format!("qdisc {QDISC_HANDLE} on {dev}"), line)),
+                        Err(e) => report
+                            .errors
+                            .push(format!("run {}: host {}: {e}", record.run, host.name)),
+                    }
+                }
+            }
         }
         let recorded_dir = records.iter().any(
             |r| matches!(r, RemoteRecord::Dir { host: h, path } if *h == host.name && *path == root),
@@ -850,8 +1333,9 @@ fn cleanup_remote(record: &RunRecord, report: &mut CleanupReport) {
                 format!("if [ -e {quoted_root} ]; then rm -rf {quoted_root} && echo removed; fi"),
             ));
         }
+        let prelude = sudo_prelude(with_sudo.contains(&host.name));
         for (what, line) in lines {
-            match shells.run_ok(&host.name, &line, COMMAND_TIMEOUT) {
+            match shells.run_ok(&host.name, &format!("{prelude}{line}"), COMMAND_TIMEOUT) {
                 Ok(out) if out.contains("removed") => report
                     .removed
                     .push(format!("run {}: host {}: {what}", record.run, host.name)),
@@ -868,6 +1352,116 @@ fn cleanup_remote(record: &RunRecord, report: &mut CleanupReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn netem_goes_under_a_prio_qdisc_of_ours_and_only_ours_is_removed() {
+        let peers = vec!["10.0.0.2".to_owned(), "10.0.0.3".to_owned()];
+        let (line, rules) =
+            netem_script("eth0", &peers, &["delay".into(), "60000us".into()]).unwrap();
+        assert!(
+            line.contains("tc qdisc add dev eth0 root handle 5b00: prio bands 4"),
+            "{line}"
+        );
+        assert!(
+            line.contains("parent 5b00:4 handle 5b04: netem delay 60000us"),
+            "{line}"
+        );
+        for peer in &peers {
+            assert!(
+                line.contains(&format!("match ip dst {peer}/32 flowid 5b00:4")),
+                "{line}"
+            );
+        }
+        // A root qdisc that is not the default is never replaced: `add`, never `replace`.
+        assert!(!line.contains("replace"), "{line}");
+        assert!(
+            rules.contains("netem delay 60000us for 10.0.0.2, 10.0.0.3"),
+            "{rules}"
+        );
+        let remove = remove_qdisc_script("eth0").unwrap();
+        assert!(
+            remove.contains("grep -q '^qdisc prio 5b00: root'"),
+            "{remove}"
+        );
+    }
+
+    #[test]
+    fn loss_rules_drop_a_share_of_peer_traffic_both_ways_and_count() {
+        let (script, _) = loss_script("splitbrain_r1_loss", &["10.0.0.2".to_owned()], 30);
+        assert!(script.contains("ip saddr { 10.0.0.2 } numgen random mod 100 <= 29 counter drop"));
+        assert!(script.contains("ip daddr { 10.0.0.2 } numgen random mod 100 <= 29 counter drop"));
+        let listing = "table inet t {\n chain input {\n ip saddr 10.0.0.2 numgen random mod 100 <= 29 counter packets 12 bytes 400 drop\n }\n chain output {\n counter packets 3 bytes 9 drop\n }\n}";
+        assert_eq!(sum_counters(listing), 15);
+    }
+
+    #[test]
+    fn routes_and_round_trips_are_parsed() {
+        assert_eq!(
+            parse_route_dev("10.0.0.2 dev eth0 src 10.0.0.1 uid 0 \\    cache").as_deref(),
+            Some("eth0")
+        );
+        assert_eq!(parse_route_dev("unreachable"), None);
+        let rtts =
+            parse_rtts("1700000000.000100 1700000000.060100\n1700000000,5 1700000000,5005\n");
+        assert_eq!(rtts.len(), 2);
+        assert!((rtts[0].as_secs_f64() - 0.060).abs() < 1e-4, "{rtts:?}");
+        assert!((rtts[1].as_secs_f64() - 0.0005).abs() < 1e-4, "{rtts:?}");
+        assert!(check_addresses("n1", "probe", &["10.0.0.1; reboot".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn a_strobe_loop_flips_its_file_between_the_offset_and_zero() {
+        let dir = std::env::temp_dir().join(format!("sb-strobe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("offset");
+        std::fs::write(&file, "+5.000\n").unwrap();
+        let script =
+            strobe_script(file.to_str().unwrap(), "+5.000", Duration::from_millis(40)).unwrap();
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .spawn()
+            .unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        let until = Instant::now() + Duration::from_secs(3);
+        while seen.len() < 2 && Instant::now() < until {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                seen.insert(text);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let expected: std::collections::BTreeSet<String> =
+            ["+0\n".to_owned(), "+5.000\n".to_owned()].into();
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn a_non_root_user_runs_the_privileged_commands_through_sudo_n() {
+        assert_eq!(sudo_prelude(false), "");
+        // A `sudo` of the test's that prints what it was asked to run.
+        let dir = std::env::temp_dir().join(format!("sb-sudo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sudo = dir.join("sudo");
+        std::fs::write(&sudo, "#!/bin/sh\necho \"sudo $*\"\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sudo, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let line = format!(
+            "{}nft delete table inet t; tc qdisc show dev 'eth 0'; unshare --net true; echo plain",
+            sudo_prelude(true)
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &line])
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
+            .output()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "sudo -n nft delete table inet t\nsudo -n tc qdisc show dev eth 0\nsudo -n unshare --net true\nplain\n"
+        );
+    }
 
     #[test]
     fn records_round_trip_as_one_line() {

@@ -56,6 +56,17 @@ pub struct SshSpec {
     /// The known-hosts file (`~/` expanded when used); absent: `~/.ssh/known_hosts`.
     #[serde(default)]
     pub known_hosts: Option<String>,
+    /// The directory on every host under which a run makes its own
+    /// (`<dir>/splitbrain-<run>/`); an absolute path. Absent: `/tmp`.
+    #[serde(default)]
+    pub dir: Option<String>,
+}
+
+impl SshSpec {
+    /// The directory a run's own goes under on every host ([`SshSpec::dir`], else `/tmp`).
+    pub fn run_parent(&self) -> &str {
+        self.dir.as_deref().unwrap_or(super::hosts::REMOTE_ROOT)
+    }
 }
 
 fn default_user() -> String {
@@ -71,6 +82,7 @@ impl Default for SshSpec {
         SshSpec {
             user: default_user(),
             identity: None,
+            dir: None,
             port: default_port(),
             strict_host_key_checking: StrictHostKeyChecking::default(),
             known_hosts: None,
@@ -219,6 +231,32 @@ pub fn validate(
                 ));
             }
         }
+    }
+    if let Some(dir) = &ssh.dir {
+        if let Err(message) = check_run_parent(dir) {
+            return Err(problem(
+                "ssh.dir",
+                "dir",
+                Some(dir),
+                0,
+                format!("`{dir}`: {message}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A directory for runs on the hosts: absolute, no `.` or `..` component, no NUL or line
+/// break (the run's own directory below it is the only thing removed).
+fn check_run_parent(dir: &str) -> Result<(), String> {
+    if !dir.starts_with('/') {
+        return Err("expected an absolute path on the hosts (starting with `/`)".into());
+    }
+    if dir.contains(['\0', '\n', '\r']) {
+        return Err("a path cannot hold a NUL byte or a line break".into());
+    }
+    if dir.split('/').any(|part| part == "." || part == "..") {
+        return Err("expected a path without `.` or `..` components".into());
     }
     Ok(())
 }
@@ -396,6 +434,14 @@ mod tests {
             with(&|s| s.known_hosts = Some("-F".into())),
             Err("ssh.known_hosts")
         );
+        assert_eq!(with(&|s| s.dir = Some("var/sb".into())), Err("ssh.dir"));
+        assert_eq!(with(&|s| s.dir = Some("~/sb".into())), Err("ssh.dir"));
+        assert_eq!(
+            with(&|s| s.dir = Some("/var/../etc".into())),
+            Err("ssh.dir")
+        );
+        assert_eq!(with(&|s| s.dir = Some("/var/lib/sb".into())), Ok(()));
+        assert_eq!(SshSpec::default().run_parent(), "/tmp");
         // `ssh:` alone, without hosts, is a mistake rather than something ignored.
         let p = validate(&[], Some(&SshSpec::default()), 3).unwrap_err();
         assert_eq!(p.field, "ssh");

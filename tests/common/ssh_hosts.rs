@@ -94,6 +94,7 @@ impl SshHosts {
                 port: SSHD_PORT,
                 strict_host_key_checking: StrictHostKeyChecking::Yes,
                 known_hosts: Some(dir.path().join("known_hosts").display().to_string()),
+                dir: None,
             },
             topology: Some(topology),
             dir,

@@ -110,9 +110,9 @@ mod defaults {
 /// fire and the fault turns into loss, which is what `loss` is for.
 const MAX_PACKET_HOLD: Duration = Duration::from_secs(2);
 /// How many connect round trips a delay or reorder's evidence measures.
-const SHAPING_PROBES: usize = 5;
+pub(crate) const SHAPING_PROBES: usize = 5;
 /// How long the evidence's round trips may take.
-const SHAPING_PROBE_LIMIT: Duration = Duration::from_secs(3);
+pub(crate) const SHAPING_PROBE_LIMIT: Duration = Duration::from_secs(3);
 /// How many datagrams a duplication's evidence sends (at 1% nearly half of the bursts see a
 /// copy; at the default 10% all but 1 in 200).
 const DUP_PROBE_DATAGRAMS: usize = 50;
@@ -588,7 +588,7 @@ fn shaping_rtts(ctx: &NemesisContext, nodes: &[String]) -> (Vec<Duration>, Strin
 
 /// Whether connect round trips show a delay of `mean`: the median connect waits for its
 /// held SYN, at least about half the mean.
-fn rtts_show_delay(rtts: &[Duration], mean: Duration) -> bool {
+pub(crate) fn rtts_show_delay(rtts: &[Duration], mean: Duration) -> bool {
     let mut sorted = rtts.to_vec();
     sorted.sort();
     sorted.get(sorted.len() / 2).is_some_and(|m| *m >= mean / 2)
@@ -596,7 +596,7 @@ fn rtts_show_delay(rtts: &[Duration], mean: Duration) -> bool {
 
 /// Whether connect round trips show reordering up to `max_delay`: holds are uniform in
 /// 0..max, so five all below a quarter happen 1 time in 1000.
-fn rtts_show_reorder(rtts: &[Duration], max_delay: Duration) -> bool {
+pub(crate) fn rtts_show_reorder(rtts: &[Duration], max_delay: Duration) -> bool {
     rtts.iter().any(|r| *r >= max_delay / 4)
 }
 

@@ -12,14 +12,32 @@
 //!   (the node was started with libfaketime preloaded; never the host's own clock), `+0`
 //!   at the end. Evidence: each node's clock as it reports it, against the controller's.
 //!
+//! * `loss` — the run's own nftables loss table on each target host drops (and counts) a
+//!   share of the packets from and to the other hosts. Evidence: datagrams sent from the
+//!   host to a peer, then the drop counter.
+//! * `delay`, `reorder`, `duplicate` — netem under the run's own `prio` root qdisc on the
+//!   target host's interface toward its peers (a filter per peer). Evidence: connect round
+//!   trips from the host to a peer (delay, reorder), the netem qdisc as `tc` shows it
+//!   (duplicate: netem counts no duplicates, as locally).
+//!
+//! * `clock-strobe` (and `clock` when it draws a strobe) — the same offset file flipped
+//!   between the offset and `+0` every period by a shell loop of ours on the host (recorded
+//!   as a process of the run, killed at the end, before the reset). Evidence: the nodes'
+//!   clocks sampled a few times, as locally.
+//!
 //! Every other kind is refused before the run starts ([`check_kinds`]).
 
-use super::clock::{observed_skews, BumpPlan};
+use super::clock::{observed_skews, BumpPlan, StrobePlan};
+use super::packet::{
+    rtts_show_delay, rtts_show_reorder, LossPlan, ShapingPlan, SHAPING_PROBES, SHAPING_PROBE_LIMIT,
+};
 use super::partition::PartitionPlan;
 use super::process::{ProcessAction, ProcessPlan};
 use super::{Applied, AppliedFault, Failed, FaultKind, PlannedFault, Undone};
 use crate::cluster::RemoteCluster;
 use crate::nemesis::context::{Leadership, NemesisContext};
+use crate::nemesis::net::PROBE_PORT;
+use crate::nemesis::packet::{self as packet_rules, Shaping};
 use crate::nemesis::partition::Grudge;
 use crate::nemesis::process::RESTART_READY_TIMEOUT;
 use crate::nemesis::record::FaultRecord;
@@ -29,7 +47,21 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The kinds a run on remote hosts can do.
-pub const REMOTE_KINDS: &[&str] = &["partition", "pause", "kill", "clock-bump"];
+pub const REMOTE_KINDS: &[&str] = &[
+    "partition",
+    "pause",
+    "kill",
+    "clock-bump",
+    "clock-strobe",
+    "clock",
+    "loss",
+    "delay",
+    "reorder",
+    "duplicate",
+];
+
+/// The kinds that need `tc` with netem on every host.
+pub const NETEM_KINDS: &[&str] = &["delay", "reorder", "duplicate"];
 
 /// How far a node's reported clock may be from the planned offset and still show it (the
 /// local clock faults' tolerance).
@@ -72,6 +104,15 @@ pub fn apply(
     }
     if let Some(bump) = any.downcast_ref::<BumpPlan>() {
         return apply_bump(bump, remote, leadership);
+    }
+    if let Some(strobe) = any.downcast_ref::<StrobePlan>() {
+        return apply_strobe(strobe, remote, leadership);
+    }
+    if let Some(loss) = any.downcast_ref::<LossPlan>() {
+        return apply_loss(loss, remote, leadership);
+    }
+    if let Some(shaping) = any.downcast_ref::<ShapingPlan>() {
+        return apply_shaping(shaping, remote, leadership);
     }
     Err(Failed::nothing_applied(format!(
         "`{}` faults are not available on remote hosts",
@@ -414,33 +455,91 @@ fn apply_bump(
     })
 }
 
-/// Skewed remote clocks, until their offset files say `+0` again.
+fn apply_strobe(
+    plan: &StrobePlan,
+    remote: &RemoteCluster,
+    leadership: &Leadership,
+) -> Result<Applied, Failed> {
+    let (nodes, note) = plan.targets.resolve(leadership);
+    let high = crate::nemesis::clock::offset_spec(plan.offset_ms);
+    let mut applied = RemoteClock::default();
+    for name in &nodes {
+        let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
+            continue;
+        };
+        // Every target is reset at the undo, whatever fails from here on.
+        applied.nodes.push(name.clone());
+        applied.offsets_ms.push(plan.offset_ms);
+        let file = offset_file(node);
+        let started = remote
+            .hosts
+            .write_file(&node.host, &file, &high)
+            .and_then(|()| {
+                remote
+                    .hosts
+                    .start_strobe(&node.host, &node.dir, &file, &high, plan.period)
+            });
+        match started {
+            Ok(process) => applied.strobes.push((node.host.clone(), process)),
+            Err(e) => {
+                return Err(Failed {
+                    partial: Some(Box::new(applied)),
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(Applied {
+        fault: Box::new(applied),
+        record: FaultRecord {
+            nodes,
+            offsets: vec![format!(
+                "0 / {high} every {}ms (a loop on each host)",
+                plan.period.as_millis()
+            )],
+            note,
+            ..FaultRecord::default()
+        },
+    })
+}
+
+/// Skewed remote clocks, until their offset files say `+0` again (a strobe's loops on
+/// the hosts stopped first).
 #[derive(Default)]
 struct RemoteClock {
     nodes: Vec<String>,
     offsets_ms: Vec<i64>,
+    /// A strobe's flipping loops: host and process.
+    strobes: Vec<(String, crate::remote::hosts::RemoteProcess)>,
 }
 
 impl AppliedFault for RemoteClock {
     fn evidence(&self, ctx: &NemesisContext) -> FaultRecord {
+        // A strobe flips between 0 and its offset: look a few times to catch it high.
+        let samples = if self.strobes.is_empty() { 1 } else { 4 };
         let mut observed = Vec::new();
-        let mut shown = 0;
-        for (node, skew) in observed_skews(ctx, &self.nodes) {
-            let planned = self
-                .nodes
-                .iter()
-                .position(|n| *n == node)
-                .and_then(|i| self.offsets_ms.get(i))
-                .copied()
-                .unwrap_or(0);
-            if (skew - planned).abs() <= CLOCK_TOLERANCE_MS {
-                shown += 1;
+        let mut shown = std::collections::BTreeSet::new();
+        for sample in 0..samples {
+            if sample > 0 {
+                std::thread::sleep(Duration::from_millis(50));
             }
-            observed.push(format!("{node}: {skew:+}ms"));
+            for (node, skew) in observed_skews(ctx, &self.nodes) {
+                let planned = self
+                    .nodes
+                    .iter()
+                    .position(|n| *n == node)
+                    .and_then(|i| self.offsets_ms.get(i))
+                    .copied()
+                    .unwrap_or(0);
+                if (skew - planned).abs() <= CLOCK_TOLERANCE_MS {
+                    shown.insert(node.clone());
+                }
+                observed.push(format!("{node}: {skew:+}ms"));
+            }
         }
         FaultRecord {
             observed,
-            effective: Some(!self.nodes.is_empty() && shown == self.nodes.len()),
+            effective: Some(!self.nodes.is_empty() && self.nodes.iter().all(|n| shown.contains(n))),
             ..FaultRecord::default()
         }
     }
@@ -448,6 +547,7 @@ impl AppliedFault for RemoteClock {
     fn undo(&mut self, ctx: &NemesisContext) -> Undone {
         let nodes = std::mem::take(&mut self.nodes);
         self.offsets_ms.clear();
+        let strobes = std::mem::take(&mut self.strobes);
         let Some(remote) = ctx.remote() else {
             return Undone::default();
         };
@@ -455,6 +555,21 @@ impl AppliedFault for RemoteClock {
             return Undone::default();
         }
         let mut error = None;
+        for (host, process) in &strobes {
+            match remote.hosts.kill(host, *process) {
+                Ok(ProcessState::Gone) => {}
+                Ok(state) => {
+                    error.get_or_insert(format!(
+                        "host {host}: the clock strobe loop (pid {}) is still there: {}",
+                        process.pid,
+                        state.describe()
+                    ));
+                }
+                Err(e) => {
+                    error.get_or_insert(e.to_string());
+                }
+            }
+        }
         for name in &nodes {
             let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
                 continue;
@@ -470,6 +585,369 @@ impl AppliedFault for RemoteClock {
     }
 }
 
+/// The addresses of every node but `node`.
+fn peers_of(remote: &RemoteCluster, node: &str) -> Vec<String> {
+    remote
+        .spec
+        .nodes
+        .iter()
+        .filter(|n| n.name != node)
+        .map(|n| n.ip.to_string())
+        .collect()
+}
+
+/// Runs `f` for every node at once (one command per host), each result with its node.
+fn on_each<T: Send>(nodes: &[String], f: impl Fn(&str) -> T + Sync) -> Vec<(String, T)> {
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = nodes
+            .iter()
+            .map(|n| scope.spawn(move || (n.clone(), f(n))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a remote packet fault does not panic"))
+            .collect()
+    })
+}
+
+fn apply_loss(
+    plan: &LossPlan,
+    remote: &RemoteCluster,
+    leadership: &Leadership,
+) -> Result<Applied, Failed> {
+    let (nodes, note) = plan.targets.resolve(leadership);
+    let results = on_each(&nodes, |node| {
+        remote
+            .hosts
+            .apply_loss(node, &peers_of(remote, node), plan.percent)
+    });
+    let mut applied = RemoteLoss::default();
+    let mut rules = Vec::new();
+    let mut error = None;
+    for (node, result) in results {
+        match result {
+            Ok(rule) => {
+                rules.push(format!("{node}: {rule}"));
+                applied.nodes.push(node);
+            }
+            Err(e) => {
+                // The table may be there half made: the undo deletes it too.
+                applied.nodes.push(node);
+                error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    if let Some(message) = error {
+        return Err(Failed {
+            partial: Some(Box::new(applied)),
+            message,
+        });
+    }
+    Ok(Applied {
+        fault: Box::new(applied),
+        record: FaultRecord {
+            nodes,
+            backend: Some("nftables on the hosts".to_owned()),
+            rules,
+            note,
+            ..FaultRecord::default()
+        },
+    })
+}
+
+/// Loss tables on the target hosts, until deleted.
+#[derive(Default)]
+struct RemoteLoss {
+    nodes: Vec<String>,
+}
+
+impl AppliedFault for RemoteLoss {
+    /// Each target host sends probe datagrams to a peer; its drop counter shows loss.
+    fn evidence(&self, ctx: &NemesisContext) -> FaultRecord {
+        let Some(remote) = ctx.remote() else {
+            return FaultRecord::default();
+        };
+        let count = packet_rules::LOSS_PROBE_DATAGRAMS;
+        let results = on_each(&self.nodes, |node| {
+            let peer = peers_of(remote, node)
+                .into_iter()
+                .next()
+                .ok_or_else(|| "no peer to send probe datagrams to".to_owned())?;
+            remote
+                .hosts
+                .send_udp_burst(node, &peer, PROBE_PORT, count)
+                .and_then(|()| remote.hosts.loss_dropped(node))
+                .map_err(|e| e.to_string())
+        });
+        let mut effective = !results.is_empty();
+        let evidence = results
+            .into_iter()
+            .map(|(node, dropped)| match dropped {
+                Ok(n) => {
+                    effective &= n > 0;
+                    format!(
+                        "{node}: {n} packets dropped (nft counter, after {count} probe datagrams)"
+                    )
+                }
+                Err(e) => {
+                    effective = false;
+                    format!("{node}: could not read the loss counter: {e}")
+                }
+            })
+            .collect();
+        FaultRecord {
+            evidence,
+            effective: Some(effective),
+            ..FaultRecord::default()
+        }
+    }
+
+    fn undo(&mut self, ctx: &NemesisContext) -> Undone {
+        let nodes = std::mem::take(&mut self.nodes);
+        let Some(remote) = ctx.remote() else {
+            return Undone::default();
+        };
+        if nodes.is_empty() {
+            return Undone::default();
+        }
+        let results = on_each(&nodes, |node| {
+            // What the rules dropped over the whole fault, read before they go.
+            let dropped = remote.hosts.loss_dropped(node);
+            (dropped, remote.hosts.heal_loss(node))
+        });
+        let mut evidence = Vec::new();
+        let mut error = None;
+        let mut unhealed = Vec::new();
+        for (node, (dropped, healed)) in results {
+            evidence.push(match dropped {
+                Ok(n) => format!("{node}: {n} packets dropped while in force (nft counter)"),
+                Err(e) => format!("{node}: could not read the loss counter: {e}"),
+            });
+            if let Err(e) = healed {
+                unhealed.push(node);
+                error.get_or_insert(e.to_string());
+            }
+        }
+        // Not healed: a later undo tries again.
+        self.nodes = unhealed;
+        Undone {
+            record: FaultRecord {
+                nodes,
+                evidence,
+                ..FaultRecord::default()
+            },
+            error,
+        }
+    }
+}
+
+/// netem's own arguments for `shaping` (what follows `netem` in the local command).
+fn netem_params(shaping: &Shaping) -> Vec<String> {
+    packet_rules::netem_args(shaping)
+        .into_iter()
+        .skip_while(|a| a != "netem")
+        .skip(1)
+        .collect()
+}
+
+fn apply_shaping(
+    plan: &ShapingPlan,
+    remote: &RemoteCluster,
+    leadership: &Leadership,
+) -> Result<Applied, Failed> {
+    let (nodes, note) = plan.targets.resolve(leadership);
+    let params = netem_params(&plan.shaping);
+    let results = on_each(&nodes, |node| {
+        let peers = peers_of(remote, node);
+        let dev = peers
+            .first()
+            .map(|p| remote.hosts.interface_toward(node, p))
+            .transpose()?;
+        let rule = remote.hosts.apply_netem(node, &peers, &params)?;
+        Ok::<_, crate::remote::RemoteError>((dev.unwrap_or_default(), rule))
+    });
+    let mut applied = RemoteShaping {
+        shaping: plan.shaping,
+        targets: Vec::new(),
+    };
+    let mut rules = Vec::new();
+    let mut error = None;
+    for (node, result) in results {
+        match result {
+            Ok((dev, rule)) => {
+                rules.push(format!("{node}: {rule}"));
+                applied.targets.push((node, dev));
+            }
+            Err(e) => {
+                error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    if let Some(message) = error {
+        return Err(Failed {
+            partial: Some(Box::new(applied)),
+            message,
+        });
+    }
+    let described = Some(plan.shaping.describe());
+    let (delay, reorder, duplicate) = match plan.shaping {
+        Shaping::Delay { .. } => (described, None, None),
+        Shaping::Reorder { .. } => (None, described, None),
+        Shaping::Duplicate { .. } => (None, None, described),
+    };
+    Ok(Applied {
+        fault: Box::new(applied),
+        record: FaultRecord {
+            nodes,
+            backend: Some("netem on the hosts".to_owned()),
+            delay,
+            reorder,
+            duplicate,
+            rules,
+            note,
+            ..FaultRecord::default()
+        },
+    })
+}
+
+/// netem on target hosts (node, interface), until the run's root qdiscs are deleted.
+struct RemoteShaping {
+    shaping: Shaping,
+    targets: Vec<(String, String)>,
+}
+
+impl RemoteShaping {
+    /// Connect round trips from the first target host to a peer's probe port.
+    fn rtts(&self, remote: &RemoteCluster) -> (Vec<std::time::Duration>, String) {
+        let Some((from, to)) = self.targets.first().and_then(|(node, _)| {
+            let to = remote.spec.nodes.iter().find(|n| &n.name != node)?;
+            Some((node.clone(), to))
+        }) else {
+            return (Vec::new(), "no pair of nodes to measure".into());
+        };
+        let ip = to.ip.to_string();
+        match remote
+            .hosts
+            .connect_rtts(&from, &ip, PROBE_PORT, SHAPING_PROBES, SHAPING_PROBE_LIMIT)
+        {
+            Ok(rtts) => {
+                let shown: Vec<String> = rtts
+                    .iter()
+                    .map(|d| format!("{:.1}ms", d.as_secs_f64() * 1000.0))
+                    .collect();
+                let line = format!(
+                    "connect round trip {from}->{} (from the host): {}",
+                    to.name,
+                    shown.join(" ")
+                );
+                (rtts, line)
+            }
+            Err(e) => (
+                Vec::new(),
+                format!("connect round trip {from}->{}: {e}", to.name),
+            ),
+        }
+    }
+}
+
+impl AppliedFault for RemoteShaping {
+    fn evidence(&self, ctx: &NemesisContext) -> FaultRecord {
+        let Some(remote) = ctx.remote() else {
+            return FaultRecord::default();
+        };
+        match self.shaping {
+            Shaping::Delay { mean, .. } => {
+                let (rtts, line) = self.rtts(remote);
+                FaultRecord {
+                    evidence: vec![line],
+                    effective: Some(rtts.len() == SHAPING_PROBES && rtts_show_delay(&rtts, mean)),
+                    ..FaultRecord::default()
+                }
+            }
+            Shaping::Reorder { max_delay } => {
+                let (rtts, line) = self.rtts(remote);
+                FaultRecord {
+                    evidence: vec![line],
+                    effective: Some(rtts_show_reorder(&rtts, max_delay)),
+                    ..FaultRecord::default()
+                }
+            }
+            // netem counts no duplicates; the qdisc being there is what can be shown.
+            Shaping::Duplicate { .. } => {
+                let Some((node, dev)) = self.targets.first() else {
+                    return FaultRecord {
+                        effective: Some(false),
+                        ..FaultRecord::default()
+                    };
+                };
+                let shown = remote
+                    .hosts
+                    .qdisc_stats(node, dev)
+                    .map(|s| s.trim().to_owned())
+                    .unwrap_or_else(|e| e.to_string());
+                let netem = shown
+                    .lines()
+                    .find(|l| l.contains("netem"))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
+                FaultRecord {
+                    effective: Some(netem.contains("duplicate")),
+                    evidence: vec![format!(
+                        "{node}: {dev}: {}",
+                        if netem.is_empty() { shown } else { netem }
+                    )],
+                    ..FaultRecord::default()
+                }
+            }
+        }
+    }
+
+    fn undo(&mut self, ctx: &NemesisContext) -> Undone {
+        let targets = std::mem::take(&mut self.targets);
+        let Some(remote) = ctx.remote() else {
+            return Undone::default();
+        };
+        if targets.is_empty() {
+            return Undone::default();
+        }
+        let nodes: Vec<String> = targets.iter().map(|(n, _)| n.clone()).collect();
+        let results = on_each(&nodes, |node| {
+            let dev = &targets.iter().find(|(n, _)| n == node).expect("a target").1;
+            remote.hosts.heal_netem(node, dev)
+        });
+        let mut error = None;
+        for (node, result) in results {
+            if let Err(e) = result {
+                error.get_or_insert(e.to_string());
+                // Not healed: a later undo tries again.
+                if let Some(t) = targets.iter().find(|(n, _)| *n == node) {
+                    self.targets.push(t.clone());
+                }
+            }
+        }
+        let mut evidence = Vec::new();
+        if error.is_none() && !matches!(self.shaping, Shaping::Duplicate { .. }) {
+            let (_, line) = RemoteShaping {
+                shaping: self.shaping,
+                targets: targets.clone(),
+            }
+            .rtts(remote);
+            evidence.push(format!("after: {line}"));
+        }
+        Undone {
+            record: FaultRecord {
+                nodes,
+                backend: Some("netem on the hosts".to_owned()),
+                evidence,
+                ..FaultRecord::default()
+            },
+            error,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,13 +960,13 @@ mod tests {
             .collect();
         check_kinds(&kinds).unwrap();
         check_kinds(&[FaultKind::named("clock-bump").unwrap()]).unwrap();
-        for refused in [
-            "clock-strobe",
-            "clock",
-            "loss",
-            "delay",
-            "disk-lose-unsynced",
-        ] {
+        for kind in ["loss", "delay", "reorder", "duplicate"] {
+            check_kinds(&[FaultKind::named(kind).unwrap()]).unwrap();
+        }
+        for kind in ["clock-strobe", "clock"] {
+            check_kinds(&[FaultKind::named(kind).unwrap()]).unwrap();
+        }
+        for refused in ["disk-lose-unsynced", "disk-slow"] {
             let err = check_kinds(&[FaultKind::named(refused).unwrap()]).unwrap_err();
             assert_eq!(err.kind(), crate::exit::FailureKind::Unavailable);
             assert!(err.to_string().contains(refused), "{err}");

@@ -1513,6 +1513,30 @@ mod edn_tests {
     }
 
     #[test]
+    fn many_ops_read_the_generic_way_are_each_held_to_the_limit_not_together() {
+        // Nemesis ops are not of the fast path's shape: each is a form of the generic
+        // reader, far into one large piece, and well under the limit on its own.
+        let mut data = generated(5, 1);
+        for i in 0..200 {
+            data.extend_from_slice(
+                format!("{{:process :nemesis, :type :info, :f :start, :value {i}}}\n").as_bytes(),
+            );
+        }
+        assert!(data.len() > 10_000);
+        for chunk in [16, 1 << 20] {
+            let read = read_edn_stream(
+                Vec::new(),
+                &mut &data[..],
+                0,
+                1000,
+                Workload::ListAppend,
+                chunk,
+            );
+            assert!(read.is_ok(), "pieces of {chunk} bytes: {read:?}");
+        }
+    }
+
+    #[test]
     fn an_op_over_the_limit_is_bad_data_where_it_starts() {
         let mut data = generated(5, 1);
         let line = memchr::memchr_iter(b'\n', &data).count() + 1;

@@ -632,9 +632,18 @@ impl Campaign {
         }
         self.check_nemesis_durations(path, text)?;
         self.check_hosts(path, text)?;
-        self.nemesis
-            .validate(self.nodes)
-            .map_err(|e| invalid("nemesis", e.to_string()))?;
+        self.nemesis.validate(self.nodes).map_err(|e| match e {
+            // Said at the field itself.
+            crate::nemesis::schedule::PlanError::Fault {
+                kind: "hold_max",
+                message,
+            } => invalid("nemesis.hold_max", message),
+            crate::nemesis::schedule::PlanError::Fault {
+                kind: "concurrency",
+                message,
+            } => invalid("nemesis.concurrency", message),
+            e => invalid("nemesis", e.to_string()),
+        })?;
         self.check_transactions(&invalid)?;
         if let Some(model) = self
             .checker
@@ -987,6 +996,37 @@ ssh: {user: root, identity: ~/.ssh/id_ed25519, port: 22, strict_host_key_checkin
             "name: t\nsystem: {clusterkv: {arch: raft, heartbeat: 50ms, election_timeout: 1s}}\nworkload: {kind: kv}\n",
         )
         .unwrap();
+    }
+
+    #[test]
+    fn a_hold_range_and_lanes_are_refused_at_their_own_field() {
+        let err = parse_str(
+            "name: t\nsystem: {clusterkv: {arch: raft}}\nworkload: {kind: kv}\nnemesis:\n  faults: [pause]\n  hold: 3s\n  hold_max: 1s\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("nemesis.hold_max: 1s is shorter") && err.contains("line 7 column 3"),
+            "{err}"
+        );
+        let err = parse_str(
+            "name: t\nsystem: {clusterkv: {arch: raft}}\nworkload: {kind: kv}\nnemesis:\n  faults: [pause]\n  mode: feedback\n  concurrency: 2\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("nemesis.concurrency: 2 faults at once")
+                && err.contains("line 7 column 3"),
+            "{err}"
+        );
+        let c = parse_str(
+            "name: t\nsystem: {clusterkv: {arch: raft}}\nworkload: {kind: kv}\nnemesis: {faults: [pause, partition], concurrency: 2, hold: 1s, hold_max: 4s}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.nemesis.concurrency, c.nemesis.hold_max),
+            (2, Some(Duration::from_secs(4)))
+        );
     }
 
     #[test]

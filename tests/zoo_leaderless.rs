@@ -64,13 +64,20 @@ fn ack_before_quorum_is_found_by_partitions_only() {
         "ack-before-quorum, no fault",
         verdict(&baseline, results.path(), 1, "20s"),
     );
-    // Seed 2: a schedule under which a cut-off node held a key's promise in every measured
-    // run (the campaign finds the bug in most seeds, not all: clusters/README.md).
+    // The bug is a race its partitions make likely, not certain (a cut-off node must hold a
+    // key's promise when the cut comes; the campaign finds it in most seeds, not all:
+    // clusters/README.md), so it must be found in one of three seeds.
     let faulted = workload("zoo/caspaxos-ack-before-quorum.yaml");
-    assert_code(
-        1,
-        "ack-before-quorum under partitions",
-        verdict(&faulted, results.path(), 2, "20s"),
+    let mut outputs = Vec::new();
+    let found = (2..=4).any(|seed: u64| {
+        let (code, output) = verdict(&faulted, results.path(), seed, "20s");
+        outputs.push(format!("seed {seed}: exit {code}\n{output}"));
+        code == 1
+    });
+    assert!(
+        found,
+        "ack-before-quorum under partitions: not found in seeds 2 to 4\n{}",
+        outputs.join("\n")
     );
     let correct = with_correct_caspaxos(
         "zoo/caspaxos-ack-before-quorum.yaml",

@@ -364,33 +364,7 @@ struct AppliedClock {
 
 impl AppliedFault for AppliedClock {
     fn evidence(&self, ctx: &NemesisContext) -> FaultRecord {
-        // A strobe flips between 0 and its offset: look a few times to catch it high.
-        let samples = if self.strobe.is_some() { 4 } else { 1 };
-        let mut observed = Vec::new();
-        let mut shown = std::collections::BTreeSet::new();
-        for sample in 0..samples {
-            if sample > 0 {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            for (node, skew) in observed_skews(ctx, &self.nodes) {
-                let planned = self
-                    .nodes
-                    .iter()
-                    .position(|n| *n == node)
-                    .and_then(|i| self.offsets_ms.get(i))
-                    .copied()
-                    .unwrap_or(0);
-                if shows_offset(skew, planned) {
-                    shown.insert(node.clone());
-                }
-                observed.push(format!("{node}: {skew:+}ms"));
-            }
-        }
-        FaultRecord {
-            observed,
-            effective: Some(self.nodes.iter().all(|n| shown.contains(n))),
-            ..FaultRecord::default()
-        }
+        skew_evidence(ctx, &self.nodes, &self.offsets_ms, self.strobe.is_some())
     }
 
     fn undo(&mut self, ctx: &NemesisContext) -> Undone {
@@ -433,6 +407,42 @@ pub(super) fn reset(ctx: &NemesisContext, nodes: Vec<String>, error: Option<Stri
 /// Whether a node whose clock reads `skew_ms` from ours shows the offset `planned_ms`.
 fn shows_offset(skew_ms: i64, planned_ms: i64) -> bool {
     (skew_ms - planned_ms).abs() <= CLOCK_TOLERANCE_MS
+}
+
+/// The evidence of a clock fault: each of `nodes`' skew as it reports it, and whether every
+/// one shows its planned offset (`offsets_ms`, in the order of `nodes`). A strobe flips
+/// between 0 and its offset, so with `strobing` it looks a few times to catch it high.
+pub(super) fn skew_evidence(
+    ctx: &NemesisContext,
+    nodes: &[String],
+    offsets_ms: &[i64],
+    strobing: bool,
+) -> FaultRecord {
+    let samples = if strobing { 4 } else { 1 };
+    let mut observed = Vec::new();
+    let mut shown = std::collections::BTreeSet::new();
+    for sample in 0..samples {
+        if sample > 0 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for (node, skew) in observed_skews(ctx, nodes) {
+            let planned = nodes
+                .iter()
+                .position(|n| *n == node)
+                .and_then(|i| offsets_ms.get(i))
+                .copied()
+                .unwrap_or(0);
+            if shows_offset(skew, planned) {
+                shown.insert(node.clone());
+            }
+            observed.push(format!("{node}: {skew:+}ms"));
+        }
+    }
+    FaultRecord {
+        observed,
+        effective: Some(!nodes.is_empty() && nodes.iter().all(|n| shown.contains(n))),
+        ..FaultRecord::default()
+    }
 }
 
 /// Each of `nodes`' wall clock as it reports it, minus ours, in milliseconds (empty when

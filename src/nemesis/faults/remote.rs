@@ -27,7 +27,7 @@
 //!
 //! Every other kind is refused before the run starts ([`check_kinds`]).
 
-use super::clock::{observed_skews, BumpPlan, StrobePlan};
+use super::clock::{BumpPlan, StrobePlan};
 use super::packet::{
     rtts_show_delay, rtts_show_reorder, LossPlan, ShapingPlan, SHAPING_PROBES, SHAPING_PROBE_LIMIT,
 };
@@ -62,10 +62,6 @@ pub const REMOTE_KINDS: &[&str] = &[
 
 /// The kinds that need `tc` with netem on every host.
 pub const NETEM_KINDS: &[&str] = &["delay", "reorder", "duplicate"];
-
-/// How far a node's reported clock may be from the planned offset and still show it (the
-/// local clock faults' tolerance).
-const CLOCK_TOLERANCE_MS: i64 = 1_000;
 
 /// How long a probe from a host waits for a connection.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
@@ -515,33 +511,7 @@ struct RemoteClock {
 
 impl AppliedFault for RemoteClock {
     fn evidence(&self, ctx: &NemesisContext) -> FaultRecord {
-        // A strobe flips between 0 and its offset: look a few times to catch it high.
-        let samples = if self.strobes.is_empty() { 1 } else { 4 };
-        let mut observed = Vec::new();
-        let mut shown = std::collections::BTreeSet::new();
-        for sample in 0..samples {
-            if sample > 0 {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            for (node, skew) in observed_skews(ctx, &self.nodes) {
-                let planned = self
-                    .nodes
-                    .iter()
-                    .position(|n| *n == node)
-                    .and_then(|i| self.offsets_ms.get(i))
-                    .copied()
-                    .unwrap_or(0);
-                if (skew - planned).abs() <= CLOCK_TOLERANCE_MS {
-                    shown.insert(node.clone());
-                }
-                observed.push(format!("{node}: {skew:+}ms"));
-            }
-        }
-        FaultRecord {
-            observed,
-            effective: Some(!self.nodes.is_empty() && self.nodes.iter().all(|n| shown.contains(n))),
-            ..FaultRecord::default()
-        }
+        super::clock::skew_evidence(ctx, &self.nodes, &self.offsets_ms, !self.strobes.is_empty())
     }
 
     fn undo(&mut self, ctx: &NemesisContext) -> Undone {

@@ -25,7 +25,8 @@
 //! (`VmHWM`, sampled every millisecond), and fails the bench on a wrong verdict. With
 //! `--baseline OTHER_SPLITBRAIN` (e.g. a build of the previous version) each file is also
 //! checked by that binary right after `--process`, alternating within each round, and the
-//! baseline / process ratios of wall and CPU time are printed per run.
+//! baseline / process ratios of wall and CPU time are printed per run. Relative paths in
+//! `--process`, `--baseline` and `--write` are taken from the repository root.
 
 use splitbrain_checkers::formats::{edn, jsonl};
 use splitbrain_checkers::txn::anomaly::AnomalyKind;
@@ -323,6 +324,17 @@ fn binaries(process: PathBuf, baseline: Option<PathBuf>) -> Vec<(&'static str, P
     binaries
 }
 
+/// A path given on the command line: `cargo bench` runs the bench in the crate's directory,
+/// so a relative path is taken from the repository root, where the command was typed.
+fn from_repository_root(arg: String) -> PathBuf {
+    let path = PathBuf::from(arg);
+    if path.is_absolute() {
+        path
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+    }
+}
+
 fn main() -> ExitCode {
     let mut txns = 1_000_000usize;
     let mut keys = 10_000u64;
@@ -338,9 +350,9 @@ fn main() -> ExitCode {
         match a.as_str() {
             "--txns" => txns = args.next().and_then(|s| s.parse().ok()).expect("--txns N"),
             "--keys" => keys = args.next().and_then(|s| s.parse().ok()).expect("--keys N"),
-            "--write" => write = args.next().map(PathBuf::from),
-            "--process" => process = args.next().map(PathBuf::from),
-            "--baseline" => baseline = args.next().map(PathBuf::from),
+            "--write" => write = args.next().map(from_repository_root),
+            "--process" => process = args.next().map(from_repository_root),
+            "--baseline" => baseline = args.next().map(from_repository_root),
             "--rounds" => {
                 rounds = args
                     .next()

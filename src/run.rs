@@ -568,6 +568,9 @@ fn heal_everything(deployment: &Deployment, run_id: &RunId) {
                 report.errors.push(format!("resuming {}: {e}", node.name));
             }
         }
+        report
+            .errors
+            .extend(cluster.disks.clear_all_faults(&cluster.hosts));
     }
     for e in &report.errors {
         crate::stderr_line!("splitbrain: warning: healing the cluster: {e}");

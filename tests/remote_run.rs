@@ -793,12 +793,27 @@ fn a_partition_over_ssh_goes_in_with_one_round_trip_per_host() {
     assert_eq!(leftovers(&hosts), Vec::<String>::new());
 }
 
+/// Runs the shell line `line` on `host` (as root, in the host's own mount namespace).
+fn run_on(hosts: &SshHosts, host: &'static str, line: &'static str) {
+    let list = hosts.hosts().to_vec();
+    let options = hosts.options();
+    let control = hosts.dir().join(format!("{host}-ssh"));
+    std::fs::create_dir_all(&control).unwrap();
+    hosts.on_network(move || {
+        let transport = SshTransport::connect(&list, options, &control).expect("connect");
+        transport
+            .run_ok(host, &["sh", "-c", line], Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+    })
+}
+
 /// Disk faults on the hosts: each node's data directory is a disk layer on its host (this
 /// executable, uploaded with the run, FUSE over the host's own tmpfs), `disk-lose-unsynced`
 /// kills a node and drops what it had not synced (the layer's own count as evidence), and
 /// `disk-fsync-error` is read back from another's layer; the verdict is the local path's,
 /// the layers' logs come back, and nothing is left on the hosts (no mount, no process, no
-/// directory). A SIGKILLed controller leaves layers and mounts until `cleanup --run`.
+/// directory). A SIGKILLed controller leaves layers and mounts until `cleanup --run`. A
+/// host without `/dev/fuse` is refused before anything starts.
 #[test]
 fn disk_faults_run_on_remote_hosts_through_a_layer_on_each() {
     let test = "disk_faults_run_on_remote_hosts_through_a_layer_on_each";
@@ -806,6 +821,65 @@ fn disk_faults_run_on_remote_hosts_through_a_layer_on_each() {
         return;
     }
     let hosts = SshHosts::start(3).unwrap_or_else(|e| panic!("starting the ssh hosts: {e}"));
+
+    // A host without /dev/fuse (hidden in that host's own mount namespace by a plain file
+    // bound over it): 69 naming the host and what it lacks, before any node starts, and
+    // nothing left on the hosts.
+    run_on(
+        &hosts,
+        "n2",
+        "touch /tmp/no-fuse && mount --bind /tmp/no-fuse /dev/fuse && ! [ -c /dev/fuse ]",
+    );
+    let dir = hosts.dir().join("nofuse");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("campaign.yaml");
+    std::fs::write(
+        &file,
+        campaign(
+            &hosts,
+            "remote-nofuse",
+            "{clusterkv: {arch: raft}}",
+            "3s",
+            "  - {at: 1s, fault: disk-slow, target: n1, for: 1s}\n",
+        ),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let output = splitbrain_command(
+        &hosts,
+        &state,
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--results",
+            dir.join("results").to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    run_on(
+        &hosts,
+        "n2",
+        "umount /dev/fuse && rm /tmp/no-fuse && [ -c /dev/fuse ]",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    let refusal = stderr
+        .lines()
+        .find(|l| l.contains("/dev/fuse"))
+        .unwrap_or_else(|| panic!("no refusal naming /dev/fuse: {stderr}"));
+    assert!(refusal.contains("host n2: "), "{refusal}");
+    assert!(refusal.contains("n2: /dev/fuse"), "{refusal}");
+    assert!(
+        !refusal.contains("n1") && !refusal.contains("n3"),
+        "{refusal}"
+    );
+    assert_eq!(leftovers(&hosts), Vec::<String>::new());
+    let records: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(records.is_empty(), "run records left: {records:?}");
+
     let dir = hosts.dir().join("disk");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("campaign.yaml");

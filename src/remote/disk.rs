@@ -119,22 +119,27 @@ fn serve_line(binary: &str, dir: &str) -> Result<String, RemoteError> {
     ))
 }
 
-/// What a host needs for the layer, checked before anything starts: the uploaded executable
-/// runs there (`--version`), `/dev/fuse`, and for a user who is not root `fusermount3` (or
-/// `fusermount`). Prints one `missing: …` line per lack.
-fn check_line(binary: &str, with_sudo: bool) -> Result<String, RemoteError> {
-    let b = quote::quote(binary)?;
-    let mut line = format!(
-        "v=$({b} --version 2>&1) || echo \"missing: the uploaded splitbrain does not run there (same architecture and C library as the controller needed): $v\"; \
-         [ -c /dev/fuse ] || echo 'missing: /dev/fuse (the fuse kernel module)'"
-    );
+/// What a host needs to mount the layer: `/dev/fuse`, and for a user who is not root
+/// `fusermount3` (or `fusermount`). Prints one `missing: …` line per lack.
+fn fuse_check_line(with_sudo: bool) -> String {
+    let mut line =
+        "[ -c /dev/fuse ] || echo 'missing: /dev/fuse (the fuse kernel module)'".to_owned();
     if with_sudo {
         line.push_str(
             "; PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin; command -v fusermount3 >/dev/null || command -v fusermount >/dev/null || echo 'missing: fusermount3 (Debian fuse3), to mount as a user who is not root'",
         );
     }
     line.push_str("; true");
-    Ok(line)
+    line
+}
+
+/// Whether the uploaded executable runs on the host (`--version`): a `missing: …` line
+/// when it does not.
+fn binary_check_line(binary: &str) -> Result<String, RemoteError> {
+    let b = quote::quote(binary)?;
+    Ok(format!(
+        "v=$({b} --version 2>&1) || echo \"missing: the uploaded splitbrain does not run there (same architecture and C library as the controller needed): $v\"; true"
+    ))
 }
 
 /// The `missing: …` lines of a check's output.
@@ -144,6 +149,23 @@ fn missing_of(output: &str) -> Vec<String> {
         .filter_map(|l| l.trim().strip_prefix("missing: "))
         .map(str::to_owned)
         .collect()
+}
+
+/// An error naming each host (host, what it lacks) that cannot run the layer.
+fn refuse_if_missing(missing: &[(String, String)]) -> Result<(), RemoteError> {
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut names: Vec<String> = missing.iter().map(|(h, _)| h.clone()).collect();
+    names.dedup();
+    let what: Vec<String> = missing.iter().map(|(h, m)| format!("{h}: {m}")).collect();
+    Err(RemoteError::Host {
+        host: names.join(", "),
+        what: format!(
+            "the disk layer (disk faults) cannot run there: {}",
+            what.join("; ")
+        ),
+    })
 }
 
 /// The layers of a remote cluster's nodes.
@@ -161,10 +183,10 @@ impl RemoteDisks {
         self.layers.is_empty()
     }
 
-    /// Before any node starts: uploads this executable into each node's directory on its
-    /// host (`nodes`: node and host) and checks that it runs there and that the host can
-    /// mount the layer. A host that cannot is an error naming it and what is missing (every
-    /// host checked first).
+    /// Before any node starts: checks that every host (`nodes`: node and host) can mount
+    /// the layer, then uploads this executable into each node's directory on its host and
+    /// checks that it runs there. A host that cannot is an error naming it and what is
+    /// missing (every host checked at each step).
     pub fn install(
         hosts: &RemoteHosts,
         nodes: &[(String, String)],
@@ -173,14 +195,24 @@ impl RemoteDisks {
             host: "controller".into(),
             what: format!("finding this executable to upload for the disk layer: {e}"),
         })?;
-        let mut layers = Vec::new();
+        // What each host has first (cheap), then the upload and whether it runs there.
         let mut missing = Vec::new();
+        for (_, host) in nodes {
+            let out = hosts.shells().run_ok(
+                host,
+                &fuse_check_line(hosts.uses_sudo(host)),
+                super::hosts::COMMAND_TIMEOUT,
+            )?;
+            missing.extend(missing_of(&out).into_iter().map(|m| (host.clone(), m)));
+        }
+        refuse_if_missing(&missing)?;
+        let mut layers = Vec::new();
         for (node, host) in nodes {
             let dir = hosts.make_node_dir(host, node)?;
             let binary = hosts.install_program(host, &exe, &dir)?;
             let out = hosts.shells().run_ok(
                 host,
-                &check_line(&binary, hosts.uses_sudo(host))?,
+                &binary_check_line(&binary)?,
                 super::hosts::COMMAND_TIMEOUT,
             )?;
             missing.extend(missing_of(&out).into_iter().map(|m| (host.clone(), m)));
@@ -192,18 +224,7 @@ impl RemoteDisks {
                 process: Mutex::new(None),
             });
         }
-        if !missing.is_empty() {
-            let mut names: Vec<String> = missing.iter().map(|(h, _)| h.clone()).collect();
-            names.dedup();
-            let what: Vec<String> = missing.iter().map(|(h, m)| format!("{h}: {m}")).collect();
-            return Err(RemoteError::Host {
-                host: names.join(", "),
-                what: format!(
-                    "the disk layer (disk faults) cannot run there: {}",
-                    what.join("; ")
-                ),
-            });
-        }
+        refuse_if_missing(&missing)?;
         Ok(RemoteDisks { layers })
     }
 
@@ -260,6 +281,20 @@ impl RemoteDisks {
             .map_err(|e| layer.error(format!("the disk layer of {node} did not start: {e}")))?;
         layer.ask(hosts, &Request::Status {})?;
         Ok(())
+    }
+
+    /// Takes every layer's faults out of force (the blanket heal after an undo failed):
+    /// what failed, one line each.
+    pub fn clear_all_faults(&self, hosts: &RemoteHosts) -> Vec<String> {
+        self.layers
+            .iter()
+            .filter(|l| l.process().is_some())
+            .filter_map(|l| {
+                l.ask(hosts, &Request::ClearFaults {})
+                    .err()
+                    .map(|e| format!("clearing the disk faults of {}: {e}", l.node))
+            })
+            .collect()
     }
 
     /// Stops every layer (SIGTERM: it writes back what it holds and unmounts; SIGKILL after
@@ -385,7 +420,22 @@ mod tests {
             vec!["/dev/fuse (the fuse kernel module)".to_owned()]
         );
         assert!(missing_of("").is_empty());
-        assert!(check_line("/b", true).unwrap().contains("fusermount3"));
-        assert!(!check_line("/b", false).unwrap().contains("fusermount3"));
+        assert!(fuse_check_line(true).contains("fusermount3"));
+        assert!(!fuse_check_line(false).contains("fusermount3"));
+        assert!(binary_check_line("/r/n1/bin/splitbrain")
+            .unwrap()
+            .starts_with("v=$(/r/n1/bin/splitbrain --version 2>&1) || echo \"missing: "));
+        let err = refuse_if_missing(&[
+            ("n2".into(), "/dev/fuse (the fuse kernel module)".into()),
+            ("n3".into(), "/dev/fuse (the fuse kernel module)".into()),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "host n2, n3: the disk layer (disk faults) cannot run there: \
+             n2: /dev/fuse (the fuse kernel module); n3: /dev/fuse (the fuse kernel module)"
+        );
+        refuse_if_missing(&[]).unwrap();
     }
 }

@@ -132,7 +132,11 @@ impl RemoteCluster {
             }
         }
         if disk_layer {
-            let nodes: Vec<(String, String)> = (cluster.spec.nodes.iter())
+            // One node per host, named like it.
+            let nodes: Vec<(String, String)> = cluster
+                .spec
+                .nodes
+                .iter()
                 .map(|n| (n.name.clone(), n.name.clone()))
                 .collect();
             cluster.disks = crate::remote::disk::RemoteDisks::install(&cluster.hosts, &nodes)?;
@@ -203,8 +207,10 @@ impl RemoteCluster {
                 first_error.get_or_insert(anyhow::Error::from(e));
             }
         }
+        // The layers after their nodes (a layer's log next to its node's).
         let logs = self.run_dir.join(crate::results::files::NODES);
-        if let Err(e) = (self.disks).stop_all(&self.hosts, fetch_logs.then_some(logs.as_path())) {
+        let logs = fetch_logs.then_some(logs.as_path());
+        if let Err(e) = self.disks.stop_all(&self.hosts, logs) {
             first_error.get_or_insert(anyhow::Error::from(e));
         }
         if let Err(e) = self.hosts.heal_all() {

@@ -951,10 +951,8 @@ mod tests {
         for kind in ["disk", "disk-lose-unsynced", "disk-torn-write", "disk-slow"] {
             check_kinds(&[FaultKind::named(kind).unwrap()]).unwrap();
         }
-        for refused in ["disk-corrupt"] {
-            let err = check_kinds(&[FaultKind::named(refused).unwrap()]).unwrap_err();
-            assert_eq!(err.kind(), crate::exit::FailureKind::Unavailable);
-            assert!(err.to_string().contains(refused), "{err}");
-        }
+        let err = check_kinds(&[FaultKind::named("disk-corrupt").unwrap()]).unwrap_err();
+        assert_eq!(err.kind(), crate::exit::FailureKind::Unavailable);
+        assert!(err.to_string().contains("disk-corrupt"), "{err}");
     }
 }

@@ -51,6 +51,9 @@ pub struct RemoteCluster {
     /// Declared before the hosts: nodes are stopped while the connections are open.
     pub nodes: Arc<Vec<crate::remote::RemoteNode>>,
     pub hosts: Arc<crate::remote::RemoteHosts>,
+    /// The disk layers under the nodes (when the campaign has disk faults): stopped after
+    /// the nodes.
+    pub disks: crate::remote::disk::RemoteDisks,
     /// Polls the nodes for deaths nobody asked for (stopped first at the teardown).
     watcher: Option<DeathWatch>,
     pub nodes_ready_in: Duration,
@@ -63,14 +66,17 @@ impl RemoteCluster {
     /// Starts one node of `system` per host of `hosts` (each host named like its node),
     /// after recording, connecting, checking that every host has the programs `needs`
     /// names (with what needs each), and installing the system's program on each host;
-    /// each launch gets `node_env` of its host and node directory. Waits until every node
-    /// accepts connections at its readiness port, from this machine.
+    /// each launch gets `node_env` of its host and node directory. With `disk_layer`, each
+    /// node's data directory is a disk layer on its host ([`crate::remote::disk`]), checked
+    /// possible on every host before any node starts, started before its node. Waits until
+    /// every node accepts connections at its readiness port, from this machine.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         system: Arc<dyn System>,
         hosts: &[crate::remote::HostSpec],
         ssh: &crate::remote::SshSpec,
         needs: &[(&str, &str)],
+        disk_layer: bool,
         node_env: Option<RemoteNodeEnv<'_>>,
         run: &RunId,
         run_dir: &Path,
@@ -100,6 +106,7 @@ impl RemoteCluster {
             spec,
             nodes: Arc::new(Vec::new()),
             hosts: Arc::new(remote),
+            disks: Default::default(),
             watcher: None,
             nodes_ready_in: Duration::ZERO,
             run_dir: run_dir.to_owned(),
@@ -123,6 +130,16 @@ impl RemoteCluster {
                     what: format!("a netem qdisc cannot be added; {why} need it"),
                 });
             }
+        }
+        if disk_layer {
+            // One node per host, named like it.
+            let nodes: Vec<(String, String)> = cluster
+                .spec
+                .nodes
+                .iter()
+                .map(|n| (n.name.clone(), n.name.clone()))
+                .collect();
+            cluster.disks = crate::remote::disk::RemoteDisks::install(&cluster.hosts, &nodes)?;
         }
         for node in &cluster.spec.nodes {
             let mut launch = cluster.system.launch(node, &cluster.spec)?;
@@ -150,6 +167,7 @@ impl RemoteCluster {
                 launch.env,
                 ready_at,
             );
+            cluster.disks.start(&cluster.hosts, &node.name)?;
             // In the cluster before it starts: a failed start is stopped like the rest.
             Arc::get_mut(&mut cluster.nodes)
                 .expect("not shared before the nodes are up")
@@ -188,6 +206,12 @@ impl RemoteCluster {
             if let Err(e) = node.stop(&self.hosts) {
                 first_error.get_or_insert(anyhow::Error::from(e));
             }
+        }
+        // The layers after their nodes (a layer's log next to its node's).
+        let logs = self.run_dir.join(crate::results::files::NODES);
+        let logs = fetch_logs.then_some(logs.as_path());
+        if let Err(e) = self.disks.stop_all(&self.hosts, logs) {
+            first_error.get_or_insert(anyhow::Error::from(e));
         }
         if let Err(e) = self.hosts.heal_all() {
             first_error.get_or_insert(anyhow::Error::from(e));

@@ -59,7 +59,7 @@ pub enum HostItem {
     Firewall,
     /// `tc` and the netem qdisc: packet faults.
     Netem,
-    /// `/dev/fuse` and `fusermount`: disk faults.
+    /// `/dev/fuse`, and `fusermount` for a user who is not root: disk faults.
     Fuse,
     /// The unified cgroup hierarchy: pauses and kills by cgroup.
     CgroupV2,
@@ -211,13 +211,19 @@ pub fn judge_host(
         .into_iter()
         .find(|p| !p.is_empty());
     let fuse_device = fact("fuse_device") == "yes";
+    // The disk layer (this executable, uploaded by the run) mounts directly as root; a
+    // user who is not root mounts through the setuid fusermount.
     probes.push(probe(
         HostItem::Fuse,
-        fuse_device && fusermount.is_some(),
-        match (fuse_device, fusermount) {
-            (true, Some(path)) => format!("/dev/fuse, {path}"),
-            (false, _) => "no /dev/fuse".into(),
-            (true, None) => "fusermount not found (Debian fuse3)".into(),
+        fuse_device && (root || fusermount.is_some()),
+        match (fuse_device, root, fusermount) {
+            (false, _, _) => "no /dev/fuse".into(),
+            (true, true, _) => "/dev/fuse (root mounts the disk layer directly)".into(),
+            (true, false, Some(path)) => format!("/dev/fuse, {path}"),
+            (true, false, None) => {
+                "fusermount not found (Debian fuse3), needed to mount as a user who is not root"
+                    .into()
+            }
         },
     ));
     probes.push(probe(
@@ -475,6 +481,25 @@ mod tests {
         // Optional features missing do not make the host unusable, but are shown.
         let netem = probes.iter().find(|p| p.item == HostItem::Netem).unwrap();
         assert!(!netem.ok && netem.detail.contains("tc not found"));
+        let fuse = probes.iter().find(|p| p.item == HostItem::Fuse).unwrap();
+        assert!(!fuse.ok && fuse.detail == "no /dev/fuse", "{fuse:?}");
+        // As root, /dev/fuse is enough: the layer mounts directly; another user needs
+        // fusermount.
+        let fuse_of = |text: &str| {
+            judge_host("n4", &facts(text), None, None)
+                .into_iter()
+                .find(|p| p.item == HostItem::Fuse)
+                .unwrap()
+        };
+        assert!(fuse_of("uid=0\nfuse_device=yes\nfusermount3=\nfusermount=\n").ok);
+        let user = fuse_of("uid=1000\nsudo=yes\nfuse_device=yes\nfusermount3=\nfusermount=\n");
+        assert!(
+            !user.ok && user.detail.contains("fusermount not found"),
+            "{user:?}"
+        );
+        assert!(
+            fuse_of("uid=1000\nsudo=yes\nfuse_device=yes\nfusermount3=/usr/bin/fusermount3\n").ok
+        );
         let sudo_only = facts("uid=1000\nsudo=yes\niptables=/sbin/iptables\nprogram=/x\n");
         let probes = judge_host("n3", &sudo_only, Some("x"), None);
         assert!(hosts_missing(&probes).is_empty(), "{probes:?}");

@@ -184,14 +184,9 @@ pub fn run(
     cancel: CancellationToken,
 ) -> Result<RunReport, RunError> {
     let start = Instant::now();
-    // On remote hosts: only the faults that have a remote implementation, no disk layer.
+    // On remote hosts: only the faults that have a remote implementation.
     if !campaign.hosts.is_empty() {
         crate::nemesis::faults::remote::check_kinds(&campaign.nemesis.kinds())?;
-        if campaign.disk_layer() {
-            return Err(RunError::Unavailable(
-                "the disk layer (disk faults, `disk: {layer: true}`) runs only on this machine, not on remote hosts".into(),
-            ));
-        }
     }
     let mut campaign = campaign.clone();
     if let Some(d) = opts.duration {
@@ -210,7 +205,10 @@ pub fn run(
         false => None,
     };
     crate::nemesis::validate(&campaign.nemesis, system.as_deref(), campaign.nodes)?;
-    campaign.check_disk_host().map_err(RunError::Unavailable)?;
+    // On remote hosts the layer runs there: checked on each host when the run starts.
+    if campaign.hosts.is_empty() {
+        campaign.check_disk_host().map_err(RunError::Unavailable)?;
+    }
     let system = match system {
         // On remote hosts the program runs there: this machine need not have it.
         Some(system) if !campaign.hosts.is_empty() => {
@@ -294,6 +292,7 @@ pub fn deploy(
                 &campaign.hosts,
                 campaign.ssh.as_ref().unwrap_or(&default_ssh),
                 &needs,
+                campaign.disk_layer(),
                 node_env,
                 run,
                 run_dir,
@@ -569,6 +568,9 @@ fn heal_everything(deployment: &Deployment, run_id: &RunId) {
                 report.errors.push(format!("resuming {}: {e}", node.name));
             }
         }
+        report
+            .errors
+            .extend(cluster.disks.clear_all_faults(&cluster.hosts));
     }
     for e in &report.errors {
         crate::stderr_line!("splitbrain: warning: healing the cluster: {e}");

@@ -60,8 +60,9 @@ fn campaign(hosts: &SshHosts, name: &str, system: &str, duration: &str, nemesis:
     )
 }
 
-/// What is left of any run on the hosts: run directories, partition tables, processes
-/// working in a run directory (one line each; empty when nothing). The test hosts share
+/// What is left of any run on the hosts: run directories, partition tables, disk layer
+/// mounts (in the host's own mount namespace), processes working in a run directory (one
+/// line each; empty when nothing). The test hosts share
 /// this machine's processes, so a host's processes are those in its network namespace.
 fn leftovers(hosts: &SshHosts) -> Vec<String> {
     let list = hosts.hosts().to_vec();
@@ -80,6 +81,7 @@ fn leftovers(hosts: &SshHosts) -> Vec<String> {
                         "-c",
                         "ls -d /tmp/splitbrain-* /tmp/sb-root/splitbrain-* 2>/dev/null; \
                          nft list tables 2>/dev/null | grep splitbrain_; \
+                         grep splitbrain-disk /proc/mounts; \
                          tc qdisc show 2>/dev/null | grep -E ' 5b00: | netem '; \
                          me=$(readlink /proc/self/ns/net); \
                          for p in /proc/[0-9]*; do case $(readlink $p/cwd 2>/dev/null) in /tmp/splitbrain-*|/tmp/sb-root/splitbrain-*) \
@@ -789,4 +791,235 @@ fn a_partition_over_ssh_goes_in_with_one_round_trip_per_host() {
         );
     }
     assert_eq!(leftovers(&hosts), Vec::<String>::new());
+}
+
+/// Runs the shell line `line` on `host` (as root, in the host's own mount namespace).
+fn run_on(hosts: &SshHosts, host: &'static str, line: &'static str) {
+    let list = hosts.hosts().to_vec();
+    let options = hosts.options();
+    let control = hosts.dir().join(format!("{host}-ssh"));
+    std::fs::create_dir_all(&control).unwrap();
+    hosts.on_network(move || {
+        let transport = SshTransport::connect(&list, options, &control).expect("connect");
+        transport
+            .run_ok(host, &["sh", "-c", line], Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+    })
+}
+
+/// Disk faults on the hosts: each node's data directory is a disk layer on its host (this
+/// executable, uploaded with the run, FUSE over the host's own tmpfs), `disk-lose-unsynced`
+/// kills a node and drops what it had not synced (the layer's own count as evidence), and
+/// `disk-fsync-error` is read back from another's layer; the verdict is the local path's,
+/// the layers' logs come back, and nothing is left on the hosts (no mount, no process, no
+/// directory). A SIGKILLed controller leaves layers and mounts until `cleanup --run`. A
+/// host without `/dev/fuse` is refused before anything starts.
+#[test]
+fn disk_faults_run_on_remote_hosts_through_a_layer_on_each() {
+    let test = "disk_faults_run_on_remote_hosts_through_a_layer_on_each";
+    if !ready(test) {
+        return;
+    }
+    let hosts = SshHosts::start(3).unwrap_or_else(|e| panic!("starting the ssh hosts: {e}"));
+
+    // A host without /dev/fuse (hidden in that host's own mount namespace by a plain file
+    // bound over it): 69 naming the host and what it lacks, before any node starts, and
+    // nothing left on the hosts.
+    run_on(
+        &hosts,
+        "n2",
+        "touch /tmp/no-fuse && mount --bind /tmp/no-fuse /dev/fuse && ! [ -c /dev/fuse ]",
+    );
+    let dir = hosts.dir().join("nofuse");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("campaign.yaml");
+    std::fs::write(
+        &file,
+        campaign(
+            &hosts,
+            "remote-nofuse",
+            "{clusterkv: {arch: raft}}",
+            "3s",
+            "  - {at: 1s, fault: disk-slow, target: n1, for: 1s}\n",
+        ),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let output = splitbrain_command(
+        &hosts,
+        &state,
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--results",
+            dir.join("results").to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    run_on(
+        &hosts,
+        "n2",
+        "umount /dev/fuse && rm /tmp/no-fuse && [ -c /dev/fuse ]",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    let refusal = stderr
+        .lines()
+        .find(|l| l.contains("/dev/fuse"))
+        .unwrap_or_else(|| panic!("no refusal naming /dev/fuse: {stderr}"));
+    assert!(refusal.contains("host n2: "), "{refusal}");
+    assert!(refusal.contains("n2: /dev/fuse"), "{refusal}");
+    assert!(
+        !refusal.contains("n1") && !refusal.contains("n3"),
+        "{refusal}"
+    );
+    assert_eq!(leftovers(&hosts), Vec::<String>::new());
+    let records: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(records.is_empty(), "run records left: {records:?}");
+
+    let dir = hosts.dir().join("disk");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("campaign.yaml");
+    std::fs::write(
+        &file,
+        campaign(
+            &hosts,
+            "remote-disk",
+            "{clusterkv: {arch: raft}}",
+            "5s",
+            "  - {at: 1s, fault: disk-lose-unsynced, target: n2, for: 1s}\n\
+             \x20 - {at: 2500ms, fault: disk-fsync-error, target: n3, for: 1s}\n",
+        ),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let results = dir.join("results");
+    let started = Instant::now();
+    let output = splitbrain_command(
+        &hosts,
+        &state,
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--seed",
+            "7",
+        ],
+    )
+    .output()
+    .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    println!("remote-disk: run took {:?}\n{stdout}", started.elapsed());
+    let run = run_dir(&results);
+    for f in ["disk-fault", "disk-heal"] {
+        for record in fault_records(&run, f) {
+            println!("remote-disk: {f}: {}", record["value"]);
+        }
+    }
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let verdict: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    assert_eq!(verdict["verdict"], "valid", "{verdict:#}");
+    let faults = fault_records(&run, "disk-fault");
+    assert_eq!(faults.len(), 2, "{faults:#?}");
+    for fault in &faults {
+        assert_eq!(
+            fault["value"]["effective"], true,
+            "not in effect: {fault:#}"
+        );
+    }
+    let lost = faults[0]["value"]["evidence"].to_string();
+    assert!(
+        lost.contains("n2: pid") && lost.contains("SIGKILL") && lost.contains("gone"),
+        "{lost}"
+    );
+    assert!(
+        lost.contains("n2: dropped ") && lost.contains(" unsynced bytes of "),
+        "{lost}"
+    );
+    let fsync = faults[1]["value"]["evidence"].to_string();
+    assert!(fsync.contains("n3: syncs fail with EIO"), "{fsync}");
+    let heals = fault_records(&run, "disk-heal");
+    let healed = heals
+        .iter()
+        .map(|h| h["value"]["evidence"].to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(healed.contains("n2: started again as pid"), "{healed}");
+    assert!(healed.contains("n3: healed; "), "{healed}");
+    for node in ["n1", "n2", "n3"] {
+        let log = run.join("nodes").join(node).join("disk.log");
+        let text =
+            std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        assert!(text.contains("mounted over"), "{node}: {text}");
+        assert!(text.contains("unmounting"), "{node}: {text}");
+    }
+    assert_eq!(leftovers(&hosts), Vec::<String>::new());
+    let records: Vec<_> = std::fs::read_dir(&state)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(records.is_empty(), "run records left: {records:?}");
+
+    // SIGKILL with the layers mounted (a slow disk on n1 meanwhile): layers, mounts, nodes
+    // and directories stay until `cleanup --run`, which removes them all.
+    let dir = hosts.dir().join("disk-killed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("campaign.yaml");
+    std::fs::write(
+        &file,
+        campaign(
+            &hosts,
+            "disk-killed",
+            "{clusterkv: {arch: raft}}",
+            "60s",
+            "  - {at: 500ms, fault: disk-slow, target: n1, delay: 20ms, for: 50s}\n",
+        ),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let results = dir.join("results");
+    let mut child = splitbrain_command(
+        &hosts,
+        &state,
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    // Three layers and three nodes: then the controller dies.
+    wait_recorded(&state, "mount", 3, &mut child);
+    let run = wait_recorded(&state, "process", 6, &mut child);
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = leftovers(&hosts);
+    for host in ["n1", "n2", "n3"] {
+        assert!(
+            left.iter()
+                .any(|l| l.starts_with(&format!("{host}: splitbrain-disk /tmp/splitbrain-"))),
+            "{host}: a killed controller leaves its layer mounted: {left:?}"
+        );
+    }
+    let output = splitbrain_command(&hosts, &state, &["cleanup", "--run", &run])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("disk layer mounts in"), "{stdout}");
+    assert_eq!(leftovers(&hosts), Vec::<String>::new(), "{stdout}");
+    assert!(!state.join(&run).exists(), "the run record is gone");
 }

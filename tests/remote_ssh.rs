@@ -425,7 +425,7 @@ fn doctor_checks_each_host_over_ssh_and_run_refuses_faults_hosts_cannot_do() {
         &clock,
         campaign("/bin/sh", &hosts.campaign_sections()).replace(
             "workload: {kind: kv}\n",
-            "workload: {kind: kv}\nnemesis: {faults: [disk-slow]}\n",
+            "workload: {kind: kv}\nnemesis: {faults: [disk-corrupt]}\n",
         ),
     )
     .unwrap();
@@ -441,7 +441,7 @@ fn doctor_checks_each_host_over_ssh_and_run_refuses_faults_hosts_cannot_do() {
     );
     assert_eq!(code, 69, "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("`disk-slow") && stderr.contains("remote hosts"),
+        stderr.contains("`disk-corrupt") && stderr.contains("remote hosts"),
         "{stderr}"
     );
     assert!(!results.exists(), "a run directory was made");

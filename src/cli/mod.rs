@@ -6,6 +6,7 @@ use std::process::ExitCode;
 mod check;
 mod cleanup;
 mod compare;
+mod disk_layer;
 mod doctor;
 mod duration;
 mod report;
@@ -37,6 +38,9 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Run one workload and fault schedule against several systems and compare them.
     Compare(compare::CompareArgs),
+    /// The lazy disk layer as a process of its own (on a remote host, started by the run).
+    #[command(hide = true)]
+    DiskLayer(disk_layer::DiskLayerArgs),
 }
 
 /// What a subcommand returns: its exit code when it reached one (a verdict, 0 for done), or
@@ -62,6 +66,7 @@ pub fn main() -> ExitCode {
         Command::Cleanup(args) => cleanup::run(args),
         Command::Report(args) => report::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::DiskLayer(args) => disk_layer::run(args),
     };
     // The one place a failure becomes an exit code.
     match outcome {

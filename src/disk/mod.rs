@@ -10,6 +10,7 @@
 //! panic, signals: the run's guards drop the cluster), and by `splitbrain cleanup` (lazily)
 //! after the harness was killed.
 
+pub mod control;
 pub mod corrupt;
 pub mod fuse;
 pub mod lazy_fs;

@@ -79,6 +79,8 @@ pub enum RemoteRecord {
     NftTable { host: String, table: String },
     /// The run's root qdisc ([`QDISC_HANDLE`]) on interface `dev` of `host` (packet faults).
     Qdisc { host: String, dev: String },
+    /// A disk layer's mount point on `host`, below the run's directory ([`super::disk`]).
+    Mount { host: String, path: String },
 }
 
 impl RemoteRecord {
@@ -1322,6 +1324,18 @@ fn cleanup_remote(record: &RunRecord, report: &mut CleanupReport) {
                             .push(format!("run {}: host {}: {e}", record.run, host.name)),
                     }
                 }
+            }
+        }
+        // Disk layers' mounts (their processes are gone by now), before their directory.
+        let recorded_mount = records
+            .iter()
+            .any(|r| matches!(r, RemoteRecord::Mount { host: h, .. } if *h == host.name));
+        if recorded_mount {
+            match super::disk::cleanup_lines(&root) {
+                Ok(more) => lines.extend(more),
+                Err(e) => report
+                    .errors
+                    .push(format!("run {}: host {}: {e}", record.run, host.name)),
             }
         }
         let recorded_dir = records.iter().any(

@@ -10,10 +10,13 @@
 //! * [`hosts`] — a run's hosts: node processes started detached, signalled, stopped;
 //!   partition tables; probes from the hosts; logs fetched back; every remote resource in
 //!   the run's ownership record, and the cleanup step that removes them.
+//! * [`disk`] — the lazy disk layer under remote nodes: this executable uploaded with the
+//!   run and started as a process of its own per node, driven by typed requests.
 //!
 //! No agent is installed on the hosts: everything runs through `ssh`, `scp` and the
 //! host's own tools.
 
+pub mod disk;
 pub mod hosts;
 pub mod quote;
 pub mod shell;

@@ -203,7 +203,7 @@ fn drop_cache(mode: DiskMode, fs: &mut crate::disk::lazy_fs::LazyFs) -> Dropped 
 }
 
 /// `n1: dropped 8192 unsynced bytes of 2 files and 3 directory entries`.
-fn dropped_line(node: &str, dropped: &Dropped) -> String {
+pub(super) fn dropped_line(node: &str, dropped: &Dropped) -> String {
     let mut line = format!(
         "{node}: dropped {} unsynced bytes of {} files and {} directory entries",
         dropped.lost.bytes, dropped.lost.files, dropped.lost.entries
@@ -220,7 +220,7 @@ fn dropped_line(node: &str, dropped: &Dropped) -> String {
     line
 }
 
-fn faults_line(f: &crate::disk::lazy_fs::DiskFaults) -> String {
+pub(super) fn faults_line(f: &crate::disk::lazy_fs::DiskFaults) -> String {
     let mut parts = Vec::new();
     if f.fsync_error {
         parts.push("syncs fail with EIO".to_owned());

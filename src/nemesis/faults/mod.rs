@@ -26,6 +26,7 @@ pub mod packet;
 pub mod partition;
 pub mod process;
 pub mod remote;
+pub mod remote_disk;
 
 use super::context::{Leadership, NemesisContext};
 use super::process::ProcessEvidence;

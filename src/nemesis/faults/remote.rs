@@ -25,6 +25,9 @@
 //!   as a process of the run, killed at the end, before the reset). Evidence: the nodes'
 //!   clocks sampled a few times, as locally.
 //!
+//! * `disk-*` but `disk-corrupt` — on the node's disk layer on its host
+//!   ([`super::remote_disk`]).
+//!
 //! Every other kind is refused before the run starts ([`check_kinds`]).
 
 use super::clock::{BumpPlan, StrobePlan};
@@ -58,6 +61,12 @@ pub const REMOTE_KINDS: &[&str] = &[
     "delay",
     "reorder",
     "duplicate",
+    "disk",
+    "disk-lose-unsynced",
+    "disk-torn-write",
+    "disk-fsync-error",
+    "disk-enospc",
+    "disk-slow",
 ];
 
 /// The kinds that need `tc` with netem on every host.
@@ -109,6 +118,9 @@ pub fn apply(
     }
     if let Some(shaping) = any.downcast_ref::<ShapingPlan>() {
         return apply_shaping(shaping, remote, leadership);
+    }
+    if let Some(disk) = any.downcast_ref::<super::disk::DiskPlan>() {
+        return super::remote_disk::apply(disk, remote, leadership);
     }
     Err(Failed::nothing_applied(format!(
         "`{}` faults are not available on remote hosts",
@@ -936,10 +948,11 @@ mod tests {
         for kind in ["clock-strobe", "clock"] {
             check_kinds(&[FaultKind::named(kind).unwrap()]).unwrap();
         }
-        for refused in ["disk-lose-unsynced", "disk-slow"] {
-            let err = check_kinds(&[FaultKind::named(refused).unwrap()]).unwrap_err();
-            assert_eq!(err.kind(), crate::exit::FailureKind::Unavailable);
-            assert!(err.to_string().contains(refused), "{err}");
+        for kind in ["disk", "disk-lose-unsynced", "disk-torn-write", "disk-slow"] {
+            check_kinds(&[FaultKind::named(kind).unwrap()]).unwrap();
         }
+        let err = check_kinds(&[FaultKind::named("disk-corrupt").unwrap()]).unwrap_err();
+        assert_eq!(err.kind(), crate::exit::FailureKind::Unavailable);
+        assert!(err.to_string().contains("disk-corrupt"), "{err}");
     }
 }

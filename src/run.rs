@@ -185,8 +185,13 @@ pub fn run(
 ) -> Result<RunReport, RunError> {
     let start = Instant::now();
     // On remote hosts: only the faults that have a remote implementation, no disk layer.
+    let hosts_set_clock =
+        !campaign.hosts.is_empty() && campaign.ssh.as_ref().is_some_and(|s| s.set_clock);
     if !campaign.hosts.is_empty() {
         crate::nemesis::faults::remote::check_kinds(&campaign.nemesis.kinds())?;
+        if hosts_set_clock {
+            crate::nemesis::faults::remote::check_set_clock_kinds(&campaign.nemesis.kinds())?;
+        }
         if campaign.disk_layer() {
             return Err(RunError::Unavailable(
                 "the disk layer (disk faults, `disk: {layer: true}`) runs only on this machine, not on remote hosts".into(),
@@ -209,7 +214,12 @@ pub fn run(
         true => Some(crate::system::system_for(&campaign.system)?.into()),
         false => None,
     };
-    crate::nemesis::validate(&campaign.nemesis, system.as_deref(), campaign.nodes)?;
+    crate::nemesis::validate_for(
+        &campaign.nemesis,
+        system.as_deref(),
+        campaign.nodes,
+        hosts_set_clock,
+    )?;
     campaign.check_disk_host().map_err(RunError::Unavailable)?;
     let system = match system {
         // On remote hosts the program runs there: this machine need not have it.
@@ -255,11 +265,12 @@ pub fn deploy(
         let default_ssh = crate::remote::SshSpec::default();
         let mut needs = Vec::new();
         let kinds = campaign.nemesis.kinds();
+        let firewall = crate::remote::hosts::FIREWALL_PROGRAMS;
         if kinds.iter().any(|k| k.name() == "partition") {
-            needs.push(("nft", "partition faults"));
+            needs.push((firewall, "partition faults"));
         }
         if kinds.iter().any(|k| k.name() == "loss") {
-            needs.push(("nft", "loss faults"));
+            needs.push((firewall, "loss faults"));
         }
         if kinds
             .iter()
@@ -268,7 +279,7 @@ pub fn deploy(
             needs.push(("tc", "delay, reorder and duplicate faults"));
             needs.push(("bash", "the round trip probes of delay and reorder faults"));
         }
-        if needs.iter().any(|(p, _)| *p == "nft") {
+        if needs.iter().any(|(p, _)| *p == firewall) {
             needs.push(("bash", "the probes of partition and loss faults"));
             needs.push(("timeout", "the probes of partition and loss faults"));
         }
@@ -283,8 +294,10 @@ pub fn deploy(
                 Path::new(&file),
             ))
         };
+        // With `ssh.set_clock` the hosts' own clocks move instead: no libfaketime.
+        let set_clock = campaign.ssh.as_ref().is_some_and(|s| s.set_clock);
         let node_env: Option<crate::cluster::RemoteNodeEnv<'_>> =
-            match campaign.nemesis.needs_clock() {
+            match campaign.nemesis.needs_clock() && !set_clock {
                 true => Some(&faketime),
                 false => None,
             };

@@ -11,7 +11,7 @@
 mod common;
 
 use common::have_root;
-use common::ssh_hosts::{have_sshd, SshHosts};
+use common::ssh_hosts::{have_sshd, HostSetup, SshHosts};
 use splitbrain::remote::SshTransport;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -80,6 +80,7 @@ fn leftovers(hosts: &SshHosts) -> Vec<String> {
                         "-c",
                         "ls -d /tmp/splitbrain-* /tmp/sb-root/splitbrain-* 2>/dev/null; \
                          nft list tables 2>/dev/null | grep splitbrain_; \
+                         iptables -w -S 2>/dev/null | grep -- splitbrain-; \
                          tc qdisc show 2>/dev/null | grep -E ' 5b00: | netem '; \
                          me=$(readlink /proc/self/ns/net); \
                          for p in /proc/[0-9]*; do case $(readlink $p/cwd 2>/dev/null) in /tmp/splitbrain-*|/tmp/sb-root/splitbrain-*) \
@@ -147,6 +148,17 @@ fn run_dir(results: &Path) -> PathBuf {
         .map(|e| e.unwrap().path())
         .find(|p| p.is_dir() && p.file_name().unwrap() != "latest")
         .expect("a run directory")
+}
+
+/// The run id of a run directory (`<stamp>-<run id>`).
+fn run_id_of(run: &Path) -> String {
+    let name = run.file_name().unwrap().to_string_lossy().into_owned();
+    name.rsplit('-').next().unwrap().to_owned()
+}
+
+/// Whether run `id`'s cgroup is still there (the test hosts share this machine's cgroup2).
+fn cgroup_left(id: &str) -> bool {
+    splitbrain::cgroup::harness_root().is_ok_and(|root| root.join(id).exists())
 }
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {
@@ -254,10 +266,29 @@ fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<
     let partitions = fault_records(&run, "start-partition");
     let evidence = partitions[0]["value"]["evidence"].to_string();
     assert!(evidence.contains(": blocked"), "{evidence}");
-    let pause = fault_records(&run, "pause")[0]["value"]["evidence"].to_string();
-    assert!(pause.contains("state T (stopped)"), "{pause}");
-    let kill = fault_records(&run, "kill")[0]["value"]["evidence"].to_string();
-    assert!(kill.contains("SIGKILL") && kill.contains("gone"), "{kill}");
+    // The test hosts have this machine's cgroup2 and log in as root: nodes supervised by
+    // cgroup, paused by its freezer, killed whole.
+    let by_cgroup = splitbrain::cgroup::cgroup2_mount().is_ok();
+    let pause = &fault_records(&run, "pause")[0]["value"];
+    let kill = &fault_records(&run, "kill")[0]["value"];
+    if by_cgroup {
+        assert_eq!(pause["backend"], "cgroup v2 on the hosts", "{pause:#}");
+        assert!(
+            pause["evidence"]
+                .to_string()
+                .contains("cgroup.freeze 1, cgroup.events frozen 1"),
+            "{pause:#}"
+        );
+        let kill = kill["evidence"].to_string();
+        assert!(
+            kill.contains("cgroup.kill, cgroup.procs empty") && kill.contains("gone"),
+            "{kill}"
+        );
+    } else {
+        assert!(pause["evidence"].to_string().contains("state T (stopped)"));
+        assert!(kill["evidence"].to_string().contains("SIGKILL"));
+    }
+    assert!(!cgroup_left(&run_id_of(&run)), "the run's cgroup is left");
     let restarted = fault_records(&run, "start")[0]["value"]["evidence"].to_string();
     assert!(restarted.contains("started again"), "{restarted}");
     if clock {
@@ -341,6 +372,160 @@ fn raft_and_etcd_campaigns_run_on_remote_hosts_with_faults_in_effect() {
         percentile(&lateness, 0.99),
         lateness.last().unwrap()
     );
+}
+
+/// Hosts without `nft` and without cgroup2: partitions and loss through the run's own
+/// iptables chains, pauses and kills by signal, all in effect and nothing left; a killed
+/// controller's chains are removed by `cleanup --run`. Hosts with neither nft nor iptables
+/// are refused naming them (a unit of `RemoteHosts::hosts_without`).
+#[test]
+fn hosts_without_nft_or_cgroup2_use_iptables_and_signals() {
+    let test = "hosts_without_nft_or_cgroup2_use_iptables_and_signals";
+    if !ready(test) {
+        return;
+    }
+    let setup = HostSetup {
+        without_nft: true,
+        without_cgroup2: true,
+        ..HostSetup::default()
+    };
+    let hosts =
+        SshHosts::start_with(3, setup).unwrap_or_else(|e| panic!("starting the ssh hosts: {e}"));
+    let dir = hosts.dir().join("iptables");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("campaign.yaml");
+    std::fs::write(
+        &file,
+        campaign(
+            &hosts,
+            "remote-iptables",
+            "{clusterkv: {arch: raft}}",
+            "7s",
+            "  - {at: 1s, fault: partition, shape: halves, for: 1500ms}\n\
+             \x20 - {at: 3s, fault: loss, target: n1, percent: 30, for: 900ms}\n\
+             \x20 - {at: 4500ms, fault: pause, target: n2, for: 800ms}\n\
+             \x20 - {at: 5500ms, fault: kill, target: n3, for: 800ms}\n",
+        ),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let results = dir.join("results");
+    let output = splitbrain_command(
+        &hosts,
+        &state,
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--seed",
+            "7",
+        ],
+    )
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let run = run_dir(&results);
+    for f in [
+        "start-partition",
+        "stop-partition",
+        "start-loss",
+        "stop-loss",
+        "pause",
+        "resume",
+        "kill",
+        "start",
+    ] {
+        for record in fault_records(&run, f) {
+            println!("{test}: {f}: {}", record["value"]);
+        }
+    }
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    for (f, backend) in [
+        ("start-partition", "iptables on the hosts"),
+        ("start-loss", "iptables on the hosts"),
+        ("pause", "signals on the hosts"),
+        ("kill", "signals on the hosts"),
+    ] {
+        let records = fault_records(&run, f);
+        assert_eq!(records.len(), 1, "{f}: {records:#?}");
+        let value = &records[0]["value"];
+        assert_eq!(value["effective"], true, "{f} not in effect: {value:#}");
+        assert_eq!(value["backend"], backend, "{f}: {value:#}");
+    }
+    let partition = fault_records(&run, "start-partition")[0]["value"].to_string();
+    assert!(
+        partition.contains("chain splitbrain-") && partition.contains(": blocked"),
+        "{partition}"
+    );
+    let loss = fault_records(&run, "start-loss")[0]["value"]["evidence"].to_string();
+    assert!(loss.contains("packets dropped (iptables counter"), "{loss}");
+    let healed = fault_records(&run, "stop-loss")[0]["value"]["evidence"].to_string();
+    assert!(
+        healed.contains("dropped while in force (iptables counter)"),
+        "{healed}"
+    );
+    let pause = fault_records(&run, "pause")[0]["value"]["evidence"].to_string();
+    assert!(
+        pause.contains("SIGSTOP") && pause.contains("state T (stopped)"),
+        "{pause}"
+    );
+    let kill = fault_records(&run, "kill")[0]["value"]["evidence"].to_string();
+    assert!(kill.contains("SIGKILL") && kill.contains("gone"), "{kill}");
+    assert_eq!(leftovers(&hosts), Vec::<String>::new());
+    assert!(!cgroup_left(&run_id_of(&run)), "no cgroup without cgroup2");
+
+    // SIGKILLed during a partition: the chain stays until `cleanup --run`.
+    let file = dir.join("killed.yaml");
+    std::fs::write(
+        &file,
+        campaign(
+            &hosts,
+            "remote-iptables-killed",
+            "{clusterkv: {arch: raft}}",
+            "60s",
+            "  - {at: 500ms, fault: partition, shape: halves, for: 50s}\n",
+        ),
+    )
+    .unwrap();
+    let state = dir.join("killed-state");
+    let mut child = splitbrain_command(
+        &hosts,
+        &state,
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_recorded(&state, "process", 3, &mut child);
+    let id = wait_recorded(&state, "iptables-chain", 1, &mut child);
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = leftovers(&hosts);
+    assert!(
+        left.iter().any(|l| l.contains("-N splitbrain-")),
+        "a killed controller leaves its chain: {left:?}"
+    );
+    let output = splitbrain_command(&hosts, &state, &["cleanup", "--run", &id])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("iptables chain splitbrain-"), "{stdout}");
+    assert_eq!(leftovers(&hosts), Vec::<String>::new(), "{stdout}");
 }
 
 /// A delay fault on hosts whose kernel has no netem is refused at start (69, naming each
@@ -689,6 +874,8 @@ fn an_interrupted_remote_run_leaves_nothing_and_a_killed_one_is_cleaned_up() {
         "a killed controller leaves its nodes, table and directories: {left:?}"
     );
 
+    let by_cgroup = splitbrain::cgroup::cgroup2_mount().is_ok();
+    assert_eq!(cgroup_left(&run), by_cgroup, "the nodes' cgroups stay too");
     let output = splitbrain_command(&hosts, &state, &["cleanup", "--run", &run])
         .output()
         .unwrap();
@@ -697,6 +884,7 @@ fn an_interrupted_remote_run_leaves_nothing_and_a_killed_one_is_cleaned_up() {
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("host n1"), "{stdout}");
     assert_eq!(leftovers(&hosts), Vec::<String>::new(), "{stdout}");
+    assert!(!cgroup_left(&run), "{stdout}");
     assert!(!state.join(&run).exists(), "the run record is gone");
     // A second cleanup finds nothing.
     let output = splitbrain_command(&hosts, &state, &["cleanup", "--run", &run])

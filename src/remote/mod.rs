@@ -10,11 +10,18 @@
 //! * [`hosts`] — a run's hosts: node processes started detached, signalled, stopped;
 //!   partition tables; probes from the hosts; logs fetched back; every remote resource in
 //!   the run's ownership record, and the cleanup step that removes them.
+//! * [`cgroup`] — nodes supervised by cgroup v2 where the host has it and we are root.
+//! * [`clock`] — the hosts' own clocks shifted and put back (`ssh.set_clock`).
+//! * [`iptables`] — partitions and loss through chains of the run's own, on hosts without
+//!   `nft`.
 //!
 //! No agent is installed on the hosts: everything runs through `ssh`, `scp` and the
 //! host's own tools.
 
+pub mod cgroup;
+pub mod clock;
 pub mod hosts;
+pub mod iptables;
 pub mod quote;
 pub mod shell;
 pub mod spec;

@@ -166,18 +166,18 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 }
 
 /// Runs a campaign on the hosts and checks verdict, faults, logs and what is left.
-/// `clock`: a clock bump too (libfaketime; not for etcd, a Go program it cannot skew).
+/// `clock`: a clock bump too by libfaketime (not for etcd, a Go program it cannot skew);
+/// otherwise a clock bump of a host's own clock (`ssh.set_clock`: the hosts must have the
+/// stand-in `date`, [`HostSetup::stand_in_date`]).
 fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<i64> {
     let mut nemesis = "  - {at: 1s, fault: partition, shape: isolate-leader, for: 2s}\n\
                    \x20 - {at: 3500ms, fault: partition, shape: halves, for: 1500ms}\n\
                    \x20 - {at: 5500ms, fault: pause, target: one, for: 1500ms}\n\
                    \x20 - {at: 7500ms, fault: kill, target: one, for: 1500ms}\n"
         .to_owned();
-    if clock {
-        nemesis.push_str(
-            "  - {at: 9100ms, fault: clock-bump, target: n2, offset: +30s, for: 700ms}\n",
-        );
-    }
+    // n2's clock: by libfaketime, or the host's own (`set_clock`, through the stand-in).
+    nemesis.push_str("  - {at: 9100ms, fault: clock-bump, target: n2, offset: +30s, for: 700ms}\n");
+    let host_clock = !clock;
     // Packet faults on the hosts (the raft run only: the CI time of one run covers them):
     // loss by the run's nft table, and by netem where the hosts' kernel has it.
     let packet = clock;
@@ -203,7 +203,11 @@ fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<
     let dir = hosts.dir().join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("campaign.yaml");
-    std::fs::write(&file, campaign(hosts, name, system, duration, &nemesis)).unwrap();
+    let mut yaml = campaign(hosts, name, system, duration, &nemesis);
+    if host_clock {
+        yaml.push_str("  set_clock: true\n");
+    }
+    std::fs::write(&file, yaml).unwrap();
     let state = dir.join("state");
     let results = dir.join("results");
     let started = Instant::now();
@@ -291,11 +295,38 @@ fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<
     assert!(!cgroup_left(&run_id_of(&run)), "the run's cgroup is left");
     let restarted = fault_records(&run, "start")[0]["value"]["evidence"].to_string();
     assert!(restarted.contains("started again"), "{restarted}");
-    if clock {
-        // n2's clock, as n2 reports it, 30 s ahead of the controller's.
-        let bumps = fault_records(&run, "clock-bump");
-        assert_eq!(bumps.len(), 1, "{bumps:#?}");
-        assert_eq!(bumps[0]["value"]["effective"], true, "{:#}", bumps[0]);
+    // n2's clock 30 s ahead of the controller's: as n2 reports it (libfaketime), or as
+    // n2's host reads it back (its own clock).
+    let bumps = fault_records(&run, "clock-bump");
+    assert_eq!(bumps.len(), 1, "{bumps:#?}");
+    assert_eq!(bumps[0]["value"]["effective"], true, "{:#}", bumps[0]);
+    if host_clock {
+        let bump = &bumps[0]["value"];
+        assert_eq!(
+            bump["backend"], "the hosts' own clocks (date -s)",
+            "{bump:#}"
+        );
+        let skew: i64 = bump["observed"][0]
+            .as_str()
+            .and_then(|o| o.strip_prefix("n2: "))
+            .and_then(|rest| rest.split("ms").next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{bump:#}"));
+        assert!((skew - 30_000).abs() < 1_000, "{bump:#}");
+        // Shifted by +30 s, then back by -30 s: the stand-in's offset back near zero.
+        let (asked, offset_ms) = hosts.stand_in_clock("n2");
+        assert_eq!(asked.len(), 2, "{asked:?}");
+        assert!(
+            asked.iter().all(|a| a.starts_with("date -s @")),
+            "{asked:?}"
+        );
+        assert!(
+            offset_ms.abs() < 1_000,
+            "n2's clock left {offset_ms} ms off"
+        );
+        for other in ["n1", "n3"] {
+            assert_eq!(hosts.stand_in_clock(other), (Vec::new(), 0), "{other}");
+        }
     }
 
     if packet {
@@ -361,9 +392,65 @@ fn raft_and_etcd_campaigns_run_on_remote_hosts_with_faults_in_effect() {
     if !ready(test) {
         return;
     }
-    let hosts = SshHosts::start(3).unwrap_or_else(|e| panic!("starting the ssh hosts: {e}"));
+    // A stand-in `date` on the hosts: the etcd run changes the hosts' own clocks (etcd is Go:
+    // libfaketime cannot skew it), and this machine's clock must never move.
+    let setup = HostSetup {
+        stand_in_date: true,
+        ..HostSetup::default()
+    };
+    let hosts =
+        SshHosts::start_with(3, setup).unwrap_or_else(|e| panic!("starting the ssh hosts: {e}"));
     let mut lateness = run_on_hosts(&hosts, "remote-raft", "{clusterkv: {arch: raft}}", true);
     lateness.extend(run_on_hosts(&hosts, "remote-etcd", "{etcd: {}}", false));
+
+    // A controller SIGKILLed while n3's host clock is 30 s ahead: `cleanup --run` puts it
+    // back from what the host keeps (the shift was recorded before it was made).
+    let dir = hosts.dir().join("clock-killed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("campaign.yaml");
+    let yaml = campaign(
+        &hosts,
+        "clock-killed",
+        "{etcd: {}}",
+        "60s",
+        "  - {at: 500ms, fault: clock-bump, target: n3, offset: +30s, for: 50s}\n",
+    ) + "  set_clock: true\n";
+    std::fs::write(&file, yaml).unwrap();
+    let state = dir.join("state");
+    let results = dir.join("results");
+    let mut child = splitbrain_command(
+        &hosts,
+        &state,
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let run = wait_recorded(&state, "clock-offset", 1, &mut child);
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (_, offset_ms) = hosts.stand_in_clock("n3");
+    assert!((offset_ms - 30_000).abs() < 1_000, "n3 at {offset_ms} ms");
+    let output = splitbrain_command(&hosts, &state, &["cleanup", "--run", &run])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("host n3: the clock offset"), "{stdout}");
+    let (asked, offset_ms) = hosts.stand_in_clock("n3");
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(
+        offset_ms.abs() < 1_000,
+        "n3's clock left {offset_ms} ms off"
+    );
+    assert_eq!(leftovers(&hosts), Vec::<String>::new());
     lateness.sort();
     println!(
         "partition scheduled -> in force on 3 hosts over SSH (n={}): p50 {} us, p99 {} us, max {} us",

@@ -1144,6 +1144,13 @@ mod tests {
         for kind in ["clock-strobe", "clock"] {
             check_kinds(&[FaultKind::named(kind).unwrap()]).unwrap();
         }
+        // The hosts' own clocks: bumps only.
+        check_set_clock_kinds(&[FaultKind::named("clock-bump").unwrap()]).unwrap();
+        for refused in ["clock-strobe", "clock"] {
+            let err = check_set_clock_kinds(&[FaultKind::named(refused).unwrap()]).unwrap_err();
+            assert_eq!(err.kind(), crate::exit::FailureKind::Unavailable);
+            assert!(err.to_string().contains(refused), "{err}");
+        }
         for refused in ["disk-lose-unsynced", "disk-slow"] {
             let err = check_kinds(&[FaultKind::named(refused).unwrap()]).unwrap_err();
             assert_eq!(err.kind(), crate::exit::FailureKind::Unavailable);

@@ -117,7 +117,11 @@ impl RemoteCluster {
             if !missing.is_empty() {
                 anyhow::bail!(crate::remote::RemoteError::Host {
                     host: missing.join(", "),
-                    what: format!("`{program}` is not on the host's PATH; {why} need it"),
+                    what: match program.split_once('|') {
+                        Some((a, b)) =>
+                            format!("neither `{a}` nor `{b}` is on the host's PATH; {why} need one"),
+                        None => format!("`{program}` is not on the host's PATH; {why} need it"),
+                    },
                 });
             }
         }

@@ -111,8 +111,8 @@ impl HostItem {
             HostItem::Firewall => "partitions",
             HostItem::Netem => "delay, loss, duplication",
             HostItem::Fuse => "disk faults",
-            HostItem::CgroupV2 => "cgroup pauses (signals remain)",
-            HostItem::Clock => "clock skew",
+            HostItem::CgroupV2 => "cgroup pauses and kills (signals remain)",
+            HostItem::Clock => "clock skew of the host's own clock (ssh.set_clock)",
             HostItem::SystemProgram => "the system's nodes",
         }
     }
@@ -135,7 +135,8 @@ printf 'program=%s\n' "$(command -v "$1")"
 printf 'uid=%s\n' "$(id -u)"
 if [ "$(id -u)" != 0 ] && sudo -n true 2>/dev/null; then echo sudo=yes; else echo sudo=no; fi
 if [ -c /dev/fuse ]; then echo fuse_device=yes; else echo fuse_device=no; fi
-if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo cgroup2=yes; else echo cgroup2=no; fi
+m=$(awk '$0 ~ / - cgroup2 / {print $5; exit}' /proc/self/mountinfo 2>/dev/null)
+if [ -n "$m" ] && [ -e "$m/cgroup.procs" ]; then echo "cgroup2=$m"; else echo cgroup2=no; fi
 printf 'clock=%s\n' "$(date +%s.%N)"
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && command -v tc >/dev/null; then
   if err=$(unshare --net sh -c 'ip link set lo up && tc qdisc add dev lo root netem delay 1ms' 2>&1); then echo netem=yes; else printf 'netem=no: %s\n' "$(echo "$err" | head -n 1)"; fi
@@ -226,13 +227,19 @@ pub fn judge_host(
             }
         },
     ));
+    // Where the run looks for it too: the cgroup2 mount (`/sys/fs/cgroup`, or
+    // `/sys/fs/cgroup/unified` on a hybrid system); used when the SSH user is root.
+    let cgroup2 = fact("cgroup2");
+    let mounted = cgroup2.starts_with('/');
     probes.push(probe(
         HostItem::CgroupV2,
-        fact("cgroup2") == "yes",
-        if fact("cgroup2") == "yes" {
-            "/sys/fs/cgroup is the unified hierarchy".into()
-        } else {
-            "no cgroup v2 at /sys/fs/cgroup: pauses and kills by signal".into()
+        mounted && root,
+        match (mounted, root) {
+            (true, true) => format!("{cgroup2}: nodes in cgroups (freeze, kill)"),
+            (true, false) => {
+                format!("{cgroup2}, but the SSH user is not root: pauses and kills by signal")
+            }
+            (false, _) => "no cgroup2 mounted: pauses and kills by signal".into(),
         },
     ));
     let offset = clock_offset
@@ -244,7 +251,7 @@ pub fn judge_host(
         match (fact("date").is_empty(), privileged) {
             (true, _) => "date not found".into(),
             (false, false) => format!("setting the clock needs root{offset}"),
-            (false, true) => format!("{}{offset}", fact("date")),
+            (false, true) => format!("{} (used with ssh.set_clock){offset}", fact("date")),
         },
     ));
     probes.push(match program {
@@ -434,7 +441,7 @@ mod tests {
         let f = facts(
             "nft=/usr/sbin/nft\niptables=\ntc=/usr/sbin/tc\nfusermount3=/usr/bin/fusermount3\n\
              fusermount=\ndate=/usr/bin/date\nunshare=/usr/bin/unshare\nprogram=/usr/bin/etcd\n\
-             uid=0\nsudo=no\nfuse_device=yes\ncgroup2=yes\nclock=1700000000.5\nnetem=yes\n",
+             uid=0\nsudo=no\nfuse_device=yes\ncgroup2=/sys/fs/cgroup\nclock=1700000000.5\nnetem=yes\n",
         );
         let probes = judge_host("n1", &f, Some("etcd"), Some(0.004));
         assert_eq!(probes.len(), HostItem::ALL.len());
@@ -447,6 +454,14 @@ mod tests {
         assert_eq!(firewall.detail, "nft (partitions use nft)");
         let clock = probes.iter().find(|p| p.item == HostItem::Clock).unwrap();
         assert!(clock.detail.contains("+4 ms"), "{}", clock.detail);
+        let cgroup = probes
+            .iter()
+            .find(|p| p.item == HostItem::CgroupV2)
+            .unwrap();
+        assert_eq!(
+            cgroup.detail,
+            "/sys/fs/cgroup: nodes in cgroups (freeze, kill)"
+        );
         let table = render_hosts(&probes);
         assert!(
             table.contains("n1") && table.contains("/usr/bin/etcd"),

@@ -185,8 +185,13 @@ pub fn run(
 ) -> Result<RunReport, RunError> {
     let start = Instant::now();
     // On remote hosts: only the faults that have a remote implementation.
+    let hosts_set_clock =
+        !campaign.hosts.is_empty() && campaign.ssh.as_ref().is_some_and(|s| s.set_clock);
     if !campaign.hosts.is_empty() {
         crate::nemesis::faults::remote::check_kinds(&campaign.nemesis.kinds())?;
+        if hosts_set_clock {
+            crate::nemesis::faults::remote::check_set_clock_kinds(&campaign.nemesis.kinds())?;
+        }
     }
     let mut campaign = campaign.clone();
     if let Some(d) = opts.duration {
@@ -204,7 +209,12 @@ pub fn run(
         true => Some(crate::system::system_for(&campaign.system)?.into()),
         false => None,
     };
-    crate::nemesis::validate(&campaign.nemesis, system.as_deref(), campaign.nodes)?;
+    crate::nemesis::validate_for(
+        &campaign.nemesis,
+        system.as_deref(),
+        campaign.nodes,
+        hosts_set_clock,
+    )?;
     // On remote hosts the layer runs there: checked on each host when the run starts.
     if campaign.hosts.is_empty() {
         campaign.check_disk_host().map_err(RunError::Unavailable)?;
@@ -253,11 +263,12 @@ pub fn deploy(
         let default_ssh = crate::remote::SshSpec::default();
         let mut needs = Vec::new();
         let kinds = campaign.nemesis.kinds();
+        let firewall = crate::remote::hosts::FIREWALL_PROGRAMS;
         if kinds.iter().any(|k| k.name() == "partition") {
-            needs.push(("nft", "partition faults"));
+            needs.push((firewall, "partition faults"));
         }
         if kinds.iter().any(|k| k.name() == "loss") {
-            needs.push(("nft", "loss faults"));
+            needs.push((firewall, "loss faults"));
         }
         if kinds
             .iter()
@@ -266,7 +277,7 @@ pub fn deploy(
             needs.push(("tc", "delay, reorder and duplicate faults"));
             needs.push(("bash", "the round trip probes of delay and reorder faults"));
         }
-        if needs.iter().any(|(p, _)| *p == "nft") {
+        if needs.iter().any(|(p, _)| *p == firewall) {
             needs.push(("bash", "the probes of partition and loss faults"));
             needs.push(("timeout", "the probes of partition and loss faults"));
         }
@@ -281,8 +292,10 @@ pub fn deploy(
                 Path::new(&file),
             ))
         };
+        // With `ssh.set_clock` the hosts' own clocks move instead: no libfaketime.
+        let set_clock = campaign.ssh.as_ref().is_some_and(|s| s.set_clock);
         let node_env: Option<crate::cluster::RemoteNodeEnv<'_>> =
-            match campaign.nemesis.needs_clock() {
+            match campaign.nemesis.needs_clock() && !set_clock {
                 true => Some(&faketime),
                 false => None,
             };

@@ -11,7 +11,7 @@
 mod common;
 
 use common::have_root;
-use common::ssh_hosts::{have_sshd, SshHosts};
+use common::ssh_hosts::{have_sshd, HostSetup, SshHosts};
 use splitbrain::remote::SshTransport;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -82,6 +82,7 @@ fn leftovers(hosts: &SshHosts) -> Vec<String> {
                         "ls -d /tmp/splitbrain-* /tmp/sb-root/splitbrain-* 2>/dev/null; \
                          nft list tables 2>/dev/null | grep splitbrain_; \
                          grep splitbrain-disk /proc/mounts; \
+                         iptables -w -S 2>/dev/null | grep -- splitbrain-; \
                          tc qdisc show 2>/dev/null | grep -E ' 5b00: | netem '; \
                          me=$(readlink /proc/self/ns/net); \
                          for p in /proc/[0-9]*; do case $(readlink $p/cwd 2>/dev/null) in /tmp/splitbrain-*|/tmp/sb-root/splitbrain-*) \
@@ -151,23 +152,34 @@ fn run_dir(results: &Path) -> PathBuf {
         .expect("a run directory")
 }
 
+/// The run id of a run directory (`<stamp>-<run id>`).
+fn run_id_of(run: &Path) -> String {
+    let name = run.file_name().unwrap().to_string_lossy().into_owned();
+    name.rsplit('-').next().unwrap().to_owned()
+}
+
+/// Whether run `id`'s cgroup is still there (the test hosts share this machine's cgroup2).
+fn cgroup_left(id: &str) -> bool {
+    splitbrain::cgroup::harness_root().is_ok_and(|root| root.join(id).exists())
+}
+
 fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// Runs a campaign on the hosts and checks verdict, faults, logs and what is left.
-/// `clock`: a clock bump too (libfaketime; not for etcd, a Go program it cannot skew).
+/// `clock`: a clock bump too by libfaketime (not for etcd, a Go program it cannot skew);
+/// otherwise a clock bump of a host's own clock (`ssh.set_clock`: the hosts must have the
+/// stand-in `date`, [`HostSetup::stand_in_date`]).
 fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<i64> {
     let mut nemesis = "  - {at: 1s, fault: partition, shape: isolate-leader, for: 2s}\n\
                    \x20 - {at: 3500ms, fault: partition, shape: halves, for: 1500ms}\n\
                    \x20 - {at: 5500ms, fault: pause, target: one, for: 1500ms}\n\
                    \x20 - {at: 7500ms, fault: kill, target: one, for: 1500ms}\n"
         .to_owned();
-    if clock {
-        nemesis.push_str(
-            "  - {at: 9100ms, fault: clock-bump, target: n2, offset: +30s, for: 700ms}\n",
-        );
-    }
+    // n2's clock: by libfaketime, or the host's own (`set_clock`, through the stand-in).
+    nemesis.push_str("  - {at: 9100ms, fault: clock-bump, target: n2, offset: +30s, for: 700ms}\n");
+    let host_clock = !clock;
     // Packet faults on the hosts (the raft run only: the CI time of one run covers them):
     // loss by the run's nft table, and by netem where the hosts' kernel has it.
     let packet = clock;
@@ -193,7 +205,11 @@ fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<
     let dir = hosts.dir().join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("campaign.yaml");
-    std::fs::write(&file, campaign(hosts, name, system, duration, &nemesis)).unwrap();
+    let mut yaml = campaign(hosts, name, system, duration, &nemesis);
+    if host_clock {
+        yaml.push_str("  set_clock: true\n");
+    }
+    std::fs::write(&file, yaml).unwrap();
     let state = dir.join("state");
     let results = dir.join("results");
     let started = Instant::now();
@@ -256,17 +272,63 @@ fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<
     let partitions = fault_records(&run, "start-partition");
     let evidence = partitions[0]["value"]["evidence"].to_string();
     assert!(evidence.contains(": blocked"), "{evidence}");
-    let pause = fault_records(&run, "pause")[0]["value"]["evidence"].to_string();
-    assert!(pause.contains("state T (stopped)"), "{pause}");
-    let kill = fault_records(&run, "kill")[0]["value"]["evidence"].to_string();
-    assert!(kill.contains("SIGKILL") && kill.contains("gone"), "{kill}");
+    // The test hosts have this machine's cgroup2 and log in as root: nodes supervised by
+    // cgroup, paused by its freezer, killed whole.
+    let by_cgroup = splitbrain::cgroup::cgroup2_mount().is_ok();
+    let pause = &fault_records(&run, "pause")[0]["value"];
+    let kill = &fault_records(&run, "kill")[0]["value"];
+    if by_cgroup {
+        assert_eq!(pause["backend"], "cgroup v2 on the hosts", "{pause:#}");
+        assert!(
+            pause["evidence"]
+                .to_string()
+                .contains("cgroup.freeze 1, cgroup.events frozen 1"),
+            "{pause:#}"
+        );
+        let kill = kill["evidence"].to_string();
+        assert!(
+            kill.contains("cgroup.kill, cgroup.procs empty") && kill.contains("gone"),
+            "{kill}"
+        );
+    } else {
+        assert!(pause["evidence"].to_string().contains("state T (stopped)"));
+        assert!(kill["evidence"].to_string().contains("SIGKILL"));
+    }
+    assert!(!cgroup_left(&run_id_of(&run)), "the run's cgroup is left");
     let restarted = fault_records(&run, "start")[0]["value"]["evidence"].to_string();
     assert!(restarted.contains("started again"), "{restarted}");
-    if clock {
-        // n2's clock, as n2 reports it, 30 s ahead of the controller's.
-        let bumps = fault_records(&run, "clock-bump");
-        assert_eq!(bumps.len(), 1, "{bumps:#?}");
-        assert_eq!(bumps[0]["value"]["effective"], true, "{:#}", bumps[0]);
+    // n2's clock 30 s ahead of the controller's: as n2 reports it (libfaketime), or as
+    // n2's host reads it back (its own clock).
+    let bumps = fault_records(&run, "clock-bump");
+    assert_eq!(bumps.len(), 1, "{bumps:#?}");
+    assert_eq!(bumps[0]["value"]["effective"], true, "{:#}", bumps[0]);
+    if host_clock {
+        let bump = &bumps[0]["value"];
+        assert_eq!(
+            bump["backend"], "the hosts' own clocks (date -s)",
+            "{bump:#}"
+        );
+        let skew: i64 = bump["observed"][0]
+            .as_str()
+            .and_then(|o| o.strip_prefix("n2: "))
+            .and_then(|rest| rest.split("ms").next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{bump:#}"));
+        assert!((skew - 30_000).abs() < 1_000, "{bump:#}");
+        // Shifted by +30 s, then back by -30 s: the stand-in's offset back near zero.
+        let (asked, offset_ms) = hosts.stand_in_clock("n2");
+        assert_eq!(asked.len(), 2, "{asked:?}");
+        assert!(
+            asked.iter().all(|a| a.starts_with("date -s @")),
+            "{asked:?}"
+        );
+        assert!(
+            offset_ms.abs() < 1_000,
+            "n2's clock left {offset_ms} ms off"
+        );
+        for other in ["n1", "n3"] {
+            assert_eq!(hosts.stand_in_clock(other), (Vec::new(), 0), "{other}");
+        }
     }
 
     if packet {
@@ -332,9 +394,65 @@ fn raft_and_etcd_campaigns_run_on_remote_hosts_with_faults_in_effect() {
     if !ready(test) {
         return;
     }
-    let hosts = SshHosts::start(3).unwrap_or_else(|e| panic!("starting the ssh hosts: {e}"));
+    // A stand-in `date` on the hosts: the etcd run changes the hosts' own clocks (etcd is Go:
+    // libfaketime cannot skew it), and this machine's clock must never move.
+    let setup = HostSetup {
+        stand_in_date: true,
+        ..HostSetup::default()
+    };
+    let hosts =
+        SshHosts::start_with(3, setup).unwrap_or_else(|e| panic!("starting the ssh hosts: {e}"));
     let mut lateness = run_on_hosts(&hosts, "remote-raft", "{clusterkv: {arch: raft}}", true);
     lateness.extend(run_on_hosts(&hosts, "remote-etcd", "{etcd: {}}", false));
+
+    // A controller SIGKILLed while n3's host clock is 30 s ahead: `cleanup --run` puts it
+    // back from what the host keeps (the shift was recorded before it was made).
+    let dir = hosts.dir().join("clock-killed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("campaign.yaml");
+    let yaml = campaign(
+        &hosts,
+        "clock-killed",
+        "{etcd: {}}",
+        "60s",
+        "  - {at: 500ms, fault: clock-bump, target: n3, offset: +30s, for: 50s}\n",
+    ) + "  set_clock: true\n";
+    std::fs::write(&file, yaml).unwrap();
+    let state = dir.join("state");
+    let results = dir.join("results");
+    let mut child = splitbrain_command(
+        &hosts,
+        &state,
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let run = wait_recorded(&state, "clock-offset", 1, &mut child);
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (_, offset_ms) = hosts.stand_in_clock("n3");
+    assert!((offset_ms - 30_000).abs() < 1_000, "n3 at {offset_ms} ms");
+    let output = splitbrain_command(&hosts, &state, &["cleanup", "--run", &run])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("host n3: the clock offset"), "{stdout}");
+    let (asked, offset_ms) = hosts.stand_in_clock("n3");
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(
+        offset_ms.abs() < 1_000,
+        "n3's clock left {offset_ms} ms off"
+    );
+    assert_eq!(leftovers(&hosts), Vec::<String>::new());
     lateness.sort();
     println!(
         "partition scheduled -> in force on 3 hosts over SSH (n={}): p50 {} us, p99 {} us, max {} us",
@@ -343,6 +461,160 @@ fn raft_and_etcd_campaigns_run_on_remote_hosts_with_faults_in_effect() {
         percentile(&lateness, 0.99),
         lateness.last().unwrap()
     );
+}
+
+/// Hosts without `nft` and without cgroup2: partitions and loss through the run's own
+/// iptables chains, pauses and kills by signal, all in effect and nothing left; a killed
+/// controller's chains are removed by `cleanup --run`. Hosts with neither nft nor iptables
+/// are refused naming them (a unit of `RemoteHosts::hosts_without`).
+#[test]
+fn hosts_without_nft_or_cgroup2_use_iptables_and_signals() {
+    let test = "hosts_without_nft_or_cgroup2_use_iptables_and_signals";
+    if !ready(test) {
+        return;
+    }
+    let setup = HostSetup {
+        without_nft: true,
+        without_cgroup2: true,
+        ..HostSetup::default()
+    };
+    let hosts =
+        SshHosts::start_with(3, setup).unwrap_or_else(|e| panic!("starting the ssh hosts: {e}"));
+    let dir = hosts.dir().join("iptables");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("campaign.yaml");
+    std::fs::write(
+        &file,
+        campaign(
+            &hosts,
+            "remote-iptables",
+            "{clusterkv: {arch: raft}}",
+            "7s",
+            "  - {at: 1s, fault: partition, shape: halves, for: 1500ms}\n\
+             \x20 - {at: 3s, fault: loss, target: n1, percent: 30, for: 900ms}\n\
+             \x20 - {at: 4500ms, fault: pause, target: n2, for: 800ms}\n\
+             \x20 - {at: 5500ms, fault: kill, target: n3, for: 800ms}\n",
+        ),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let results = dir.join("results");
+    let output = splitbrain_command(
+        &hosts,
+        &state,
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--seed",
+            "7",
+        ],
+    )
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let run = run_dir(&results);
+    for f in [
+        "start-partition",
+        "stop-partition",
+        "start-loss",
+        "stop-loss",
+        "pause",
+        "resume",
+        "kill",
+        "start",
+    ] {
+        for record in fault_records(&run, f) {
+            println!("{test}: {f}: {}", record["value"]);
+        }
+    }
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    for (f, backend) in [
+        ("start-partition", "iptables on the hosts"),
+        ("start-loss", "iptables on the hosts"),
+        ("pause", "signals on the hosts"),
+        ("kill", "signals on the hosts"),
+    ] {
+        let records = fault_records(&run, f);
+        assert_eq!(records.len(), 1, "{f}: {records:#?}");
+        let value = &records[0]["value"];
+        assert_eq!(value["effective"], true, "{f} not in effect: {value:#}");
+        assert_eq!(value["backend"], backend, "{f}: {value:#}");
+    }
+    let partition = fault_records(&run, "start-partition")[0]["value"].to_string();
+    assert!(
+        partition.contains("chain splitbrain-") && partition.contains(": blocked"),
+        "{partition}"
+    );
+    let loss = fault_records(&run, "start-loss")[0]["value"]["evidence"].to_string();
+    assert!(loss.contains("packets dropped (iptables counter"), "{loss}");
+    let healed = fault_records(&run, "stop-loss")[0]["value"]["evidence"].to_string();
+    assert!(
+        healed.contains("dropped while in force (iptables counter)"),
+        "{healed}"
+    );
+    let pause = fault_records(&run, "pause")[0]["value"]["evidence"].to_string();
+    assert!(
+        pause.contains("SIGSTOP") && pause.contains("state T (stopped)"),
+        "{pause}"
+    );
+    let kill = fault_records(&run, "kill")[0]["value"]["evidence"].to_string();
+    assert!(kill.contains("SIGKILL") && kill.contains("gone"), "{kill}");
+    assert_eq!(leftovers(&hosts), Vec::<String>::new());
+    assert!(!cgroup_left(&run_id_of(&run)), "no cgroup without cgroup2");
+
+    // SIGKILLed during a partition: the chain stays until `cleanup --run`.
+    let file = dir.join("killed.yaml");
+    std::fs::write(
+        &file,
+        campaign(
+            &hosts,
+            "remote-iptables-killed",
+            "{clusterkv: {arch: raft}}",
+            "60s",
+            "  - {at: 500ms, fault: partition, shape: halves, for: 50s}\n",
+        ),
+    )
+    .unwrap();
+    let state = dir.join("killed-state");
+    let mut child = splitbrain_command(
+        &hosts,
+        &state,
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_recorded(&state, "process", 3, &mut child);
+    let id = wait_recorded(&state, "iptables-chain", 1, &mut child);
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = leftovers(&hosts);
+    assert!(
+        left.iter().any(|l| l.contains("-N splitbrain-")),
+        "a killed controller leaves its chain: {left:?}"
+    );
+    let output = splitbrain_command(&hosts, &state, &["cleanup", "--run", &id])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("iptables chain splitbrain-"), "{stdout}");
+    assert_eq!(leftovers(&hosts), Vec::<String>::new(), "{stdout}");
 }
 
 /// A delay fault on hosts whose kernel has no netem is refused at start (69, naming each
@@ -691,6 +963,8 @@ fn an_interrupted_remote_run_leaves_nothing_and_a_killed_one_is_cleaned_up() {
         "a killed controller leaves its nodes, table and directories: {left:?}"
     );
 
+    let by_cgroup = splitbrain::cgroup::cgroup2_mount().is_ok();
+    assert_eq!(cgroup_left(&run), by_cgroup, "the nodes' cgroups stay too");
     let output = splitbrain_command(&hosts, &state, &["cleanup", "--run", &run])
         .output()
         .unwrap();
@@ -699,6 +973,7 @@ fn an_interrupted_remote_run_leaves_nothing_and_a_killed_one_is_cleaned_up() {
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("host n1"), "{stdout}");
     assert_eq!(leftovers(&hosts), Vec::<String>::new(), "{stdout}");
+    assert!(!cgroup_left(&run), "{stdout}");
     assert!(!state.join(&run).exists(), "the run record is gone");
     // A second cleanup finds nothing.
     let output = splitbrain_command(&hosts, &state, &["cleanup", "--run", &run])

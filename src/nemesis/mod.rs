@@ -85,6 +85,17 @@ pub fn validate(
     system: Option<&dyn System>,
     nodes: usize,
 ) -> Result<(), NemesisError> {
+    validate_for(spec, system, nodes, false)
+}
+
+/// [`validate`]; with `hosts_set_clock` (remote hosts whose own clocks clock faults change,
+/// `ssh.set_clock`), clock faults need neither libfaketime nor a binary it can skew.
+pub fn validate_for(
+    spec: &NemesisSpec,
+    system: Option<&dyn System>,
+    nodes: usize,
+    hosts_set_clock: bool,
+) -> Result<(), NemesisError> {
     if !spec.is_active() {
         return Ok(());
     }
@@ -98,6 +109,10 @@ pub fn validate(
     };
     spec.validate(nodes)?;
     for kind in kinds {
+        // The hosts' own clocks are changed: no libfaketime, any binary.
+        if hosts_set_clock && kind.needs_clock() {
+            continue;
+        }
         kind.check_host(spec, system, nodes)?;
     }
     Ok(())

@@ -77,10 +77,18 @@ pub enum RemoteRecord {
     },
     /// A nftables table of the run on `host` (partitions: [`nft_table`]; loss: [`loss_table`]).
     NftTable { host: String, table: String },
+    /// An iptables chain of the run on `host`, and the jumps to it from `INPUT`/`OUTPUT`
+    /// (a host without `nft`: [`super::iptables::partition_chain`], [`super::iptables::loss_chain`]).
+    IptablesChain { host: String, chain: String },
     /// The run's root qdisc ([`QDISC_HANDLE`]) on interface `dev` of `host` (packet faults).
     Qdisc { host: String, dev: String },
     /// A disk layer's mount point on `host`, below the run's directory ([`super::disk`]).
     Mount { host: String, path: String },
+    /// The run's cgroup on `host` ([`super::cgroup::run_cgroup`]), the nodes' cgroups below it.
+    Cgroup { host: String, path: String },
+    /// `host`'s own clock shifted by `offset_ms` (`ssh.set_clock`), written before it is
+    /// shifted; the host keeps the net offset in [`super::clock::offset_file`].
+    ClockOffset { host: String, offset_ms: i64 },
 }
 
 impl RemoteRecord {
@@ -129,6 +137,79 @@ impl Reach {
     }
 }
 
+/// How a host filters packets for the run's partitions and loss: `nft` where the host has
+/// it, else iptables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firewall {
+    Nftables,
+    Iptables,
+}
+
+impl Firewall {
+    pub fn name(self) -> &'static str {
+        match self {
+            Firewall::Nftables => "nftables",
+            Firewall::Iptables => "iptables",
+        }
+    }
+
+    /// The name of its counters in evidence (`nft counter`, `iptables counter`).
+    pub fn counter(self) -> &'static str {
+        match self {
+            Firewall::Nftables => "nft counter",
+            Firewall::Iptables => "iptables counter",
+        }
+    }
+}
+
+/// What a host offers the run, asked once per host when the run connects (one command).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFacts {
+    /// The SSH user is root there (else privileged commands go through `sudo -n`).
+    pub root: bool,
+    /// `nft` when on `PATH`, else `iptables` when on it.
+    pub firewall: Option<Firewall>,
+    /// Where cgroup2 is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on a hybrid
+    /// system), from the host's `/proc/self/mountinfo`.
+    pub cgroup2: Option<String>,
+}
+
+/// The command that prints a host's [`HostFacts`], one per line.
+const FACTS_SCRIPT: &str = "id -u; PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin; \
+    if command -v nft >/dev/null 2>&1; then echo firewall nftables; elif command -v iptables >/dev/null 2>&1; then echo firewall iptables; fi; \
+    m=$(awk '$0 ~ / - cgroup2 / {print $5; exit}' /proc/self/mountinfo 2>/dev/null); \
+    if [ -n \"$m\" ] && [ -e \"$m/cgroup.procs\" ]; then echo cgroup2 $m; fi; true";
+
+/// [`HostFacts`] from the output of [`FACTS_SCRIPT`].
+fn parse_facts(out: &str) -> HostFacts {
+    let mut lines = out.lines();
+    let mut facts = HostFacts {
+        root: lines.next().map(str::trim) == Some("0"),
+        ..HostFacts::default()
+    };
+    for line in lines {
+        match line.trim().split_once(' ') {
+            Some(("firewall", "nftables")) => facts.firewall = Some(Firewall::Nftables),
+            Some(("firewall", "iptables")) => facts.firewall = Some(Firewall::Iptables),
+            Some(("cgroup2", path)) if path.starts_with('/') => {
+                facts.cgroup2 = Some(path.trim().to_owned())
+            }
+            _ => {}
+        }
+    }
+    facts
+}
+
+/// What a pause, resume or kill did to a node: how, the process's state read back, and
+/// what its cgroup said (supervision by cgroup).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAction {
+    /// `SIGSTOP`, `cgroup.freeze`, …
+    pub how: &'static str,
+    pub state: ProcessState,
+    pub cgroup: Option<super::cgroup::CgroupReading>,
+}
+
 /// A failure on a remote host.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
@@ -155,6 +236,12 @@ pub struct RemoteHosts {
     root: String,
     /// The hosts where the SSH user is not root: privileged commands go through `sudo -n`.
     with_sudo: std::collections::BTreeSet<String>,
+    /// What each host offers (firewall, cgroup2), by host name.
+    facts: std::collections::BTreeMap<String, HostFacts>,
+    /// Clock faults change the hosts' own clocks (`ssh.set_clock`).
+    set_clock: bool,
+    /// The hosts whose clock this run shifted.
+    clocks_shifted: Mutex<std::collections::BTreeSet<String>>,
     /// The (host, table or interface) pairs in the record already (each recorded once per run).
     tables_recorded: Mutex<std::collections::BTreeSet<(String, String)>>,
     control: ControlDir,
@@ -197,10 +284,10 @@ impl RemoteHosts {
             shells.open_all(COMMAND_TIMEOUT).map(|()| shells)
         });
         let opened = opened.and_then(|shells| {
-            let with_sudo = hosts_with_sudo(&shells, hosts)?;
-            Ok((shells, with_sudo))
+            let facts = host_facts(&shells, hosts)?;
+            Ok((shells, facts))
         });
-        let (shells, with_sudo) = match opened {
+        let (shells, facts) = match opened {
             Ok(opened) => opened,
             Err(e) => {
                 // Nothing was made on a host: the record names only how to reach them.
@@ -213,7 +300,14 @@ impl RemoteHosts {
             shells,
             hosts: hosts.to_vec(),
             root: run_root(ssh.run_parent(), run),
-            with_sudo,
+            with_sudo: facts
+                .iter()
+                .filter(|(_, f)| !f.root)
+                .map(|(h, _)| h.clone())
+                .collect(),
+            facts,
+            set_clock: ssh.set_clock,
+            clocks_shifted: Mutex::default(),
             tables_recorded: Mutex::default(),
             control,
         })
@@ -251,6 +345,121 @@ impl RemoteHosts {
     /// Whether privileged commands on `host` go through `sudo -n` (the SSH user is not root).
     pub fn uses_sudo(&self, host: &str) -> bool {
         self.with_sudo.contains(host)
+    }
+
+    /// What `host` offers, as asked when the run connected.
+    pub fn facts(&self, host: &str) -> HostFacts {
+        self.facts.get(host).cloned().unwrap_or_default()
+    }
+
+    /// Whether clock faults change the hosts' own clocks (`ssh.set_clock`).
+    pub fn sets_clock(&self) -> bool {
+        self.set_clock
+    }
+
+    /// Shifts `host`'s own clock by `offset_ms` (recorded first; the net offset kept on the
+    /// host, [`super::clock::offset_file`]).
+    pub fn shift_clock(&self, host: &str, offset_ms: i64) -> Result<(), RemoteError> {
+        record(
+            &self.run,
+            &RemoteRecord::ClockOffset {
+                host: host.to_owned(),
+                offset_ms,
+            },
+        )?;
+        self.clocks_shifted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(host.to_owned());
+        let file = quote::quote(&super::clock::offset_file(&self.root))?;
+        self.sh(
+            host,
+            &super::clock::shift_script(&file, &offset_ms.to_string()),
+        )?;
+        Ok(())
+    }
+
+    /// `host`'s clock minus the controller's, in milliseconds (read with `date`, taken at
+    /// the midpoint of the round trip).
+    pub fn clock_skew_ms(&self, host: &str) -> Result<i64, RemoteError> {
+        let before = std::time::SystemTime::now();
+        let out = self.sh(host, super::clock::READ_SCRIPT)?;
+        let after = std::time::SystemTime::now();
+        let ns: i128 = out.trim().parse().map_err(|_| RemoteError::Host {
+            host: host.to_owned(),
+            what: format!("reading the clock: unexpected answer {out:?}"),
+        })?;
+        Ok(super::clock::skew_ms(ns, before, after))
+    }
+
+    /// Puts back the clocks of the hosts this run shifted (the net offset each keeps).
+    fn put_clocks_back(&self) -> Result<(), RemoteError> {
+        let shifted: Vec<String> = self
+            .clocks_shifted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        let file = quote::quote(&super::clock::offset_file(&self.root))?;
+        let mut first = None;
+        for host in shifted {
+            if let Err(e) = self.sh(&host, &super::clock::undo_script(&file)) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// How `host`'s nodes are supervised: by cgroup where cgroup2 is mounted and the SSH
+    /// user is root, else by signals.
+    pub fn supervision(&self, host: &str) -> super::cgroup::Supervision {
+        let facts = self.facts(host);
+        match (facts.root, facts.cgroup2) {
+            (true, Some(_)) => super::cgroup::Supervision::Cgroup,
+            _ => super::cgroup::Supervision::Signals,
+        }
+    }
+
+    /// The run's cgroup on `host`, when its nodes are supervised by cgroup.
+    fn run_cgroup(&self, host: &str) -> Option<String> {
+        let facts = self.facts(host);
+        match (facts.root, facts.cgroup2) {
+            (true, Some(mount)) => Some(super::cgroup::run_cgroup(&mount, &self.run)),
+            _ => None,
+        }
+    }
+
+    /// Node `node`'s cgroup on `host`, when its nodes are supervised by cgroup.
+    pub fn node_cgroup(&self, host: &str, node: &str) -> Option<String> {
+        self.run_cgroup(host).map(|run| format!("{run}/{node}"))
+    }
+
+    /// The firewall of `host`, or an error naming it when it has neither `nft` nor iptables.
+    pub fn firewall(&self, host: &str) -> Result<Firewall, RemoteError> {
+        self.facts(host).firewall.ok_or_else(|| RemoteError::Host {
+            host: host.to_owned(),
+            what: "neither `nft` nor `iptables` is on the host's PATH".into(),
+        })
+    }
+
+    /// The firewalls of `hosts` as a fault's backend says it (`nftables on the hosts`, or
+    /// per host when they differ).
+    pub fn firewall_backend<'a>(&self, hosts: impl IntoIterator<Item = &'a str>) -> String {
+        let named: Vec<(&str, &str)> = hosts
+            .into_iter()
+            .map(|h| (h, self.facts(h).firewall.map_or("none", Firewall::name)))
+            .collect();
+        match named.first() {
+            Some((_, first)) if named.iter().all(|(_, f)| f == first) => {
+                format!("{first} on the hosts")
+            }
+            _ => named
+                .iter()
+                .map(|(h, f)| format!("{f} on {h}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
     }
 
     /// Node `node`'s directory on `host`, made (and recorded first).
@@ -308,15 +517,33 @@ impl RemoteHosts {
 
     /// Starts `program args` on `host` detached (`setsid`, no terminal), in `node_dir/data`,
     /// its output appended to `node_dir/node.log`, its pid in `node_dir/pid`; recorded.
+    ///
+    /// With `cgroup`, the node goes into that cgroup (made first, the run's cgroup recorded
+    /// before) before it runs the program.
     pub fn start(
         &self,
         host: &str,
         node_dir: &str,
+        cgroup: Option<&str>,
         program: &str,
         args: &[String],
         env: &[(String, String)],
     ) -> Result<RemoteProcess, RemoteError> {
-        let mut words: Vec<String> = vec!["setsid".into(), "env".into()];
+        let mut words: Vec<String> = vec!["setsid".into()];
+        if let Some(cgroup) = cgroup {
+            let run_cgroup = self.run_cgroup(host).unwrap_or_default();
+            self.record_once(
+                host,
+                "cgroup",
+                RemoteRecord::Cgroup {
+                    host: host.to_owned(),
+                    path: run_cgroup,
+                },
+            )?;
+            self.sh(host, &super::cgroup::make_script(cgroup)?)?;
+            words.extend(super::cgroup::enter_words(cgroup));
+        }
+        words.push("env".into());
         words.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
         words.push(program.to_owned());
         words.extend(args.iter().cloned());
@@ -431,6 +658,63 @@ impl RemoteHosts {
         Ok(parse_state(&self.sh(host, &stop_script(process, grace))?))
     }
 
+    /// Freezes (`freeze`) or thaws node cgroup `cgroup` and reads the process's state back.
+    pub fn freeze(
+        &self,
+        host: &str,
+        cgroup: &str,
+        process: RemoteProcess,
+        freeze: bool,
+    ) -> Result<NodeAction, RemoteError> {
+        let state = state_script(process);
+        let line = match freeze {
+            true => super::cgroup::freeze_script(cgroup, &state)?,
+            false => super::cgroup::thaw_script(cgroup, &state)?,
+        };
+        let out = self.sh(host, &line)?;
+        Ok(NodeAction {
+            how: if freeze {
+                "cgroup.freeze 1"
+            } else {
+                "cgroup.freeze 0"
+            },
+            state: parse_state(&out),
+            cgroup: Some(super::cgroup::CgroupReading::parse(&out)),
+        })
+    }
+
+    /// Kills every process of node cgroup `cgroup` and waits until it is empty.
+    pub fn kill_cgroup(
+        &self,
+        host: &str,
+        cgroup: &str,
+        process: RemoteProcess,
+    ) -> Result<NodeAction, RemoteError> {
+        let out = self.sh(
+            host,
+            &super::cgroup::kill_script(cgroup, &state_script(process))?,
+        )?;
+        Ok(NodeAction {
+            how: "cgroup.kill",
+            state: parse_state(&out),
+            cgroup: Some(super::cgroup::CgroupReading::parse(&out)),
+        })
+    }
+
+    /// Stops a node in cgroup `cgroup`: SIGTERM, after `grace` the whole cgroup killed, its
+    /// directory removed.
+    pub fn stop_cgroup(
+        &self,
+        host: &str,
+        cgroup: &str,
+        process: RemoteProcess,
+        grace: Duration,
+    ) -> Result<ProcessState, RemoteError> {
+        let tenths = (grace.as_millis() / 100) as u64;
+        let line = super::cgroup::stop_script(cgroup, process.pid, tenths, &state_script(process))?;
+        Ok(parse_state(&self.sh(host, &line)?))
+    }
+
     /// Kills the process (SIGKILL) and waits until it is gone.
     pub fn kill(&self, host: &str, process: RemoteProcess) -> Result<ProcessState, RemoteError> {
         Ok(parse_state(
@@ -441,6 +725,14 @@ impl RemoteHosts {
     /// Puts the run's partition table in force on `host`: input from `drop_from` dropped
     /// (and counted). Recorded before it is made.
     pub fn partition(&self, host: &str, drop_from: &[String]) -> Result<String, RemoteError> {
+        if self.firewall(host)? == Firewall::Iptables {
+            check_addresses(host, "partition", drop_from)?;
+            let chain = super::iptables::partition_chain(&self.run);
+            self.record_chain(host, &chain)?;
+            let (line, rules) = super::iptables::partition_script(&chain, drop_from);
+            self.sh(host, &line)?;
+            return Ok(rules);
+        }
         let table = nft_table(&self.run);
         self.record_once(
             host,
@@ -461,6 +753,16 @@ impl RemoteHosts {
 
     /// Removes the run's partition table from `host` (nothing to do when it is not there).
     pub fn heal(&self, host: &str) -> Result<(), RemoteError> {
+        match self.facts(host).firewall {
+            // Nothing can have been made there.
+            None => return Ok(()),
+            Some(Firewall::Iptables) => {
+                let chain = super::iptables::partition_chain(&self.run);
+                self.sh(host, &super::iptables::remove_script(&chain))?;
+                return Ok(());
+            }
+            Some(Firewall::Nftables) => {}
+        }
         let table = nft_table(&self.run);
         self.sh(
             host,
@@ -468,6 +770,18 @@ impl RemoteHosts {
             &format!("nft delete table inet {table} 2>/dev/null || ! nft list table inet {table} >/dev/null 2>&1"),
         )?;
         Ok(())
+    }
+
+    /// Records the run's iptables chain `chain` on `host` (once).
+    fn record_chain(&self, host: &str, chain: &str) -> Result<(), RemoteError> {
+        self.record_once(
+            host,
+            chain,
+            RemoteRecord::IptablesChain {
+                host: host.to_owned(),
+                chain: chain.to_owned(),
+            },
+        )
     }
 
     /// Records `what` unless this run recorded it (`host`, `key`) before.
@@ -493,6 +807,13 @@ impl RemoteHosts {
         percent: u8,
     ) -> Result<String, RemoteError> {
         check_addresses(host, "loss", peers)?;
+        if self.firewall(host)? == Firewall::Iptables {
+            let chain = super::iptables::loss_chain(&self.run);
+            self.record_chain(host, &chain)?;
+            let (line, rules) = super::iptables::loss_script(&chain, peers, percent);
+            self.sh(host, &line)?;
+            return Ok(rules);
+        }
         let table = loss_table(&self.run);
         self.record_once(
             host,
@@ -512,6 +833,11 @@ impl RemoteHosts {
 
     /// How many packets the run's loss table on `host` dropped (its counters).
     pub fn loss_dropped(&self, host: &str) -> Result<u64, RemoteError> {
+        if self.firewall(host)? == Firewall::Iptables {
+            let chain = super::iptables::loss_chain(&self.run);
+            let out = self.sh(host, &super::iptables::counters_script(&chain))?;
+            return Ok(super::iptables::sum_dropped(&out));
+        }
         let out = self.sh(
             host,
             &format!("nft list table inet {}", loss_table(&self.run)),
@@ -521,6 +847,15 @@ impl RemoteHosts {
 
     /// Removes the run's loss table from `host` (nothing to do when it is not there).
     pub fn heal_loss(&self, host: &str) -> Result<(), RemoteError> {
+        match self.facts(host).firewall {
+            None => return Ok(()),
+            Some(Firewall::Iptables) => {
+                let chain = super::iptables::loss_chain(&self.run);
+                self.sh(host, &super::iptables::remove_script(&chain))?;
+                return Ok(());
+            }
+            Some(Firewall::Nftables) => {}
+        }
         let table = loss_table(&self.run);
         self.sh(
             host,
@@ -653,8 +988,10 @@ impl RemoteHosts {
         Ok(())
     }
 
-    /// Removes the run's partition and loss tables and its root qdiscs from every host.
+    /// Removes the run's partition and loss tables and its root qdiscs from every host, and
+    /// puts back the clocks it shifted.
     pub fn heal_all(&self) -> Result<(), RemoteError> {
+        let clocks = self.put_clocks_back();
         let made: Vec<(String, String)> = self
             .tables_recorded
             .lock()
@@ -671,7 +1008,9 @@ impl RemoteHosts {
             for (h, key) in made.iter().filter(|(h, _)| *h == host.name) {
                 let result = match key.strip_prefix("qdisc ") {
                     Some(dev) => self.heal_netem(h, dev),
-                    None if *key == loss => self.heal_loss(h),
+                    None if *key == loss || *key == super::iptables::loss_chain(&self.run) => {
+                        self.heal_loss(h)
+                    }
                     None => Ok(()),
                 };
                 if let Err(e) = result {
@@ -679,15 +1018,22 @@ impl RemoteHosts {
                 }
             }
         }
+        if let Err(e) = clocks {
+            first.get_or_insert(e);
+        }
         first.map_or(Ok(()), Err)
     }
 
     /// Checks that `program` is on every host's `PATH` (with the `sbin` directories): the
-    /// hosts that lack it, by name.
+    /// hosts that lack it, by name. `a|b` asks for either ([`FIREWALL_PROGRAMS`]).
     pub fn hosts_without(&self, program: &str) -> Result<Vec<String>, RemoteError> {
+        let alternatives: Vec<String> = program
+            .split('|')
+            .map(|p| Ok(format!("command -v {}", quote::quote(p)?)))
+            .collect::<Result<_, RemoteError>>()?;
         let line = format!(
-            "PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin command -v {}",
-            quote::quote(program)?
+            "PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin; {}",
+            alternatives.join(" || ")
         );
         let mut missing = Vec::new();
         for host in &self.hosts {
@@ -748,10 +1094,23 @@ impl RemoteHosts {
         })
     }
 
-    /// Removes the run's directory from every host.
+    /// Removes the run's directory from every host, and its cgroup where it made one.
     pub fn remove_run_dirs(&self) -> Result<(), RemoteError> {
         let root = quote::quote(&self.root)?;
+        let made_cgroups: Vec<String> = self
+            .tables_recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, key)| key == "cgroup")
+            .map(|(h, _)| h.clone())
+            .collect();
         for host in &self.hosts {
+            if made_cgroups.contains(&host.name) {
+                if let Some(cgroup) = self.run_cgroup(&host.name) {
+                    self.sh(&host.name, &super::cgroup::remove_run_script(&cgroup)?)?;
+                }
+            }
             self.sh(&host.name, &format!("rm -rf {root}"))?;
         }
         Ok(())
@@ -790,8 +1149,12 @@ fn probe_script(target: SocketAddr, timeout: Duration) -> String {
     )
 }
 
-/// The commands that need root on a host: nftables, tc, and `unshare` (the netem check).
-pub const PRIVILEGED_COMMANDS: &[&str] = &["nft", "tc", "unshare"];
+/// What partitions and loss need on a host: either program ([`RemoteHosts::hosts_without`]).
+pub const FIREWALL_PROGRAMS: &str = "nft|iptables";
+
+/// The commands that need root on a host: nftables, iptables, tc, `unshare` (the netem
+/// check) and `date` (setting the host's clock).
+pub const PRIVILEGED_COMMANDS: &[&str] = &["nft", "iptables", "tc", "unshare", "date"];
 
 /// What goes before a command line on a host where the SSH user is not root: shell
 /// functions that run each of [`PRIVILEGED_COMMANDS`] through `sudo -n` (never a password
@@ -806,18 +1169,26 @@ pub fn sudo_prelude(with_sudo: bool) -> String {
         .collect()
 }
 
-/// The hosts (of `hosts`) where the SSH user is not root (`id -u`).
-fn hosts_with_sudo(
+/// What each of `hosts` offers (one command per host, all hosts at once).
+fn host_facts(
     shells: &RemoteShells,
     hosts: &[HostSpec],
-) -> Result<std::collections::BTreeSet<String>, SshError> {
-    let mut with_sudo = std::collections::BTreeSet::new();
-    for host in hosts {
-        if shells.run_ok(&host.name, "id -u", COMMAND_TIMEOUT)?.trim() != "0" {
-            with_sudo.insert(host.name.clone());
-        }
-    }
-    Ok(with_sudo)
+) -> Result<std::collections::BTreeMap<String, HostFacts>, SshError> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = hosts
+            .iter()
+            .map(|host| {
+                scope.spawn(move || {
+                    let out = shells.run_ok(&host.name, FACTS_SCRIPT, COMMAND_TIMEOUT)?;
+                    Ok((host.name.clone(), parse_facts(&out)))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("asking a host does not panic"))
+            .collect()
+    })
 }
 
 /// The shell loop of a clock strobe: `high` written first (by the caller), then `+0`,
@@ -1069,7 +1440,15 @@ impl RemoteNode {
 
     /// Starts the node (again).
     pub fn start(&self, hosts: &RemoteHosts) -> Result<RemoteProcess, RemoteError> {
-        let process = hosts.start(&self.host, &self.dir, &self.program, &self.args, &self.env)?;
+        let cgroup = hosts.node_cgroup(&self.host, &self.name);
+        let process = hosts.start(
+            &self.host,
+            &self.dir,
+            cgroup.as_deref(),
+            &self.program,
+            &self.args,
+            &self.env,
+        )?;
         *self.process.lock().unwrap_or_else(|e| e.into_inner()) = Some(process);
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.expecting_exit.store(false, Ordering::SeqCst);
@@ -1130,34 +1509,59 @@ impl RemoteNode {
         }
     }
 
-    /// SIGSTOP; the state read back.
-    pub fn pause(&self, hosts: &RemoteHosts) -> Result<ProcessState, RemoteError> {
+    /// Freezes the node's cgroup (supervision by cgroup), else SIGSTOP; the state read back.
+    pub fn pause(&self, hosts: &RemoteHosts) -> Result<NodeAction, RemoteError> {
         let process = self.require_process()?;
-        let state = hosts.signal(&self.host, process, "STOP")?;
+        let action = match hosts.node_cgroup(&self.host, &self.name) {
+            Some(cgroup) => hosts.freeze(&self.host, &cgroup, process, true)?,
+            None => NodeAction {
+                how: "SIGSTOP",
+                state: hosts.signal(&self.host, process, "STOP")?,
+                cgroup: None,
+            },
+        };
         self.paused.store(true, Ordering::SeqCst);
-        Ok(state)
+        Ok(action)
     }
 
-    /// SIGCONT; the state read back.
-    pub fn resume(&self, hosts: &RemoteHosts) -> Result<ProcessState, RemoteError> {
+    /// Thaws the node's cgroup, else SIGCONT; the state read back.
+    pub fn resume(&self, hosts: &RemoteHosts) -> Result<NodeAction, RemoteError> {
         let process = self.require_process()?;
-        let state = hosts.signal(&self.host, process, "CONT")?;
+        let action = match hosts.node_cgroup(&self.host, &self.name) {
+            Some(cgroup) => hosts.freeze(&self.host, &cgroup, process, false)?,
+            None => NodeAction {
+                how: "SIGCONT",
+                state: hosts.signal(&self.host, process, "CONT")?,
+                cgroup: None,
+            },
+        };
         self.paused.store(false, Ordering::SeqCst);
-        Ok(state)
+        Ok(action)
     }
 
-    /// SIGKILL, waited for.
-    pub fn kill(&self, hosts: &RemoteHosts) -> Result<ProcessState, RemoteError> {
+    /// Kills the node's whole cgroup, else SIGKILL to its pid; waited for.
+    pub fn kill(&self, hosts: &RemoteHosts) -> Result<NodeAction, RemoteError> {
         let process = self.require_process()?;
         self.expecting_exit.store(true, Ordering::SeqCst);
-        hosts.kill(&self.host, process)
+        match hosts.node_cgroup(&self.host, &self.name) {
+            Some(cgroup) => hosts.kill_cgroup(&self.host, &cgroup, process),
+            None => Ok(NodeAction {
+                how: "SIGKILL",
+                state: hosts.kill(&self.host, process)?,
+                cgroup: None,
+            }),
+        }
     }
 
-    /// SIGTERM, then SIGKILL after [`STOP_GRACE`]; nothing to do when it never started.
+    /// SIGTERM, then after [`STOP_GRACE`] SIGKILL (the whole cgroup, removed, with
+    /// supervision by cgroup); nothing to do when it never started.
     pub fn stop(&self, hosts: &RemoteHosts) -> Result<(), RemoteError> {
         if let Some(process) = self.process() {
             self.expecting_exit.store(true, Ordering::SeqCst);
-            hosts.stop(&self.host, process, STOP_GRACE)?;
+            match hosts.node_cgroup(&self.host, &self.name) {
+                Some(cgroup) => hosts.stop_cgroup(&self.host, &cgroup, process, STOP_GRACE)?,
+                None => hosts.stop(&self.host, process, STOP_GRACE)?,
+            };
             self.paused.store(false, Ordering::SeqCst);
         }
         Ok(())
@@ -1258,8 +1662,8 @@ fn cleanup_remote(record: &RunRecord, report: &mut CleanupReport) {
         }
     }
     let root = run_root(spec.run_parent(), &record.run);
-    let with_sudo = match hosts_with_sudo(&shells, &hosts) {
-        Ok(w) => w,
+    let facts = match host_facts(&shells, &hosts) {
+        Ok(f) => f,
         Err(e) => {
             report
                 .errors
@@ -1302,6 +1706,37 @@ fn cleanup_remote(record: &RunRecord, report: &mut CleanupReport) {
                 "found=; for p in /proc/[0-9]*; do case $(readlink $p/cwd 2>/dev/null) in {quoted_root}/*) kill -KILL ${{p#/proc/}} 2>/dev/null && found=1;; esac; done; [ -z \"$found\" ] || echo removed"
             ),
         ));
+        // The host's clock, when the run shifted it: the net offset the host keeps undone.
+        if records
+            .iter()
+            .any(|r| matches!(r, RemoteRecord::ClockOffset { host: h, .. } if *h == host.name))
+        {
+            let file = quote::quote(&super::clock::offset_file(&root)).expect("no NUL");
+            lines.push((
+                "the clock offset".to_owned(),
+                super::clock::undo_script(&file),
+            ));
+        }
+        // The run's cgroup (what is left in its node cgroups killed first).
+        for r in &records {
+            if let RemoteRecord::Cgroup { host: h, path } = r {
+                if *h != host.name {
+                    continue;
+                }
+                match super::cgroup::is_run_cgroup(path, &record.run) {
+                    true => match super::cgroup::remove_run_script(path) {
+                        Ok(line) => lines.push((format!("cgroup {path}"), line)),
+                        Err(e) => report
+                            .errors
+                            .push(format!("run {}: host {}: {e}", record.run, host.name)),
+                    },
+                    false => report.errors.push(format!(
+                        "run {}: host {}: {path:?} is not the run's cgroup: left alone",
+                        record.run, host.name
+                    )),
+                }
+            }
+        }
         // Only the run's own tables (partitions, loss) and root qdiscs.
         for t in [table.clone(), loss_table(&record.run)] {
             let recorded_table = records
@@ -1312,6 +1747,24 @@ fn cleanup_remote(record: &RunRecord, report: &mut CleanupReport) {
                     format!("nftables table {t}"),
                     format!("if nft list table inet {t} >/dev/null 2>&1; then nft delete table inet {t} && echo removed; fi"),
                 ));
+            }
+        }
+        for r in &records {
+            if let RemoteRecord::IptablesChain { host: h, chain } = r {
+                if *h != host.name {
+                    continue;
+                }
+                if super::iptables::is_run_chain(&record.run, chain) {
+                    lines.push((
+                        format!("iptables chain {chain}"),
+                        super::iptables::remove_script(chain),
+                    ));
+                } else {
+                    report.errors.push(format!(
+                        "run {}: host {}: {chain:?} is not a chain of the run: left alone",
+                        record.run, host.name
+                    ));
+                }
             }
         }
         for r in &records {
@@ -1347,7 +1800,8 @@ fn cleanup_remote(record: &RunRecord, report: &mut CleanupReport) {
                 format!("if [ -e {quoted_root} ]; then rm -rf {quoted_root} && echo removed; fi"),
             ));
         }
-        let prelude = sudo_prelude(with_sudo.contains(&host.name));
+        let root = facts.get(&host.name).is_some_and(|f| f.root);
+        let prelude = sudo_prelude(!root);
         for (what, line) in lines {
             match shells.run_ok(&host.name, &format!("{prelude}{line}"), COMMAND_TIMEOUT) {
                 Ok(out) if out.contains("removed") => report
@@ -1475,6 +1929,33 @@ mod tests {
             String::from_utf8_lossy(&out.stdout),
             "sudo -n nft delete table inet t\nsudo -n tc qdisc show dev eth 0\nsudo -n unshare --net true\nplain\n"
         );
+    }
+
+    #[test]
+    fn host_facts_are_read_from_one_answer() {
+        assert_eq!(
+            parse_facts("0\nfirewall iptables\ncgroup2 /sys/fs/cgroup/unified\n"),
+            HostFacts {
+                root: true,
+                firewall: Some(Firewall::Iptables),
+                cgroup2: Some("/sys/fs/cgroup/unified".into()),
+            }
+        );
+        assert_eq!(
+            parse_facts("1000\n"),
+            HostFacts {
+                root: false,
+                firewall: None,
+                cgroup2: None
+            }
+        );
+        // The script itself, here: this machine's answer parses (root or not).
+        let out = std::process::Command::new("sh")
+            .args(["-c", FACTS_SCRIPT])
+            .output()
+            .unwrap();
+        let facts = parse_facts(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(facts.root, nix::unistd::Uid::effective().is_root());
     }
 
     #[test]

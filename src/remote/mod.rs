@@ -12,12 +12,19 @@
 //!   the run's ownership record, and the cleanup step that removes them.
 //! * [`disk`] — the lazy disk layer under remote nodes: this executable uploaded with the
 //!   run and started as a process of its own per node, driven by typed requests.
+//! * [`cgroup`] — nodes supervised by cgroup v2 where the host has it and we are root.
+//! * [`clock`] — the hosts' own clocks shifted and put back (`ssh.set_clock`).
+//! * [`iptables`] — partitions and loss through chains of the run's own, on hosts without
+//!   `nft`.
 //!
 //! No agent is installed on the hosts: everything runs through `ssh`, `scp` and the
 //! host's own tools.
 
+pub mod cgroup;
+pub mod clock;
 pub mod disk;
 pub mod hosts;
+pub mod iptables;
 pub mod quote;
 pub mod shell;
 pub mod spec;

@@ -60,6 +60,11 @@ pub struct SshSpec {
     /// (`<dir>/splitbrain-<run>/`); an absolute path. Absent: `/tmp`.
     #[serde(default)]
     pub dir: Option<String>,
+    /// Clock faults change the hosts' own clocks (`date -s`, put back at the heal) instead
+    /// of a libfaketime offset per node: for programs libfaketime cannot skew. Off unless
+    /// asked: it changes the whole machine's clock.
+    #[serde(default)]
+    pub set_clock: bool,
 }
 
 impl SshSpec {
@@ -86,6 +91,7 @@ impl Default for SshSpec {
             port: default_port(),
             strict_host_key_checking: StrictHostKeyChecking::default(),
             known_hosts: None,
+            set_clock: false,
         }
     }
 }

@@ -62,6 +62,46 @@ pub fn have_sshd(test: &str) -> bool {
     false
 }
 
+/// How the test hosts differ from this machine, in their private mount namespaces.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostSetup {
+    /// `nft` hidden (an empty, non-executable file bound over it): `command -v nft` fails,
+    /// so partitions and loss go through iptables.
+    pub without_nft: bool,
+    /// cgroup2 unmounted: nodes are supervised by signals.
+    pub without_cgroup2: bool,
+    /// A stand-in `date` bound over the real one ([`STAND_IN_DATE`]): setting the clock
+    /// records the offset in the host's own `/run` and later readings are shifted by it.
+    /// This machine's clock is never changed.
+    pub stand_in_date: bool,
+}
+
+/// Where a host's stand-in `date` keeps the offset it was asked to set (nanoseconds), in
+/// the host's own `/run`.
+pub const STAND_IN_CLOCK_OFFSET: &str = "/run/splitbrain-test-clock";
+/// Where it logs each `date -s` it was asked (one line each).
+pub const STAND_IN_CLOCK_LOG: &str = "/run/splitbrain-test-clock.log";
+
+/// The stand-in `date` (`REAL` is a copy of the real one): `-s @S.N` records the offset
+/// from the real clock, `+%s%N` reads the real clock plus the offset, anything else is the
+/// real `date`; `--splitbrain-stand-in` says that it is the stand-in.
+const STAND_IN_DATE: &str = r#"#!/bin/sh
+real=REAL
+off=$(cat /run/splitbrain-test-clock 2>/dev/null); off=${off:-0}
+case "$1" in
+  --splitbrain-stand-in) echo stand-in ;;
+  -s)
+    t=${2#@}; s=${t%.*}; f=${t#*.}; [ "$f" = "$t" ] && f=0
+    f=$(printf '%-9.9s' "$f" | tr ' ' 0)
+    target=$((s * 1000000000 + 1$f - 1000000000))
+    now=$($real +%s%N)
+    echo $((target - now)) > /run/splitbrain-test-clock
+    echo "date $*" >> /run/splitbrain-test-clock.log ;;
+  +%s%N) now=$($real +%s%N); echo $((now + off)) ;;
+  *) exec $real "$@" ;;
+esac
+"#;
+
 /// Several "remote machines", each an `sshd` in namespaces of its own.
 pub struct SshHosts {
     topology: Option<Topology>,
@@ -74,6 +114,11 @@ pub struct SshHosts {
 impl SshHosts {
     /// Starts `count` hosts, `n1..nN`, and waits until each `sshd` accepts connections.
     pub fn start(count: usize) -> Result<SshHosts, String> {
+        Self::start_with(count, HostSetup::default())
+    }
+
+    /// [`SshHosts::start`], the hosts set up as `setup` says.
+    pub fn start_with(count: usize, setup: HostSetup) -> Result<SshHosts, String> {
         let dir = tempfile::Builder::new()
             .prefix("ssh")
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -95,11 +140,13 @@ impl SshHosts {
                 strict_host_key_checking: StrictHostKeyChecking::Yes,
                 known_hosts: Some(dir.path().join("known_hosts").display().to_string()),
                 dir: None,
+                set_clock: false,
             },
             topology: Some(topology),
             dir,
             sshds: Vec::new(),
         };
+        let mounts = Mounts::prepare(setup, fixture.dir.path())?;
         let mut known_hosts = String::new();
         let nodes = fixture.topology.as_ref().expect("set").nodes().to_vec();
         for node in &nodes {
@@ -118,7 +165,12 @@ impl SshHosts {
                 sshd_config(&node.ip.to_string(), &host_dir, fixture.dir.path()),
             )
             .map_err(|e| format!("{}: {e}", config.display()))?;
-            let child = start_sshd(&node.netns, &config, &host_dir.join("sshd.log"))?;
+            let child = start_sshd(
+                &node.netns,
+                &config,
+                &host_dir.join("sshd.log"),
+                mounts.clone(),
+            )?;
             fixture.sshds.push((node.name.clone(), child));
             fixture.hosts.push(HostSpec {
                 name: node.name.clone(),
@@ -128,7 +180,73 @@ impl SshHosts {
         std::fs::write(fixture.dir.path().join("known_hosts"), known_hosts)
             .map_err(|e| format!("known_hosts: {e}"))?;
         fixture.wait_until_listening(Duration::from_secs(10))?;
+        if setup.stand_in_date {
+            // Never on to a test that could set this machine's clock.
+            fixture.check_stand_in_date()?;
+        }
         Ok(fixture)
+    }
+
+    /// Every host's `date` is the stand-in.
+    fn check_stand_in_date(&self) -> Result<(), String> {
+        let list = self.hosts.clone();
+        let options = self.options();
+        let control = self.dir.path().join("date-check");
+        std::fs::create_dir_all(&control).map_err(|e| e.to_string())?;
+        self.on_network(move || {
+            let transport = splitbrain::remote::SshTransport::connect(&list, options, &control)
+                .map_err(|e| e.to_string())?;
+            for host in &list {
+                let out = transport
+                    .run(
+                        &host.name,
+                        &["date", "--splitbrain-stand-in"],
+                        Duration::from_secs(20),
+                    )
+                    .map_err(|e| e.to_string())?;
+                if out.stdout_text().trim() != "stand-in" {
+                    return Err(format!("{}: `date` is not the stand-in", host.name));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// What host `name`'s stand-in `date` was asked (its log) and the offset it keeps, in
+    /// milliseconds.
+    pub fn stand_in_clock(&self, name: &str) -> (Vec<String>, i64) {
+        let list = self.hosts.clone();
+        let options = self.options();
+        let control = self.dir.path().join(format!("clock-{name}"));
+        std::fs::create_dir_all(&control).unwrap();
+        let name = name.to_owned();
+        self.on_network(move || {
+            let transport = splitbrain::remote::SshTransport::connect(&list, options, &control)
+                .expect("connect");
+            let out = transport
+                .run_ok(
+                    &name,
+                    &[
+                        "sh",
+                        "-c",
+                        &format!(
+                            "cat {STAND_IN_CLOCK_LOG} 2>/dev/null; echo offset $(cat {STAND_IN_CLOCK_OFFSET} 2>/dev/null || echo 0)"
+                        ),
+                    ],
+                    Duration::from_secs(20),
+                )
+                .expect("reading the stand-in clock");
+            let text = out.stdout_text();
+            let mut log = Vec::new();
+            let mut offset_ns = 0i64;
+            for line in text.lines() {
+                match line.strip_prefix("offset ") {
+                    Some(n) => offset_ns = n.trim().parse().unwrap_or(0),
+                    None => log.push(line.to_owned()),
+                }
+            }
+            (log, offset_ns / 1_000_000)
+        })
     }
 
     pub fn hosts(&self) -> &[HostSpec] {
@@ -342,9 +460,72 @@ LogLevel INFO
     )
 }
 
+/// What is bound over or unmounted in each host's mount namespace ([`HostSetup`]), as C
+/// strings made before the fork.
+#[derive(Clone, Default)]
+struct Mounts {
+    /// (file bound, target) pairs.
+    binds: Vec<(std::ffi::CString, std::ffi::CString)>,
+    unmount: Vec<std::ffi::CString>,
+}
+
+impl Mounts {
+    fn prepare(setup: HostSetup, dir: &Path) -> Result<Mounts, String> {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|e| e.to_string());
+        let mut mounts = Mounts::default();
+        if setup.without_nft {
+            let hidden = dir.join("hidden-program");
+            std::fs::write(&hidden, "").map_err(|e| format!("{}: {e}", hidden.display()))?;
+            let mut targets: Vec<PathBuf> = [
+                "/usr/local/sbin",
+                "/usr/local/bin",
+                "/usr/sbin",
+                "/usr/bin",
+                "/sbin",
+                "/bin",
+            ]
+            .iter()
+            .filter_map(|d| std::fs::canonicalize(Path::new(d).join("nft")).ok())
+            .collect();
+            targets.sort();
+            targets.dedup();
+            if targets.is_empty() {
+                return Err("no nft to hide".into());
+            }
+            for target in targets {
+                mounts.binds.push((c(&hidden)?, c(&target)?));
+            }
+        }
+        if setup.without_cgroup2 {
+            let mount = splitbrain::cgroup::cgroup2_mount().map_err(|e| e.to_string())?;
+            mounts.unmount.push(c(&mount)?);
+        }
+        if setup.stand_in_date {
+            let real = std::fs::canonicalize("/usr/bin/date")
+                .or_else(|_| std::fs::canonicalize("/bin/date"))
+                .map_err(|e| format!("date: {e}"))?;
+            let copy = dir.join("real-date");
+            std::fs::copy(&real, &copy).map_err(|e| format!("{}: {e}", copy.display()))?;
+            let stand_in = dir.join("stand-in-date");
+            std::fs::write(
+                &stand_in,
+                STAND_IN_DATE.replace("REAL", &copy.display().to_string()),
+            )
+            .map_err(|e| format!("{}: {e}", stand_in.display()))?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&stand_in, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| e.to_string())?;
+            mounts.binds.push((c(&stand_in)?, c(&real)?));
+        }
+        Ok(mounts)
+    }
+}
+
 /// Starts `sshd -D` in network namespace `netns` and a new private mount namespace with its
-/// own `/run` (holding `/run/sshd`) and `/tmp`.
-fn start_sshd(netns: &str, config: &Path, log: &Path) -> Result<Child, String> {
+/// own `/run` (holding `/run/sshd`) and `/tmp`, and `mounts` made there.
+fn start_sshd(netns: &str, config: &Path, log: &Path, mounts: Mounts) -> Result<Child, String> {
     let log = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     let mut cmd = splitbrain::netns::command(netns, SSHD).map_err(|e| e.to_string())?;
     cmd.args(["-D", "-e", "-f"])
@@ -354,7 +535,7 @@ fn start_sshd(netns: &str, config: &Path, log: &Path) -> Result<Child, String> {
         .stderr(log);
     // SAFETY: only async-signal-safe calls (unshare, mount, mkdir) on static strings.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             check(libc::unshare(libc::CLONE_NEWNS))?;
             // Private first: nothing mounted below may reach the machine's mount table.
             check(libc::mount(
@@ -387,6 +568,18 @@ fn start_sshd(netns: &str, config: &Path, log: &Path) -> Result<Child, String> {
             );
             if hidden == -1 && io::Error::last_os_error().raw_os_error() != Some(libc::ENOENT) {
                 return Err(io::Error::last_os_error());
+            }
+            for (source, target) in &mounts.binds {
+                check(libc::mount(
+                    source.as_ptr(),
+                    target.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ))?;
+            }
+            for target in &mounts.unmount {
+                check(libc::umount2(target.as_ptr(), libc::MNT_DETACH))?;
             }
             Ok(())
         });

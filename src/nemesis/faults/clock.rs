@@ -405,7 +405,7 @@ pub(super) fn reset(ctx: &NemesisContext, nodes: Vec<String>, error: Option<Stri
 }
 
 /// Whether a node whose clock reads `skew_ms` from ours shows the offset `planned_ms`.
-fn shows_offset(skew_ms: i64, planned_ms: i64) -> bool {
+pub(super) fn shows_offset(skew_ms: i64, planned_ms: i64) -> bool {
     (skew_ms - planned_ms).abs() <= CLOCK_TOLERANCE_MS
 }
 

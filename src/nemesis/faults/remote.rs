@@ -45,7 +45,7 @@ use crate::nemesis::partition::Grudge;
 use crate::nemesis::process::RESTART_READY_TIMEOUT;
 use crate::nemesis::record::FaultRecord;
 use crate::nemesis::NemesisError;
-use crate::remote::hosts::{ProcessState, Reach};
+use crate::remote::hosts::{NodeAction, ProcessState, Reach};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -108,6 +108,9 @@ pub fn apply(
         return apply_process(process, remote, leadership);
     }
     if let Some(bump) = any.downcast_ref::<BumpPlan>() {
+        if remote.hosts.sets_clock() {
+            return apply_host_bump(bump, remote, leadership);
+        }
         return apply_bump(bump, remote, leadership);
     }
     if let Some(strobe) = any.downcast_ref::<StrobePlan>() {
@@ -200,7 +203,11 @@ fn apply_partition(
         fault: applied,
         record: FaultRecord {
             shape: Some(plan.shape.name().to_owned()),
-            backend: Some("nftables on the hosts".to_owned()),
+            backend: Some(
+                remote
+                    .hosts
+                    .firewall_backend(per_host.iter().map(|(h, _)| h.as_str())),
+            ),
             grudge: Some(
                 grudge
                     .0
@@ -262,7 +269,11 @@ impl AppliedFault for RemotePartition {
         }
         Undone {
             record: FaultRecord {
-                backend: Some("nftables on the hosts".to_owned()),
+                backend: Some(
+                    remote
+                        .hosts
+                        .firewall_backend(grudge.0.keys().map(String::as_str)),
+                ),
                 evidence: probes(remote, &grudge, &ctx.node_names(), false),
                 ..FaultRecord::default()
             },
@@ -299,6 +310,39 @@ fn probes(
     evidence
 }
 
+/// What a pause or kill on a host shows: the line of evidence, and whether it is in effect
+/// (paused: `T`, or frozen by its cgroup with the process still there; killed: the process
+/// gone, and its cgroup empty where it has one).
+pub(super) fn process_evidence(
+    name: &str,
+    pid: u32,
+    host: &str,
+    wanted: ProcessAction,
+    action: &NodeAction,
+) -> (String, bool) {
+    let state = &action.state;
+    let expected = match (wanted, action.cgroup) {
+        (ProcessAction::Pause, Some(cgroup)) => {
+            cgroup.frozen == Some(true) && *state != ProcessState::Gone
+        }
+        (ProcessAction::Pause, None) => *state == ProcessState::Running('T'),
+        (ProcessAction::Kill, Some(cgroup)) => {
+            cgroup.procs == Some(0) && *state == ProcessState::Gone
+        }
+        (ProcessAction::Kill, None) => *state == ProcessState::Gone,
+    };
+    let cgroup = action
+        .cgroup
+        .map(|c| format!(", {}", c.describe()))
+        .unwrap_or_default();
+    let line = format!(
+        "{name}: pid {pid} on {host}: {}{cgroup}, /proc/{pid}/stat: {}",
+        action.how,
+        state.describe()
+    );
+    (line, expected)
+}
+
 fn apply_process(
     plan: &ProcessPlan,
     remote: &RemoteCluster,
@@ -318,16 +362,10 @@ fn apply_process(
             ProcessAction::Kill => node.kill(&remote.hosts),
         };
         match result {
-            Ok(state) => {
-                let (signal, expected) = match plan.action {
-                    ProcessAction::Pause => ("SIGSTOP", state == ProcessState::Running('T')),
-                    ProcessAction::Kill => ("SIGKILL", state == ProcessState::Gone),
-                };
-                evidence.push(format!(
-                    "{name}: pid {pid} on {}: {signal}, /proc/{pid}/stat: {}",
-                    node.host,
-                    state.describe()
-                ));
+            Ok(action) => {
+                let (line, expected) =
+                    process_evidence(name, pid, &node.host, plan.action, &action);
+                evidence.push(line);
                 in_effect &= expected;
                 done.push(name.clone());
             }
@@ -343,12 +381,14 @@ fn apply_process(
         }
     }
     let effective = in_effect && !done.is_empty();
+    let backend = supervision_backend(remote, &done);
     Ok(Applied {
         fault: Box::new(RemoteProcessFault {
             action: plan.action,
             nodes: done,
         }),
         record: FaultRecord {
+            backend: Some(backend),
             nodes,
             evidence,
             effective: Some(effective),
@@ -356,6 +396,26 @@ fn apply_process(
             ..FaultRecord::default()
         },
     })
+}
+
+/// How `nodes`' hosts supervise them, as a fault's backend says it (`cgroup v2 on the
+/// hosts`, `signals on the hosts`, or per host when they differ).
+fn supervision_backend(remote: &RemoteCluster, nodes: &[String]) -> String {
+    let named: Vec<(String, &str)> = nodes
+        .iter()
+        .filter_map(|n| remote.nodes.iter().find(|r| &r.name == n))
+        .map(|n| (n.host.clone(), remote.hosts.supervision(&n.host).describe()))
+        .collect();
+    match named.first() {
+        Some((_, first)) if named.iter().all(|(_, s)| s == first) => {
+            format!("{first} on the hosts")
+        }
+        _ => named
+            .iter()
+            .map(|(h, s)| format!("{s} on {h}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
 }
 
 /// Paused or killed remote nodes, until resumed or started again.
@@ -380,11 +440,16 @@ impl AppliedFault for RemoteProcessFault {
                 continue;
             };
             let result = match self.action {
-                ProcessAction::Pause => node.resume(&remote.hosts).map(|state| {
+                ProcessAction::Pause => node.resume(&remote.hosts).map(|action| {
                     let pid = node.process().map(|p| p.pid).unwrap_or_default();
+                    let cgroup = action
+                        .cgroup
+                        .map(|c| format!(", {}", c.describe()))
+                        .unwrap_or_default();
                     format!(
-                        "{name}: pid {pid}: SIGCONT, /proc/{pid}/stat: {}",
-                        state.describe()
+                        "{name}: pid {pid}: {}{cgroup}, /proc/{pid}/stat: {}",
+                        action.how,
+                        action.state.describe()
                     )
                 }),
                 ProcessAction::Kill => node.start(&remote.hosts).and_then(|process| {
@@ -567,6 +632,145 @@ impl AppliedFault for RemoteClock {
     }
 }
 
+/// The kinds that cannot change the hosts' own clocks (`ssh.set_clock`): a strobe would
+/// flip a whole machine's clock many times a second.
+pub const NOT_WITH_SET_CLOCK: &[&str] = &["clock-strobe", "clock"];
+
+/// Refuses, before anything starts, the clock kinds `ssh.set_clock` cannot do, naming them.
+pub fn check_set_clock_kinds(kinds: &[FaultKind]) -> Result<(), NemesisError> {
+    match kinds.iter().find(|k| NOT_WITH_SET_CLOCK.contains(&k.name())) {
+        None => Ok(()),
+        Some(kind) => Err(NemesisError::Unavailable {
+            fault: kind.name(),
+            missing: "a strobe of the hosts' own clocks",
+            detail: format!(
+                "with `ssh: {{set_clock: true}}` clock faults are `clock-bump` only; `{kind}` can draw a strobe, which needs libfaketime (set_clock: false)"
+            ),
+        }),
+    }
+}
+
+/// A clock bump of the target hosts' own clocks (`ssh.set_clock`): each shifted by its
+/// offset with `date -s` (recorded first), shifted back by the opposite at the heal.
+fn apply_host_bump(
+    plan: &BumpPlan,
+    remote: &RemoteCluster,
+    leadership: &Leadership,
+) -> Result<Applied, Failed> {
+    let (nodes, note) = plan.targets.resolve(leadership);
+    let mut applied = HostClock::default();
+    let mut offsets = Vec::new();
+    for (i, name) in nodes.iter().enumerate() {
+        let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
+            continue;
+        };
+        let offset = plan
+            .offsets_ms
+            .get(i)
+            .or(plan.offsets_ms.first())
+            .copied()
+            .unwrap_or(0);
+        // Put back at the undo whatever fails from here on.
+        applied.targets.push((node.host.clone(), offset));
+        if let Err(e) = remote.hosts.shift_clock(&node.host, offset) {
+            return Err(Failed {
+                partial: Some(Box::new(applied)),
+                message: e.to_string(),
+            });
+        }
+        offsets.push(format!(
+            "{name}: {} (the host's clock)",
+            crate::nemesis::clock::offset_spec(offset)
+        ));
+    }
+    Ok(Applied {
+        fault: Box::new(applied),
+        record: FaultRecord {
+            nodes,
+            backend: Some("the hosts' own clocks (date -s)".to_owned()),
+            offsets,
+            note,
+            ..FaultRecord::default()
+        },
+    })
+}
+
+/// Hosts' own clocks shifted (host, offset), until shifted back.
+#[derive(Default)]
+struct HostClock {
+    targets: Vec<(String, i64)>,
+}
+
+impl HostClock {
+    /// Each target host's clock against the controller's, and whether each shows `planned`
+    /// (its offset while in force, 0 after).
+    fn readings(&self, remote: &RemoteCluster, in_force: bool) -> (Vec<String>, bool) {
+        let mut shown = !self.targets.is_empty();
+        let observed = self
+            .targets
+            .iter()
+            .map(|(host, offset)| {
+                let planned = if in_force { *offset } else { 0 };
+                match remote.hosts.clock_skew_ms(host) {
+                    Ok(skew) => {
+                        shown &= super::clock::shows_offset(skew, planned);
+                        format!("{host}: {skew:+}ms (the host's clock, against the controller's)")
+                    }
+                    Err(e) => {
+                        shown = false;
+                        format!("{host}: the clock could not be read: {e}")
+                    }
+                }
+            })
+            .collect();
+        (observed, shown)
+    }
+}
+
+impl AppliedFault for HostClock {
+    fn evidence(&self, ctx: &NemesisContext) -> FaultRecord {
+        let Some(remote) = ctx.remote() else {
+            return FaultRecord::default();
+        };
+        let (observed, effective) = self.readings(remote, true);
+        FaultRecord {
+            observed,
+            effective: Some(effective),
+            ..FaultRecord::default()
+        }
+    }
+
+    fn undo(&mut self, ctx: &NemesisContext) -> Undone {
+        let Some(remote) = ctx.remote() else {
+            return Undone::default();
+        };
+        if self.targets.is_empty() {
+            return Undone::default();
+        }
+        let mut error = None;
+        let mut unhealed = Vec::new();
+        for (host, offset) in &self.targets {
+            if let Err(e) = remote.hosts.shift_clock(host, -offset) {
+                error.get_or_insert(e.to_string());
+                unhealed.push((host.clone(), *offset));
+            }
+        }
+        let (observed, _) = self.readings(remote, false);
+        let nodes = self.targets.iter().map(|(h, _)| h.clone()).collect();
+        // Not put back: a later undo tries again.
+        self.targets = unhealed;
+        Undone {
+            record: FaultRecord {
+                nodes,
+                offsets: vec!["+0".to_owned()],
+                observed,
+                ..FaultRecord::default()
+            },
+            error,
+        }
+    }
+}
+
 /// The addresses of every node but `node`.
 fn peers_of(remote: &RemoteCluster, node: &str) -> Vec<String> {
     remote
@@ -629,8 +833,12 @@ fn apply_loss(
     Ok(Applied {
         fault: Box::new(applied),
         record: FaultRecord {
+            backend: Some(
+                remote
+                    .hosts
+                    .firewall_backend(nodes.iter().map(String::as_str)),
+            ),
             nodes,
-            backend: Some("nftables on the hosts".to_owned()),
             rules,
             note,
             ..FaultRecord::default()
@@ -669,7 +877,8 @@ impl AppliedFault for RemoteLoss {
                 Ok(n) => {
                     effective &= n > 0;
                     format!(
-                        "{node}: {n} packets dropped (nft counter, after {count} probe datagrams)"
+                        "{node}: {n} packets dropped ({}, after {count} probe datagrams)",
+                        counter_of(remote, &node)
                     )
                 }
                 Err(e) => {
@@ -703,7 +912,10 @@ impl AppliedFault for RemoteLoss {
         let mut unhealed = Vec::new();
         for (node, (dropped, healed)) in results {
             evidence.push(match dropped {
-                Ok(n) => format!("{node}: {n} packets dropped while in force (nft counter)"),
+                Ok(n) => format!(
+                    "{node}: {n} packets dropped while in force ({})",
+                    counter_of(remote, &node)
+                ),
                 Err(e) => format!("{node}: could not read the loss counter: {e}"),
             });
             if let Err(e) = healed {
@@ -722,6 +934,15 @@ impl AppliedFault for RemoteLoss {
             error,
         }
     }
+}
+
+/// How `node`'s host counts dropped packets (`nft counter`, `iptables counter`).
+fn counter_of(remote: &RemoteCluster, node: &str) -> &'static str {
+    remote
+        .hosts
+        .facts(node)
+        .firewall
+        .map_or("no firewall", |f| f.counter())
 }
 
 /// netem's own arguments for `shaping` (what follows `netem` in the local command).
@@ -947,6 +1168,13 @@ mod tests {
         }
         for kind in ["clock-strobe", "clock"] {
             check_kinds(&[FaultKind::named(kind).unwrap()]).unwrap();
+        }
+        // The hosts' own clocks: bumps only.
+        check_set_clock_kinds(&[FaultKind::named("clock-bump").unwrap()]).unwrap();
+        for refused in ["clock-strobe", "clock"] {
+            let err = check_set_clock_kinds(&[FaultKind::named(refused).unwrap()]).unwrap_err();
+            assert_eq!(err.kind(), crate::exit::FailureKind::Unavailable);
+            assert!(err.to_string().contains(refused), "{err}");
         }
         for kind in ["disk", "disk-lose-unsynced", "disk-torn-write", "disk-slow"] {
             check_kinds(&[FaultKind::named(kind).unwrap()]).unwrap();

@@ -12,6 +12,7 @@
 //!   on the error starts again.
 
 use super::disk::{dropped_line, faults_line, DiskMode, DiskPlan, DEFAULT_SYNC_DELAY, TORN_BLOCK};
+use super::process::ProcessAction;
 use super::{Applied, AppliedFault, ApplyLog, Failed, Undone};
 use crate::cluster::RemoteCluster;
 use crate::disk::control::{FaultSettings, Reply, Request, StatusReply};
@@ -109,14 +110,16 @@ pub fn apply(
         if kills(mode) {
             let pid = node.process().map(|p| p.pid).unwrap_or_default();
             match node.kill(&remote.hosts) {
-                Ok(state) => log.evidence(
-                    format!(
-                        "{name}: pid {pid} on {}: SIGKILL, /proc/{pid}/stat: {}",
-                        node.host,
-                        state.describe()
-                    ),
-                    state == ProcessState::Gone,
-                ),
+                Ok(action) => {
+                    let (line, killed) = super::remote::process_evidence(
+                        name,
+                        pid,
+                        &node.host,
+                        ProcessAction::Kill,
+                        &action,
+                    );
+                    log.evidence(line, killed)
+                }
                 Err(e) => return Err(log.failed(e)),
             }
             log.hit(name);

@@ -1212,7 +1212,9 @@ fn disk_faults_run_on_remote_hosts_through_a_layer_on_each() {
     }
     let lost = faults[0]["value"]["evidence"].to_string();
     assert!(
-        lost.contains("n2: pid") && lost.contains("SIGKILL") && lost.contains("gone"),
+        lost.contains("n2: pid")
+            && (lost.contains("SIGKILL") || lost.contains("cgroup.kill"))
+            && lost.contains("gone"),
         "{lost}"
     );
     assert!(

@@ -1085,7 +1085,9 @@ fn run_on(hosts: &SshHosts, host: &'static str, line: &'static str) {
 /// Disk faults on the hosts: each node's data directory is a disk layer on its host (this
 /// executable, uploaded with the run, FUSE over the host's own tmpfs), `disk-lose-unsynced`
 /// kills a node and drops what it had not synced (the layer's own count as evidence), and
-/// `disk-fsync-error` is read back from another's layer; the verdict is the local path's,
+/// `disk-fsync-error` is read back from another's layer, `disk-corrupt` kills the third and
+/// its layer truncates its raft log (the file, sizes and checksums as evidence, as locally)
+/// before it starts again; the verdict is the local path's,
 /// the layers' logs come back, and nothing is left on the hosts (no mount, no process, no
 /// directory). A SIGKILLed controller leaves layers and mounts until `cleanup --run`. A
 /// host without `/dev/fuse` is refused before anything starts.
@@ -1164,9 +1166,11 @@ fn disk_faults_run_on_remote_hosts_through_a_layer_on_each() {
             &hosts,
             "remote-disk",
             "{clusterkv: {arch: raft}}",
-            "5s",
+            "6s",
             "  - {at: 1s, fault: disk-lose-unsynced, target: n2, for: 1s}\n\
-             \x20 - {at: 2500ms, fault: disk-fsync-error, target: n3, for: 1s}\n",
+             \x20 - {at: 2500ms, fault: disk-fsync-error, target: n3, for: 1s}\n\
+             \x20 - {at: 4s, fault: disk-corrupt, target: n1, for: 1s}\n\
+             \x20 corrupt: {styles: [truncate], files: raft-log.jsonl}\n",
         ),
     )
     .unwrap();
@@ -1203,7 +1207,7 @@ fn disk_faults_run_on_remote_hosts_through_a_layer_on_each() {
         serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
     assert_eq!(verdict["verdict"], "valid", "{verdict:#}");
     let faults = fault_records(&run, "disk-fault");
-    assert_eq!(faults.len(), 2, "{faults:#?}");
+    assert_eq!(faults.len(), 3, "{faults:#?}");
     for fault in &faults {
         assert_eq!(
             fault["value"]["effective"], true,
@@ -1223,6 +1227,17 @@ fn disk_faults_run_on_remote_hosts_through_a_layer_on_each() {
     );
     let fsync = faults[1]["value"]["evidence"].to_string();
     assert!(fsync.contains("n3: syncs fail with EIO"), "{fsync}");
+    // The corruption: n1 killed, then its layer cut its raft log, worded as locally.
+    let corrupt = faults[2]["value"]["evidence"].to_string();
+    assert!(
+        corrupt.contains("n1: pid") && corrupt.contains("SIGKILL") && corrupt.contains("gone"),
+        "{corrupt}"
+    );
+    assert!(
+        corrupt.contains("n1: raft-log.jsonl: truncate from ")
+            && corrupt.contains(" bytes; fnv1a64 0x"),
+        "{corrupt}"
+    );
     let heals = fault_records(&run, "disk-heal");
     let healed = heals
         .iter()
@@ -1231,6 +1246,7 @@ fn disk_faults_run_on_remote_hosts_through_a_layer_on_each() {
         .join("\n");
     assert!(healed.contains("n2: started again as pid"), "{healed}");
     assert!(healed.contains("n3: healed; "), "{healed}");
+    assert!(healed.contains("n1: started again as pid"), "{healed}");
     for node in ["n1", "n2", "n3"] {
         let log = run.join("nodes").join(node).join("disk.log");
         let text =

@@ -5,8 +5,10 @@
 //!
 //! The requests are what the disk fault kinds do to a layer: drop (or tear) what the node
 //! did not sync, set and clear the sync and write faults, sync everything, and read its
-//! state (faults in force, counters, what is cached) for the evidence.
+//! state (faults in force, counters, what is cached) for the evidence; and corrupt a file
+//! of the disk while the node is down ([`super::corrupt::corrupt_layer`]).
 
+use super::corrupt::{CorruptStyle, LayerCorruption};
 use super::lazy_fs::{Counters, DiskFaults, Dropped, Unsynced};
 use super::DiskLayer;
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,14 @@ pub enum Request {
     SyncAll {},
     /// The layer's faults, counters and cache, read back.
     Status {},
+    /// Corrupt one file of the disk (the node is down): `disk-corrupt`, with the style
+    /// and seed its plan drew for this node and the campaign's file pattern.
+    Corrupt {
+        style: CorruptStyle,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        files: Option<String>,
+        seed: u64,
+    },
 }
 
 /// The faults of a layer ([`DiskFaults`], with the delay in milliseconds).
@@ -153,34 +163,51 @@ pub enum Reply {
     Dropped(DroppedReply),
     /// To `set-faults`, `clear-faults`, `sync-all` and `status`: the state afterwards.
     Status(StatusReply),
+    /// To `corrupt`: what was done to which file.
+    Corruption(LayerCorruption),
     /// The request could not be done (a sync that failed, a line that is no request).
     Error { message: String },
 }
 
 /// Answers `request` from `layer`.
 pub fn handle(layer: &DiskLayer, request: &Request) -> Reply {
-    let mut fs = layer.state();
     let status = |fs: &super::lazy_fs::LazyFs| {
         Reply::Status(StatusReply::of(&fs.faults, &fs.counters, fs.unsynced()))
     };
     match request {
-        Request::DropUnsynced {} => Reply::Dropped(fs.drop_unsynced().into()),
-        Request::TearUnsynced { block } => Reply::Dropped(fs.tear_unsynced((*block).max(1)).into()),
+        Request::DropUnsynced {} => Reply::Dropped(layer.state().drop_unsynced().into()),
+        Request::TearUnsynced { block } => {
+            Reply::Dropped(layer.state().tear_unsynced((*block).max(1)).into())
+        }
         Request::SetFaults(settings) => {
+            let mut fs = layer.state();
             fs.faults = (*settings).into();
             status(&fs)
         }
         Request::ClearFaults {} => {
+            let mut fs = layer.state();
             fs.faults = DiskFaults::default();
             status(&fs)
         }
-        Request::SyncAll {} => match fs.sync_all() {
-            Ok(()) => status(&fs),
-            Err(e) => Reply::Error {
-                message: format!("syncing everything: {e}"),
-            },
-        },
-        Request::Status {} => status(&fs),
+        Request::SyncAll {} => {
+            let mut fs = layer.state();
+            match fs.sync_all() {
+                Ok(()) => status(&fs),
+                Err(e) => Reply::Error {
+                    message: format!("syncing everything: {e}"),
+                },
+            }
+        }
+        Request::Status {} => status(&layer.state()),
+        // Not under the state's lock: the corruption takes it to sync first.
+        Request::Corrupt { style, files, seed } => {
+            match super::corrupt::corrupt_layer(layer, *style, files.as_deref(), *seed) {
+                Ok(done) => Reply::Corruption(done),
+                Err(e) => Reply::Error {
+                    message: format!("corrupting its disk: {e}"),
+                },
+            }
+        }
     }
 }
 
@@ -282,6 +309,22 @@ mod tests {
             (Request::ClearFaults {}, r#"{"request":"clear-faults"}"#),
             (Request::SyncAll {}, r#"{"request":"sync-all"}"#),
             (Request::Status {}, r#"{"request":"status"}"#),
+            (
+                Request::Corrupt {
+                    style: CorruptStyle::OldCopy,
+                    files: Some("raft-*".into()),
+                    seed: u64::MAX,
+                },
+                r#"{"request":"corrupt","style":"old-copy","files":"raft-*","seed":18446744073709551615}"#,
+            ),
+            (
+                Request::Corrupt {
+                    style: CorruptStyle::BitFlip,
+                    files: None,
+                    seed: 7,
+                },
+                r#"{"request":"corrupt","style":"bit-flip","seed":7}"#,
+            ),
         ];
         for (request, line) in cases {
             assert_eq!(serde_json::to_string(&request).unwrap(), line);
@@ -292,6 +335,73 @@ mod tests {
         assert!(serde_json::from_str::<Request>(r#"{"request":"status","now":true}"#).is_err());
         assert!(serde_json::from_str::<Request>(
             r#"{"request":"set-faults","fsync_error":true,"enospc":false}"#
+        )
+        .is_err());
+        assert!(serde_json::from_str::<Request>(
+            r#"{"request":"corrupt","style":"shred","seed":1}"#
+        )
+        .is_err());
+        assert!(
+            serde_json::from_str::<Request>(r#"{"request":"corrupt","style":"truncate"}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn corruption_replies_carry_what_the_local_evidence_prints() {
+        let done = crate::disk::corrupt::Corruption {
+            file: "raft-log.jsonl".into(),
+            style: CorruptStyle::BitFlip,
+            offset: 120,
+            length: 64,
+            bits: 3,
+            size_before: 4096,
+            size_after: 4096,
+            checksum_before: u64::MAX,
+            checksum_after: 0x0123_4567_89ab_cdef,
+        };
+        let reply = Reply::Corruption(LayerCorruption::Corrupted(done.clone()));
+        let line = serde_json::to_string(&reply).unwrap();
+        assert_eq!(
+            line,
+            r#"{"reply":"corruption","outcome":"corrupted","file":"raft-log.jsonl","style":"bit-flip","offset":120,"length":64,"bits":3,"size_before":4096,"size_after":4096,"checksum_before":18446744073709551615,"checksum_after":81985529216486895}"#
+        );
+        let Reply::Corruption(back) = parse_reply(&line).unwrap() else {
+            panic!("not a corruption: {line}");
+        };
+        assert!(back.changed());
+        assert_eq!(
+            back.to_string(),
+            "raft-log.jsonl: bit-flip of 3 bits in bytes 120..184 of 4096; \
+             fnv1a64 0xffffffffffffffff -> 0x0123456789abcdef"
+        );
+        assert_eq!(back, LayerCorruption::Corrupted(done));
+
+        for (outcome, line, evidence) in [
+            (
+                LayerCorruption::NoFile {
+                    pattern: "*.wal".into(),
+                },
+                r#"{"reply":"corruption","outcome":"no-file","pattern":"*.wal"}"#,
+                "no non-empty file matching *.wal to corrupt",
+            ),
+            (
+                LayerCorruption::KeptForLater {
+                    file: "raft-vote.json".into(),
+                },
+                r#"{"reply":"corruption","outcome":"kept-for-later","file":"raft-vote.json"}"#,
+                "old-copy: no older copy of any file kept yet; kept raft-vote.json for a later \
+                 fault, nothing changed",
+            ),
+        ] {
+            let reply = Reply::Corruption(outcome.clone());
+            assert_eq!(serde_json::to_string(&reply).unwrap(), line);
+            assert_eq!(parse_reply(line).unwrap(), reply);
+            assert!(!outcome.changed());
+            assert_eq!(outcome.to_string(), evidence);
+        }
+        // A corruption without its checksums is no reply.
+        assert!(parse_reply(
+            r#"{"reply":"corruption","outcome":"corrupted","file":"f","style":"truncate"}"#
         )
         .is_err());
     }

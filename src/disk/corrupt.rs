@@ -2,8 +2,11 @@
 //! down: flipping bits in a region, truncating, or putting an older copy back. Pure file
 //! operations, seeded by the caller's random source; each returns what it did, with a
 //! checksum of the file's bytes before and after, as the fault's evidence.
+//! [`corrupt_layer`] is what a `disk-corrupt` fault does to a mounted layer, the same in
+//! this process and in a layer process of its own on a remote host.
 
-use rand::Rng;
+use super::DiskLayer;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::io;
@@ -45,7 +48,8 @@ pub const REGION: u64 = 64;
 pub const MAX_FLIPPED_BITS: u32 = 4;
 
 /// What one corruption did to one file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Corruption {
     /// The file, relative to the directory it was chosen in.
     pub file: PathBuf,
@@ -220,6 +224,90 @@ pub fn put_back(root: &Path, file: &Path, old: &[u8]) -> io::Result<Corruption> 
         checksum_before: fnv1a64(&bytes),
         checksum_after: fnv1a64(old),
     })
+}
+
+/// What [`corrupt_layer`] came to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum LayerCorruption {
+    /// A file was corrupted.
+    Corrupted(Corruption),
+    /// No non-empty file matches `pattern` (`*` when the campaign gave none).
+    NoFile { pattern: String },
+    /// `old-copy` with no older copy of any file kept yet: `file` is kept now, for a later
+    /// fault; nothing changed.
+    KeptForLater { file: PathBuf },
+}
+
+impl LayerCorruption {
+    /// Whether bytes of the disk changed.
+    pub fn changed(&self) -> bool {
+        matches!(self, LayerCorruption::Corrupted(_))
+    }
+}
+
+impl fmt::Display for LayerCorruption {
+    /// The fault's evidence line (after the node's name).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LayerCorruption::Corrupted(done) => write!(f, "{done}"),
+            LayerCorruption::NoFile { pattern } => {
+                write!(f, "no non-empty file matching {pattern} to corrupt")
+            }
+            LayerCorruption::KeptForLater { file } => write!(
+                f,
+                "old-copy: no older copy of any file kept yet; kept {} for a later fault, \
+                 nothing changed",
+                file.display()
+            ),
+        }
+    }
+}
+
+/// Corrupts one file of `layer`'s disk (its backing directory) in `style`, among the
+/// non-empty files matching `pattern` (any when `None`), the file, offset and bits drawn
+/// from `seed`. What the node's killed process wrote reaches the disk first (a crash keeps
+/// the page cache). Every file chosen is kept as it was (the first copy only), for a later
+/// `old-copy` to put back; `old-copy` puts back a kept copy that differs from the file.
+pub fn corrupt_layer(
+    layer: &DiskLayer,
+    style: CorruptStyle,
+    pattern: Option<&str>,
+    seed: u64,
+) -> io::Result<LayerCorruption> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    layer.state().sync_all()?;
+    let backing = layer.backing();
+    let files = candidates(backing, pattern)?;
+    let mut kept = layer.kept_copies();
+    if style == CorruptStyle::OldCopy {
+        let mut stale: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+        for file in &files {
+            if let Some(old) = kept.get(file) {
+                if std::fs::read(backing.join(file))? != *old {
+                    stale.push((file.clone(), old.clone()));
+                }
+            }
+        }
+        if !stale.is_empty() {
+            let (file, old) = &stale[rng.gen_range(0..stale.len())];
+            return Ok(LayerCorruption::Corrupted(put_back(backing, file, old)?));
+        }
+    }
+    if files.is_empty() {
+        return Ok(LayerCorruption::NoFile {
+            pattern: pattern.unwrap_or("*").to_owned(),
+        });
+    }
+    let file = files[rng.gen_range(0..files.len())].clone();
+    let bytes = std::fs::read(backing.join(&file))?;
+    kept.entry(file.clone()).or_insert(bytes);
+    let done = match style {
+        CorruptStyle::BitFlip => flip_bits(backing, &file, &mut rng)?,
+        CorruptStyle::Truncate => truncate(backing, &file, &mut rng)?,
+        CorruptStyle::OldCopy => return Ok(LayerCorruption::KeptForLater { file }),
+    };
+    Ok(LayerCorruption::Corrupted(done))
 }
 
 fn empty(path: &Path) -> io::Error {

@@ -4,7 +4,8 @@
 //! when the fault heals, as a `kill` does. What the node's process had written reaches the
 //! disk first (a crash keeps the page cache: this fault is about the disk, not power).
 //! Seeded: the style is drawn when the fault is planned, the file, offset and bits from a
-//! seed drawn then too (among the node's files, sorted). Evidence: which file, which bytes,
+//! seed drawn then too (among the node's files, sorted). On remote hosts the node's layer
+//! process does the same ([`super::remote_disk`]). Evidence: which file, which bytes,
 //! the file's checksum before and after.
 
 use super::disk::HOLDS;
@@ -14,15 +15,13 @@ use super::{
 };
 use crate::capability::Capability;
 use crate::disk::corrupt::{self, CorruptStyle};
-use crate::disk::DiskLayer;
 use crate::nemesis::context::{Leadership, NemesisContext};
 use crate::nemesis::process::{self, RESTART_READY_TIMEOUT};
 use crate::nemesis::record::FaultRecord;
 use crate::nemesis::{NemesisError, NemesisSpec};
 use crate::node::Node;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 
 /// Settings of `disk-corrupt` (`nemesis.corrupt:`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -143,9 +142,9 @@ impl PlannedFault for CorruptPlan {
                 Err(e) => return Err(log.failed(e)),
             }
             log.hit(name);
-            let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed.wrapping_add(i as u64));
-            match self.corrupt(layer, &mut rng) {
-                Ok((line, changed)) => log.evidence(format!("{name}: {line}"), changed),
+            match corrupt::corrupt_layer(layer, self.style, self.files.as_deref(), self.seed_of(i))
+            {
+                Ok(done) => log.evidence(format!("{name}: {done}"), done.changed()),
                 Err(e) => return Err(log.failed(format!("{name}: corrupting its disk: {e}"))),
             }
         }
@@ -154,57 +153,9 @@ impl PlannedFault for CorruptPlan {
 }
 
 impl CorruptPlan {
-    /// Corrupts one file of `layer`'s disk: the evidence line, and whether bytes changed.
-    fn corrupt(
-        &self,
-        layer: &DiskLayer,
-        rng: &mut rand::rngs::StdRng,
-    ) -> std::io::Result<(String, bool)> {
-        // What the killed process wrote is in the page cache, which a crash keeps.
-        layer.state().sync_all()?;
-        let backing = layer.backing();
-        let files = corrupt::candidates(backing, self.files.as_deref())?;
-        let mut kept = layer.kept_copies();
-        if self.style == CorruptStyle::OldCopy {
-            let mut stale: Vec<(PathBuf, Vec<u8>)> = Vec::new();
-            for file in &files {
-                if let Some(old) = kept.get(file) {
-                    if std::fs::read(backing.join(file))? != *old {
-                        stale.push((file.clone(), old.clone()));
-                    }
-                }
-            }
-            if !stale.is_empty() {
-                let (file, old) = &stale[rng.gen_range(0..stale.len())];
-                let done = corrupt::put_back(backing, file, old)?;
-                return Ok((done.to_string(), true));
-            }
-        }
-        let Some(file) = (!files.is_empty()).then(|| files[rng.gen_range(0..files.len())].clone())
-        else {
-            let which = self.files.as_deref().unwrap_or("*");
-            return Ok((
-                format!("no non-empty file matching {which} to corrupt"),
-                false,
-            ));
-        };
-        let bytes = std::fs::read(backing.join(&file))?;
-        kept.entry(file.clone()).or_insert(bytes);
-        let done = match self.style {
-            CorruptStyle::BitFlip => corrupt::flip_bits(backing, &file, rng)?,
-            CorruptStyle::Truncate => corrupt::truncate(backing, &file, rng)?,
-            CorruptStyle::OldCopy => {
-                return Ok((
-                    format!(
-                        "old-copy: no older copy of any file kept yet; kept {} for a later fault, \
-                         nothing changed",
-                        file.display()
-                    ),
-                    false,
-                ))
-            }
-        };
-        Ok((done.to_string(), true))
+    /// The seed of the `i`th target's corruption.
+    pub fn seed_of(&self, i: usize) -> u64 {
+        self.seed.wrapping_add(i as u64)
     }
 }
 

@@ -25,10 +25,9 @@
 //!   as a process of the run, killed at the end, before the reset). Evidence: the nodes'
 //!   clocks sampled a few times, as locally.
 //!
-//! * `disk-*` but `disk-corrupt` — on the node's disk layer on its host
-//!   ([`super::remote_disk`]).
+//! * `disk-*` — on the node's disk layer on its host ([`super::remote_disk`]).
 //!
-//! Every other kind is refused before the run starts ([`check_kinds`]).
+//! A kind not listed in [`REMOTE_KINDS`] is refused before the run starts ([`check_kinds`]).
 
 use super::clock::{BumpPlan, StrobePlan};
 use super::packet::{
@@ -67,6 +66,7 @@ pub const REMOTE_KINDS: &[&str] = &[
     "disk-fsync-error",
     "disk-enospc",
     "disk-slow",
+    "disk-corrupt",
 ];
 
 /// The kinds that need `tc` with netem on every host.
@@ -124,6 +124,9 @@ pub fn apply(
     }
     if let Some(disk) = any.downcast_ref::<super::disk::DiskPlan>() {
         return super::remote_disk::apply(disk, remote, leadership);
+    }
+    if let Some(corrupt) = any.downcast_ref::<super::corrupt::CorruptPlan>() {
+        return super::remote_disk::apply_corrupt(corrupt, remote, leadership);
     }
     Err(Failed::nothing_applied(format!(
         "`{}` faults are not available on remote hosts",
@@ -1156,7 +1159,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kinds_without_a_remote_implementation_are_refused_by_name() {
+    fn every_kind_has_a_remote_implementation() {
         let kinds: Vec<FaultKind> = ["partition", "pause", "kill"]
             .iter()
             .map(|k| FaultKind::named(k).unwrap())
@@ -1176,11 +1179,18 @@ mod tests {
             assert_eq!(err.kind(), crate::exit::FailureKind::Unavailable);
             assert!(err.to_string().contains(refused), "{err}");
         }
-        for kind in ["disk", "disk-lose-unsynced", "disk-torn-write", "disk-slow"] {
+        for kind in [
+            "disk",
+            "disk-lose-unsynced",
+            "disk-torn-write",
+            "disk-slow",
+            "disk-corrupt",
+        ] {
             check_kinds(&[FaultKind::named(kind).unwrap()]).unwrap();
         }
-        let err = check_kinds(&[FaultKind::named("disk-corrupt").unwrap()]).unwrap_err();
-        assert_eq!(err.kind(), crate::exit::FailureKind::Unavailable);
-        assert!(err.to_string().contains("disk-corrupt"), "{err}");
+        check_kinds(&FaultKind::all().collect::<Vec<_>>()).unwrap();
+        for name in REMOTE_KINDS {
+            assert!(FaultKind::named(name).is_some(), "{name} is no kind");
+        }
     }
 }

@@ -10,12 +10,18 @@
 //! * `disk-fsync-error`, `disk-enospc`, `disk-slow` — the layer's faults set, read back
 //!   (with the syncs that failed) while in force, cleared at the heal; a node that stopped
 //!   on the error starts again.
+//! * `disk-corrupt` — the node is killed (as above), then its layer corrupts a file of its
+//!   disk with the style and seed the plan drew ([`crate::disk::corrupt::corrupt_layer`], as
+//!   locally): which file, which bytes, the checksums before and after. At the heal the
+//!   node starts again on its corrupted disk.
 
+use super::corrupt::CorruptPlan;
 use super::disk::{dropped_line, faults_line, DiskMode, DiskPlan, DEFAULT_SYNC_DELAY, TORN_BLOCK};
 use super::process::ProcessAction;
 use super::{Applied, AppliedFault, ApplyLog, Failed, Undone};
 use crate::cluster::RemoteCluster;
 use crate::disk::control::{FaultSettings, Reply, Request, StatusReply};
+use crate::disk::corrupt::LayerCorruption;
 use crate::disk::lazy_fs::{DiskFaults, Dropped};
 use crate::nemesis::context::{Leadership, NemesisContext};
 use crate::nemesis::process::RESTART_READY_TIMEOUT;
@@ -89,6 +95,118 @@ fn unexpected(host: &str, reply: &Reply) -> RemoteError {
     }
 }
 
+/// Asks `node`'s layer to corrupt a file of its disk.
+fn corrupt(
+    remote: &RemoteCluster,
+    node: &str,
+    request: &Request,
+) -> Result<LayerCorruption, RemoteError> {
+    let layer = layer_of(remote, node)?;
+    match layer.ask(&remote.hosts, request)? {
+        Reply::Corruption(done) => Ok(done),
+        other => Err(unexpected(&layer.host, &other)),
+    }
+}
+
+/// Kills `name` on its host: the evidence line (the process state read back from
+/// `/proc`), and whether it is gone.
+fn kill_line(
+    remote: &RemoteCluster,
+    node: &crate::remote::RemoteNode,
+) -> Result<(String, bool), RemoteError> {
+    let pid = node.process().map(|p| p.pid).unwrap_or_default();
+    let action = node.kill(&remote.hosts)?;
+    Ok(super::remote::process_evidence(
+        &node.name,
+        pid,
+        &node.host,
+        ProcessAction::Kill,
+        &action,
+    ))
+}
+
+/// Puts a `disk-corrupt` fault in force: each target killed on its host, then a file of
+/// its disk corrupted by its layer; the nodes start again at the heal.
+pub fn apply_corrupt(
+    plan: &CorruptPlan,
+    remote: &RemoteCluster,
+    leadership: &Leadership,
+) -> Result<Applied, Failed> {
+    let (nodes, note) = plan.targets.resolve(leadership);
+    let mut log =
+        ApplyLog::new(|nodes| -> Box<dyn AppliedFault> { Box::new(RemoteCorruption { nodes }) });
+    for (i, name) in nodes.iter().enumerate() {
+        let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
+            return Err(log.failed(format!("node {name} is not in the cluster")));
+        };
+        if remote.disks.get(name).is_none() {
+            return Err(log.failed(format!("node {name} has no disk layer")));
+        }
+        match kill_line(remote, node) {
+            Ok((line, gone)) => log.evidence(line, gone),
+            Err(e) => return Err(log.failed(e)),
+        }
+        log.hit(name);
+        let request = Request::Corrupt {
+            style: plan.style,
+            files: plan.files.clone(),
+            seed: plan.seed_of(i),
+        };
+        match corrupt(remote, name, &request) {
+            Ok(done) => log.evidence(format!("{name}: {done}"), done.changed()),
+            Err(e) => return Err(log.failed(format!("{name}: corrupting its disk: {e}"))),
+        }
+    }
+    Ok(log.applied(nodes, note))
+}
+
+/// Nodes corrupted on their hosts, down until healed.
+struct RemoteCorruption {
+    /// Emptied by the undo.
+    nodes: Vec<String>,
+}
+
+impl AppliedFault for RemoteCorruption {
+    /// Starts the nodes again on their corrupted disks. A node that refuses to start (a
+    /// checksum error, an unreadable file) is the undo's error, reported by the run.
+    fn undo(&mut self, ctx: &NemesisContext) -> Undone {
+        let nodes = std::mem::take(&mut self.nodes);
+        let Some(remote) = ctx.remote() else {
+            return Undone::default();
+        };
+        let mut evidence = Vec::new();
+        let mut error = None;
+        for name in &nodes {
+            let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
+                continue;
+            };
+            let started = node.start(&remote.hosts).and_then(|process| {
+                let took = node.wait_ready(&remote.hosts, RESTART_READY_TIMEOUT)?;
+                Ok(format!(
+                    "{name}: started again as pid {}, ready in {} ms",
+                    process.pid,
+                    took.as_millis()
+                ))
+            });
+            match started {
+                Ok(line) => evidence.push(line),
+                Err(e) => {
+                    evidence.push(format!("{name}: did not start on its corrupted disk: {e}"));
+                    error.get_or_insert(e.to_string());
+                }
+            }
+        }
+        Undone {
+            record: FaultRecord {
+                nodes,
+                evidence,
+                ..FaultRecord::default()
+            },
+            error,
+        }
+    }
+}
+
 /// Puts a disk fault in force on the targets' layers on their hosts.
 pub fn apply(
     plan: &DiskPlan,
@@ -108,18 +226,8 @@ pub fn apply(
             return Err(log.failed(format!("node {name} has no disk layer")));
         }
         if kills(mode) {
-            let pid = node.process().map(|p| p.pid).unwrap_or_default();
-            match node.kill(&remote.hosts) {
-                Ok(action) => {
-                    let (line, killed) = super::remote::process_evidence(
-                        name,
-                        pid,
-                        &node.host,
-                        ProcessAction::Kill,
-                        &action,
-                    );
-                    log.evidence(line, killed)
-                }
+            match kill_line(remote, node) {
+                Ok((line, gone)) => log.evidence(line, gone),
                 Err(e) => return Err(log.failed(e)),
             }
             log.hit(name);

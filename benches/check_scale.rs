@@ -241,7 +241,8 @@ struct Peer {
     binary: PathBuf,
 }
 
-/// Builds the peer with `go build`; `Ok(None)` (with a note) when Go is not installed.
+/// Builds the peer with `go build`; `Ok(None)` (with a note) when Go is not installed or
+/// the build fails (no module proxy, say).
 fn build_peer(src: Option<&Path>) -> Result<Option<Peer>, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let program = root.join("checkers/benches/porcupine");
@@ -272,11 +273,15 @@ fn build_peer(src: Option<&Path>) -> Result<Option<Peer>, String> {
             Ok(None)
         }
         Err(e) => Err(format!("go build: {e}")),
-        Ok(status) if !status.success() => Err(format!(
-            "go build of {} failed ({status}); without the Go module proxy, pass \
-             --porcupine-src with a copy of Porcupine v1.3.0's source",
-            program.display()
-        )),
+        Ok(status) if !status.success() => {
+            println!(
+                "[porcupine] go build of {} failed ({status}): Porcupine is not run; without \
+                 the Go module proxy, pass --porcupine-src with a copy of Porcupine v1.3.0's \
+                 source",
+                program.display()
+            );
+            Ok(None)
+        }
         Ok(_) => Ok(Some(Peer { binary })),
     }
 }

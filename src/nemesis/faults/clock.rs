@@ -208,7 +208,7 @@ pub struct BumpPlan {
 
 impl BumpPlan {
     /// The offset of the `i`th target (the first when there are fewer offsets).
-    fn offset_of(&self, i: usize) -> i64 {
+    pub(super) fn offset_of(&self, i: usize) -> i64 {
         self.offsets_ms
             .get(i)
             .or(self.offsets_ms.first())

@@ -263,6 +263,11 @@ impl UndoLog {
         }
     }
 
+    /// Notes an error of one node's heal: the first is the undo's error.
+    pub fn error(&mut self, e: impl std::fmt::Display) {
+        self.error.get_or_insert(e.to_string());
+    }
+
     pub fn undone(self, nodes: Vec<String>) -> Undone {
         Undone {
             record: FaultRecord {

@@ -35,7 +35,7 @@ use super::packet::{
 };
 use super::partition::PartitionPlan;
 use super::process::{ProcessAction, ProcessPlan};
-use super::{Applied, AppliedFault, Failed, FaultKind, PlannedFault, Undone};
+use super::{Applied, AppliedFault, Failed, FaultKind, PlannedFault, UndoLog, Undone};
 use crate::cluster::RemoteCluster;
 use crate::nemesis::context::{Leadership, NemesisContext};
 use crate::nemesis::net::PROBE_PORT;
@@ -45,6 +45,7 @@ use crate::nemesis::process::RESTART_READY_TIMEOUT;
 use crate::nemesis::record::FaultRecord;
 use crate::nemesis::NemesisError;
 use crate::remote::hosts::{NodeAction, ProcessState, Reach};
+use crate::remote::RemoteError;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -436,8 +437,7 @@ impl AppliedFault for RemoteProcessFault {
         if nodes.is_empty() {
             return Undone::default();
         }
-        let mut evidence = Vec::new();
-        let mut error = None;
+        let mut log = UndoLog::default();
         for name in &nodes {
             let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
                 continue;
@@ -455,31 +455,32 @@ impl AppliedFault for RemoteProcessFault {
                         action.state.describe()
                     )
                 }),
-                ProcessAction::Kill => node.start(&remote.hosts).and_then(|process| {
-                    let took = node.wait_ready(&remote.hosts, RESTART_READY_TIMEOUT)?;
-                    Ok(format!(
-                        "{name}: started again as pid {}, ready in {} ms",
-                        process.pid,
-                        took.as_millis()
-                    ))
-                }),
+                ProcessAction::Kill => restart_line(remote, node, ""),
             };
             match result {
-                Ok(line) => evidence.push(line),
-                Err(e) => {
-                    error.get_or_insert(e.to_string());
-                }
+                Ok(line) => log.evidence(line),
+                Err(e) => log.error(e),
             }
         }
-        Undone {
-            record: FaultRecord {
-                nodes,
-                evidence,
-                ..FaultRecord::default()
-            },
-            error,
-        }
+        log.undone(nodes)
     }
+}
+
+/// Starts a remote node again and waits until it is ready: the evidence line
+/// (`n2: {how}started again as pid 4242, ready in 310 ms`).
+pub(super) fn restart_line(
+    remote: &RemoteCluster,
+    node: &crate::remote::RemoteNode,
+    how: &str,
+) -> Result<String, RemoteError> {
+    let process = node.start(&remote.hosts)?;
+    let took = node.wait_ready(&remote.hosts, RESTART_READY_TIMEOUT)?;
+    Ok(format!(
+        "{}: {how}started again as pid {}, ready in {} ms",
+        node.name,
+        process.pid,
+        took.as_millis()
+    ))
 }
 
 /// The offset file of a remote node (libfaketime reads it on every clock read).
@@ -500,12 +501,7 @@ fn apply_bump(
             continue;
         };
         // A target beyond the planned offsets takes the first, as locally.
-        let offset = plan
-            .offsets_ms
-            .get(i)
-            .or(plan.offsets_ms.first())
-            .copied()
-            .unwrap_or(0);
+        let offset = plan.offset_of(i);
         let spec = crate::nemesis::clock::offset_spec(offset);
         if let Err(e) = remote
             .hosts
@@ -667,12 +663,8 @@ fn apply_host_bump(
         let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
             continue;
         };
-        let offset = plan
-            .offsets_ms
-            .get(i)
-            .or(plan.offsets_ms.first())
-            .copied()
-            .unwrap_or(0);
+        // A target beyond the planned offsets takes the first, as locally.
+        let offset = plan.offset_of(i);
         // Put back at the undo whatever fails from here on.
         applied.targets.push((node.host.clone(), offset));
         if let Err(e) = remote.hosts.shift_clock(&node.host, offset) {

@@ -18,13 +18,13 @@
 use super::corrupt::CorruptPlan;
 use super::disk::{dropped_line, faults_line, DiskMode, DiskPlan, DEFAULT_SYNC_DELAY, TORN_BLOCK};
 use super::process::ProcessAction;
-use super::{Applied, AppliedFault, ApplyLog, Failed, Undone};
+use super::remote::restart_line;
+use super::{Applied, AppliedFault, ApplyLog, Failed, UndoLog, Undone};
 use crate::cluster::RemoteCluster;
 use crate::disk::control::{FaultSettings, Reply, Request, StatusReply};
 use crate::disk::corrupt::LayerCorruption;
 use crate::disk::lazy_fs::{DiskFaults, Dropped};
 use crate::nemesis::context::{Leadership, NemesisContext};
-use crate::nemesis::process::RESTART_READY_TIMEOUT;
 use crate::nemesis::record::FaultRecord;
 use crate::remote::hosts::ProcessState;
 use crate::remote::RemoteError;
@@ -174,36 +174,20 @@ impl AppliedFault for RemoteCorruption {
         let Some(remote) = ctx.remote() else {
             return Undone::default();
         };
-        let mut evidence = Vec::new();
-        let mut error = None;
+        let mut log = UndoLog::default();
         for name in &nodes {
             let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
                 continue;
             };
-            let started = node.start(&remote.hosts).and_then(|process| {
-                let took = node.wait_ready(&remote.hosts, RESTART_READY_TIMEOUT)?;
-                Ok(format!(
-                    "{name}: started again as pid {}, ready in {} ms",
-                    process.pid,
-                    took.as_millis()
-                ))
-            });
-            match started {
-                Ok(line) => evidence.push(line),
+            match restart_line(remote, node, "") {
+                Ok(line) => log.evidence(line),
                 Err(e) => {
-                    evidence.push(format!("{name}: did not start on its corrupted disk: {e}"));
-                    error.get_or_insert(e.to_string());
+                    log.evidence(format!("{name}: did not start on its corrupted disk: {e}"));
+                    log.error(e);
                 }
             }
         }
-        Undone {
-            record: FaultRecord {
-                nodes,
-                evidence,
-                ..FaultRecord::default()
-            },
-            error,
-        }
+        log.undone(nodes)
     }
 }
 
@@ -297,8 +281,7 @@ impl AppliedFault for RemoteDiskFault {
         if nodes.is_empty() {
             return Undone::default();
         }
-        let mut evidence = Vec::new();
-        let mut error = None;
+        let mut log = UndoLog::default();
         for name in &nodes {
             let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
                 continue;
@@ -308,23 +291,19 @@ impl AppliedFault for RemoteDiskFault {
                 match drop_unsynced(remote, name, self.mode) {
                     Ok(dropped) => {
                         if dropped.lost != Default::default() || !dropped.errors.is_empty() {
-                            evidence.push(dropped_line(name, &dropped));
+                            log.evidence(dropped_line(name, &dropped));
                         }
                     }
-                    Err(e) => {
-                        error.get_or_insert(e.to_string());
-                    }
+                    Err(e) => log.error(e),
                 }
                 true
             } else {
                 match status(remote, name, &Request::ClearFaults {}) {
-                    Ok(s) => evidence.push(format!(
+                    Ok(s) => log.evidence(format!(
                         "{name}: healed; {} syncs failed since the layer was mounted",
                         s.failed_syncs
                     )),
-                    Err(e) => {
-                        error.get_or_insert(e.to_string());
-                    }
+                    Err(e) => log.error(e),
                 }
                 // A node that stopped on the error starts again on the healed disk.
                 match node.process() {
@@ -335,33 +314,16 @@ impl AppliedFault for RemoteDiskFault {
             if !restart {
                 continue;
             }
-            let prefix = if kills(self.mode) {
+            let how = if kills(self.mode) {
                 ""
             } else {
                 "stopped on the fault, "
             };
-            let started = node.start(&remote.hosts).and_then(|process| {
-                let took = node.wait_ready(&remote.hosts, RESTART_READY_TIMEOUT)?;
-                Ok(format!(
-                    "{name}: {prefix}started again as pid {}, ready in {} ms",
-                    process.pid,
-                    took.as_millis()
-                ))
-            });
-            match started {
-                Ok(line) => evidence.push(line),
-                Err(e) => {
-                    error.get_or_insert(e.to_string());
-                }
+            match restart_line(remote, node, how) {
+                Ok(line) => log.evidence(line),
+                Err(e) => log.error(e),
             }
         }
-        Undone {
-            record: FaultRecord {
-                nodes,
-                evidence,
-                ..FaultRecord::default()
-            },
-            error,
-        }
+        log.undone(nodes)
     }
 }

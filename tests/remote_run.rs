@@ -51,6 +51,32 @@ fn splitbrain_command(hosts: &SshHosts, state: &Path, args: &[&str]) -> Command 
     command
 }
 
+/// `splitbrain run FILE --results RESULTS` in the switch namespace, its state in `state`;
+/// its output piped (to be read) or discarded.
+fn spawn_run(
+    hosts: &SshHosts,
+    file: &Path,
+    state: &Path,
+    results: &Path,
+    piped: bool,
+) -> std::process::Child {
+    let output = || if piped { Stdio::piped() } else { Stdio::null() };
+    splitbrain_command(
+        hosts,
+        state,
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    )
+    .stdout(output())
+    .stderr(output())
+    .spawn()
+    .unwrap()
+}
+
 fn campaign(hosts: &SshHosts, name: &str, system: &str, duration: &str, nemesis: &str) -> String {
     format!(
         "name: {name}\nsystem: {system}\nnodes: 3\n\
@@ -420,20 +446,7 @@ fn raft_and_etcd_campaigns_run_on_remote_hosts_with_faults_in_effect() {
     std::fs::write(&file, yaml).unwrap();
     let state = dir.join("state");
     let results = dir.join("results");
-    let mut child = splitbrain_command(
-        &hosts,
-        &state,
-        &[
-            "run",
-            file.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut child = spawn_run(&hosts, &file, &state, &results, false);
     let run = wait_recorded(&state, "clock-offset", 1, &mut child);
     std::thread::sleep(Duration::from_millis(500));
     child.kill().unwrap();
@@ -579,20 +592,7 @@ fn hosts_without_nft_or_cgroup2_use_iptables_and_signals() {
     )
     .unwrap();
     let state = dir.join("killed-state");
-    let mut child = splitbrain_command(
-        &hosts,
-        &state,
-        &[
-            "run",
-            file.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut child = spawn_run(&hosts, &file, &state, &results, false);
     wait_recorded(&state, "process", 3, &mut child);
     let id = wait_recorded(&state, "iptables-chain", 1, &mut child);
     std::thread::sleep(Duration::from_millis(300));
@@ -695,20 +695,7 @@ fn a_remote_node_that_dies_during_the_run_is_reported() {
     std::fs::write(&file, yaml).unwrap();
     let state = dir.join("state");
     let results = dir.join("results");
-    let child = splitbrain_command(
-        &hosts,
-        &state,
-        &[
-            "run",
-            file.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let child = spawn_run(&hosts, &file, &state, &results, true);
     // Once n3 is up (its pid file there) and the main phase has begun, SIGKILL it behind
     // the harness's back.
     let list = hosts.hosts().to_vec();
@@ -887,20 +874,7 @@ fn an_interrupted_remote_run_leaves_nothing_and_a_killed_one_is_cleaned_up() {
     .unwrap();
     let state = dir.join("state");
     let results = dir.join("results");
-    let mut child = splitbrain_command(
-        &hosts,
-        &state,
-        &[
-            "run",
-            file.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut child = spawn_run(&hosts, &file, &state, &results, false);
     wait_recorded(&state, "nft-table", 1, &mut child);
     std::thread::sleep(Duration::from_millis(300));
     nix::sys::signal::kill(
@@ -935,20 +909,7 @@ fn an_interrupted_remote_run_leaves_nothing_and_a_killed_one_is_cleaned_up() {
     .unwrap();
     let state = dir.join("state");
     let results = dir.join("results");
-    let mut child = splitbrain_command(
-        &hosts,
-        &state,
-        &[
-            "run",
-            file.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut child = spawn_run(&hosts, &file, &state, &results, false);
     // Nodes on every host, and a partition table on one at least: then the controller dies.
     wait_recorded(&state, "process", 3, &mut child);
     let run = wait_recorded(&state, "nft-table", 1, &mut child);
@@ -1280,20 +1241,7 @@ fn disk_faults_run_on_remote_hosts_through_a_layer_on_each() {
     .unwrap();
     let state = dir.join("state");
     let results = dir.join("results");
-    let mut child = splitbrain_command(
-        &hosts,
-        &state,
-        &[
-            "run",
-            file.to_str().unwrap(),
-            "--results",
-            results.to_str().unwrap(),
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut child = spawn_run(&hosts, &file, &state, &results, false);
     // Three layers and three nodes: then the controller dies.
     wait_recorded(&state, "mount", 3, &mut child);
     let run = wait_recorded(&state, "process", 6, &mut child);

@@ -189,9 +189,6 @@ pub fn run(
         !campaign.hosts.is_empty() && campaign.ssh.as_ref().is_some_and(|s| s.set_clock);
     if !campaign.hosts.is_empty() {
         crate::nemesis::faults::remote::check_kinds(&campaign.nemesis.kinds())?;
-        if hosts_set_clock {
-            crate::nemesis::faults::remote::check_set_clock_kinds(&campaign.nemesis.kinds())?;
-        }
     }
     let mut campaign = campaign.clone();
     if let Some(d) = opts.duration {

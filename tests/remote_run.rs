@@ -107,7 +107,7 @@ fn leftovers(hosts: &SshHosts) -> Vec<String> {
                         "-c",
                         "ls -d /tmp/splitbrain-* /tmp/sb-root/splitbrain-* 2>/dev/null; \
                          nft list tables 2>/dev/null | grep splitbrain_; \
-                         grep splitbrain-disk /proc/mounts; \
+                         grep -E '^splitbrain-disk /tmp/(sb-root/)?splitbrain-' /proc/mounts; \
                          iptables -w -S 2>/dev/null | grep -- splitbrain-; \
                          tc qdisc show 2>/dev/null | grep -E ' 5b00: | netem '; \
                          me=$(readlink /proc/self/ns/net); \
@@ -206,6 +206,11 @@ fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<
     // n2's clock: by libfaketime, or the host's own (`set_clock`, through the stand-in).
     nemesis.push_str("  - {at: 9100ms, fault: clock-bump, target: n2, offset: +30s, for: 700ms}\n");
     let host_clock = !clock;
+    if host_clock {
+        // n3's own clock strobed (Jepsen's strobe) beside n2's bump.
+        nemesis
+            .push_str("  - {at: 10s, fault: clock-strobe, target: n3, offset: +20s, for: 700ms}\n");
+    }
     // Packet faults on the hosts (the raft run only: the CI time of one run covers them):
     // loss by the run's nft table, and by netem where the hosts' kernel has it.
     let packet = clock;
@@ -225,8 +230,7 @@ fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<
     }
     let duration = match (packet, netem) {
         (_, true) => "14s",
-        (true, false) => "11s",
-        _ => "10s",
+        (true, false) | (false, _) => "11s",
     };
     let dir = hosts.dir().join(name);
     std::fs::create_dir_all(&dir).unwrap();
@@ -352,9 +356,27 @@ fn run_on_hosts(hosts: &SshHosts, name: &str, system: &str, clock: bool) -> Vec<
             offset_ms.abs() < 1_000,
             "n2's clock left {offset_ms} ms off"
         );
-        for other in ["n1", "n3"] {
-            assert_eq!(hosts.stand_in_clock(other), (Vec::new(), 0), "{other}");
-        }
+        assert_eq!(hosts.stand_in_clock("n1"), (Vec::new(), 0), "n1");
+        // n3's clock strobed: seen 20 s ahead while in force, shifted up and back by its
+        // loop (each pair a `date -s` up and one back), and left where it was.
+        let strobes = fault_records(&run, "clock-strobe");
+        assert_eq!(strobes.len(), 1, "{strobes:#?}");
+        let strobe = &strobes[0]["value"];
+        assert_eq!(strobe["effective"], true, "{strobe:#}");
+        assert_eq!(
+            strobe["backend"], "the hosts' own clocks (date -s)",
+            "{strobe:#}"
+        );
+        assert!(
+            strobe["observed"].to_string().contains("n3: +"),
+            "{strobe:#}"
+        );
+        let (asked, offset_ms) = hosts.stand_in_clock("n3");
+        assert!(asked.len() >= 2 && asked.len() % 2 == 0, "{asked:?}");
+        assert!(
+            offset_ms.abs() < 1_000,
+            "n3's clock left {offset_ms} ms off"
+        );
     }
 
     if packet {
@@ -433,6 +455,7 @@ fn raft_and_etcd_campaigns_run_on_remote_hosts_with_faults_in_effect() {
 
     // A controller SIGKILLed while n3's host clock is 30 s ahead: `cleanup --run` puts it
     // back from what the host keeps (the shift was recorded before it was made).
+    let (asked_before, _) = hosts.stand_in_clock("n3");
     let dir = hosts.dir().join("clock-killed");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("campaign.yaml");
@@ -460,7 +483,8 @@ fn raft_and_etcd_campaigns_run_on_remote_hosts_with_faults_in_effect() {
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("host n3: the clock offset"), "{stdout}");
     let (asked, offset_ms) = hosts.stand_in_clock("n3");
-    assert_eq!(asked.len(), 2, "{asked:?}");
+    // Shifted up by the run, back by the cleanup.
+    assert_eq!(asked.len(), asked_before.len() + 2, "{asked:?}");
     assert!(
         offset_ms.abs() < 1_000,
         "n3's clock left {offset_ms} ms off"

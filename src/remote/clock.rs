@@ -36,6 +36,19 @@ pub fn undo_script(file: &str) -> String {
     )
 }
 
+/// The loop of a strobe of the host's clock (Jepsen's strobe): shifts it by `offset_ms`,
+/// waits `period`, shifts it back, waits, and so on, each shift through [`shift_script`]
+/// (so the net offset in `file`, a quoted path, follows the clock). SIGTERM ends it after
+/// its next shift back: it leaves the net offset it found.
+pub fn strobe_script(file: &str, offset_ms: i64, period: std::time::Duration) -> String {
+    let wait = format!("sleep {:.3}", period.as_secs_f64());
+    format!(
+        "stop=; trap 'stop=1' TERM; while [ -z \"$stop\" ]; do {} >/dev/null; {wait}; {} >/dev/null; [ -n \"$stop\" ] || {wait}; done",
+        shift_script(file, &offset_ms.to_string()),
+        shift_script(file, &(-offset_ms).to_string()),
+    )
+}
+
 /// The line that prints the host's clock, nanoseconds since the epoch.
 pub const READ_SCRIPT: &str = "date +%s%N";
 
@@ -95,6 +108,59 @@ mod tests {
         assert_eq!(
             asked, "@1030.000000000\n@998.500000000\n@971.500000000\n",
             "each shift from the clock as read"
+        );
+    }
+
+    /// The strobe's loop against the same kind of stand-in `date`: SIGTERM in the middle
+    /// of it ends the loop only after a shift back, so the net offset it leaves is zero and
+    /// every shift up has its shift back.
+    #[test]
+    fn a_strobe_stopped_by_sigterm_ends_after_a_shift_back() {
+        let dir = std::env::temp_dir().join(format!("sb-strobe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("asked");
+        let date = dir.join("date");
+        std::fs::write(
+            &date,
+            format!(
+                "#!/bin/sh\ncase \"$1\" in -s) echo \"$2\" >>{};; *) echo 1000000000000;; esac\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&date, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let file = dir.join("run.clock").display().to_string();
+        let mut looping = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &strobe_script(&file, 20_000, std::time::Duration::from_millis(30)),
+            ])
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
+            .spawn()
+            .unwrap();
+        // Several flips, then SIGTERM at some point of a cycle.
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(looping.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let status = looping.wait().unwrap();
+        let net = std::fs::read_to_string(&file).unwrap();
+        let asked = std::fs::read_to_string(&log).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(status.success(), "{status:?}");
+        assert_eq!(net.trim(), "0", "the net offset left");
+        let shifts: Vec<&str> = asked.lines().collect();
+        assert!(shifts.len() >= 4 && shifts.len() % 2 == 0, "{shifts:?}");
+        // From the fixed clock at 1000 s: up to 1020 s, back to 980 s (20 s before the
+        // clock as read), and so on.
+        assert!(
+            shifts
+                .chunks(2)
+                .all(|pair| pair == ["@1020.000000000", "@980.000000000"]),
+            "{shifts:?}"
         );
     }
 

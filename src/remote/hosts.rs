@@ -591,10 +591,63 @@ impl RemoteHosts {
         period: Duration,
     ) -> Result<RemoteProcess, RemoteError> {
         let inner = strobe_script(file, high, period)?;
-        let dir = quote::quote(node_dir)?;
+        self.start_loop(host, node_dir, &inner, "a clock strobe")
+    }
+
+    /// Starts a strobe of `host`'s own clock (`ssh.set_clock`): a loop of ours, shifting the
+    /// clock by `offset_ms` and back every `period` (each shift added to the net offset the
+    /// host keeps, as [`Self::shift_clock`] does), recorded like a node process. On SIGTERM
+    /// it ends after its next shift back, so the net offset it leaves is what it found.
+    /// Needs root on the host (the loop runs `date -s` itself, without `sudo`).
+    pub fn start_clock_strobe(
+        &self,
+        host: &str,
+        offset_ms: i64,
+        period: Duration,
+    ) -> Result<RemoteProcess, RemoteError> {
+        if !self.facts(host).root {
+            return Err(RemoteError::Host {
+                host: host.to_owned(),
+                what: "a strobe of the host's own clock needs the SSH user to be root there"
+                    .to_owned(),
+            });
+        }
+        record(
+            &self.run,
+            &RemoteRecord::ClockOffset {
+                host: host.to_owned(),
+                offset_ms,
+            },
+        )?;
+        self.clocks_shifted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(host.to_owned());
+        let file = quote::quote(&super::clock::offset_file(&self.root))?;
+        let inner = super::clock::strobe_script(&file, offset_ms, period);
+        self.start_loop(host, &self.root, &inner, "a strobe of the host's clock")
+    }
+
+    /// Puts back whatever net offset the run left on `host`'s clock (the file it keeps).
+    pub fn put_back_clock(&self, host: &str) -> Result<(), RemoteError> {
+        let file = quote::quote(&super::clock::offset_file(&self.root))?;
+        self.sh(host, &super::clock::undo_script(&file))?;
+        Ok(())
+    }
+
+    /// Starts `inner` (a shell loop of ours) detached in `dir` on `host`, recorded like a
+    /// node process (pid and start time).
+    fn start_loop(
+        &self,
+        host: &str,
+        dir: &str,
+        inner: &str,
+        what: &str,
+    ) -> Result<RemoteProcess, RemoteError> {
+        let dir = quote::quote(dir)?;
         let line = format!(
             "cd {dir} && {{ setsid sh -c {} </dev/null >/dev/null 2>&1 & }} ; pid=$!; echo $pid $(sed 's/.*) //' /proc/$pid/stat | cut -d' ' -f20)",
-            quote::quote(&inner)?
+            quote::quote(inner)?
         );
         let out = self.sh(host, &line)?;
         let mut words = out.split_whitespace();
@@ -606,7 +659,7 @@ impl RemoteHosts {
         })()
         .ok_or_else(|| RemoteError::Host {
             host: host.to_owned(),
-            what: format!("starting a clock strobe: unexpected answer {out:?}"),
+            what: format!("starting {what}: unexpected answer {out:?}"),
         })?;
         record(
             &self.run,

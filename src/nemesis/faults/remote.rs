@@ -115,6 +115,9 @@ pub fn apply(
         return apply_bump(bump, remote, leadership);
     }
     if let Some(strobe) = any.downcast_ref::<StrobePlan>() {
+        if remote.hosts.sets_clock() {
+            return apply_host_strobe(strobe, remote, leadership);
+        }
         return apply_strobe(strobe, remote, leadership);
     }
     if let Some(loss) = any.downcast_ref::<LossPlan>() {
@@ -631,24 +634,6 @@ impl AppliedFault for RemoteClock {
     }
 }
 
-/// The kinds that cannot change the hosts' own clocks (`ssh.set_clock`): a strobe would
-/// flip a whole machine's clock many times a second.
-pub const NOT_WITH_SET_CLOCK: &[&str] = &["clock-strobe", "clock"];
-
-/// Refuses, before anything starts, the clock kinds `ssh.set_clock` cannot do, naming them.
-pub fn check_set_clock_kinds(kinds: &[FaultKind]) -> Result<(), NemesisError> {
-    match kinds.iter().find(|k| NOT_WITH_SET_CLOCK.contains(&k.name())) {
-        None => Ok(()),
-        Some(kind) => Err(NemesisError::Unavailable {
-            fault: kind.name(),
-            missing: "a strobe of the hosts' own clocks",
-            detail: format!(
-                "with `ssh: {{set_clock: true}}` clock faults are `clock-bump` only; `{kind}` can draw a strobe, which needs libfaketime (set_clock: false)"
-            ),
-        }),
-    }
-}
-
 /// A clock bump of the target hosts' own clocks (`ssh.set_clock`): each shifted by its
 /// offset with `date -s` (recorded first), shifted back by the opposite at the heal.
 fn apply_host_bump(
@@ -763,6 +748,152 @@ impl AppliedFault for HostClock {
             },
             error,
         }
+    }
+}
+
+/// A strobe of the target hosts' own clocks (`ssh.set_clock`): on each, a loop of ours
+/// shifting the clock by the offset and back every period (recorded first); at the heal
+/// the loops end after their next shift back, and whatever net offset is left is undone.
+fn apply_host_strobe(
+    plan: &StrobePlan,
+    remote: &RemoteCluster,
+    leadership: &Leadership,
+) -> Result<Applied, Failed> {
+    let (nodes, note) = plan.targets.resolve(leadership);
+    let mut applied = HostStrobe {
+        offset_ms: plan.offset_ms,
+        period: plan.period,
+        loops: Vec::new(),
+    };
+    for name in &nodes {
+        let Some(node) = remote.nodes.iter().find(|n| &n.name == name) else {
+            continue;
+        };
+        match remote
+            .hosts
+            .start_clock_strobe(&node.host, plan.offset_ms, plan.period)
+        {
+            Ok(process) => applied.loops.push((node.host.clone(), process)),
+            Err(e) => {
+                return Err(Failed {
+                    partial: Some(Box::new(applied)),
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+    let offsets = vec![format!(
+        "0 / {} every {}ms (the hosts' own clocks, a loop on each)",
+        crate::nemesis::clock::offset_spec(plan.offset_ms),
+        plan.period.as_millis()
+    )];
+    Ok(Applied {
+        fault: Box::new(applied),
+        record: FaultRecord {
+            nodes,
+            backend: Some("the hosts' own clocks (date -s)".to_owned()),
+            offsets,
+            note,
+            ..FaultRecord::default()
+        },
+    })
+}
+
+/// Strobing loops on hosts (host, loop process), until stopped and the clocks put back.
+struct HostStrobe {
+    offset_ms: i64,
+    period: Duration,
+    loops: Vec<(String, crate::remote::hosts::RemoteProcess)>,
+}
+
+/// How many times a strobing host's clock is read for the evidence, half a period apart:
+/// over two periods, so the reads cannot all fall while the clock is back.
+const STROBE_SAMPLES: u32 = 5;
+
+impl AppliedFault for HostStrobe {
+    /// Each host's clock read a few times against the controller's: in effect when every
+    /// host showed the offset at least once.
+    fn evidence(&self, ctx: &NemesisContext) -> FaultRecord {
+        let Some(remote) = ctx.remote() else {
+            return FaultRecord::default();
+        };
+        let mut effective = !self.loops.is_empty();
+        let mut observed = Vec::new();
+        let gap = (self.period / 2).max(Duration::from_millis(10));
+        for (host, _) in &self.loops {
+            let mut skews = Vec::new();
+            for i in 0..STROBE_SAMPLES {
+                if i > 0 {
+                    std::thread::sleep(gap);
+                }
+                match remote.hosts.clock_skew_ms(host) {
+                    Ok(skew) => skews.push(skew),
+                    Err(e) => observed.push(format!("{host}: the clock could not be read: {e}")),
+                }
+            }
+            effective &= skews
+                .iter()
+                .any(|&skew| super::clock::shows_offset(skew, self.offset_ms));
+            let shown: Vec<String> = skews.iter().map(|s| format!("{s:+}ms")).collect();
+            observed.push(format!(
+                "{host}: {} (the host's clock, against the controller's, {} ms apart)",
+                shown.join(", "),
+                gap.as_millis()
+            ));
+        }
+        FaultRecord {
+            observed,
+            effective: Some(effective),
+            ..FaultRecord::default()
+        }
+    }
+
+    fn undo(&mut self, ctx: &NemesisContext) -> Undone {
+        let loops = std::mem::take(&mut self.loops);
+        let Some(remote) = ctx.remote() else {
+            return Undone::default();
+        };
+        if loops.is_empty() {
+            return Undone::default();
+        }
+        let mut log = UndoLog::default();
+        // Each loop ends after its next shift back: two periods at most, then a margin.
+        let deadline = std::time::Instant::now() + self.period * 2 + Duration::from_secs(2);
+        for (host, process) in &loops {
+            if let Err(e) = remote.hosts.signal(host, *process, "TERM") {
+                log.error(e);
+            }
+        }
+        for (host, process) in &loops {
+            let ended = loop {
+                match remote.hosts.state(host, *process) {
+                    Ok(ProcessState::Gone) => break true,
+                    Ok(_) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    _ => break false,
+                }
+            };
+            if !ended {
+                // Killed between two shifts at worst: the offset file still follows the clock.
+                if let Err(e) = remote.hosts.signal(host, *process, "KILL") {
+                    log.error(e);
+                }
+            }
+            match remote.hosts.put_back_clock(host) {
+                Ok(()) => match remote.hosts.clock_skew_ms(host) {
+                    Ok(skew) => log.evidence(format!(
+                        "{host}: strobe stopped{}, clock {skew:+}ms against the controller's",
+                        if ended { "" } else { " (killed)" }
+                    )),
+                    Err(e) => log.error(e),
+                },
+                Err(e) => log.error(e),
+            }
+        }
+        let mut undone = log.undone(loops.into_iter().map(|(h, _)| h).collect());
+        undone.record.offsets = vec!["+0".to_owned()];
+        undone
     }
 }
 
@@ -1163,13 +1294,6 @@ mod tests {
         }
         for kind in ["clock-strobe", "clock"] {
             check_kinds(&[FaultKind::named(kind).unwrap()]).unwrap();
-        }
-        // The hosts' own clocks: bumps only.
-        check_set_clock_kinds(&[FaultKind::named("clock-bump").unwrap()]).unwrap();
-        for refused in ["clock-strobe", "clock"] {
-            let err = check_set_clock_kinds(&[FaultKind::named(refused).unwrap()]).unwrap_err();
-            assert_eq!(err.kind(), crate::exit::FailureKind::Unavailable);
-            assert!(err.to_string().contains(refused), "{err}");
         }
         for kind in [
             "disk",

@@ -1072,7 +1072,8 @@ fn run_on(hosts: &SshHosts, host: &'static str, line: &'static str) {
 /// kills a node and drops what it had not synced (the layer's own count as evidence), and
 /// `disk-fsync-error` is read back from another's layer, `disk-corrupt` kills the third and
 /// its layer truncates its raft log (the file, sizes and checksums as evidence, as locally)
-/// before it starts again; the verdict is the local path's,
+/// before it starts again (a verdict is reached: truncating a synced raft log may lose
+/// acknowledged writes),
 /// the layers' logs come back, and nothing is left on the hosts (no mount, no process, no
 /// directory). A SIGKILLed controller leaves layers and mounts until `cleanup --run`. A
 /// host without `/dev/fuse` is refused before anything starts.
@@ -1187,10 +1188,16 @@ fn disk_faults_run_on_remote_hosts_through_a_layer_on_each() {
             println!("remote-disk: {f}: {}", record["value"]);
         }
     }
-    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    // A verdict either way: truncating a raft log that was synced takes back entries the
+    // node had acknowledged, which raft's safety assumes never happens, so a history with
+    // lost acknowledged writes is a finding about the system, not a failure of the run.
     let verdict: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
-    assert_eq!(verdict["verdict"], "valid", "{verdict:#}");
+    match output.status.code() {
+        Some(0) => assert_eq!(verdict["verdict"], "valid", "{verdict:#}"),
+        Some(1) => assert_eq!(verdict["verdict"], "invalid", "{verdict:#}"),
+        other => panic!("exit {other:?}\n{stdout}\n{stderr}"),
+    }
     let faults = fault_records(&run, "disk-fault");
     assert_eq!(faults.len(), 3, "{faults:#?}");
     for fault in &faults {

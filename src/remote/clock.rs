@@ -116,7 +116,7 @@ mod tests {
     /// every shift up has its shift back.
     #[test]
     fn a_strobe_stopped_by_sigterm_ends_after_a_shift_back() {
-        let dir = std::env::temp_dir().join(format!("sb-strobe-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("sb-clock-strobe-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join("asked");
         let date = dir.join("date");

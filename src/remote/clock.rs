@@ -68,14 +68,12 @@ pub fn skew_ms(host_ns: i128, before: std::time::SystemTime, after: std::time::S
 mod tests {
     use super::*;
 
-    /// The scripts against a stand-in `date` on `PATH` (this machine's clock is never
-    /// changed): the offsets add up in the file, and the undo takes it to zero.
-    #[test]
-    fn shifts_add_up_in_the_offset_file_and_the_undo_puts_the_clock_back() {
-        let dir = std::env::temp_dir().join(format!("sb-clock-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+    /// Makes `dir` with a stand-in `date` in it that logs each `-s` request to the returned
+    /// file and reads a fixed clock, 1000 s after the epoch (this machine's clock is never
+    /// changed).
+    fn stand_in_date(dir: &std::path::Path) -> std::path::PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
         let log = dir.join("asked");
-        // A `date` that logs `-s` requests and reads a fixed clock: 1000 s after the epoch.
         let date = dir.join("date");
         std::fs::write(
             &date,
@@ -87,6 +85,15 @@ mod tests {
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&date, std::fs::Permissions::from_mode(0o755)).unwrap();
+        log
+    }
+
+    /// The scripts against a stand-in `date` on `PATH` (this machine's clock is never
+    /// changed): the offsets add up in the file, and the undo takes it to zero.
+    #[test]
+    fn shifts_add_up_in_the_offset_file_and_the_undo_puts_the_clock_back() {
+        let dir = std::env::temp_dir().join(format!("sb-clock-{}", std::process::id()));
+        let log = stand_in_date(&dir);
         let file = dir.join("run.clock").display().to_string();
         let sh = |line: &str| {
             let out = std::process::Command::new("sh")
@@ -117,19 +124,7 @@ mod tests {
     #[test]
     fn a_strobe_stopped_by_sigterm_ends_after_a_shift_back() {
         let dir = std::env::temp_dir().join(format!("sb-clock-strobe-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = dir.join("asked");
-        let date = dir.join("date");
-        std::fs::write(
-            &date,
-            format!(
-                "#!/bin/sh\ncase \"$1\" in -s) echo \"$2\" >>{};; *) echo 1000000000000;; esac\n",
-                log.display()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&date, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let log = stand_in_date(&dir);
         let file = dir.join("run.clock").display().to_string();
         let mut looping = std::process::Command::new("sh")
             .args([

@@ -357,9 +357,9 @@ impl RemoteHosts {
         self.set_clock
     }
 
-    /// Shifts `host`'s own clock by `offset_ms` (recorded first; the net offset kept on the
-    /// host, [`super::clock::offset_file`]).
-    pub fn shift_clock(&self, host: &str, offset_ms: i64) -> Result<(), RemoteError> {
+    /// Records that `host`'s clock is about to be shifted by `offset_ms` (so cleanup puts it
+    /// back) and returns the quoted path of the net offset the host keeps.
+    fn clock_about_to_shift(&self, host: &str, offset_ms: i64) -> Result<String, RemoteError> {
         record(
             &self.run,
             &RemoteRecord::ClockOffset {
@@ -371,7 +371,13 @@ impl RemoteHosts {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(host.to_owned());
-        let file = quote::quote(&super::clock::offset_file(&self.root))?;
+        Ok(quote::quote(&super::clock::offset_file(&self.root))?)
+    }
+
+    /// Shifts `host`'s own clock by `offset_ms` (recorded first; the net offset kept on the
+    /// host, [`super::clock::offset_file`]).
+    pub fn shift_clock(&self, host: &str, offset_ms: i64) -> Result<(), RemoteError> {
+        let file = self.clock_about_to_shift(host, offset_ms)?;
         self.sh(
             host,
             &super::clock::shift_script(&file, &offset_ms.to_string()),
@@ -612,18 +618,7 @@ impl RemoteHosts {
                     .to_owned(),
             });
         }
-        record(
-            &self.run,
-            &RemoteRecord::ClockOffset {
-                host: host.to_owned(),
-                offset_ms,
-            },
-        )?;
-        self.clocks_shifted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(host.to_owned());
-        let file = quote::quote(&super::clock::offset_file(&self.root))?;
+        let file = self.clock_about_to_shift(host, offset_ms)?;
         let inner = super::clock::strobe_script(&file, offset_ms, period);
         self.start_loop(host, &self.root, &inner, "a strobe of the host's clock")
     }
